@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs, from Debian's packages, everything oxwsgi needs to build, test and
+# benchmark. Idempotent: it asks apt only for what is missing, so `make test`
+# can call it every time at the cost of one dpkg query.
+set -euo pipefail
+
+packages=(
+    # CPython the modules embed, chosen explicitly (see .cargo/config.toml)
+    python3.11 python3.11-dev libpython3.11-dev python3.11-venv python3-pip
+    # bindgen (nginx-sys, the Apache bindings) needs libclang
+    clang libclang-dev
+    # the servers, and the headers/trees the modules are built against
+    nginx nginx-dev apache2 apache2-dev
+    # tests and benchmarks
+    curl wrk
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "build/deps.sh: missing packages: ${missing[*]}; run as root or install them" >&2
+        exit 1
+    fi
+    echo "build/deps.sh: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # The packaged servers must not start on install and take ports the
+    # tests want: policy-rc.d tells invoke-rc.d to leave them alone.
+    policy=/usr/sbin/policy-rc.d
+    created_policy=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod +x "$policy"
+        created_policy=1
+    fi
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    [ "$created_policy" = 1 ] && rm -f "$policy"
+fi

@@ -1,0 +1,268 @@
+//! The raw CPython layer: every direct C-API call of the core lives here, under
+//! small safe functions that the rest of the core uses.
+//!
+//! - interpreter start (explicit `PyPreConfig`/`PyConfig`) and bounded finalisation,
+//! - one persistent Python thread state per server thread,
+//! - zero-copy views of `bytes` objects that can cross threads,
+//! - latin-1 `str` construction and fd duplication.
+
+use std::cell::Cell;
+use std::ffi::{CStr, CString};
+use std::fs::File;
+use std::os::fd::{BorrowedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString};
+
+/// Set once Python has been finalised: thread-state destructors must then
+/// leave the interpreter alone.
+static FINALIZED: AtomicBool = AtomicBool::new(false);
+/// The thread state of the thread that initialised Python, released after start.
+static MAIN_TSTATE: AtomicPtr<ffi::PyThreadState> = AtomicPtr::new(std::ptr::null_mut());
+
+/// What the interpreter is started with, already validated (see `interpreter`).
+pub(crate) struct StartParams<'a> {
+    pub program_name: &'a Path,
+    pub home: Option<&'a Path>,
+}
+
+/// Starts CPython in this process. Called once, by `interpreter::Interpreter::start`.
+pub(crate) fn start(params: &StartParams<'_>) -> Result<(), String> {
+    // SAFETY: always safe to call.
+    if unsafe { ffi::Py_IsInitialized() } != 0 {
+        return Err("Python is already initialised in this process".into());
+    }
+    let program = path_cstring(params.program_name)?;
+    let home = params.home.map(path_cstring).transpose()?;
+
+    // SAFETY: PyPreConfig is a plain C struct that PyPreConfig_InitPythonConfig
+    // fully initialises before we read or change it; Py_PreInitialize only reads it.
+    unsafe {
+        let mut pre = std::mem::MaybeUninit::<ffi::PyPreConfig>::zeroed();
+        ffi::PyPreConfig_InitPythonConfig(pre.as_mut_ptr());
+        let pre = pre.assume_init_mut();
+        // Server workers often run with an empty or C locale environment: UTF-8
+        // mode gives Python a UTF-8 filesystem encoding regardless, and leaving
+        // the locale alone keeps the server's own behaviour unchanged.
+        pre.utf8_mode = 1;
+        pre.configure_locale = 0;
+        pre.coerce_c_locale = 0;
+        pre.use_environment = 0;
+        pre.parse_argv = 0;
+        check(ffi::Py_PreInitialize(pre), "Py_PreInitialize")?;
+    }
+
+    // SAFETY: PyConfig_InitPythonConfig initialises every field; the setters copy
+    // the C strings we pass (which outlive the calls); PyConfig_Clear frees what
+    // the config owns on every path after init.
+    unsafe {
+        let mut cfg = std::mem::MaybeUninit::<ffi::PyConfig>::zeroed();
+        ffi::PyConfig_InitPythonConfig(cfg.as_mut_ptr());
+        let cfg = cfg.assume_init_mut();
+        // The server owns signals, the environment is the server's (not the
+        // site's), and the server's C stdio must not be reconfigured.
+        cfg.install_signal_handlers = 0;
+        cfg.use_environment = 0;
+        cfg.parse_argv = 0;
+        cfg.user_site_directory = 0;
+        cfg.configure_c_stdio = 0;
+        cfg.pathconfig_warnings = 0;
+        let result = (|| {
+            check(
+                ffi::PyConfig_SetBytesString(cfg, &mut cfg.program_name, program.as_ptr()),
+                "program name",
+            )?;
+            if let Some(home) = &home {
+                check(
+                    ffi::PyConfig_SetBytesString(cfg, &mut cfg.home, home.as_ptr()),
+                    "python home",
+                )?;
+            }
+            check(ffi::Py_InitializeFromConfig(cfg), "Py_InitializeFromConfig")
+        })();
+        ffi::PyConfig_Clear(cfg);
+        result?;
+    }
+    // The initialising thread now holds the GIL with the main thread state.
+    // Release it so server threads can attach; `finalize` takes it back.
+    // SAFETY: Python was just initialised on this thread, which holds the GIL.
+    let tstate = unsafe { ffi::PyEval_SaveThread() };
+    MAIN_TSTATE.store(tstate, Ordering::Release);
+    PERSISTENT.with(|p| p.set(true));
+    Ok(())
+}
+
+fn path_cstring(path: &Path) -> Result<CString, String> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| format!("path {} contains a NUL byte", path.display()))
+}
+
+fn check(status: ffi::PyStatus, what: &str) -> Result<(), String> {
+    // SAFETY: PyStatus_Exception only inspects the struct; err_msg, when set, is
+    // a static C string owned by CPython.
+    unsafe {
+        if ffi::PyStatus_Exception(status) == 0 {
+            return Ok(());
+        }
+        let msg = if status.err_msg.is_null() {
+            "unknown error".to_string()
+        } else {
+            CStr::from_ptr(status.err_msg).to_string_lossy().into_owned()
+        };
+        Err(format!("{what} failed: {msg}"))
+    }
+}
+
+thread_local! {
+    /// Whether this thread already owns a persistent Python thread state.
+    static PERSISTENT: Cell<bool> = const { Cell::new(false) };
+    static KEEPER: ThreadStateKeeper = const { ThreadStateKeeper };
+}
+
+/// Deletes this thread's persistent thread state when the thread exits.
+struct ThreadStateKeeper;
+
+impl Drop for ThreadStateKeeper {
+    fn drop(&mut self) {
+        if FINALIZED.load(Ordering::Acquire) {
+            return;
+        }
+        // SAFETY: this thread created a thread state (gilstate counter 1) with
+        // PyGILState_Ensure in `ensure_thread_state` and released the GIL. Ensure
+        // takes the GIL (counter 2); releasing as LOCKED keeps the GIL (counter 1);
+        // the last release drops the counter to zero, which deletes the state and
+        // releases the GIL. Python is still initialised: only `finalize` sets
+        // FINALIZED.
+        unsafe {
+            if ffi::Py_IsInitialized() == 0 {
+                return;
+            }
+            let _ = ffi::PyGILState_Ensure();
+            ffi::PyGILState_Release(ffi::PyGILState_STATE::PyGILState_LOCKED);
+            ffi::PyGILState_Release(ffi::PyGILState_STATE::PyGILState_UNLOCKED);
+        }
+    }
+}
+
+/// Gives the calling thread a Python thread state that lives as long as the
+/// thread, so that attaching per request does not create and destroy one (and
+/// `threading.local` data survives between requests served by the thread).
+#[inline]
+pub fn ensure_thread_state() {
+    if PERSISTENT.with(|p| p.get()) {
+        return;
+    }
+    ensure_thread_state_slow();
+}
+
+#[cold]
+fn ensure_thread_state_slow() {
+    // SAFETY: called on a thread without a pyo3 attachment (PERSISTENT is false
+    // and the server calls this before attaching). PyGILState_Ensure creates and
+    // binds a thread state with counter 1; PyEval_SaveThread then releases the GIL
+    // while the state stays bound, so later Ensure/Release pairs reuse it.
+    unsafe {
+        if ffi::Py_IsInitialized() == 0 {
+            return;
+        }
+        if ffi::PyGILState_Check() != 0 {
+            // Already attached (e.g. called from Python code): nothing to keep.
+            return;
+        }
+        let _ = ffi::PyGILState_Ensure();
+        ffi::PyEval_SaveThread();
+    }
+    PERSISTENT.with(|p| p.set(true));
+    KEEPER.with(|_| {});
+}
+
+/// Finalises Python from the thread that started it: runs atexit handlers and
+/// tears the interpreter down. The caller has made sure no other thread is in
+/// Python (the server stopped its request threads).
+pub(crate) fn finalize() -> Result<(), String> {
+    let tstate = MAIN_TSTATE.swap(std::ptr::null_mut(), Ordering::AcqRel);
+    if tstate.is_null() {
+        return Err("Python was not started by this process".into());
+    }
+    FINALIZED.store(true, Ordering::Release);
+    // SAFETY: `tstate` is the main thread state saved by `start` on this thread
+    // and not attached anywhere; restoring it gives us the GIL, which
+    // Py_FinalizeEx requires and consumes.
+    let rc = unsafe {
+        ffi::PyEval_RestoreThread(tstate);
+        ffi::Py_FinalizeEx()
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err("Py_FinalizeEx reported an error while flushing buffered data".into())
+    }
+}
+
+/// A `str` from bytes taken as latin-1, as PEP 3333 wants for environ values.
+#[inline]
+pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
+    // SAFETY: the pointer and length describe `bytes`; latin-1 decoding cannot
+    // fail except on memory exhaustion, which we turn into a panic like pyo3 does.
+    unsafe {
+        let ptr = ffi::PyUnicode_DecodeLatin1(
+            bytes.as_ptr().cast(),
+            bytes.len() as ffi::Py_ssize_t,
+            std::ptr::null(),
+        );
+        Bound::from_owned_ptr_or_err(py, ptr)
+            .expect("out of memory decoding latin-1")
+            .cast_into_unchecked()
+    }
+}
+
+/// A `bytes` object's contents, readable without the GIL and sendable across
+/// threads: the response chunks that servers write from their own threads.
+pub struct BytesView {
+    /// Held only to keep the buffer alive.
+    _obj: Py<PyBytes>,
+    ptr: *const u8,
+    len: usize,
+}
+
+// SAFETY: `bytes` objects are immutable, and the strong reference in `obj`
+// keeps the buffer at `ptr` alive and unchanged wherever the view goes; `Py`
+// itself is Send and defers the decref when dropped without the GIL.
+unsafe impl Send for BytesView {}
+// SAFETY: as above; only shared reads of the immutable buffer are possible.
+unsafe impl Sync for BytesView {}
+
+impl BytesView {
+    pub fn new(bytes: Bound<'_, PyBytes>) -> Self {
+        let slice = bytes.as_bytes();
+        let (ptr, len) = (slice.as_ptr(), slice.len());
+        BytesView {
+            _obj: bytes.unbind(),
+            ptr,
+            len,
+        }
+    }
+
+    #[inline]
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: see the Send impl: the buffer is alive and immutable while
+        // `self.obj` holds its reference.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+/// An owned duplicate of a file descriptor that Python code handed us, so the
+/// server can send the file even after Python closes its own descriptor.
+pub fn dup_fd(fd: RawFd) -> std::io::Result<File> {
+    if fd < 0 {
+        return Err(std::io::Error::from_raw_os_error(libc::EBADF));
+    }
+    // SAFETY: the descriptor is only borrowed for the duration of the dup call;
+    // an invalid one makes fcntl fail with EBADF, which we return.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    Ok(File::from(borrowed.try_clone_to_owned()?))
+}

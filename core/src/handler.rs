@@ -1,0 +1,431 @@
+//! One request, end to end: where a request crosses from a server into Python.
+//!
+//! `handle` runs on a server thread without the GIL. It prepares the body
+//! (inflating gzip when enabled), attaches to Python once, builds `environ`,
+//! calls the app, and drives its response into the sink, releasing the GIL
+//! around every sink call. Whatever happens, the iterable's `close()` is
+//! called once, and no panic leaves this function.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyList, PyString, PyTuple};
+
+use crate::app::App;
+use crate::embed::{self, BytesView};
+use crate::environ::{self, BodyInfo};
+use crate::errors::{log_py_err, type_name};
+use crate::gzip::{self, InflateError};
+use crate::input::Input;
+use crate::request::{Body, Request};
+use crate::responder::{GzipPolicy, Outcome, Responder, WriteError};
+use crate::sink::{Chunk, ResponseSink};
+use crate::start_response::{FileWrapper, StartResponse, send_chunk};
+
+/// Serves one request with `app`, writing the response into `sink`.
+pub fn handle<R: Request + ?Sized>(app: &App, req: &mut R, sink: Box<dyn ResponseSink>) -> Outcome {
+    let context = format!(
+        "app {}: {} {}",
+        app.name(),
+        String::from_utf8_lossy(req.method()),
+        String::from_utf8_lossy(req.uri())
+    );
+    let mut sink = Some(sink);
+    let mut owner: Option<Py<StartResponse>> = None;
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        run(app, req, &mut sink, &mut owner, &context)
+    }));
+    match result {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            log::error!(target: "oxwsgi", "{context}: internal error (panic): {what}");
+            recover(sink, owner)
+        }
+    }
+}
+
+/// After a panic: answer 500 or abort, with whatever still holds the sink.
+fn recover(sink: Option<Box<dyn ResponseSink>>, owner: Option<Py<StartResponse>>) -> Outcome {
+    if let Some(mut sink) = sink {
+        return match sink.error(500) {
+            Ok(()) => Outcome::Error(500),
+            Err(_) => Outcome::ClientGone,
+        };
+    }
+    let Some(owner) = owner else {
+        return Outcome::Aborted;
+    };
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        Python::attach(|py| {
+            let taken = owner.get().lock(py).take();
+            taken.map_or(Outcome::Aborted, |mut r| r.fail(500))
+        })
+    }));
+    r.unwrap_or(Outcome::Aborted)
+}
+
+fn run<R: Request + ?Sized>(
+    app: &App,
+    req: &mut R,
+    sink_slot: &mut Option<Box<dyn ResponseSink>>,
+    owner_slot: &mut Option<Py<StartResponse>>,
+    context: &str,
+) -> Outcome {
+    let opts = app.options();
+    let mut body = req.take_body();
+    let mut info = BodyInfo {
+        inflated_len: None,
+        terminated: req.body_is_chunked(),
+    };
+    let mut gzip_policy = GzipPolicy::default();
+    if opts.gzip || opts.inflate_request {
+        let mut content_encoding = None;
+        let mut accept_encoding = None;
+        req.for_each_header(&mut |n, v| {
+            if n.eq_ignore_ascii_case(b"content-encoding") {
+                content_encoding.get_or_insert_with(|| v.to_vec());
+            } else if n.eq_ignore_ascii_case(b"accept-encoding") {
+                accept_encoding.get_or_insert_with(|| v.to_vec());
+            }
+        });
+        gzip_policy = GzipPolicy {
+            enabled: opts.gzip,
+            client_accepts: accept_encoding.is_some_and(|v| gzip::accepts_gzip(&v)),
+        };
+        let gzipped = content_encoding.is_some_and(|v| {
+            let v = v.trim_ascii();
+            v.eq_ignore_ascii_case(b"gzip") || v.eq_ignore_ascii_case(b"x-gzip")
+        });
+        if opts.inflate_request && gzipped {
+            match gzip::inflate(body.into_reader(), opts.inflate_max) {
+                Ok(data) => {
+                    info.inflated_len = Some(data.len() as u64);
+                    info.terminated = true;
+                    body = Body::Memory(data);
+                }
+                Err(e) => {
+                    let status = match e {
+                        InflateError::TooLarge { .. } => 413,
+                        InflateError::Corrupt(_) => 400,
+                        InflateError::Read(_) => 400,
+                    };
+                    log::warn!(target: "oxwsgi", "{context}: {e}; answering {status}");
+                    let mut sink = sink_slot.take().expect("sink present before the app runs");
+                    return match sink.error(status) {
+                        Ok(()) => Outcome::Error(status),
+                        Err(_) => Outcome::ClientGone,
+                    };
+                }
+            }
+        }
+    }
+
+    embed::ensure_thread_state();
+    Python::attach(|py| {
+        let Some(loaded) = app.loaded(py) else {
+            let mut sink = sink_slot.take().expect("sink present before the app runs");
+            return match sink.error(500) {
+                Ok(()) => Outcome::Error(500),
+                Err(_) => Outcome::ClientGone,
+            };
+        };
+        let is_head = req.method() == b"HEAD";
+        let sink = sink_slot.take().expect("sink present before the app runs");
+        let responder = Responder::new(sink, gzip_policy, is_head, context.to_string());
+        let owner = match Bound::new(py, StartResponse::new(responder)) {
+            Ok(o) => o,
+            Err(e) => {
+                log_py_err(py, &e, context);
+                return Outcome::Aborted;
+            }
+        };
+        *owner_slot = Some(owner.clone().unbind());
+        let outcome = call_app(py, &loaded.callable, &loaded.template, app, req, body, info, &owner, context);
+        // The request is over: a start_response or write() kept by the app
+        // must not reach this response any more.
+        owner.get().lock(py).take();
+        outcome
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn call_app<'py, R: Request + ?Sized>(
+    py: Python<'py>,
+    callable: &Py<PyAny>,
+    template: &Py<pyo3::types::PyDict>,
+    app: &App,
+    req: &R,
+    body: Body,
+    info: BodyInfo,
+    owner: &Bound<'py, StartResponse>,
+    context: &str,
+) -> Outcome {
+    let environ = Bound::new(py, Input::new(body)).and_then(|input| {
+        environ::build(
+            py,
+            template.bind(py),
+            app.options().mount.as_bytes(),
+            req,
+            input.into_any(),
+            info,
+        )
+    });
+    let environ = match environ {
+        Ok(e) => e,
+        Err(e) => {
+            log_py_err(py, &e, context);
+            return fail(py, owner, 500);
+        }
+    };
+    let result = match callable.bind(py).call1((environ, owner)) {
+        Ok(r) => r,
+        Err(e) => {
+            log_py_err(py, &e, context);
+            return fail(py, owner, 500);
+        }
+    };
+    let outcome = deliver(py, &result, owner, context);
+    close_iterable(py, &result, context);
+    outcome
+}
+
+/// What went wrong while delivering the app's response.
+enum Failure {
+    /// An exception from the app (logged with its traceback).
+    Python(PyErr),
+    /// A WSGI contract violation, with the message that names it.
+    Contract(String),
+    /// The client went away.
+    Gone,
+}
+
+impl From<PyErr> for Failure {
+    fn from(e: PyErr) -> Self {
+        Failure::Python(e)
+    }
+}
+
+fn write_failure(e: WriteError) -> Failure {
+    match e {
+        WriteError::NotStarted => Failure::Contract(
+            "application produced body data before calling start_response".into(),
+        ),
+        WriteError::Gone(_) | WriteError::Closed => Failure::Gone,
+    }
+}
+
+fn deliver<'py>(
+    py: Python<'py>,
+    result: &Bound<'py, PyAny>,
+    owner: &Bound<'py, StartResponse>,
+    context: &str,
+) -> Outcome {
+    let r = if result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>() {
+        deliver_sequence(py, result, owner)
+    } else if let Ok(wrapper) = result.cast::<FileWrapper>() {
+        deliver_file(py, wrapper, owner).and_then(|sent| match sent {
+            true => finish(py, owner),
+            false => deliver_iter(py, result, owner),
+        })
+    } else {
+        deliver_iter(py, result, owner)
+    };
+    match r {
+        Ok(o) => o,
+        Err(Failure::Python(e)) => {
+            log_py_err(py, &e, context);
+            fail(py, owner, 500)
+        }
+        Err(Failure::Contract(msg)) => {
+            log::error!(target: "oxwsgi", "{context}: {msg}");
+            fail(py, owner, 500)
+        }
+        Err(Failure::Gone) => {
+            log::info!(target: "oxwsgi", "{context}: client closed the connection before the response was complete");
+            if let Some(r) = owner.get().lock(py).as_mut() {
+                r.client_gone();
+            }
+            Outcome::ClientGone
+        }
+    }
+}
+
+fn fail(py: Python<'_>, owner: &Bound<'_, StartResponse>, status: u16) -> Outcome {
+    match owner.get().lock(py).as_mut() {
+        Some(r) => r.fail(status),
+        None => Outcome::Aborted,
+    }
+}
+
+/// Checks one body item and wraps it without copying.
+fn chunk_of(item: Bound<'_, PyAny>, index: usize) -> Result<Chunk, Failure> {
+    match item.cast_into::<PyBytes>() {
+        Ok(b) => Ok(Chunk::python(BytesView::new(b))),
+        Err(e) => Err(Failure::Contract(item_error(e.into_inner().as_any(), index))),
+    }
+}
+
+fn item_error(item: &Bound<'_, PyAny>, index: usize) -> String {
+    let t = type_name(item);
+    if item.is_instance_of::<PyString>() {
+        format!("application returned str (body item {index}), WSGI needs bytes: encode it")
+    } else {
+        format!("application returned {t} as body item {index}, WSGI needs bytes")
+    }
+}
+
+/// A list or tuple: the whole body is known, so it goes out in one go with
+/// its Content-Length (or compressed whole).
+fn deliver_sequence<'py>(
+    py: Python<'py>,
+    seq: &Bound<'py, PyAny>,
+    owner: &Bound<'py, StartResponse>,
+) -> Result<Outcome, Failure> {
+    let items: Vec<Bound<'py, PyAny>> = match seq.cast::<PyList>() {
+        Ok(l) => l.iter().collect(),
+        Err(_) => seq.cast::<PyTuple>().map_err(PyErr::from)?.iter().collect(),
+    };
+    let mut chunks = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        chunks.push(chunk_of(item, i)?);
+    }
+    let mut guard = owner.get().lock(py);
+    let Some(r) = guard.as_mut() else {
+        return Err(Failure::Gone);
+    };
+    if !r.has_head() {
+        return Err(Failure::Contract(
+            "application returned without calling start_response".into(),
+        ));
+    }
+    py.detach(|| r.write_all(chunks)).map_err(write_failure)
+}
+
+/// Any other iterable: each item is sent (and flushed) as it comes, so
+/// generators stream.
+fn deliver_iter<'py>(
+    py: Python<'py>,
+    iterable: &Bound<'py, PyAny>,
+    owner: &Bound<'py, StartResponse>,
+) -> Result<Outcome, Failure> {
+    if let Some(msg) = not_an_iterable_of_bytes(iterable) {
+        return Err(Failure::Contract(msg));
+    }
+    let iter = iterable.try_iter().map_err(|_| {
+        Failure::Contract(format!(
+            "application returned {}, which is not iterable: WSGI needs an iterable of bytes",
+            type_name(iterable)
+        ))
+    })?;
+    for (i, item) in iter.enumerate() {
+        let chunk = chunk_of(item?, i)?;
+        send_chunk(py, owner, chunk, true)?.map_err(write_failure)?;
+    }
+    finish(py, owner)
+}
+
+/// Catches the classic mistakes of returning a single value.
+fn not_an_iterable_of_bytes(obj: &Bound<'_, PyAny>) -> Option<String> {
+    if obj.is_none() {
+        Some("application returned None: it must return an iterable of bytes, e.g. [body]".into())
+    } else if obj.is_instance_of::<PyString>() {
+        Some("application returned str, WSGI needs bytes: encode it and return [body]".into())
+    } else if obj.is_instance_of::<PyBytes>() || obj.is_instance_of::<PyByteArray>() {
+        Some(format!(
+            "application returned {} itself, WSGI needs an iterable of bytes: return [body]",
+            type_name(obj)
+        ))
+    } else {
+        None
+    }
+}
+
+fn finish(py: Python<'_>, owner: &Bound<'_, StartResponse>) -> Result<Outcome, Failure> {
+    let mut guard = owner.get().lock(py);
+    let Some(r) = guard.as_mut() else {
+        return Err(Failure::Gone);
+    };
+    if !r.has_head() {
+        return Err(Failure::Contract(
+            "application returned without calling start_response".into(),
+        ));
+    }
+    py.detach(|| r.finish()).map_err(write_failure)
+}
+
+/// `wsgi.file_wrapper` over a real file: sends it with the server's sendfile.
+/// Returns false when the file-like has no usable descriptor (the caller then
+/// iterates it) or when the response is being compressed.
+fn deliver_file<'py>(
+    py: Python<'py>,
+    wrapper: &Bound<'py, FileWrapper>,
+    owner: &Bound<'py, StartResponse>,
+) -> Result<bool, Failure> {
+    let filelike = wrapper.get().filelike.clone_ref(py);
+    let filelike = filelike.bind(py);
+    {
+        match owner.get().lock(py).as_mut() {
+            Some(r) if r.may_send_file() => {}
+            _ => return Ok(false),
+        }
+    }
+    let Some(fd) = filelike
+        .call_method0("fileno")
+        .ok()
+        .and_then(|f| f.extract::<i32>().ok())
+    else {
+        return Ok(false);
+    };
+    let file = match embed::dup_fd(fd) {
+        Ok(f) => f,
+        Err(_) => return Ok(false),
+    };
+    let meta = match file.metadata() {
+        Ok(m) if m.is_file() => m,
+        _ => return Ok(false),
+    };
+    // tell() knows about Python's own read-ahead buffer; the descriptor's
+    // offset does not.
+    let offset = match filelike.call_method0("tell").and_then(|t| t.extract::<u64>()) {
+        Ok(o) => o,
+        Err(_) => {
+            use std::io::Seek;
+            let mut f = &file;
+            f.stream_position().unwrap_or(0)
+        }
+    };
+    let len = meta.len().saturating_sub(offset);
+    let mut guard = owner.get().lock(py);
+    let Some(r) = guard.as_mut() else {
+        return Err(Failure::Gone);
+    };
+    if !r.has_head() {
+        return Err(Failure::Contract(
+            "application returned without calling start_response".into(),
+        ));
+    }
+    py.detach(|| r.send_file(file, offset, len))
+        .map_err(write_failure)?;
+    Ok(true)
+}
+
+/// PEP 3333: the iterable's `close()`, if any, is called once, whatever happened.
+fn close_iterable(py: Python<'_>, iterable: &Bound<'_, PyAny>, context: &str) {
+    let r = (|| -> PyResult<()> {
+        if iterable.is_exact_instance_of::<PyList>() || iterable.is_exact_instance_of::<PyTuple>() {
+            return Ok(());
+        }
+        if let Ok(close) = iterable.getattr("close") {
+            close.call0()?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = r {
+        log_py_err(py, &e, &format!("{context}: close() of the response failed"));
+    }
+}

@@ -1,0 +1,375 @@
+//! `wsgi.input`: a file-like object over the request body, backed by Rust.
+//!
+//! `BodyReader` is the buffering logic (plain Rust, tested without Python);
+//! `Input` is the Python face. Reads from files and streams release the GIL
+//! while they wait for bytes; reads from memory do not need to.
+
+use std::io::{self, Read};
+
+use pyo3::exceptions::{PyOSError, PyTypeError};
+use std::sync::Mutex;
+
+use pyo3::prelude::*;
+use pyo3::sync::MutexExt;
+use pyo3::types::{PyBytes, PyList};
+
+use crate::request::Body;
+
+const BLOCK: usize = 64 * 1024;
+
+/// A buffered reader over a `Body` with the line and size semantics of
+/// Python's binary files.
+pub struct BodyReader {
+    source: Source,
+    /// Buffered bytes not yet consumed: `buf[pos..]`.
+    buf: Vec<u8>,
+    pos: usize,
+    eof: bool,
+}
+
+enum Source {
+    /// The whole body is `buf`.
+    Memory,
+    Reader(Box<dyn Read + Send>),
+}
+
+impl BodyReader {
+    pub fn new(body: Body) -> BodyReader {
+        match body {
+            Body::Empty => BodyReader::memory(Vec::new()),
+            Body::Memory(v) => BodyReader::memory(v),
+            Body::File(f) => BodyReader::reader(Box::new(f)),
+            Body::Stream(r) => BodyReader::reader(r),
+        }
+    }
+
+    fn memory(buf: Vec<u8>) -> BodyReader {
+        BodyReader {
+            source: Source::Memory,
+            buf,
+            pos: 0,
+            eof: true,
+        }
+    }
+
+    fn reader(r: Box<dyn Read + Send>) -> BodyReader {
+        BodyReader {
+            source: Source::Reader(r),
+            buf: Vec::new(),
+            pos: 0,
+            eof: false,
+        }
+    }
+
+    /// Whether reads may block (and so should release the GIL).
+    pub fn may_block(&self) -> bool {
+        !self.eof && matches!(self.source, Source::Reader(_))
+    }
+
+    fn buffered(&self) -> &[u8] {
+        &self.buf[self.pos..]
+    }
+
+    /// Reads one more block from the source. Returns false at EOF.
+    fn fill(&mut self) -> io::Result<bool> {
+        let Source::Reader(r) = &mut self.source else {
+            return Ok(false);
+        };
+        if self.eof {
+            return Ok(false);
+        }
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        let old = self.buf.len();
+        self.buf.resize(old + BLOCK, 0);
+        let n = loop {
+            match r.read(&mut self.buf[old..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.buf.truncate(old);
+                    return Err(e);
+                }
+            }
+        };
+        self.buf.truncate(old + n);
+        if n == 0 {
+            self.eof = true;
+        }
+        Ok(n > 0)
+    }
+
+    fn take(&mut self, n: usize) -> Vec<u8> {
+        let out = self.buf[self.pos..self.pos + n].to_vec();
+        self.consume(n);
+        out
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos += n;
+        if self.pos == self.buf.len() && !matches!(self.source, Source::Memory) {
+            self.buf.clear();
+            self.pos = 0;
+        }
+    }
+
+    /// Makes at least `want` bytes available unless EOF comes first.
+    fn ensure(&mut self, want: usize) -> io::Result<()> {
+        while self.buffered().len() < want && self.fill()? {}
+        Ok(())
+    }
+
+    /// `read(n)`; `None` reads to the end.
+    pub fn read(&mut self, size: Option<usize>) -> io::Result<Vec<u8>> {
+        match size {
+            Some(n) => {
+                self.ensure(n)?;
+                let n = n.min(self.buffered().len());
+                Ok(self.take(n))
+            }
+            None => {
+                while self.fill()? {}
+                let n = self.buffered().len();
+                Ok(self.take(n))
+            }
+        }
+    }
+
+    /// `readline(limit)`: up to and including the next `\n`, at most `limit` bytes.
+    pub fn readline(&mut self, limit: Option<usize>) -> io::Result<Vec<u8>> {
+        let mut scanned = 0;
+        loop {
+            let avail = self.buffered();
+            let horizon = limit.map_or(avail.len(), |l| l.min(avail.len()));
+            if let Some(i) = avail[scanned..horizon].iter().position(|&b| b == b'\n') {
+                return Ok(self.take(scanned + i + 1));
+            }
+            if limit.is_some_and(|l| avail.len() >= l) {
+                return Ok(self.take(horizon));
+            }
+            scanned = horizon;
+            if !self.fill()? {
+                let n = self.buffered().len();
+                return Ok(self.take(n));
+            }
+        }
+    }
+}
+
+/// Python's convention: a negative size or None means "all".
+fn size_arg(size: Option<&Bound<'_, PyAny>>) -> PyResult<Option<usize>> {
+    let Some(size) = size else { return Ok(None) };
+    if size.is_none() {
+        return Ok(None);
+    }
+    let n: i64 = size.extract().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "argument should be an int or None, not {}",
+            crate::errors::type_name(size)
+        ))
+    })?;
+    Ok(if n < 0 { None } else { Some(n as usize) })
+}
+
+fn body_error(e: io::Error) -> PyErr {
+    PyOSError::new_err(format!("reading the request body failed: {e}"))
+}
+
+/// The `wsgi.input` object.
+///
+/// The reader is behind a mutex because Python may share the object between
+/// threads; it is locked with `lock_py_attached`, which waits without the GIL.
+#[pyclass(module = "oxwsgi", name = "Input", frozen)]
+pub struct Input {
+    reader: Mutex<BodyReader>,
+}
+
+impl Input {
+    pub fn new(body: Body) -> Input {
+        Input {
+            reader: Mutex::new(BodyReader::new(body)),
+        }
+    }
+
+    /// Runs a read, without the GIL when it may block.
+    fn run<T: Send>(
+        &self,
+        py: Python<'_>,
+        op: impl FnOnce(&mut BodyReader) -> io::Result<T> + Send,
+    ) -> PyResult<T> {
+        let mut guard = self
+            .reader
+            .lock_py_attached(py)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let reader = &mut *guard;
+        if reader.may_block() {
+            py.detach(|| op(reader)).map_err(body_error)
+        } else {
+            op(reader).map_err(body_error)
+        }
+    }
+}
+
+#[pymethods]
+impl Input {
+    #[pyo3(signature = (size=None))]
+    fn read<'py>(
+        &self,
+        py: Python<'py>,
+        size: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let size = size_arg(size)?;
+        let data = self.run(py, |r| r.read(size))?;
+        Ok(PyBytes::new(py, &data))
+    }
+
+    #[pyo3(signature = (size=None))]
+    fn readline<'py>(
+        &self,
+        py: Python<'py>,
+        size: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let size = size_arg(size)?;
+        let data = self.run(py, |r| r.readline(size))?;
+        Ok(PyBytes::new(py, &data))
+    }
+
+    #[pyo3(signature = (hint=None))]
+    fn readlines<'py>(
+        &self,
+        py: Python<'py>,
+        hint: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let hint = size_arg(hint)?.filter(|&h| h > 0);
+        let lines = PyList::empty(py);
+        let mut total = 0;
+        loop {
+            let line = self.run(py, |r| r.readline(None))?;
+            if line.is_empty() {
+                break;
+            }
+            total += line.len();
+            lines.append(PyBytes::new(py, &line))?;
+            if hint.is_some_and(|h| total >= h) {
+                break;
+            }
+        }
+        Ok(lines)
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let line = self.run(py, |r| r.readline(None))?;
+        Ok(if line.is_empty() {
+            None
+        } else {
+            Some(PyBytes::new(py, &line))
+        })
+    }
+
+    fn readable(&self) -> bool {
+        true
+    }
+
+    fn close(&self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that hands out at most `step` bytes per read, like a socket.
+    struct Trickle {
+        data: Vec<u8>,
+        pos: usize,
+        step: usize,
+    }
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.data.len() - self.pos);
+            buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    fn sources(data: &[u8]) -> Vec<BodyReader> {
+        vec![
+            BodyReader::new(Body::Memory(data.to_vec())),
+            BodyReader::new(Body::Stream(Box::new(Trickle {
+                data: data.to_vec(),
+                pos: 0,
+                step: 3,
+            }))),
+            BodyReader::new(Body::Stream(Box::new(io::Cursor::new(data.to_vec())))),
+        ]
+    }
+
+    #[test]
+    fn read_all_and_sized() {
+        for mut r in sources(b"hello world") {
+            assert_eq!(r.read(Some(5)).unwrap(), b"hello");
+            assert_eq!(r.read(Some(0)).unwrap(), b"");
+            assert_eq!(r.read(None).unwrap(), b" world");
+            assert_eq!(r.read(None).unwrap(), b"");
+            assert_eq!(r.read(Some(10)).unwrap(), b"");
+        }
+    }
+
+    #[test]
+    fn read_more_than_available() {
+        for mut r in sources(b"abc") {
+            assert_eq!(r.read(Some(100)).unwrap(), b"abc");
+            assert_eq!(r.read(Some(100)).unwrap(), b"");
+        }
+    }
+
+    #[test]
+    fn readline_variants() {
+        for mut r in sources(b"one\ntwo\nthree") {
+            assert_eq!(r.readline(None).unwrap(), b"one\n");
+            assert_eq!(r.readline(Some(2)).unwrap(), b"tw");
+            assert_eq!(r.readline(Some(100)).unwrap(), b"o\n");
+            assert_eq!(r.readline(None).unwrap(), b"three");
+            assert_eq!(r.readline(None).unwrap(), b"");
+        }
+    }
+
+    #[test]
+    fn long_lines_across_blocks() {
+        let mut data = vec![b'x'; 200_000];
+        data.push(b'\n');
+        data.extend_from_slice(b"tail");
+        for mut r in sources(&data) {
+            assert_eq!(r.readline(None).unwrap().len(), 200_001);
+            assert_eq!(r.readline(None).unwrap(), b"tail");
+        }
+    }
+
+    #[test]
+    fn empty_body() {
+        let mut r = BodyReader::new(Body::Empty);
+        assert_eq!(r.read(None).unwrap(), b"");
+        assert_eq!(r.readline(None).unwrap(), b"");
+        assert!(!r.may_block());
+    }
+
+    #[test]
+    fn read_errors_surface() {
+        struct Broken;
+        impl Read for Broken {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::Error::new(io::ErrorKind::ConnectionReset, "client went away"))
+            }
+        }
+        let mut r = BodyReader::new(Body::Stream(Box::new(Broken)));
+        let e = r.read(None).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionReset);
+    }
+}

@@ -1,0 +1,355 @@
+//! The worker's Python: configuration, validation of `python_home`, start
+//! (after fork, in a worker process) and bounded shutdown.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use pyo3::prelude::*;
+
+use crate::embed;
+use crate::logstream::{LogStream, StreamKind};
+
+/// What a server tells the core about the interpreter of its workers.
+#[derive(Clone, Debug)]
+pub struct InterpreterConfig {
+    /// A virtualenv (has `pyvenv.cfg`) or a Python prefix.
+    pub python_home: Option<PathBuf>,
+    /// Extra module directories, added like `site.addsitedir` (so `.pth`
+    /// files in them work), in order.
+    pub python_path: Vec<PathBuf>,
+    /// Log level of lines printed to `sys.stdout`.
+    pub stdout_level: log::Level,
+    /// Log level of lines written to `sys.stderr` and `wsgi.errors`.
+    pub stderr_level: log::Level,
+    /// How long shutdown waits for non-daemon Python threads.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for InterpreterConfig {
+    fn default() -> Self {
+        InterpreterConfig {
+            python_home: None,
+            python_path: Vec::new(),
+            stdout_level: log::Level::Info,
+            stderr_level: log::Level::Error,
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why the interpreter could not start. The message names the path and the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitError(pub String);
+
+impl fmt::Display for InitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InitError {}
+
+/// What a `python_home` turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Home {
+    /// A virtualenv: Python starts as its `bin/python3`, and `site` picks up
+    /// the venv's site-packages from `pyvenv.cfg`.
+    Venv { dir: PathBuf, program: PathBuf },
+    /// A Python installation prefix (`PYTHONHOME`).
+    Prefix { dir: PathBuf },
+}
+
+/// The Python version this build embeds, as `(major, minor)`.
+pub fn embedded_version() -> (u32, u32) {
+    let v = embed_version_string();
+    let mut parts = v.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next().and_then(|p| p.parse().ok()).unwrap_or(3);
+    let minor = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    (major, minor)
+}
+
+fn embed_version_string() -> &'static str {
+    // The libpython we link is versioned (libpython3.11.so.1.0): the build
+    // script records the version of the interpreter pyo3 was configured with.
+    env!("OXWSGI_BUILD_PYTHON_VERSION")
+}
+
+/// Decides what `dir` is and whether this build can run it.
+pub fn inspect_home(dir: &Path, running: (u32, u32)) -> Result<Home, InitError> {
+    let (maj, min) = running;
+    if !dir.is_absolute() {
+        return Err(InitError(format!(
+            "python home {} must be an absolute path",
+            dir.display()
+        )));
+    }
+    if !dir.is_dir() {
+        return Err(InitError(format!(
+            "python home {} does not exist or is not a directory: create the virtualenv \
+             with `python{maj}.{min} -m venv {}` or fix the path",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    let cfg = dir.join("pyvenv.cfg");
+    if let Ok(text) = std::fs::read_to_string(&cfg) {
+        let version = venv_version(&text).ok_or_else(|| {
+            InitError(format!(
+                "{} has no `version` line: recreate the virtualenv with `python{maj}.{min} -m venv {}`",
+                cfg.display(),
+                dir.display()
+            ))
+        })?;
+        if version != running {
+            return Err(InitError(format!(
+                "python home {} is a virtualenv for Python {}.{}, but oxwsgi embeds Python \
+                 {maj}.{min}: recreate it with `python{maj}.{min} -m venv {}`",
+                dir.display(),
+                version.0,
+                version.1,
+                dir.display()
+            )));
+        }
+        return Ok(Home::Venv {
+            dir: dir.to_path_buf(),
+            program: dir.join("bin").join("python3"),
+        });
+    }
+    let stdlib = dir.join("lib").join(format!("python{maj}.{min}"));
+    if stdlib.join("os.py").is_file() {
+        return Ok(Home::Prefix {
+            dir: dir.to_path_buf(),
+        });
+    }
+    Err(InitError(format!(
+        "python home {} is neither a virtualenv (no pyvenv.cfg) nor a Python {maj}.{min} \
+         prefix (no {}): point it at a venv made with `python{maj}.{min} -m venv`",
+        dir.display(),
+        stdlib.display()
+    )))
+}
+
+/// `(major, minor)` from a pyvenv.cfg's `version` or `version_info` line.
+fn venv_version(cfg: &str) -> Option<(u32, u32)> {
+    cfg.lines().find_map(|line| {
+        let (key, value) = line.split_once('=')?;
+        let key = key.trim();
+        if key != "version" && key != "version_info" {
+            return None;
+        }
+        let mut parts = value.trim().split('.');
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        Some((major, minor))
+    })
+}
+
+static STARTED: AtomicBool = AtomicBool::new(false);
+
+/// The running interpreter of this process. Dropping it does nothing: shutdown
+/// is explicit (`shutdown`), because it must run on the starting thread after
+/// the server has stopped its request threads.
+#[derive(Debug)]
+pub struct Interpreter {
+    config: InterpreterConfig,
+}
+
+impl Interpreter {
+    /// Starts Python in this (worker) process. Once per process.
+    pub fn start(config: InterpreterConfig) -> Result<Interpreter, InitError> {
+        let home = match &config.python_home {
+            Some(dir) => Some(inspect_home(dir, embedded_version())?),
+            None => None,
+        };
+        if STARTED.swap(true, Ordering::AcqRel) {
+            return Err(InitError(
+                "Python is already running in this process".into(),
+            ));
+        }
+        let default_program = PathBuf::from(env!("OXWSGI_BUILD_PYTHON"));
+        let params = match &home {
+            Some(Home::Venv { program, .. }) => embed::StartParams {
+                program_name: program,
+                home: None,
+            },
+            Some(Home::Prefix { dir }) => embed::StartParams {
+                program_name: &default_program,
+                home: Some(dir),
+            },
+            None => embed::StartParams {
+                program_name: &default_program,
+                home: None,
+            },
+        };
+        embed::start(&params).map_err(|e| InitError(format!("cannot start Python: {e}")))?;
+        Python::attach(|py| setup(py, &config))
+            .map_err(|e| InitError(format!("cannot set up Python: {e}")))?;
+        Ok(Interpreter { config })
+    }
+
+    pub fn config(&self) -> &InterpreterConfig {
+        &self.config
+    }
+
+    /// Runs atexit handlers and finalises Python, waiting at most
+    /// `shutdown_timeout` for non-daemon threads. When threads are still
+    /// running after that, the atexit handlers run but the interpreter is left
+    /// as is (the process is about to exit), so a stuck thread cannot hang the
+    /// worker's exit.
+    pub fn shutdown(self) {
+        let timeout = self.config.shutdown_timeout.as_secs_f64();
+        embed::ensure_thread_state();
+        let stuck = Python::attach(|py| -> PyResult<Vec<String>> {
+            let f = py
+                .import("oxwsgi_support")?
+                .getattr("join_threads")?;
+            f.call1((timeout,))?.extract()
+        });
+        match stuck {
+            Ok(names) if names.is_empty() => {
+                if let Err(e) = embed::finalize() {
+                    log::warn!(target: "oxwsgi", "Python shutdown: {e}");
+                }
+            }
+            Ok(names) => {
+                log::warn!(
+                    target: "oxwsgi",
+                    "Python threads still running after {timeout}s ({}): running atexit \
+                     handlers and leaving the interpreter to process exit",
+                    names.join(", ")
+                );
+                Python::attach(|py| {
+                    let r = py
+                        .import("atexit")
+                        .and_then(|m| m.call_method0("_run_exitfuncs"));
+                    if let Err(e) = r {
+                        crate::errors::log_py_err(py, &e, "atexit handlers");
+                    }
+                    flush_streams(py);
+                });
+            }
+            Err(e) => {
+                Python::attach(|py| crate::errors::log_py_err(py, &e, "shutdown"));
+                let _ = embed::finalize();
+            }
+        }
+    }
+}
+
+const SUPPORT: &str = include_str!("support.py");
+
+fn setup(py: Python<'_>, config: &InterpreterConfig) -> PyResult<()> {
+    // `threading` must first be imported on the starting thread, which it then
+    // takes as the main thread (shutdown runs there too).
+    py.import("threading")?;
+    let sys = py.import("sys")?;
+    sys.setattr(
+        "stdout",
+        Py::new(py, LogStream::new(StreamKind::Stdout, config.stdout_level))?,
+    )?;
+    sys.setattr(
+        "stderr",
+        Py::new(py, LogStream::new(StreamKind::Stderr, config.stderr_level))?,
+    )?;
+    let support = pyo3::types::PyModule::from_code(
+        py,
+        &std::ffi::CString::new(SUPPORT).expect("no NUL in support code"),
+        c"<oxwsgi_support>",
+        c"oxwsgi_support",
+    )?;
+    sys.getattr("modules")?.set_item("oxwsgi_support", support)?;
+    crate::errors::set_error_stream(py, config.stderr_level)?;
+    let site = py.import("site")?;
+    for dir in &config.python_path {
+        if !dir.is_dir() {
+            log::warn!(
+                target: "oxwsgi",
+                "python path entry {} is not a directory; added anyway",
+                dir.display()
+            );
+        }
+        site.call_method1("addsitedir", (dir.as_os_str(),))?;
+    }
+    Ok(())
+}
+
+fn flush_streams(py: Python<'_>) {
+    if let Ok(sys) = py.import("sys") {
+        for name in ["stdout", "stderr"] {
+            if let Ok(s) = sys.getattr(name) {
+                let _ = s.call_method0("flush");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmpdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("oxwsgi-home-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn venv_version_lines() {
+        assert_eq!(venv_version("home = /usr/bin\nversion = 3.11.2\n"), Some((3, 11)));
+        assert_eq!(venv_version("version_info = 3.12.1.final.0\n"), Some((3, 12)));
+        assert_eq!(venv_version("home = /usr/bin\n"), None);
+    }
+
+    #[test]
+    fn missing_home_names_path_and_fix() {
+        let e = inspect_home(Path::new("/nonexistent/venv"), (3, 11)).unwrap_err();
+        assert!(e.0.contains("/nonexistent/venv"), "{e}");
+        assert!(e.0.contains("python3.11 -m venv"), "{e}");
+    }
+
+    #[test]
+    fn relative_home_is_refused() {
+        let e = inspect_home(Path::new("venv"), (3, 11)).unwrap_err();
+        assert!(e.0.contains("absolute"), "{e}");
+    }
+
+    #[test]
+    fn venv_for_other_python_is_refused() {
+        let d = tmpdir("other");
+        std::fs::write(d.join("pyvenv.cfg"), "home = /usr/bin\nversion = 3.9.2\n").unwrap();
+        let e = inspect_home(&d, (3, 11)).unwrap_err();
+        assert!(e.0.contains("Python 3.9"), "{e}");
+        assert!(e.0.contains("recreate it with `python3.11 -m venv"), "{e}");
+    }
+
+    #[test]
+    fn venv_for_this_python_is_accepted() {
+        let d = tmpdir("ok");
+        std::fs::write(d.join("pyvenv.cfg"), "home = /usr/bin\nversion = 3.11.2\n").unwrap();
+        match inspect_home(&d, (3, 11)).unwrap() {
+            Home::Venv { program, .. } => assert_eq!(program, d.join("bin/python3")),
+            other => panic!("expected a venv, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn prefix_needs_a_stdlib() {
+        let d = tmpdir("prefix");
+        let e = inspect_home(&d, (3, 11)).unwrap_err();
+        assert!(e.0.contains("neither a virtualenv"), "{e}");
+        std::fs::create_dir_all(d.join("lib/python3.11")).unwrap();
+        std::fs::write(d.join("lib/python3.11/os.py"), "").unwrap();
+        assert_eq!(
+            inspect_home(&d, (3, 11)).unwrap(),
+            Home::Prefix { dir: d.clone() }
+        );
+    }
+
+    #[test]
+    fn embedded_version_is_the_build_python() {
+        assert_eq!(embedded_version(), (3, 11));
+    }
+}

@@ -1,0 +1,42 @@
+//! oxwsgi-core: the server-neutral WSGI engine. It embeds CPython and turns a
+//! server's request into `environ` and the app's answer into a response; the
+//! nginx and Apache modules only move bytes and events.
+//!
+//! Where things live:
+//! - `interpreter`: the worker's Python (config, `python_home`, start, shutdown);
+//!   `embed`: the only raw CPython calls (init, thread states, bytes views).
+//! - `app`: loading apps from scripts or `module:callable`, per-app options.
+//! - `request`: the `Request` trait servers implement, and `Body`.
+//! - `environ`: building `environ` (PEP 3333 names and types).
+//! - `input`: `wsgi.input`; `logstream`: `sys.stdout`/`stderr`/`wsgi.errors`.
+//! - `handler`: one request end to end — where a request crosses into Python.
+//! - `start_response`: `start_response`, `write()`, `wsgi.file_wrapper`.
+//! - `responder`: the response state machine (headers, Content-Length, gzip,
+//!   abort); `response`: status/header rules; `gzip`: compression both ways.
+//! - `sink`: the `ResponseSink` trait servers implement, and `Chunk`.
+//! - `errors`: tracebacks to the log; `memory`: the in-memory adapter.
+
+pub mod app;
+mod embed;
+pub mod environ;
+pub mod errors;
+pub mod gzip;
+pub mod handler;
+pub mod input;
+pub mod interpreter;
+pub mod logstream;
+pub mod memory;
+pub mod request;
+pub mod responder;
+pub mod response;
+pub mod sink;
+pub mod start_response;
+
+pub use app::{App, AppOptions, AppSource, AppSpec};
+pub use embed::ensure_thread_state;
+pub use handler::handle;
+pub use interpreter::{InitError, Interpreter, InterpreterConfig};
+pub use request::{Body, Request};
+pub use responder::Outcome;
+pub use response::ResponseHead;
+pub use sink::{Chunk, ResponseSink};

@@ -1,0 +1,84 @@
+//! What a server hands the core for one request: the `Request` trait and the
+//! request body.
+
+use std::fs::File;
+use std::io::{self, Read};
+
+/// One request as the server received it. Byte strings are passed as they
+/// came off the wire; the core decodes them (latin-1) for `environ`.
+pub trait Request {
+    /// `GET`, `POST`, ...
+    fn method(&self) -> &[u8];
+    /// The request target as received, query included (`REQUEST_URI`).
+    fn uri(&self) -> &[u8];
+    /// The path, percent-decoded (and normalised, as the server does it).
+    fn path(&self) -> &[u8];
+    /// The raw query string without `?`, empty when there is none.
+    fn query(&self) -> &[u8];
+    /// `HTTP/1.1`, `HTTP/2.0`, ...
+    fn protocol(&self) -> &[u8];
+    /// Whether the request came over TLS.
+    fn is_https(&self) -> bool;
+    fn server_name(&self) -> &[u8];
+    fn server_port(&self) -> u16;
+    fn remote_addr(&self) -> &[u8];
+    fn remote_port(&self) -> u16;
+    /// Every header in the order received, duplicates included.
+    fn for_each_header(&self, f: &mut dyn FnMut(&[u8], &[u8]));
+    /// Extra CGI-style variables the server wants in `environ` (Apache's
+    /// `SetEnv`, `REMOTE_USER`, SSL variables, ...).
+    fn for_each_extra_var(&self, _f: &mut dyn FnMut(&[u8], &[u8])) {}
+    /// Whether the server de-chunked the body (no Content-Length was sent):
+    /// the app must then read `wsgi.input` to its end.
+    fn body_is_chunked(&self) -> bool {
+        false
+    }
+    /// Hands the body over; called once per request.
+    fn take_body(&mut self) -> Body;
+}
+
+/// Looks up the first header named `name` (ASCII case-insensitive).
+pub fn header<'a, R: Request + ?Sized>(req: &'a R, name: &str) -> Option<Vec<u8>> {
+    let mut found = None;
+    req.for_each_header(&mut |n, v| {
+        if found.is_none() && n.eq_ignore_ascii_case(name.as_bytes()) {
+            found = Some(v.to_vec());
+        }
+    });
+    found
+}
+
+/// A request body, in whatever form the server has it.
+pub enum Body {
+    Empty,
+    /// Entirely in memory.
+    Memory(Vec<u8>),
+    /// In a (temporary) file, read from its current position.
+    File(File),
+    /// Arriving while the app reads it; reads may block (the GIL is released).
+    Stream(Box<dyn Read + Send>),
+}
+
+impl Body {
+    /// A blocking reader over the whole body, for the core's own consumers
+    /// (request inflation).
+    pub fn into_reader(self) -> Box<dyn Read + Send> {
+        match self {
+            Body::Empty => Box::new(io::empty()),
+            Body::Memory(v) => Box::new(io::Cursor::new(v)),
+            Body::File(f) => Box::new(f),
+            Body::Stream(r) => r,
+        }
+    }
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Body::Empty => f.write_str("Body::Empty"),
+            Body::Memory(v) => write!(f, "Body::Memory({} bytes)", v.len()),
+            Body::File(_) => f.write_str("Body::File"),
+            Body::Stream(_) => f.write_str("Body::Stream"),
+        }
+    }
+}

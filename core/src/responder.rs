@@ -1,0 +1,345 @@
+//! The response state machine, in plain Rust over a `ResponseSink`: when the
+//! headers go out, Content-Length promises, gzip, and how a response ends
+//! (finished, aborted after an error, or cut short by the client).
+//!
+//! It knows nothing of Python; `start_response` and the handler drive it.
+
+use std::fs::File;
+use std::io;
+
+use crate::gzip::{self, Decision, Encoder};
+use crate::response::{ResponseHead, parse_content_length};
+use crate::sink::{Chunk, ResponseSink};
+
+/// Why a write did not go through.
+#[derive(Debug)]
+pub enum WriteError {
+    /// Body before `start_response`.
+    NotStarted,
+    /// The client went away (the sink failed); stop producing.
+    Gone(io::Error),
+    /// The response was already finished or aborted.
+    Closed,
+}
+
+/// How a response ended, for the server's bookkeeping and the tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Sent completely.
+    Complete,
+    /// An error page was sent instead of the app's response (status given).
+    Error(u16),
+    /// Cut short after the headers went out (app error or broken promise).
+    Aborted,
+    /// The client went away.
+    ClientGone,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    Done(Outcome),
+}
+
+/// Response compression as configured for the app and offered by the client.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GzipPolicy {
+    pub enabled: bool,
+    pub client_accepts: bool,
+}
+
+pub struct Responder {
+    sink: Box<dyn ResponseSink>,
+    head: Option<ResponseHead>,
+    headers_sent: bool,
+    /// The app's Content-Length, enforced.
+    promised: Option<u64>,
+    /// Body bytes the app produced that were passed on (before compression).
+    sent: u64,
+    overflow_logged: bool,
+    gzip: GzipPolicy,
+    encoder: Option<Encoder>,
+    is_head_request: bool,
+    state: State,
+    /// Names the app and request in log lines.
+    context: String,
+}
+
+impl Responder {
+    pub fn new(
+        sink: Box<dyn ResponseSink>,
+        gzip: GzipPolicy,
+        is_head_request: bool,
+        context: String,
+    ) -> Responder {
+        Responder {
+            sink,
+            head: None,
+            headers_sent: false,
+            promised: None,
+            sent: 0,
+            overflow_logged: false,
+            gzip,
+            encoder: None,
+            is_head_request,
+            state: State::Open,
+            context,
+        }
+    }
+
+    pub fn context(&self) -> &str {
+        &self.context
+    }
+
+    pub fn headers_sent(&self) -> bool {
+        self.headers_sent
+    }
+
+    pub fn has_head(&self) -> bool {
+        self.head.is_some()
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.state == State::Open
+    }
+
+    pub fn outcome(&self) -> Option<Outcome> {
+        match self.state {
+            State::Open => None,
+            State::Done(o) => Some(o),
+        }
+    }
+
+    /// Whether the body will be gzip-compressed (known once headers are sent).
+    pub fn compressing(&self) -> bool {
+        self.encoder.is_some()
+    }
+
+    /// Whether the body may still be sent with sendfile (no compression).
+    pub fn may_send_file(&self) -> bool {
+        self.encoder.is_none() && !(self.gzip.enabled && self.gzip.client_accepts)
+    }
+
+    /// Sets (or, with `exc_info`, replaces) the status and headers. Validation
+    /// of the strings happened already; this checks Content-Length.
+    pub fn set_head(&mut self, head: ResponseHead) -> Result<(), String> {
+        let promised = match head.header("Content-Length") {
+            Some(v) => Some(parse_content_length(v)?),
+            None => None,
+        };
+        self.promised = promised;
+        self.head = Some(head);
+        Ok(())
+    }
+
+    /// Sends the headers. `known_len` is the whole body's length when the core
+    /// has it (a list response), so Content-Length can be set.
+    fn commit(&mut self, known_len: Option<u64>) -> Result<(), WriteError> {
+        let Some(head) = self.head.as_mut() else {
+            return Err(WriteError::NotStarted);
+        };
+        if self.gzip.enabled {
+            let len = self.promised.or(known_len);
+            match gzip::decide(head, len, self.gzip.client_accepts) {
+                Decision::Skip => {}
+                Decision::VaryOnly => gzip::add_vary(head),
+                Decision::Compress => {
+                    gzip::mark_compressed(head);
+                    self.encoder = Some(Encoder::new());
+                    self.promised = None;
+                }
+            }
+        }
+        let add_length = self.encoder.is_none()
+            && self.promised.is_none()
+            && !self.is_head_request
+            && !head.bodiless();
+        if let (true, Some(n)) = (add_length, known_len) {
+            head.headers.push(("Content-Length".into(), n.to_string()));
+        }
+        self.headers_sent = true;
+        self.sink.start(head).map_err(|e| self.gone(e))
+    }
+
+    fn gone(&mut self, e: io::Error) -> WriteError {
+        self.state = State::Done(Outcome::ClientGone);
+        WriteError::Gone(e)
+    }
+
+    fn check_open(&self) -> Result<(), WriteError> {
+        match self.state {
+            State::Open => Ok(()),
+            State::Done(_) => Err(WriteError::Closed),
+        }
+    }
+
+    /// Keeps the body within the app's Content-Length: returns how much of
+    /// `len` may go out.
+    fn allowance(&mut self, len: usize) -> usize {
+        let Some(promised) = self.promised else {
+            return len;
+        };
+        let left = promised.saturating_sub(self.sent);
+        if (len as u64) <= left {
+            return len;
+        }
+        if !self.overflow_logged {
+            self.overflow_logged = true;
+            log::error!(
+                target: "oxwsgi",
+                "{}: application sent more than its Content-Length of {promised} bytes; \
+                 the excess is not sent",
+                self.context
+            );
+        }
+        left as usize
+    }
+
+    /// Passes one chunk of body on; `flush` marks a streaming boundary.
+    pub fn write(&mut self, chunk: Chunk, flush: bool) -> Result<(), WriteError> {
+        self.check_open()?;
+        if self.head.is_none() {
+            return Err(WriteError::NotStarted);
+        }
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        if !self.headers_sent {
+            self.commit(None)?;
+        }
+        let allowed = self.allowance(chunk.len());
+        if allowed == 0 {
+            return Ok(());
+        }
+        self.sent += allowed as u64;
+        let out = if let Some(enc) = self.encoder.as_mut() {
+            let data = enc.push(&chunk[..allowed], flush);
+            if data.is_empty() {
+                return Ok(());
+            }
+            Chunk::owned(data)
+        } else if allowed < chunk.len() {
+            Chunk::owned(chunk[..allowed].to_vec())
+        } else {
+            chunk
+        };
+        self.sink.write(out).map_err(|e| self.gone(e))?;
+        if flush {
+            self.sink.flush().map_err(|e| self.gone(e))?;
+        }
+        Ok(())
+    }
+
+    /// Sends a whole body known up front (a list or tuple response) and
+    /// finishes: Content-Length is set, and gzip compresses it in one go.
+    pub fn write_all(&mut self, chunks: Vec<Chunk>) -> Result<Outcome, WriteError> {
+        self.check_open()?;
+        let total: u64 = chunks.iter().map(|c| c.len() as u64).sum();
+        if !self.headers_sent {
+            self.commit(Some(total))?;
+        }
+        if let Some(enc) = self.encoder.take() {
+            let mut enc = enc;
+            let mut out = Vec::new();
+            for c in &chunks {
+                let allowed = c.len();
+                self.sent += allowed as u64;
+                out.extend_from_slice(&enc.push(c, false));
+            }
+            out.extend_from_slice(&enc.finish());
+            self.sink.write(Chunk::owned(out)).map_err(|e| self.gone(e))?;
+        } else {
+            for c in chunks {
+                self.write(c, false)?;
+            }
+        }
+        self.finish()
+    }
+
+    /// Sends `len` bytes of a file from `offset` (sendfile in the server).
+    pub fn send_file(&mut self, file: File, offset: u64, len: u64) -> Result<(), WriteError> {
+        self.check_open()?;
+        if self.head.is_none() {
+            return Err(WriteError::NotStarted);
+        }
+        let len = match self.promised {
+            Some(p) => len.min(p.saturating_sub(self.sent)),
+            None => len,
+        };
+        if !self.headers_sent {
+            let known = if self.sent == 0 { Some(len) } else { None };
+            self.commit(known)?;
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        self.sent += len;
+        self.sink
+            .send_file(file, offset, len)
+            .map_err(|e| self.gone(e))?;
+        self.sink.flush().map_err(|e| self.gone(e))
+    }
+
+    /// Ends the response after the app's iterable is exhausted.
+    pub fn finish(&mut self) -> Result<Outcome, WriteError> {
+        self.check_open()?;
+        if !self.headers_sent {
+            self.commit(Some(0))?;
+        }
+        if let Some(enc) = self.encoder.take() {
+            let tail = enc.finish();
+            self.sink
+                .write(Chunk::owned(tail))
+                .map_err(|e| self.gone(e))?;
+        }
+        let short = self.promised.filter(|&p| {
+            self.sent < p
+                && !self.is_head_request
+                && !self.head.as_ref().is_some_and(|h| h.bodiless())
+        });
+        if let Some(promised) = short {
+            log::error!(
+                target: "oxwsgi",
+                "{}: application promised {promised} bytes in Content-Length but sent {}; \
+                 response aborted so the client sees it is incomplete",
+                self.context,
+                self.sent
+            );
+            self.sink.abort();
+            self.state = State::Done(Outcome::Aborted);
+            return Ok(Outcome::Aborted);
+        }
+        self.sink.finish().map_err(|e| self.gone(e))?;
+        self.state = State::Done(Outcome::Complete);
+        Ok(Outcome::Complete)
+    }
+
+    /// The app failed. Before the headers went out the client gets an error
+    /// page with `status`; after, the response is aborted.
+    pub fn fail(&mut self, status: u16) -> Outcome {
+        if !self.is_open() {
+            return self.outcome().unwrap_or(Outcome::Aborted);
+        }
+        let outcome = if self.headers_sent {
+            self.sink.abort();
+            Outcome::Aborted
+        } else {
+            self.headers_sent = true;
+            match self.sink.error(status) {
+                Ok(()) => Outcome::Error(status),
+                Err(_) => Outcome::ClientGone,
+            }
+        };
+        self.state = State::Done(outcome);
+        outcome
+    }
+
+    /// The client went away while the app was producing (the core noticed it
+    /// outside a write, e.g. reading the request body).
+    pub fn client_gone(&mut self) {
+        if self.is_open() {
+            self.sink.abort();
+            self.state = State::Done(Outcome::ClientGone);
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! The response head and the PEP 3333 rules for it, as pure functions over
+//! plain strings (the Python side extracts, these decide).
+
+/// A validated status line and header list, ready for a server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResponseHead {
+    /// The numeric status code.
+    pub status: u16,
+    /// The status line as the app gave it, `"200 OK"`.
+    pub status_line: String,
+    /// Headers in the app's order (names as given).
+    pub headers: Vec<(String, String)>,
+}
+
+impl ResponseHead {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn has_header(&self, name: &str) -> bool {
+        self.header(name).is_some()
+    }
+
+    pub fn remove_header(&mut self, name: &str) {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    }
+
+    /// The reason phrase after the code (may be empty).
+    pub fn reason(&self) -> &str {
+        self.status_line.get(4..).unwrap_or("")
+    }
+
+    /// Whether this status never carries a body (1xx, 204, 304).
+    pub fn bodiless(&self) -> bool {
+        matches!(self.status, 100..=199 | 204 | 304)
+    }
+}
+
+/// Headers that belong to the connection, not the response: PEP 3333 forbids
+/// an app to set them (the server manages the connection and the framing).
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Checks a status string like `"200 OK"`; returns the code.
+pub fn parse_status(status: &str) -> Result<u16, String> {
+    let bytes = status.as_bytes();
+    let well_formed = bytes.len() >= 4
+        && bytes[..3].iter().all(u8::is_ascii_digit)
+        && bytes[3] == b' '
+        && bytes[4..].iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b));
+    if !well_formed {
+        return Err(format!(
+            "status must be a str like \"200 OK\" (3-digit code, a space, a reason phrase), got {status:?}"
+        ));
+    }
+    let code: u16 = status[..3].parse().expect("three digits");
+    if !(100..=599).contains(&code) {
+        return Err(format!(
+            "status code {code} is outside 100-599 in status {status:?}"
+        ));
+    }
+    Ok(code)
+}
+
+fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Checks one response header (name and value already known to be `str`).
+/// `index` is its position in the list, for the message.
+pub fn check_header(index: usize, name: &str, value: &str) -> Result<(), String> {
+    if name.is_empty() || !name.bytes().all(is_token_char) {
+        return Err(format!(
+            "response header {index}: name {name:?} is not a valid HTTP header name"
+        ));
+    }
+    if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+        return Err(format!(
+            "response header {index}: {name:?} is a hop-by-hop header, which a WSGI app \
+             must not set (PEP 3333): the server manages the connection and framing"
+        ));
+    }
+    if let Some(c) = value.chars().find(|&c| c as u32 > 0xff) {
+        return Err(format!(
+            "response header {name:?}: value contains {c:?}, which is not latin-1; \
+             encode it (e.g. RFC 5987 / percent-encoding) before putting it in a header"
+        ));
+    }
+    if value.chars().any(|c| c == '\r' || c == '\n' || c == '\0') {
+        return Err(format!(
+            "response header {name:?}: value contains CR, LF or NUL (header injection)"
+        ));
+    }
+    Ok(())
+}
+
+/// Parses an app's Content-Length value.
+pub fn parse_content_length(value: &str) -> Result<u64, String> {
+    let v = value.trim();
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "response header Content-Length: {value:?} is not a number of bytes"
+        ));
+    }
+    v.parse()
+        .map_err(|_| format!("response header Content-Length: {value:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn good_statuses() {
+        assert_eq!(parse_status("200 OK"), Ok(200));
+        assert_eq!(parse_status("404 Not Found"), Ok(404));
+        assert_eq!(parse_status("599 "), Ok(599));
+        assert_eq!(parse_status("299 Custom thing\twith tab"), Ok(299));
+    }
+
+    #[test]
+    fn bad_statuses_name_the_format() {
+        for bad in ["200", "200OK", "OK 200", "2000 OK", " 200 OK", "20 OK", "200 OK\r\nX: y"] {
+            let e = parse_status(bad).unwrap_err();
+            assert!(e.contains("like \"200 OK\""), "{bad:?}: {e}");
+        }
+        assert!(parse_status("600 Nope").unwrap_err().contains("outside 100-599"));
+        assert!(parse_status("099 Nope").unwrap_err().contains("outside 100-599"));
+    }
+
+    #[test]
+    fn header_rules() {
+        assert!(check_header(0, "Content-Type", "text/html; charset=utf-8").is_ok());
+        assert!(check_header(0, "X-Latin", "caf\u{e9}").is_ok());
+        let e = check_header(1, "Connection", "close").unwrap_err();
+        assert!(e.contains("hop-by-hop"), "{e}");
+        assert!(check_header(1, "transfer-encoding", "chunked").unwrap_err().contains("hop-by-hop"));
+        assert!(check_header(0, "X-Snow", "\u{2603}").unwrap_err().contains("not latin-1"));
+        assert!(check_header(0, "X-Inject", "a\r\nSet-Cookie: x").unwrap_err().contains("CR, LF"));
+        assert!(check_header(2, "Bad Name", "x").unwrap_err().contains("header 2"));
+        assert!(check_header(0, "", "x").is_err());
+    }
+
+    #[test]
+    fn content_length_values() {
+        assert_eq!(parse_content_length("42"), Ok(42));
+        assert_eq!(parse_content_length(" 7 "), Ok(7));
+        assert!(parse_content_length("-1").is_err());
+        assert!(parse_content_length("ten").is_err());
+        assert!(parse_content_length("").is_err());
+        assert!(parse_content_length("99999999999999999999999").is_err());
+    }
+
+    #[test]
+    fn head_helpers() {
+        let mut h = ResponseHead {
+            status: 204,
+            status_line: "204 No Content".into(),
+            headers: vec![("X-A".into(), "1".into()), ("x-a".into(), "2".into())],
+        };
+        assert_eq!(h.header("X-a"), Some("1"));
+        assert_eq!(h.reason(), "No Content");
+        assert!(h.bodiless());
+        h.remove_header("X-A");
+        assert!(h.headers.is_empty());
+    }
+}

@@ -1,0 +1,64 @@
+"""Helpers the core runs inside the embedded interpreter (module oxwsgi_support).
+
+Loading a script and joining threads are easier to get right in Python, with
+Python's own import machinery, than through the C API.
+"""
+import importlib.machinery
+import importlib.util
+import os
+import sys
+import threading
+import time
+
+
+def load_script(path, name):
+    """Executes the script at `path` as a fresh module called `name`.
+
+    The script's directory goes first on sys.path, as when Python runs a
+    script, so a project's wsgi.py can import the project beside it.
+    """
+    directory = os.path.dirname(path)
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    loader = importlib.machinery.SourceFileLoader(name, path)
+    spec = importlib.util.spec_from_file_location(name, path, loader=loader)
+    module = importlib.util.module_from_spec(spec)
+    previous = sys.modules.get(name)
+    sys.modules[name] = module
+    try:
+        loader.exec_module(module)
+    except BaseException:
+        if previous is None:
+            sys.modules.pop(name, None)
+        else:
+            sys.modules[name] = previous
+        raise
+    return module
+
+
+def callables(module):
+    """Public callables a module defines itself, to suggest when the
+    configured name is wrong."""
+    found = []
+    for key, value in vars(module).items():
+        if key.startswith("_") or not callable(value) or isinstance(value, type):
+            continue
+        if getattr(value, "__module__", None) not in (module.__name__, None):
+            continue
+        found.append(key)
+    return sorted(found)
+
+
+def join_threads(timeout):
+    """Waits up to `timeout` seconds in all for non-daemon threads; returns
+    the names of those still running."""
+    deadline = time.monotonic() + timeout
+    main = threading.main_thread()
+    for t in threading.enumerate():
+        if t is main or t.daemon:
+            continue
+        left = deadline - time.monotonic()
+        if left > 0:
+            t.join(left)
+    return [t.name for t in threading.enumerate()
+            if t is not main and not t.daemon and t.is_alive()]
