@@ -1,0 +1,1 @@
+application = "a string is not a WSGI app"
