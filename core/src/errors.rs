@@ -18,7 +18,14 @@ pub fn log_py_err(py: Python<'_>, err: &PyErr, context: &str) {
 pub fn format_py_err(py: Python<'_>, err: &PyErr) -> String {
     let formatted = py
         .import("traceback")
-        .and_then(|tb| tb.call_method1("format_exception", (err.value(py),)))
+        .and_then(|tb| {
+            // Python 3.11 keeps the traceback beside the exception, not always
+            // on it: pass all three.
+            tb.call_method1(
+                "format_exception",
+                (err.get_type(py), err.value(py), err.traceback(py)),
+            )
+        })
         .and_then(|lines| lines.extract::<Vec<String>>());
     match formatted {
         Ok(lines) => lines.concat(),
