@@ -187,7 +187,11 @@ impl Encoder {
 
 /// Compresses a whole body at once.
 pub fn compress_all<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
-    let mut enc = Encoder::new();
+    compress_with(Encoder::new(), parts)
+}
+
+/// Compresses the rest of a body with `enc` and ends the stream.
+pub fn compress_with<'a>(mut enc: Encoder, parts: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
     let mut out = Vec::new();
     for p in parts {
         out.extend_from_slice(&enc.push(p, false));

@@ -21,9 +21,11 @@ const BLOCK: usize = 64 * 1024;
 /// Python's binary files.
 pub struct BodyReader {
     source: Source,
-    /// Buffered bytes not yet consumed: `buf[pos..]`.
+    /// Buffered bytes not yet consumed are `buf[pos..end]`; `buf[end..]` is
+    /// room for the next read (allocated and zeroed once, not per read).
     buf: Vec<u8>,
     pos: usize,
+    end: usize,
     eof: bool,
 }
 
@@ -46,6 +48,7 @@ impl BodyReader {
     fn memory(buf: Vec<u8>) -> BodyReader {
         BodyReader {
             source: Source::Memory,
+            end: buf.len(),
             buf,
             pos: 0,
             eof: true,
@@ -57,6 +60,7 @@ impl BodyReader {
             source: Source::Reader(r),
             buf: Vec::new(),
             pos: 0,
+            end: 0,
             eof: false,
         }
     }
@@ -67,10 +71,10 @@ impl BodyReader {
     }
 
     fn buffered(&self) -> &[u8] {
-        &self.buf[self.pos..]
+        &self.buf[self.pos..self.end]
     }
 
-    /// Reads one more block from the source. Returns false at EOF.
+    /// Reads more from the source. Returns false at EOF.
     fn fill(&mut self) -> io::Result<bool> {
         let Source::Reader(r) = &mut self.source else {
             return Ok(false);
@@ -78,23 +82,24 @@ impl BodyReader {
         if self.eof {
             return Ok(false);
         }
-        if self.pos > 0 {
-            self.buf.drain(..self.pos);
+        if self.end == self.buf.len() {
+            // Out of room: move the unconsumed bytes to the front, and grow
+            // only when they fill most of the buffer (a long line).
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
             self.pos = 0;
+            if self.buf.len() - self.end < BLOCK / 2 {
+                self.buf.resize(self.end + BLOCK, 0);
+            }
         }
-        let old = self.buf.len();
-        self.buf.resize(old + BLOCK, 0);
         let n = loop {
-            match r.read(&mut self.buf[old..]) {
+            match r.read(&mut self.buf[self.end..]) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.buf.truncate(old);
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             }
         };
-        self.buf.truncate(old + n);
+        self.end += n;
         if n == 0 {
             self.eof = true;
         }
@@ -103,16 +108,12 @@ impl BodyReader {
 
     fn take(&mut self, n: usize) -> Vec<u8> {
         let out = self.buf[self.pos..self.pos + n].to_vec();
-        self.consume(n);
-        out
-    }
-
-    fn consume(&mut self, n: usize) {
         self.pos += n;
-        if self.pos == self.buf.len() && !matches!(self.source, Source::Memory) {
-            self.buf.clear();
+        if self.pos == self.end && !matches!(self.source, Source::Memory) {
             self.pos = 0;
+            self.end = 0;
         }
+        out
     }
 
     /// Makes at least `want` bytes available unless EOF comes first.

@@ -132,9 +132,9 @@ impl Responder {
         Ok(())
     }
 
-    /// Sends the headers. `known_len` is the whole body's length when the core
-    /// has it (a list response), so Content-Length can be set.
-    fn commit(&mut self, known_len: Option<u64>) -> Result<(), WriteError> {
+    /// Settles the head before it goes out: gzip or not, and Content-Length
+    /// when the core knows the body's length (`known_len`, a list response).
+    fn prepare(&mut self, known_len: Option<u64>) -> Result<(), WriteError> {
         let Some(head) = self.head.as_mut() else {
             return Err(WriteError::NotStarted);
         };
@@ -157,8 +157,21 @@ impl Responder {
         if let (true, Some(n)) = (add_length, known_len) {
             head.headers.push(("Content-Length".into(), n.to_string()));
         }
+        Ok(())
+    }
+
+    fn send_head(&mut self) -> Result<(), WriteError> {
+        let Some(head) = self.head.as_ref() else {
+            return Err(WriteError::NotStarted);
+        };
         self.headers_sent = true;
-        self.sink.start(head).map_err(|e| self.gone(e))
+        let r = self.sink.start(head);
+        r.map_err(|e| self.gone(e))
+    }
+
+    fn commit(&mut self, known_len: Option<u64>) -> Result<(), WriteError> {
+        self.prepare(known_len)?;
+        self.send_head()
     }
 
     fn gone(&mut self, e: io::Error) -> WriteError {
@@ -234,24 +247,31 @@ impl Responder {
     /// finishes: Content-Length is set, and gzip compresses it in one go.
     pub fn write_all(&mut self, chunks: Vec<Chunk>) -> Result<Outcome, WriteError> {
         self.check_open()?;
-        let total: u64 = chunks.iter().map(|c| c.len() as u64).sum();
-        if !self.headers_sent {
-            self.commit(Some(total))?;
-        }
-        if let Some(enc) = self.encoder.take() {
-            let mut enc = enc;
-            let mut out = Vec::new();
-            for c in &chunks {
-                let allowed = c.len();
-                self.sent += allowed as u64;
-                out.extend_from_slice(&enc.push(c, false));
-            }
-            out.extend_from_slice(&enc.finish());
-            self.sink.write(Chunk::owned(out)).map_err(|e| self.gone(e))?;
-        } else {
+        if self.headers_sent {
             for c in chunks {
                 self.write(c, false)?;
             }
+            return self.finish();
+        }
+        let total: u64 = chunks.iter().map(|c| c.len() as u64).sum();
+        self.prepare(Some(total))?;
+        let Some(encoder) = self.encoder.take() else {
+            self.send_head()?;
+            for c in chunks {
+                self.write(c, false)?;
+            }
+            return self.finish();
+        };
+        let mut body = gzip::compress_with(encoder, chunks.iter().map(|c| &c[..]));
+        self.sent = total;
+        if let Some(head) = self.head.as_mut() {
+            head.headers
+                .push(("Content-Length".into(), body.len().to_string()));
+        }
+        self.send_head()?;
+        if !body.is_empty() {
+            let chunk = Chunk::owned(std::mem::take(&mut body));
+            self.sink.write(chunk).map_err(|e| self.gone(e))?;
         }
         self.finish()
     }
