@@ -30,8 +30,46 @@ pub(crate) struct StartParams<'a> {
     pub home: Option<&'a Path>,
 }
 
+/// The server's own SIGINT disposition, saved before Python starts: importing
+/// Python's `signal` module installs a KeyboardInterrupt handler even when
+/// `install_signal_handlers` is off, and `keep_server_signals` undoes that.
+static SAVED_SIGINT: std::sync::Mutex<Option<SigAction>> = std::sync::Mutex::new(None);
+
+struct SigAction(libc::sigaction);
+
+// SAFETY: a sigaction struct is plain data (a handler address, flags, a mask).
+unsafe impl Send for SigAction {}
+
+/// Puts back the SIGINT disposition the server had before Python started.
+pub(crate) fn keep_server_signals() {
+    let saved = SAVED_SIGINT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(SigAction(action)) = saved.as_ref() {
+        // SAFETY: `action` was filled in by sigaction for the same signal.
+        unsafe {
+            libc::sigaction(libc::SIGINT, action, std::ptr::null_mut());
+        }
+    }
+}
+
+/// The current SIGINT handler address, for tests.
+pub fn sigint_handler() -> usize {
+    // SAFETY: querying with a null new action only writes into `old`.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGINT, std::ptr::null(), &mut old);
+        old.sa_sigaction
+    }
+}
+
 /// Starts CPython in this process. Called once, by `interpreter::Interpreter::start`.
 pub(crate) fn start(params: &StartParams<'_>) -> Result<(), String> {
+    // SAFETY: querying with a null new action only writes into `old`.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(libc::SIGINT, std::ptr::null(), &mut old) == 0 {
+            *SAVED_SIGINT.lock().unwrap_or_else(|p| p.into_inner()) = Some(SigAction(old));
+        }
+    }
     // SAFETY: always safe to call.
     if unsafe { ffi::Py_IsInitialized() } != 0 {
         return Err("Python is already initialised in this process".into());
@@ -178,6 +216,23 @@ fn ensure_thread_state_slow() {
     }
     PERSISTENT.with(|p| p.set(true));
     KEEPER.with(|_| {});
+}
+
+/// How many thread states the interpreter has (each server thread that ever
+/// ran Python holds one until it exits).
+pub fn thread_state_count(_py: Python<'_>) -> usize {
+    let mut n = 0;
+    // SAFETY: the GIL is held (the `Python` token proves it), which keeps the
+    // interpreter's thread-state list stable while we walk it.
+    unsafe {
+        let interp = ffi::PyInterpreterState_Get();
+        let mut t = ffi::PyInterpreterState_ThreadHead(interp);
+        while !t.is_null() {
+            n += 1;
+            t = ffi::PyThreadState_Next(t);
+        }
+    }
+    n
 }
 
 /// Finalises Python from the thread that started it: runs atexit handlers and

@@ -61,6 +61,17 @@ pub enum Home {
     Prefix { dir: PathBuf },
 }
 
+/// The process's current SIGINT handler (for checks that Python left the
+/// server's signal handling alone).
+pub fn sigint_handler() -> usize {
+    embed::sigint_handler()
+}
+
+/// How many Python thread states exist (one per thread that ran Python).
+pub fn thread_state_count(py: Python<'_>) -> usize {
+    embed::thread_state_count(py)
+}
+
 /// The Python version this build embeds, as `(major, minor)`.
 pub fn embedded_version() -> (u32, u32) {
     let v = embed_version_string();
@@ -259,8 +270,12 @@ fn setup(py: Python<'_>, config: &InterpreterConfig) -> PyResult<()> {
         c"<oxwsgi_support>",
         c"oxwsgi_support",
     )?;
-    sys.getattr("modules")?.set_item("oxwsgi_support", support)?;
+    sys.getattr("modules")?.set_item("oxwsgi_support", &support)?;
     crate::errors::set_error_stream(py, config.stderr_level)?;
+    // The server owns signals: import `signal` now (it grabs SIGINT when first
+    // imported), make signal.signal() a logged no-op, and restore SIGINT.
+    support.call_method0("restrict_signals")?;
+    embed::keep_server_signals();
     let site = py.import("site")?;
     for dir in &config.python_path {
         if !dir.is_dir() {

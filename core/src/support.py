@@ -49,6 +49,27 @@ def callables(module):
     return sorted(found)
 
 
+def restrict_signals():
+    """Makes signal.signal() a logged no-op: in a web server worker the
+    server owns signals, and an app that took SIGTERM or SIGINT would break
+    graceful shutdown (mod_wsgi does the same by default)."""
+    import signal
+
+    original = signal.signal
+
+    def restricted(signum, handler):
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = str(signum)
+        print("oxwsgi: ignoring signal.signal(%s, %r): the web server owns signals"
+              % (name, handler), file=sys.stderr)
+        return signal.getsignal(signum)
+
+    restricted.__wrapped__ = original
+    signal.signal = restricted
+
+
 def join_threads(timeout):
     """Waits up to `timeout` seconds in all for non-daemon threads; returns
     the names of those still running."""
