@@ -8,7 +8,7 @@ use crate::logstream::{LogStream, StreamKind};
 
 /// Logs a Python exception with its full traceback, one log line per line,
 /// each prefixed with `context` (the app and the request).
-pub fn log_py_err(py: Python<'_>, err: &PyErr, context: &str) {
+pub fn log_py_err(py: Python<'_>, err: &PyErr, context: impl std::fmt::Display) {
     for line in format_py_err(py, err).lines() {
         log::error!(target: "oxwsgi", "{context}: {line}");
     }

@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PyString, PyTuple};
 
 use crate::app::App;
-use crate::embed::{self, BytesView};
+use crate::embed;
 use crate::environ::{self, BodyInfo};
 use crate::errors::{log_py_err, type_name};
 use crate::gzip::{self, InflateError};
@@ -24,16 +24,17 @@ use crate::start_response::{FileWrapper, StartResponse, send_chunk};
 
 /// Serves one request with `app`, writing the response into `sink`.
 pub fn handle<R: Request + ?Sized>(app: &App, req: &mut R, sink: Box<dyn ResponseSink>) -> Outcome {
-    let context = format!(
-        "app {}: {} {}",
-        app.name(),
-        String::from_utf8_lossy(req.method()),
-        String::from_utf8_lossy(req.uri())
-    );
+    let body = req.take_body();
+    let req: &R = req;
+    let context = Context {
+        app: app.name(),
+        method: req.method(),
+        uri: req.uri(),
+    };
     let mut sink = Some(sink);
     let mut owner: Option<Py<StartResponse>> = None;
     let result = catch_unwind(AssertUnwindSafe(|| {
-        run(app, req, &mut sink, &mut owner, &context)
+        run(app, req, body, &mut sink, &mut owner, &context)
     }));
     match result {
         Ok(outcome) => outcome,
@@ -46,6 +47,26 @@ pub fn handle<R: Request + ?Sized>(app: &App, req: &mut R, sink: Box<dyn Respons
             log::error!(target: "oxwsgi", "{context}: internal error (panic): {what}");
             recover(sink, owner)
         }
+    }
+}
+
+/// Names the app and the request in log lines; formatted only when a line
+/// is logged, so a request that goes well costs nothing here.
+pub(crate) struct Context<'a> {
+    app: &'a str,
+    method: &'a [u8],
+    uri: &'a [u8],
+}
+
+impl std::fmt::Display for Context<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "app {}: {} {}",
+            self.app,
+            String::from_utf8_lossy(self.method),
+            String::from_utf8_lossy(self.uri)
+        )
     }
 }
 
@@ -71,13 +92,13 @@ fn recover(sink: Option<Box<dyn ResponseSink>>, owner: Option<Py<StartResponse>>
 
 fn run<R: Request + ?Sized>(
     app: &App,
-    req: &mut R,
+    req: &R,
+    mut body: Body,
     sink_slot: &mut Option<Box<dyn ResponseSink>>,
     owner_slot: &mut Option<Py<StartResponse>>,
-    context: &str,
+    context: &Context<'_>,
 ) -> Outcome {
     let opts = app.options();
-    let mut body = req.take_body();
     let mut info = BodyInfo {
         inflated_len: None,
         terminated: req.body_is_chunked(),
@@ -136,7 +157,7 @@ fn run<R: Request + ?Sized>(
         };
         let is_head = req.method() == b"HEAD";
         let sink = sink_slot.take().expect("sink present before the app runs");
-        let responder = Responder::new(sink, gzip_policy, is_head, context.to_string());
+        let responder = Responder::new(sink, gzip_policy, is_head);
         let owner = match Bound::new(py, StartResponse::new(responder)) {
             Ok(o) => o,
             Err(e) => {
@@ -148,7 +169,11 @@ fn run<R: Request + ?Sized>(
         let outcome = call_app(py, &loaded.callable, &loaded.template, app, req, body, info, &owner, context);
         // The request is over: a start_response or write() kept by the app
         // must not reach this response any more.
-        owner.get().lock(py).take();
+        if let Some(mut r) = owner.get().lock(py).take() {
+            for note in r.take_notes() {
+                log::error!(target: "oxwsgi", "{context}: {note}");
+            }
+        }
         outcome
     })
 }
@@ -163,7 +188,7 @@ fn call_app<'py, R: Request + ?Sized>(
     body: Body,
     info: BodyInfo,
     owner: &Bound<'py, StartResponse>,
-    context: &str,
+    context: &Context<'_>,
 ) -> Outcome {
     let environ = Bound::new(py, Input::new(body)).and_then(|input| {
         environ::build(
@@ -223,7 +248,7 @@ fn deliver<'py>(
     py: Python<'py>,
     result: &Bound<'py, PyAny>,
     owner: &Bound<'py, StartResponse>,
-    context: &str,
+    context: &Context<'_>,
 ) -> Outcome {
     let r = if result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>() {
         deliver_sequence(py, result, owner)
@@ -265,7 +290,7 @@ fn fail(py: Python<'_>, owner: &Bound<'_, StartResponse>, status: u16) -> Outcom
 /// Checks one body item and wraps it without copying.
 fn chunk_of(item: Bound<'_, PyAny>, index: usize) -> Result<Chunk, Failure> {
     match item.cast_into::<PyBytes>() {
-        Ok(b) => Ok(Chunk::python(BytesView::new(b))),
+        Ok(b) => Ok(Chunk::from_bytes(b)),
         Err(e) => Err(Failure::Contract(item_error(e.into_inner().as_any(), index))),
     }
 }
@@ -415,7 +440,7 @@ fn deliver_file<'py>(
 }
 
 /// PEP 3333: the iterable's `close()`, if any, is called once, whatever happened.
-fn close_iterable(py: Python<'_>, iterable: &Bound<'_, PyAny>, context: &str) {
+fn close_iterable(py: Python<'_>, iterable: &Bound<'_, PyAny>, context: &Context<'_>) {
     let r = (|| -> PyResult<()> {
         if iterable.is_exact_instance_of::<PyList>() || iterable.is_exact_instance_of::<PyTuple>() {
             return Ok(());

@@ -61,8 +61,8 @@ pub struct Responder {
     encoder: Option<Encoder>,
     is_head_request: bool,
     state: State,
-    /// Names the app and request in log lines.
-    context: String,
+    /// Problems to log (the handler adds which app and request).
+    notes: Vec<String>,
 }
 
 impl Responder {
@@ -70,7 +70,6 @@ impl Responder {
         sink: Box<dyn ResponseSink>,
         gzip: GzipPolicy,
         is_head_request: bool,
-        context: String,
     ) -> Responder {
         Responder {
             sink,
@@ -83,12 +82,13 @@ impl Responder {
             encoder: None,
             is_head_request,
             state: State::Open,
-            context,
+            notes: Vec::new(),
         }
     }
 
-    pub fn context(&self) -> &str {
-        &self.context
+    /// What went wrong that the server's log should say.
+    pub fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
     }
 
     pub fn headers_sent(&self) -> bool {
@@ -198,12 +198,10 @@ impl Responder {
         }
         if !self.overflow_logged {
             self.overflow_logged = true;
-            log::error!(
-                target: "oxwsgi",
-                "{}: application sent more than its Content-Length of {promised} bytes; \
-                 the excess is not sent",
-                self.context
-            );
+            self.notes.push(format!(
+                "application sent more than its Content-Length of {promised} bytes; \
+                 the excess is not sent"
+            ));
         }
         left as usize
     }
@@ -318,13 +316,11 @@ impl Responder {
                 && !self.head.as_ref().is_some_and(|h| h.bodiless())
         });
         if let Some(promised) = short {
-            log::error!(
-                target: "oxwsgi",
-                "{}: application promised {promised} bytes in Content-Length but sent {}; \
+            self.notes.push(format!(
+                "application promised {promised} bytes in Content-Length but sent {}; \
                  response aborted so the client sees it is incomplete",
-                self.context,
                 self.sent
-            );
+            ));
             self.sink.abort();
             self.state = State::Done(Outcome::Aborted);
             return Ok(Outcome::Aborted);

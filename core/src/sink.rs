@@ -8,6 +8,9 @@ use std::ops::Deref;
 use crate::embed::BytesView;
 use crate::response::ResponseHead;
 
+/// Python chunks up to this size are copied rather than referenced.
+const COPY_BELOW: usize = 4096;
+
 /// A piece of response body. Chunks from Python keep the `bytes` object alive
 /// instead of copying it, and can be sent from any thread without the GIL.
 pub struct Chunk(Repr);
@@ -24,6 +27,19 @@ impl Chunk {
 
     pub(crate) fn python(view: BytesView) -> Chunk {
         Chunk(Repr::Python(view))
+    }
+
+    /// A chunk of a Python `bytes` object: small ones are copied (cheaper
+    /// than a reference that must later be released without the GIL), large
+    /// ones are kept by reference, without copying.
+    pub(crate) fn from_bytes(bytes: pyo3::Bound<'_, pyo3::types::PyBytes>) -> Chunk {
+        use pyo3::types::PyBytesMethods;
+        let data = bytes.as_bytes();
+        if data.len() <= COPY_BELOW {
+            Chunk::owned(data.to_vec())
+        } else {
+            Chunk::python(BytesView::new(bytes))
+        }
     }
 
     /// The bytes as an owned vector (copies chunks that came from Python).

@@ -10,7 +10,6 @@ use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
-use crate::embed::BytesView;
 use crate::errors::type_name;
 use crate::responder::{Responder, WriteError};
 use crate::response::{ResponseHead, check_header, parse_status};
@@ -178,7 +177,7 @@ impl Write {
                 }
             )));
         };
-        let chunk = Chunk::python(BytesView::new(bytes.clone()));
+        let chunk = Chunk::from_bytes(bytes.clone());
         match send_chunk(py, self.owner.bind(py), chunk, true)? {
             Ok(()) => Ok(()),
             Err(WriteError::NotStarted) => Err(PyRuntimeError::new_err(
