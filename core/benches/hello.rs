@@ -12,7 +12,9 @@ use std::io;
 use std::time::Instant;
 
 use oxwsgi_core::memory::MemoryRequest;
-use oxwsgi_core::{App, AppOptions, AppSpec, Chunk, Interpreter, InterpreterConfig, ResponseHead, ResponseSink};
+use oxwsgi_core::{
+    App, AppOptions, AppSpec, Chunk, Interpreter, InterpreterConfig, ResponseHead, ResponseSink,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
@@ -20,6 +22,9 @@ use pyo3::types::{PyDict, PyList};
 struct CountingSink(usize);
 
 impl ResponseSink for CountingSink {
+    fn may_block(&self) -> bool {
+        false
+    }
     fn start(&mut self, head: &ResponseHead) -> io::Result<()> {
         self.0 += head.headers.len();
         Ok(())
@@ -86,8 +91,12 @@ fn main() {
             None,
         )
         .unwrap();
-        py.run(c"def start_response(status, headers, exc_info=None):\n    return None\n", Some(&ns), None)
-            .unwrap();
+        py.run(
+            c"def start_response(status, headers, exc_info=None):\n    return None\n",
+            Some(&ns),
+            None,
+        )
+        .unwrap();
         let app = ns.get_item("application").unwrap().unwrap();
         let sr = ns.get_item("start_response").unwrap().unwrap();
         let environ = PyDict::new(py);
@@ -113,9 +122,23 @@ fn main() {
         })
     });
 
+    // What attaching to Python costs by itself, part of the core's share.
+    let attach = measure(rounds, n, || {
+        Python::attach(|py| {
+            black_box(py);
+        })
+    });
+
     let overhead = core - bare;
     println!("hello.py through the core (in-memory adapter), median of {rounds} rounds of {n}:");
-    println!("  core:      {core:7.3} µs/request  {:>10.0} requests/s", 1e6 / core);
-    println!("  bare call: {bare:7.3} µs/request  {:>10.0} requests/s", 1e6 / bare);
+    println!(
+        "  core:      {core:7.3} µs/request  {:>10.0} requests/s",
+        1e6 / core
+    );
+    println!(
+        "  bare call: {bare:7.3} µs/request  {:>10.0} requests/s",
+        1e6 / bare
+    );
+    println!("  of which attaching to Python: {attach:.3} µs/request");
     println!("  core's own share: {overhead:.3} µs/request (target: at most 2 µs)");
 }

@@ -31,9 +31,7 @@ pub struct AppSpec {
 
 fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
-    chars
-        .next()
-        .is_some_and(|c| c == '_' || c.is_alphabetic())
+    chars.next().is_some_and(|c| c == '_' || c.is_alphabetic())
         && chars.all(|c| c == '_' || c.is_alphanumeric())
 }
 
@@ -52,9 +50,8 @@ impl AppSpec {
                 "callable name {default_callable:?} is not a Python identifier"
             ));
         }
-        let looks_like_path = target.contains('/')
-            || target.ends_with(".py")
-            || target.ends_with(".wsgi");
+        let looks_like_path =
+            target.contains('/') || target.ends_with(".py") || target.ends_with(".wsgi");
         if looks_like_path {
             let path = PathBuf::from(target);
             if !path.is_absolute() {
@@ -77,7 +74,9 @@ impl AppSpec {
             ));
         }
         if !is_identifier(name) {
-            return Err(format!("callable name {name:?} in {target:?} is not a Python identifier"));
+            return Err(format!(
+                "callable name {name:?} in {target:?} is not a Python identifier"
+            ));
         }
         Ok(AppSpec {
             source: AppSource::Module(module.to_string()),
@@ -143,7 +142,9 @@ enum State {
     NotLoaded,
     Loaded(Arc<Loaded>),
     /// Load failed (already logged). A script is retried when its file changes.
-    Failed { mtime: Option<SystemTime> },
+    Failed {
+        mtime: Option<SystemTime>,
+    },
 }
 
 /// One WSGI application of a worker process.
@@ -196,11 +197,12 @@ impl App {
             .state
             .lock_py_attached(py)
             .unwrap_or_else(|p| p.into_inner());
-        let current_mtime = if self.options.reload_on_change || matches!(*state, State::Failed { .. }) {
-            self.script().and_then(mtime)
-        } else {
-            None
-        };
+        let current_mtime =
+            if self.options.reload_on_change || matches!(*state, State::Failed { .. }) {
+                self.script().and_then(mtime)
+            } else {
+                None
+            };
         match &*state {
             State::Loaded(l) => {
                 let stale = self.options.reload_on_change
@@ -287,9 +289,8 @@ impl App {
                 crate::errors::type_name(&obj)
             ))),
             Err(_) => {
-                let found: Vec<String> = support
-                    .call_method1("callables", (&module,))?
-                    .extract()?;
+                let found: Vec<String> =
+                    support.call_method1("callables", (&module,))?.extract()?;
                 let hint = if found.is_empty() {
                     "it defines no callables".to_string()
                 } else {
@@ -352,7 +353,11 @@ mod tests {
         assert_eq!(s.callable, "application");
         let s = AppSpec::parse("/srv/site/app.wsgi", Some("app")).unwrap();
         assert_eq!(s.callable, "app");
-        assert!(AppSpec::parse("site/wsgi.py", None).unwrap_err().contains("absolute"));
+        assert!(
+            AppSpec::parse("site/wsgi.py", None)
+                .unwrap_err()
+                .contains("absolute")
+        );
     }
 
     #[test]
@@ -361,7 +366,13 @@ mod tests {
         assert_eq!(s.source, AppSource::Module("mysite.wsgi".into()));
         assert_eq!(s.callable, "application");
         let s = AppSpec::parse("app", Some("make")).unwrap();
-        assert_eq!(s, AppSpec { source: AppSource::Module("app".into()), callable: "make".into() });
+        assert_eq!(
+            s,
+            AppSpec {
+                source: AppSource::Module("app".into()),
+                callable: "make".into()
+            }
+        );
         let s = AppSpec::parse("pkg.mod:app", Some("ignored")).unwrap();
         assert_eq!(s.callable, "app");
     }
@@ -369,9 +380,21 @@ mod tests {
     #[test]
     fn bad_targets_say_why() {
         assert!(AppSpec::parse("", None).unwrap_err().contains("empty"));
-        assert!(AppSpec::parse("my-site:app", None).unwrap_err().contains("module spec"));
-        assert!(AppSpec::parse("pkg:1app", None).unwrap_err().contains("identifier"));
-        assert!(AppSpec::parse("pkg", Some("not valid")).unwrap_err().contains("identifier"));
+        assert!(
+            AppSpec::parse("my-site:app", None)
+                .unwrap_err()
+                .contains("module spec")
+        );
+        assert!(
+            AppSpec::parse("pkg:1app", None)
+                .unwrap_err()
+                .contains("identifier")
+        );
+        assert!(
+            AppSpec::parse("pkg", Some("not valid"))
+                .unwrap_err()
+                .contains("identifier")
+        );
     }
 
     #[test]

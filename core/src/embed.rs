@@ -149,7 +149,9 @@ fn check(status: ffi::PyStatus, what: &str) -> Result<(), String> {
         let msg = if status.err_msg.is_null() {
             "unknown error".to_string()
         } else {
-            CStr::from_ptr(status.err_msg).to_string_lossy().into_owned()
+            CStr::from_ptr(status.err_msg)
+                .to_string_lossy()
+                .into_owned()
         };
         Err(format!("{what} failed: {msg}"))
     }
@@ -284,7 +286,7 @@ pub struct BytesView {
     len: usize,
 }
 
-// SAFETY: `bytes` objects are immutable, and the strong reference in `obj`
+// SAFETY: `bytes` objects are immutable, and the strong reference in `_obj`
 // keeps the buffer at `ptr` alive and unchanged wherever the view goes; `Py`
 // itself is Send and defers the decref when dropped without the GIL.
 unsafe impl Send for BytesView {}
@@ -305,7 +307,7 @@ impl BytesView {
     #[inline]
     pub fn as_slice(&self) -> &[u8] {
         // SAFETY: see the Send impl: the buffer is alive and immutable while
-        // `self.obj` holds its reference.
+        // `self._obj` holds its reference.
         unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
     }
 }

@@ -126,7 +126,10 @@ const COMMON_HEADERS: &[(&str, &str)] = &[
     ("x-requested-with", "HTTP_X_REQUESTED_WITH"),
     ("if-none-match", "HTTP_IF_NONE_MATCH"),
     ("if-modified-since", "HTTP_IF_MODIFIED_SINCE"),
-    ("upgrade-insecure-requests", "HTTP_UPGRADE_INSECURE_REQUESTS"),
+    (
+        "upgrade-insecure-requests",
+        "HTTP_UPGRADE_INSECURE_REQUESTS",
+    ),
     ("content-encoding", "HTTP_CONTENT_ENCODING"),
 ];
 
@@ -365,7 +368,10 @@ mod tests {
         assert_eq!(split_mount(b"", b"/a/b"), (&b""[..], &b"/a/b"[..]));
         assert_eq!(split_mount(b"/mnt", b"/mnt"), (&b"/mnt"[..], &b""[..]));
         assert_eq!(split_mount(b"/mnt", b"/mnt/"), (&b"/mnt"[..], &b"/"[..]));
-        assert_eq!(split_mount(b"/mnt", b"/mnt/x/y"), (&b"/mnt"[..], &b"/x/y"[..]));
+        assert_eq!(
+            split_mount(b"/mnt", b"/mnt/x/y"),
+            (&b"/mnt"[..], &b"/x/y"[..])
+        );
         // A prefix that is not a whole path segment is not the mount.
         assert_eq!(split_mount(b"/mnt", b"/mntx"), (&b""[..], &b"/mntx"[..]));
         assert_eq!(split_mount(b"/mnt", b"/other"), (&b""[..], &b"/other"[..]));
@@ -408,8 +414,14 @@ mod tests {
     #[test]
     fn common_headers_agree_with_the_rule() {
         for (name, key) in COMMON_HEADERS {
-            assert_eq!(header_key(name.as_bytes()), HeaderKey::Http(key.to_string()));
-            assert_eq!(common_header(name.to_uppercase().as_bytes()), common_header(name.as_bytes()));
+            assert_eq!(
+                header_key(name.as_bytes()),
+                HeaderKey::Http(key.to_string())
+            );
+            assert_eq!(
+                common_header(name.to_uppercase().as_bytes()),
+                common_header(name.as_bytes())
+            );
         }
     }
 

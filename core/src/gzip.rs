@@ -382,7 +382,10 @@ mod tests {
     #[test]
     fn inflate_exactly_at_limit_is_fine() {
         let body = gz(&[b'a'; 100]);
-        assert_eq!(inflate(Box::new(io::Cursor::new(body)), 100).unwrap().len(), 100);
+        assert_eq!(
+            inflate(Box::new(io::Cursor::new(body)), 100).unwrap().len(),
+            100
+        );
     }
 
     #[test]
@@ -409,6 +412,9 @@ mod tests {
     fn concatenated_members_inflate_whole() {
         let mut body = gz(b"abc");
         body.extend(gz(b"def"));
-        assert_eq!(inflate(Box::new(io::Cursor::new(body)), 100).unwrap(), b"abcdef");
+        assert_eq!(
+            inflate(Box::new(io::Cursor::new(body)), 100).unwrap(),
+            b"abcdef"
+        );
     }
 }

@@ -166,7 +166,17 @@ fn run<R: Request + ?Sized>(
             }
         };
         *owner_slot = Some(owner.clone().unbind());
-        let outcome = call_app(py, &loaded.callable, &loaded.template, app, req, body, info, &owner, context);
+        let outcome = call_app(
+            py,
+            &loaded.callable,
+            &loaded.template,
+            app,
+            req,
+            body,
+            info,
+            &owner,
+            context,
+        );
         // The request is over: a start_response or write() kept by the app
         // must not reach this response any more.
         if let Some(mut r) = owner.get().lock(py).take() {
@@ -237,9 +247,9 @@ impl From<PyErr> for Failure {
 
 fn write_failure(e: WriteError) -> Failure {
     match e {
-        WriteError::NotStarted => Failure::Contract(
-            "application produced body data before calling start_response".into(),
-        ),
+        WriteError::NotStarted => {
+            Failure::Contract("application produced body data before calling start_response".into())
+        }
         WriteError::Gone(_) | WriteError::Closed => Failure::Gone,
     }
 }
@@ -291,7 +301,10 @@ fn fail(py: Python<'_>, owner: &Bound<'_, StartResponse>, status: u16) -> Outcom
 fn chunk_of(item: Bound<'_, PyAny>, index: usize) -> Result<Chunk, Failure> {
     match item.cast_into::<PyBytes>() {
         Ok(b) => Ok(Chunk::from_bytes(b)),
-        Err(e) => Err(Failure::Contract(item_error(e.into_inner().as_any(), index))),
+        Err(e) => Err(Failure::Contract(item_error(
+            e.into_inner().as_any(),
+            index,
+        ))),
     }
 }
 
@@ -328,7 +341,7 @@ fn deliver_sequence<'py>(
             "application returned without calling start_response".into(),
         ));
     }
-    py.detach(|| r.write_all(chunks)).map_err(write_failure)
+    without_gil(py, r, |r| r.write_all(chunks)).map_err(write_failure)
 }
 
 /// Any other iterable: each item is sent (and flushed) as it comes, so
@@ -380,7 +393,7 @@ fn finish(py: Python<'_>, owner: &Bound<'_, StartResponse>) -> Result<Outcome, F
             "application returned without calling start_response".into(),
         ));
     }
-    py.detach(|| r.finish()).map_err(write_failure)
+    without_gil(py, r, |r| r.finish()).map_err(write_failure)
 }
 
 /// `wsgi.file_wrapper` over a real file: sends it with the server's sendfile.
@@ -416,7 +429,10 @@ fn deliver_file<'py>(
     };
     // tell() knows about Python's own read-ahead buffer; the descriptor's
     // offset does not.
-    let offset = match filelike.call_method0("tell").and_then(|t| t.extract::<u64>()) {
+    let offset = match filelike
+        .call_method0("tell")
+        .and_then(|t| t.extract::<u64>())
+    {
         Ok(o) => o,
         Err(_) => {
             use std::io::Seek;
@@ -434,9 +450,21 @@ fn deliver_file<'py>(
             "application returned without calling start_response".into(),
         ));
     }
-    py.detach(|| r.send_file(file, offset, len))
-        .map_err(write_failure)?;
+    without_gil(py, r, |r| r.send_file(file, offset, len)).map_err(write_failure)?;
     Ok(true)
+}
+
+/// Runs a responder call with the GIL released when the sink may block.
+pub(crate) fn without_gil<T: Send>(
+    py: Python<'_>,
+    r: &mut Responder,
+    f: impl FnOnce(&mut Responder) -> T + Send,
+) -> T {
+    if r.may_block() {
+        py.detach(|| f(r))
+    } else {
+        f(r)
+    }
 }
 
 /// PEP 3333: the iterable's `close()`, if any, is called once, whatever happened.
@@ -451,6 +479,6 @@ fn close_iterable(py: Python<'_>, iterable: &Bound<'_, PyAny>, context: &Context
         Ok(())
     })();
     if let Err(e) = r {
-        log_py_err(py, &e, &format!("{context}: close() of the response failed"));
+        log_py_err(py, &e, format!("{context}: close() of the response failed"));
     }
 }

@@ -366,7 +366,10 @@ mod tests {
         struct Broken;
         impl Read for Broken {
             fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
-                Err(io::Error::new(io::ErrorKind::ConnectionReset, "client went away"))
+                Err(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    "client went away",
+                ))
             }
         }
         let mut r = BodyReader::new(Body::Stream(Box::new(Broken)));

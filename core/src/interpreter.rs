@@ -213,9 +213,7 @@ impl Interpreter {
         let timeout = self.config.shutdown_timeout.as_secs_f64();
         embed::ensure_thread_state();
         let stuck = Python::attach(|py| -> PyResult<Vec<String>> {
-            let f = py
-                .import("oxwsgi_support")?
-                .getattr("join_threads")?;
+            let f = py.import("oxwsgi_support")?.getattr("join_threads")?;
             f.call1((timeout,))?.extract()
         });
         match stuck {
@@ -270,7 +268,8 @@ fn setup(py: Python<'_>, config: &InterpreterConfig) -> PyResult<()> {
         c"<oxwsgi_support>",
         c"oxwsgi_support",
     )?;
-    sys.getattr("modules")?.set_item("oxwsgi_support", &support)?;
+    sys.getattr("modules")?
+        .set_item("oxwsgi_support", &support)?;
     crate::errors::set_error_stream(py, config.stderr_level)?;
     // The server owns signals: import `signal` now (it grabs SIGINT when first
     // imported), make signal.signal() a logged no-op, and restore SIGINT.
@@ -313,8 +312,14 @@ mod tests {
 
     #[test]
     fn venv_version_lines() {
-        assert_eq!(venv_version("home = /usr/bin\nversion = 3.11.2\n"), Some((3, 11)));
-        assert_eq!(venv_version("version_info = 3.12.1.final.0\n"), Some((3, 12)));
+        assert_eq!(
+            venv_version("home = /usr/bin\nversion = 3.11.2\n"),
+            Some((3, 11))
+        );
+        assert_eq!(
+            venv_version("version_info = 3.12.1.final.0\n"),
+            Some((3, 12))
+        );
         assert_eq!(venv_version("home = /usr/bin\n"), None);
     }
 

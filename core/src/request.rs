@@ -37,17 +37,6 @@ pub trait Request {
     fn take_body(&mut self) -> Body;
 }
 
-/// Looks up the first header named `name` (ASCII case-insensitive).
-pub fn header<'a, R: Request + ?Sized>(req: &'a R, name: &str) -> Option<Vec<u8>> {
-    let mut found = None;
-    req.for_each_header(&mut |n, v| {
-        if found.is_none() && n.eq_ignore_ascii_case(name.as_bytes()) {
-            found = Some(v.to_vec());
-        }
-    });
-    found
-}
-
 /// A request body, in whatever form the server has it.
 pub enum Body {
     Empty,

@@ -66,11 +66,7 @@ pub struct Responder {
 }
 
 impl Responder {
-    pub fn new(
-        sink: Box<dyn ResponseSink>,
-        gzip: GzipPolicy,
-        is_head_request: bool,
-    ) -> Responder {
+    pub fn new(sink: Box<dyn ResponseSink>, gzip: GzipPolicy, is_head_request: bool) -> Responder {
         Responder {
             sink,
             head: None,
@@ -84,6 +80,11 @@ impl Responder {
             state: State::Open,
             notes: Vec::new(),
         }
+    }
+
+    /// Whether sink calls may block (and so must run without the GIL).
+    pub fn may_block(&self) -> bool {
+        self.sink.may_block()
     }
 
     /// What went wrong that the server's log should say.

@@ -60,7 +60,9 @@ pub fn parse_status(status: &str) -> Result<u16, String> {
     let well_formed = bytes.len() >= 4
         && bytes[..3].iter().all(u8::is_ascii_digit)
         && bytes[3] == b' '
-        && bytes[4..].iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b));
+        && bytes[4..]
+            .iter()
+            .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b));
     if !well_formed {
         return Err(format!(
             "status must be a str like \"200 OK\" (3-digit code, a space, a reason phrase), got {status:?}"
@@ -133,12 +135,28 @@ mod tests {
 
     #[test]
     fn bad_statuses_name_the_format() {
-        for bad in ["200", "200OK", "OK 200", "2000 OK", " 200 OK", "20 OK", "200 OK\r\nX: y"] {
+        for bad in [
+            "200",
+            "200OK",
+            "OK 200",
+            "2000 OK",
+            " 200 OK",
+            "20 OK",
+            "200 OK\r\nX: y",
+        ] {
             let e = parse_status(bad).unwrap_err();
             assert!(e.contains("like \"200 OK\""), "{bad:?}: {e}");
         }
-        assert!(parse_status("600 Nope").unwrap_err().contains("outside 100-599"));
-        assert!(parse_status("099 Nope").unwrap_err().contains("outside 100-599"));
+        assert!(
+            parse_status("600 Nope")
+                .unwrap_err()
+                .contains("outside 100-599")
+        );
+        assert!(
+            parse_status("099 Nope")
+                .unwrap_err()
+                .contains("outside 100-599")
+        );
     }
 
     #[test]
@@ -147,10 +165,26 @@ mod tests {
         assert!(check_header(0, "X-Latin", "caf\u{e9}").is_ok());
         let e = check_header(1, "Connection", "close").unwrap_err();
         assert!(e.contains("hop-by-hop"), "{e}");
-        assert!(check_header(1, "transfer-encoding", "chunked").unwrap_err().contains("hop-by-hop"));
-        assert!(check_header(0, "X-Snow", "\u{2603}").unwrap_err().contains("not latin-1"));
-        assert!(check_header(0, "X-Inject", "a\r\nSet-Cookie: x").unwrap_err().contains("CR, LF"));
-        assert!(check_header(2, "Bad Name", "x").unwrap_err().contains("header 2"));
+        assert!(
+            check_header(1, "transfer-encoding", "chunked")
+                .unwrap_err()
+                .contains("hop-by-hop")
+        );
+        assert!(
+            check_header(0, "X-Snow", "\u{2603}")
+                .unwrap_err()
+                .contains("not latin-1")
+        );
+        assert!(
+            check_header(0, "X-Inject", "a\r\nSet-Cookie: x")
+                .unwrap_err()
+                .contains("CR, LF")
+        );
+        assert!(
+            check_header(2, "Bad Name", "x")
+                .unwrap_err()
+                .contains("header 2")
+        );
         assert!(check_header(0, "", "x").is_err());
     }
 

@@ -78,6 +78,12 @@ impl std::fmt::Debug for Chunk {
 /// core calls them without holding the GIL. An `Err` means the client is gone:
 /// the core stops producing the response and calls the iterable's `close()`.
 pub trait ResponseSink: Send {
+    /// Whether calls may block (on a slow client). The core releases the GIL
+    /// around the calls of a blocking sink; a sink that only queues or
+    /// records can say no and spare the release and re-acquisition.
+    fn may_block(&self) -> bool {
+        true
+    }
     /// Sends the status line and headers. Called once, before any body.
     fn start(&mut self, head: &ResponseHead) -> io::Result<()>;
     /// Sends a piece of body.

@@ -153,7 +153,9 @@ pub(crate) fn send_chunk(
 ) -> PyResult<Result<(), WriteError>> {
     let mut guard = owner.get().lock(py);
     let r = guard.as_mut().ok_or_else(ended)?;
-    Ok(py.detach(|| r.write(chunk, flush)))
+    Ok(crate::handler::without_gil(py, r, |r| {
+        r.write(chunk, flush)
+    }))
 }
 
 /// The `write(data)` callable that `start_response` returns (the legacy

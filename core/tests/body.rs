@@ -35,7 +35,14 @@ fn post(uri: &str, body: &[u8]) -> MemoryRequest {
 #[test]
 fn every_read_style_sees_the_whole_body() {
     let body = b"first line\nsecond line\n\nlast without newline";
-    for how in ["read", "chunks&size=5", "lines", "iter", "readline", "readline&size=4"] {
+    for how in [
+        "read",
+        "chunks&size=5",
+        "lines",
+        "iter",
+        "readline",
+        "readline&size=4",
+    ] {
         let (resp, outcome) = serve(cases(), post(&format!("/echo?how={how}"), body));
         assert_eq!(outcome, Outcome::Complete, "{how}");
         assert_eq!(resp.body, body, "{how}");
@@ -48,7 +55,10 @@ fn streamed_bodies_are_read_as_they_arrive() {
     for how in ["read", "chunks&size=65536", "lines"] {
         let req = MemoryRequest::new("POST", &format!("/echo?how={how}"))
             .header("Content-Length", &body.len().to_string())
-            .body(Body::Stream(Box::new(Trickle { data: body.clone(), pos: 0 })));
+            .body(Body::Stream(Box::new(Trickle {
+                data: body.clone(),
+                pos: 0,
+            })));
         let (resp, _) = serve(cases(), req);
         assert_eq!(resp.header("X-Received"), Some("1000000"), "{how}");
         assert!(resp.body == body, "{how}: body differs");
@@ -75,8 +85,10 @@ fn tempfile_with(data: &[u8]) -> std::fs::File {
 
 #[test]
 fn chunked_bodies_read_to_eof() {
-    let req = MemoryRequest::new("POST", "/echo")
-        .chunked_body(Trickle { data: b"de-chunked by the server".to_vec(), pos: 0 });
+    let req = MemoryRequest::new("POST", "/echo").chunked_body(Trickle {
+        data: b"de-chunked by the server".to_vec(),
+        pos: 0,
+    });
     let (resp, _) = serve(cases(), req);
     assert_eq!(resp.text(), "de-chunked by the server");
 }
@@ -94,7 +106,10 @@ fn body_read_errors_become_500() {
         .body(Body::Stream(Box::new(Reset)));
     let (resp, _) = serve(cases(), req);
     assert_eq!(resp.status(), 500);
-    assert!(!logs_with("POST /echo?how=lines: OSError: reading the request body failed: peer reset").is_empty());
+    assert!(
+        !logs_with("POST /echo?how=lines: OSError: reading the request body failed: peer reset")
+            .is_empty()
+    );
 }
 
 /// A body that arrives only when the test says so.
@@ -156,7 +171,10 @@ fn gzip_app() -> App {
 #[test]
 fn responses_are_gzipped_for_clients_that_accept_it() {
     let app = gzip_app();
-    let (resp, _) = serve(&app, MemoryRequest::get("/big?size=50000").header("Accept-Encoding", "gzip, br"));
+    let (resp, _) = serve(
+        &app,
+        MemoryRequest::get("/big?size=50000").header("Accept-Encoding", "gzip, br"),
+    );
     assert_eq!(resp.header("Content-Encoding"), Some("gzip"));
     assert_eq!(resp.header("Vary"), Some("Accept-Encoding"));
     let len: usize = resp.header("Content-Length").unwrap().parse().unwrap();
@@ -200,7 +218,10 @@ fn streaming_gzip_flushes_every_chunk() {
 #[test]
 fn small_and_incompressible_bodies_are_left_alone() {
     let app = gzip_app();
-    let (resp, _) = serve(&app, MemoryRequest::get("/big?size=100").header("Accept-Encoding", "gzip"));
+    let (resp, _) = serve(
+        &app,
+        MemoryRequest::get("/big?size=100").header("Accept-Encoding", "gzip"),
+    );
     assert_eq!(resp.header("Content-Encoding"), None);
     assert_eq!(resp.body.len(), 100);
     let (resp, _) = serve(
@@ -213,7 +234,10 @@ fn small_and_incompressible_bodies_are_left_alone() {
 
 #[test]
 fn gzip_is_off_unless_enabled() {
-    let (resp, _) = serve(cases(), MemoryRequest::get("/big?size=50000").header("Accept-Encoding", "gzip"));
+    let (resp, _) = serve(
+        cases(),
+        MemoryRequest::get("/big?size=50000").header("Accept-Encoding", "gzip"),
+    );
     assert_eq!(resp.header("Content-Encoding"), None);
     assert_eq!(resp.header("Vary"), None);
 }
@@ -236,7 +260,10 @@ fn gzip_request_bodies_are_inflated() {
     assert_eq!(resp.body, plain);
     let (resp, _) = serve(&app, gzip_post("/env", &plain));
     let env = resp.text();
-    assert!(env.contains(&format!("\"CONTENT_LENGTH\": \"{}\"", plain.len())), "{env}");
+    assert!(
+        env.contains(&format!("\"CONTENT_LENGTH\": \"{}\"", plain.len())),
+        "{env}"
+    );
     assert!(!env.contains("HTTP_CONTENT_ENCODING"), "{env}");
 }
 
@@ -247,7 +274,10 @@ fn zip_bombs_get_413_without_running_the_app() {
     let (resp, outcome) = serve(&app, gzip_post("/echo?bomb", &bomb));
     assert_eq!(outcome, Outcome::Error(413));
     assert_eq!(resp.status(), 413);
-    assert!(!logs_with("POST /echo?bomb: gzip request body inflates to more than 1048576 bytes").is_empty());
+    assert!(
+        !logs_with("POST /echo?bomb: gzip request body inflates to more than 1048576 bytes")
+            .is_empty()
+    );
 }
 
 #[test]

@@ -30,7 +30,10 @@ fn classic_hello_example() {
 
 #[test]
 fn cgi_variables_are_native_strings() {
-    let env = env_of(cases(), MemoryRequest::get("/env?a=1&b=%20x").header("User-Agent", "t/1"));
+    let env = env_of(
+        cases(),
+        MemoryRequest::get("/env?a=1&b=%20x").header("User-Agent", "t/1"),
+    );
     for (k, v) in [
         ("REQUEST_METHOD", "GET"),
         ("SCRIPT_NAME", ""),
@@ -75,7 +78,9 @@ fn nothing_leaks_from_the_process_environment() {
 
 #[test]
 fn mount_point_splits_script_name_and_path_info() {
-    let app = app_with(fixture("cases.py").to_str().unwrap(), |o| o.mount = "/mnt/".into());
+    let app = app_with(fixture("cases.py").to_str().unwrap(), |o| {
+        o.mount = "/mnt/".into()
+    });
     let env = env_of(&app, MemoryRequest::get("/mnt/env"));
     assert!(has(&env, "SCRIPT_NAME", "/mnt"), "{env}");
     assert!(has(&env, "PATH_INFO", "/env"), "{env}");
@@ -159,7 +164,9 @@ fn dechunked_input_is_terminated() {
 fn server_variables_reach_environ() {
     let env = env_of(
         cases(),
-        MemoryRequest::get("/env").extra_var("REMOTE_USER", "alice").extra_var("AUTH_TYPE", "Basic"),
+        MemoryRequest::get("/env")
+            .extra_var("REMOTE_USER", "alice")
+            .extra_var("AUTH_TYPE", "Basic"),
     );
     assert!(has(&env, "REMOTE_USER", "alice"), "{env}");
     assert!(has(&env, "AUTH_TYPE", "Basic"), "{env}");
@@ -169,7 +176,10 @@ fn server_variables_reach_environ() {
 fn script_filename_names_the_script() {
     let env = env_of(cases(), MemoryRequest::get("/env"));
     let path = fixture("cases.py");
-    assert!(has(&env, "SCRIPT_FILENAME", path.to_str().unwrap()), "{env}");
+    assert!(
+        has(&env, "SCRIPT_FILENAME", path.to_str().unwrap()),
+        "{env}"
+    );
 }
 
 #[test]

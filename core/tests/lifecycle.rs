@@ -21,9 +21,15 @@ type Case = fn(&Path);
 fn cases() -> BTreeMap<&'static str, Case> {
     let mut m: BTreeMap<&'static str, Case> = BTreeMap::new();
     m.insert("venv_site_packages_are_used", venv_site_packages_are_used);
-    m.insert("venv_for_another_python_is_refused", venv_for_another_python_is_refused);
+    m.insert(
+        "venv_for_another_python_is_refused",
+        venv_for_another_python_is_refused,
+    );
     m.insert("missing_home_is_refused", missing_home_is_refused);
-    m.insert("empty_environment_gets_utf8_and_no_signal_handlers", empty_environment);
+    m.insert(
+        "empty_environment_gets_utf8_and_no_signal_handlers",
+        empty_environment,
+    );
     m.insert("python_path_entries_and_pth_files", python_path_entries);
     m.insert("shutdown_runs_atexit_handlers", shutdown_runs_atexit);
     m.insert("shutdown_is_bounded_by_stuck_threads", shutdown_is_bounded);
@@ -70,8 +76,10 @@ fn main() {
             }
         }
     }
-    println!("\ntest result: {}. {passed} passed; {failed} failed; 0 ignored; 0 measured; 0 filtered out",
-        if failed == 0 { "ok" } else { "FAILED" });
+    println!(
+        "\ntest result: {}. {passed} passed; {failed} failed; 0 ignored; 0 measured; 0 filtered out",
+        if failed == 0 { "ok" } else { "FAILED" }
+    );
     if failed > 0 {
         std::process::exit(1);
     }
@@ -92,7 +100,10 @@ fn run_in_child(name: &str) -> Result<(), String> {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
-        return Err(format!("child failed ({}):\n{stdout}\n{stderr}", out.status));
+        return Err(format!(
+            "child failed ({}):\n{stdout}\n{stderr}",
+            out.status
+        ));
     }
     // Cases that check what happens after the child's Python is gone.
     let after = match name {
@@ -127,7 +138,9 @@ fn init_logger() {
 fn script(dir: &Path, body: &str) -> App {
     let path = dir.join("wsgi.py");
     std::fs::write(&path, body).unwrap();
-    App::new(AppOptions::new(AppSpec::parse(path.to_str().unwrap(), None).unwrap()))
+    App::new(AppOptions::new(
+        AppSpec::parse(path.to_str().unwrap(), None).unwrap(),
+    ))
 }
 
 fn text_of(app: &App, uri: &str) -> String {
@@ -160,8 +173,14 @@ fn venv_site_packages_are_used(dir: &Path) {
     };
     let _py = Interpreter::start(config).expect("starts with a venv home");
     let app = script(dir, SHOW);
-    assert_eq!(text_of(&app, "/?__import__('venv_marker').WHERE"), "'inside the venv'");
-    assert_eq!(text_of(&app, "/?sys.prefix"), format!("{:?}", venv.to_str().unwrap()).replace('"', "'"));
+    assert_eq!(
+        text_of(&app, "/?__import__('venv_marker').WHERE"),
+        "'inside the venv'"
+    );
+    assert_eq!(
+        text_of(&app, "/?sys.prefix"),
+        format!("{:?}", venv.to_str().unwrap()).replace('"', "'")
+    );
     // The standard library still comes from the base interpreter.
     assert_eq!(text_of(&app, "/?__import__('json').dumps([1])"), "'[1]'");
 }
@@ -169,7 +188,11 @@ fn venv_site_packages_are_used(dir: &Path) {
 fn venv_for_another_python_is_refused(dir: &Path) {
     let venv = dir.join("oldvenv");
     std::fs::create_dir_all(&venv).unwrap();
-    std::fs::write(venv.join("pyvenv.cfg"), "home = /usr/bin\nversion = 3.9.2\n").unwrap();
+    std::fs::write(
+        venv.join("pyvenv.cfg"),
+        "home = /usr/bin\nversion = 3.9.2\n",
+    )
+    .unwrap();
     let err = Interpreter::start(InterpreterConfig {
         python_home: Some(venv.clone()),
         ..Default::default()
@@ -189,13 +212,19 @@ fn missing_home_is_refused(dir: &Path) {
     })
     .unwrap_err()
     .to_string();
-    assert!(msg.contains(home.to_str().unwrap()) && msg.contains("does not exist"), "{msg}");
+    assert!(
+        msg.contains(home.to_str().unwrap()) && msg.contains("does not exist"),
+        "{msg}"
+    );
     // The refusal left the process able to start Python properly.
     let _py = Interpreter::start(InterpreterConfig::default()).expect("starts after a refusal");
 }
 
 fn empty_environment(dir: &Path) {
-    assert!(std::env::var_os("PATH").is_none(), "the parent cleared the environment");
+    assert!(
+        std::env::var_os("PATH").is_none(),
+        "the parent cleared the environment"
+    );
     // The "server" ignores SIGINT; Python must leave that alone.
     // SAFETY: setting SIG_IGN for SIGINT in a single-threaded test process.
     unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
@@ -205,10 +234,17 @@ fn empty_environment(dir: &Path) {
     assert_eq!(text_of(&app, "/?sys.flags.utf8_mode"), "1");
     // An app that tries to take a signal is ignored, with a log line.
     assert_eq!(
-        text_of(&app, "/?__import__('signal').signal(15,%20print)%20is%20print"),
+        text_of(
+            &app,
+            "/?__import__('signal').signal(15,%20print)%20is%20print"
+        ),
         "False"
     );
-    assert_eq!(oxwsgi_core::interpreter::sigint_handler(), libc::SIG_IGN, "SIGINT changed");
+    assert_eq!(
+        oxwsgi_core::interpreter::sigint_handler(),
+        libc::SIG_IGN,
+        "SIGINT changed"
+    );
     assert_eq!(text_of(&app, "/?open(__file__).read()[:6]"), "'import'");
 }
 
@@ -292,6 +328,8 @@ fn check_bounded(dir: &Path, stderr: &str, elapsed: Duration) -> Result<(), Stri
 
 fn started_twice_is_refused(_: &Path) {
     let _py = Interpreter::start(InterpreterConfig::default()).expect("starts");
-    let msg = Interpreter::start(InterpreterConfig::default()).unwrap_err().to_string();
+    let msg = Interpreter::start(InterpreterConfig::default())
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("already running"), "{msg}");
 }

@@ -17,12 +17,19 @@ fn fails_to_load(target: &str, uri: &str, messages: &[&str]) {
     let needle = format!("app {}: cannot load", app.name());
     let lines = logs_with(&needle);
     for m in messages {
-        assert!(lines.iter().any(|l| l.contains(m)), "{target}: no {m:?} in {lines:#?}");
+        assert!(
+            lines.iter().any(|l| l.contains(m)),
+            "{target}: no {m:?} in {lines:#?}"
+        );
     }
     // Logged once: a second request adds no lines.
     let (resp, _) = get(&app, uri);
     assert_eq!(resp.status(), 500);
-    assert_eq!(logs_with(&needle).len(), lines.len(), "{target}: logged again");
+    assert_eq!(
+        logs_with(&needle).len(),
+        lines.len(),
+        "{target}: logged again"
+    );
 }
 
 #[test]
@@ -41,7 +48,10 @@ fn import_errors_show_the_traceback() {
     fails_to_load(
         path.to_str().unwrap(),
         "/import",
-        &["ModuleNotFoundError: No module named 'module_that_does_not_exist_anywhere'", "line 1"],
+        &[
+            "ModuleNotFoundError: No module named 'module_that_does_not_exist_anywhere'",
+            "line 1",
+        ],
     );
 }
 
@@ -58,22 +68,36 @@ fn a_missing_callable_lists_what_the_script_defines() {
 #[test]
 fn a_callable_that_is_not_callable() {
     let path = fixture("not_callable.py");
-    fails_to_load(path.to_str().unwrap(), "/notcallable", &["'application' in", "is a str, not a callable"]);
+    fails_to_load(
+        path.to_str().unwrap(),
+        "/notcallable",
+        &["'application' in", "is a str, not a callable"],
+    );
 }
 
 #[test]
 fn a_missing_script() {
-    fails_to_load("/nonexistent/site/wsgi.py", "/missing", &["script /nonexistent/site/wsgi.py does not exist"]);
+    fails_to_load(
+        "/nonexistent/site/wsgi.py",
+        "/missing",
+        &["script /nonexistent/site/wsgi.py does not exist"],
+    );
 }
 
 #[test]
 fn a_missing_module() {
-    fails_to_load("no_such_pkg.wsgi:app", "/nomod", &["ModuleNotFoundError: No module named 'no_such_pkg'"]);
+    fails_to_load(
+        "no_such_pkg.wsgi:app",
+        "/nomod",
+        &["ModuleNotFoundError: No module named 'no_such_pkg'"],
+    );
 }
 
 #[test]
 fn the_callable_name_is_configurable() {
-    let app = app_with(fixture("no_callable.py").to_str().unwrap(), |o| o.spec.callable = "app".into());
+    let app = app_with(fixture("no_callable.py").to_str().unwrap(), |o| {
+        o.spec.callable = "app".into()
+    });
     let (resp, _) = get(&app, "/");
     assert_eq!(resp.text(), "I am called app");
 }
@@ -160,8 +184,15 @@ fn preloading_reports_readiness() {
 
 #[test]
 fn the_script_directory_is_importable() {
-    let path = temp_script("sibling", "from helper import WORD\n\ndef application(e, s):\n    s('200 OK', [])\n    return [WORD.encode()]\n");
-    std::fs::write(path.parent().unwrap().join("helper.py"), "WORD = 'from a sibling module'\n").unwrap();
+    let path = temp_script(
+        "sibling",
+        "from helper import WORD\n\ndef application(e, s):\n    s('200 OK', [])\n    return [WORD.encode()]\n",
+    );
+    std::fs::write(
+        path.parent().unwrap().join("helper.py"),
+        "WORD = 'from a sibling module'\n",
+    )
+    .unwrap();
     let app = app_with(path.to_str().unwrap(), |_| {});
     assert_eq!(get(&app, "/").0.text(), "from a sibling module");
 }

@@ -36,12 +36,18 @@ fn str_body_is_named() {
 
 #[test]
 fn str_return_is_named() {
-    expect_500("/str-return", "application returned str, WSGI needs bytes: encode it");
+    expect_500(
+        "/str-return",
+        "application returned str, WSGI needs bytes: encode it",
+    );
 }
 
 #[test]
 fn bytes_return_is_named() {
-    expect_500("/bytes-return", "application returned bytes itself, WSGI needs an iterable of bytes");
+    expect_500(
+        "/bytes-return",
+        "application returned bytes itself, WSGI needs an iterable of bytes",
+    );
 }
 
 #[test]
@@ -51,14 +57,26 @@ fn none_return_is_named() {
 
 #[test]
 fn status_must_be_a_str() {
-    expect_500("/int-status", "TypeError: status must be a str like \"200 OK\", got int");
-    expect_500("/bad-status", "ValueError: status must be a str like \"200 OK\"");
+    expect_500(
+        "/int-status",
+        "TypeError: status must be a str like \"200 OK\", got int",
+    );
+    expect_500(
+        "/bad-status",
+        "ValueError: status must be a str like \"200 OK\"",
+    );
 }
 
 #[test]
 fn headers_must_be_a_list_of_str_tuples() {
-    expect_500("/tuple-headers", "response headers must be a list of (name, value) tuples of str, got tuple");
-    expect_500("/bytes-header", "response header 0 name must be str, got bytes");
+    expect_500(
+        "/tuple-headers",
+        "response headers must be a list of (name, value) tuples of str, got tuple",
+    );
+    expect_500(
+        "/bytes-header",
+        "response header 0 name must be str, got bytes",
+    );
 }
 
 #[test]
@@ -66,21 +84,43 @@ fn forbidden_header_values() {
     expect_500("/hop-header", "\"Connection\" is a hop-by-hop header");
     expect_500("/non-latin1-header", "not latin-1");
     expect_500("/crlf-header", "CR, LF or NUL");
-    expect_500("/bad-content-length", "Content-Length: \"lots\" is not a number");
+    expect_500(
+        "/bad-content-length",
+        "Content-Length: \"lots\" is not a number",
+    );
 }
 
 #[test]
 fn exceptions_before_headers_become_500_with_traceback() {
-    expect_500("/raise-early", "RuntimeError: the app failed before start_response");
+    expect_500(
+        "/raise-early",
+        "RuntimeError: the app failed before start_response",
+    );
     let lines = logs_with("GET /raise-early: ");
-    assert!(lines.iter().any(|l| l.contains("Traceback (most recent call last)")), "{lines:#?}");
-    assert!(lines.iter().any(|l| l.contains("cases.py") && l.contains("in raise_early")), "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("Traceback (most recent call last)")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("cases.py") && l.contains("in raise_early")),
+        "{lines:#?}"
+    );
 }
 
 #[test]
 fn missing_or_repeated_start_response() {
-    expect_500("/no-start", "application returned without calling start_response");
-    expect_500("/twice", "start_response called a second time without exc_info");
+    expect_500(
+        "/no-start",
+        "application returned without calling start_response",
+    );
+    expect_500(
+        "/twice",
+        "start_response called a second time without exc_info",
+    );
 }
 
 #[test]
@@ -99,7 +139,10 @@ fn error_after_headers_aborts_and_closes() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.body, b"part one;");
     assert!(resp.aborted() && !resp.finished());
-    assert!(!logs_with("GET /raise-late: RuntimeError: failure inside the response iterable").is_empty());
+    assert!(
+        !logs_with("GET /raise-late: RuntimeError: failure inside the response iterable")
+            .is_empty()
+    );
     assert_eq!(closed_count(), before + 1);
 }
 
@@ -163,7 +206,10 @@ fn short_body_aborts() {
     assert_eq!(outcome, Outcome::Aborted);
     assert_eq!(resp.header("Content-Length"), Some("100"));
     assert!(resp.aborted());
-    assert!(!logs_with("GET /short-body: application promised 100 bytes in Content-Length but sent 20").is_empty());
+    assert!(
+        !logs_with("GET /short-body: application promised 100 bytes in Content-Length but sent 20")
+            .is_empty()
+    );
 }
 
 #[test]
@@ -171,7 +217,10 @@ fn long_body_is_cut_at_content_length() {
     let (resp, outcome) = get(cases(), "/long-body");
     assert_eq!(outcome, Outcome::Complete);
     assert_eq!(resp.body, b"12345");
-    assert!(!logs_with("GET /long-body: application sent more than its Content-Length of 5 bytes").is_empty());
+    assert!(
+        !logs_with("GET /long-body: application sent more than its Content-Length of 5 bytes")
+            .is_empty()
+    );
 }
 
 #[test]
@@ -191,7 +240,12 @@ fn close_errors_are_logged_and_the_response_stands() {
     let (resp, outcome) = get(cases(), "/close-raises");
     assert_eq!(outcome, Outcome::Complete);
     assert_eq!(resp.text(), "body");
-    assert!(!logs_with("GET /close-raises: close() of the response failed: RuntimeError: close() failed").is_empty());
+    assert!(
+        !logs_with(
+            "GET /close-raises: close() of the response failed: RuntimeError: close() failed"
+        )
+        .is_empty()
+    );
 }
 
 #[test]
@@ -230,7 +284,14 @@ fn repeated_response_headers_are_kept() {
 fn file_wrapper_over_a_real_file_uses_send_file() {
     let (resp, outcome) = get(cases(), "/file?size=100000");
     assert_eq!(outcome, Outcome::Complete);
-    assert!(resp.events.contains(&Event::SendFile { offset: 0, len: 100000 }), "{:?}", resp.events);
+    assert!(
+        resp.events.contains(&Event::SendFile {
+            offset: 0,
+            len: 100000
+        }),
+        "{:?}",
+        resp.events
+    );
     assert_eq!(resp.header("Content-Length"), Some("100000"));
     assert_eq!(resp.body.len(), 100000);
     assert_eq!(&resp.body[..4], &[0, 1, 2, 3]);
@@ -239,7 +300,14 @@ fn file_wrapper_over_a_real_file_uses_send_file() {
 #[test]
 fn file_wrapper_starts_at_the_file_position() {
     let (resp, _) = get(cases(), "/file?size=10000&skip=1000");
-    assert!(resp.events.contains(&Event::SendFile { offset: 1000, len: 9000 }), "{:?}", resp.events);
+    assert!(
+        resp.events.contains(&Event::SendFile {
+            offset: 1000,
+            len: 9000
+        }),
+        "{:?}",
+        resp.events
+    );
     assert_eq!(resp.body.len(), 9000);
     assert_eq!(resp.body[0], (1000 % 256) as u8);
 }
@@ -249,7 +317,12 @@ fn file_wrapper_over_a_file_like_iterates_blocks() {
     let (resp, outcome) = get(cases(), "/filelike");
     assert_eq!(outcome, Outcome::Complete);
     assert_eq!(resp.text(), "from a file-like object ".repeat(10));
-    assert!(!resp.events.iter().any(|e| matches!(e, Event::SendFile { .. })));
+    assert!(
+        !resp
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::SendFile { .. }))
+    );
     assert!(resp.writes() > 30, "7-byte blocks: {}", resp.writes());
 }
 

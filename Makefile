@@ -1,0 +1,39 @@
+# oxwsgi: WSGI apps inside nginx and Apache.
+#   make run    build and serve examples/hello.py through nginx on 127.0.0.1:8000
+#   make test   every test of the workspace (installs what it needs first)
+#   make build  build the modules (release)
+#   make bench  benchmarks (not tests)
+#   make deb    Debian packages into dist/
+
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+CARGO ?= cargo
+
+.PHONY: all deps build test run bench deb clean
+
+all: build
+
+deps:
+	@bash build/deps.sh
+
+build: deps
+	$(CARGO) build --release --workspace
+
+test: deps
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run --workspace --no-fail-fast; \
+	else \
+		$(CARGO) test --workspace --no-fail-fast; \
+	fi
+
+run: deps
+	@echo "make run arrives with the nginx module (issue #3)" >&2; exit 1
+
+bench: deps
+	$(CARGO) bench -p oxwsgi-core --bench hello
+
+deb:
+	@echo "make deb arrives with the packaging (issue #5)" >&2; exit 1
+
+clean:
+	$(CARGO) clean
