@@ -5,7 +5,8 @@
 //! Where things live:
 //! - `interpreter`: the worker's Python (config, `python_home`, start, shutdown);
 //!   `embed`: the only raw CPython calls (init, thread states, bytes views).
-//! - `app`: loading apps from scripts or `module:callable`, per-app options.
+//! - `app`: loading apps from scripts or `module:callable`, per-app options;
+//!   `conf`: directive values both servers parse alike (sizes, flags, paths).
 //! - `request`: the `Request` trait servers implement, and `Body`.
 //! - `environ`: building `environ` (PEP 3333 names and types).
 //! - `input`: `wsgi.input`; `logstream`: `sys.stdout`/`stderr`/`wsgi.errors`.
@@ -17,6 +18,7 @@
 //! - `errors`: tracebacks to the log; `memory`: the in-memory adapter.
 
 pub mod app;
+pub mod conf;
 mod embed;
 pub mod environ;
 pub mod errors;

@@ -1,1 +1,107 @@
+//! ngx_http_oxwsgi_module: WSGI apps served inside nginx, on oxwsgi-core.
+//!
+//! Python never runs on the event loop. A request travels like this:
+//! - `conf`: the `wsgi_*` directives, parsed and checked at `nginx -t` time.
+//! - `handler`: the content handler reads the body with nginx's reader,
+//!   snapshots the request (`request`) and queues it for a Python thread.
+//! - `worker`: per worker process: the interpreter, the Python threads, and
+//!   the eventfd through which they wake the event loop (batched).
+//! - `channel`: what a Python thread sends back (headers, body chunks, end),
+//!   with backpressure; `NginxSink` is the core's `ResponseSink` over it.
+//! - `output`: on the event loop, turns those messages into nginx's header
+//!   and body filter calls (zero-copy buffers, sendfile for files) and
+//!   finalises the request.
+//! - `log`: the `log` facade onto nginx's error log.
 
+mod channel;
+mod conf;
+mod handler;
+mod log;
+mod output;
+mod request;
+mod worker;
+
+use std::ptr;
+
+use ngx::ffi::{NGX_HTTP_MODULE, ngx_cycle_t, ngx_http_module_t, ngx_int_t, ngx_module_t};
+use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
+
+pub(crate) struct Module;
+
+impl HttpModule for Module {
+    fn module() -> &'static ngx_module_t {
+        // SAFETY: the module static is only written by nginx while loading
+        // configuration, on the main thread, never concurrently with this read.
+        unsafe { &*ptr::addr_of!(ngx_http_oxwsgi_module) }
+    }
+}
+
+impl Module {
+    pub(crate) fn module_ref() -> &'static ngx_module_t {
+        <Module as HttpModule>::module()
+    }
+}
+
+// SAFETY: the location configuration of this module is a `conf::LocConf`,
+// created by `create_loc_conf` below.
+unsafe impl HttpModuleLocationConf for Module {
+    type LocationConf = conf::LocConf;
+}
+
+// SAFETY: the main configuration of this module is a `conf::MainConf`,
+// created by `create_main_conf` below.
+unsafe impl HttpModuleMainConf for Module {
+    type MainConf = conf::MainConf;
+}
+
+static NGX_HTTP_OXWSGI_MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
+    preconfiguration: None,
+    postconfiguration: None,
+    create_main_conf: Some(Module::create_main_conf),
+    init_main_conf: Some(conf::init_main_conf),
+    create_srv_conf: None,
+    merge_srv_conf: None,
+    create_loc_conf: Some(Module::create_loc_conf),
+    merge_loc_conf: Some(conf::merge_loc_conf),
+};
+
+ngx::ngx_modules!(ngx_http_oxwsgi_module);
+
+#[used]
+#[allow(non_upper_case_globals)]
+pub static mut ngx_http_oxwsgi_module: ngx_module_t = ngx_module_t {
+    ctx: &raw const NGX_HTTP_OXWSGI_MODULE_CTX as _,
+    // SAFETY: taking the address of the command table; nginx reads it.
+    commands: unsafe { &raw mut conf::COMMANDS[0] },
+    type_: NGX_HTTP_MODULE as _,
+    init_process: Some(init_process),
+    exit_process: Some(exit_process),
+    ..ngx_module_t::default()
+};
+
+/// A worker process starts: Python starts here, never in the master.
+unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
+    let result = std::panic::catch_unwind(|| {
+        // SAFETY: nginx passes the new cycle of this worker.
+        unsafe { worker::start(cycle) }
+    });
+    if result.is_err() {
+        ngx::ngx_log_error!(
+            ngx::ffi::NGX_LOG_EMERG,
+            // SAFETY: the cycle and its log outlive this call.
+            unsafe { (*cycle).log },
+            "oxwsgi: internal error starting the worker"
+        );
+    }
+    // A worker without Python still serves everything else; WSGI locations
+    // answer 500 and the error log says why.
+    ngx::ffi::NGX_OK as ngx_int_t
+}
+
+/// A worker process exits: stop the Python threads, then finalise Python.
+unsafe extern "C" fn exit_process(cycle: *mut ngx_cycle_t) {
+    let _ = std::panic::catch_unwind(|| {
+        // SAFETY: nginx passes the cycle of this exiting worker.
+        unsafe { worker::stop(cycle) }
+    });
+}

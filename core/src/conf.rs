@@ -1,0 +1,117 @@
+//! Directive values both servers parse the same way: sizes, on/off flags,
+//! thread counts, path lists. Each error says what was expected, so the
+//! server can print it after the directive's name.
+
+use std::path::PathBuf;
+
+/// `on` / `off` (case-insensitive).
+pub fn parse_flag(value: &str) -> Result<bool, String> {
+    if value.eq_ignore_ascii_case("on") {
+        Ok(true)
+    } else if value.eq_ignore_ascii_case("off") {
+        Ok(false)
+    } else {
+        Err(format!(
+            "invalid value \"{value}\": expected \"on\" or \"off\""
+        ))
+    }
+}
+
+/// A size in bytes with an optional `k`, `m` or `g` suffix (nginx style).
+pub fn parse_size(value: &str) -> Result<u64, String> {
+    let bad =
+        || format!("invalid size \"{value}\": expected bytes with an optional k, m or g suffix");
+    let v = value.trim();
+    let (digits, shift) = match v.as_bytes().last() {
+        Some(b'k' | b'K') => (&v[..v.len() - 1], 10),
+        Some(b'm' | b'M') => (&v[..v.len() - 1], 20),
+        Some(b'g' | b'G') => (&v[..v.len() - 1], 30),
+        _ => (v, 0),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    n.checked_mul(1u64 << shift).ok_or_else(bad)
+}
+
+/// A count of Python threads: 1 to 1024.
+pub fn parse_threads(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(n) if (1..=1024).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "invalid thread count \"{value}\": expected a number from 1 to 1024"
+        )),
+    }
+}
+
+/// A `:`-separated list of absolute directories.
+pub fn parse_path_list(value: &str) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for part in value.split(':').filter(|p| !p.is_empty()) {
+        if !part.starts_with('/') {
+            return Err(format!("path \"{part}\" must be absolute"));
+        }
+        out.push(PathBuf::from(part));
+    }
+    if out.is_empty() {
+        return Err("expected one or more absolute directories separated by \":\"".into());
+    }
+    Ok(out)
+}
+
+/// An absolute directory.
+pub fn parse_dir(value: &str) -> Result<PathBuf, String> {
+    if !value.starts_with('/') {
+        return Err(format!("path \"{value}\" must be absolute"));
+    }
+    Ok(PathBuf::from(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags() {
+        assert_eq!(parse_flag("on"), Ok(true));
+        assert_eq!(parse_flag("OFF"), Ok(false));
+        assert!(parse_flag("yes").unwrap_err().contains("\"on\" or \"off\""));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512"), Ok(512));
+        assert_eq!(parse_size("10k"), Ok(10 << 10));
+        assert_eq!(parse_size("10M"), Ok(10 << 20));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        for bad in ["", "m", "-1", "1.5m", "10x", "99999999999999999999g"] {
+            assert!(
+                parse_size(bad).unwrap_err().contains("invalid size"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn threads() {
+        assert_eq!(parse_threads("4"), Ok(4));
+        assert!(parse_threads("0").is_err());
+        assert!(parse_threads("many").unwrap_err().contains("1 to 1024"));
+    }
+
+    #[test]
+    fn path_lists() {
+        assert_eq!(
+            parse_path_list("/a:/b/c").unwrap(),
+            vec![PathBuf::from("/a"), PathBuf::from("/b/c")]
+        );
+        assert!(
+            parse_path_list("relative:/b")
+                .unwrap_err()
+                .contains("absolute")
+        );
+        assert!(parse_path_list(":").is_err());
+        assert!(parse_dir("venv").is_err());
+    }
+}

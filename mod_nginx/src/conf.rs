@@ -1,0 +1,357 @@
+//! The `wsgi_*` directives: the command table, their parsing (values are
+//! parsed by oxwsgi-core's `conf`, so both servers agree), and merging.
+//! Every bad value fails `nginx -t` with a message naming the directive.
+
+use std::ffi::{c_char, c_void};
+use std::path::PathBuf;
+use std::ptr;
+use std::sync::Arc;
+
+use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
+use ngx::ffi::{
+    NGX_CONF_TAKE1, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
+    NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_SRV_CONF, NGX_LOG_EMERG, ngx_command_t, ngx_conf_t,
+    ngx_http_core_loc_conf_t, ngx_str_t, ngx_uint_t,
+};
+use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
+use ngx::{ngx_conf_log_error, ngx_string};
+use oxwsgi_core::{App, AppOptions, AppSpec, conf as values};
+
+use crate::Module;
+
+/// `http`-level settings, shared by the worker.
+#[derive(Default)]
+pub struct MainConf {
+    pub python_home: Option<PathBuf>,
+    pub python_path: Vec<PathBuf>,
+    pub threads: Option<usize>,
+    /// Every app of this configuration, preloaded when a worker starts.
+    pub apps: Vec<Arc<App>>,
+}
+
+impl MainConf {
+    pub fn threads(&self) -> usize {
+        self.threads.unwrap_or(DEFAULT_THREADS)
+    }
+}
+
+/// Python threads per worker process unless `wsgi_threads` says otherwise.
+pub const DEFAULT_THREADS: usize = 8;
+
+/// Per-location settings; `app` is built at merge time from the rest.
+#[derive(Default)]
+pub struct LocConf {
+    target: Option<String>,
+    /// The location's prefix, recorded by `wsgi_app`.
+    location_prefix: Option<String>,
+    script_name: Option<String>,
+    callable: Option<String>,
+    gzip: Option<bool>,
+    inflate: Option<bool>,
+    inflate_max: Option<u64>,
+    pub app: Option<Arc<App>>,
+}
+
+type SetFn = unsafe extern "C" fn(*mut ngx_conf_t, *mut ngx_command_t, *mut c_void) -> *mut c_char;
+
+const fn command(name: ngx_str_t, where_: u32, offset: usize, set: SetFn) -> ngx_command_t {
+    ngx_command_t {
+        name,
+        type_: (where_ | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(set),
+        conf: offset,
+        offset: 0,
+        post: ptr::null_mut(),
+    }
+}
+
+const ANY: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
+const MAIN: usize = NGX_HTTP_MAIN_CONF_OFFSET;
+const LOC: usize = NGX_HTTP_LOC_CONF_OFFSET;
+
+pub static mut COMMANDS: [ngx_command_t; 10] = [
+    command(ngx_string!("wsgi_app"), NGX_HTTP_LOC_CONF, LOC, set_app),
+    command(ngx_string!("wsgi_callable"), ANY, LOC, set_callable),
+    command(
+        ngx_string!("wsgi_script_name"),
+        NGX_HTTP_LOC_CONF,
+        LOC,
+        set_script_name,
+    ),
+    command(ngx_string!("wsgi_gzip"), ANY, LOC, set_gzip),
+    command(ngx_string!("wsgi_inflate_request"), ANY, LOC, set_inflate),
+    command(ngx_string!("wsgi_inflate_max"), ANY, LOC, set_inflate_max),
+    command(
+        ngx_string!("wsgi_python_home"),
+        NGX_HTTP_MAIN_CONF,
+        MAIN,
+        set_python_home,
+    ),
+    command(
+        ngx_string!("wsgi_python_path"),
+        NGX_HTTP_MAIN_CONF,
+        MAIN,
+        set_python_path,
+    ),
+    command(
+        ngx_string!("wsgi_threads"),
+        NGX_HTTP_MAIN_CONF,
+        MAIN,
+        set_threads,
+    ),
+    ngx_command_t::empty(),
+];
+
+/// The directive's name and its single argument.
+///
+/// # Safety
+/// `cf` is the configuration being parsed, with the directive's arguments.
+unsafe fn args<'a>(cf: *mut ngx_conf_t) -> (&'a str, Result<&'a str, ()>) {
+    // SAFETY: for a TAKE1 directive nginx has put the name and one argument in
+    // cf->args, which lives as long as the configuration pass.
+    let args: &[ngx_str_t] = unsafe { (*(*cf).args).as_slice() };
+    let name = args[0].to_str().unwrap_or("wsgi_*");
+    (name, args[1].to_str().map_err(|_| ()))
+}
+
+/// Parses the argument with `parse`, stores it with `store`, or fails with a
+/// message naming the directive.
+///
+/// # Safety
+/// `cf` and `conf` are what nginx passed to the directive's handler, and `T`
+/// is the configuration type of the directive's `conf` offset.
+unsafe fn directive<T, V>(
+    cf: *mut ngx_conf_t,
+    conf: *mut c_void,
+    parse: impl FnOnce(&str) -> Result<V, String>,
+    store: impl FnOnce(&mut T, V) -> bool,
+) -> *mut c_char {
+    // SAFETY: forwarded from the caller.
+    let (name, value) = unsafe { args(cf) };
+    let parsed = value
+        .map_err(|()| "the value is not valid UTF-8".to_string())
+        .and_then(parse);
+    match parsed {
+        Ok(v) => {
+            // SAFETY: nginx hands the configuration struct of this module at the
+            // directive's offset, which the caller says is a `T`.
+            let conf = unsafe { &mut *conf.cast::<T>() };
+            if store(conf, v) {
+                NGX_CONF_OK
+            } else {
+                ngx_conf_log_error!(NGX_LOG_EMERG, cf, "\"{name}\" directive is duplicate");
+                NGX_CONF_ERROR
+            }
+        }
+        Err(e) => {
+            ngx_conf_log_error!(NGX_LOG_EMERG, cf, "\"{name}\": {e}");
+            NGX_CONF_ERROR
+        }
+    }
+}
+
+fn set_once<V>(slot: &mut Option<V>, v: V) -> bool {
+    if slot.is_some() {
+        return false;
+    }
+    *slot = Some(v);
+    true
+}
+
+unsafe extern "C" fn set_app(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: called by nginx for wsgi_app inside a location block: cf's context
+    // is that location's, where the core module's location conf exists.
+    let clcf: &mut ngx_http_core_loc_conf_t =
+        match unsafe { NgxHttpCoreModule::location_conf_mut(&*cf) } {
+            Some(c) => c,
+            None => return NGX_CONF_ERROR,
+        };
+    clcf.handler = Some(crate::handler::content_handler);
+    let prefix = if clcf.regex.is_null() {
+        clcf.name.to_str().unwrap_or("").to_string()
+    } else {
+        String::new()
+    };
+    // SAFETY: forwarded from nginx; wsgi_app stores into a LocConf.
+    unsafe {
+        directive::<LocConf, _>(
+            cf,
+            conf,
+            |v| AppSpec::parse(v, None).map(|_| v.to_string()),
+            |c, v| {
+                c.location_prefix = Some(prefix);
+                set_once(&mut c.target, v)
+            },
+        )
+    }
+}
+
+fn identifier(v: &str) -> Result<String, String> {
+    AppSpec::parse("m", Some(v)).map(|_| v.to_string())
+}
+
+unsafe extern "C" fn set_callable(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: forwarded from nginx; stored in a LocConf.
+    unsafe { directive::<LocConf, _>(cf, conf, identifier, |c, v| set_once(&mut c.callable, v)) }
+}
+
+unsafe extern "C" fn set_script_name(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    let parse = |v: &str| {
+        if v.is_empty() || v.starts_with('/') {
+            Ok(oxwsgi_core::environ::normalize_mount(v))
+        } else {
+            Err(format!("\"{v}\" must be empty or start with \"/\""))
+        }
+    };
+    // SAFETY: forwarded from nginx; stored in a LocConf.
+    unsafe { directive::<LocConf, _>(cf, conf, parse, |c, v| set_once(&mut c.script_name, v)) }
+}
+
+unsafe extern "C" fn set_gzip(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: forwarded from nginx; stored in a LocConf.
+    unsafe {
+        directive::<LocConf, _>(cf, conf, values::parse_flag, |c, v| {
+            set_once(&mut c.gzip, v)
+        })
+    }
+}
+
+unsafe extern "C" fn set_inflate(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: forwarded from nginx; stored in a LocConf.
+    unsafe {
+        directive::<LocConf, _>(cf, conf, values::parse_flag, |c, v| {
+            set_once(&mut c.inflate, v)
+        })
+    }
+}
+
+unsafe extern "C" fn set_inflate_max(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: forwarded from nginx; stored in a LocConf.
+    unsafe {
+        directive::<LocConf, _>(cf, conf, values::parse_size, |c, v| {
+            set_once(&mut c.inflate_max, v)
+        })
+    }
+}
+
+unsafe extern "C" fn set_python_home(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    let parse = |v: &str| {
+        let dir = values::parse_dir(v)?;
+        // Refused here, so `nginx -t` catches a broken venv before a reload.
+        oxwsgi_core::interpreter::inspect_home(&dir, oxwsgi_core::interpreter::embedded_version())
+            .map_err(|e| e.0)?;
+        Ok(dir)
+    };
+    // SAFETY: forwarded from nginx; stored in the MainConf.
+    unsafe { directive::<MainConf, _>(cf, conf, parse, |c, v| set_once(&mut c.python_home, v)) }
+}
+
+unsafe extern "C" fn set_python_path(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: forwarded from nginx; stored in the MainConf.
+    unsafe {
+        directive::<MainConf, _>(cf, conf, values::parse_path_list, |c, v| {
+            c.python_path.extend(v);
+            true
+        })
+    }
+}
+
+unsafe extern "C" fn set_threads(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: forwarded from nginx; stored in the MainConf.
+    unsafe {
+        directive::<MainConf, _>(cf, conf, values::parse_threads, |c, v| {
+            set_once(&mut c.threads, v)
+        })
+    }
+}
+
+pub unsafe extern "C" fn init_main_conf(_cf: *mut ngx_conf_t, _conf: *mut c_void) -> *mut c_char {
+    NGX_CONF_OK
+}
+
+/// Merges a location with its parents and builds its app.
+pub unsafe extern "C" fn merge_loc_conf(
+    cf: *mut ngx_conf_t,
+    prev: *mut c_void,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: nginx passes this module's location confs (created by
+    // create_loc_conf) of the parent and of this block.
+    let (prev, conf) = unsafe { (&*prev.cast::<LocConf>(), &mut *conf.cast::<LocConf>()) };
+    if conf.callable.is_none() {
+        conf.callable = prev.callable.clone();
+    }
+    conf.gzip = conf.gzip.or(prev.gzip);
+    conf.inflate = conf.inflate.or(prev.inflate);
+    conf.inflate_max = conf.inflate_max.or(prev.inflate_max);
+    let Some(target) = conf.target.clone() else {
+        return NGX_CONF_OK;
+    };
+    if conf.app.is_some() {
+        return NGX_CONF_OK;
+    }
+    let spec = match AppSpec::parse(&target, conf.callable.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            ngx_conf_log_error!(NGX_LOG_EMERG, cf, "\"wsgi_app\": {e}");
+            return NGX_CONF_ERROR;
+        }
+    };
+    // SAFETY: merging runs inside the http block, whose main conf exists.
+    let Some(main) = (unsafe { Module::main_conf_mut(&*cf) }) else {
+        return NGX_CONF_ERROR;
+    };
+    let mut options = AppOptions::new(spec);
+    options.mount = conf
+        .script_name
+        .clone()
+        .or_else(|| conf.location_prefix.clone())
+        .unwrap_or_default();
+    options.gzip = conf.gzip.unwrap_or(false);
+    options.inflate_request = conf.inflate.unwrap_or(false);
+    options.inflate_max = conf
+        .inflate_max
+        .unwrap_or(oxwsgi_core::app::DEFAULT_INFLATE_MAX);
+    options.multithread = main.threads() > 1;
+    options.multiprocess = true;
+    let app = Arc::new(App::new(options));
+    main.apps.push(app.clone());
+    conf.app = Some(app);
+    NGX_CONF_OK
+}

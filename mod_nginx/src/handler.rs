@@ -1,0 +1,85 @@
+//! Where a request crosses from nginx towards Python: the content handler of
+//! `wsgi_app` locations reads the body with nginx's reader, then hands a
+//! snapshot of the request to the worker's Python threads.
+
+use std::sync::Arc;
+
+use ngx::ffi::{
+    NGX_DONE, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_SERVICE_UNAVAILABLE,
+    NGX_HTTP_SPECIAL_RESPONSE, ngx_http_finalize_request, ngx_http_read_client_request_body,
+    ngx_http_request_t, ngx_int_t,
+};
+use ngx::http::HttpModuleLocationConf;
+
+use crate::Module;
+use crate::channel::Channel;
+use crate::output::ReqCtx;
+use crate::request::NginxRequest;
+use crate::worker::{self, Job};
+
+/// The content handler of a `wsgi_app` location.
+pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    let result = std::panic::catch_unwind(|| {
+        if !worker::ready() {
+            log::error!(
+                target: "oxwsgi",
+                "Python is not running in this worker (its start failed: see the error log above)"
+            );
+            return NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t;
+        }
+        // SAFETY: r is the live request nginx is running the content phase of.
+        let rc = unsafe { ngx_http_read_client_request_body(r, Some(body_ready)) };
+        if rc >= NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t {
+            return rc;
+        }
+        NGX_DONE as ngx_int_t
+    });
+    result.unwrap_or(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t)
+}
+
+/// The body is in (memory or a temporary file): queue the request.
+unsafe extern "C" fn body_ready(r: *mut ngx_http_request_t) {
+    let ok = std::panic::catch_unwind(|| {
+        // SAFETY: nginx calls this on the event loop with the live request.
+        unsafe { queue(r) }
+    });
+    if !matches!(ok, Ok(true)) {
+        // SAFETY: as above; this finalises the reference read_client_request_body took.
+        unsafe { ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t) };
+    }
+}
+
+/// # Safety
+/// `r` is live, on the event loop, with its body read.
+unsafe fn queue(r: *mut ngx_http_request_t) -> bool {
+    // SAFETY: by the caller's contract.
+    let req = unsafe { ngx::http::Request::from_ngx_http_request(r) };
+    let Some(app) = Module::location_conf(req).and_then(|lc| lc.app.clone()) else {
+        return false;
+    };
+    // SAFETY: as above.
+    let request = match unsafe { NginxRequest::snapshot(r) } {
+        Ok(q) => q,
+        Err(e) => {
+            log::error!(target: "oxwsgi", "cannot read the request body back: {e}");
+            return false;
+        }
+    };
+    let channel = Arc::new(Channel::default());
+    // SAFETY: as above.
+    if unsafe { ReqCtx::attach(r, channel.clone()) }.is_none() {
+        return false;
+    }
+    // SAFETY: r is live. A client that goes away while Python works is
+    // noticed (nginx finalises with 499 and the channel closes).
+    unsafe {
+        (*r).read_event_handler = Some(ngx::ffi::ngx_http_test_reading);
+        (*r).write_event_handler = Some(ngx::ffi::ngx_http_request_empty_handler);
+    }
+    worker::submit(Job {
+        app,
+        request,
+        channel,
+    })
+    .is_ok()
+}

@@ -1,0 +1,562 @@
+//! The event loop's side of a response: applies a channel's messages to the
+//! request through nginx's own header and body filters (so nginx's gzip,
+//! limit_rate, HTTP/2, SSI and the access log all apply), drives writing with
+//! backpressure, and finalises the request.
+//!
+//! Body chunks are not copied: each becomes an nginx buffer over the chunk's
+//! memory, and the chunk is kept until nginx has consumed the buffer.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::ptr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use ngx::ffi::{
+    NGX_ERROR, NGX_HTTP_REQUEST_TIME_OUT, NGX_OK, ngx_buf_t, ngx_chain_t, ngx_event_t, ngx_file_t,
+    ngx_http_core_loc_conf_t, ngx_http_finalize_request, ngx_http_output_filter,
+    ngx_http_request_t, ngx_http_run_posted_requests, ngx_http_send_header, ngx_int_t,
+    ngx_list_push, ngx_pcalloc, ngx_pnalloc, ngx_str_t, ngx_table_elt_t,
+};
+use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
+use oxwsgi_core::{Chunk, ResponseHead};
+
+use crate::channel::{Channel, HIGH_WATER, Msg};
+
+/// What nginx still needs alive for a buffer it has not consumed (held only
+/// for its lifetime, never read).
+#[allow(dead_code)]
+enum Held {
+    Chunk(Chunk),
+    File(File),
+}
+
+/// The output state of one request, in the request's pool.
+pub struct ReqCtx {
+    r: *mut ngx_http_request_t,
+    channel: Arc<Channel>,
+    /// A timer that is not cancelable, so a gracefully exiting worker waits
+    /// for this request's Python work.
+    keeper: ngx_event_t,
+    header_sent: bool,
+    /// HEAD or a bodiless status: body messages are dropped.
+    discard_body: bool,
+    /// Finalised: the rest belongs to nginx.
+    finished: bool,
+    /// Buffers given to nginx, oldest first, with what keeps them valid.
+    held: VecDeque<(*mut ngx_buf_t, Held)>,
+    /// Buffer structs nginx is done with, reused for later chunks.
+    spare: Vec<*mut ngx_buf_t>,
+}
+
+const KEEPER_MS: ngx::ffi::ngx_msec_t = 3_600_000;
+
+unsafe extern "C" fn keeper_tick(ev: *mut ngx_event_t) {
+    // SAFETY: the keeper event lives in a ReqCtx, which deletes the timer
+    // before it goes away.
+    unsafe { ngx::ffi::ngx_add_timer(ev, KEEPER_MS) };
+}
+
+impl ReqCtx {
+    /// Creates the output state of `r` in its pool and ties `channel` to it.
+    ///
+    /// # Safety
+    /// `r` is a live request on the event loop thread.
+    pub unsafe fn attach(r: *mut ngx_http_request_t, channel: Arc<Channel>) -> Option<*mut ReqCtx> {
+        // SAFETY: r is live; its pool outlives every use of the context, and
+        // the pool runs the context's Drop when the request is freed.
+        unsafe {
+            let req = ngx::http::Request::from_ngx_http_request(r);
+            let ctx = req.pool().allocate(ReqCtx {
+                r,
+                channel: channel.clone(),
+                keeper: std::mem::zeroed(),
+                header_sent: false,
+                discard_body: false,
+                finished: false,
+                held: VecDeque::new(),
+                spare: Vec::new(),
+            });
+            if ctx.is_null() {
+                return None;
+            }
+            let c = (*r).connection;
+            (*ctx).keeper.handler = Some(keeper_tick);
+            (*ctx).keeper.log = (*c).log;
+            (*ctx).keeper.data = ctx.cast();
+            ngx::ffi::ngx_add_timer(&mut (*ctx).keeper, KEEPER_MS);
+            req.set_module_ctx(ctx.cast(), crate::Module::module_ref());
+            channel.target.store(ctx.cast(), Ordering::Release);
+            Some(ctx)
+        }
+    }
+
+    fn held_bytes(&self) -> usize {
+        self.held
+            .iter()
+            .map(|(b, _)| {
+                // SAFETY: held buffers are ours and alive until released.
+                unsafe { buf_size(*b) }
+            })
+            .sum()
+    }
+
+    /// Releases what nginx has consumed and tells a waiting Python thread
+    /// about the room that made.
+    fn release_consumed(&mut self) {
+        while let Some(&(b, _)) = self.held.front() {
+            // SAFETY: as in held_bytes.
+            if unsafe { buf_size(b) } != 0 {
+                break;
+            }
+            self.held.pop_front();
+            self.spare.push(b);
+        }
+        let in_nginx = self.held_bytes();
+        let mut st = self.channel.lock();
+        let before = st.in_nginx;
+        st.in_nginx = in_nginx;
+        drop(st);
+        if in_nginx < before && in_nginx <= HIGH_WATER {
+            self.channel.wake_writer();
+        }
+    }
+
+    /// A fresh (or reused) zeroed buffer struct from the request's pool.
+    unsafe fn new_buf(&mut self) -> *mut ngx_buf_t {
+        // SAFETY: spare buffers were ours and are no longer referenced by
+        // nginx (consumed); a new one comes zeroed from the live pool.
+        unsafe {
+            if let Some(b) = self.spare.pop() {
+                ptr::write_bytes(b, 0, 1);
+                return b;
+            }
+            ngx_pcalloc((*self.r).pool, std::mem::size_of::<ngx_buf_t>()).cast()
+        }
+    }
+}
+
+impl Drop for ReqCtx {
+    fn drop(&mut self) {
+        self.channel
+            .target
+            .store(ptr::null_mut(), Ordering::Release);
+        self.channel.close();
+        // SAFETY: the keeper event is ours; remove it from the timer tree
+        // before its memory goes with the pool.
+        unsafe {
+            if self.keeper.timer_set() != 0 {
+                ngx::ffi::ngx_del_timer(&mut self.keeper);
+            }
+        }
+    }
+}
+
+/// # Safety
+/// `b` is a valid buffer.
+unsafe fn buf_size(b: *mut ngx_buf_t) -> usize {
+    // SAFETY: by the caller's contract.
+    unsafe {
+        let b = &*b;
+        if b.in_file() != 0 {
+            (b.file_last - b.file_pos).max(0) as usize
+        } else if b.pos.is_null() {
+            0
+        } else {
+            b.last.offset_from(b.pos).max(0) as usize
+        }
+    }
+}
+
+/// Copies `s` into the request pool as an ngx_str_t.
+///
+/// # Safety
+/// `r` is live.
+unsafe fn pool_str(r: *mut ngx_http_request_t, s: &str) -> Option<ngx_str_t> {
+    // SAFETY: allocating from the live request pool and filling it.
+    unsafe {
+        let p: *mut u8 = ngx_pnalloc((*r).pool, s.len().max(1)).cast();
+        if p.is_null() {
+            return None;
+        }
+        ptr::copy_nonoverlapping(s.as_ptr(), p, s.len());
+        Some(ngx_str_t {
+            len: s.len(),
+            data: p,
+        })
+    }
+}
+
+/// Puts the app's status and headers into `r->headers_out`.
+///
+/// # Safety
+/// `r` is live, on the event loop thread, and its header not sent yet.
+unsafe fn set_headers(r: *mut ngx_http_request_t, head: &ResponseHead) -> Option<()> {
+    // SAFETY: r is live; every string is copied into its pool first.
+    unsafe {
+        let out = &mut (*r).headers_out;
+        out.status = head.status as usize;
+        out.status_line = pool_str(r, &head.status_line)?;
+        for (name, value) in &head.headers {
+            if name.eq_ignore_ascii_case("Content-Type") {
+                out.content_type = pool_str(r, value)?;
+                out.content_type_len = value
+                    .find(';')
+                    .map_or(value.len(), |i| value[..i].trim_end().len());
+                out.content_type_lowcase = ptr::null_mut();
+                continue;
+            }
+            if name.eq_ignore_ascii_case("Content-Length") {
+                // Validated by the core; nginx writes it from content_length_n.
+                out.content_length_n = value.trim().parse().unwrap_or(-1);
+                continue;
+            }
+            let h: *mut ngx_table_elt_t = ngx_list_push(&mut out.headers).cast();
+            if h.is_null() {
+                return None;
+            }
+            (*h).hash = 1;
+            (*h).key = pool_str(r, name)?;
+            (*h).value = pool_str(r, value)?;
+            let low: *mut u8 = ngx_pnalloc((*r).pool, name.len().max(1)).cast();
+            if low.is_null() {
+                return None;
+            }
+            for (i, b) in name.bytes().enumerate() {
+                *low.add(i) = b.to_ascii_lowercase();
+            }
+            (*h).lowcase_key = low;
+            // The fields nginx's own filters consult.
+            let slot = match name.to_ascii_lowercase().as_str() {
+                "location" => Some(&mut out.location),
+                "content-encoding" => Some(&mut out.content_encoding),
+                "last-modified" => Some(&mut out.last_modified),
+                "etag" => Some(&mut out.etag),
+                "server" => Some(&mut out.server),
+                "date" => Some(&mut out.date),
+                "content-range" => Some(&mut out.content_range),
+                "expires" => Some(&mut out.expires),
+                _ => None,
+            };
+            if let Some(slot) = slot {
+                *slot = h;
+            }
+        }
+        Some(())
+    }
+}
+
+/// Delivers what a Python thread queued on `channel` to its request.
+///
+/// # Safety
+/// On the event loop thread.
+pub unsafe fn deliver(channel: &Arc<Channel>) {
+    let msgs = {
+        let mut st = channel.lock();
+        st.queued = false;
+        st.pending = 0;
+        std::mem::take(&mut st.msgs)
+    };
+    let target = channel.target.load(Ordering::Acquire);
+    if target.is_null() {
+        // The request is gone; the Python side sees the channel closed.
+        return;
+    }
+    // SAFETY: target is the live ReqCtx of this channel (Drop clears it), and
+    // we are on the event loop thread, the only one that touches it.
+    let ctx = unsafe { &mut *target.cast::<ReqCtx>() };
+    let r = ctx.r;
+    // SAFETY: the request lives as long as its ReqCtx.
+    let c = unsafe { (*r).connection };
+    // SAFETY: as above.
+    unsafe { apply(ctx, msgs) };
+    // SAFETY: the connection is still allocated (it outlives the request's
+    // pool cleanup within this call), as nginx's own handlers assume.
+    unsafe { ngx_http_run_posted_requests(c) };
+}
+
+/// # Safety
+/// `ctx` is live, on the event loop thread.
+unsafe fn apply(ctx: &mut ReqCtx, msgs: VecDeque<Msg>) {
+    let r = ctx.r;
+    let mut out: *mut ngx_chain_t = ptr::null_mut();
+    let mut tail: *mut *mut ngx_chain_t = &mut out;
+    let mut last: *mut ngx_buf_t = ptr::null_mut();
+    let mut finishing = false;
+    for msg in msgs {
+        if ctx.finished {
+            break;
+        }
+        match msg {
+            Msg::Start(head) => {
+                // SAFETY: r is live and its header not sent (the core sends
+                // headers once).
+                let rc = unsafe {
+                    if set_headers(r, &head).is_none() {
+                        NGX_ERROR as ngx_int_t
+                    } else {
+                        ngx_http_send_header(r)
+                    }
+                };
+                ctx.header_sent = true;
+                if rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t {
+                    // SAFETY: finalising the live request once.
+                    unsafe { finish(ctx, rc) };
+                    return;
+                }
+                // SAFETY: r is live.
+                if unsafe { (*r).header_only() } != 0 {
+                    ctx.discard_body = true;
+                }
+            }
+            Msg::Data(chunk) => {
+                if ctx.discard_body || chunk.is_empty() {
+                    continue;
+                }
+                // SAFETY: a new buffer over the chunk's memory, which stays
+                // alive in `held` until nginx has consumed the buffer.
+                unsafe {
+                    let b = ctx.new_buf();
+                    if b.is_null() {
+                        finish(ctx, NGX_ERROR as ngx_int_t);
+                        return;
+                    }
+                    let p = chunk.as_ptr() as *mut u8;
+                    (*b).start = p;
+                    (*b).pos = p;
+                    (*b).last = p.add(chunk.len());
+                    (*b).end = (*b).last;
+                    (*b).set_memory(1);
+                    ctx.held.push_back((b, Held::Chunk(chunk)));
+                    if !append(r, &mut tail, b) {
+                        finish(ctx, NGX_ERROR as ngx_int_t);
+                        return;
+                    }
+                    last = b;
+                }
+            }
+            Msg::File { file, offset, len } => {
+                if ctx.discard_body || len == 0 {
+                    continue;
+                }
+                // SAFETY: a file buffer over our own duplicate of the app's
+                // descriptor, kept open in `held` until nginx has sent it.
+                unsafe {
+                    let b = ctx.new_buf();
+                    let f: *mut ngx_file_t =
+                        ngx_pcalloc((*r).pool, std::mem::size_of::<ngx_file_t>()).cast();
+                    if b.is_null() || f.is_null() {
+                        finish(ctx, NGX_ERROR as ngx_int_t);
+                        return;
+                    }
+                    (*f).fd = file.as_raw_fd();
+                    (*f).log = (*(*r).connection).log;
+                    (*f).name = ngx_str_t {
+                        len: 0,
+                        data: ptr::null_mut(),
+                    };
+                    (*b).file = f;
+                    (*b).file_pos = offset as i64;
+                    (*b).file_last = (offset + len) as i64;
+                    (*b).set_in_file(1);
+                    ctx.held.push_back((b, Held::File(file)));
+                    if !append(r, &mut tail, b) {
+                        finish(ctx, NGX_ERROR as ngx_int_t);
+                        return;
+                    }
+                    last = b;
+                }
+            }
+            Msg::Flush => {
+                if !last.is_null() {
+                    // SAFETY: `last` is a buffer of this batch.
+                    unsafe { (*last).set_flush(1) };
+                }
+            }
+            Msg::Finish => finishing = true,
+            Msg::Abort => {
+                // SAFETY: what the app produced goes out first; then NGX_ERROR
+                // cuts the connection, so the client sees the body is
+                // incomplete (no final chunk, or fewer bytes than promised).
+                unsafe {
+                    if !out.is_null() {
+                        ngx_http_output_filter(r, out);
+                    }
+                    finish(ctx, NGX_ERROR as ngx_int_t);
+                }
+                return;
+            }
+            Msg::Error(status) => {
+                // SAFETY: as above; nginx sends its own error page.
+                unsafe { finish(ctx, status as ngx_int_t) };
+                return;
+            }
+        }
+    }
+    if ctx.finished {
+        return;
+    }
+    if finishing && ctx.discard_body {
+        // SAFETY: finalising the live request once.
+        unsafe { finish(ctx, NGX_OK as ngx_int_t) };
+        return;
+    }
+    if finishing {
+        // SAFETY: an empty buffer that ends the response.
+        unsafe {
+            let b = ctx.new_buf();
+            if b.is_null() {
+                finish(ctx, NGX_ERROR as ngx_int_t);
+                return;
+            }
+            if (*r).main == r {
+                (*b).set_last_buf(1);
+            }
+            (*b).set_last_in_chain(1);
+            (*b).set_sync(1);
+            if !append(r, &mut tail, b) {
+                finish(ctx, NGX_ERROR as ngx_int_t);
+                return;
+            }
+        }
+    }
+    if out.is_null() && !finishing {
+        return;
+    }
+    // SAFETY: r is live; `out` is a chain of our buffers.
+    let rc = unsafe { ngx_http_output_filter(r, out) };
+    ctx.release_consumed();
+    if finishing || rc == NGX_ERROR as ngx_int_t {
+        // SAFETY: finalising the live request once; with NGX_AGAIN nginx's
+        // own writer sends the rest.
+        unsafe { finish(ctx, rc) };
+        return;
+    }
+    // SAFETY: r is live.
+    unsafe { arm_writer(ctx) };
+}
+
+/// Appends `b` to the chain being built.
+///
+/// # Safety
+/// `r` is live; `tail` points at the chain's last `next` field.
+unsafe fn append(
+    r: *mut ngx_http_request_t,
+    tail: &mut *mut *mut ngx_chain_t,
+    b: *mut ngx_buf_t,
+) -> bool {
+    // SAFETY: a chain link from the live pool.
+    unsafe {
+        let cl = ngx::ffi::ngx_alloc_chain_link((*r).pool);
+        if cl.is_null() {
+            return false;
+        }
+        (*cl).buf = b;
+        (*cl).next = ptr::null_mut();
+        **tail = cl;
+        *tail = &mut (*cl).next;
+    }
+    true
+}
+
+/// Hands the request back to nginx for the last time.
+///
+/// # Safety
+/// `ctx.r` is live; called once per request.
+unsafe fn finish(ctx: &mut ReqCtx, rc: ngx_int_t) {
+    ctx.finished = true;
+    let r = ctx.r;
+    if rc == NGX_ERROR as ngx_int_t || rc >= ngx::ffi::NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t {
+        // No more output will be taken: the Python side must stop.
+        ctx.channel.close();
+    }
+    // SAFETY: r is live; restoring nginx's default write handling.
+    unsafe {
+        (*r).write_event_handler = Some(ngx::ffi::ngx_http_request_empty_handler);
+        ngx_http_finalize_request(r, rc);
+    }
+}
+
+/// Waits for the client to take more (send timeout, nginx's low-water mark),
+/// like nginx's own writer does.
+///
+/// # Safety
+/// `ctx.r` is live, on the event loop thread.
+unsafe fn arm_writer(ctx: &mut ReqCtx) {
+    let r = ctx.r;
+    // SAFETY: r, its connection and its write event are live.
+    unsafe {
+        let c = (*r).connection;
+        let wev = (*c).write;
+        let Some(clcf) = loc_conf(r) else { return };
+        let buffered = (*r).buffered() != 0 || (*c).buffered() != 0 || !(*r).postponed.is_null();
+        if buffered {
+            (*r).write_event_handler = Some(on_write);
+            if (*wev).delayed() == 0 {
+                ngx::ffi::ngx_add_timer(wev, clcf.send_timeout);
+            }
+            if ngx::ffi::ngx_handle_write_event(wev, clcf.send_lowat) != NGX_OK as ngx_int_t {
+                finish(ctx, NGX_ERROR as ngx_int_t);
+            }
+        } else if (*wev).timer_set() != 0 {
+            ngx::ffi::ngx_del_timer(wev);
+        }
+    }
+}
+
+/// # Safety
+/// `r` is live.
+unsafe fn loc_conf<'a>(r: *mut ngx_http_request_t) -> Option<&'a ngx_http_core_loc_conf_t> {
+    // SAFETY: by the caller's contract.
+    unsafe { NgxHttpCoreModule::location_conf(ngx::http::Request::from_ngx_http_request(r)) }
+}
+
+/// The request's write event while a response streams: push what nginx
+/// holds, release consumed chunks (waking the app), or time out.
+unsafe extern "C" fn on_write(r: *mut ngx_http_request_t) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: nginx calls this for a live request on the event loop.
+        unsafe { write_ready(r) }
+    }));
+}
+
+/// # Safety
+/// `r` is live, on the event loop thread.
+unsafe fn write_ready(r: *mut ngx_http_request_t) {
+    // SAFETY: r is live; our module context is a ReqCtx when set.
+    unsafe {
+        let index = crate::Module::module_ref().ctx_index;
+        let ctx = (*(*r).ctx.add(index)).cast::<ReqCtx>();
+        if ctx.is_null() {
+            return;
+        }
+        let ctx = &mut *ctx;
+        if ctx.finished {
+            return;
+        }
+        let c = (*r).connection;
+        let wev = (*c).write;
+        if (*wev).timedout() != 0 {
+            log::info!(target: "oxwsgi", "client timed out while receiving the response");
+            (*c).set_timedout(1);
+            finish(ctx, NGX_HTTP_REQUEST_TIME_OUT as ngx_int_t);
+            return;
+        }
+        if (*wev).delayed() != 0 {
+            if let Some(clcf) = loc_conf(r) {
+                if ngx::ffi::ngx_handle_write_event(wev, clcf.send_lowat) != NGX_OK as ngx_int_t {
+                    finish(ctx, NGX_ERROR as ngx_int_t);
+                }
+            }
+            return;
+        }
+        let rc = ngx_http_output_filter(r, ptr::null_mut());
+        ctx.release_consumed();
+        if rc == NGX_ERROR as ngx_int_t {
+            finish(ctx, rc);
+            return;
+        }
+        arm_writer(ctx);
+    }
+}
