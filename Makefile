@@ -15,6 +15,7 @@ all: build
 
 deps:
 	@bash build/deps.sh
+	@bash build/nginx-tree.sh
 
 build: deps
 	$(CARGO) build --release --workspace
@@ -26,8 +27,8 @@ test: deps
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
 
-run: deps
-	@echo "make run arrives with the nginx module (issue #3)" >&2; exit 1
+run: build
+	@bash build/run-nginx.sh
 
 bench: deps
 	$(CARGO) bench -p oxwsgi-core --bench hello
