@@ -21,6 +21,7 @@ build: deps
 	$(CARGO) build --release --workspace
 
 test: deps
+	$(CARGO) build -p oxwsgi-nginx
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast; \
 	else \

@@ -75,15 +75,19 @@ impl Channel {
         self.room.notify_all();
     }
 
-    fn push(self: &Arc<Self>, msg: Msg) -> io::Result<()> {
+    /// Queues `msgs` for the event loop and wakes it (once per batch).
+    fn push(self: &Arc<Self>, msgs: &mut Vec<Msg>) -> io::Result<()> {
         let mut st = self.lock();
         if st.closed {
+            msgs.clear();
             return Err(gone());
         }
-        if let Msg::Data(c) = &msg {
-            st.pending += c.len();
+        for msg in msgs.drain(..) {
+            if let Msg::Data(c) = &msg {
+                st.pending += c.len();
+            }
+            st.msgs.push_back(msg);
         }
-        st.msgs.push_back(msg);
         let first = !st.queued;
         st.queued = true;
         drop(st);
@@ -110,37 +114,75 @@ fn gone() -> io::Error {
     )
 }
 
-/// The core's `ResponseSink` for nginx: runs on a Python thread.
-pub struct NginxSink(pub Arc<Channel>);
+/// Bytes a sink collects before it hands them over without a flush.
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// The core's `ResponseSink` for nginx: runs on a Python thread. Messages are
+/// collected until a flush, the end, or `BATCH_BYTES`, so a whole small
+/// response (headers, body, end) costs the event loop one wake-up.
+pub struct NginxSink {
+    channel: Arc<Channel>,
+    batch: Vec<Msg>,
+    batch_bytes: usize,
+}
+
+impl NginxSink {
+    pub fn new(channel: Arc<Channel>) -> NginxSink {
+        NginxSink {
+            channel,
+            batch: Vec::with_capacity(4),
+            batch_bytes: 0,
+        }
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        self.batch_bytes = 0;
+        self.channel.push(&mut self.batch)
+    }
+
+    fn add_body(&mut self, msg: Msg, len: usize) -> io::Result<()> {
+        if self.batch_bytes + len > BATCH_BYTES && !self.batch.is_empty() {
+            self.send()?;
+        }
+        self.channel.wait_for_room()?;
+        self.batch.push(msg);
+        self.batch_bytes += len;
+        Ok(())
+    }
+}
 
 impl ResponseSink for NginxSink {
     fn start(&mut self, head: &ResponseHead) -> io::Result<()> {
-        self.0.push(Msg::Start(head.clone()))
+        self.batch.push(Msg::Start(head.clone()));
+        Ok(())
     }
 
     fn write(&mut self, chunk: Chunk) -> io::Result<()> {
-        self.0.wait_for_room()?;
-        self.0.push(Msg::Data(chunk))
+        let len = chunk.len();
+        self.add_body(Msg::Data(chunk), len)
     }
 
     fn send_file(&mut self, file: File, offset: u64, len: u64) -> io::Result<()> {
-        self.0.wait_for_room()?;
-        self.0.push(Msg::File { file, offset, len })
+        self.add_body(Msg::File { file, offset, len }, len as usize)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.0.push(Msg::Flush)
+        self.batch.push(Msg::Flush);
+        self.send()
     }
 
     fn finish(&mut self) -> io::Result<()> {
-        self.0.push(Msg::Finish)
+        self.batch.push(Msg::Finish);
+        self.send()
     }
 
     fn abort(&mut self) {
-        let _ = self.0.push(Msg::Abort);
+        self.batch.push(Msg::Abort);
+        let _ = self.send();
     }
 
     fn error(&mut self, status: u16) -> io::Result<()> {
-        self.0.push(Msg::Error(status))
+        self.batch.push(Msg::Error(status));
+        self.send()
     }
 }

@@ -14,10 +14,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use ngx::ffi::{
-    NGX_ERROR, NGX_HTTP_REQUEST_TIME_OUT, NGX_OK, ngx_buf_t, ngx_chain_t, ngx_event_t, ngx_file_t,
-    ngx_http_core_loc_conf_t, ngx_http_finalize_request, ngx_http_output_filter,
-    ngx_http_request_t, ngx_http_run_posted_requests, ngx_http_send_header, ngx_int_t,
-    ngx_list_push, ngx_pcalloc, ngx_pnalloc, ngx_str_t, ngx_table_elt_t,
+    NGX_ERROR, NGX_HTTP_FLUSH, NGX_HTTP_REQUEST_TIME_OUT, NGX_OK, ngx_buf_t, ngx_chain_t,
+    ngx_event_t, ngx_file_t, ngx_http_core_loc_conf_t, ngx_http_finalize_request,
+    ngx_http_output_filter, ngx_http_request_t, ngx_http_run_posted_requests, ngx_http_send_header,
+    ngx_http_send_special, ngx_int_t, ngx_list_push, ngx_pcalloc, ngx_pnalloc, ngx_str_t,
+    ngx_table_elt_t, ngx_uint_t,
 };
 use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
 use oxwsgi_core::{Chunk, ResponseHead};
@@ -115,10 +116,12 @@ impl ReqCtx {
         }
         let in_nginx = self.held_bytes();
         let mut st = self.channel.lock();
-        let before = st.in_nginx;
         st.in_nginx = in_nginx;
+        let room = st.pending + in_nginx <= HIGH_WATER;
         drop(st);
-        if in_nginx < before && in_nginx <= HIGH_WATER {
+        if room {
+            // Cheap when nobody waits; a Python thread may be waiting either
+            // for nginx to send or for this delivery to take its queue.
             self.channel.wake_writer();
         }
     }
@@ -284,6 +287,9 @@ unsafe fn apply(ctx: &mut ReqCtx, msgs: VecDeque<Msg>) {
     let mut tail: *mut *mut ngx_chain_t = &mut out;
     let mut last: *mut ngx_buf_t = ptr::null_mut();
     let mut finishing = false;
+    // A flush with no buffer of this batch to carry it (the data went out
+    // in an earlier batch, held back by postpone_output).
+    let mut lone_flush = false;
     for msg in msgs {
         if ctx.finished {
             break;
@@ -369,7 +375,9 @@ unsafe fn apply(ctx: &mut ReqCtx, msgs: VecDeque<Msg>) {
                 }
             }
             Msg::Flush => {
-                if !last.is_null() {
+                if last.is_null() {
+                    lone_flush = true;
+                } else {
                     // SAFETY: `last` is a buffer of this batch.
                     unsafe { (*last).set_flush(1) };
                 }
@@ -383,6 +391,7 @@ unsafe fn apply(ctx: &mut ReqCtx, msgs: VecDeque<Msg>) {
                     if !out.is_null() {
                         ngx_http_output_filter(r, out);
                     }
+                    ngx_http_send_special(r, NGX_HTTP_FLUSH as ngx_uint_t);
                     finish(ctx, NGX_ERROR as ngx_int_t);
                 }
                 return;
@@ -421,11 +430,18 @@ unsafe fn apply(ctx: &mut ReqCtx, msgs: VecDeque<Msg>) {
             }
         }
     }
-    if out.is_null() && !finishing {
+    if out.is_null() && !finishing && !lone_flush {
         return;
     }
-    // SAFETY: r is live; `out` is a chain of our buffers.
-    let rc = unsafe { ngx_http_output_filter(r, out) };
+    // SAFETY: r is live; `out` is a chain of our buffers (or nothing, with
+    // a flush of what nginx holds).
+    let rc = unsafe {
+        if out.is_null() {
+            ngx_http_send_special(r, NGX_HTTP_FLUSH as ngx_uint_t)
+        } else {
+            ngx_http_output_filter(r, out)
+        }
+    };
     ctx.release_consumed();
     if finishing || rc == NGX_ERROR as ngx_int_t {
         // SAFETY: finalising the live request once; with NGX_AGAIN nginx's

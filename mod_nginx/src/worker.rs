@@ -203,7 +203,7 @@ fn run_jobs() {
             }
         };
         let Some(mut job) = job else { return };
-        let sink = Box::new(NginxSink(job.channel.clone()));
+        let sink = Box::new(NginxSink::new(job.channel.clone()));
         oxwsgi_core::handle(&job.app, &mut job.request, sink);
     }
 }

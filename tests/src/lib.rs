@@ -1,0 +1,61 @@
+//! Helpers for the end-to-end tests: start the packaged servers with the
+//! built modules on free loopback ports (configs in a temp dir), talk HTTP to
+//! them with a small client that can also read slowly or hang up, and read
+//! their error logs.
+//!
+//! - `http`: the client; `nginx`: an nginx under test; `venv`: virtualenvs
+//!   with Flask and Django for the site tests.
+
+pub mod http;
+pub mod nginx;
+pub mod venv;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The repository's top directory.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// A fixture app from tests/apps.
+pub fn app(name: &str) -> String {
+    repo().join("tests/apps").join(name).display().to_string()
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().unwrap().port()
+}
+
+/// A fresh directory for one server's files, readable by nginx's workers.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("oxwsgi-e2e-{}-{tag}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    set_mode(&dir, 0o777);
+    dir
+}
+
+pub fn set_mode(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}

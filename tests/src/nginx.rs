@@ -1,0 +1,219 @@
+//! An nginx under test: /usr/sbin/nginx from Debian's package with the built
+//! module, its own config and files in a temp dir, on a free loopback port.
+//! Dropping it stops it (by PID).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::{free_port, repo, temp_dir, wait_until};
+
+pub const NGINX: &str = "/usr/sbin/nginx";
+
+/// The module built by `cargo build -p oxwsgi-nginx` (`make test` builds it).
+pub fn module() -> PathBuf {
+    if let Some(p) = std::env::var_os("OXWSGI_NGINX_MODULE") {
+        return PathBuf::from(p);
+    }
+    let p = repo().join("target/debug/libngx_http_oxwsgi_module.so");
+    assert!(
+        p.exists(),
+        "{} is missing: build it with `cargo build -p oxwsgi-nginx` (make test does)",
+        p.display()
+    );
+    p
+}
+
+/// What goes into the generated configuration.
+pub struct Config {
+    pub workers: usize,
+    /// Lines at the `http` level (e.g. `wsgi_threads 4;`).
+    pub http: String,
+    /// The `server` block's body, after its `listen`.
+    pub server: String,
+    /// Extra `listen` parameters (`http2`, `ssl`).
+    pub listen: String,
+}
+
+impl Config {
+    pub fn new(server: &str) -> Config {
+        Config {
+            workers: 1,
+            http: String::new(),
+            server: server.into(),
+            listen: String::new(),
+        }
+    }
+
+    pub fn http(mut self, lines: &str) -> Config {
+        self.http.push_str(lines);
+        self.http.push('\n');
+        self
+    }
+
+    pub fn render(&self, dir: &std::path::Path, port: u16) -> String {
+        format!(
+            "load_module {module};\n\
+             daemon off;\n\
+             worker_processes {workers};\n\
+             error_log {dir}/error.log info;\n\
+             pid {dir}/nginx.pid;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{\n\
+                 access_log {dir}/access.log;\n\
+                 client_body_temp_path {dir}/body;\n\
+                 {http}\n\
+                 server {{\n\
+                     listen 127.0.0.1:{port} {listen};\n\
+                     {server}\n\
+                 }}\n\
+             }}\n",
+            module = module().display(),
+            workers = self.workers,
+            dir = dir.display(),
+            http = self.http,
+            listen = self.listen,
+            server = self.server,
+        )
+    }
+}
+
+pub struct Nginx {
+    pub port: u16,
+    pub dir: PathBuf,
+    child: Option<Child>,
+}
+
+/// Runs `nginx -t` on a rendered config; returns success and nginx's output.
+pub fn check(config: &Config) -> (bool, String) {
+    let dir = temp_dir("nginx-t");
+    let conf = dir.join("nginx.conf");
+    std::fs::write(&conf, config.render(&dir, free_port())).unwrap();
+    let out = Command::new(NGINX)
+        .arg("-t")
+        .arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(&conf)
+        .output()
+        .expect("run nginx -t");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    (out.status.success(), text)
+}
+
+impl Nginx {
+    /// Starts nginx with `config` and waits until it accepts connections.
+    pub fn start(config: Config) -> Nginx {
+        let dir = temp_dir("nginx");
+        let port = free_port();
+        let conf = dir.join("nginx.conf");
+        std::fs::write(&conf, config.render(&dir, port)).unwrap();
+        let child = Command::new(NGINX)
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nginx");
+        let mut n = Nginx {
+            port,
+            dir,
+            child: Some(child),
+        };
+        let up = wait_until(Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() || n.exited()
+        });
+        assert!(up && !n.exited(), "nginx did not start:\n{}", n.error_log());
+        n
+    }
+
+    fn exited(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => c.try_wait().ok().flatten().is_some(),
+            None => true,
+        }
+    }
+
+    pub fn master_pid(&self) -> i32 {
+        self.child.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
+    /// The master's worker processes.
+    pub fn workers(&self) -> Vec<i32> {
+        let master = self.master_pid();
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+            let ppid: i32 = after
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            if ppid == master && master != 0 {
+                out.push(pid);
+            }
+        }
+        out
+    }
+
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+    }
+
+    /// Waits for `needle` to show up in the error log.
+    pub fn wait_log(&self, needle: &str) -> bool {
+        wait_until(Duration::from_secs(10), || {
+            self.error_log().contains(needle)
+        })
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: signalling the nginx master this test started, by PID.
+        unsafe { libc::kill(self.master_pid(), sig) };
+    }
+
+    /// Graceful shutdown; returns whether the master exited in time.
+    pub fn quit(&mut self, timeout: Duration) -> bool {
+        self.signal(libc::SIGQUIT);
+        let done = wait_until(timeout, || self.exited());
+        if done {
+            self.child = None;
+        }
+        done
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: stopping the nginx master this test started, by PID.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let stopped = wait_until(Duration::from_secs(10), || {
+                c.try_wait().ok().flatten().is_some()
+            });
+            if !stopped {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        if std::thread::panicking() {
+            eprintln!("--- nginx error log ---\n{}", self.error_log());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}

@@ -1,0 +1,528 @@
+//! The nginx module end to end: /usr/sbin/nginx from Debian's package loads
+//! the built module and serves WSGI apps on loopback ports.
+
+use std::io::{BufReader, Read, Write};
+use std::time::{Duration, Instant};
+
+use oxwsgi_e2e::http::{self, Request};
+use oxwsgi_e2e::nginx::{self, Config, Nginx};
+use oxwsgi_e2e::{app, repo, wait_until};
+
+fn cases_at_root() -> Nginx {
+    Nginx::start(Config::new(&format!(
+        "location / {{ wsgi_app {}; }}",
+        app("cases.py")
+    )))
+}
+
+#[test]
+fn the_module_loads_into_the_packaged_nginx() {
+    let (ok, out) = nginx::check(&Config::new("location / { wsgi_app /srv/app.py; }"));
+    assert!(ok, "{out}");
+    assert!(out.contains("test is successful"), "{out}");
+}
+
+#[test]
+fn bad_directive_values_fail_nginx_t_naming_the_directive() {
+    let cases = [
+        (
+            "location / { wsgi_app relative/app.py; }",
+            "",
+            "\"wsgi_app\": script path",
+        ),
+        (
+            "location / { wsgi_app /a.py; wsgi_gzip maybe; }",
+            "",
+            "\"wsgi_gzip\": invalid value \"maybe\"",
+        ),
+        (
+            "location / { wsgi_app /a.py; wsgi_inflate_max 10q; }",
+            "",
+            "\"wsgi_inflate_max\": invalid size",
+        ),
+        (
+            "location / { wsgi_app /a.py; wsgi_callable 1x; }",
+            "",
+            "\"wsgi_callable\": callable name",
+        ),
+        (
+            "location / { wsgi_app /a.py; wsgi_script_name app; }",
+            "",
+            "\"wsgi_script_name\": \"app\" must",
+        ),
+        (
+            "",
+            "wsgi_threads 0;",
+            "\"wsgi_threads\": invalid thread count",
+        ),
+        (
+            "",
+            "wsgi_python_path rel/dir;",
+            "\"wsgi_python_path\": path \"rel/dir\" must be absolute",
+        ),
+        (
+            "",
+            "wsgi_python_home /nonexistent/venv;",
+            "\"wsgi_python_home\": python home /nonexistent/venv does not exist",
+        ),
+        (
+            "location / { wsgi_app /a.py; wsgi_app /b.py; }",
+            "",
+            "\"wsgi_app\" directive is duplicate",
+        ),
+    ];
+    for (server, http_lines, message) in cases {
+        let (ok, out) = nginx::check(&Config::new(server).http(http_lines));
+        assert!(!ok, "nginx -t accepted {server} {http_lines}");
+        assert!(out.contains(message), "{server} {http_lines}: {out}");
+    }
+}
+
+#[test]
+fn a_venv_for_another_python_fails_nginx_t() {
+    let dir = oxwsgi_e2e::temp_dir("oldvenv");
+    std::fs::write(dir.join("pyvenv.cfg"), "home = /usr/bin\nversion = 3.9.2\n").unwrap();
+    let (ok, out) =
+        nginx::check(&Config::new("").http(&format!("wsgi_python_home {};", dir.display())));
+    assert!(!ok);
+    assert!(out.contains("is a virtualenv for Python 3.9"), "{out}");
+    assert!(out.contains("python3.11 -m venv"), "{out}");
+}
+
+#[test]
+fn hello_world() {
+    let n = Nginx::start(Config::new(&format!(
+        "location / {{ wsgi_app {}; }}",
+        repo().join("examples/hello.py").display()
+    )));
+    let r = http::get(n.port, "/");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "<h1>Hello, web!</h1>");
+    assert_eq!(r.header("Content-Type"), Some("text/html"));
+    assert_eq!(http::get(n.port, "/world").text(), "<h1>Hello, world!</h1>");
+}
+
+#[test]
+fn locations_mount_apps_and_several_apps_share_one_nginx() {
+    let n = Nginx::start(
+        Config::new(&format!(
+            "location /mnt {{ wsgi_app {cases}; }}\n\
+         location ~ ^/rx/ {{ wsgi_app {cases}; }}\n\
+         location ~ ^/named/ {{ wsgi_app {cases}; wsgi_script_name /named; }}\n\
+         location /pkg {{ wsgi_app fixturepkg.wsgi:app; }}\n\
+         location / {{ wsgi_app {hello}; }}",
+            cases = app("cases.py"),
+            hello = repo().join("examples/hello.py").display()
+        ))
+        .http(&format!(
+            "wsgi_python_path {};",
+            repo().join("tests/apps").display()
+        )),
+    );
+    let env = http::get(n.port, "/mnt/env?x=1").text();
+    assert!(env.contains("\"SCRIPT_NAME\": \"/mnt\""), "{env}");
+    assert!(env.contains("\"PATH_INFO\": \"/env\""), "{env}");
+    assert!(env.contains("\"QUERY_STRING\": \"x=1\""), "{env}");
+    // A regex location has no prefix to mount at: all of the path is PATH_INFO
+    // (the app routes on it, so it answers "no route" for this one) ...
+    assert_eq!(http::get(n.port, "/rx/env").text(), "no route /rx/env");
+    // ... unless wsgi_script_name names the mount.
+    let env = http::get(n.port, "/named/env").text();
+    assert!(env.contains("\"SCRIPT_NAME\": \"/named\""), "{env}");
+    assert!(env.contains("\"PATH_INFO\": \"/env\""), "{env}");
+    assert_eq!(http::get(n.port, "/pkg/x").text(), "module app at /pkg|/x");
+    assert_eq!(http::get(n.port, "/nginx").text(), "<h1>Hello, nginx!</h1>");
+}
+
+#[test]
+fn environ_values_come_from_nginx() {
+    let n = cases_at_root();
+    let mut s = http::connect(n.port);
+    let local_port = s.local_addr().unwrap().port();
+    s.write_all(
+        &Request::get("/env")
+            .header("X-Custom", "v")
+            .to_bytes(n.port),
+    )
+    .unwrap();
+    let r = http::read_response(&mut BufReader::new(s), false).unwrap();
+    let env = r.text();
+    for want in [
+        "\"REMOTE_ADDR\": \"127.0.0.1\"".to_string(),
+        format!("\"REMOTE_PORT\": \"{local_port}\""),
+        format!("\"SERVER_PORT\": \"{}\"", n.port),
+        "\"SERVER_NAME\": \"127.0.0.1\"".to_string(),
+        "\"SERVER_PROTOCOL\": \"HTTP/1.1\"".to_string(),
+        "\"HTTP_X_CUSTOM\": \"v\"".to_string(),
+        "\"wsgi.url_scheme\": \"http\"".to_string(),
+        "\"wsgi.multithread\": true".to_string(),
+    ] {
+        assert!(env.contains(&want), "{want} not in {env}");
+    }
+    let env = Request::get("/env").http10().send(n.port).text();
+    assert!(env.contains("\"SERVER_PROTOCOL\": \"HTTP/1.0\""), "{env}");
+}
+
+#[test]
+fn request_bodies_reach_wsgi_input() {
+    let n = Nginx::start(
+        Config::new(&format!(
+            "location / {{ wsgi_app {}; client_max_body_size 20m; }}",
+            app("cases.py")
+        ))
+        .http("client_body_buffer_size 16k;"),
+    );
+    // Small (memory), large (nginx's temp file) and chunked bodies.
+    let small = b"a=1&b=2".to_vec();
+    let large: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    for body in [&small, &large] {
+        let r = Request::post("/echo", "application/octet-stream", body).send(n.port);
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.header("X-Received"),
+            Some(body.len().to_string().as_str())
+        );
+        assert!(r.body == *body, "body differs ({} bytes)", body.len());
+    }
+    let r = Request::post("/echo?how=lines", "text/plain", b"one\ntwo\nthree")
+        .chunked()
+        .send(n.port);
+    assert_eq!(r.text(), "one\ntwo\nthree");
+    let env = Request::post("/env", "text/plain", b"xyz")
+        .chunked()
+        .send(n.port)
+        .text();
+    assert!(env.contains("\"wsgi.input_terminated\": true"), "{env}");
+}
+
+#[test]
+fn client_max_body_size_is_honoured() {
+    let n = Nginx::start(Config::new(&format!(
+        "location / {{ wsgi_app {}; client_max_body_size 1k; }}",
+        app("cases.py")
+    )));
+    let r = Request::post("/echo", "text/plain", &[b'x'; 5000]).send(n.port);
+    assert_eq!(r.status, 413);
+}
+
+/// The behaviours of the shared case table as nginx users see them.
+#[test]
+fn wsgi_mistakes_become_500_with_a_log_line() {
+    let n = cases_at_root();
+    let table = [
+        (
+            "/str-body",
+            "application returned str (body item 0), WSGI needs bytes: encode it",
+        ),
+        (
+            "/str-return",
+            "application returned str, WSGI needs bytes: encode it",
+        ),
+        ("/none-return", "application returned None"),
+        (
+            "/int-status",
+            "status must be a str like \"200 OK\", got int",
+        ),
+        ("/tuple-headers", "response headers must be a list"),
+        ("/hop-header", "is a hop-by-hop header"),
+        ("/crlf-header", "CR, LF or NUL"),
+        (
+            "/raise-early",
+            "RuntimeError: the app failed before start_response",
+        ),
+        (
+            "/no-start",
+            "application returned without calling start_response",
+        ),
+    ];
+    for (path, message) in table {
+        let r = http::get(n.port, path);
+        assert_eq!(r.status, 500, "{path}");
+        assert!(
+            n.wait_log(message),
+            "{path}: {message:?} not logged:\n{}",
+            n.error_log()
+        );
+    }
+    // The worker kept serving.
+    assert_eq!(http::get(n.port, "/cookies").status, 200);
+    assert_eq!(n.workers().len(), 1);
+}
+
+#[test]
+fn errors_after_the_headers_cut_the_response() {
+    let n = cases_at_root();
+    let r = http::get(n.port, "/raise-late");
+    assert_eq!(r.status, 200);
+    assert!(!r.complete, "a failed response must not look complete");
+    assert_eq!(r.text(), "part one;");
+    let r = http::get(n.port, "/short-body");
+    assert!(!r.complete);
+    assert!(n.wait_log("application promised 100 bytes in Content-Length but sent 20"));
+}
+
+#[test]
+fn response_features() {
+    let n = cases_at_root();
+    assert_eq!(
+        http::get(n.port, "/write").text(),
+        "written-1;written-2;returned"
+    );
+    let r = http::get(n.port, "/cookies");
+    assert_eq!(
+        r.headers_named("Set-Cookie"),
+        ["a=1; Path=/", "b=2; Path=/"]
+    );
+    let r = http::get(n.port, "/exc-info");
+    assert_eq!((r.status, r.text().as_str()), (503, "app error page"));
+    let r = http::get(n.port, "/empty");
+    assert_eq!(r.status, 204);
+    let r = Request::get("/big?size=1000").method("HEAD").send(n.port);
+    assert_eq!(r.status, 200);
+    assert!(r.body.is_empty());
+    let r = http::get(n.port, "/big?size=100000");
+    assert_eq!(r.body.len(), 100000);
+    assert_eq!(r.header("Content-Length"), Some("100000"));
+}
+
+#[test]
+fn file_wrapper_sends_the_file() {
+    let n = cases_at_root();
+    let r = http::get(n.port, "/file?size=5000000&skip=100");
+    assert_eq!(r.status, 200);
+    assert!(r.complete);
+    assert_eq!(r.body.len(), 4_999_900);
+    assert_eq!(r.body[0], 100);
+    let r = http::get(n.port, "/filelike");
+    assert_eq!(r.text(), "from a file-like object ".repeat(10));
+}
+
+#[test]
+fn print_and_wsgi_errors_land_in_the_error_log() {
+    let n = cases_at_root();
+    assert_eq!(http::get(n.port, "/log?marker=N9X").text(), "logged N9X");
+    assert!(n.wait_log("stdout says N9X"), "{}", n.error_log());
+    assert!(n.wait_log("stderr says N9X"));
+    assert!(n.wait_log("errors says N9X"));
+}
+
+#[test]
+fn a_broken_app_fails_alone() {
+    let n = Nginx::start(Config::new(&format!(
+        "location /broken {{ wsgi_app {}; }}\nlocation / {{ wsgi_app {}; }}",
+        app("broken_syntax.py"),
+        app("cases.py")
+    )));
+    assert!(n.wait_log("SyntaxError"), "{}", n.error_log());
+    assert!(n.error_log().contains("broken_syntax.py\", line 1"));
+    assert_eq!(http::get(n.port, "/broken").status, 500);
+    assert_eq!(http::get(n.port, "/cookies").status, 200);
+}
+
+#[test]
+fn streaming_sends_each_chunk_as_it_is_produced() {
+    let n = cases_at_root();
+    let mut s = http::connect(n.port);
+    let start = Instant::now();
+    s.write_all(&Request::get("/stream?n=3&size=8&delay=0.6").to_bytes(n.port))
+        .unwrap();
+    let mut reader = BufReader::new(s);
+    let (status, _) = http::read_head(&mut reader).unwrap();
+    assert_eq!(status, 200);
+    // The first chunk (chunk-size line and data) arrives long before the
+    // generator's next item.
+    let mut first = [0u8; 8];
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+    reader.read_exact(&mut first).unwrap();
+    let ttfb = start.elapsed();
+    assert_eq!(&first, b"0:......");
+    assert!(
+        ttfb < Duration::from_millis(400),
+        "first chunk after {ttfb:?}"
+    );
+    let mut rest = Vec::new();
+    reader.read_to_end(&mut rest).unwrap();
+    assert!(start.elapsed() >= Duration::from_millis(1200));
+}
+
+#[test]
+fn python_never_blocks_the_event_loop() {
+    let dir = oxwsgi_e2e::temp_dir("static");
+    std::fs::write(dir.join("static.txt"), "static bytes").unwrap();
+    let n = Nginx::start(
+        Config::new(&format!(
+            "location /static.txt {{ root {}; }}\nlocation / {{ wsgi_app {}; }}",
+            dir.display(),
+            app("cases.py")
+        ))
+        .http("wsgi_threads 2;"),
+    );
+    // Both Python threads sleep for 2 s ...
+    let sleepers: Vec<_> = (0..2)
+        .map(|_| {
+            let port = n.port;
+            std::thread::spawn(move || http::get(port, "/sleep?ms=2000").status)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // ... while the same (single) worker serves static files at once.
+    for _ in 0..20 {
+        let t = Instant::now();
+        let r = http::get(n.port, "/static.txt");
+        assert_eq!(r.text(), "static bytes");
+        assert!(
+            t.elapsed() < Duration::from_millis(200),
+            "static file took {:?}",
+            t.elapsed()
+        );
+    }
+    for s in sleepers {
+        assert_eq!(s.join().unwrap(), 200);
+    }
+}
+
+fn closed_count(port: u16) -> u64 {
+    http::get(port, "/closed").text().parse().unwrap()
+}
+
+#[test]
+fn client_disconnect_stops_the_app_and_closes_the_iterable() {
+    let n = cases_at_root();
+    let before = closed_count(n.port);
+    {
+        let mut s = http::connect(n.port);
+        s.write_all(&Request::get("/stream?n=100000&size=1000&delay=0.01").to_bytes(n.port))
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).unwrap();
+    } // hang up mid-response
+    assert!(
+        wait_until(Duration::from_secs(10), || closed_count(n.port) > before),
+        "close() was not called after the client left"
+    );
+}
+
+fn rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_slow_reader_throttles_a_huge_response_instead_of_buffering_it() {
+    let n = cases_at_root();
+    let worker = n.workers()[0];
+    http::get(n.port, "/cookies");
+    let baseline = rss_kib(worker);
+    // 1 GiB generated in 64 KiB chunks, read slowly.
+    let mut s = http::connect(n.port);
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&Request::get("/stream?n=16384&size=65536").to_bytes(n.port))
+        .unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0usize;
+    let mut peak = 0;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        got += s.read(&mut buf).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        peak = peak.max(rss_kib(worker));
+    }
+    assert!(got > 0);
+    assert!(
+        got < 512 << 20,
+        "the client read {got} bytes: not slow enough to test"
+    );
+    let growth = peak.saturating_sub(baseline);
+    assert!(
+        growth < 64 * 1024,
+        "worker RSS grew by {growth} KiB for a slow reader"
+    );
+}
+
+#[test]
+fn nginx_filters_still_apply() {
+    let n = Nginx::start(
+        Config::new(&format!("location / {{ wsgi_app {}; }}", app("cases.py")))
+            .http("gzip on; gzip_types text/plain; gzip_min_length 100;"),
+    );
+    let r = Request::get("/big?size=50000")
+        .header("Accept-Encoding", "gzip")
+        .send(n.port);
+    assert_eq!(r.header("Content-Encoding"), Some("gzip"));
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(&r.body[..])
+        .read_to_end(&mut plain)
+        .unwrap();
+    assert_eq!(plain.len(), 50000);
+    let logged = wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(n.dir.join("access.log"))
+            .unwrap_or_default()
+            .contains("GET /big?size=50000 HTTP/1.1\" 200")
+    });
+    assert!(logged, "the request is not in nginx's access log");
+}
+
+#[test]
+fn wsgi_gzip_and_request_inflation() {
+    let n = Nginx::start(Config::new(&format!(
+        "location / {{ wsgi_app {}; wsgi_gzip on; wsgi_inflate_request on; wsgi_inflate_max 1m; client_max_body_size 10m; }}",
+        app("cases.py")
+    )));
+    let r = Request::get("/big?size=50000")
+        .header("Accept-Encoding", "gzip")
+        .send(n.port);
+    assert_eq!(r.header("Content-Encoding"), Some("gzip"));
+    assert_eq!(r.header("Vary"), Some("Accept-Encoding"));
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(&r.body[..])
+        .read_to_end(&mut plain)
+        .unwrap();
+    assert_eq!(plain.len(), 50000);
+
+    let gz = |data: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    };
+    let r = Request::post("/echo", "text/plain", &gz(b"inflated by oxwsgi"))
+        .header("Content-Encoding", "gzip")
+        .send(n.port);
+    assert_eq!(r.text(), "inflated by oxwsgi");
+    let bomb = gz(&vec![0u8; 8 << 20]);
+    let r = Request::post("/echo", "application/octet-stream", &bomb)
+        .header("Content-Encoding", "gzip")
+        .send(n.port);
+    assert_eq!(r.status, 413);
+}
+
+#[test]
+fn graceful_quit_and_reload_finish_requests_in_flight() {
+    let mut n = cases_at_root();
+    let port = n.port;
+    let slow = std::thread::spawn(move || http::get(port, "/sleep?ms=1500"));
+    std::thread::sleep(Duration::from_millis(300));
+    let old_workers = n.workers();
+    n.signal(libc::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let w = n.workers();
+            !w.is_empty() && w.iter().all(|p| !old_workers.contains(p))
+        }) || n.workers().len() > 1
+    );
+    // New requests are served while the old worker finishes its request.
+    assert_eq!(http::get(n.port, "/cookies").status, 200);
+    let r = slow.join().unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "slept 1500 ms"));
+
+    let slow = std::thread::spawn(move || http::get(port, "/sleep?ms=1000"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(n.quit(Duration::from_secs(20)), "nginx did not quit");
+    let r = slow.join().unwrap();
+    assert_eq!(r.status, 200);
+}
