@@ -12,7 +12,7 @@ packages=(
     # the servers, and the headers/trees the modules are built against
     nginx nginx-dev apache2 apache2-dev
     # tests and benchmarks
-    curl wrk
+    curl wrk openssl
 )
 
 missing=()

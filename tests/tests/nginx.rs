@@ -526,3 +526,43 @@ fn graceful_quit_and_reload_finish_requests_in_flight() {
     let r = slow.join().unwrap();
     assert_eq!(r.status, 200);
 }
+
+#[test]
+fn https_and_http2_are_reflected_in_environ() {
+    let dir = oxwsgi_e2e::temp_dir("tls");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let ok = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl")
+        .success();
+    assert!(ok, "openssl could not make a test certificate");
+    let mut config = Config::new(&format!(
+        "ssl_certificate {};\nssl_certificate_key {};\nlocation / {{ wsgi_app {}; }}",
+        cert.display(),
+        key.display(),
+        app("cases.py")
+    ));
+    config.listen = "ssl http2".into();
+    let n = Nginx::start(config);
+    let out = std::process::Command::new("curl")
+        .args(["-sk", "--http2"])
+        .arg(format!("https://127.0.0.1:{}/env", n.port))
+        .output()
+        .expect("curl");
+    let env = String::from_utf8_lossy(&out.stdout);
+    assert!(env.contains("\"HTTPS\": \"on\""), "{env}");
+    assert!(env.contains("\"wsgi.url_scheme\": \"https\""), "{env}");
+    assert!(env.contains("\"SERVER_PROTOCOL\": \"HTTP/2.0\""), "{env}");
+    // A streamed response over HTTP/2 arrives whole.
+    let out = std::process::Command::new("curl")
+        .args(["-sk", "--http2"])
+        .arg(format!("https://127.0.0.1:{}/stream?n=50&size=1000", n.port))
+        .output()
+        .expect("curl");
+    assert_eq!(out.stdout.len(), 50_000);
+}
