@@ -31,8 +31,10 @@ test: deps
 run: build
 	@bash build/run-nginx.sh
 
-bench: deps
+bench: build
+	@bash build/deps.sh --bench
 	$(CARGO) bench -p oxwsgi-core --bench hello
+	/usr/bin/python3.11 bench/run.py
 
 deb:
 	@echo "make deb arrives with the packaging (issue #5)" >&2; exit 1

@@ -15,6 +15,11 @@ packages=(
     curl wrk openssl
 )
 
+# `deps.sh --bench` adds the peers the benchmarks measure against.
+if [ "${1:-}" = "--bench" ]; then
+    packages+=(uwsgi uwsgi-plugin-python3)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -1,0 +1,35 @@
+"""The benchmark workloads, one WSGI app for every server under test.
+
+/        the classic hello
+/64k     a 64 KiB body
+/post    reads the request body (1 MiB in the benchmark), answers its size
+/stream  100 chunks of 1 KiB, yielded one by one
+/sleep   waits 50 ms (a slow database, say), then answers
+"""
+import time
+
+HELLO = b"<h1>Hello, web!</h1>"
+BODY_64K = b"x" * 65536
+CHUNK = b"y" * 1024
+
+
+def application(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/64k":
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return [BODY_64K]
+    if path == "/post":
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        data = environ["wsgi.input"].read(length)
+        body = str(len(data)).encode()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [body]
+    if path == "/stream":
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return (CHUNK for _ in range(100))
+    if path == "/sleep":
+        time.sleep(0.05)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"slept"]
+    start_response("200 OK", [("Content-Type", "text/html")])
+    return [HELLO]

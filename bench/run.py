@@ -1,0 +1,299 @@
+#!/usr/bin/env python3
+"""`make bench`: oxwsgi inside nginx against its ceiling and its peers.
+
+Every server gets the same budget: one process on CPU 0 (nginx: one worker,
+8 Python threads; uWSGI: one process, 8 threads, behind the same nginx via
+uwsgi_pass on a unix socket; granian: one worker, 8 blocking threads). wrk
+runs on CPU 1. The ceiling is nginx serving the same bytes itself. All
+servers are up at once and the rounds are interleaved, so a noisy moment
+hits everyone; the table gives medians over the rounds, and ratios against
+the ceiling measured in the same run.
+
+Usage: bench/run.py [--rounds N] [--duration SECONDS] [--only NAME,...]
+"""
+import argparse
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(TOP, "bench")
+MODULE = os.path.join(TOP, "target/release/libngx_http_oxwsgi_module.so")
+SERVER_CPU, CLIENT_CPU = "0", "1"
+THREADS = 8
+HELLO = "<h1>Hello, web!</h1>"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, timeout=30):
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc.poll() is not None:
+            return False
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def tree(pid):
+    """pid and all its descendants."""
+    kids = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                kids.setdefault(ppid, []).append(int(d))
+            except (OSError, IndexError, ValueError):
+                pass
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def rss_kib(pids):
+    total = 0
+    for p in pids:
+        try:
+            with open("/proc/%d/status" % p) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def bench_venv():
+    """A venv with granian and Flask, cached by the requirements."""
+    reqs = os.path.join(BENCH, "requirements.txt")
+    key = open(reqs).read()
+    venv = os.path.join(TOP, "build/out/venv-bench")
+    stamp = os.path.join(venv, ".ready")
+    if not os.path.exists(stamp) or open(stamp).read() != key:
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.check_call(["/usr/bin/python3.11", "-m", "venv", venv])
+        subprocess.check_call([os.path.join(venv, "bin/pip"), "install", "--quiet",
+                               "--disable-pip-version-check", "-r", reqs])
+        with open(stamp, "w") as f:
+            f.write(key)
+    return venv
+
+
+class Server:
+    """A server under test: started pinned to the server CPU."""
+
+    def __init__(self, name, tmp, kind):
+        self.name, self.tmp, self.procs, self.port = name, tmp, [], free_port()
+        self.kind = kind
+
+    def spawn(self, cmd, **kw):
+        p = subprocess.Popen(["taskset", "-c", SERVER_CPU] + cmd, stdout=subprocess.DEVNULL,
+                             stderr=open(os.path.join(self.tmp, self.name + ".log"), "ab"), **kw)
+        self.procs.append(p)
+        return p
+
+    def nginx(self, server_body, http_extra="", modules=True):
+        d = os.path.join(self.tmp, self.name)
+        os.makedirs(d, exist_ok=True)
+        conf = os.path.join(d, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write("%s\ndaemon off;\nworker_processes 1;\nerror_log %s/error.log warn;\n"
+                    "pid %s/nginx.pid;\nevents { worker_connections 4096; }\n"
+                    "http {\n access_log off;\n client_body_temp_path %s;\n %s\n"
+                    " server {\n  listen 127.0.0.1:%d backlog=4096;\n  %s\n }\n}\n"
+                    % ("load_module %s;" % MODULE if modules else "", d, d, d, http_extra,
+                       self.port, server_body))
+        return self.spawn(["/usr/sbin/nginx", "-p", d, "-c", conf])
+
+    def ready(self):
+        return wait_port(self.port, self.procs[-1])
+
+    def pids(self):
+        out = []
+        for p in self.procs:
+            out.extend(tree(p.pid))
+        return out
+
+    def memory_pids(self):
+        """The processes that hold the app: an nginx's workers (not its
+        master, nor the proxy in front of uWSGI), or the app server's tree."""
+        first = self.procs[0]
+        if self.kind == "nginx":
+            return [p for p in tree(first.pid) if p != first.pid]
+        return tree(first.pid)
+
+    def stop(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def static_server(tmp):
+    s = Server("nginx-static", tmp, "nginx")
+    files = os.path.join(tmp, "static")
+    os.makedirs(files, exist_ok=True)
+    with open(os.path.join(files, "64k"), "wb") as f:
+        f.write(b"x" * 65536)
+    with open(os.path.join(files, "stream"), "wb") as f:
+        f.write(b"y" * 102400)
+    s.nginx("location = / { default_type text/html; return 200 '%s'; }\n"
+            "location = /64k { alias %s/64k; }\n"
+            "location = /stream { alias %s/stream; }\n"
+            "location = /post { client_max_body_size 2m; return 200 '1048576'; }\n"
+            % (HELLO, files, files), modules=False)
+    return s
+
+
+def oxwsgi_server(tmp, name, app, venv):
+    s = Server(name, tmp, "nginx")
+    s.nginx("location / { wsgi_app %s; client_max_body_size 2m; }" % app,
+            "wsgi_threads %d;\n wsgi_python_home %s;" % (THREADS, venv))
+    return s
+
+
+def uwsgi_server(tmp, name, app, venv):
+    s = Server(name, tmp, "uwsgi")
+    sock = os.path.join(tmp, name + ".sock")
+    s.spawn(["uwsgi", "--plugin", "python3", "--socket", sock, "--wsgi-file", app,
+             "--processes", "1", "--threads", str(THREADS), "--virtualenv", venv,
+             "--disable-logging", "--chmod-socket=666", "--buffer-size", "32768"])
+    deadline = time.time() + 20
+    while not os.path.exists(sock) and time.time() < deadline:
+        time.sleep(0.05)
+    s.nginx("location / { include /etc/nginx/uwsgi_params; uwsgi_pass unix:%s; "
+            "client_max_body_size 2m; }" % sock, modules=False)
+    return s
+
+
+def granian_server(tmp, name, app, venv):
+    s = Server(name, tmp, "granian")
+    module = os.path.splitext(os.path.basename(app))[0]
+    s.spawn([os.path.join(venv, "bin/granian"), "--interface", "wsgi", "--host", "127.0.0.1",
+             "--port", str(s.port), "--workers", "1", "--blocking-threads", str(THREADS),
+             "--no-ws", "--log-level", "warning", "%s:application" % module],
+            cwd=os.path.dirname(app))
+    return s
+
+
+def wrk(port, path, conns, duration, script=None):
+    cmd = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", "-c%d" % conns, "-d%ds" % duration,
+           "--latency", "http://127.0.0.1:%d%s" % (port, path)]
+    if script:
+        cmd[5:5] = ["-s", script]
+    out = subprocess.run(cmd, capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)", out, re.M)
+    p99 = float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)] if m else 0.0
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        print("  warning: %s non-2xx responses on %s" % (errors.group(1), path), file=sys.stderr)
+    return rps, p99
+
+
+WORKLOADS = [
+    # name, path, connections, wrk script, app ("apps" or "flask"), has a static ceiling
+    ("hello", "/", 64, None, "apps", True),
+    ("64 KiB body", "/64k", 64, None, "apps", True),
+    ("1 MiB POST", "/post", 16, os.path.join(BENCH, "post.lua"), "apps", True),
+    ("100-chunk stream", "/stream", 64, None, "apps", True),
+    ("50 ms sleep", "/sleep", 64, None, "apps", False),
+    ("Flask hello", "/", 64, None, "flask", True),
+]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--only", default="")
+    args = ap.parse_args()
+    if not os.path.exists(MODULE):
+        sys.exit("build the module first: make build")
+    venv = bench_venv()
+    tmp = tempfile.mkdtemp(prefix="oxwsgi-bench-")
+    os.chmod(tmp, 0o777)
+    apps = os.path.join(BENCH, "apps.py")
+    flask = os.path.join(BENCH, "flask_app.py")
+    servers = {
+        "static": static_server(tmp),
+        "oxwsgi": oxwsgi_server(tmp, "oxwsgi", apps, venv),
+        "oxwsgi-flask": oxwsgi_server(tmp, "oxwsgi-flask", flask, venv),
+        "uwsgi": uwsgi_server(tmp, "uwsgi", apps, venv),
+        "uwsgi-flask": uwsgi_server(tmp, "uwsgi-flask", flask, venv),
+        "granian": granian_server(tmp, "granian", apps, venv),
+        "granian-flask": granian_server(tmp, "granian-flask", flask, venv),
+    }
+    try:
+        for name, s in servers.items():
+            if not s.ready():
+                sys.exit("%s did not start; see %s" % (name, tmp))
+        only = set(filter(None, args.only.split(",")))
+        results = {}  # (workload, server) -> [(rps, p99)]
+        for rnd in range(args.rounds):
+            for wl, path, conns, script, app, has_static in WORKLOADS:
+                if only and wl not in only:
+                    continue
+                peers = ["oxwsgi", "uwsgi", "granian"]
+                if app == "flask":
+                    peers = [p + "-flask" for p in peers]
+                targets = (["static"] if has_static else []) + peers
+                for t in targets:
+                    r = wrk(servers[t].port, path, conns, args.duration, script)
+                    results.setdefault((wl, t.replace("-flask", "")), []).append(r)
+                    print("round %d  %-17s %-8s %10.0f req/s  p99 %7.2f ms"
+                          % (rnd + 1, wl, t, r[0], r[1]), file=sys.stderr)
+        memory = {name: rss_kib(s.memory_pids()) for name, s in servers.items()}
+    finally:
+        for s in servers.values():
+            s.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    med = lambda xs, i: statistics.median(x[i] for x in xs)
+    lines = ["| workload | nginx static | oxwsgi | uWSGI (+nginx) | granian | oxwsgi p99 | uWSGI p99 | granian p99 |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for wl, *_ in WORKLOADS:
+        if (wl, "oxwsgi") not in results:
+            continue
+        st = results.get((wl, "static"))
+        base = med(st, 0) if st else None
+        cells = [wl, "%.0f" % base if base else "-"]
+        for t in ["oxwsgi", "uwsgi", "granian"]:
+            v = med(results[(wl, t)], 0)
+            cells.append("%.0f (%.2fx)" % (v, v / base) if base else "%.0f" % v)
+        for t in ["oxwsgi", "uwsgi", "granian"]:
+            cells.append("%.1f ms" % med(results[(wl, t)], 1))
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "| memory (RSS after the run) | apps | Flask |", "| --- | --- | --- |"]
+    for t in ["oxwsgi", "uwsgi", "granian"]:
+        lines.append("| %s | %.1f MiB | %.1f MiB |" % (t, memory[t] / 1024, memory[t + "-flask"] / 1024))
+    lines.append("")
+    lines.append("(medians of %d rounds of %d s; requests/s, ratio to nginx static; "
+                 "memory: the nginx worker, the uWSGI process, granian's processes)" % (args.rounds, args.duration))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
