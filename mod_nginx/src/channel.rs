@@ -76,7 +76,7 @@ impl Channel {
     }
 
     /// Queues `msgs` for the event loop and wakes it (once per batch).
-    fn push(self: &Arc<Self>, msgs: &mut Vec<Msg>) -> io::Result<()> {
+    fn push(self: &Arc<Self>, msgs: &mut Vec<Msg>, urgent: bool) -> io::Result<()> {
         let mut st = self.lock();
         if st.closed {
             msgs.clear();
@@ -92,7 +92,7 @@ impl Channel {
         st.queued = true;
         drop(st);
         if first {
-            worker::notify(self.clone());
+            worker::notify(self.clone(), urgent);
         }
         Ok(())
     }
@@ -100,6 +100,12 @@ impl Channel {
     /// Waits until the body in flight is under the high-water mark.
     fn wait_for_room(&self) -> io::Result<()> {
         let mut st = self.lock();
+        if !st.closed && st.pending + st.in_nginx > HIGH_WATER {
+            // Waiting on the event loop: it must know about everything.
+            drop(st);
+            worker::flush_deferred();
+            st = self.lock();
+        }
         while !st.closed && st.pending + st.in_nginx > HIGH_WATER {
             st = self.room.wait(st).unwrap_or_else(|p| p.into_inner());
         }
@@ -137,7 +143,14 @@ impl NginxSink {
 
     fn send(&mut self) -> io::Result<()> {
         self.batch_bytes = 0;
-        self.channel.push(&mut self.batch)
+        self.channel.push(&mut self.batch, true)
+    }
+
+    /// The response's last messages: the wake-up may wait for the thread's
+    /// batch of jobs.
+    fn send_last(&mut self) -> io::Result<()> {
+        self.batch_bytes = 0;
+        self.channel.push(&mut self.batch, false)
     }
 
     fn add_body(&mut self, msg: Msg, len: usize) -> io::Result<()> {
@@ -152,6 +165,14 @@ impl NginxSink {
 }
 
 impl ResponseSink for NginxSink {
+    /// Pushing to the channel never blocks; only a write that finds the
+    /// client too far behind waits. Saying so spares the GIL hand-off (and
+    /// the thread switch it causes) for every response that fits.
+    fn may_block(&self) -> bool {
+        let st = self.channel.lock();
+        st.pending + st.in_nginx + self.batch_bytes > HIGH_WATER / 2
+    }
+
     fn start(&mut self, head: &ResponseHead) -> io::Result<()> {
         self.batch.push(Msg::Start(head.clone()));
         Ok(())
@@ -173,16 +194,16 @@ impl ResponseSink for NginxSink {
 
     fn finish(&mut self) -> io::Result<()> {
         self.batch.push(Msg::Finish);
-        self.send()
+        self.send_last()
     }
 
     fn abort(&mut self) {
         self.batch.push(Msg::Abort);
-        let _ = self.send();
+        let _ = self.send_last();
     }
 
     fn error(&mut self, status: u16) -> io::Result<()> {
         self.batch.push(Msg::Error(status));
-        self.send()
+        self.send_last()
     }
 }

@@ -80,6 +80,7 @@ unsafe fn queue(r: *mut ngx_http_request_t) -> bool {
         app,
         request,
         channel,
+        queued_at: std::time::Instant::now(),
     })
     .is_ok()
 }

@@ -1,7 +1,18 @@
 //! One nginx worker process's Python side: the interpreter, the Python
 //! threads that run requests, and the eventfd through which they wake the
-//! event loop. Wake-ups are batched: a Python thread writes the eventfd only
-//! when the event loop has not been signalled since it last drained.
+//! event loop.
+//!
+//! Every wake-up is a thread switch on a busy CPU, so both directions batch:
+//! - the event loop queues jobs as it handles connections and wakes one
+//!   sleeping Python thread once per loop iteration (a posted event), not
+//!   per request;
+//! - a Python thread that finishes a response while more jobs wait does not
+//!   wake the event loop yet: it goes on with the next job, and signals once
+//!   for the lot (at most every `BATCH_JOBS` jobs);
+//! - a 1 ms watchdog on the event loop covers what batching could delay: a
+//!   job that waits while every awake thread is blocked in the app gets
+//!   another thread, and responses left by a thread that then blocked are
+//!   delivered.
 
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
@@ -28,11 +39,38 @@ pub struct Job {
     pub app: Arc<App>,
     pub request: NginxRequest,
     pub channel: Arc<Channel>,
+    pub queued_at: Instant,
+}
+
+/// Jobs a Python thread runs back to back before it must wake the loop.
+const BATCH_JOBS: usize = 16;
+/// How long a queued job may wait before the watchdog wakes another thread.
+const DISPATCH_DELAY: Duration = Duration::from_millis(1);
+
+/// The event loop's own events (event loop thread only).
+static mut KICK: ngx_event_t = unsafe { std::mem::zeroed() };
+static mut WATCHDOG: ngx_event_t = unsafe { std::mem::zeroed() };
+
+thread_local! {
+    /// This Python thread is running queued jobs back to back.
+    static BATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// It finished responses without waking the event loop.
+    static DEFERRED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 struct Worker {
     jobs: Mutex<VecDeque<Job>>,
     job_ready: Condvar,
+    /// Python threads waiting for a job: a new job wakes one only when one
+    /// sleeps, sparing a futex call per request under load.
+    idle: std::sync::atomic::AtomicUsize,
+    /// Jobs submitted and not finished, for the watchdog.
+    inflight: std::sync::atomic::AtomicUsize,
+    /// When a Python thread last took a job (µs since `epoch`): the
+    /// watchdog adds a thread only when the awake ones stopped taking jobs
+    /// (they are blocked in the app), not merely because the CPU is busy.
+    last_take: std::sync::atomic::AtomicU64,
+    epoch: Instant,
     stopping: AtomicBool,
     /// Channels with messages for the event loop.
     ready: Mutex<Vec<Arc<Channel>>>,
@@ -47,12 +85,18 @@ struct Worker {
 
 static WORKER: OnceLock<Worker> = OnceLock::new();
 
+impl Worker {
+    fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+}
+
 /// Whether this worker can run Python (it started, and apps are configured).
 pub fn ready() -> bool {
     WORKER.get().is_some()
 }
 
-/// Queues a request for the Python threads.
+/// Queues a request for the Python threads (event loop thread).
 pub fn submit(job: Job) -> Result<(), Job> {
     let Some(w) = WORKER.get() else {
         return Err(job);
@@ -60,22 +104,91 @@ pub fn submit(job: Job) -> Result<(), Job> {
     let mut q = w.jobs.lock().unwrap_or_else(|p| p.into_inner());
     q.push_back(job);
     drop(q);
-    w.job_ready.notify_one();
+    w.inflight.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: the kick and watchdog events belong to the event loop thread,
+    // which is the one running this; they were set up in `start`.
+    unsafe {
+        let kick = &raw mut KICK;
+        if w.idle.load(Ordering::Relaxed) > 0 && (*kick).posted() == 0 {
+            ngx::ffi::ngx_post_event(kick, &raw mut ngx::ffi::ngx_posted_events);
+        }
+        arm_watchdog();
+    }
     Ok(())
 }
 
+/// # Safety
+/// On the event loop thread, after `start`.
+unsafe fn arm_watchdog() {
+    let dog = &raw mut WATCHDOG;
+    // SAFETY: by the caller's contract.
+    unsafe {
+        if (*dog).timer_set() == 0 {
+            ngx::ffi::ngx_add_timer(dog, DISPATCH_DELAY.as_millis() as ngx::ffi::ngx_msec_t);
+        }
+    }
+}
+
+/// After the loop iteration that queued jobs: wake one sleeping thread.
+unsafe extern "C" fn on_kick(_: *mut ngx_event_t) {
+    let Some(w) = WORKER.get() else { return };
+    if w.idle.load(Ordering::Relaxed) > 0 {
+        w.job_ready.notify_one();
+    }
+}
+
+/// Every millisecond while jobs are in flight: a job that waited too long
+/// gets another thread, and responses nobody signalled are delivered.
+unsafe extern "C" fn on_watchdog(_: *mut ngx_event_t) {
+    let Some(w) = WORKER.get() else { return };
+    let stalled = {
+        let q = w.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let idle_for = w.now_us().saturating_sub(w.last_take.load(Ordering::Relaxed));
+        q.front().is_some_and(|j| j.queued_at.elapsed() >= DISPATCH_DELAY)
+            && idle_for >= DISPATCH_DELAY.as_micros() as u64
+    };
+    if stalled && w.idle.load(Ordering::Relaxed) > 0 {
+        w.job_ready.notify_one();
+    }
+    // SAFETY: on the event loop thread.
+    unsafe { drain_ready(w) };
+    if w.inflight.load(Ordering::Relaxed) > 0 {
+        // SAFETY: as above.
+        unsafe { arm_watchdog() };
+    }
+}
+
 /// Tells the event loop that `channel` has messages (from a Python thread).
-pub fn notify(channel: Arc<Channel>) {
+/// The end of a response (`urgent` false) may wait for the end of the
+/// thread's batch of jobs.
+pub fn notify(channel: Arc<Channel>, urgent: bool) {
     let Some(w) = WORKER.get() else { return };
     w.ready
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .push(channel);
+    if !urgent && BATCHING.with(|b| b.get()) {
+        DEFERRED.with(|d| d.set(true));
+        return;
+    }
+    wake_loop(w);
+}
+
+fn wake_loop(w: &Worker) {
     if !w.signalled.swap(true, Ordering::AcqRel) {
         let one: u64 = 1;
         // SAFETY: writing 8 bytes from a live u64 to our own eventfd.
         unsafe {
             libc::write(w.eventfd, (&raw const one).cast(), 8);
+        }
+    }
+}
+
+/// Wakes the event loop for responses this thread finished without doing so.
+pub fn flush_deferred() {
+    if DEFERRED.with(|d| d.replace(false)) {
+        if let Some(w) = WORKER.get() {
+            wake_loop(w);
         }
     }
 }
@@ -133,6 +246,10 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) {
     let worker = Worker {
         jobs: Mutex::new(VecDeque::new()),
         job_ready: Condvar::new(),
+        idle: std::sync::atomic::AtomicUsize::new(0),
+        inflight: std::sync::atomic::AtomicUsize::new(0),
+        last_take: std::sync::atomic::AtomicU64::new(0),
+        epoch: Instant::now(),
         stopping: AtomicBool::new(false),
         ready: Mutex::new(Vec::new()),
         signalled: AtomicBool::new(false),
@@ -171,6 +288,14 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) {
             return;
         }
         w.conn.store(c, Ordering::Release);
+        let kick = &raw mut KICK;
+        (*kick).handler = Some(on_kick);
+        (*kick).log = (*cycle).log;
+        let dog = &raw mut WATCHDOG;
+        (*dog).handler = Some(on_watchdog);
+        (*dog).log = (*cycle).log;
+        // Cancelable: it must not hold up a gracefully exiting worker.
+        (*dog).set_cancelable(1);
     }
 
     let mut threads = w.threads.lock().unwrap_or_else(|p| p.into_inner());
@@ -189,22 +314,45 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) {
 fn run_jobs() {
     let w = WORKER.get().expect("worker exists before its threads");
     oxwsgi_core::ensure_thread_state();
+    let mut batch = 0;
     loop {
-        let job = {
+        let (job, more) = {
             let mut q = w.jobs.lock().unwrap_or_else(|p| p.into_inner());
             loop {
                 if let Some(j) = q.pop_front() {
-                    break Some(j);
+                    w.last_take.store(w.now_us(), Ordering::Relaxed);
+                    break (Some(j), !q.is_empty());
                 }
                 if w.stopping.load(Ordering::Acquire) {
-                    break None;
+                    break (None, false);
                 }
+                drop(q);
+                flush_deferred();
+                batch = 0;
+                q = w.jobs.lock().unwrap_or_else(|p| p.into_inner());
+                if !q.is_empty() {
+                    continue;
+                }
+                w.idle.fetch_add(1, Ordering::Relaxed);
                 q = w.job_ready.wait(q).unwrap_or_else(|p| p.into_inner());
+                w.idle.fetch_sub(1, Ordering::Relaxed);
             }
         };
-        let Some(mut job) = job else { return };
+        let Some(mut job) = job else {
+            flush_deferred();
+            return;
+        };
+        let batching = more && batch < BATCH_JOBS;
+        BATCHING.with(|b| b.set(batching));
         let sink = Box::new(NginxSink::new(job.channel.clone()));
         oxwsgi_core::handle(&job.app, &mut job.request, sink);
+        w.inflight.fetch_sub(1, Ordering::Relaxed);
+        if batching {
+            batch += 1;
+        } else {
+            flush_deferred();
+            batch = 0;
+        }
     }
 }
 
@@ -223,6 +371,15 @@ unsafe extern "C" fn on_notify(ev: *mut ngx_event_t) {
     // SAFETY: ev is our notifier's read event, owned by the event loop.
     unsafe { (*ev).set_ready(0) };
     w.signalled.store(false, Ordering::Release);
+    // SAFETY: on the event loop thread.
+    unsafe { drain_ready(w) };
+}
+
+/// Delivers every ready channel's messages to its request.
+///
+/// # Safety
+/// On the event loop thread.
+unsafe fn drain_ready(w: &Worker) {
     let ready = std::mem::take(&mut *w.ready.lock().unwrap_or_else(|p| p.into_inner()));
     for channel in ready {
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
