@@ -200,7 +200,13 @@ fn call_app<'py, R: Request + ?Sized>(
     owner: &Bound<'py, StartResponse>,
     context: &Context<'_>,
 ) -> Outcome {
-    let environ = Bound::new(py, Input::new(body)).and_then(|input| {
+    // A streamed body's length lets large reads go straight into the bytes
+    // object the app gets.
+    let length = match body {
+        Body::Stream(_) | Body::File(_) if !info.terminated => content_length(req),
+        _ => None,
+    };
+    let environ = Bound::new(py, Input::with_length(body, length)).and_then(|input| {
         environ::build(
             py,
             template.bind(py),
@@ -227,6 +233,18 @@ fn call_app<'py, R: Request + ?Sized>(
     let outcome = deliver(py, &result, owner, context);
     close_iterable(py, &result, context);
     outcome
+}
+
+fn content_length<R: Request + ?Sized>(req: &R) -> Option<u64> {
+    let mut found = None;
+    req.for_each_header(&mut |n, v| {
+        if found.is_none() && n.eq_ignore_ascii_case(b"content-length") {
+            found = std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| s.trim().parse().ok());
+        }
+    });
+    found
 }
 
 /// What went wrong while delivering the app's response.

@@ -16,6 +16,8 @@ use pyo3::types::{PyBytes, PyList};
 use crate::request::Body;
 
 const BLOCK: usize = 64 * 1024;
+/// The most a single read(n) reserves up front; beyond it the buffer grows.
+const PRESIZE_MAX: usize = 16 << 20;
 
 /// A buffered reader over a `Body` with the line and size semantics of
 /// Python's binary files.
@@ -27,6 +29,10 @@ pub struct BodyReader {
     pos: usize,
     end: usize,
     eof: bool,
+    /// The body's length when known (Content-Length of a streamed body).
+    length: Option<u64>,
+    /// Bytes handed to the app so far.
+    consumed: u64,
 }
 
 enum Source {
@@ -37,12 +43,22 @@ enum Source {
 
 impl BodyReader {
     pub fn new(body: Body) -> BodyReader {
-        match body {
+        BodyReader::with_length(body, None)
+    }
+
+    /// A reader that knows the body's length (`Content-Length`), so a large
+    /// read can go straight into a buffer of the right size.
+    pub fn with_length(body: Body, length: Option<u64>) -> BodyReader {
+        let mut r = match body {
             Body::Empty => BodyReader::memory(Vec::new()),
             Body::Memory(v) => BodyReader::memory(v),
             Body::File(f) => BodyReader::reader(Box::new(f)),
             Body::Stream(r) => BodyReader::reader(r),
+        };
+        if matches!(r.source, Source::Reader(_)) {
+            r.length = length;
         }
+        r
     }
 
     fn memory(buf: Vec<u8>) -> BodyReader {
@@ -52,6 +68,8 @@ impl BodyReader {
             buf,
             pos: 0,
             eof: true,
+            length: None,
+            consumed: 0,
         }
     }
 
@@ -62,6 +80,8 @@ impl BodyReader {
             pos: 0,
             end: 0,
             eof: false,
+            length: None,
+            consumed: 0,
         }
     }
 
@@ -76,22 +96,22 @@ impl BodyReader {
 
     /// Reads more from the source. Returns false at EOF.
     fn fill(&mut self) -> io::Result<bool> {
-        let Source::Reader(r) = &mut self.source else {
-            return Ok(false);
-        };
-        if self.eof {
+        if self.eof || !matches!(self.source, Source::Reader(_)) {
             return Ok(false);
         }
         if self.end == self.buf.len() {
             // Out of room: move the unconsumed bytes to the front, and grow
-            // only when they fill most of the buffer (a long line).
-            self.buf.copy_within(self.pos..self.end, 0);
-            self.end -= self.pos;
-            self.pos = 0;
+            // (doubling, so a long line or read() costs linear time) only
+            // when they fill most of the buffer.
+            self.compact();
             if self.buf.len() - self.end < BLOCK / 2 {
-                self.buf.resize(self.end + BLOCK, 0);
+                let size = (self.buf.len() * 2).max(self.end + BLOCK);
+                self.buf.resize(size, 0);
             }
         }
+        let Source::Reader(r) = &mut self.source else {
+            return Ok(false);
+        };
         let n = loop {
             match r.read(&mut self.buf[self.end..]) {
                 Ok(n) => break n,
@@ -108,16 +128,69 @@ impl BodyReader {
 
     fn take(&mut self, n: usize) -> Vec<u8> {
         let out = self.buf[self.pos..self.pos + n].to_vec();
+        self.advance(n);
+        out
+    }
+
+    fn advance(&mut self, n: usize) {
         self.pos += n;
+        self.consumed += n as u64;
         if self.pos == self.end && !matches!(self.source, Source::Memory) {
             self.pos = 0;
             self.end = 0;
         }
-        out
     }
 
-    /// Makes at least `want` bytes available unless EOF comes first.
+    /// Bytes left in a streamed body of known length.
+    pub fn remaining(&self) -> Option<usize> {
+        self.length
+            .map(|l| l.saturating_sub(self.consumed) as usize)
+    }
+
+    /// Copies up to `out.len()` bytes into `out`: what is buffered, then
+    /// straight from the source. Fewer only at the end of the body.
+    pub fn read_into(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let have = self.buffered().len().min(out.len());
+        out[..have].copy_from_slice(&self.buf[self.pos..self.pos + have]);
+        self.advance(have);
+        let mut n = have;
+        while n < out.len() && !self.eof {
+            let Source::Reader(r) = &mut self.source else {
+                break;
+            };
+            match r.read(&mut out[n..]) {
+                Ok(0) => self.eof = true,
+                Ok(k) => {
+                    n += k;
+                    self.consumed += k as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+
+    fn compact(&mut self) {
+        if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
+            self.pos = 0;
+        }
+    }
+
+    /// Makes at least `want` bytes available unless EOF comes first. The
+    /// buffer is sized for them at once (up to `PRESIZE_MAX`), so read(n)
+    /// of a large body is one allocation, not a series of growing copies.
     fn ensure(&mut self, want: usize) -> io::Result<()> {
+        if self.buffered().len() >= want {
+            return Ok(());
+        }
+        if matches!(self.source, Source::Reader(_)) && self.buf.len() - self.pos < want {
+            self.compact();
+            let size = want.min(PRESIZE_MAX).max(self.buf.len());
+            self.buf.resize(size, 0);
+        }
         while self.buffered().len() < want && self.fill()? {}
         Ok(())
     }
@@ -189,8 +262,12 @@ pub struct Input {
 
 impl Input {
     pub fn new(body: Body) -> Input {
+        Input::with_length(body, None)
+    }
+
+    pub fn with_length(body: Body, length: Option<u64>) -> Input {
         Input {
-            reader: Mutex::new(BodyReader::new(body)),
+            reader: Mutex::new(BodyReader::with_length(body, length)),
         }
     }
 
@@ -222,7 +299,35 @@ impl Input {
         size: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let size = size_arg(size)?;
-        let data = self.run(py, |r| r.read(size))?;
+        let mut guard = self
+            .reader
+            .lock_py_attached(py)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let r = &mut *guard;
+        if !r.may_block() {
+            // All of it is in memory: one copy, into the bytes object.
+            let n = size.map_or(r.buffered().len(), |n| n.min(r.buffered().len()));
+            let bytes = PyBytes::new(py, &r.buffered()[..n]);
+            r.advance(n);
+            return Ok(bytes);
+        }
+        if let (Some(n), Some(left)) = (size, r.remaining()) {
+            let n = n.min(left);
+            if n >= BLOCK && r.buffered().len() < n {
+                // A large read of a streamed body of known length: straight
+                // from the source into the bytes object, without the GIL.
+                let mut got = 0;
+                let bytes = PyBytes::new_with(py, n, |buf| {
+                    got = py.detach(|| r.read_into(buf)).map_err(body_error)?;
+                    Ok(())
+                })?;
+                if got < n {
+                    return Ok(PyBytes::new(py, &bytes.as_bytes()[..got]));
+                }
+                return Ok(bytes);
+            }
+        }
+        let data = py.detach(|| r.read(size)).map_err(body_error)?;
         Ok(PyBytes::new(py, &data))
     }
 

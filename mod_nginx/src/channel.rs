@@ -32,6 +32,8 @@ pub enum Msg {
     Abort,
     /// An error page of nginx's making (the app failed before its headers).
     Error(u16),
+    /// The app caught up with the request body: read more of it.
+    ReadBody,
 }
 
 #[derive(Default)]
@@ -95,6 +97,11 @@ impl Channel {
             worker::notify(self.clone(), urgent);
         }
         Ok(())
+    }
+
+    /// Sends a control message to the event loop at once.
+    pub fn send_control(self: &Arc<Self>, msg: Msg) -> io::Result<()> {
+        self.push(&mut vec![msg], true)
     }
 
     /// Waits until the body in flight is under the high-water mark.

@@ -10,8 +10,10 @@ use ngx::ffi::{
     ngx_http_request_t, ngx_int_t,
 };
 use ngx::http::HttpModuleLocationConf;
+use oxwsgi_core::Body;
 
 use crate::Module;
+use crate::body::{self, BodyPipe, PipeReader};
 use crate::channel::Channel;
 use crate::output::ReqCtx;
 use crate::request::NginxRequest;
@@ -28,7 +30,12 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
             return NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t;
         }
         // SAFETY: r is the live request nginx is running the content phase of.
-        let rc = unsafe { ngx_http_read_client_request_body(r, Some(body_ready)) };
+        // Unbuffered: the app gets the body as it arrives, and a large one
+        // never goes through a temporary file.
+        let rc = unsafe {
+            (*r).set_request_body_no_buffering(1);
+            ngx_http_read_client_request_body(r, Some(body_ready))
+        };
         if rc >= NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t {
             return rc;
         }
@@ -57,24 +64,43 @@ unsafe fn queue(r: *mut ngx_http_request_t) -> bool {
     let Some(app) = Module::location_conf(req).and_then(|lc| lc.app.clone()) else {
         return false;
     };
+    let channel = Arc::new(Channel::default());
+    // SAFETY: r is live; still in unbuffered mode means the body is still
+    // arriving.
+    let streaming = unsafe { (*r).request_body_no_buffering() } != 0;
+    let pipe = streaming.then(|| Arc::new(BodyPipe::default()));
+    let body = pipe.as_ref().map(|p| {
+        // SAFETY: as above.
+        unsafe { body::start(r, p) };
+        Body::Stream(Box::new(PipeReader::new(p.clone(), channel.clone())))
+    });
     // SAFETY: as above.
-    let request = match unsafe { NginxRequest::snapshot(r) } {
+    let request = match unsafe { NginxRequest::snapshot(r, body) } {
         Ok(q) => q,
         Err(e) => {
             log::error!(target: "oxwsgi", "cannot read the request body back: {e}");
             return false;
         }
     };
-    let channel = Arc::new(Channel::default());
     // SAFETY: as above.
-    if unsafe { ReqCtx::attach(r, channel.clone()) }.is_none() {
+    let Some(ctx) = (unsafe { ReqCtx::attach(r, channel.clone(), pipe) }) else {
         return false;
-    }
-    // SAFETY: r is live. A client that goes away while Python works is
+    };
+    // SAFETY: r is live. While the body streams, nginx calls us when more
+    // arrives; after that, a client that goes away while Python works is
     // noticed (nginx finalises with 499 and the channel closes).
     unsafe {
-        (*r).read_event_handler = Some(ngx::ffi::ngx_http_test_reading);
+        (*r).read_event_handler = Some(if streaming {
+            crate::output::on_body_readable
+        } else {
+            ngx::ffi::ngx_http_test_reading
+        });
         (*r).write_event_handler = Some(ngx::ffi::ngx_http_request_empty_handler);
+        if streaming {
+            // Read what is already waiting in the socket: with edge-triggered
+            // events nginx is not told about it again.
+            crate::output::read_body(&mut *ctx);
+        }
     }
     worker::submit(Job {
         app,

@@ -2,8 +2,9 @@
 //!
 //! Python never runs on the event loop. A request travels like this:
 //! - `conf`: the `wsgi_*` directives, parsed and checked at `nginx -t` time.
-//! - `handler`: the content handler reads the body with nginx's reader,
-//!   snapshots the request (`request`) and queues it for a Python thread.
+//! - `handler`: the content handler starts nginx's body reader, snapshots
+//!   the request (`request`) and queues it for a Python thread; `body`
+//!   streams a body that is still arriving, with backpressure.
 //! - `worker`: per worker process: the interpreter, the Python threads, and
 //!   the eventfd through which they wake the event loop (batched).
 //! - `channel`: what a Python thread sends back (headers, body chunks, end),
@@ -13,6 +14,7 @@
 //!   finalises the request.
 //! - `log`: the `log` facade onto nginx's error log.
 
+mod body;
 mod channel;
 mod conf;
 mod handler;

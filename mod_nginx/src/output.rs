@@ -23,6 +23,7 @@ use ngx::ffi::{
 use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
 use oxwsgi_core::{Chunk, ResponseHead};
 
+use crate::body::{self, BodyPipe};
 use crate::channel::{Channel, HIGH_WATER, Msg};
 
 /// What nginx still needs alive for a buffer it has not consumed (held only
@@ -37,6 +38,8 @@ enum Held {
 pub struct ReqCtx {
     r: *mut ngx_http_request_t,
     channel: Arc<Channel>,
+    /// The request body, while it streams to the app.
+    body: Option<Arc<BodyPipe>>,
     /// A timer that is not cancelable, so a gracefully exiting worker waits
     /// for this request's Python work.
     keeper: ngx_event_t,
@@ -64,7 +67,11 @@ impl ReqCtx {
     ///
     /// # Safety
     /// `r` is a live request on the event loop thread.
-    pub unsafe fn attach(r: *mut ngx_http_request_t, channel: Arc<Channel>) -> Option<*mut ReqCtx> {
+    pub unsafe fn attach(
+        r: *mut ngx_http_request_t,
+        channel: Arc<Channel>,
+        body: Option<Arc<BodyPipe>>,
+    ) -> Option<*mut ReqCtx> {
         // SAFETY: r is live; its pool outlives every use of the context, and
         // the pool runs the context's Drop when the request is freed.
         unsafe {
@@ -72,6 +79,7 @@ impl ReqCtx {
             let ctx = req.pool().allocate(ReqCtx {
                 r,
                 channel: channel.clone(),
+                body,
                 keeper: std::mem::zeroed(),
                 header_sent: false,
                 discard_body: false,
@@ -146,6 +154,9 @@ impl Drop for ReqCtx {
             .target
             .store(ptr::null_mut(), Ordering::Release);
         self.channel.close();
+        if let Some(pipe) = &self.body {
+            pipe.fail("the request ended before its body was read");
+        }
         // SAFETY: the keeper event is ours; remove it from the timer tree
         // before its memory goes with the pool.
         unsafe {
@@ -383,6 +394,10 @@ unsafe fn apply(ctx: &mut ReqCtx, msgs: VecDeque<Msg>) {
                 }
             }
             Msg::Finish => finishing = true,
+            Msg::ReadBody => {
+                // SAFETY: ctx and its request are live, on the event loop.
+                unsafe { read_body(ctx) };
+            }
             Msg::Abort => {
                 // SAFETY: what the app produced goes out first; then NGX_ERROR
                 // cuts the connection, so the client sees the body is
@@ -528,6 +543,56 @@ unsafe fn loc_conf<'a>(r: *mut ngx_http_request_t) -> Option<&'a ngx_http_core_l
     unsafe { NgxHttpCoreModule::location_conf(ngx::http::Request::from_ngx_http_request(r)) }
 }
 
+/// Reads more of a streaming request body into its pipe; ends the request
+/// with nginx's status when reading fails (timeout, too large, bad chunk).
+///
+/// # Safety
+/// `ctx` and its request are live, on the event loop thread.
+pub unsafe fn read_body(ctx: &mut ReqCtx) {
+    if ctx.finished {
+        return;
+    }
+    let Some(pipe) = ctx.body.clone() else { return };
+    // SAFETY: by the caller's contract.
+    unsafe {
+        if let Some(rc) = body::read_more(ctx.r, &pipe) {
+            let rc = if ctx.header_sent {
+                NGX_ERROR as ngx_int_t
+            } else {
+                rc
+            };
+            finish(ctx, rc);
+            return;
+        }
+        if (*ctx.r).reading_body() == 0 {
+            // All of it is in: from now on, watch for the client leaving.
+            (*ctx.r).read_event_handler = Some(ngx::ffi::ngx_http_test_reading);
+        }
+    }
+}
+
+/// The request's read event while its body streams.
+pub unsafe extern "C" fn on_body_readable(r: *mut ngx_http_request_t) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: nginx calls this for a live request on the event loop; our
+        // module context is a ReqCtx when set.
+        unsafe {
+            let ctx = ctx_of(r);
+            if !ctx.is_null() {
+                read_body(&mut *ctx);
+            }
+        }
+    }));
+}
+
+/// # Safety
+/// `r` is live.
+unsafe fn ctx_of(r: *mut ngx_http_request_t) -> *mut ReqCtx {
+    let index = crate::Module::module_ref().ctx_index;
+    // SAFETY: r->ctx has an entry for every http module.
+    unsafe { (*(*r).ctx.add(index)).cast::<ReqCtx>() }
+}
+
 /// The request's write event while a response streams: push what nginx
 /// holds, release consumed chunks (waking the app), or time out.
 unsafe extern "C" fn on_write(r: *mut ngx_http_request_t) {
@@ -542,8 +607,7 @@ unsafe extern "C" fn on_write(r: *mut ngx_http_request_t) {
 unsafe fn write_ready(r: *mut ngx_http_request_t) {
     // SAFETY: r is live; our module context is a ReqCtx when set.
     unsafe {
-        let index = crate::Module::module_ref().ctx_index;
-        let ctx = (*(*r).ctx.add(index)).cast::<ReqCtx>();
+        let ctx = ctx_of(r);
         if ctx.is_null() {
             return;
         }

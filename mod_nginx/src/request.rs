@@ -56,11 +56,15 @@ impl NginxRequest {
         &self.data[s.0 as usize..(s.0 + s.1) as usize]
     }
 
-    /// Copies what the app needs out of `r`, and takes its body.
+    /// Copies what the app needs out of `r`; `body` is how the app reads
+    /// the request body (`None`: it is all in nginx's buffers already).
     ///
     /// # Safety
-    /// `r` is a live request on the event loop thread whose body was read.
-    pub unsafe fn snapshot(r: *mut ngx_http_request_t) -> io::Result<NginxRequest> {
+    /// `r` is a live request on the event loop thread.
+    pub unsafe fn snapshot(
+        r: *mut ngx_http_request_t,
+        body: Option<Body>,
+    ) -> io::Result<NginxRequest> {
         // SAFETY: by the caller's contract, r and its connection are live.
         let (rr, c) = unsafe { (&*r, &mut *(*r).connection) };
         let mut q = NginxRequest {
@@ -117,7 +121,10 @@ impl NginxRequest {
                 }
                 part = (*part).next;
             }
-            q.body = Some(take_body(rr)?);
+            q.body = Some(match body {
+                Some(b) => b,
+                None => take_body(rr)?,
+            });
         }
         Ok(q)
     }

@@ -143,8 +143,11 @@ unsafe extern "C" fn on_watchdog(_: *mut ngx_event_t) {
     let Some(w) = WORKER.get() else { return };
     let stalled = {
         let q = w.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        let idle_for = w.now_us().saturating_sub(w.last_take.load(Ordering::Relaxed));
-        q.front().is_some_and(|j| j.queued_at.elapsed() >= DISPATCH_DELAY)
+        let idle_for = w
+            .now_us()
+            .saturating_sub(w.last_take.load(Ordering::Relaxed));
+        q.front()
+            .is_some_and(|j| j.queued_at.elapsed() >= DISPATCH_DELAY)
             && idle_for >= DISPATCH_DELAY.as_micros() as u64
     };
     if stalled && w.idle.load(Ordering::Relaxed) > 0 {
@@ -208,6 +211,16 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) {
         return;
     }
     crate::log::install();
+    // Request bodies and responses of a few MiB are allocated and freed per
+    // request by the Python threads; with glibc's defaults each of them is a
+    // fresh mmap whose pages fault in, and is unmapped again when freed.
+    // Keeping such blocks in the heap (and not trimming it eagerly) makes a
+    // 1 MiB upload cost copies instead of page faults.
+    // SAFETY: mallopt only tunes the allocator; called before our threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 16 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+    }
     let config = InterpreterConfig {
         python_home: main.python_home.clone(),
         python_path: main.python_path.clone(),

@@ -88,6 +88,21 @@ def echo(environ, start_response):
     return [data]
 
 
+def consume(environ, start_response):
+    """Reads the body in blocks, slowly if asked, and counts it."""
+    opts = _opts(environ)
+    delay = float(opts.get("delay", "0"))
+    total = 0
+    while True:
+        block = environ["wsgi.input"].read(65536)
+        if not block:
+            break
+        total += len(block)
+        if delay:
+            time.sleep(delay)
+    return _text(start_response, str(total))
+
+
 def stream(environ, start_response):
     opts = _opts(environ)
     n = int(opts.get("n", "5"))
@@ -301,7 +316,7 @@ def close_raises(environ, start_response):
 
 
 ROUTES = {
-    "/env": env, "/echo": echo, "/stream": stream, "/write": write_callable,
+    "/env": env, "/echo": echo, "/consume": consume, "/stream": stream, "/write": write_callable,
     "/sleep": sleep, "/log": log, "/file": file_wrapper, "/filelike": filelike_wrapper,
     "/big": big, "/exc-info": exc_info, "/exc-info-late": exc_info_late,
     "/thread-local": thread_local, "/closed": closed, "/cookies": cookies,

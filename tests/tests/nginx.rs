@@ -532,7 +532,18 @@ fn https_and_http2_are_reflected_in_environ() {
     let dir = oxwsgi_e2e::temp_dir("tls");
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let ok = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-keyout"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+        ])
         .arg(&key)
         .arg("-out")
         .arg(&cert)
@@ -561,8 +572,47 @@ fn https_and_http2_are_reflected_in_environ() {
     // A streamed response over HTTP/2 arrives whole.
     let out = std::process::Command::new("curl")
         .args(["-sk", "--http2"])
-        .arg(format!("https://127.0.0.1:{}/stream?n=50&size=1000", n.port))
+        .arg(format!(
+            "https://127.0.0.1:{}/stream?n=50&size=1000",
+            n.port
+        ))
         .output()
         .expect("curl");
     assert_eq!(out.stdout.len(), 50_000);
+}
+
+#[test]
+fn large_uploads_stream_to_the_app_without_temp_files() {
+    let n = Nginx::start(Config::new(&format!(
+        "location / {{ wsgi_app {}; client_max_body_size 200m; }}",
+        app("cases.py")
+    )));
+    let worker = n.workers()[0];
+    http::get(n.port, "/cookies");
+    let baseline = rss_kib(worker);
+    // 64 MiB uploaded to an app that reads it slowly: the body must not pile
+    // up in the worker, nor in nginx's temporary files.
+    let size = 64 << 20;
+    let mut s = http::connect(n.port);
+    let head = format!(
+        "POST /consume?delay=0.002 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {size}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let block = vec![b'u'; 1 << 20];
+    let mut peak = 0;
+    for _ in 0..(size >> 20) {
+        s.write_all(&block).unwrap();
+        peak = peak.max(rss_kib(worker));
+    }
+    let r = http::read_response(&mut BufReader::new(s), false).unwrap();
+    assert_eq!(r.text(), size.to_string());
+    let growth = peak.saturating_sub(baseline);
+    assert!(
+        growth < 16 * 1024,
+        "worker RSS grew by {growth} KiB during a 64 MiB upload"
+    );
+    let temp_files = std::fs::read_dir(n.dir.join("body"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(temp_files, 0, "the body went through nginx's temp files");
 }

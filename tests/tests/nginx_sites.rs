@@ -32,21 +32,35 @@ fn check_site(n: &Nginx, prefix: &str) {
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.text().contains("Hello, stranger!"), "{}", r.text());
 
-    let r = Request::post(&format!("{prefix}/name"), "application/x-www-form-urlencoded", b"name=Alice")
-        .send(n.port);
+    let r = Request::post(
+        &format!("{prefix}/name"),
+        "application/x-www-form-urlencoded",
+        b"name=Alice",
+    )
+    .send(n.port);
     assert!(matches!(r.status, 302 | 303), "{} {}", r.status, r.text());
-    assert!(r.header("Location").is_some_and(|l| l.ends_with('/')), "{:?}", r.headers);
+    assert!(
+        r.header("Location").is_some_and(|l| l.ends_with('/')),
+        "{:?}",
+        r.headers
+    );
     let cookie = cookie_of(&r);
     assert!(!cookie.is_empty(), "no session cookie: {:?}", r.headers);
 
-    let r = Request::get(&format!("{prefix}/")).header("Cookie", &cookie).send(n.port);
+    let r = Request::get(&format!("{prefix}/"))
+        .header("Cookie", &cookie)
+        .send(n.port);
     assert!(r.text().contains("Hello, Alice!"), "{}", r.text());
 
     let data: Vec<u8> = (0..300_000u32).map(|i| (i % 256) as u8).collect();
     let (ct, body) = multipart("file", "data.bin", &data);
     let r = Request::post(&format!("{prefix}/upload"), &ct, &body).send(n.port);
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(r.text().contains("\"size\": 300000") || r.text().contains("\"size\":300000"), "{}", r.text());
+    assert!(
+        r.text().contains("\"size\": 300000") || r.text().contains("\"size\":300000"),
+        "{}",
+        r.text()
+    );
 }
 
 #[test]
@@ -64,7 +78,10 @@ fn flask_site_from_a_venv() {
     // Flask serves its static files through wsgi.file_wrapper.
     let r = http::get(n.port, "/static/style.css");
     assert_eq!(r.status, 200);
-    assert_eq!(r.text(), std::fs::read_to_string(site.join("static/style.css")).unwrap());
+    assert_eq!(
+        r.text(),
+        std::fs::read_to_string(site.join("static/style.css")).unwrap()
+    );
     let r = Request::post("/json", "application/json", br#"{"a": [1, 2]}"#).send(n.port);
     assert!(r.text().contains("\"got\""), "{}", r.text());
 }

@@ -1,0 +1,210 @@
+//! Request bodies that stream: nginx reads the body unbuffered (no temporary
+//! file) and the event loop hands each piece to the Python thread through a
+//! `BodyPipe`. When the app falls behind by `HIGH_WATER` bytes the event loop
+//! stops reading (the client's TCP window then fills); the app's next read
+//! below `LOW_WATER` asks it to resume.
+
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use ngx::ffi::{
+    NGX_ERROR, NGX_HTTP_SPECIAL_RESPONSE, NGX_OK, ngx_chain_t,
+    ngx_http_read_unbuffered_request_body, ngx_http_request_t, ngx_int_t,
+};
+
+use crate::channel::{Channel, Msg};
+
+const HIGH_WATER: usize = 1 << 20;
+const LOW_WATER: usize = 256 << 10;
+
+#[derive(Default)]
+struct PipeState {
+    chunks: VecDeque<Vec<u8>>,
+    buffered: usize,
+    eof: bool,
+    /// Why the body stopped (client error, request gone).
+    error: Option<String>,
+    /// The event loop stopped reading until the app catches up.
+    paused: bool,
+}
+
+#[derive(Default)]
+pub struct BodyPipe {
+    state: Mutex<PipeState>,
+    more: Condvar,
+}
+
+impl BodyPipe {
+    fn lock(&self) -> MutexGuard<'_, PipeState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The request went away: a waiting reader gets an error.
+    pub fn fail(&self, why: &str) {
+        let mut st = self.lock();
+        if !st.eof && st.error.is_none() {
+            st.error = Some(why.to_string());
+        }
+        drop(st);
+        self.more.notify_all();
+    }
+}
+
+/// The app's side: a blocking reader (the core releases the GIL around it).
+pub struct PipeReader {
+    pipe: Arc<BodyPipe>,
+    channel: Arc<Channel>,
+    current: Vec<u8>,
+    pos: usize,
+}
+
+impl PipeReader {
+    pub fn new(pipe: Arc<BodyPipe>, channel: Arc<Channel>) -> PipeReader {
+        PipeReader {
+            pipe,
+            channel,
+            current: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl Read for PipeReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.current.len() {
+            let mut resume = false;
+            let next = {
+                let mut st = self.pipe.lock();
+                loop {
+                    if let Some(c) = st.chunks.pop_front() {
+                        st.buffered -= c.len();
+                        if st.paused && st.buffered < LOW_WATER {
+                            st.paused = false;
+                            resume = true;
+                        }
+                        break Some(c);
+                    }
+                    if st.eof {
+                        break None;
+                    }
+                    if let Some(e) = &st.error {
+                        return Err(io::Error::new(io::ErrorKind::ConnectionAborted, e.clone()));
+                    }
+                    st = self.pipe.more.wait(st).unwrap_or_else(|p| p.into_inner());
+                }
+            };
+            if resume {
+                let _ = self.channel.send_control(Msg::ReadBody);
+            }
+            match next {
+                Some(c) => {
+                    self.current = c;
+                    self.pos = 0;
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Moves what nginx read into the pipe and marks nginx's buffers consumed
+/// (so it can reuse them for the next read).
+///
+/// # Safety
+/// `r` is live, on the event loop, reading its body unbuffered.
+unsafe fn take_bufs(r: *mut ngx_http_request_t, st: &mut PipeState) -> bool {
+    let mut got = false;
+    // SAFETY: by the caller's contract, the body chain belongs to r.
+    unsafe {
+        let rb = (*r).request_body;
+        if rb.is_null() {
+            return false;
+        }
+        let mut cl: *mut ngx_chain_t = (*rb).bufs;
+        while !cl.is_null() {
+            let b = (*cl).buf;
+            if !(*b).pos.is_null() && (*b).last > (*b).pos {
+                let len = (*b).last.offset_from((*b).pos) as usize;
+                let data = std::slice::from_raw_parts((*b).pos, len).to_vec();
+                st.buffered += len;
+                st.chunks.push_back(data);
+                got = true;
+                (*b).pos = (*b).last;
+            }
+            cl = (*cl).next;
+        }
+        (*rb).bufs = std::ptr::null_mut();
+    }
+    got
+}
+
+/// Takes the part of the body nginx already has (right after
+/// `ngx_http_read_client_request_body`), and whether it is all of it.
+///
+/// # Safety
+/// As `take_bufs`.
+pub unsafe fn start(r: *mut ngx_http_request_t, pipe: &BodyPipe) {
+    let mut st = pipe.lock();
+    // SAFETY: forwarded.
+    unsafe {
+        take_bufs(r, &mut st);
+        if (*r).reading_body() == 0 {
+            st.eof = true;
+        }
+    }
+}
+
+/// Reads what the client has sent, unless the app is too far behind.
+/// Returns an HTTP status when reading failed (the request must end with it).
+///
+/// # Safety
+/// `r` is live, on the event loop, reading its body unbuffered.
+pub unsafe fn read_more(r: *mut ngx_http_request_t, pipe: &BodyPipe) -> Option<ngx_int_t> {
+    let mut failed = None;
+    {
+        let mut st = pipe.lock();
+        loop {
+            if st.eof || st.error.is_some() {
+                break;
+            }
+            if st.buffered >= HIGH_WATER {
+                st.paused = true;
+                // The client is not slow: do not let it time out meanwhile.
+                // SAFETY: r's connection and read event are live.
+                unsafe {
+                    let rev = (*(*r).connection).read;
+                    if (*rev).timer_set() != 0 {
+                        ngx::ffi::ngx_del_timer(rev);
+                    }
+                }
+                break;
+            }
+            // SAFETY: by the caller's contract.
+            let rc = unsafe { ngx_http_read_unbuffered_request_body(r) };
+            if rc == NGX_ERROR as ngx_int_t || rc >= NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t {
+                st.error = Some(format!("reading the request body failed ({rc})"));
+                failed = Some(rc);
+                break;
+            }
+            // SAFETY: as above.
+            let got = unsafe { take_bufs(r, &mut st) };
+            // SAFETY: as above.
+            if rc == NGX_OK as ngx_int_t || unsafe { (*r).reading_body() } == 0 {
+                st.eof = true;
+                break;
+            }
+            if !got {
+                // Nothing more for now: nginx calls the read handler when
+                // the client sends more.
+                break;
+            }
+        }
+    }
+    pipe.more.notify_all();
+    failed
+}
