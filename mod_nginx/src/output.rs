@@ -15,10 +15,9 @@ use std::sync::atomic::Ordering;
 
 use ngx::ffi::{
     NGX_ERROR, NGX_HTTP_FLUSH, NGX_HTTP_REQUEST_TIME_OUT, NGX_OK, ngx_buf_t, ngx_chain_t,
-    ngx_event_t, ngx_file_t, ngx_http_core_loc_conf_t, ngx_http_finalize_request,
-    ngx_http_output_filter, ngx_http_request_t, ngx_http_run_posted_requests, ngx_http_send_header,
-    ngx_http_send_special, ngx_int_t, ngx_list_push, ngx_pcalloc, ngx_pnalloc, ngx_str_t,
-    ngx_table_elt_t, ngx_uint_t,
+    ngx_file_t, ngx_http_core_loc_conf_t, ngx_http_finalize_request, ngx_http_output_filter,
+    ngx_http_request_t, ngx_http_run_posted_requests, ngx_http_send_header, ngx_http_send_special,
+    ngx_int_t, ngx_list_push, ngx_pcalloc, ngx_pnalloc, ngx_str_t, ngx_table_elt_t, ngx_uint_t,
 };
 use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
 use oxwsgi_core::{Chunk, ResponseHead};
@@ -40,9 +39,6 @@ pub struct ReqCtx {
     channel: Arc<Channel>,
     /// The request body, while it streams to the app.
     body: Option<Arc<BodyPipe>>,
-    /// A timer that is not cancelable, so a gracefully exiting worker waits
-    /// for this request's Python work.
-    keeper: ngx_event_t,
     header_sent: bool,
     /// HEAD or a bodiless status: body messages are dropped.
     discard_body: bool,
@@ -52,14 +48,6 @@ pub struct ReqCtx {
     held: VecDeque<(*mut ngx_buf_t, Held)>,
     /// Buffer structs nginx is done with, reused for later chunks.
     spare: Vec<*mut ngx_buf_t>,
-}
-
-const KEEPER_MS: ngx::ffi::ngx_msec_t = 3_600_000;
-
-unsafe extern "C" fn keeper_tick(ev: *mut ngx_event_t) {
-    // SAFETY: the keeper event lives in a ReqCtx, which deletes the timer
-    // before it goes away.
-    unsafe { ngx::ffi::ngx_add_timer(ev, KEEPER_MS) };
 }
 
 impl ReqCtx {
@@ -80,7 +68,6 @@ impl ReqCtx {
                 r,
                 channel: channel.clone(),
                 body,
-                keeper: std::mem::zeroed(),
                 header_sent: false,
                 discard_body: false,
                 finished: false,
@@ -90,11 +77,6 @@ impl ReqCtx {
             if ctx.is_null() {
                 return None;
             }
-            let c = (*r).connection;
-            (*ctx).keeper.handler = Some(keeper_tick);
-            (*ctx).keeper.log = (*c).log;
-            (*ctx).keeper.data = ctx.cast();
-            ngx::ffi::ngx_add_timer(&mut (*ctx).keeper, KEEPER_MS);
             req.set_module_ctx(ctx.cast(), crate::Module::module_ref());
             channel.target.store(ctx.cast(), Ordering::Release);
             Some(ctx)
@@ -156,13 +138,6 @@ impl Drop for ReqCtx {
         self.channel.close();
         if let Some(pipe) = &self.body {
             pipe.fail("the request ended before its body was read");
-        }
-        // SAFETY: the keeper event is ours; remove it from the timer tree
-        // before its memory goes with the pool.
-        unsafe {
-            if self.keeper.timer_set() != 0 {
-                ngx::ffi::ngx_del_timer(&mut self.keeper);
-            }
         }
     }
 }

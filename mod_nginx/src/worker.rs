@@ -12,7 +12,9 @@
 //! - a 1 ms watchdog on the event loop covers what batching could delay: a
 //!   job that waits while every awake thread is blocked in the app gets
 //!   another thread, and responses left by a thread that then blocked are
-//!   delivered.
+//!   delivered. Its timer is armed exactly while jobs are in flight and is
+//!   not cancelable, which is what makes a graceful quit or reload wait for
+//!   them.
 
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
@@ -219,7 +221,7 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) {
     // SAFETY: mallopt only tunes the allocator; called before our threads start.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 16 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 8 << 20);
     }
     let config = InterpreterConfig {
         python_home: main.python_home.clone(),
@@ -307,8 +309,8 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) {
         let dog = &raw mut WATCHDOG;
         (*dog).handler = Some(on_watchdog);
         (*dog).log = (*cycle).log;
-        // Cancelable: it must not hold up a gracefully exiting worker.
-        (*dog).set_cancelable(1);
+        // Not cancelable: while it is armed (jobs in flight) a gracefully
+        // exiting worker waits for them instead of dropping their requests.
     }
 
     let mut threads = w.threads.lock().unwrap_or_else(|p| p.into_inner());
