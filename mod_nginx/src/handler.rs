@@ -108,5 +108,4 @@ unsafe fn queue(r: *mut ngx_http_request_t) -> bool {
         channel,
         queued_at: std::time::Instant::now(),
     })
-    .is_ok()
 }

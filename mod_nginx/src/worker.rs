@@ -98,10 +98,11 @@ pub fn ready() -> bool {
     WORKER.get().is_some()
 }
 
-/// Queues a request for the Python threads (event loop thread).
-pub fn submit(job: Job) -> Result<(), Job> {
+/// Queues a request for the Python threads (event loop thread). False
+/// when this worker runs no Python.
+pub fn submit(job: Job) -> bool {
     let Some(w) = WORKER.get() else {
-        return Err(job);
+        return false;
     };
     let mut q = w.jobs.lock().unwrap_or_else(|p| p.into_inner());
     q.push_back(job);
@@ -116,7 +117,7 @@ pub fn submit(job: Job) -> Result<(), Job> {
         }
         arm_watchdog();
     }
-    Ok(())
+    true
 }
 
 /// # Safety
