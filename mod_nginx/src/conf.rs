@@ -194,84 +194,44 @@ fn identifier(v: &str) -> Result<String, String> {
     AppSpec::parse("m", Some(v)).map(|_| v.to_string())
 }
 
-unsafe extern "C" fn set_callable(
-    cf: *mut ngx_conf_t,
-    _: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    // SAFETY: forwarded from nginx; stored in a LocConf.
-    unsafe { directive::<LocConf, _>(cf, conf, identifier, |c, v| set_once(&mut c.callable, v)) }
-}
-
-unsafe extern "C" fn set_script_name(
-    cf: *mut ngx_conf_t,
-    _: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    let parse = |v: &str| {
-        if v.is_empty() || v.starts_with('/') {
-            Ok(oxwsgi_core::environ::normalize_mount(v))
-        } else {
-            Err(format!("\"{v}\" must be empty or start with \"/\""))
+/// Defines a directive handler that parses its value with `$parse` and
+/// stores it, once, in `$conf`'s `$field`.
+macro_rules! setter {
+    ($name:ident, $conf:ty, $parse:expr, $field:ident) => {
+        unsafe extern "C" fn $name(
+            cf: *mut ngx_conf_t,
+            _: *mut ngx_command_t,
+            conf: *mut c_void,
+        ) -> *mut c_char {
+            // SAFETY: forwarded from nginx; the command table gives this
+            // directive the offset of a `$conf`.
+            unsafe { directive::<$conf, _>(cf, conf, $parse, |c, v| set_once(&mut c.$field, v)) }
         }
     };
-    // SAFETY: forwarded from nginx; stored in a LocConf.
-    unsafe { directive::<LocConf, _>(cf, conf, parse, |c, v| set_once(&mut c.script_name, v)) }
 }
 
-unsafe extern "C" fn set_gzip(
-    cf: *mut ngx_conf_t,
-    _: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    // SAFETY: forwarded from nginx; stored in a LocConf.
-    unsafe {
-        directive::<LocConf, _>(cf, conf, values::parse_flag, |c, v| {
-            set_once(&mut c.gzip, v)
-        })
+setter!(set_callable, LocConf, identifier, callable);
+setter!(set_script_name, LocConf, parse_script_name, script_name);
+setter!(set_gzip, LocConf, values::parse_flag, gzip);
+setter!(set_inflate, LocConf, values::parse_flag, inflate);
+setter!(set_inflate_max, LocConf, values::parse_size, inflate_max);
+setter!(set_python_home, MainConf, parse_python_home, python_home);
+setter!(set_threads, MainConf, values::parse_threads, threads);
+
+fn parse_script_name(v: &str) -> Result<String, String> {
+    if v.is_empty() || v.starts_with('/') {
+        Ok(oxwsgi_core::environ::normalize_mount(v))
+    } else {
+        Err(format!("\"{v}\" must be empty or start with \"/\""))
     }
 }
 
-unsafe extern "C" fn set_inflate(
-    cf: *mut ngx_conf_t,
-    _: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    // SAFETY: forwarded from nginx; stored in a LocConf.
-    unsafe {
-        directive::<LocConf, _>(cf, conf, values::parse_flag, |c, v| {
-            set_once(&mut c.inflate, v)
-        })
-    }
-}
-
-unsafe extern "C" fn set_inflate_max(
-    cf: *mut ngx_conf_t,
-    _: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    // SAFETY: forwarded from nginx; stored in a LocConf.
-    unsafe {
-        directive::<LocConf, _>(cf, conf, values::parse_size, |c, v| {
-            set_once(&mut c.inflate_max, v)
-        })
-    }
-}
-
-unsafe extern "C" fn set_python_home(
-    cf: *mut ngx_conf_t,
-    _: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    let parse = |v: &str| {
-        let dir = values::parse_dir(v)?;
-        // Refused here, so `nginx -t` catches a broken venv before a reload.
-        oxwsgi_core::interpreter::inspect_home(&dir, oxwsgi_core::interpreter::embedded_version())
-            .map_err(|e| e.0)?;
-        Ok(dir)
-    };
-    // SAFETY: forwarded from nginx; stored in the MainConf.
-    unsafe { directive::<MainConf, _>(cf, conf, parse, |c, v| set_once(&mut c.python_home, v)) }
+fn parse_python_home(v: &str) -> Result<PathBuf, String> {
+    let dir = values::parse_dir(v)?;
+    // Refused here, so `nginx -t` catches a broken venv before a reload.
+    oxwsgi_core::interpreter::inspect_home(&dir, oxwsgi_core::interpreter::embedded_version())
+        .map_err(|e| e.0)?;
+    Ok(dir)
 }
 
 unsafe extern "C" fn set_python_path(
@@ -284,19 +244,6 @@ unsafe extern "C" fn set_python_path(
         directive::<MainConf, _>(cf, conf, values::parse_path_list, |c, v| {
             c.python_path.extend(v);
             true
-        })
-    }
-}
-
-unsafe extern "C" fn set_threads(
-    cf: *mut ngx_conf_t,
-    _: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    // SAFETY: forwarded from nginx; stored in the MainConf.
-    unsafe {
-        directive::<MainConf, _>(cf, conf, values::parse_threads, |c, v| {
-            set_once(&mut c.threads, v)
         })
     }
 }

@@ -320,9 +320,7 @@ unsafe fn apply(ctx: &mut ReqCtx, msgs: VecDeque<Msg>) {
                     (*b).last = p.add(chunk.len());
                     (*b).end = (*b).last;
                     (*b).set_memory(1);
-                    ctx.held.push_back((b, Held::Chunk(chunk)));
-                    if !append(r, &mut tail, b) {
-                        finish(ctx, NGX_ERROR as ngx_int_t);
+                    if !hand_over(ctx, &mut tail, b, Held::Chunk(chunk)) {
                         return;
                     }
                     last = b;
@@ -352,9 +350,7 @@ unsafe fn apply(ctx: &mut ReqCtx, msgs: VecDeque<Msg>) {
                     (*b).file_pos = offset as i64;
                     (*b).file_last = (offset + len) as i64;
                     (*b).set_in_file(1);
-                    ctx.held.push_back((b, Held::File(file)));
-                    if !append(r, &mut tail, b) {
-                        finish(ctx, NGX_ERROR as ngx_int_t);
+                    if !hand_over(ctx, &mut tail, b, Held::File(file)) {
                         return;
                     }
                     last = b;
@@ -441,6 +437,27 @@ unsafe fn apply(ctx: &mut ReqCtx, msgs: VecDeque<Msg>) {
     }
     // SAFETY: r is live.
     unsafe { arm_writer(ctx) };
+}
+
+/// Keeps what `b` points into alive and appends `b` to the chain; on
+/// failure the request is ended.
+///
+/// # Safety
+/// As `append`, with `ctx.r` as the request.
+unsafe fn hand_over(
+    ctx: &mut ReqCtx,
+    tail: &mut *mut *mut ngx_chain_t,
+    b: *mut ngx_buf_t,
+    held: Held,
+) -> bool {
+    ctx.held.push_back((b, held));
+    // SAFETY: forwarded.
+    if unsafe { append(ctx.r, tail, b) } {
+        return true;
+    }
+    // SAFETY: ctx.r is live; ending it once.
+    unsafe { finish(ctx, NGX_ERROR as ngx_int_t) };
+    false
 }
 
 /// Appends `b` to the chain being built.
