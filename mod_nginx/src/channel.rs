@@ -148,14 +148,11 @@ impl NginxSink {
         }
     }
 
+    /// Hands the collected messages over. While this thread has more jobs
+    /// queued, waking the event loop waits for the end of its run of jobs
+    /// (at most `BATCH_JOBS`, and the loop's 1 ms watchdog delivers them
+    /// anyway if the app then blocks); otherwise it happens at once.
     fn send(&mut self) -> io::Result<()> {
-        self.batch_bytes = 0;
-        self.channel.push(&mut self.batch, true)
-    }
-
-    /// The response's last messages: the wake-up may wait for the thread's
-    /// batch of jobs.
-    fn send_last(&mut self) -> io::Result<()> {
         self.batch_bytes = 0;
         self.channel.push(&mut self.batch, false)
     }
@@ -201,16 +198,16 @@ impl ResponseSink for NginxSink {
 
     fn finish(&mut self) -> io::Result<()> {
         self.batch.push(Msg::Finish);
-        self.send_last()
+        self.send()
     }
 
     fn abort(&mut self) {
         self.batch.push(Msg::Abort);
-        let _ = self.send_last();
+        let _ = self.send();
     }
 
     fn error(&mut self, status: u16) -> io::Result<()> {
         self.batch.push(Msg::Error(status));
-        self.send_last()
+        self.send()
     }
 }

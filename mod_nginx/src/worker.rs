@@ -3,9 +3,9 @@
 //! event loop.
 //!
 //! Every wake-up is a thread switch on a busy CPU, so both directions batch:
-//! - the event loop queues jobs as it handles connections and wakes one
-//!   sleeping Python thread once per loop iteration (a posted event), not
-//!   per request;
+//! - the event loop queues jobs as it handles connections and, when no
+//!   Python thread is awake, wakes one once per loop iteration (a posted
+//!   event), not per request; an awake thread takes the next job itself;
 //! - a Python thread that finishes a response while more jobs wait does not
 //!   wake the event loop yet: it goes on with the next job, and signals once
 //!   for the lot (at most every `BATCH_JOBS` jobs);
@@ -66,12 +66,16 @@ struct Worker {
     /// Python threads waiting for a job: a new job wakes one only when one
     /// sleeps, sparing a futex call per request under load.
     idle: std::sync::atomic::AtomicUsize,
+    /// Python threads started.
+    spawned: std::sync::atomic::AtomicUsize,
     /// Jobs submitted and not finished, for the watchdog.
     inflight: std::sync::atomic::AtomicUsize,
     /// When a Python thread last took a job (µs since `epoch`): the
     /// watchdog adds a thread only when the awake ones stopped taking jobs
     /// (they are blocked in the app), not merely because the CPU is busy.
     last_take: std::sync::atomic::AtomicU64,
+    /// Which thread took the last job.
+    last_taker: std::sync::atomic::AtomicUsize,
     epoch: Instant,
     stopping: AtomicBool,
     /// Channels with messages for the event loop.
@@ -112,7 +116,12 @@ pub fn submit(job: Job) -> bool {
     // which is the one running this; they were set up in `start`.
     unsafe {
         let kick = &raw mut KICK;
-        if w.idle.load(Ordering::Relaxed) > 0 && (*kick).posted() == 0 {
+        // Wake a thread only when none is awake: an awake one takes the job
+        // when it is done with the current one, and more threads would only
+        // fight over the GIL. Threads stuck in the app are the watchdog's.
+        let idle = w.idle.load(Ordering::Relaxed);
+        let awake = w.spawned.load(Ordering::Relaxed).saturating_sub(idle);
+        if idle > 0 && awake == 0 && (*kick).posted() == 0 {
             ngx::ffi::ngx_post_event(kick, &raw mut ngx::ffi::ngx_posted_events);
         }
         arm_watchdog();
@@ -263,8 +272,10 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) {
         jobs: Mutex::new(VecDeque::new()),
         job_ready: Condvar::new(),
         idle: std::sync::atomic::AtomicUsize::new(0),
+        spawned: std::sync::atomic::AtomicUsize::new(0),
         inflight: std::sync::atomic::AtomicUsize::new(0),
         last_take: std::sync::atomic::AtomicU64::new(0),
+        last_taker: std::sync::atomic::AtomicUsize::new(usize::MAX),
         epoch: Instant::now(),
         stopping: AtomicBool::new(false),
         ready: Mutex::new(Vec::new()),
@@ -318,26 +329,33 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) {
     for i in 0..main.threads() {
         let t = std::thread::Builder::new()
             .name(format!("oxwsgi-{i}"))
-            .spawn(run_jobs);
+            .spawn(move || run_jobs(i));
         match t {
-            Ok(t) => threads.push(t),
+            Ok(t) => {
+                threads.push(t);
+                w.spawned.fetch_add(1, Ordering::Relaxed);
+            }
             Err(e) => log::error!(target: "oxwsgi", "cannot start Python thread {i}: {e}"),
         }
     }
 }
 
 /// A Python thread: runs requests until the worker stops.
-fn run_jobs() {
+fn run_jobs(me: usize) {
     let w = WORKER.get().expect("worker exists before its threads");
     oxwsgi_core::ensure_thread_state();
     let mut batch = 0;
+    let mut step_aside = false;
     loop {
         let (job, more) = {
             let mut q = w.jobs.lock().unwrap_or_else(|p| p.into_inner());
             loop {
-                if let Some(j) = q.pop_front() {
-                    w.last_take.store(w.now_us(), Ordering::Relaxed);
-                    break (Some(j), !q.is_empty());
+                if !step_aside {
+                    if let Some(j) = q.pop_front() {
+                        w.last_take.store(w.now_us(), Ordering::Relaxed);
+                        w.last_taker.store(me, Ordering::Relaxed);
+                        break (Some(j), !q.is_empty());
+                    }
                 }
                 if w.stopping.load(Ordering::Acquire) {
                     break (None, false);
@@ -346,9 +364,10 @@ fn run_jobs() {
                 flush_deferred();
                 batch = 0;
                 q = w.jobs.lock().unwrap_or_else(|p| p.into_inner());
-                if !q.is_empty() {
+                if !q.is_empty() && !step_aside {
                     continue;
                 }
+                step_aside = false;
                 w.idle.fetch_add(1, Ordering::Relaxed);
                 q = w.job_ready.wait(q).unwrap_or_else(|p| p.into_inner());
                 w.idle.fetch_sub(1, Ordering::Relaxed);
@@ -369,8 +388,19 @@ fn run_jobs() {
             flush_deferred();
             batch = 0;
         }
+        // Another thread took a job while this one ran: the app did not block
+        // it, so two threads would only take turns with the GIL. This one
+        // sleeps; the watchdog wakes it if the other one gets stuck.
+        let others_busy = w.last_taker.load(Ordering::Relaxed) != me
+            && w.now_us()
+                .saturating_sub(w.last_take.load(Ordering::Relaxed))
+                < STEP_ASIDE_US;
+        step_aside = others_busy;
     }
 }
+
+/// How recent another thread's take must be for this one to step aside.
+const STEP_ASIDE_US: u64 = 200;
 
 /// The event loop's side of the eventfd: drain it, then deliver every ready
 /// channel's messages to its request.
