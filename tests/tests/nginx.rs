@@ -616,3 +616,25 @@ fn large_uploads_stream_to_the_app_without_temp_files() {
         .unwrap_or(0);
     assert_eq!(temp_files, 0, "the body went through nginx's temp files");
 }
+
+#[test]
+fn blocking_apps_use_every_python_thread() {
+    let n = Nginx::start(
+        Config::new(&format!("location / {{ wsgi_app {}; }}", app("cases.py"))).http("wsgi_threads 4;"),
+    );
+    http::get(n.port, "/cookies");
+    // Four requests that each sleep 600 ms, on four threads: together they
+    // take about one sleep, not four.
+    let start = Instant::now();
+    let sleepers: Vec<_> = (0..4)
+        .map(|_| {
+            let port = n.port;
+            std::thread::spawn(move || http::get(port, "/sleep?ms=600").status)
+        })
+        .collect();
+    for s in sleepers {
+        assert_eq!(s.join().unwrap(), 200);
+    }
+    let took = start.elapsed();
+    assert!(took < Duration::from_millis(1500), "4 sleeping requests on 4 threads took {took:?}");
+}
