@@ -163,31 +163,33 @@ unsafe extern "C" fn set_app(
     _: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: called by nginx for wsgi_app inside a location block: cf's context
-    // is that location's, where the core module's location conf exists.
-    let clcf: &mut ngx_http_core_loc_conf_t =
-        match unsafe { NgxHttpCoreModule::location_conf_mut(&*cf) } {
-            Some(c) => c,
-            None => return NGX_CONF_ERROR,
+    crate::guard(NGX_CONF_ERROR, || {
+        // SAFETY: called by nginx for wsgi_app inside a location block: cf's context
+        // is that location's, where the core module's location conf exists.
+        let clcf: &mut ngx_http_core_loc_conf_t =
+            match unsafe { NgxHttpCoreModule::location_conf_mut(&*cf) } {
+                Some(c) => c,
+                None => return NGX_CONF_ERROR,
+            };
+        clcf.handler = Some(crate::handler::content_handler);
+        let prefix = if clcf.regex.is_null() {
+            clcf.name.to_str().unwrap_or("").to_string()
+        } else {
+            String::new()
         };
-    clcf.handler = Some(crate::handler::content_handler);
-    let prefix = if clcf.regex.is_null() {
-        clcf.name.to_str().unwrap_or("").to_string()
-    } else {
-        String::new()
-    };
-    // SAFETY: forwarded from nginx; wsgi_app stores into a LocConf.
-    unsafe {
-        directive::<LocConf, _>(
-            cf,
-            conf,
-            |v| AppSpec::parse(v, None).map(|_| v.to_string()),
-            |c, v| {
-                c.location_prefix = Some(prefix);
-                set_once(&mut c.target, v)
-            },
-        )
-    }
+        // SAFETY: forwarded from nginx; wsgi_app stores into a LocConf.
+        unsafe {
+            directive::<LocConf, _>(
+                cf,
+                conf,
+                |v| AppSpec::parse(v, None).map(|_| v.to_string()),
+                |c, v| {
+                    c.location_prefix = Some(prefix);
+                    set_once(&mut c.target, v)
+                },
+            )
+        }
+    })
 }
 
 fn identifier(v: &str) -> Result<String, String> {
@@ -203,9 +205,13 @@ macro_rules! setter {
             _: *mut ngx_command_t,
             conf: *mut c_void,
         ) -> *mut c_char {
-            // SAFETY: forwarded from nginx; the command table gives this
-            // directive the offset of a `$conf`.
-            unsafe { directive::<$conf, _>(cf, conf, $parse, |c, v| set_once(&mut c.$field, v)) }
+            crate::guard(NGX_CONF_ERROR, || {
+                // SAFETY: forwarded from nginx; the command table gives this
+                // directive the offset of a `$conf`.
+                unsafe {
+                    directive::<$conf, _>(cf, conf, $parse, |c, v| set_once(&mut c.$field, v))
+                }
+            })
         }
     };
 }
@@ -239,13 +245,15 @@ unsafe extern "C" fn set_python_path(
     _: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: forwarded from nginx; stored in the MainConf.
-    unsafe {
-        directive::<MainConf, _>(cf, conf, values::parse_path_list, |c, v| {
-            c.python_path.extend(v);
-            true
-        })
-    }
+    crate::guard(NGX_CONF_ERROR, || {
+        // SAFETY: forwarded from nginx; stored in the MainConf.
+        unsafe {
+            directive::<MainConf, _>(cf, conf, values::parse_path_list, |c, v| {
+                c.python_path.extend(v);
+                true
+            })
+        }
+    })
 }
 
 pub unsafe extern "C" fn init_main_conf(_cf: *mut ngx_conf_t, _conf: *mut c_void) -> *mut c_char {
@@ -258,47 +266,49 @@ pub unsafe extern "C" fn merge_loc_conf(
     prev: *mut c_void,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: nginx passes this module's location confs (created by
-    // create_loc_conf) of the parent and of this block.
-    let (prev, conf) = unsafe { (&*prev.cast::<LocConf>(), &mut *conf.cast::<LocConf>()) };
-    if conf.callable.is_none() {
-        conf.callable = prev.callable.clone();
-    }
-    conf.gzip = conf.gzip.or(prev.gzip);
-    conf.inflate = conf.inflate.or(prev.inflate);
-    conf.inflate_max = conf.inflate_max.or(prev.inflate_max);
-    let Some(target) = conf.target.clone() else {
-        return NGX_CONF_OK;
-    };
-    if conf.app.is_some() {
-        return NGX_CONF_OK;
-    }
-    let spec = match AppSpec::parse(&target, conf.callable.as_deref()) {
-        Ok(s) => s,
-        Err(e) => {
-            ngx_conf_log_error!(NGX_LOG_EMERG, cf, "\"wsgi_app\": {e}");
-            return NGX_CONF_ERROR;
+    crate::guard(NGX_CONF_ERROR, || {
+        // SAFETY: nginx passes this module's location confs (created by
+        // create_loc_conf) of the parent and of this block.
+        let (prev, conf) = unsafe { (&*prev.cast::<LocConf>(), &mut *conf.cast::<LocConf>()) };
+        if conf.callable.is_none() {
+            conf.callable = prev.callable.clone();
         }
-    };
-    // SAFETY: merging runs inside the http block, whose main conf exists.
-    let Some(main) = (unsafe { Module::main_conf_mut(&*cf) }) else {
-        return NGX_CONF_ERROR;
-    };
-    let mut options = AppOptions::new(spec);
-    options.mount = conf
-        .script_name
-        .clone()
-        .or_else(|| conf.location_prefix.clone())
-        .unwrap_or_default();
-    options.gzip = conf.gzip.unwrap_or(false);
-    options.inflate_request = conf.inflate.unwrap_or(false);
-    options.inflate_max = conf
-        .inflate_max
-        .unwrap_or(oxwsgi_core::app::DEFAULT_INFLATE_MAX);
-    options.multithread = main.threads() > 1;
-    options.multiprocess = true;
-    let app = Arc::new(App::new(options));
-    main.apps.push(app.clone());
-    conf.app = Some(app);
-    NGX_CONF_OK
+        conf.gzip = conf.gzip.or(prev.gzip);
+        conf.inflate = conf.inflate.or(prev.inflate);
+        conf.inflate_max = conf.inflate_max.or(prev.inflate_max);
+        let Some(target) = conf.target.clone() else {
+            return NGX_CONF_OK;
+        };
+        if conf.app.is_some() {
+            return NGX_CONF_OK;
+        }
+        let spec = match AppSpec::parse(&target, conf.callable.as_deref()) {
+            Ok(s) => s,
+            Err(e) => {
+                ngx_conf_log_error!(NGX_LOG_EMERG, cf, "\"wsgi_app\": {e}");
+                return NGX_CONF_ERROR;
+            }
+        };
+        // SAFETY: merging runs inside the http block, whose main conf exists.
+        let Some(main) = (unsafe { Module::main_conf_mut(&*cf) }) else {
+            return NGX_CONF_ERROR;
+        };
+        let mut options = AppOptions::new(spec);
+        options.mount = conf
+            .script_name
+            .clone()
+            .or_else(|| conf.location_prefix.clone())
+            .unwrap_or_default();
+        options.gzip = conf.gzip.unwrap_or(false);
+        options.inflate_request = conf.inflate.unwrap_or(false);
+        options.inflate_max = conf
+            .inflate_max
+            .unwrap_or(oxwsgi_core::app::DEFAULT_INFLATE_MAX);
+        options.multithread = main.threads() > 1;
+        options.multiprocess = true;
+        let app = Arc::new(App::new(options));
+        main.apps.push(app.clone());
+        conf.app = Some(app);
+        NGX_CONF_OK
+    })
 }

@@ -81,6 +81,15 @@ pub static mut ngx_http_oxwsgi_module: ngx_module_t = ngx_module_t {
     ..ngx_module_t::default()
 };
 
+/// Runs an entry point's body, turning a panic into `fallback`: no panic
+/// may unwind into nginx.
+pub(crate) fn guard<T>(fallback: T, f: impl FnOnce() -> T) -> T {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        ::log::error!(target: "oxwsgi", "internal error (panic) in an nginx callback");
+        fallback
+    })
+}
+
 /// A worker process starts: Python starts here, never in the master.
 unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
     let result = std::panic::catch_unwind(|| {

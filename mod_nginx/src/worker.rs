@@ -143,34 +143,38 @@ unsafe fn arm_watchdog() {
 
 /// After the loop iteration that queued jobs: wake one sleeping thread.
 unsafe extern "C" fn on_kick(_: *mut ngx_event_t) {
-    let Some(w) = WORKER.get() else { return };
-    if w.idle.load(Ordering::Relaxed) > 0 {
-        w.job_ready.notify_one();
-    }
+    crate::guard((), || {
+        let Some(w) = WORKER.get() else { return };
+        if w.idle.load(Ordering::Relaxed) > 0 {
+            w.job_ready.notify_one();
+        }
+    })
 }
 
 /// Every millisecond while jobs are in flight: a job that waited too long
 /// gets another thread, and responses nobody signalled are delivered.
 unsafe extern "C" fn on_watchdog(_: *mut ngx_event_t) {
-    let Some(w) = WORKER.get() else { return };
-    let stalled = {
-        let q = w.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        let idle_for = w
-            .now_us()
-            .saturating_sub(w.last_take.load(Ordering::Relaxed));
-        q.front()
-            .is_some_and(|j| j.queued_at.elapsed() >= DISPATCH_DELAY)
-            && idle_for >= DISPATCH_DELAY.as_micros() as u64
-    };
-    if stalled && w.idle.load(Ordering::Relaxed) > 0 {
-        w.job_ready.notify_one();
-    }
-    // SAFETY: on the event loop thread.
-    unsafe { drain_ready(w) };
-    if w.inflight.load(Ordering::Relaxed) > 0 {
-        // SAFETY: as above.
-        unsafe { arm_watchdog() };
-    }
+    crate::guard((), || {
+        let Some(w) = WORKER.get() else { return };
+        let stalled = {
+            let q = w.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            let idle_for = w
+                .now_us()
+                .saturating_sub(w.last_take.load(Ordering::Relaxed));
+            q.front()
+                .is_some_and(|j| j.queued_at.elapsed() >= DISPATCH_DELAY)
+                && idle_for >= DISPATCH_DELAY.as_micros() as u64
+        };
+        if stalled && w.idle.load(Ordering::Relaxed) > 0 {
+            w.job_ready.notify_one();
+        }
+        // SAFETY: on the event loop thread.
+        unsafe { drain_ready(w) };
+        if w.inflight.load(Ordering::Relaxed) > 0 {
+            // SAFETY: as above.
+            unsafe { arm_watchdog() };
+        }
+    })
 }
 
 /// Tells the event loop that `channel` has messages (from a Python thread).
@@ -409,20 +413,22 @@ const STEP_ASIDE_US: u64 = 200;
 /// The event loop's side of the eventfd: drain it, then deliver every ready
 /// channel's messages to its request.
 unsafe extern "C" fn on_notify(ev: *mut ngx_event_t) {
-    let Some(w) = WORKER.get() else { return };
-    let mut buf = 0u64;
-    loop {
-        // SAFETY: reading 8 bytes into a live u64 from our own eventfd.
-        let n = unsafe { libc::read(w.eventfd, (&raw mut buf).cast(), 8) };
-        if n != 8 {
-            break;
+    crate::guard((), || {
+        let Some(w) = WORKER.get() else { return };
+        let mut buf = 0u64;
+        loop {
+            // SAFETY: reading 8 bytes into a live u64 from our own eventfd.
+            let n = unsafe { libc::read(w.eventfd, (&raw mut buf).cast(), 8) };
+            if n != 8 {
+                break;
+            }
         }
-    }
-    // SAFETY: ev is our notifier's read event, owned by the event loop.
-    unsafe { (*ev).set_ready(0) };
-    w.signalled.store(false, Ordering::Release);
-    // SAFETY: on the event loop thread.
-    unsafe { drain_ready(w) };
+        // SAFETY: ev is our notifier's read event, owned by the event loop.
+        unsafe { (*ev).set_ready(0) };
+        w.signalled.store(false, Ordering::Release);
+        // SAFETY: on the event loop thread.
+        unsafe { drain_ready(w) };
+    })
 }
 
 /// Delivers every ready channel's messages to its request.

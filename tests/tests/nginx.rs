@@ -620,7 +620,8 @@ fn large_uploads_stream_to_the_app_without_temp_files() {
 #[test]
 fn blocking_apps_use_every_python_thread() {
     let n = Nginx::start(
-        Config::new(&format!("location / {{ wsgi_app {}; }}", app("cases.py"))).http("wsgi_threads 4;"),
+        Config::new(&format!("location / {{ wsgi_app {}; }}", app("cases.py")))
+            .http("wsgi_threads 4;"),
     );
     http::get(n.port, "/cookies");
     // Four requests that each sleep 600 ms, on four threads: together they
@@ -636,5 +637,8 @@ fn blocking_apps_use_every_python_thread() {
         assert_eq!(s.join().unwrap(), 200);
     }
     let took = start.elapsed();
-    assert!(took < Duration::from_millis(1500), "4 sleeping requests on 4 threads took {took:?}");
+    assert!(
+        took < Duration::from_millis(1500),
+        "4 sleeping requests on 4 threads took {took:?}"
+    );
 }
