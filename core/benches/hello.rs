@@ -25,7 +25,7 @@ impl ResponseSink for CountingSink {
     fn may_block(&self) -> bool {
         false
     }
-    fn start(&mut self, head: &ResponseHead) -> io::Result<()> {
+    fn start(&mut self, head: ResponseHead) -> io::Result<()> {
         self.0 += head.headers.len();
         Ok(())
     }

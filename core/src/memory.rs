@@ -232,11 +232,11 @@ impl MemorySink {
 }
 
 impl ResponseSink for MemorySink {
-    fn start(&mut self, head: &ResponseHead) -> io::Result<()> {
+    fn start(&mut self, head: ResponseHead) -> io::Result<()> {
         let mut r = self.shared.lock().expect("sink lock");
         assert!(r.head.is_none(), "start called twice");
-        r.head = Some(head.clone());
         r.events.push(Event::Start(head.clone()));
+        r.head = Some(head);
         Ok(())
     }
 

@@ -50,7 +50,12 @@ pub struct GzipPolicy {
 
 pub struct Responder {
     sink: Box<dyn ResponseSink>,
+    /// The head until it is handed to the sink.
     head: Option<ResponseHead>,
+    /// start_response was called.
+    started: bool,
+    /// The status sent carries no body (1xx, 204, 304).
+    bodiless: bool,
     headers_sent: bool,
     /// The app's Content-Length, enforced.
     promised: Option<u64>,
@@ -70,6 +75,8 @@ impl Responder {
         Responder {
             sink,
             head: None,
+            started: false,
+            bodiless: false,
             headers_sent: false,
             promised: None,
             sent: 0,
@@ -97,7 +104,7 @@ impl Responder {
     }
 
     pub fn has_head(&self) -> bool {
-        self.head.is_some()
+        self.started
     }
 
     pub fn is_open(&self) -> bool {
@@ -130,6 +137,7 @@ impl Responder {
         };
         self.promised = promised;
         self.head = Some(head);
+        self.started = true;
         Ok(())
     }
 
@@ -162,10 +170,11 @@ impl Responder {
     }
 
     fn send_head(&mut self) -> Result<(), WriteError> {
-        let Some(head) = self.head.as_ref() else {
+        let Some(head) = self.head.take() else {
             return Err(WriteError::NotStarted);
         };
         self.headers_sent = true;
+        self.bodiless = head.bodiless();
         let r = self.sink.start(head);
         r.map_err(|e| self.gone(e))
     }
@@ -210,7 +219,7 @@ impl Responder {
     /// Passes one chunk of body on; `flush` marks a streaming boundary.
     pub fn write(&mut self, chunk: Chunk, flush: bool) -> Result<(), WriteError> {
         self.check_open()?;
-        if self.head.is_none() {
+        if !self.started {
             return Err(WriteError::NotStarted);
         }
         if chunk.is_empty() {
@@ -278,7 +287,7 @@ impl Responder {
     /// Sends `len` bytes of a file from `offset` (sendfile in the server).
     pub fn send_file(&mut self, file: File, offset: u64, len: u64) -> Result<(), WriteError> {
         self.check_open()?;
-        if self.head.is_none() {
+        if !self.started {
             return Err(WriteError::NotStarted);
         }
         let len = match self.promised {
@@ -311,11 +320,9 @@ impl Responder {
                 .write(Chunk::owned(tail))
                 .map_err(|e| self.gone(e))?;
         }
-        let short = self.promised.filter(|&p| {
-            self.sent < p
-                && !self.is_head_request
-                && !self.head.as_ref().is_some_and(|h| h.bodiless())
-        });
+        let short = self
+            .promised
+            .filter(|&p| self.sent < p && !self.is_head_request && !self.bodiless);
         if let Some(promised) = short {
             self.notes.push(format!(
                 "application promised {promised} bytes in Content-Length but sent {}; \

@@ -85,7 +85,7 @@ pub trait ResponseSink: Send {
         true
     }
     /// Sends the status line and headers. Called once, before any body.
-    fn start(&mut self, head: &ResponseHead) -> io::Result<()>;
+    fn start(&mut self, head: ResponseHead) -> io::Result<()>;
     /// Sends a piece of body.
     fn write(&mut self, chunk: Chunk) -> io::Result<()>;
     /// Sends `len` bytes of `file` from `offset`, with sendfile where the server
@@ -103,7 +103,7 @@ pub trait ResponseSink: Send {
     fn error(&mut self, status: u16) -> io::Result<()> {
         let (line, text) = error_text(status);
         let body = format!("{line}\n\n{text}\n").into_bytes();
-        self.start(&ResponseHead {
+        self.start(ResponseHead {
             status,
             status_line: line.to_string(),
             headers: vec![

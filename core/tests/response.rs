@@ -339,7 +339,7 @@ fn python_output_goes_to_the_log() {
 struct PanickingSink;
 
 impl oxwsgi_core::ResponseSink for PanickingSink {
-    fn start(&mut self, _: &oxwsgi_core::ResponseHead) -> std::io::Result<()> {
+    fn start(&mut self, _: oxwsgi_core::ResponseHead) -> std::io::Result<()> {
         panic!("sink exploded");
     }
     fn write(&mut self, _: oxwsgi_core::Chunk) -> std::io::Result<()> {

@@ -177,8 +177,8 @@ impl ResponseSink for NginxSink {
         st.pending + st.in_nginx + self.batch_bytes > HIGH_WATER / 2
     }
 
-    fn start(&mut self, head: &ResponseHead) -> io::Result<()> {
-        self.batch.push(Msg::Start(head.clone()));
+    fn start(&mut self, head: ResponseHead) -> io::Result<()> {
+        self.batch.push(Msg::Start(head));
         Ok(())
     }
 
