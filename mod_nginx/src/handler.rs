@@ -96,10 +96,11 @@ unsafe fn queue(r: *mut ngx_http_request_t) -> bool {
             ngx::ffi::ngx_http_test_reading
         });
         (*r).write_event_handler = Some(ngx::ffi::ngx_http_request_empty_handler);
-        if streaming {
-            // Read what is already waiting in the socket: with edge-triggered
-            // events nginx is not told about it again.
-            crate::output::read_body(&mut *ctx);
+        // Read what is already waiting in the socket: with edge-triggered
+        // events nginx is not told about it again. If that ended the request
+        // (a bad body), nginx has answered: no app to run.
+        if streaming && crate::output::read_body(&mut *ctx) {
+            return true;
         }
     }
     worker::submit(Job {

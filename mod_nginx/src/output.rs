@@ -367,7 +367,9 @@ unsafe fn apply(ctx: &mut ReqCtx, msgs: VecDeque<Msg>) {
             Msg::Finish => finishing = true,
             Msg::ReadBody => {
                 // SAFETY: ctx and its request are live, on the event loop.
-                unsafe { read_body(ctx) };
+                if unsafe { read_body(ctx) } {
+                    return;
+                }
             }
             Msg::Abort => {
                 // SAFETY: what the app produced goes out first; then NGX_ERROR
@@ -537,14 +539,18 @@ unsafe fn loc_conf<'a>(r: *mut ngx_http_request_t) -> Option<&'a ngx_http_core_l
 
 /// Reads more of a streaming request body into its pipe; ends the request
 /// with nginx's status when reading fails (timeout, too large, bad chunk).
+/// Returns true when it ended the request: `ctx` may then be freed already
+/// and must not be touched again.
 ///
 /// # Safety
 /// `ctx` and its request are live, on the event loop thread.
-pub unsafe fn read_body(ctx: &mut ReqCtx) {
+pub unsafe fn read_body(ctx: &mut ReqCtx) -> bool {
     if ctx.finished {
-        return;
+        return false;
     }
-    let Some(pipe) = ctx.body.clone() else { return };
+    let Some(pipe) = ctx.body.clone() else {
+        return false;
+    };
     // SAFETY: by the caller's contract.
     unsafe {
         if let Some(rc) = body::read_more(ctx.r, &pipe) {
@@ -554,13 +560,14 @@ pub unsafe fn read_body(ctx: &mut ReqCtx) {
                 rc
             };
             finish(ctx, rc);
-            return;
+            return true;
         }
         if (*ctx.r).reading_body() == 0 {
             // All of it is in: from now on, watch for the client leaving.
             (*ctx.r).read_event_handler = Some(ngx::ffi::ngx_http_test_reading);
         }
     }
+    false
 }
 
 /// The request's read event while its body streams.

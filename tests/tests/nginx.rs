@@ -642,3 +642,17 @@ fn blocking_apps_use_every_python_thread() {
         "4 sleeping requests on 4 threads took {took:?}"
     );
 }
+
+#[test]
+fn an_oversized_chunked_body_gets_413_while_it_streams() {
+    let n = Nginx::start(Config::new(&format!(
+        "location / {{ wsgi_app {}; client_max_body_size 100k; }}",
+        app("cases.py")
+    )));
+    let r = Request::post("/consume", "application/octet-stream", &vec![b'c'; 400_000])
+        .chunked()
+        .send(n.port);
+    assert_eq!(r.status, 413);
+    // The worker is fine afterwards.
+    assert_eq!(http::get(n.port, "/cookies").status, 200);
+}
