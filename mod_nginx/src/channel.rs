@@ -56,6 +56,8 @@ pub struct Channel {
     /// The request's output state (`output::ReqCtx`) while the request lives;
     /// set and cleared on the event loop thread only.
     pub target: AtomicPtr<c_void>,
+    /// The request body while it streams, failed with the channel.
+    pub body: std::sync::OnceLock<Arc<crate::body::BodyPipe>>,
 }
 
 impl Channel {
@@ -75,6 +77,9 @@ impl Channel {
         st.msgs.clear();
         drop(st);
         self.room.notify_all();
+        if let Some(pipe) = self.body.get() {
+            pipe.fail("the request ended before its body was read");
+        }
     }
 
     /// Queues `msgs` for the event loop and wakes it (once per batch).

@@ -69,6 +69,9 @@ unsafe fn queue(r: *mut ngx_http_request_t) -> bool {
     // arriving.
     let streaming = unsafe { (*r).request_body_no_buffering() } != 0;
     let pipe = streaming.then(|| Arc::new(BodyPipe::default()));
+    if let Some(p) = &pipe {
+        let _ = channel.body.set(p.clone());
+    }
     let body = pipe.as_ref().map(|p| {
         // SAFETY: as above.
         unsafe { body::start(r, p) };

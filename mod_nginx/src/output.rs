@@ -135,10 +135,8 @@ impl Drop for ReqCtx {
         self.channel
             .target
             .store(ptr::null_mut(), Ordering::Release);
+        // Also fails a body the app is still waiting for.
         self.channel.close();
-        if let Some(pipe) = &self.body {
-            pipe.fail("the request ended before its body was read");
-        }
     }
 }
 

@@ -68,6 +68,9 @@ struct Worker {
     idle: std::sync::atomic::AtomicUsize,
     /// Python threads started.
     spawned: std::sync::atomic::AtomicUsize,
+    /// The channels of requests handed to Python, so an exiting worker can
+    /// release threads that wait on a client (pruned as requests end).
+    live: Mutex<Vec<std::sync::Weak<Channel>>>,
     /// Jobs submitted and not finished, for the watchdog.
     inflight: std::sync::atomic::AtomicUsize,
     /// When a Python thread last took a job (µs since `epoch`): the
@@ -108,6 +111,13 @@ pub fn submit(job: Job) -> bool {
     let Some(w) = WORKER.get() else {
         return false;
     };
+    {
+        let mut live = w.live.lock().unwrap_or_else(|p| p.into_inner());
+        if live.len() >= 256 && live.len().is_power_of_two() {
+            live.retain(|c| c.strong_count() > 0);
+        }
+        live.push(Arc::downgrade(&job.channel));
+    }
     let mut q = w.jobs.lock().unwrap_or_else(|p| p.into_inner());
     q.push_back(job);
     drop(q);
@@ -281,6 +291,7 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) {
         job_ready: Condvar::new(),
         idle: std::sync::atomic::AtomicUsize::new(0),
         spawned: std::sync::atomic::AtomicUsize::new(0),
+        live: Mutex::new(Vec::new()),
         inflight: std::sync::atomic::AtomicUsize::new(0),
         last_take: std::sync::atomic::AtomicU64::new(0),
         last_taker: std::sync::atomic::AtomicUsize::new(usize::MAX),
@@ -453,6 +464,13 @@ pub unsafe fn stop(_cycle: *mut ngx_cycle_t) {
     let Some(w) = WORKER.get() else { return };
     w.stopping.store(true, Ordering::Release);
     w.job_ready.notify_all();
+    // Threads waiting for a client (a body still arriving, room to send)
+    // would wait forever now: their requests end with the process.
+    for c in std::mem::take(&mut *w.live.lock().unwrap_or_else(|p| p.into_inner())) {
+        if let Some(c) = c.upgrade() {
+            c.close();
+        }
+    }
     let threads = std::mem::take(&mut *w.threads.lock().unwrap_or_else(|p| p.into_inner()));
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut stuck = 0;

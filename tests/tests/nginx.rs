@@ -656,3 +656,24 @@ fn an_oversized_chunked_body_gets_413_while_it_streams() {
     // The worker is fine afterwards.
     assert_eq!(http::get(n.port, "/cookies").status, 200);
 }
+
+#[test]
+fn a_fast_stop_does_not_wait_for_a_client_that_stalls() {
+    let mut n = cases_at_root();
+    // A request whose body never finishes arriving: its Python thread waits
+    // for the rest inside wsgi.input.read().
+    let mut s = http::connect(n.port);
+    s.write_all(b"POST /consume HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+        .unwrap();
+    s.write_all(&[b'p'; 300_000]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    n.signal(libc::SIGTERM);
+    assert!(n.quit(Duration::from_secs(10)), "nginx did not stop");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "stopping took {:?}",
+        start.elapsed()
+    );
+    drop(s);
+}
