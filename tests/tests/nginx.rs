@@ -553,7 +553,7 @@ fn https_and_http2_are_reflected_in_environ() {
         .success();
     assert!(ok, "openssl could not make a test certificate");
     let mut config = Config::new(&format!(
-        "ssl_certificate {};\nssl_certificate_key {};\nlocation / {{ wsgi_app {}; }}",
+        "ssl_certificate {};\nssl_certificate_key {};\nlocation / {{ wsgi_app {}; client_max_body_size 10m; }}",
         cert.display(),
         key.display(),
         app("cases.py")
@@ -579,6 +579,16 @@ fn https_and_http2_are_reflected_in_environ() {
         .output()
         .expect("curl");
     assert_eq!(out.stdout.len(), 50_000);
+    // An upload over HTTP/2 streams to the app too.
+    let upload = dir.join("upload.bin");
+    std::fs::write(&upload, vec![b'h'; 3_000_000]).unwrap();
+    let out = std::process::Command::new("curl")
+        .args(["-sk", "--http2", "-X", "POST", "--data-binary"])
+        .arg(format!("@{}", upload.display()))
+        .arg(format!("https://127.0.0.1:{}/consume", n.port))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "3000000");
 }
 
 #[test]
