@@ -1,0 +1,213 @@
+//! The mod_wsgi directives and the configuration they build. Apache parses
+//! its configuration in the parent (twice at start); children inherit the
+//! result, frozen.
+
+use std::ffi::{CStr, CString, c_char, c_void};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use oxwsgi_core::{App, AppOptions, AppSpec, conf as values};
+
+use crate::ffi::{self, cmd_parms};
+
+#[derive(Clone)]
+pub struct Alias {
+    /// The URL path, without a trailing slash ("" for "/").
+    pub prefix: String,
+    pub script: String,
+    pub app: Arc<App>,
+}
+
+#[derive(Clone, Default)]
+pub struct Config {
+    pub aliases: Vec<Alias>,
+    pub python_home: Option<PathBuf>,
+    pub python_path: Vec<PathBuf>,
+    callable: Option<String>,
+}
+
+impl Config {
+    /// The alias serving `uri`: the longest prefix that ends at a path
+    /// segment boundary.
+    pub fn alias_for(&self, uri: &[u8]) -> Option<usize> {
+        self.aliases
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| {
+                let p = a.prefix.as_bytes();
+                uri.starts_with(p) && (uri.len() == p.len() || uri[p.len()] == b'/' || p.is_empty())
+            })
+            .max_by_key(|(_, a)| a.prefix.len())
+            .map(|(i, _)| i)
+    }
+}
+
+static CONFIG: RwLock<Option<Arc<Config>>> = RwLock::new(None);
+
+pub fn reset() {
+    *CONFIG.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(Config::default()));
+}
+
+pub fn get() -> Arc<Config> {
+    CONFIG
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .unwrap_or_default()
+}
+
+/// Applies `f` to a copy of the configuration (parsing is rare; reads are
+/// per request and lock-free after a clone of the Arc).
+fn update(f: impl FnOnce(&mut Config) -> Result<(), String>) -> Result<(), String> {
+    let mut slot = CONFIG.write().unwrap_or_else(|p| p.into_inner());
+    let current = slot.take().unwrap_or_default();
+    let mut next = Arc::unwrap_or_clone(current);
+    let r = f(&mut next);
+    *slot = Some(Arc::new(next));
+    r
+}
+
+/// Turns a result into what a directive handler returns: NULL, or an error
+/// message in the configuration pool naming the directive.
+///
+/// # Safety
+/// `cmd` is the live cmd_parms of the directive being parsed.
+unsafe fn answer(cmd: *mut cmd_parms, r: Result<(), String>) -> *const c_char {
+    match r {
+        Ok(()) => std::ptr::null(),
+        Err(e) => {
+            // SAFETY: by the caller's contract; the directive's name is a C string.
+            let name = unsafe { CStr::from_ptr((*(*cmd).cmd).name) }.to_string_lossy();
+            let msg = CString::new(format!("{name}: {e}").replace('\0', " ")).expect("no NUL");
+            // SAFETY: copying into the live configuration pool.
+            unsafe { ffi::apr_pstrdup((*cmd).pool, msg.as_ptr()) }
+        }
+    }
+}
+
+/// # Safety
+/// `p` is a NUL-terminated string from Apache.
+unsafe fn arg(p: *const c_char) -> Result<String, String> {
+    // SAFETY: by the caller's contract.
+    unsafe { CStr::from_ptr(p) }
+        .to_str()
+        .map(str::to_string)
+        .map_err(|_| "the value is not valid UTF-8".into())
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn oxwsgi_cmd_script_alias(
+    cmd: *mut cmd_parms,
+    _: *mut c_void,
+    url: *const c_char,
+    script: *const c_char,
+) -> *const c_char {
+    crate::guard(c"oxwsgi: internal error".as_ptr(), || {
+        // SAFETY: Apache passes the directive's arguments.
+        let r =
+            unsafe { arg(url).and_then(|u| Ok((u, arg(script)?))) }.and_then(|(url, script)| {
+                if !url.starts_with('/') {
+                    return Err(format!("URL path \"{url}\" must start with \"/\""));
+                }
+                update(|c| {
+                    let spec = AppSpec::parse(&script, c.callable.as_deref())?;
+                    let mut options = AppOptions::new(spec);
+                    options.mount = url.clone();
+                    options.multithread = true;
+                    options.multiprocess = true;
+                    c.aliases.push(Alias {
+                        prefix: oxwsgi_core::environ::normalize_mount(&url),
+                        script,
+                        app: Arc::new(App::new(options)),
+                    });
+                    Ok(())
+                })
+            });
+        // SAFETY: cmd is live.
+        unsafe { answer(cmd, r) }
+    })
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn oxwsgi_cmd_python_home(
+    cmd: *mut cmd_parms,
+    _: *mut c_void,
+    v: *const c_char,
+) -> *const c_char {
+    crate::guard(c"oxwsgi: internal error".as_ptr(), || {
+        // SAFETY: Apache passes the directive's argument.
+        let r = unsafe { arg(v) }.and_then(|v| {
+            let dir = values::parse_dir(&v)?;
+            oxwsgi_core::interpreter::inspect_home(
+                &dir,
+                oxwsgi_core::interpreter::embedded_version(),
+            )
+            .map_err(|e| e.0)?;
+            update(|c| {
+                c.python_home = Some(dir);
+                Ok(())
+            })
+        });
+        // SAFETY: cmd is live.
+        unsafe { answer(cmd, r) }
+    })
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn oxwsgi_cmd_python_path(
+    cmd: *mut cmd_parms,
+    _: *mut c_void,
+    v: *const c_char,
+) -> *const c_char {
+    crate::guard(c"oxwsgi: internal error".as_ptr(), || {
+        // SAFETY: Apache passes the directive's argument.
+        let r = unsafe { arg(v) }.and_then(|v| {
+            let dirs = values::parse_path_list(&v)?;
+            update(|c| {
+                c.python_path.extend(dirs);
+                Ok(())
+            })
+        });
+        // SAFETY: cmd is live.
+        unsafe { answer(cmd, r) }
+    })
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn oxwsgi_cmd_callable(
+    cmd: *mut cmd_parms,
+    _: *mut c_void,
+    v: *const c_char,
+) -> *const c_char {
+    crate::guard(c"oxwsgi: internal error".as_ptr(), || {
+        // SAFETY: Apache passes the directive's argument.
+        let r = unsafe { arg(v) }.and_then(|v| {
+            AppSpec::parse("m", Some(&v))?;
+            update(|c| {
+                c.callable = Some(v);
+                Ok(())
+            })
+        });
+        // SAFETY: cmd is live.
+        unsafe { answer(cmd, r) }
+    })
+}
+
+/// mod_wsgi directives oxwsgi does not support yet: a configuration error
+/// that says so, never silently ignored.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn oxwsgi_cmd_unsupported(
+    cmd: *mut cmd_parms,
+    _: *mut c_void,
+    _: *const c_char,
+) -> *const c_char {
+    crate::guard(c"oxwsgi: internal error".as_ptr(), || {
+        // SAFETY: cmd is live.
+        unsafe {
+            answer(
+                cmd,
+                Err("not supported by oxwsgi yet (daemon mode arrives later)".into()),
+            )
+        }
+    })
+}

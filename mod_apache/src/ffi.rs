@@ -1,0 +1,20 @@
+//! httpd and APR, as bindgen sees them (see build.rs), plus the C shim.
+#![allow(
+    non_upper_case_globals,
+    non_camel_case_types,
+    non_snake_case,
+    dead_code,
+    clippy::all,
+    unsafe_op_in_unsafe_fn,
+    improper_ctypes,
+    unnecessary_transmutes
+)]
+
+include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
+
+unsafe extern "C" {
+    /// The directive table (shim.c).
+    pub static oxwsgi_cmds: command_rec;
+    /// ap_log_error with the module's index (shim.c).
+    pub fn oxwsgi_log(level: ::core::ffi::c_int, msg: *const ::core::ffi::c_char);
+}

@@ -1,0 +1,243 @@
+//! mod_oxwsgi: WSGI apps inside Apache httpd 2.4, on oxwsgi-core, with
+//! mod_wsgi's directive names.
+//!
+//! - `ffi`: httpd/APR bindings (bindgen) and the C shim (directive table,
+//!   logging with the module index);
+//! - `conf`: the directives and the configuration they build;
+//! - `request`: a `request_rec` seen as the core's `Request`, with its body
+//!   read through Apache's input filters;
+//! - `sink`: the core's `ResponseSink` onto Apache's output filters;
+//! - this file: the module record, the hooks (translate_name maps
+//!   WSGIScriptAlias, the handler crosses into Python, child_init starts it).
+//!
+//! Apache request threads call into Python directly (no hand-off): the core
+//! holds the GIL only while Python runs.
+
+mod conf;
+mod ffi;
+mod request;
+mod sink;
+
+use std::ffi::{CStr, CString, c_char, c_int};
+use std::ptr;
+use std::sync::OnceLock;
+
+use oxwsgi_core::{Interpreter, InterpreterConfig, Outcome};
+
+use crate::ffi::{apr_pool_t, module_struct, request_rec, server_rec};
+
+const HANDLER_NAME: &CStr = c"wsgi-script";
+
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+pub static mut oxwsgi_module: module_struct = module_struct {
+    version: ffi::MODULE_MAGIC_NUMBER_MAJOR as c_int,
+    minor_version: ffi::MODULE_MAGIC_NUMBER_MINOR as c_int,
+    module_index: -1,
+    name: c"mod_oxwsgi.c".as_ptr(),
+    dynamic_load_handle: ptr::null_mut(),
+    next: ptr::null_mut(),
+    magic: ffi::MODULE_MAGIC_COOKIE as _,
+    rewrite_args: None,
+    create_dir_config: None,
+    merge_dir_config: None,
+    create_server_config: None,
+    merge_server_config: None,
+    // SAFETY: the address of the shim's directive table, which Apache reads.
+    cmds: &raw const ffi::oxwsgi_cmds,
+    register_hooks: Some(register_hooks),
+    flags: 0,
+};
+
+/// Runs an entry point's body, turning a panic into `fallback`.
+pub(crate) fn guard<T>(fallback: T, f: impl FnOnce() -> T) -> T {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(fallback)
+}
+
+unsafe extern "C" fn register_hooks(_p: *mut apr_pool_t) {
+    // SAFETY: registering our hooks while Apache loads the module.
+    unsafe {
+        ffi::ap_hook_pre_config(
+            Some(pre_config),
+            ptr::null(),
+            ptr::null(),
+            ffi::APR_HOOK_MIDDLE as c_int,
+        );
+        ffi::ap_hook_child_init(
+            Some(child_init),
+            ptr::null(),
+            ptr::null(),
+            ffi::APR_HOOK_MIDDLE as c_int,
+        );
+        ffi::ap_hook_translate_name(
+            Some(translate_name),
+            ptr::null(),
+            ptr::null(),
+            ffi::APR_HOOK_FIRST as c_int,
+        );
+        ffi::ap_hook_handler(
+            Some(handler),
+            ptr::null(),
+            ptr::null(),
+            ffi::APR_HOOK_MIDDLE as c_int,
+        );
+    }
+}
+
+/// Apache reads its configuration twice: start each pass afresh.
+unsafe extern "C" fn pre_config(
+    _: *mut apr_pool_t,
+    _: *mut apr_pool_t,
+    _: *mut apr_pool_t,
+) -> c_int {
+    guard(ffi::OK as c_int, || {
+        conf::reset();
+        ffi::OK as c_int
+    })
+}
+
+static PYTHON: OnceLock<Option<Interpreter>> = OnceLock::new();
+
+/// A child process starts: Python starts here, never in the parent.
+unsafe extern "C" fn child_init(_pool: *mut apr_pool_t, _s: *mut server_rec) {
+    guard((), || {
+        let c = conf::get();
+        if c.aliases.is_empty() {
+            return;
+        }
+        install_logger();
+        let config = InterpreterConfig {
+            python_home: c.python_home.clone(),
+            python_path: c.python_path.clone(),
+            stdout_level: log::Level::Error,
+            stderr_level: log::Level::Error,
+            ..InterpreterConfig::default()
+        };
+        let started = match Interpreter::start(config) {
+            Ok(i) => Some(i),
+            Err(e) => {
+                log::error!(target: "oxwsgi", "{e}");
+                None
+            }
+        };
+        let ok = started.is_some();
+        let _ = PYTHON.set(started);
+        if ok {
+            oxwsgi_core::ensure_thread_state();
+            pyo3::Python::attach(|py| {
+                for a in &c.aliases {
+                    a.app.preload(py);
+                }
+            });
+        }
+    })
+}
+
+/// Maps a WSGIScriptAlias'ed URL to its app.
+unsafe extern "C" fn translate_name(r: *mut request_rec) -> c_int {
+    guard(ffi::DECLINED as c_int, || {
+        // SAFETY: Apache passes a live request; r->uri is a C string.
+        let uri = unsafe { cstr_bytes((*r).uri) };
+        let Some(index) = conf::get().alias_for(uri) else {
+            return ffi::DECLINED as c_int;
+        };
+        // SAFETY: as above; the handler name is static and the alias index is
+        // kept in the request's notes for the handler.
+        unsafe {
+            (*r).handler = HANDLER_NAME.as_ptr();
+            let key = c"oxwsgi-alias";
+            let value = CString::new(index.to_string()).expect("digits");
+            ffi::apr_table_setn(
+                (*r).notes,
+                key.as_ptr(),
+                ffi::apr_pstrdup((*r).pool, value.as_ptr()),
+            );
+            let script =
+                CString::new(conf::get().aliases[index].script.as_str()).unwrap_or_default();
+            (*r).filename = ffi::apr_pstrdup((*r).pool, script.as_ptr());
+        }
+        ffi::OK as c_int
+    })
+}
+
+/// Where a request crosses from Apache into Python.
+unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
+    guard(ffi::HTTP_INTERNAL_SERVER_ERROR as c_int, || {
+        // SAFETY: Apache passes a live request on this thread.
+        unsafe {
+            if (*r).handler.is_null() || CStr::from_ptr((*r).handler) != HANDLER_NAME {
+                return ffi::DECLINED as c_int;
+            }
+            let note = ffi::apr_table_get((*r).notes, c"oxwsgi-alias".as_ptr());
+            let Some(index) = (!note.is_null())
+                .then(|| CStr::from_ptr(note).to_str().ok()?.parse::<usize>().ok())
+                .flatten()
+            else {
+                return ffi::DECLINED as c_int;
+            };
+            if !matches!(PYTHON.get(), Some(Some(_))) {
+                log::error!(target: "oxwsgi", "Python is not running in this child (see the error log)");
+                return ffi::HTTP_SERVICE_UNAVAILABLE as c_int;
+            }
+            let c = conf::get();
+            let Some(alias) = c.aliases.get(index) else {
+                return ffi::DECLINED as c_int;
+            };
+            let mut req = match request::ApacheRequest::new(r) {
+                Ok(q) => q,
+                Err(status) => return status,
+            };
+            let (sink, status) = sink::ApacheSink::new(r);
+            match oxwsgi_core::handle(&alias.app, &mut req, Box::new(sink)) {
+                Outcome::Error(_) => status.load(std::sync::atomic::Ordering::Relaxed) as c_int,
+                _ => ffi::OK as c_int,
+            }
+        }
+    })
+}
+
+/// # Safety
+/// `p` is null or a NUL-terminated string that outlives the returned slice.
+pub(crate) unsafe fn cstr_bytes<'a>(p: *const c_char) -> &'a [u8] {
+    if p.is_null() {
+        &[]
+    } else {
+        // SAFETY: by the caller's contract.
+        unsafe { CStr::from_ptr(p).to_bytes() }
+    }
+}
+
+struct ApacheLog;
+
+impl log::Log for ApacheLog {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        let level = match record.level() {
+            log::Level::Error => ffi::APLOG_ERR,
+            log::Level::Warn => ffi::APLOG_WARNING,
+            log::Level::Info => ffi::APLOG_INFO,
+            _ => ffi::APLOG_DEBUG,
+        };
+        let text = if record.target().starts_with("oxwsgi") {
+            format!("oxwsgi: {}", record.args())
+        } else {
+            format!("oxwsgi: [{}] {}", record.target(), record.args())
+        };
+        let Ok(text) = CString::new(text.replace('\0', "\\0")) else {
+            return;
+        };
+        // SAFETY: the shim logs through ap_log_error with a "%s" format.
+        unsafe { ffi::oxwsgi_log(level as c_int, text.as_ptr()) };
+    }
+    fn flush(&self) {}
+}
+
+static LOGGER: ApacheLog = ApacheLog;
+
+fn install_logger() {
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(log::LevelFilter::Info);
+    }
+}

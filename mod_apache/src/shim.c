@@ -1,0 +1,35 @@
+/* The parts of mod_oxwsgi that Apache defines with C macros: the directive
+ * table and logging tagged with the module's index. Everything else is Rust. */
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "http_main.h"
+
+APLOG_USE_MODULE(oxwsgi);
+
+extern const char *oxwsgi_cmd_script_alias(cmd_parms *, void *, const char *, const char *);
+extern const char *oxwsgi_cmd_python_home(cmd_parms *, void *, const char *);
+extern const char *oxwsgi_cmd_python_path(cmd_parms *, void *, const char *);
+extern const char *oxwsgi_cmd_callable(cmd_parms *, void *, const char *);
+extern const char *oxwsgi_cmd_unsupported(cmd_parms *, void *, const char *);
+
+const command_rec oxwsgi_cmds[] = {
+    AP_INIT_TAKE2("WSGIScriptAlias", oxwsgi_cmd_script_alias, NULL, RSRC_CONF,
+                  "a URL path and the WSGI script that serves it"),
+    AP_INIT_TAKE1("WSGIPythonHome", oxwsgi_cmd_python_home, NULL, RSRC_CONF,
+                  "a virtualenv or Python prefix"),
+    AP_INIT_TAKE1("WSGIPythonPath", oxwsgi_cmd_python_path, NULL, RSRC_CONF,
+                  "extra module directories, separated by ':'"),
+    AP_INIT_TAKE1("WSGICallableObject", oxwsgi_cmd_callable, NULL, RSRC_CONF,
+                  "the name of the WSGI callable (default: application)"),
+    AP_INIT_RAW_ARGS("WSGIDaemonProcess", oxwsgi_cmd_unsupported, "WSGIDaemonProcess", RSRC_CONF,
+                     "not supported yet"),
+    AP_INIT_RAW_ARGS("WSGIProcessGroup", oxwsgi_cmd_unsupported, "WSGIProcessGroup", ACCESS_CONF | RSRC_CONF,
+                     "not supported yet"),
+    { NULL }
+};
+
+void oxwsgi_log(int level, const char *msg)
+{
+    ap_log_error(APLOG_MARK, level, 0, ap_server_conf, "%s", msg);
+}

@@ -1,0 +1,100 @@
+//! The core's `ResponseSink` onto Apache: headers into `headers_out`, body
+//! through ap_rwrite (the output filter chain, so mod_deflate applies), a
+//! flush per streamed chunk.
+
+use std::ffi::CString;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use oxwsgi_core::{Chunk, ResponseHead, ResponseSink};
+
+use crate::ffi::{self, request_rec};
+
+pub struct ApacheSink {
+    r: *mut request_rec,
+    /// The status of an error page Apache should make (the handler returns it).
+    error: Arc<AtomicU16>,
+}
+
+// SAFETY: the sink is used only by the core on the handler's thread while
+// the handler runs; the request outlives it.
+unsafe impl Send for ApacheSink {}
+
+impl ApacheSink {
+    pub fn new(r: *mut request_rec) -> (ApacheSink, Arc<AtomicU16>) {
+        let error = Arc::new(AtomicU16::new(500));
+        (
+            ApacheSink {
+                r,
+                error: error.clone(),
+            },
+            error,
+        )
+    }
+
+    /// A copy of `s` in the request pool.
+    fn pool_str(&self, s: &str) -> *const std::ffi::c_char {
+        let c = CString::new(s.replace('\0', " ")).expect("no NUL");
+        // SAFETY: r and its pool are live (see Send).
+        unsafe { ffi::apr_pstrdup((*self.r).pool, c.as_ptr()) }
+    }
+}
+
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "the client went away")
+}
+
+impl ResponseSink for ApacheSink {
+    fn start(&mut self, head: ResponseHead) -> io::Result<()> {
+        let r = self.r;
+        // SAFETY: r is live; every string is copied into its pool.
+        unsafe {
+            (*r).status = head.status as i32;
+            (*r).status_line = self.pool_str(&head.status_line);
+            for (name, value) in &head.headers {
+                if name.eq_ignore_ascii_case("Content-Type") {
+                    ffi::ap_set_content_type(r, self.pool_str(value));
+                } else if name.eq_ignore_ascii_case("Content-Length") {
+                    ffi::ap_set_content_length(r, value.trim().parse().unwrap_or(0));
+                } else {
+                    ffi::apr_table_add((*r).headers_out, self.pool_str(name), self.pool_str(value));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, chunk: Chunk) -> io::Result<()> {
+        // SAFETY: r is live; the chunk's bytes are valid for the call.
+        let n = unsafe { ffi::ap_rwrite(chunk.as_ptr().cast(), chunk.len() as i32, self.r) };
+        if n < 0 { Err(gone()) } else { Ok(()) }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        // SAFETY: r is live.
+        if unsafe { ffi::ap_rflush(self.r) } < 0 {
+            Err(gone())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn abort(&mut self) {
+        // SAFETY: r and its connection are live: marking it aborted makes
+        // Apache drop the connection instead of finishing the response.
+        unsafe {
+            (*(*self.r).connection).aborted = 1;
+            (*(*self.r).connection).keepalive = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE;
+        }
+    }
+
+    fn error(&mut self, status: u16) -> io::Result<()> {
+        self.error.store(status, Ordering::Relaxed);
+        Ok(())
+    }
+}
