@@ -21,7 +21,7 @@ build: deps
 	$(CARGO) build --release --workspace
 
 test: deps
-	$(CARGO) build -p oxwsgi-nginx
+	$(CARGO) build -p oxwsgi-nginx -p oxwsgi-apache
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast; \
 	else \

@@ -3,9 +3,11 @@
 //! them with a small client that can also read slowly or hang up, and read
 //! their error logs.
 //!
-//! - `http`: the client; `nginx`: an nginx under test; `venv`: virtualenvs
-//!   with Flask and Django for the site tests.
+//! - `http`: the client; `nginx`, `apache`: a server under test; `venv`:
+//!   virtualenvs with Flask and Django for the site tests.
 
+pub mod apache;
+pub mod cases;
 pub mod http;
 pub mod nginx;
 pub mod venv;

@@ -209,33 +209,7 @@ fn client_max_body_size_is_honoured() {
 #[test]
 fn wsgi_mistakes_become_500_with_a_log_line() {
     let n = cases_at_root();
-    let table = [
-        (
-            "/str-body",
-            "application returned str (body item 0), WSGI needs bytes: encode it",
-        ),
-        (
-            "/str-return",
-            "application returned str, WSGI needs bytes: encode it",
-        ),
-        ("/none-return", "application returned None"),
-        (
-            "/int-status",
-            "status must be a str like \"200 OK\", got int",
-        ),
-        ("/tuple-headers", "response headers must be a list"),
-        ("/hop-header", "is a hop-by-hop header"),
-        ("/crlf-header", "CR, LF or NUL"),
-        (
-            "/raise-early",
-            "RuntimeError: the app failed before start_response",
-        ),
-        (
-            "/no-start",
-            "application returned without calling start_response",
-        ),
-    ];
-    for (path, message) in table {
+    for &(path, message) in oxwsgi_e2e::cases::MISTAKES {
         let r = http::get(n.port, path);
         assert_eq!(r.status, 500, "{path}");
         assert!(

@@ -1,0 +1,150 @@
+//! An Apache httpd under test: /usr/sbin/apache2 from Debian's package with
+//! the built module, its own configuration and files in a temp dir, on a free
+//! loopback port. Dropping it stops it (by PID).
+
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::{free_port, repo, temp_dir, wait_until};
+
+pub const APACHE: &str = "/usr/sbin/apache2";
+
+/// The module built by `cargo build -p oxwsgi-apache` (`make test` builds it).
+pub fn module() -> PathBuf {
+    if let Some(p) = std::env::var_os("OXWSGI_APACHE_MODULE") {
+        return PathBuf::from(p);
+    }
+    let p = repo().join("target/debug/libmod_oxwsgi.so");
+    assert!(
+        p.exists(),
+        "{} is missing: build it with `cargo build -p oxwsgi-apache` (make test does)",
+        p.display()
+    );
+    p
+}
+
+/// Renders a complete configuration around `body` (directives at server level).
+pub fn render(dir: &std::path::Path, port: u16, mpm: &str, body: &str) -> String {
+    format!(
+        "ServerRoot {dir}\n\
+         DefaultRuntimeDir {dir}\n\
+         PidFile {dir}/httpd.pid\n\
+         Listen 127.0.0.1:{port}\n\
+         ServerName 127.0.0.1\n\
+         User www-data\n\
+         Group www-data\n\
+         ErrorLog {dir}/error.log\n\
+         LogLevel info\n\
+         LoadModule mpm_{mpm}_module /usr/lib/apache2/modules/mod_mpm_{mpm}.so\n\
+         LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so\n\
+         LoadModule oxwsgi_module {module}\n\
+         DocumentRoot {dir}\n\
+         <Directory {repo}>\n    Require all granted\n</Directory>\n\
+         {body}\n",
+        dir = dir.display(),
+        module = module().display(),
+        repo = repo().display(),
+    )
+}
+
+/// Runs `apache2 -t` on a configuration body; returns success and output.
+pub fn check(body: &str) -> (bool, String) {
+    let dir = temp_dir("apache-t");
+    let conf = dir.join("httpd.conf");
+    std::fs::write(&conf, render(&dir, free_port(), "event", body)).unwrap();
+    let out = Command::new(APACHE)
+        .arg("-t")
+        .arg("-f")
+        .arg(&conf)
+        .output()
+        .expect("apache2 -t");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    (out.status.success(), text)
+}
+
+pub struct Apache {
+    pub port: u16,
+    pub dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Apache {
+    /// Starts Apache with the `mpm` MPM (event, worker, prefork) and `body`.
+    pub fn start(mpm: &str, body: &str) -> Apache {
+        let dir = temp_dir("apache");
+        let port = free_port();
+        let conf = dir.join("httpd.conf");
+        std::fs::write(&conf, render(&dir, port, mpm, body)).unwrap();
+        // Its own process group: on shutdown prefork signals its whole
+        // group, which must not include the test.
+        let child = Command::new(APACHE)
+            .process_group(0)
+            .arg("-f")
+            .arg(&conf)
+            .arg("-DFOREGROUND")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start apache2");
+        let mut a = Apache {
+            port,
+            dir,
+            child: Some(child),
+        };
+        let up = wait_until(Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() || a.exited()
+        });
+        assert!(
+            up && !a.exited(),
+            "apache2 did not start:\n{}",
+            a.error_log()
+        );
+        a
+    }
+
+    fn exited(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => c.try_wait().ok().flatten().is_some(),
+            None => true,
+        }
+    }
+
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+    }
+
+    pub fn wait_log(&self, needle: &str) -> bool {
+        wait_until(Duration::from_secs(10), || {
+            self.error_log().contains(needle)
+        })
+    }
+}
+
+impl Drop for Apache {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: stopping the apache2 parent this test started, by PID.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let stopped = wait_until(Duration::from_secs(15), || {
+                c.try_wait().ok().flatten().is_some()
+            });
+            if !stopped {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        if std::thread::panicking() {
+            eprintln!("--- apache error log ---\n{}", self.error_log());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}

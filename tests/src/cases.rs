@@ -1,0 +1,31 @@
+//! Behaviours both servers must show, as data, so each server's tests check
+//! the same table (routes of tests/apps/cases.py).
+
+/// Apps that get WSGI wrong: each path must answer 500, and the error log
+/// must carry the message.
+pub const MISTAKES: &[(&str, &str)] = &[
+    (
+        "/str-body",
+        "application returned str (body item 0), WSGI needs bytes: encode it",
+    ),
+    (
+        "/str-return",
+        "application returned str, WSGI needs bytes: encode it",
+    ),
+    ("/none-return", "application returned None"),
+    (
+        "/int-status",
+        "status must be a str like \"200 OK\", got int",
+    ),
+    ("/tuple-headers", "response headers must be a list"),
+    ("/hop-header", "is a hop-by-hop header"),
+    ("/crlf-header", "CR, LF or NUL"),
+    (
+        "/raise-early",
+        "RuntimeError: the app failed before start_response",
+    ),
+    (
+        "/no-start",
+        "application returned without calling start_response",
+    ),
+];

@@ -1,0 +1,116 @@
+//! The Apache module end to end: /usr/sbin/apache2 from Debian's package
+//! loads the built module and serves WSGI apps on loopback ports.
+
+use std::time::{Duration, Instant};
+
+use oxwsgi_e2e::apache::{self, Apache};
+use oxwsgi_e2e::http::{self, Request};
+use oxwsgi_e2e::{app, repo};
+
+fn hello_and_cases(mpm: &str) -> Apache {
+    Apache::start(
+        mpm,
+        &format!(
+            "WSGIScriptAlias /cases {}\nWSGIScriptAlias / {}",
+            app("cases.py"),
+            repo().join("examples/hello.py").display()
+        ),
+    )
+}
+
+#[test]
+fn hello_world_under_every_mpm() {
+    for mpm in ["event", "worker", "prefork"] {
+        let a = hello_and_cases(mpm);
+        let r = http::get(a.port, "/");
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, "<h1>Hello, web!</h1>"),
+            "{mpm}"
+        );
+        assert_eq!(
+            http::get(a.port, "/world").text(),
+            "<h1>Hello, world!</h1>",
+            "{mpm}"
+        );
+    }
+}
+
+#[test]
+fn script_alias_splits_script_name_and_path_info() {
+    let a = hello_and_cases("event");
+    let env = http::get(a.port, "/cases/env?q=1").text();
+    for want in [
+        "\"SCRIPT_NAME\": \"/cases\"",
+        "\"PATH_INFO\": \"/env\"",
+        "\"QUERY_STRING\": \"q=1\"",
+        "\"REQUEST_METHOD\": \"GET\"",
+        "\"REMOTE_ADDR\": \"127.0.0.1\"",
+    ] {
+        assert!(env.contains(want), "{want} not in {env}");
+    }
+    // The root alias gets everything else, with an empty SCRIPT_NAME.
+    assert_eq!(
+        http::get(a.port, "/casesx").text(),
+        "<h1>Hello, casesx!</h1>"
+    );
+}
+
+#[test]
+fn wsgi_mistakes_become_500_with_a_log_line() {
+    let a = hello_and_cases("event");
+    for &(path, message) in oxwsgi_e2e::cases::MISTAKES {
+        let r = http::get(a.port, &format!("/cases{path}"));
+        assert_eq!(r.status, 500, "{path}");
+        assert!(
+            a.wait_log(message),
+            "{path}: {message:?} not logged:\n{}",
+            a.error_log()
+        );
+    }
+    assert_eq!(http::get(a.port, "/cases/cookies").status, 200);
+}
+
+#[test]
+fn bodies_streaming_and_aborts() {
+    let a = hello_and_cases("event");
+    let body: Vec<u8> = (0..2_000_000u32).map(|i| (i % 253) as u8).collect();
+    let r = Request::post("/cases/echo", "application/octet-stream", &body).send(a.port);
+    assert!(r.body == body, "echoed body differs");
+    let r = Request::post("/cases/echo?how=lines", "text/plain", b"a\nb\nc")
+        .chunked()
+        .send(a.port);
+    assert_eq!(r.text(), "a\nb\nc");
+    let start = Instant::now();
+    let r = http::get(a.port, "/cases/stream?n=3&size=8&delay=0.3");
+    assert_eq!(r.text(), "0:......1:......2:......");
+    assert!(start.elapsed() >= Duration::from_millis(600));
+    let r = http::get(a.port, "/cases/raise-late");
+    assert!(!r.complete, "a failed response must not look complete");
+    assert_eq!(
+        http::get(a.port, "/cases/write").text(),
+        "written-1;written-2;returned"
+    );
+}
+
+#[test]
+fn unsupported_mod_wsgi_directives_fail_the_config_test() {
+    for directive in ["WSGIDaemonProcess site threads=5", "WSGIProcessGroup site"] {
+        let (ok, out) = apache::check(directive);
+        assert!(!ok, "{directive} accepted");
+        let name = directive.split(' ').next().unwrap();
+        assert!(
+            out.contains(&format!("{name}: not supported by oxwsgi yet")),
+            "{out}"
+        );
+    }
+    let (ok, out) = apache::check("WSGIPythonHome /nonexistent/venv");
+    assert!(!ok);
+    assert!(
+        out.contains("WSGIPythonHome: python home /nonexistent/venv does not exist"),
+        "{out}"
+    );
+    let (ok, out) = apache::check("WSGIScriptAlias app /srv/app.py");
+    assert!(!ok);
+    assert!(out.contains("must start with \"/\""), "{out}");
+}
