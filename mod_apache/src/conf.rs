@@ -15,15 +15,36 @@ pub struct Alias {
     /// The URL path, without a trailing slash ("" for "/").
     pub prefix: String,
     pub script: String,
-    pub app: Arc<App>,
+    /// Built once the whole configuration is read (`build_apps`).
+    pub app: Option<Arc<App>>,
 }
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Config {
     pub aliases: Vec<Alias>,
     pub python_home: Option<PathBuf>,
     pub python_path: Vec<PathBuf>,
     callable: Option<String>,
+    /// WSGIPassAuthorization (mod_wsgi's default: Off).
+    pub pass_authorization: bool,
+    /// WSGIChunkedRequest (default Off: 411 for chunked bodies).
+    pub chunked_request: bool,
+    /// WSGIScriptReloading (default On).
+    script_reloading: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            aliases: Vec::new(),
+            python_home: None,
+            python_path: Vec::new(),
+            callable: None,
+            pass_authorization: false,
+            chunked_request: false,
+            script_reloading: true,
+        }
+    }
 }
 
 impl Config {
@@ -43,6 +64,23 @@ impl Config {
 }
 
 static CONFIG: RwLock<Option<Arc<Config>>> = RwLock::new(None);
+
+/// Builds every alias's app from the complete configuration (post_config,
+/// in the parent: no Python yet). `multithread`/`multiprocess` describe the MPM.
+pub fn build_apps(multithread: bool, multiprocess: bool) -> Result<(), String> {
+    update(|c| {
+        for a in &mut c.aliases {
+            let spec = AppSpec::parse(&a.script, c.callable.as_deref())?;
+            let mut options = AppOptions::new(spec);
+            options.mount = a.prefix.clone();
+            options.multithread = multithread;
+            options.multiprocess = multiprocess;
+            options.reload_on_change = c.script_reloading;
+            a.app = Some(Arc::new(App::new(options)));
+        }
+        Ok(())
+    })
+}
 
 pub fn reset() {
     *CONFIG.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(Config::default()));
@@ -109,16 +147,12 @@ pub unsafe extern "C" fn oxwsgi_cmd_script_alias(
                 if !url.starts_with('/') {
                     return Err(format!("URL path \"{url}\" must start with \"/\""));
                 }
+                AppSpec::parse(&script, None)?;
                 update(|c| {
-                    let spec = AppSpec::parse(&script, c.callable.as_deref())?;
-                    let mut options = AppOptions::new(spec);
-                    options.mount = url.clone();
-                    options.multithread = true;
-                    options.multiprocess = true;
                     c.aliases.push(Alias {
                         prefix: oxwsgi_core::environ::normalize_mount(&url),
                         script,
-                        app: Arc::new(App::new(options)),
+                        app: None,
                     });
                     Ok(())
                 })
@@ -187,6 +221,56 @@ pub unsafe extern "C" fn oxwsgi_cmd_callable(
                 c.callable = Some(v);
                 Ok(())
             })
+        });
+        // SAFETY: cmd is live.
+        unsafe { answer(cmd, r) }
+    })
+}
+
+/// The on/off directives, told apart by name.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn oxwsgi_cmd_flag(
+    cmd: *mut cmd_parms,
+    _: *mut c_void,
+    on: std::ffi::c_int,
+) -> *const c_char {
+    crate::guard(c"oxwsgi: internal error".as_ptr(), || {
+        // SAFETY: Apache passes the live cmd_parms; the name is a C string.
+        let name = unsafe { CStr::from_ptr((*(*cmd).cmd).name) }
+            .to_bytes()
+            .to_vec();
+        let on = on != 0;
+        let r = update(|c| {
+            match name.as_slice() {
+                b"WSGIPassAuthorization" => c.pass_authorization = on,
+                b"WSGIChunkedRequest" => c.chunked_request = on,
+                b"WSGIScriptReloading" => c.script_reloading = on,
+                _ => return Err("unknown flag".into()),
+            }
+            Ok(())
+        });
+        // SAFETY: cmd is live.
+        unsafe { answer(cmd, r) }
+    })
+}
+
+/// WSGIApplicationGroup: oxwsgi runs every app of a process in one
+/// interpreter, which is what `%{GLOBAL}` asks for; other groups are
+/// accepted and share it (documented).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn oxwsgi_cmd_application_group(
+    cmd: *mut cmd_parms,
+    _: *mut c_void,
+    v: *const c_char,
+) -> *const c_char {
+    crate::guard(c"oxwsgi: internal error".as_ptr(), || {
+        // SAFETY: Apache passes the directive's argument.
+        let r = unsafe { arg(v) }.and_then(|v| {
+            if v.is_empty() {
+                Err("an application group name is needed (e.g. %{GLOBAL})".into())
+            } else {
+                Ok(())
+            }
         });
         // SAFETY: cmd is live.
         unsafe { answer(cmd, r) }

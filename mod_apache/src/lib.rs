@@ -63,6 +63,12 @@ unsafe extern "C" fn register_hooks(_p: *mut apr_pool_t) {
             ptr::null(),
             ffi::APR_HOOK_MIDDLE as c_int,
         );
+        ffi::ap_hook_post_config(
+            Some(post_config),
+            ptr::null(),
+            ptr::null(),
+            ffi::APR_HOOK_MIDDLE as c_int,
+        );
         ffi::ap_hook_child_init(
             Some(child_init),
             ptr::null(),
@@ -96,10 +102,49 @@ unsafe extern "C" fn pre_config(
     })
 }
 
-static PYTHON: OnceLock<Option<Interpreter>> = OnceLock::new();
+/// The configuration is complete: build the apps (in the parent, before
+/// any child forks; Python starts only in the children).
+unsafe extern "C" fn post_config(
+    _: *mut apr_pool_t,
+    _: *mut apr_pool_t,
+    _: *mut apr_pool_t,
+    _: *mut server_rec,
+) -> c_int {
+    guard(ffi::HTTP_INTERNAL_SERVER_ERROR as c_int, || {
+        let query = |what: u32| {
+            let mut v: c_int = 0;
+            // SAFETY: ap_mpm_query writes one int.
+            unsafe { ffi::ap_mpm_query(what as c_int, &mut v) };
+            v
+        };
+        let threaded = query(ffi::AP_MPMQ_IS_THREADED) != ffi::AP_MPMQ_NOT_SUPPORTED as c_int;
+        let forked = query(ffi::AP_MPMQ_IS_FORKED) != ffi::AP_MPMQ_NOT_SUPPORTED as c_int;
+        match conf::build_apps(threaded, forked) {
+            Ok(()) => ffi::OK as c_int,
+            Err(e) => {
+                eprintln!("oxwsgi: {e}");
+                ffi::HTTP_INTERNAL_SERVER_ERROR as c_int
+            }
+        }
+    })
+}
+
+/// The interpreter of this child process; shut down when the child exits.
+static PYTHON: std::sync::Mutex<Option<Interpreter>> = std::sync::Mutex::new(None);
+static PYTHON_STARTED: OnceLock<bool> = OnceLock::new();
+
+unsafe extern "C" fn child_exit(_: *mut std::ffi::c_void) -> ffi::apr_status_t {
+    guard(0, || {
+        let taken = PYTHON.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(i) = taken {
+            i.shutdown();
+        }
+        0
+    })
+}
 
 /// A child process starts: Python starts here, never in the parent.
-unsafe extern "C" fn child_init(_pool: *mut apr_pool_t, _s: *mut server_rec) {
+unsafe extern "C" fn child_init(pool: *mut apr_pool_t, _s: *mut server_rec) {
     guard((), || {
         let c = conf::get();
         if c.aliases.is_empty() {
@@ -121,14 +166,25 @@ unsafe extern "C" fn child_init(_pool: *mut apr_pool_t, _s: *mut server_rec) {
             }
         };
         let ok = started.is_some();
-        let _ = PYTHON.set(started);
+        *PYTHON.lock().unwrap_or_else(|p| p.into_inner()) = started;
+        let _ = PYTHON_STARTED.set(ok);
         if ok {
             oxwsgi_core::ensure_thread_state();
             pyo3::Python::attach(|py| {
-                for a in &c.aliases {
-                    a.app.preload(py);
+                for app in c.aliases.iter().filter_map(|a| a.app.as_ref()) {
+                    app.preload(py);
                 }
             });
+            // SAFETY: the child's pool outlives every request; its cleanup
+            // runs on the child's main thread after the workers stopped.
+            unsafe {
+                ffi::apr_pool_cleanup_register(
+                    pool,
+                    ptr::null(),
+                    Some(child_exit),
+                    Some(ffi::apr_pool_cleanup_null),
+                );
+            }
         }
     })
 }
@@ -175,20 +231,20 @@ unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
             else {
                 return ffi::DECLINED as c_int;
             };
-            if !matches!(PYTHON.get(), Some(Some(_))) {
+            if PYTHON_STARTED.get() != Some(&true) {
                 log::error!(target: "oxwsgi", "Python is not running in this child (see the error log)");
                 return ffi::HTTP_SERVICE_UNAVAILABLE as c_int;
             }
             let c = conf::get();
-            let Some(alias) = c.aliases.get(index) else {
+            let Some(app) = c.aliases.get(index).and_then(|a| a.app.clone()) else {
                 return ffi::DECLINED as c_int;
             };
-            let mut req = match request::ApacheRequest::new(r) {
+            let mut req = match request::ApacheRequest::new(r, &c) {
                 Ok(q) => q,
                 Err(status) => return status,
             };
             let (sink, status) = sink::ApacheSink::new(r);
-            match oxwsgi_core::handle(&alias.app, &mut req, Box::new(sink)) {
+            match oxwsgi_core::handle(&app, &mut req, Box::new(sink)) {
                 Outcome::Error(_) => status.load(std::sync::atomic::Ordering::Relaxed) as c_int,
                 _ => ffi::OK as c_int,
             }

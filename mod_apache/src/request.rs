@@ -5,6 +5,7 @@ use std::io::{self, Read};
 
 use oxwsgi_core::{Body, Request};
 
+use crate::conf::Config;
 use crate::cstr_bytes;
 use crate::ffi::{self, request_rec};
 
@@ -19,6 +20,8 @@ pub struct ApacheRequest {
     remote_addr: Vec<u8>,
     remote_port: u16,
     headers: Vec<(Vec<u8>, Vec<u8>)>,
+    extra: Vec<(Vec<u8>, Vec<u8>)>,
+    https: bool,
     chunked: bool,
     body: Option<Body>,
 }
@@ -26,22 +29,42 @@ pub struct ApacheRequest {
 impl ApacheRequest {
     /// # Safety
     /// `r` is the live request of the calling thread's handler.
-    pub unsafe fn new(r: *mut request_rec) -> Result<ApacheRequest, i32> {
+    pub unsafe fn new(r: *mut request_rec, conf: &Config) -> Result<ApacheRequest, i32> {
         // SAFETY: by the caller's contract; every string is copied.
         unsafe {
             let rc = ffi::ap_setup_client_block(r, ffi::REQUEST_CHUNKED_DECHUNK as i32);
             if rc != ffi::OK as i32 {
                 return Err(rc);
             }
-            let mut headers = Vec::new();
-            let arr = ffi::apr_table_elts((*r).headers_in);
-            let elts = (*arr).elts as *const ffi::apr_table_entry_t;
-            for i in 0..(*arr).nelts as usize {
-                let e = &*elts.add(i);
-                if !e.key.is_null() {
-                    headers.push((cstr_bytes(e.key).to_vec(), cstr_bytes(e.val).to_vec()));
-                }
+            if (*r).read_chunked != 0 && !conf.chunked_request {
+                // mod_wsgi's behaviour unless WSGIChunkedRequest On.
+                return Err(ffi::HTTP_LENGTH_REQUIRED as i32);
             }
+            let mut headers = Vec::new();
+            for (k, v) in table((*r).headers_in) {
+                // Credentials reach the app only when WSGIPassAuthorization On.
+                if !conf.pass_authorization && k.eq_ignore_ascii_case(b"authorization") {
+                    continue;
+                }
+                headers.push((k.to_vec(), v.to_vec()));
+            }
+            // What Apache knows: SetEnv/mod_env variables, mod_ssl's HTTPS,
+            // and the authenticated user.
+            let mut extra: Vec<(Vec<u8>, Vec<u8>)> = table((*r).subprocess_env)
+                .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .collect();
+            if !(*r).user.is_null() {
+                extra.push((b"REMOTE_USER".to_vec(), cstr_bytes((*r).user).to_vec()));
+            }
+            if !(*r).ap_auth_type.is_null() {
+                extra.push((
+                    b"AUTH_TYPE".to_vec(),
+                    cstr_bytes((*r).ap_auth_type).to_vec(),
+                ));
+            }
+            let https = extra
+                .iter()
+                .any(|(k, v)| k.as_slice() == b"HTTPS" && v.eq_ignore_ascii_case(b"on"));
             let body = if ffi::ap_should_client_block(r) != 0 {
                 Body::Stream(Box::new(ApacheBody { r }))
             } else {
@@ -63,11 +86,38 @@ impl ApacheRequest {
                 remote_addr: cstr_bytes((*r).useragent_ip).to_vec(),
                 remote_port,
                 headers,
+                extra,
+                https,
                 chunked: (*r).read_chunked != 0,
                 body: Some(body),
             })
         }
     }
+}
+
+/// The entries of an APR table.
+///
+/// # Safety
+/// `t` is a live table whose strings outlive the iteration.
+unsafe fn table<'a>(t: *const ffi::apr_table_t) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+    // SAFETY: by the caller's contract.
+    let (elts, n) = unsafe {
+        if t.is_null() {
+            (std::ptr::null(), 0)
+        } else {
+            let arr = ffi::apr_table_elts(t);
+            (
+                (*arr).elts as *const ffi::apr_table_entry_t,
+                (*arr).nelts as usize,
+            )
+        }
+    };
+    (0..n).filter_map(move |i| {
+        // SAFETY: i < nelts of the live table.
+        let e = unsafe { &*elts.add(i) };
+        // SAFETY: APR table keys and values are C strings.
+        (!e.key.is_null()).then(|| unsafe { (cstr_bytes(e.key), cstr_bytes(e.val)) })
+    })
 }
 
 /// Reads the request body with ap_get_client_block.
@@ -111,7 +161,7 @@ impl Request for ApacheRequest {
         &self.protocol
     }
     fn is_https(&self) -> bool {
-        false
+        self.https
     }
     fn server_name(&self) -> &[u8] {
         &self.server_name
@@ -127,6 +177,11 @@ impl Request for ApacheRequest {
     }
     fn for_each_header(&self, f: &mut dyn FnMut(&[u8], &[u8])) {
         for (n, v) in &self.headers {
+            f(n, v);
+        }
+    }
+    fn for_each_extra_var(&self, f: &mut dyn FnMut(&[u8], &[u8])) {
+        for (n, v) in &self.extra {
             f(n, v);
         }
     }

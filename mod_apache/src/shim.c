@@ -12,6 +12,8 @@ extern const char *oxwsgi_cmd_python_home(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_python_path(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_callable(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_unsupported(cmd_parms *, void *, const char *);
+extern const char *oxwsgi_cmd_flag(cmd_parms *, void *, int);
+extern const char *oxwsgi_cmd_application_group(cmd_parms *, void *, const char *);
 
 const command_rec oxwsgi_cmds[] = {
     AP_INIT_TAKE2("WSGIScriptAlias", oxwsgi_cmd_script_alias, NULL, RSRC_CONF,
@@ -22,6 +24,14 @@ const command_rec oxwsgi_cmds[] = {
                   "extra module directories, separated by ':'"),
     AP_INIT_TAKE1("WSGICallableObject", oxwsgi_cmd_callable, NULL, RSRC_CONF,
                   "the name of the WSGI callable (default: application)"),
+    AP_INIT_FLAG("WSGIPassAuthorization", oxwsgi_cmd_flag, NULL, RSRC_CONF | ACCESS_CONF,
+                 "pass the Authorization header to the app as HTTP_AUTHORIZATION"),
+    AP_INIT_FLAG("WSGIChunkedRequest", oxwsgi_cmd_flag, NULL, RSRC_CONF | ACCESS_CONF,
+                 "accept chunked request bodies (411 otherwise)"),
+    AP_INIT_FLAG("WSGIScriptReloading", oxwsgi_cmd_flag, NULL, RSRC_CONF | ACCESS_CONF,
+                 "reload a script when its file changes"),
+    AP_INIT_TAKE1("WSGIApplicationGroup", oxwsgi_cmd_application_group, NULL, RSRC_CONF | ACCESS_CONF,
+                  "the interpreter an app runs in (oxwsgi has one per process)"),
     AP_INIT_RAW_ARGS("WSGIDaemonProcess", oxwsgi_cmd_unsupported, "WSGIDaemonProcess", RSRC_CONF,
                      "not supported yet"),
     AP_INIT_RAW_ARGS("WSGIProcessGroup", oxwsgi_cmd_unsupported, "WSGIProcessGroup", ACCESS_CONF | RSRC_CONF,

@@ -5,5 +5,6 @@
 #include "http_protocol.h"
 #include "http_request.h"
 #include "ap_mmn.h"
+#include "ap_mpm.h"
 #include "apr_strings.h"
 #include "apr_tables.h"

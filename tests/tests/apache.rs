@@ -8,10 +8,14 @@ use oxwsgi_e2e::http::{self, Request};
 use oxwsgi_e2e::{app, repo};
 
 fn hello_and_cases(mpm: &str) -> Apache {
+    with_directives(mpm, "")
+}
+
+fn with_directives(mpm: &str, extra: &str) -> Apache {
     Apache::start(
         mpm,
         &format!(
-            "WSGIScriptAlias /cases {}\nWSGIScriptAlias / {}",
+            "WSGIScriptAlias /cases {}\nWSGIScriptAlias / {}\n{extra}",
             app("cases.py"),
             repo().join("examples/hello.py").display()
         ),
@@ -73,7 +77,7 @@ fn wsgi_mistakes_become_500_with_a_log_line() {
 
 #[test]
 fn bodies_streaming_and_aborts() {
-    let a = hello_and_cases("event");
+    let a = with_directives("event", "WSGIChunkedRequest On");
     let body: Vec<u8> = (0..2_000_000u32).map(|i| (i % 253) as u8).collect();
     let r = Request::post("/cases/echo", "application/octet-stream", &body).send(a.port);
     assert!(r.body == body, "echoed body differs");
@@ -113,4 +117,37 @@ fn unsupported_mod_wsgi_directives_fail_the_config_test() {
     let (ok, out) = apache::check("WSGIScriptAlias app /srv/app.py");
     assert!(!ok);
     assert!(out.contains("must start with \"/\""), "{out}");
+}
+
+#[test]
+fn chunked_bodies_need_wsgi_chunked_request() {
+    let a = hello_and_cases("event");
+    let r = Request::post("/cases/echo", "text/plain", b"abc")
+        .chunked()
+        .send(a.port);
+    assert_eq!(r.status, 411);
+}
+
+#[test]
+fn authorization_and_server_variables() {
+    let env_of = |a: &Apache| {
+        Request::get("/cases/env")
+            .header("Authorization", "Basic dTpw")
+            .send(a.port)
+            .text()
+    };
+    let a = with_directives("event", "SetEnv SITE_MODE staging");
+    let env = env_of(&a);
+    assert!(!env.contains("HTTP_AUTHORIZATION"), "{env}");
+    assert!(env.contains("\"SITE_MODE\": \"staging\""), "{env}");
+    assert!(env.contains("\"wsgi.multithread\": true"), "{env}");
+    drop(a);
+    let a = with_directives("prefork", "WSGIPassAuthorization On");
+    let env = env_of(&a);
+    assert!(
+        env.contains("\"HTTP_AUTHORIZATION\": \"Basic dTpw\""),
+        "{env}"
+    );
+    assert!(env.contains("\"wsgi.multithread\": false"), "{env}");
+    assert!(env.contains("\"wsgi.multiprocess\": true"), "{env}");
 }
