@@ -19,9 +19,52 @@ pub struct Alias {
     pub app: Option<Arc<App>>,
 }
 
+/// A compiled WSGIScriptAliasMatch.
+#[derive(Clone)]
+pub struct AliasMatch {
+    pub regex: Regex,
+    pub replacement: CString,
+}
+
+/// An Apache regex, compiled in the configuration pool.
+#[derive(Clone, Copy)]
+pub struct Regex(pub *mut ffi::ap_regex_t);
+
+// SAFETY: compiled once while the configuration is read and only matched
+// afterwards; ap_regexec does not modify the compiled pattern.
+unsafe impl Send for Regex {}
+// SAFETY: as above.
+unsafe impl Sync for Regex {}
+
+/// What a request is served by, when it is not a WSGIScriptAlias.
+#[derive(Clone)]
+pub struct AppDefaults {
+    callable: Option<String>,
+    reloading: bool,
+    multithread: bool,
+    multiprocess: bool,
+}
+
+impl AppDefaults {
+    /// An app for `script`, mounted at `mount`.
+    pub fn app(&self, script: &str, mount: &str) -> Result<App, String> {
+        let spec = AppSpec::parse(script, self.callable.as_deref())?;
+        let mut options = AppOptions::new(spec);
+        options.mount = mount.to_string();
+        options.multithread = self.multithread;
+        options.multiprocess = self.multiprocess;
+        options.reload_on_change = self.reloading;
+        Ok(App::new(options))
+    }
+}
+
 #[derive(Clone)]
 pub struct Config {
     pub aliases: Vec<Alias>,
+    pub matches: Vec<AliasMatch>,
+    /// WSGIImportScript: scripts loaded when a child starts.
+    pub imports: Vec<String>,
+    pub defaults: Option<AppDefaults>,
     pub python_home: Option<PathBuf>,
     pub python_path: Vec<PathBuf>,
     callable: Option<String>,
@@ -37,6 +80,9 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             aliases: Vec::new(),
+            matches: Vec::new(),
+            imports: Vec::new(),
+            defaults: None,
             python_home: None,
             python_path: Vec::new(),
             callable: None,
@@ -69,15 +115,16 @@ static CONFIG: RwLock<Option<Arc<Config>>> = RwLock::new(None);
 /// in the parent: no Python yet). `multithread`/`multiprocess` describe the MPM.
 pub fn build_apps(multithread: bool, multiprocess: bool) -> Result<(), String> {
     update(|c| {
+        let defaults = AppDefaults {
+            callable: c.callable.clone(),
+            reloading: c.script_reloading,
+            multithread,
+            multiprocess,
+        };
         for a in &mut c.aliases {
-            let spec = AppSpec::parse(&a.script, c.callable.as_deref())?;
-            let mut options = AppOptions::new(spec);
-            options.mount = a.prefix.clone();
-            options.multithread = multithread;
-            options.multiprocess = multiprocess;
-            options.reload_on_change = c.script_reloading;
-            a.app = Some(Arc::new(App::new(options)));
+            a.app = Some(Arc::new(defaults.app(&a.script, &a.prefix)?));
         }
+        c.defaults = Some(defaults);
         Ok(())
     })
 }
@@ -219,6 +266,58 @@ pub unsafe extern "C" fn oxwsgi_cmd_callable(
             AppSpec::parse("m", Some(&v))?;
             update(|c| {
                 c.callable = Some(v);
+                Ok(())
+            })
+        });
+        // SAFETY: cmd is live.
+        unsafe { answer(cmd, r) }
+    })
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn oxwsgi_cmd_script_alias_match(
+    cmd: *mut cmd_parms,
+    _: *mut c_void,
+    pattern: *const c_char,
+    script: *const c_char,
+) -> *const c_char {
+    crate::guard(c"oxwsgi: internal error".as_ptr(), || {
+        // SAFETY: Apache passes the live cmd_parms and the arguments; the
+        // regex is compiled into the configuration pool, which outlives it.
+        let r = unsafe {
+            let re = ffi::ap_pregcomp((*cmd).pool, pattern, 0);
+            if re.is_null() {
+                Err("the regular expression does not compile".to_string())
+            } else {
+                let replacement = CString::from(CStr::from_ptr(script));
+                update(|c| {
+                    c.matches.push(AliasMatch {
+                        regex: Regex(re),
+                        replacement,
+                    });
+                    Ok(())
+                })
+            }
+        };
+        // SAFETY: cmd is live.
+        unsafe { answer(cmd, r) }
+    })
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn oxwsgi_cmd_import_script(
+    cmd: *mut cmd_parms,
+    _: *mut c_void,
+    v: *const c_char,
+) -> *const c_char {
+    crate::guard(c"oxwsgi: internal error".as_ptr(), || {
+        // SAFETY: Apache passes the directive's raw arguments. The options
+        // (process-group=, application-group=) name the one interpreter.
+        let r = unsafe { arg(v) }.and_then(|v| {
+            let script = v.split_whitespace().next().unwrap_or("").to_string();
+            AppSpec::parse(&script, None)?;
+            update(|c| {
+                c.imports.push(script);
                 Ok(())
             })
         });

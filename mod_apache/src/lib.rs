@@ -147,9 +147,8 @@ unsafe extern "C" fn child_exit(_: *mut std::ffi::c_void) -> ffi::apr_status_t {
 unsafe extern "C" fn child_init(pool: *mut apr_pool_t, _s: *mut server_rec) {
     guard((), || {
         let c = conf::get();
-        if c.aliases.is_empty() {
-            return;
-        }
+        // SetHandler wsgi-script can appear anywhere: Python starts in every
+        // child of a server that loads the module.
         install_logger();
         let config = InterpreterConfig {
             python_home: c.python_home.clone(),
@@ -174,6 +173,11 @@ unsafe extern "C" fn child_init(pool: *mut apr_pool_t, _s: *mut server_rec) {
                 for app in c.aliases.iter().filter_map(|a| a.app.as_ref()) {
                     app.preload(py);
                 }
+                for script in &c.imports {
+                    if let Some(app) = script_app(&c, script, "") {
+                        app.preload(py);
+                    }
+                }
             });
             // SAFETY: the child's pool outlives every request; its cleanup
             // runs on the child's main thread after the workers stopped.
@@ -194,8 +198,10 @@ unsafe extern "C" fn translate_name(r: *mut request_rec) -> c_int {
     guard(ffi::DECLINED as c_int, || {
         // SAFETY: Apache passes a live request; r->uri is a C string.
         let uri = unsafe { cstr_bytes((*r).uri) };
-        let Some(index) = conf::get().alias_for(uri) else {
-            return ffi::DECLINED as c_int;
+        let c = conf::get();
+        let Some(index) = c.alias_for(uri) else {
+            // SAFETY: as above.
+            return unsafe { translate_match(r, &c) };
         };
         // SAFETY: as above; the handler name is static and the alias index is
         // kept in the request's notes for the handler.
@@ -216,6 +222,101 @@ unsafe extern "C" fn translate_name(r: *mut request_rec) -> c_int {
     })
 }
 
+/// WSGIScriptAliasMatch: the script path comes from the regex's groups and
+/// SCRIPT_NAME is the part of the URL the regex matched.
+///
+/// # Safety
+/// `r` is the live request of translate_name.
+unsafe fn translate_match(r: *mut request_rec, c: &conf::Config) -> c_int {
+    for m in &c.matches {
+        let mut groups = [ffi::ap_regmatch_t {
+            rm_so: -1,
+            rm_eo: -1,
+        }; 10];
+        // SAFETY: r->uri is a C string; groups has room for 10 matches; the
+        // substitution is allocated in the request pool.
+        unsafe {
+            if ffi::ap_regexec(m.regex.0, (*r).uri, groups.len(), groups.as_mut_ptr(), 0) != 0 {
+                continue;
+            }
+            let script = ffi::ap_pregsub(
+                (*r).pool,
+                m.replacement.as_ptr(),
+                (*r).uri,
+                groups.len(),
+                groups.as_mut_ptr(),
+            );
+            if script.is_null() {
+                continue;
+            }
+            let end = groups[0].rm_eo.max(0) as usize;
+            let mount = ffi::apr_pstrmemdup((*r).pool, (*r).uri, end);
+            ffi::apr_table_setn((*r).notes, c"oxwsgi-mount".as_ptr(), mount);
+            (*r).filename = script;
+            (*r).handler = HANDLER_NAME.as_ptr();
+        }
+        return ffi::OK as c_int;
+    }
+    ffi::DECLINED as c_int
+}
+
+/// Apps for scripts reached without a WSGIScriptAlias (SetHandler
+/// wsgi-script, WSGIScriptAliasMatch), by script and mount, made on first use.
+static SCRIPT_APPS: std::sync::Mutex<Vec<(String, String, std::sync::Arc<oxwsgi_core::App>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn script_app(
+    c: &conf::Config,
+    script: &str,
+    mount: &str,
+) -> Option<std::sync::Arc<oxwsgi_core::App>> {
+    let mut apps = SCRIPT_APPS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, _, app)) = apps.iter().find(|(s, m, _)| s == script && m == mount) {
+        return Some(app.clone());
+    }
+    let app = match c.defaults.as_ref()?.app(script, mount) {
+        Ok(a) => std::sync::Arc::new(a),
+        Err(e) => {
+            log::error!(target: "oxwsgi", "{script}: {e}");
+            return None;
+        }
+    };
+    apps.push((script.to_string(), mount.to_string(), app.clone()));
+    Some(app)
+}
+
+/// The app of a request: its WSGIScriptAlias, or the script Apache mapped
+/// the URL to (SCRIPT_NAME is the URL up to the script).
+///
+/// # Safety
+/// `r` is the live request of the handler.
+unsafe fn app_of(
+    r: *mut request_rec,
+    c: &conf::Config,
+) -> Option<std::sync::Arc<oxwsgi_core::App>> {
+    // SAFETY: by the caller's contract; notes, filename, uri and path_info
+    // are C strings (or null).
+    unsafe {
+        let note = ffi::apr_table_get((*r).notes, c"oxwsgi-alias".as_ptr());
+        if !note.is_null() {
+            let index: usize = CStr::from_ptr(note).to_str().ok()?.parse().ok()?;
+            return c.aliases.get(index)?.app.clone();
+        }
+        let script = CStr::from_ptr((*r).filename.cast_const().as_ref()?)
+            .to_str()
+            .ok()?;
+        let note = ffi::apr_table_get((*r).notes, c"oxwsgi-mount".as_ptr());
+        let mount = if !note.is_null() {
+            String::from_utf8_lossy(cstr_bytes(note)).into_owned()
+        } else {
+            let uri = cstr_bytes((*r).uri);
+            let extra = cstr_bytes((*r).path_info);
+            String::from_utf8_lossy(&uri[..uri.len() - extra.len().min(uri.len())]).into_owned()
+        };
+        script_app(c, script, &mount)
+    }
+}
+
 /// Where a request crosses from Apache into Python.
 unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
     guard(ffi::HTTP_INTERNAL_SERVER_ERROR as c_int, || {
@@ -224,20 +325,13 @@ unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
             if (*r).handler.is_null() || CStr::from_ptr((*r).handler) != HANDLER_NAME {
                 return ffi::DECLINED as c_int;
             }
-            let note = ffi::apr_table_get((*r).notes, c"oxwsgi-alias".as_ptr());
-            let Some(index) = (!note.is_null())
-                .then(|| CStr::from_ptr(note).to_str().ok()?.parse::<usize>().ok())
-                .flatten()
-            else {
-                return ffi::DECLINED as c_int;
-            };
             if PYTHON_STARTED.get() != Some(&true) {
                 log::error!(target: "oxwsgi", "Python is not running in this child (see the error log)");
                 return ffi::HTTP_SERVICE_UNAVAILABLE as c_int;
             }
             let c = conf::get();
-            let Some(app) = c.aliases.get(index).and_then(|a| a.app.clone()) else {
-                return ffi::DECLINED as c_int;
+            let Some(app) = app_of(r, &c) else {
+                return ffi::HTTP_NOT_FOUND as c_int;
             };
             let mut req = match request::ApacheRequest::new(r, &c) {
                 Ok(q) => q,

@@ -13,11 +13,17 @@ extern const char *oxwsgi_cmd_python_path(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_callable(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_unsupported(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_flag(cmd_parms *, void *, int);
+extern const char *oxwsgi_cmd_script_alias_match(cmd_parms *, void *, const char *, const char *);
+extern const char *oxwsgi_cmd_import_script(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_application_group(cmd_parms *, void *, const char *);
 
 const command_rec oxwsgi_cmds[] = {
     AP_INIT_TAKE2("WSGIScriptAlias", oxwsgi_cmd_script_alias, NULL, RSRC_CONF,
                   "a URL path and the WSGI script that serves it"),
+    AP_INIT_TAKE2("WSGIScriptAliasMatch", oxwsgi_cmd_script_alias_match, NULL, RSRC_CONF,
+                  "a URL regex and the WSGI script path ($1... substituted)"),
+    AP_INIT_RAW_ARGS("WSGIImportScript", oxwsgi_cmd_import_script, NULL, RSRC_CONF,
+                     "a WSGI script to load when a child starts"),
     AP_INIT_TAKE1("WSGIPythonHome", oxwsgi_cmd_python_home, NULL, RSRC_CONF,
                   "a virtualenv or Python prefix"),
     AP_INIT_TAKE1("WSGIPythonPath", oxwsgi_cmd_python_path, NULL, RSRC_CONF,

@@ -40,6 +40,7 @@ pub fn render(dir: &std::path::Path, port: u16, mpm: &str, body: &str) -> String
          LoadModule mpm_{mpm}_module /usr/lib/apache2/modules/mod_mpm_{mpm}.so\n\
          LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so\n\
          LoadModule env_module /usr/lib/apache2/modules/mod_env.so\n\
+         LoadModule alias_module /usr/lib/apache2/modules/mod_alias.so\n\
          LoadModule oxwsgi_module {module}\n\
          DocumentRoot {dir}\n\
          <Directory {repo}>\n    Require all granted\n</Directory>\n\

@@ -151,3 +151,32 @@ fn authorization_and_server_variables() {
     assert!(env.contains("\"wsgi.multithread\": false"), "{env}");
     assert!(env.contains("\"wsgi.multiprocess\": true"), "{env}");
 }
+
+#[test]
+fn script_alias_match_set_handler_and_import_script() {
+    let dir = oxwsgi_e2e::temp_dir("wsgi-dir");
+    let hello = std::fs::read_to_string(repo().join("examples/hello.py")).unwrap();
+    std::fs::write(dir.join("one.wsgi"), hello.replace("Hello", "One")).unwrap();
+    std::fs::write(dir.join("two.wsgi"), hello.replace("Hello", "Two")).unwrap();
+    let a = Apache::start(
+        "event",
+        &format!(
+            "WSGIScriptAliasMatch ^/apps/([a-z]+) {dir}/$1.wsgi\n\
+             Alias /files {dir}\n\
+             <Directory {dir}>\n    SetHandler wsgi-script\n    Require all granted\n</Directory>\n\
+             WSGIImportScript {cases} process-group=%{{GLOBAL}} application-group=%{{GLOBAL}}",
+            dir = dir.display(),
+            cases = app("cases.py"),
+        ),
+    );
+    // The regex picks the script; SCRIPT_NAME is what it matched.
+    assert_eq!(http::get(a.port, "/apps/one/x").text(), "<h1>One, x!</h1>");
+    assert_eq!(http::get(a.port, "/apps/two").text(), "<h1>Two, web!</h1>");
+    // A .wsgi file in a SetHandler directory is an app; PATH_INFO follows it.
+    assert_eq!(
+        http::get(a.port, "/files/two.wsgi/y").text(),
+        "<h1>Two, y!</h1>"
+    );
+    // The imported script was loaded when the children started.
+    assert!(a.wait_log("cases.py: loaded"), "{}", a.error_log());
+}
