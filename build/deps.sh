@@ -11,6 +11,9 @@ packages=(
     clang libclang-dev
     # the servers, and the headers/trees the modules are built against
     nginx nginx-dev apache2 apache2-dev
+    # the reference the Apache module is compared with (tests) and measured
+    # against (benchmarks)
+    libapache2-mod-wsgi-py3
     # tests and benchmarks
     curl wrk openssl
 )

@@ -25,8 +25,18 @@ pub fn module() -> PathBuf {
     p
 }
 
-/// Renders a complete configuration around `body` (directives at server level).
+/// Renders a complete configuration around `body` (directives at server
+/// level), loading oxwsgi.
 pub fn render(dir: &std::path::Path, port: u16, mpm: &str, body: &str) -> String {
+    let load = format!("LoadModule oxwsgi_module {}", module().display());
+    render_with(dir, port, mpm, &load, body)
+}
+
+/// Debian's mod_wsgi, for comparisons.
+pub const MOD_WSGI: &str = "LoadModule wsgi_module /usr/lib/apache2/modules/mod_wsgi.so";
+
+/// As `render`, with `load` as the WSGI module's LoadModule line.
+pub fn render_with(dir: &std::path::Path, port: u16, mpm: &str, load: &str, body: &str) -> String {
     format!(
         "ServerRoot {dir}\n\
          DefaultRuntimeDir {dir}\n\
@@ -41,12 +51,11 @@ pub fn render(dir: &std::path::Path, port: u16, mpm: &str, body: &str) -> String
          LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so\n\
          LoadModule env_module /usr/lib/apache2/modules/mod_env.so\n\
          LoadModule alias_module /usr/lib/apache2/modules/mod_alias.so\n\
-         LoadModule oxwsgi_module {module}\n\
+         {load}\n\
          DocumentRoot {dir}\n\
          <Directory {repo}>\n    Require all granted\n</Directory>\n\
          {body}\n",
         dir = dir.display(),
-        module = module().display(),
         repo = repo().display(),
     )
 }
@@ -80,10 +89,18 @@ pub struct Apache {
 impl Apache {
     /// Starts Apache with the `mpm` MPM (event, worker, prefork) and `body`.
     pub fn start(mpm: &str, body: &str) -> Apache {
+        let load = format!("LoadModule oxwsgi_module {}", module().display());
+        Apache::start_with(mpm, &load, body)
+    }
+
+    /// As `start`, with `load` as the WSGI module's LoadModule line; `body`
+    /// may use `{port}` for the listening port.
+    pub fn start_with(mpm: &str, load: &str, body: &str) -> Apache {
         let dir = temp_dir("apache");
         let port = free_port();
         let conf = dir.join("httpd.conf");
-        std::fs::write(&conf, render(&dir, port, mpm, body)).unwrap();
+        let body = body.replace("{port}", &port.to_string());
+        std::fs::write(&conf, render_with(&dir, port, mpm, load, &body)).unwrap();
         // Its own process group: on shutdown prefork signals its whole
         // group, which must not include the test.
         let child = Command::new(APACHE)

@@ -180,3 +180,88 @@ fn script_alias_match_set_handler_and_import_script() {
     // The imported script was loaded when the children started.
     assert!(a.wait_log("cases.py: loaded"), "{}", a.error_log());
 }
+
+/// A typical mod_wsgi site, used unchanged by Debian's mod_wsgi and by
+/// oxwsgi: only the LoadModule line differs.
+const MOD_WSGI_SITE: &str = "\
+<VirtualHost 127.0.0.1:{port}>
+    ServerName site.test
+    WSGIScriptAlias /app CASES
+    WSGIApplicationGroup %{GLOBAL}
+    WSGIPassAuthorization On
+    <Directory APPS>
+        Require all granted
+    </Directory>
+</VirtualHost>
+";
+
+#[test]
+fn a_mod_wsgi_site_answers_the_same_under_oxwsgi() {
+    let site = MOD_WSGI_SITE
+        .replace("CASES", &app("cases.py"))
+        .replace("APPS", &repo().join("tests/apps").display().to_string());
+    let ours = Apache::start_with(
+        "event",
+        &format!("LoadModule oxwsgi_module {}", apache::module().display()),
+        &site,
+    );
+    let theirs = Apache::start_with("event", apache::MOD_WSGI, &site);
+    let body: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let exchanges = |port: u16| {
+        let mut out = Vec::new();
+        for path in [
+            "/app/cookies",
+            "/app/write",
+            "/app/stream?n=3&size=8",
+            "/app/exc-info",
+            "/app/nowhere",
+        ] {
+            let r = http::get(port, path);
+            out.push((
+                path.to_string(),
+                r.status,
+                r.body.clone(),
+                r.headers_named("Set-Cookie").join("|"),
+            ));
+        }
+        let r = Request::post("/app/echo", "application/octet-stream", &body).send(port);
+        out.push((
+            "POST /app/echo".into(),
+            r.status,
+            r.body.clone(),
+            String::new(),
+        ));
+        for &(path, _) in oxwsgi_e2e::cases::MISTAKES {
+            // A deliberate difference: mod_wsgi passes a hop-by-hop header
+            // like Connection through; oxwsgi refuses it, as PEP 3333 says.
+            if path == "/hop-header" {
+                continue;
+            }
+            let r = http::get(port, &format!("/app{path}"));
+            out.push((path.to_string(), r.status, Vec::new(), String::new()));
+        }
+        let env = Request::get("/app/env?x=1")
+            .header("Authorization", "Basic dTpw")
+            .send(port)
+            .text();
+        for key in [
+            "SCRIPT_NAME",
+            "PATH_INFO",
+            "QUERY_STRING",
+            "HTTP_AUTHORIZATION",
+            "REQUEST_METHOD",
+        ] {
+            let value = env
+                .split(&format!("\"{key}\": "))
+                .nth(1)
+                .and_then(|rest| rest.split(',').next())
+                .unwrap_or("missing")
+                .to_string();
+            out.push((key.to_string(), 0, value.into_bytes(), String::new()));
+        }
+        out
+    };
+    let (a, b) = (exchanges(ours.port), exchanges(theirs.port));
+    let differ: Vec<_> = a.iter().zip(&b).filter(|(x, y)| x != y).collect();
+    assert!(differ.is_empty(), "oxwsgi and mod_wsgi differ: {differ:#?}");
+}
