@@ -265,3 +265,24 @@ fn a_mod_wsgi_site_answers_the_same_under_oxwsgi() {
     let differ: Vec<_> = a.iter().zip(&b).filter(|(x, y)| x != y).collect();
     assert!(differ.is_empty(), "oxwsgi and mod_wsgi differ: {differ:#?}");
 }
+
+#[test]
+fn graceful_restart_finishes_requests_in_flight() {
+    let a = hello_and_cases("event");
+    let port = a.port;
+    let slow = std::thread::spawn(move || http::get(port, "/cases/sleep?ms=1500"));
+    std::thread::sleep(Duration::from_millis(300));
+    let pid: i32 = std::fs::read_to_string(a.dir.join("httpd.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: signalling the apache2 parent this test started (graceful restart).
+    unsafe { libc::kill(pid, libc::SIGUSR1) };
+    let r = slow.join().unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "slept 1500 ms"));
+    assert!(oxwsgi_e2e::wait_until(
+        Duration::from_secs(10),
+        || http::get(a.port, "/").status == 200
+    ));
+}
