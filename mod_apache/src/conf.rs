@@ -12,6 +12,9 @@ use crate::ffi::{self, cmd_parms};
 
 #[derive(Clone)]
 pub struct Alias {
+    /// The server (virtual host) it was configured in, or 0 for the main
+    /// server, whose aliases every virtual host without its own inherits.
+    pub server: usize,
     /// The URL path, without a trailing slash ("" for "/").
     pub prefix: String,
     pub script: String,
@@ -22,6 +25,7 @@ pub struct Alias {
 /// A compiled WSGIScriptAliasMatch.
 #[derive(Clone)]
 pub struct AliasMatch {
+    pub server: usize,
     pub regex: Regex,
     pub replacement: CString,
 }
@@ -94,12 +98,21 @@ impl Default for Config {
 }
 
 impl Config {
-    /// The alias serving `uri`: the longest prefix that ends at a path
-    /// segment boundary.
-    pub fn alias_for(&self, uri: &[u8]) -> Option<usize> {
+    /// The server whose aliases apply to requests of `server`: its own when
+    /// it has any, else the main server's (0), as with mod_wsgi.
+    pub fn scope(&self, server: usize) -> usize {
+        let own = self.aliases.iter().any(|a| a.server == server)
+            || self.matches.iter().any(|m| m.server == server);
+        if own { server } else { 0 }
+    }
+
+    /// The alias serving `uri` in `scope`: the longest prefix that ends at a
+    /// path segment boundary.
+    pub fn alias_for(&self, scope: usize, uri: &[u8]) -> Option<usize> {
         self.aliases
             .iter()
             .enumerate()
+            .filter(|(_, a)| a.server == scope)
             .filter(|(_, a)| {
                 let p = a.prefix.as_bytes();
                 uri.starts_with(p) && (uri.len() == p.len() || uri[p.len()] == b'/' || p.is_empty())
@@ -152,6 +165,23 @@ fn update(f: impl FnOnce(&mut Config) -> Result<(), String>) -> Result<(), Strin
     r
 }
 
+/// Which server a directive belongs to: 0 for the main server, else the
+/// virtual host's server_rec address (stable for the configuration's life).
+///
+/// # Safety
+/// `cmd` is the live cmd_parms of the directive being parsed.
+unsafe fn server_key(cmd: *mut cmd_parms) -> usize {
+    // SAFETY: by the caller's contract.
+    unsafe {
+        let s = (*cmd).server;
+        if s.is_null() || (*s).is_virtual == 0 {
+            0
+        } else {
+            s as usize
+        }
+    }
+}
+
 /// Turns a result into what a directive handler returns: NULL, or an error
 /// message in the configuration pool naming the directive.
 ///
@@ -195,8 +225,11 @@ pub unsafe extern "C" fn oxwsgi_cmd_script_alias(
                     return Err(format!("URL path \"{url}\" must start with \"/\""));
                 }
                 AppSpec::parse(&script, None)?;
+                // SAFETY: cmd is live.
+                let server = unsafe { server_key(cmd) };
                 update(|c| {
                     c.aliases.push(Alias {
+                        server,
                         prefix: oxwsgi_core::environ::normalize_mount(&url),
                         script,
                         app: None,
@@ -292,6 +325,7 @@ pub unsafe extern "C" fn oxwsgi_cmd_script_alias_match(
                 let replacement = CString::from(CStr::from_ptr(script));
                 update(|c| {
                     c.matches.push(AliasMatch {
+                        server: server_key(cmd),
                         regex: Regex(re),
                         replacement,
                     });

@@ -199,9 +199,11 @@ unsafe extern "C" fn translate_name(r: *mut request_rec) -> c_int {
         // SAFETY: Apache passes a live request; r->uri is a C string.
         let uri = unsafe { cstr_bytes((*r).uri) };
         let c = conf::get();
-        let Some(index) = c.alias_for(uri) else {
+        // SAFETY: as above; r->server is the request's (virtual) server.
+        let scope = c.scope(unsafe { server_of(r) });
+        let Some(index) = c.alias_for(scope, uri) else {
             // SAFETY: as above.
-            return unsafe { translate_match(r, &c) };
+            return unsafe { translate_match(r, &c, scope) };
         };
         // SAFETY: as above; the handler name is static and the alias index is
         // kept in the request's notes for the handler.
@@ -222,13 +224,29 @@ unsafe extern "C" fn translate_name(r: *mut request_rec) -> c_int {
     })
 }
 
+/// The configuration key of a request's server (see `conf::Config::scope`).
+///
+/// # Safety
+/// `r` is a live request.
+unsafe fn server_of(r: *mut request_rec) -> usize {
+    // SAFETY: by the caller's contract.
+    unsafe {
+        let s = (*r).server;
+        if s.is_null() || (*s).is_virtual == 0 {
+            0
+        } else {
+            s as usize
+        }
+    }
+}
+
 /// WSGIScriptAliasMatch: the script path comes from the regex's groups and
 /// SCRIPT_NAME is the part of the URL the regex matched.
 ///
 /// # Safety
 /// `r` is the live request of translate_name.
-unsafe fn translate_match(r: *mut request_rec, c: &conf::Config) -> c_int {
-    for m in &c.matches {
+unsafe fn translate_match(r: *mut request_rec, c: &conf::Config, scope: usize) -> c_int {
+    for m in c.matches.iter().filter(|m| m.server == scope) {
         let mut groups = [ffi::ap_regmatch_t {
             rm_so: -1,
             rm_eo: -1,

@@ -286,3 +286,25 @@ fn graceful_restart_finishes_requests_in_flight() {
         || http::get(a.port, "/").status == 200
     ));
 }
+
+#[test]
+fn aliases_belong_to_their_virtual_host() {
+    let hello = repo().join("examples/hello.py").display().to_string();
+    let a = Apache::start_with(
+        "event",
+        &format!("LoadModule oxwsgi_module {}", apache::module().display()),
+        &format!(
+            "WSGIScriptAlias /main {hello}\n\
+             <VirtualHost 127.0.0.1:{{port}}>\n    ServerName a.test\n    WSGIScriptAlias /a {cases}\n</VirtualHost>\n\
+             <VirtualHost 127.0.0.1:{{port}}>\n    ServerName b.test\n</VirtualHost>",
+            cases = app("cases.py"),
+        ),
+    );
+    let get = |host: &str, path: &str| Request::get(path).header("Host", host).send(a.port);
+    assert_eq!(get("a.test", "/a/cookies").status, 200);
+    // a.test has aliases of its own: the main server's do not apply there.
+    assert_eq!(get("a.test", "/main").status, 404);
+    // b.test has none: it inherits the main server's.
+    assert_eq!(get("b.test", "/main/b").text(), "<h1>Hello, b!</h1>");
+    assert_eq!(get("b.test", "/a/cookies").status, 404);
+}

@@ -6,14 +6,21 @@ use oxwsgi_e2e::repo;
 use oxwsgi_e2e::venv::sites_venv;
 
 fn session_round_trip(port: u16, prefix: &str) {
-    let r = Request::post(&format!("{prefix}/name"), "application/x-www-form-urlencoded", b"name=Bob").send(port);
+    let r = Request::post(
+        &format!("{prefix}/name"),
+        "application/x-www-form-urlencoded",
+        b"name=Bob",
+    )
+    .send(port);
     assert!(matches!(r.status, 302 | 303), "{} {}", r.status, r.text());
     let cookie: Vec<_> = r
         .headers_named("Set-Cookie")
         .iter()
         .map(|c| c.split(';').next().unwrap_or("").to_string())
         .collect();
-    let r = Request::get(&format!("{prefix}/")).header("Cookie", &cookie.join("; ")).send(port);
+    let r = Request::get(&format!("{prefix}/"))
+        .header("Cookie", &cookie.join("; "))
+        .send(port);
     assert!(r.text().contains("Hello, Bob!"), "{}", r.text());
 }
 
@@ -33,7 +40,11 @@ fn flask_and_django_from_a_venv() {
             examples = repo().join("examples").display(),
         ),
     );
-    assert!(http::get(a.port, "/flask/").text().contains("Hello, stranger!"));
+    assert!(
+        http::get(a.port, "/flask/")
+            .text()
+            .contains("Hello, stranger!")
+    );
     session_round_trip(a.port, "/flask");
     let r = http::get(a.port, "/flask/static/style.css");
     assert_eq!(r.status, 200);
