@@ -41,6 +41,12 @@ impl ApacheSink {
     }
 }
 
+unsafe extern "C" fn close_fd(data: *mut std::ffi::c_void) -> ffi::apr_status_t {
+    // SAFETY: `data` carries a descriptor handed to the pool by send_file.
+    unsafe { libc::close(data as usize as i32) };
+    0
+}
+
 fn gone() -> io::Error {
     io::Error::new(io::ErrorKind::BrokenPipe, "the client went away")
 }
@@ -69,6 +75,48 @@ impl ResponseSink for ApacheSink {
         // SAFETY: r is live; the chunk's bytes are valid for the call.
         let n = unsafe { ffi::ap_rwrite(chunk.as_ptr().cast(), chunk.len() as i32, self.r) };
         if n < 0 { Err(gone()) } else { Ok(()) }
+    }
+
+    /// A file bucket for Apache's core output filter (sendfile where it is
+    /// enabled). The descriptor stays open until the request ends: Apache may
+    /// set the bucket aside and send it later.
+    fn send_file(&mut self, file: std::fs::File, offset: u64, len: u64) -> io::Result<()> {
+        use std::os::fd::IntoRawFd;
+        let r = self.r;
+        let fd = file.into_raw_fd();
+        // SAFETY: r and its pool are live; the descriptor is ours and is
+        // closed by the request pool's cleanup registered here.
+        unsafe {
+            ffi::apr_pool_cleanup_register(
+                (*r).pool,
+                fd as usize as *const std::ffi::c_void,
+                Some(close_fd),
+                Some(ffi::apr_pool_cleanup_null),
+            );
+            let mut os_fd: ffi::apr_os_file_t = fd;
+            let mut apr_file: *mut ffi::apr_file_t = std::ptr::null_mut();
+            if ffi::apr_os_file_put(
+                &mut apr_file,
+                &mut os_fd,
+                ffi::APR_FOPEN_READ as i32,
+                (*r).pool,
+            ) != 0
+            {
+                return Err(io::Error::other("apr_os_file_put failed"));
+            }
+            let mut sent: ffi::apr_size_t = 0;
+            if ffi::ap_send_fd(
+                apr_file,
+                r,
+                offset as ffi::apr_off_t,
+                len as ffi::apr_size_t,
+                &mut sent,
+            ) != 0
+            {
+                return Err(gone());
+            }
+        }
+        Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
