@@ -35,6 +35,7 @@ bench: build
 	@bash build/deps.sh --bench
 	$(CARGO) bench -p oxwsgi-core --bench hello
 	/usr/bin/python3.11 bench/run.py
+	/usr/bin/python3.11 bench/apache.py
 
 deb:
 	@echo "make deb arrives with the packaging (issue #5)" >&2; exit 1

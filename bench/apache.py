@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""`make bench`, Apache half: oxwsgi inside Apache against Apache serving the
+same bytes as static files (the ceiling) and Debian's mod_wsgi in embedded
+mode, with the same MPM (event, one child of 8 threads) on CPU 0 and wrk on
+CPU 1, all servers up at once, rounds interleaved; medians over the rounds.
+
+Usage: bench/apache.py [--rounds N] [--duration SECONDS] [--only NAME,...]
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run import BENCH, TOP, THREADS, Server, rss_kib, tree, wrk, wait_port  # noqa: E402
+
+MODULE = os.path.join(TOP, "target/release/libmod_oxwsgi.so")
+MOD_WSGI = "/usr/lib/apache2/modules/mod_wsgi.so"
+
+
+class ApacheServer(Server):
+    def __init__(self, name, tmp, load, body):
+        super().__init__(name, tmp, "apache")
+        d = os.path.join(tmp, name)
+        os.makedirs(d, exist_ok=True)
+        os.chmod(d, 0o777)
+        conf = os.path.join(d, "httpd.conf")
+        mods = "/usr/lib/apache2/modules"
+        with open(conf, "w") as f:
+            f.write(f"""ServerRoot {d}
+DefaultRuntimeDir {d}
+PidFile {d}/httpd.pid
+Listen 127.0.0.1:{self.port}
+ServerName 127.0.0.1
+User www-data
+Group www-data
+ErrorLog {d}/error.log
+LogLevel warn
+LoadModule mpm_event_module {mods}/mod_mpm_event.so
+LoadModule authz_core_module {mods}/mod_authz_core.so
+LoadModule mime_module {mods}/mod_mime.so
+TypesConfig /etc/mime.types
+{load}
+StartServers 1
+ServerLimit 1
+ThreadsPerChild {THREADS}
+MaxRequestWorkers {THREADS}
+ThreadLimit {THREADS}
+MaxConnectionsPerChild 0
+KeepAlive On
+MaxKeepAliveRequests 0
+EnableSendfile On
+DocumentRoot {d}
+<Directory />
+    Require all granted
+</Directory>
+{body}
+""")
+        self.conf = conf
+        p = subprocess.Popen(["taskset", "-c", "0", "/usr/sbin/apache2", "-f", conf, "-DFOREGROUND"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+        self.procs.append(p)
+
+    def memory_pids(self):
+        first = self.procs[0]
+        return [p for p in tree(first.pid) if p != first.pid]
+
+
+WORKLOADS = [
+    # name, path, connections, wrk script, static path (None: no ceiling)
+    ("hello", "/app/", 64, None, "/static/hello.html"),
+    ("64 KiB body", "/app/64k", 64, None, "/static/64k.bin"),
+    ("1 MiB POST", "/app/post", 16, os.path.join(BENCH, "post.lua"), None),
+    ("100-chunk stream", "/app/stream", 64, None, "/static/stream.bin"),
+    ("50 ms sleep", "/app/sleep", 64, None, None),
+]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--only", default="")
+    args = ap.parse_args()
+    if not os.path.exists(MODULE):
+        sys.exit("build the module first: make build")
+    tmp = tempfile.mkdtemp(prefix="oxwsgi-bench-apache-")
+    os.chmod(tmp, 0o777)
+    static = os.path.join(tmp, "static")
+    os.makedirs(static)
+    for name, data in [("hello.html", b"<h1>Hello, web!</h1>"), ("64k.bin", b"x" * 65536),
+                       ("stream.bin", b"y" * 102400)]:
+        with open(os.path.join(static, name), "wb") as f:
+            f.write(data)
+    apps = os.path.join(BENCH, "apps.py")
+    alias = f"Alias /static {static}\nWSGIScriptAlias /app {apps}\nLimitRequestBody 0"
+    servers = {
+        "static": ApacheServer("apache-static", tmp,
+                               "LoadModule alias_module /usr/lib/apache2/modules/mod_alias.so",
+                               f"Alias /static {static}"),
+        "oxwsgi": ApacheServer("apache-oxwsgi", tmp,
+                               "LoadModule alias_module /usr/lib/apache2/modules/mod_alias.so\n"
+                               f"LoadModule oxwsgi_module {MODULE}", alias),
+        "mod_wsgi": ApacheServer("apache-modwsgi", tmp,
+                                 "LoadModule alias_module /usr/lib/apache2/modules/mod_alias.so\n"
+                                 f"LoadModule wsgi_module {MOD_WSGI}", alias),
+    }
+    try:
+        for name, s in servers.items():
+            if not wait_port(s.port, s.procs[-1]):
+                sys.exit("%s did not start; see %s" % (name, tmp))
+        only = set(filter(None, args.only.split(",")))
+        results = {}
+        for rnd in range(args.rounds):
+            for wl, path, conns, script, static_path in WORKLOADS:
+                if only and wl not in only:
+                    continue
+                runs = [("oxwsgi", path), ("mod_wsgi", path)]
+                if static_path:
+                    runs.insert(0, ("static", static_path))
+                for t, p in runs:
+                    r = wrk(servers[t].port, p, conns, args.duration, script)
+                    results.setdefault((wl, t), []).append(r)
+                    print("round %d  %-17s %-9s %10.0f req/s  p99 %7.2f ms"
+                          % (rnd + 1, wl, t, r[0], r[1]), file=sys.stderr)
+        memory = {name: rss_kib(s.memory_pids()) for name, s in servers.items()}
+    finally:
+        for s in servers.values():
+            s.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    med = lambda xs, i: statistics.median(x[i] for x in xs)
+    lines = ["| workload | Apache static | oxwsgi | mod_wsgi | oxwsgi p99 | mod_wsgi p99 |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for wl, *_ in WORKLOADS:
+        if (wl, "oxwsgi") not in results:
+            continue
+        st = results.get((wl, "static"))
+        base = med(st, 0) if st else None
+        cells = [wl, "%.0f" % base if base else "-"]
+        for t in ["oxwsgi", "mod_wsgi"]:
+            v = med(results[(wl, t)], 0)
+            cells.append("%.0f (%.2fx)" % (v, v / base) if base else "%.0f" % v)
+        for t in ["oxwsgi", "mod_wsgi"]:
+            cells.append("%.1f ms" % med(results[(wl, t)], 1))
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "| memory (RSS of the child after the run) | oxwsgi | mod_wsgi |", "| --- | --- | --- |",
+              "| apps | %.1f MiB | %.1f MiB |" % (memory["oxwsgi"] / 1024, memory["mod_wsgi"] / 1024), "",
+              "(medians of %d rounds of %d s; requests/s, ratio to Apache serving the same bytes as files; "
+              "event MPM, one child of %d threads)" % (args.rounds, args.duration, THREADS)]
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
