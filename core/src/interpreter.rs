@@ -67,6 +67,8 @@ pub fn sigint_handler() -> usize {
     embed::sigint_handler()
 }
 
+pub use crate::embed::tune_heap;
+
 /// How many Python thread states exist (one per thread that ran Python).
 pub fn thread_state_count(py: Python<'_>) -> usize {
     embed::thread_state_count(py)

@@ -7,7 +7,8 @@
 //!   `embed`: the only raw CPython calls (init, thread states, bytes views).
 //! - `app`: loading apps from scripts or `module:callable`, per-app options;
 //!   `conf`: directive values both servers parse alike (sizes, flags, paths).
-//! - `request`: the `Request` trait servers implement, and `Body`.
+//! - `request`: the `Request` trait servers implement, `Body`, and
+//!   `OwnedRequest` (a request copied out of a server, or built in code).
 //! - `environ`: building `environ` (PEP 3333 names and types).
 //! - `input`: `wsgi.input`; `logstream`: `sys.stdout`/`stderr`/`wsgi.errors`.
 //! - `handler`: one request end to end — where a request crosses into Python.
@@ -38,7 +39,7 @@ pub use app::{App, AppOptions, AppSource, AppSpec};
 pub use embed::ensure_thread_state;
 pub use handler::handle;
 pub use interpreter::{InitError, Interpreter, InterpreterConfig};
-pub use request::{Body, Request};
+pub use request::{Body, OwnedRequest, Request};
 pub use responder::Outcome;
 pub use response::ResponseHead;
 pub use sink::{Chunk, ResponseSink};

@@ -71,3 +71,73 @@ impl std::fmt::Debug for Body {
         }
     }
 }
+
+/// A request whose parts are owned byte strings: what a server copies out of
+/// its own request structure (Apache), and what tests build in code
+/// (`memory::MemoryRequest` adds builders).
+#[derive(Debug)]
+pub struct OwnedRequest {
+    pub method: Vec<u8>,
+    pub uri: Vec<u8>,
+    pub path: Vec<u8>,
+    pub query: Vec<u8>,
+    pub protocol: Vec<u8>,
+    pub https: bool,
+    pub server_name: Vec<u8>,
+    pub server_port: u16,
+    pub remote_addr: Vec<u8>,
+    pub remote_port: u16,
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub extra_vars: Vec<(Vec<u8>, Vec<u8>)>,
+    pub chunked: bool,
+    pub body: Option<Body>,
+}
+
+impl Request for OwnedRequest {
+    fn method(&self) -> &[u8] {
+        &self.method
+    }
+    fn uri(&self) -> &[u8] {
+        &self.uri
+    }
+    fn path(&self) -> &[u8] {
+        &self.path
+    }
+    fn query(&self) -> &[u8] {
+        &self.query
+    }
+    fn protocol(&self) -> &[u8] {
+        &self.protocol
+    }
+    fn is_https(&self) -> bool {
+        self.https
+    }
+    fn server_name(&self) -> &[u8] {
+        &self.server_name
+    }
+    fn server_port(&self) -> u16 {
+        self.server_port
+    }
+    fn remote_addr(&self) -> &[u8] {
+        &self.remote_addr
+    }
+    fn remote_port(&self) -> u16 {
+        self.remote_port
+    }
+    fn for_each_header(&self, f: &mut dyn FnMut(&[u8], &[u8])) {
+        for (n, v) in &self.headers {
+            f(n, v);
+        }
+    }
+    fn for_each_extra_var(&self, f: &mut dyn FnMut(&[u8], &[u8])) {
+        for (n, v) in &self.extra_vars {
+            f(n, v);
+        }
+    }
+    fn body_is_chunked(&self) -> bool {
+        self.chunked
+    }
+    fn take_body(&mut self) -> Body {
+        self.body.take().unwrap_or(Body::Empty)
+    }
+}

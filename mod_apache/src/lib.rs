@@ -150,15 +150,7 @@ unsafe extern "C" fn child_init(pool: *mut apr_pool_t, _s: *mut server_rec) {
         // SetHandler wsgi-script can appear anywhere: Python starts in every
         // child of a server that loads the module.
         install_logger();
-        // Bodies of a few MiB are allocated and freed per request: keep such
-        // blocks in glibc's heap instead of a fresh mmap (page faults) each
-        // time, and let the Python threads share two arenas (see mod_nginx).
-        // SAFETY: mallopt only tunes the allocator of this child process.
-        unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 16 << 20);
-            libc::mallopt(libc::M_TRIM_THRESHOLD, 8 << 20);
-            libc::mallopt(libc::M_ARENA_MAX, 2);
-        }
+        oxwsgi_core::interpreter::tune_heap();
         let config = InterpreterConfig {
             python_home: c.python_home.clone(),
             python_path: c.python_path.clone(),

@@ -3,33 +3,19 @@
 
 use std::io::{self, Read};
 
-use oxwsgi_core::{Body, Request};
+use oxwsgi_core::{Body, OwnedRequest};
 
 use crate::conf::Config;
 use crate::cstr_bytes;
 use crate::ffi::{self, request_rec};
 
-pub struct ApacheRequest {
-    method: Vec<u8>,
-    uri: Vec<u8>,
-    path: Vec<u8>,
-    query: Vec<u8>,
-    protocol: Vec<u8>,
-    server_name: Vec<u8>,
-    server_port: u16,
-    remote_addr: Vec<u8>,
-    remote_port: u16,
-    headers: Vec<(Vec<u8>, Vec<u8>)>,
-    extra: Vec<(Vec<u8>, Vec<u8>)>,
-    https: bool,
-    chunked: bool,
-    body: Option<Body>,
-}
+/// The request as the core sees it: its parts copied out of the request_rec.
+pub struct ApacheRequest;
 
 impl ApacheRequest {
     /// # Safety
     /// `r` is the live request of the calling thread's handler.
-    pub unsafe fn new(r: *mut request_rec, conf: &Config) -> Result<ApacheRequest, i32> {
+    pub unsafe fn new(r: *mut request_rec, conf: &Config) -> Result<OwnedRequest, i32> {
         // SAFETY: by the caller's contract; every string is copied.
         unsafe {
             let rc = ffi::ap_setup_client_block(r, ffi::REQUEST_CHUNKED_DECHUNK as i32);
@@ -75,7 +61,7 @@ impl ApacheRequest {
             } else {
                 (*(*r).useragent_addr).port
             };
-            Ok(ApacheRequest {
+            Ok(OwnedRequest {
                 method: cstr_bytes((*r).method).to_vec(),
                 uri: cstr_bytes((*r).unparsed_uri).to_vec(),
                 path: cstr_bytes((*r).uri).to_vec(),
@@ -86,7 +72,7 @@ impl ApacheRequest {
                 remote_addr: cstr_bytes((*r).useragent_ip).to_vec(),
                 remote_port,
                 headers,
-                extra,
+                extra_vars: extra,
                 https,
                 chunked: (*r).read_chunked != 0,
                 body: Some(body),
@@ -141,54 +127,5 @@ impl Read for ApacheBody {
             ));
         }
         Ok(n as usize)
-    }
-}
-
-impl Request for ApacheRequest {
-    fn method(&self) -> &[u8] {
-        &self.method
-    }
-    fn uri(&self) -> &[u8] {
-        &self.uri
-    }
-    fn path(&self) -> &[u8] {
-        &self.path
-    }
-    fn query(&self) -> &[u8] {
-        &self.query
-    }
-    fn protocol(&self) -> &[u8] {
-        &self.protocol
-    }
-    fn is_https(&self) -> bool {
-        self.https
-    }
-    fn server_name(&self) -> &[u8] {
-        &self.server_name
-    }
-    fn server_port(&self) -> u16 {
-        self.server_port
-    }
-    fn remote_addr(&self) -> &[u8] {
-        &self.remote_addr
-    }
-    fn remote_port(&self) -> u16 {
-        self.remote_port
-    }
-    fn for_each_header(&self, f: &mut dyn FnMut(&[u8], &[u8])) {
-        for (n, v) in &self.headers {
-            f(n, v);
-        }
-    }
-    fn for_each_extra_var(&self, f: &mut dyn FnMut(&[u8], &[u8])) {
-        for (n, v) in &self.extra {
-            f(n, v);
-        }
-    }
-    fn body_is_chunked(&self) -> bool {
-        self.chunked
-    }
-    fn take_body(&mut self) -> Body {
-        self.body.take().unwrap_or(Body::Empty)
     }
 }

@@ -237,20 +237,7 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) {
         return;
     }
     crate::log::install();
-    // Request bodies and responses of a few MiB are allocated and freed per
-    // request by the Python threads; with glibc's defaults each of them is a
-    // fresh mmap whose pages fault in, and is unmapped again when freed.
-    // Keeping such blocks in the heap (and not trimming it eagerly) makes a
-    // 1 MiB upload cost copies instead of page faults.
-    // The GIL serialises the Python threads anyway, so they share two
-    // arenas rather than one each: what the heap keeps after a burst of
-    // uploads stays a few MiB instead of growing with the thread count.
-    // SAFETY: mallopt only tunes the allocator; called before our threads start.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 16 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 8 << 20);
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
+    oxwsgi_core::interpreter::tune_heap();
     let config = InterpreterConfig {
         python_home: main.python_home.clone(),
         python_path: main.python_path.clone(),
