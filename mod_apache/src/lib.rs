@@ -352,7 +352,7 @@ unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
             let Some(app) = app_of(r, &c) else {
                 return ffi::HTTP_NOT_FOUND as c_int;
             };
-            let mut req = match request::ApacheRequest::new(r, &c) {
+            let mut req = match request::from_request_rec(r, &c) {
                 Ok(q) => q,
                 Err(status) => return status,
             };

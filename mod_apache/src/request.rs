@@ -9,75 +9,74 @@ use crate::conf::Config;
 use crate::cstr_bytes;
 use crate::ffi::{self, request_rec};
 
-/// The request as the core sees it: its parts copied out of the request_rec.
-pub struct ApacheRequest;
-
-impl ApacheRequest {
-    /// # Safety
-    /// `r` is the live request of the calling thread's handler.
-    pub unsafe fn new(r: *mut request_rec, conf: &Config) -> Result<OwnedRequest, i32> {
-        // SAFETY: by the caller's contract; every string is copied.
-        unsafe {
-            let rc = ffi::ap_setup_client_block(r, ffi::REQUEST_CHUNKED_DECHUNK as i32);
-            if rc != ffi::OK as i32 {
-                return Err(rc);
-            }
-            if (*r).read_chunked != 0 && !conf.chunked_request {
-                // mod_wsgi's behaviour unless WSGIChunkedRequest On.
-                return Err(ffi::HTTP_LENGTH_REQUIRED as i32);
-            }
-            let mut headers = Vec::new();
-            for (k, v) in table((*r).headers_in) {
-                // Credentials reach the app only when WSGIPassAuthorization On.
-                if !conf.pass_authorization && k.eq_ignore_ascii_case(b"authorization") {
-                    continue;
-                }
-                headers.push((k.to_vec(), v.to_vec()));
-            }
-            // What Apache knows: SetEnv/mod_env variables, mod_ssl's HTTPS,
-            // and the authenticated user.
-            let mut extra: Vec<(Vec<u8>, Vec<u8>)> = table((*r).subprocess_env)
-                .map(|(k, v)| (k.to_vec(), v.to_vec()))
-                .collect();
-            if !(*r).user.is_null() {
-                extra.push((b"REMOTE_USER".to_vec(), cstr_bytes((*r).user).to_vec()));
-            }
-            if !(*r).ap_auth_type.is_null() {
-                extra.push((
-                    b"AUTH_TYPE".to_vec(),
-                    cstr_bytes((*r).ap_auth_type).to_vec(),
-                ));
-            }
-            let https = extra
-                .iter()
-                .any(|(k, v)| k.as_slice() == b"HTTPS" && v.eq_ignore_ascii_case(b"on"));
-            let body = if ffi::ap_should_client_block(r) != 0 {
-                Body::Stream(Box::new(ApacheBody { r }))
-            } else {
-                Body::Empty
-            };
-            let remote_port = if (*r).useragent_addr.is_null() {
-                0
-            } else {
-                (*(*r).useragent_addr).port
-            };
-            Ok(OwnedRequest {
-                method: cstr_bytes((*r).method).to_vec(),
-                uri: cstr_bytes((*r).unparsed_uri).to_vec(),
-                path: cstr_bytes((*r).uri).to_vec(),
-                query: cstr_bytes((*r).args).to_vec(),
-                protocol: cstr_bytes((*r).protocol).to_vec(),
-                server_name: cstr_bytes(ffi::ap_get_server_name(r)).to_vec(),
-                server_port: ffi::ap_get_server_port(r),
-                remote_addr: cstr_bytes((*r).useragent_ip).to_vec(),
-                remote_port,
-                headers,
-                extra_vars: extra,
-                https,
-                chunked: (*r).read_chunked != 0,
-                body: Some(body),
-            })
+/// The request as the core sees it: its parts copied out of the
+/// request_rec, its body read through Apache's input filters. An `Err` is
+/// the status Apache should answer with (411 for an unwanted chunked body).
+///
+/// # Safety
+/// `r` is the live request of the calling thread's handler.
+pub unsafe fn from_request_rec(r: *mut request_rec, conf: &Config) -> Result<OwnedRequest, i32> {
+    // SAFETY: by the caller's contract; every string is copied.
+    unsafe {
+        let rc = ffi::ap_setup_client_block(r, ffi::REQUEST_CHUNKED_DECHUNK as i32);
+        if rc != ffi::OK as i32 {
+            return Err(rc);
         }
+        if (*r).read_chunked != 0 && !conf.chunked_request {
+            // mod_wsgi's behaviour unless WSGIChunkedRequest On.
+            return Err(ffi::HTTP_LENGTH_REQUIRED as i32);
+        }
+        let mut headers = Vec::new();
+        for (k, v) in table((*r).headers_in) {
+            // Credentials reach the app only when WSGIPassAuthorization On.
+            if !conf.pass_authorization && k.eq_ignore_ascii_case(b"authorization") {
+                continue;
+            }
+            headers.push((k.to_vec(), v.to_vec()));
+        }
+        // What Apache knows: SetEnv/mod_env variables, mod_ssl's HTTPS,
+        // and the authenticated user.
+        let mut extra: Vec<(Vec<u8>, Vec<u8>)> = table((*r).subprocess_env)
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect();
+        if !(*r).user.is_null() {
+            extra.push((b"REMOTE_USER".to_vec(), cstr_bytes((*r).user).to_vec()));
+        }
+        if !(*r).ap_auth_type.is_null() {
+            extra.push((
+                b"AUTH_TYPE".to_vec(),
+                cstr_bytes((*r).ap_auth_type).to_vec(),
+            ));
+        }
+        let https = extra
+            .iter()
+            .any(|(k, v)| k.as_slice() == b"HTTPS" && v.eq_ignore_ascii_case(b"on"));
+        let body = if ffi::ap_should_client_block(r) != 0 {
+            Body::Stream(Box::new(ApacheBody { r }))
+        } else {
+            Body::Empty
+        };
+        let remote_port = if (*r).useragent_addr.is_null() {
+            0
+        } else {
+            (*(*r).useragent_addr).port
+        };
+        Ok(OwnedRequest {
+            method: cstr_bytes((*r).method).to_vec(),
+            uri: cstr_bytes((*r).unparsed_uri).to_vec(),
+            path: cstr_bytes((*r).uri).to_vec(),
+            query: cstr_bytes((*r).args).to_vec(),
+            protocol: cstr_bytes((*r).protocol).to_vec(),
+            server_name: cstr_bytes(ffi::ap_get_server_name(r)).to_vec(),
+            server_port: ffi::ap_get_server_port(r),
+            remote_addr: cstr_bytes((*r).useragent_ip).to_vec(),
+            remote_port,
+            headers,
+            extra_vars: extra,
+            https,
+            chunked: (*r).read_chunked != 0,
+            body: Some(body),
+        })
     }
 }
 
