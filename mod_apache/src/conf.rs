@@ -182,6 +182,24 @@ unsafe fn server_key(cmd: *mut cmd_parms) -> usize {
     }
 }
 
+/// Runs a one-argument directive: `f` gets the argument as a string; its
+/// error becomes Apache's configuration error, naming the directive.
+///
+/// # Safety
+/// `cmd` and `v` are what Apache passed to the directive's handler.
+unsafe fn take1(
+    cmd: *mut cmd_parms,
+    v: *const c_char,
+    f: impl FnOnce(String) -> Result<(), String>,
+) -> *const c_char {
+    crate::guard(c"oxwsgi: internal error".as_ptr(), || {
+        // SAFETY: by the caller's contract.
+        let r = unsafe { arg(v) }.and_then(f);
+        // SAFETY: as above.
+        unsafe { answer(cmd, r) }
+    })
+}
+
 /// Turns a result into what a directive handler returns: NULL, or an error
 /// message in the configuration pool naming the directive.
 ///
@@ -248,9 +266,9 @@ pub unsafe extern "C" fn oxwsgi_cmd_python_home(
     _: *mut c_void,
     v: *const c_char,
 ) -> *const c_char {
-    crate::guard(c"oxwsgi: internal error".as_ptr(), || {
-        // SAFETY: Apache passes the directive's argument.
-        let r = unsafe { arg(v) }.and_then(|v| {
+    // SAFETY: forwarded from Apache.
+    unsafe {
+        take1(cmd, v, |v| {
             let dir = values::parse_dir(&v)?;
             oxwsgi_core::interpreter::inspect_home(
                 &dir,
@@ -261,10 +279,8 @@ pub unsafe extern "C" fn oxwsgi_cmd_python_home(
                 c.python_home = Some(dir);
                 Ok(())
             })
-        });
-        // SAFETY: cmd is live.
-        unsafe { answer(cmd, r) }
-    })
+        })
+    }
 }
 
 #[unsafe(no_mangle)]
@@ -273,18 +289,16 @@ pub unsafe extern "C" fn oxwsgi_cmd_python_path(
     _: *mut c_void,
     v: *const c_char,
 ) -> *const c_char {
-    crate::guard(c"oxwsgi: internal error".as_ptr(), || {
-        // SAFETY: Apache passes the directive's argument.
-        let r = unsafe { arg(v) }.and_then(|v| {
+    // SAFETY: forwarded from Apache.
+    unsafe {
+        take1(cmd, v, |v| {
             let dirs = values::parse_path_list(&v)?;
             update(|c| {
                 c.python_path.extend(dirs);
                 Ok(())
             })
-        });
-        // SAFETY: cmd is live.
-        unsafe { answer(cmd, r) }
-    })
+        })
+    }
 }
 
 #[unsafe(no_mangle)]
@@ -293,18 +307,16 @@ pub unsafe extern "C" fn oxwsgi_cmd_callable(
     _: *mut c_void,
     v: *const c_char,
 ) -> *const c_char {
-    crate::guard(c"oxwsgi: internal error".as_ptr(), || {
-        // SAFETY: Apache passes the directive's argument.
-        let r = unsafe { arg(v) }.and_then(|v| {
+    // SAFETY: forwarded from Apache.
+    unsafe {
+        take1(cmd, v, |v| {
             AppSpec::parse("m", Some(&v))?;
             update(|c| {
                 c.callable = Some(v);
                 Ok(())
             })
-        });
-        // SAFETY: cmd is live.
-        unsafe { answer(cmd, r) }
-    })
+        })
+    }
 }
 
 #[unsafe(no_mangle)]
@@ -344,20 +356,17 @@ pub unsafe extern "C" fn oxwsgi_cmd_import_script(
     _: *mut c_void,
     v: *const c_char,
 ) -> *const c_char {
-    crate::guard(c"oxwsgi: internal error".as_ptr(), || {
-        // SAFETY: Apache passes the directive's raw arguments. The options
-        // (process-group=, application-group=) name the one interpreter.
-        let r = unsafe { arg(v) }.and_then(|v| {
+    // SAFETY: forwarded from Apache.
+    unsafe {
+        take1(cmd, v, |v| {
             let script = v.split_whitespace().next().unwrap_or("").to_string();
             AppSpec::parse(&script, None)?;
             update(|c| {
                 c.imports.push(script);
                 Ok(())
             })
-        });
-        // SAFETY: cmd is live.
-        unsafe { answer(cmd, r) }
-    })
+        })
+    }
 }
 
 /// The on/off directives, told apart by name.
@@ -396,18 +405,16 @@ pub unsafe extern "C" fn oxwsgi_cmd_application_group(
     _: *mut c_void,
     v: *const c_char,
 ) -> *const c_char {
-    crate::guard(c"oxwsgi: internal error".as_ptr(), || {
-        // SAFETY: Apache passes the directive's argument.
-        let r = unsafe { arg(v) }.and_then(|v| {
+    // SAFETY: forwarded from Apache.
+    unsafe {
+        take1(cmd, v, |v| {
             if v.is_empty() {
                 Err("an application group name is needed (e.g. %{GLOBAL})".into())
             } else {
                 Ok(())
             }
-        });
-        // SAFETY: cmd is live.
-        unsafe { answer(cmd, r) }
-    })
+        })
+    }
 }
 
 /// mod_wsgi directives oxwsgi does not support yet: a configuration error
