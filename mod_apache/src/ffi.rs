@@ -17,4 +17,11 @@ unsafe extern "C" {
     pub static oxwsgi_cmds: command_rec;
     /// ap_log_error with the module's index (shim.c).
     pub fn oxwsgi_log(level: ::core::ffi::c_int, msg: *const ::core::ffi::c_char);
+    /// ap_log_rerror with the module's index: the request's context (client,
+    /// log id) goes with the line (shim.c).
+    pub fn oxwsgi_log_r(
+        r: *const request_rec,
+        level: ::core::ffi::c_int,
+        msg: *const ::core::ffi::c_char,
+    );
 }

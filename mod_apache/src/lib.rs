@@ -357,7 +357,10 @@ unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
                 Err(status) => return status,
             };
             let (sink, status) = sink::ApacheSink::new(r);
-            match oxwsgi_core::handle(&app, &mut req, Box::new(sink)) {
+            CURRENT.with(|c| c.set(r));
+            let outcome = oxwsgi_core::handle(&app, &mut req, Box::new(sink));
+            CURRENT.with(|c| c.set(ptr::null()));
+            match outcome {
                 Outcome::Error(_) => status.load(std::sync::atomic::Ordering::Relaxed) as c_int,
                 _ => ffi::OK as c_int,
             }
@@ -374,6 +377,13 @@ pub(crate) unsafe fn cstr_bytes<'a>(p: *const c_char) -> &'a [u8] {
         // SAFETY: by the caller's contract.
         unsafe { CStr::from_ptr(p).to_bytes() }
     }
+}
+
+thread_local! {
+    /// The request this thread is handling: Python's output and the core's
+    /// messages are logged with its context (Apache request threads run the
+    /// app themselves, so print() and wsgi.errors happen on them).
+    static CURRENT: std::cell::Cell<*const request_rec> = const { std::cell::Cell::new(ptr::null()) };
 }
 
 struct ApacheLog;
@@ -397,8 +407,16 @@ impl log::Log for ApacheLog {
         let Ok(text) = CString::new(text.replace('\0', "\\0")) else {
             return;
         };
-        // SAFETY: the shim logs through ap_log_error with a "%s" format.
-        unsafe { ffi::oxwsgi_log(level as c_int, text.as_ptr()) };
+        let r = CURRENT.with(|c| c.get());
+        // SAFETY: the shim logs with a "%s" format; a current request is the
+        // live one this thread is handling (set and cleared by the handler).
+        unsafe {
+            if r.is_null() {
+                ffi::oxwsgi_log(level as c_int, text.as_ptr());
+            } else {
+                ffi::oxwsgi_log_r(r, level as c_int, text.as_ptr());
+            }
+        }
     }
     fn flush(&self) {}
 }

@@ -49,3 +49,8 @@ void oxwsgi_log(int level, const char *msg)
 {
     ap_log_error(APLOG_MARK, level, 0, ap_server_conf, "%s", msg);
 }
+
+void oxwsgi_log_r(const request_rec *r, int level, const char *msg)
+{
+    ap_log_rerror(APLOG_MARK, level, 0, r, "%s", msg);
+}

@@ -308,3 +308,42 @@ fn aliases_belong_to_their_virtual_host() {
     assert_eq!(get("b.test", "/main/b").text(), "<h1>Hello, b!</h1>");
     assert_eq!(get("b.test", "/a/cookies").status, 404);
 }
+
+#[test]
+fn python_output_is_logged_with_the_request() {
+    let a = hello_and_cases("event");
+    assert_eq!(
+        http::get(a.port, "/cases/log?marker=AP7").text(),
+        "logged AP7"
+    );
+    for said in ["stdout says AP7", "stderr says AP7", "errors says AP7"] {
+        assert!(a.wait_log(said), "{said} not logged:\n{}", a.error_log());
+        let log = a.error_log();
+        let line = log.lines().find(|l| l.contains(said)).unwrap();
+        assert!(
+            line.contains("[client 127.0.0.1:"),
+            "no request context: {line}"
+        );
+    }
+}
+
+#[test]
+fn client_disconnect_stops_the_app_and_closes_the_iterable() {
+    use std::io::{Read, Write};
+    let a = hello_and_cases("event");
+    let closed = || -> u64 { http::get(a.port, "/cases/closed").text().parse().unwrap() };
+    // Every child has its own count: keep asking until a child that served
+    // the hang-up answers with a higher one.
+    let before: u64 = (0..10).map(|_| closed()).max().unwrap();
+    {
+        let mut s = http::connect(a.port);
+        s.write_all(&Request::get("/cases/stream?n=100000&size=1000&delay=0.01").to_bytes(a.port))
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).unwrap();
+    }
+    let grew = oxwsgi_e2e::wait_until(Duration::from_secs(15), || {
+        (0..10).any(|_| closed() > before)
+    });
+    assert!(grew, "close() was not called after the client left");
+}
