@@ -347,3 +347,74 @@ fn client_disconnect_stops_the_app_and_closes_the_iterable() {
     });
     assert!(grew, "close() was not called after the client left");
 }
+
+#[test]
+fn output_filters_and_ssl_apply() {
+    use std::io::Read;
+    let dir = oxwsgi_e2e::temp_dir("apache-tls");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl")
+        .success();
+    assert!(ok);
+    let mods = "/usr/lib/apache2/modules";
+    let a = Apache::start(
+        "event",
+        &format!(
+            "LoadModule filter_module {mods}/mod_filter.so\n\
+             LoadModule deflate_module {mods}/mod_deflate.so\n\
+             LoadModule socache_shmcb_module {mods}/mod_socache_shmcb.so\n\
+             LoadModule ssl_module {mods}/mod_ssl.so\n\
+             AddOutputFilterByType DEFLATE text/plain\n\
+             SSLEngine on\n\
+             SSLCertificateFile {cert}\n\
+             SSLCertificateKeyFile {key}\n\
+             WSGIScriptAlias /cases {cases}",
+            cert = cert.display(),
+            key = key.display(),
+            cases = app("cases.py"),
+        ),
+    );
+    let curl = |args: &[&str]| {
+        let out = std::process::Command::new("curl")
+            .arg("-sk")
+            .args(args)
+            .output()
+            .expect("curl");
+        out.stdout
+    };
+    // mod_ssl's variables reach environ.
+    let env =
+        String::from_utf8(curl(&[&format!("https://127.0.0.1:{}/cases/env", a.port)])).unwrap();
+    assert!(env.contains("\"HTTPS\": \"on\""), "{env}");
+    assert!(env.contains("\"wsgi.url_scheme\": \"https\""), "{env}");
+    // mod_deflate compresses what the app streams through the filters.
+    let gz = curl(&[
+        "-H",
+        "Accept-Encoding: gzip",
+        &format!("https://127.0.0.1:{}/cases/big?size=50000&stream=1", a.port),
+    ]);
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut plain)
+        .unwrap();
+    assert_eq!(plain.len(), 50000);
+    assert!(gz.len() < 10000, "not compressed: {} bytes", gz.len());
+}
