@@ -61,3 +61,34 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// Stops a server this test started, by PID: SIGTERM, then SIGKILL if it
+/// has not exited within `grace`.
+pub fn stop_process(mut child: std::process::Child, grace: Duration) {
+    // SAFETY: signalling a process this test spawned, by its PID.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let stopped = wait_until(grace, || child.try_wait().ok().flatten().is_some());
+    if !stopped {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// A self-signed certificate for 127.0.0.1 in `dir`: (certificate, key).
+pub fn test_certificate(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl")
+        .success();
+    assert!(ok, "openssl could not make a test certificate");
+    (cert, key)
+}

@@ -199,16 +199,8 @@ impl Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SAFETY: stopping the nginx master this test started, by PID.
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            let stopped = wait_until(Duration::from_secs(10), || {
-                c.try_wait().ok().flatten().is_some()
-            });
-            if !stopped {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
+        if let Some(c) = self.child.take() {
+            crate::stop_process(c, Duration::from_secs(10));
         }
         if std::thread::panicking() {
             eprintln!("--- nginx error log ---\n{}", self.error_log());

@@ -352,28 +352,7 @@ fn client_disconnect_stops_the_app_and_closes_the_iterable() {
 fn output_filters_and_ssl_apply() {
     use std::io::Read;
     let dir = oxwsgi_e2e::temp_dir("apache-tls");
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let ok = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl")
-        .success();
-    assert!(ok);
+    let (cert, key) = oxwsgi_e2e::test_certificate(&dir);
     let mods = "/usr/lib/apache2/modules";
     let a = Apache::start(
         "event",

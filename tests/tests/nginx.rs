@@ -504,28 +504,7 @@ fn graceful_quit_and_reload_finish_requests_in_flight() {
 #[test]
 fn https_and_http2_are_reflected_in_environ() {
     let dir = oxwsgi_e2e::temp_dir("tls");
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let ok = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl")
-        .success();
-    assert!(ok, "openssl could not make a test certificate");
+    let (cert, key) = oxwsgi_e2e::test_certificate(&dir);
     let mut config = Config::new(&format!(
         "ssl_certificate {};\nssl_certificate_key {};\nlocation / {{ wsgi_app {}; client_max_body_size 10m; }}",
         cert.display(),
