@@ -68,6 +68,16 @@ pub fn parse_dir(value: &str) -> Result<PathBuf, String> {
     Ok(PathBuf::from(value))
 }
 
+/// A `python_home`: an absolute directory that is a virtualenv for the
+/// embedded Python or a Python prefix. Checked when the configuration is
+/// read, so a server's config test catches a broken venv before a reload.
+pub fn parse_python_home(value: &str) -> Result<PathBuf, String> {
+    let dir = parse_dir(value)?;
+    crate::interpreter::inspect_home(&dir, crate::interpreter::embedded_version())
+        .map_err(|e| e.0)?;
+    Ok(dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

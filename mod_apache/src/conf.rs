@@ -269,12 +269,7 @@ pub unsafe extern "C" fn oxwsgi_cmd_python_home(
     // SAFETY: forwarded from Apache.
     unsafe {
         take1(cmd, v, |v| {
-            let dir = values::parse_dir(&v)?;
-            oxwsgi_core::interpreter::inspect_home(
-                &dir,
-                oxwsgi_core::interpreter::embedded_version(),
-            )
-            .map_err(|e| e.0)?;
+            let dir = values::parse_python_home(&v)?;
             update(|c| {
                 c.python_home = Some(dir);
                 Ok(())

@@ -221,7 +221,12 @@ setter!(set_script_name, LocConf, parse_script_name, script_name);
 setter!(set_gzip, LocConf, values::parse_flag, gzip);
 setter!(set_inflate, LocConf, values::parse_flag, inflate);
 setter!(set_inflate_max, LocConf, values::parse_size, inflate_max);
-setter!(set_python_home, MainConf, parse_python_home, python_home);
+setter!(
+    set_python_home,
+    MainConf,
+    values::parse_python_home,
+    python_home
+);
 setter!(set_threads, MainConf, values::parse_threads, threads);
 
 fn parse_script_name(v: &str) -> Result<String, String> {
@@ -230,14 +235,6 @@ fn parse_script_name(v: &str) -> Result<String, String> {
     } else {
         Err(format!("\"{v}\" must be empty or start with \"/\""))
     }
-}
-
-fn parse_python_home(v: &str) -> Result<PathBuf, String> {
-    let dir = values::parse_dir(v)?;
-    // Refused here, so `nginx -t` catches a broken venv before a reload.
-    oxwsgi_core::interpreter::inspect_home(&dir, oxwsgi_core::interpreter::embedded_version())
-        .map_err(|e| e.0)?;
-    Ok(dir)
 }
 
 unsafe extern "C" fn set_python_path(
