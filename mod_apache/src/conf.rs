@@ -50,9 +50,10 @@ pub struct AppDefaults {
 }
 
 impl AppDefaults {
-    /// An app for `script`, mounted at `mount`.
-    pub fn app(&self, script: &str, mount: &str) -> Result<App, String> {
-        let spec = AppSpec::parse(script, self.callable.as_deref())?;
+    /// An app for `script`, mounted at `mount`, calling `callable` (or the
+    /// server's WSGICallableObject).
+    pub fn app(&self, script: &str, mount: &str, callable: Option<&str>) -> Result<App, String> {
+        let spec = AppSpec::parse(script, callable.or(self.callable.as_deref()))?;
         let mut options = AppOptions::new(spec);
         options.mount = mount.to_string();
         options.multithread = self.multithread;
@@ -135,7 +136,7 @@ pub fn build_apps(multithread: bool, multiprocess: bool) -> Result<(), String> {
             multiprocess,
         };
         for a in &mut c.aliases {
-            a.app = Some(Arc::new(defaults.app(&a.script, &a.prefix)?));
+            a.app = Some(Arc::new(defaults.app(&a.script, &a.prefix, None)?));
         }
         c.defaults = Some(defaults);
         Ok(())
@@ -296,21 +297,101 @@ pub unsafe extern "C" fn oxwsgi_cmd_python_path(
     }
 }
 
+/// WSGICallableObject, anywhere mod_wsgi takes it (server, virtual host,
+/// <Directory>, <Location>, .htaccess with FileInfo): it goes to the
+/// directory configuration, and at the main server's level also into the
+/// apps built at start (so they can be preloaded).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn oxwsgi_cmd_callable(
     cmd: *mut cmd_parms,
-    _: *mut c_void,
+    dir: *mut c_void,
     v: *const c_char,
 ) -> *const c_char {
-    // SAFETY: forwarded from Apache.
+    // SAFETY: forwarded from Apache; `dir` is our directory configuration
+    // for the context being parsed, made by `create_dir_config`.
     unsafe {
-        take1(cmd, v, |v| {
-            AppSpec::parse("m", Some(&v))?;
-            update(|c| {
-                c.callable = Some(v);
-                Ok(())
-            })
+        take1(cmd, v, |name| {
+            AppSpec::parse("m", Some(&name))?;
+            (*dir.cast::<DirConf>()).callable = ffi::apr_pstrdup((*cmd).pool, v);
+            if (*cmd).path.is_null() && server_key(cmd) == 0 {
+                update(|c| {
+                    c.callable = Some(name);
+                    Ok(())
+                })?;
+            }
+            Ok(())
         })
+    }
+}
+
+/// What can differ per directory: Apache merges it from the server's
+/// defaults inwards to the request's <Directory>/<Location>.
+#[repr(C)]
+pub struct DirConf {
+    /// WSGICallableObject, or null when not set at this level.
+    callable: *const c_char,
+}
+
+/// # Safety
+/// Called by Apache with a live configuration pool.
+pub unsafe extern "C" fn create_dir_config(p: *mut ffi::apr_pool_t, _: *mut c_char) -> *mut c_void {
+    crate::guard(std::ptr::null_mut(), || {
+        // SAFETY: the pool outlives the configuration; the memory is written
+        // whole before Apache sees it.
+        unsafe { new_dir_conf(p, std::ptr::null()) }
+    })
+}
+
+/// # Safety
+/// Called by Apache with two configurations made by `create_dir_config`.
+pub unsafe extern "C" fn merge_dir_config(
+    p: *mut ffi::apr_pool_t,
+    base: *mut c_void,
+    add: *mut c_void,
+) -> *mut c_void {
+    crate::guard(std::ptr::null_mut(), || {
+        // SAFETY: both are DirConf (ours); the result lives in Apache's pool.
+        unsafe {
+            let (base, add) = (&*base.cast::<DirConf>(), &*add.cast::<DirConf>());
+            let callable = if add.callable.is_null() {
+                base.callable
+            } else {
+                add.callable
+            };
+            new_dir_conf(p, callable)
+        }
+    })
+}
+
+/// # Safety
+/// `p` is a live pool; `callable` is null or a string in a pool that lives
+/// at least as long.
+unsafe fn new_dir_conf(p: *mut ffi::apr_pool_t, callable: *const c_char) -> *mut c_void {
+    // SAFETY: by the caller's contract; apr_palloc returns memory aligned
+    // for any type, written here before use.
+    unsafe {
+        let c = ffi::apr_palloc(p, std::mem::size_of::<DirConf>()).cast::<DirConf>();
+        c.write(DirConf { callable });
+        c.cast()
+    }
+}
+
+/// The WSGICallableObject in force for a request, when one is set.
+///
+/// # Safety
+/// `r` is a live request of a server that loaded this module.
+pub unsafe fn callable_of<'r>(r: *const ffi::request_rec) -> Option<&'r str> {
+    // SAFETY: by the caller's contract: the request's merged directory
+    // configuration holds our DirConf at our module's index.
+    unsafe {
+        let c = ffi::ap_get_module_config((*r).per_dir_config, &raw const crate::oxwsgi_module)
+            .cast::<DirConf>();
+        let p = c.as_ref()?.callable;
+        if p.is_null() {
+            None
+        } else {
+            CStr::from_ptr(p).to_str().ok()
+        }
     }
 }
 

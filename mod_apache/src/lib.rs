@@ -39,8 +39,8 @@ pub static mut oxwsgi_module: module_struct = module_struct {
     next: ptr::null_mut(),
     magic: ffi::MODULE_MAGIC_COOKIE as _,
     rewrite_args: None,
-    create_dir_config: None,
-    merge_dir_config: None,
+    create_dir_config: Some(conf::create_dir_config),
+    merge_dir_config: Some(conf::merge_dir_config),
     create_server_config: None,
     merge_server_config: None,
     // SAFETY: the address of the shim's directive table, which Apache reads.
@@ -175,7 +175,7 @@ unsafe extern "C" fn child_init(pool: *mut apr_pool_t, _s: *mut server_rec) {
                     app.preload(py);
                 }
                 for script in &c.imports {
-                    if let Some(app) = script_app(&c, script, "") {
+                    if let Some(app) = script_app(&c, script, "", None) {
                         app.preload(py);
                     }
                 }
@@ -279,28 +279,44 @@ unsafe fn translate_match(r: *mut request_rec, c: &conf::Config, scope: usize) -
     ffi::DECLINED as c_int
 }
 
-/// Apps for scripts reached without a WSGIScriptAlias (SetHandler
-/// wsgi-script, WSGIScriptAliasMatch), by script and mount, made on first use.
-static SCRIPT_APPS: std::sync::Mutex<Vec<(String, String, std::sync::Arc<oxwsgi_core::App>)>> =
-    std::sync::Mutex::new(Vec::new());
+/// An app made on first use: a script reached without a WSGIScriptAlias
+/// (SetHandler wsgi-script, WSGIScriptAliasMatch), or an alias whose
+/// directory names another WSGICallableObject.
+struct ScriptApp {
+    script: String,
+    mount: String,
+    callable: Option<String>,
+    app: std::sync::Arc<oxwsgi_core::App>,
+}
+
+static SCRIPT_APPS: std::sync::Mutex<Vec<ScriptApp>> = std::sync::Mutex::new(Vec::new());
 
 fn script_app(
     c: &conf::Config,
     script: &str,
     mount: &str,
+    callable: Option<&str>,
 ) -> Option<std::sync::Arc<oxwsgi_core::App>> {
     let mut apps = SCRIPT_APPS.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((_, _, app)) = apps.iter().find(|(s, m, _)| s == script && m == mount) {
-        return Some(app.clone());
+    if let Some(known) = apps
+        .iter()
+        .find(|a| a.script == script && a.mount == mount && a.callable.as_deref() == callable)
+    {
+        return Some(known.app.clone());
     }
-    let app = match c.defaults.as_ref()?.app(script, mount) {
+    let app = match c.defaults.as_ref()?.app(script, mount, callable) {
         Ok(a) => std::sync::Arc::new(a),
         Err(e) => {
             log::error!(target: "oxwsgi", "{script}: {e}");
             return None;
         }
     };
-    apps.push((script.to_string(), mount.to_string(), app.clone()));
+    apps.push(ScriptApp {
+        script: script.to_string(),
+        mount: mount.to_string(),
+        callable: callable.map(str::to_string),
+        app: app.clone(),
+    });
     Some(app)
 }
 
@@ -316,10 +332,18 @@ unsafe fn app_of(
     // SAFETY: by the caller's contract; notes, filename, uri and path_info
     // are C strings (or null).
     unsafe {
+        let callable = conf::callable_of(r);
         let note = ffi::apr_table_get((*r).notes, c"oxwsgi-alias".as_ptr());
         if !note.is_null() {
             let index: usize = CStr::from_ptr(note).to_str().ok()?.parse().ok()?;
-            return c.aliases.get(index)?.app.clone();
+            let alias = c.aliases.get(index)?;
+            let app = alias.app.clone()?;
+            return match callable {
+                Some(name) if name != app.options().spec.callable => {
+                    script_app(c, &alias.script, &alias.prefix, Some(name))
+                }
+                _ => Some(app),
+            };
         }
         let script = CStr::from_ptr((*r).filename.cast_const().as_ref()?)
             .to_str()
@@ -332,7 +356,7 @@ unsafe fn app_of(
             let extra = cstr_bytes((*r).path_info);
             String::from_utf8_lossy(&uri[..uri.len() - extra.len().min(uri.len())]).into_owned()
         };
-        script_app(c, script, &mount)
+        script_app(c, script, &mount, callable)
     }
 }
 

@@ -28,7 +28,7 @@ const command_rec oxwsgi_cmds[] = {
                   "a virtualenv or Python prefix"),
     AP_INIT_TAKE1("WSGIPythonPath", oxwsgi_cmd_python_path, NULL, RSRC_CONF,
                   "extra module directories, separated by ':'"),
-    AP_INIT_TAKE1("WSGICallableObject", oxwsgi_cmd_callable, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("WSGICallableObject", oxwsgi_cmd_callable, NULL, OR_FILEINFO,
                   "the name of the WSGI callable (default: application)"),
     AP_INIT_FLAG("WSGIPassAuthorization", oxwsgi_cmd_flag, NULL, RSRC_CONF | ACCESS_CONF,
                  "pass the Authorization header to the app as HTTP_AUTHORIZATION"),

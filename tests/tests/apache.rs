@@ -397,3 +397,102 @@ fn output_filters_and_ssl_apply() {
     assert_eq!(plain.len(), 50000);
     assert!(gz.len() < 10000, "not compressed: {} bytes", gz.len());
 }
+
+#[test]
+fn basic_auth_sets_remote_user_and_auth_type() {
+    let dir = oxwsgi_e2e::temp_dir("apache-auth");
+    let users = dir.join("users");
+    let made = std::process::Command::new("htpasswd")
+        .args(["-cbB"])
+        .arg(&users)
+        .args(["alice", "s3cret"])
+        .output()
+        .expect("htpasswd (apache2-utils)");
+    assert!(made.status.success(), "{made:?}");
+    let a = with_directives(
+        "event",
+        &format!(
+            "LoadModule auth_basic_module /usr/lib/apache2/modules/mod_auth_basic.so\n\
+             LoadModule authn_core_module /usr/lib/apache2/modules/mod_authn_core.so\n\
+             LoadModule authn_file_module /usr/lib/apache2/modules/mod_authn_file.so\n\
+             LoadModule authz_user_module /usr/lib/apache2/modules/mod_authz_user.so\n\
+             <Location /cases/env>\n\
+                 AuthType Basic\n    AuthName private\n    AuthUserFile {}\n    Require valid-user\n\
+             </Location>",
+            users.display()
+        ),
+    );
+    let env = |auth: Option<&str>| {
+        let mut r = Request::get("/cases/env");
+        if let Some(a) = auth {
+            r = r.header("Authorization", a);
+        }
+        r.send(a.port)
+    };
+    // alice:s3cret, alice:wrong
+    assert_eq!(env(None).status, 401);
+    assert_eq!(env(Some("Basic YWxpY2U6d3Jvbmc=")).status, 401);
+    let r = env(Some("Basic YWxpY2U6czNjcmV0"));
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    assert!(text.contains("\"REMOTE_USER\": \"alice\""), "{text}");
+    assert!(text.contains("\"AUTH_TYPE\": \"Basic\""), "{text}");
+    // Apache checked the password; the app does not see it unless
+    // WSGIPassAuthorization is on.
+    assert!(!text.contains("HTTP_AUTHORIZATION"), "{text}");
+    // Other URLs need no password.
+    assert_eq!(http::get(a.port, "/cases/cookies").status, 200);
+    drop(a);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn wsgi_callable_object_applies_per_directory_and_location() {
+    let dir = oxwsgi_e2e::temp_dir("apache-callable");
+    let (one, two) = (dir.join("one"), dir.join("two"));
+    let script = "def answer(text):\n\
+                  \x20   def app(environ, start_response):\n\
+                  \x20       start_response('200 OK', [('Content-Type', 'text/plain')])\n\
+                  \x20       return [text]\n\
+                  \x20   return app\n\
+                  application = answer(b'application')\n\
+                  other = answer(b'other')\n\
+                  third = answer(b'third')\n";
+    for d in [&one, &two] {
+        std::fs::create_dir_all(d).unwrap();
+        std::fs::write(d.join("site.wsgi"), script).unwrap();
+    }
+    let a = Apache::start(
+        "event",
+        &format!(
+            "WSGIScriptAlias /one {one}/site.wsgi\n\
+             WSGIScriptAlias /two {two}/site.wsgi\n\
+             WSGIScriptAlias /three {one}/site.wsgi\n\
+             <Directory {dir}>\n    Require all granted\n</Directory>\n\
+             <Directory {two}>\n    WSGICallableObject other\n</Directory>\n\
+             <Location /three>\n    WSGICallableObject third\n</Location>",
+            one = one.display(),
+            two = two.display(),
+            dir = dir.display(),
+        ),
+    );
+    assert_eq!(http::get(a.port, "/one").text(), "application");
+    assert_eq!(http::get(a.port, "/two").text(), "other");
+    assert_eq!(http::get(a.port, "/three/x").text(), "third");
+    // The same script under its default callable is unaffected afterwards.
+    assert_eq!(http::get(a.port, "/one/y").text(), "application");
+    // A callable that does not exist: 500 and a log line naming it.
+    drop(a);
+    let a = Apache::start(
+        "event",
+        &format!(
+            "WSGIScriptAlias /one {one}/site.wsgi\n\
+             <Directory {one}>\n    Require all granted\n    WSGICallableObject missing\n</Directory>",
+            one = one.display(),
+        ),
+    );
+    assert_eq!(http::get(a.port, "/one").status, 500);
+    assert!(a.wait_log("missing"), "{}", a.error_log());
+    drop(a);
+    let _ = std::fs::remove_dir_all(&dir);
+}
