@@ -20,7 +20,8 @@ deps:
 build: deps
 	$(CARGO) build --release --workspace
 
-test: deps
+# The package tests (tests/tests/packages.rs) install what `make deb` built.
+test: deps deb
 	$(CARGO) build -p oxwsgi-nginx -p oxwsgi-apache
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast; \
@@ -37,8 +38,8 @@ bench: build
 	/usr/bin/python3.11 bench/run.py
 	/usr/bin/python3.11 bench/apache.py
 
-deb:
-	@echo "make deb arrives with the packaging (issue #5)" >&2; exit 1
+deb: deps
+	@bash packaging/build-deb.sh
 
 clean:
 	$(CARGO) clean

@@ -18,7 +18,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run import BENCH, TOP, THREADS, Server, rss_kib, tree, wrk, wait_port  # noqa: E402
 
 MODULE = os.path.join(TOP, "target/release/libmod_oxwsgi.so")
-MOD_WSGI = "/usr/lib/apache2/modules/mod_wsgi.so"
+# Debian's mod_wsgi, unpacked by build/deps.sh (see there).
+MOD_WSGI = os.path.join(TOP, "build/out/mod_wsgi/usr/lib/apache2/modules/mod_wsgi.so")
 
 
 class ApacheServer(Server):
@@ -88,6 +89,8 @@ def main():
     args = ap.parse_args()
     if not os.path.exists(MODULE):
         sys.exit("build the module first: make build")
+    if not os.path.exists(MOD_WSGI):
+        sys.exit("mod_wsgi is missing: run build/deps.sh")
     tmp = tempfile.mkdtemp(prefix="oxwsgi-bench-apache-")
     os.chmod(tmp, 0o777)
     static = os.path.join(tmp, "static")

@@ -199,7 +199,7 @@ def granian_server(tmp, name, app, venv):
 
 
 def wrk(port, path, conns, duration, script=None):
-    cmd = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", "-c%d" % conns, "-d%ds" % duration,
+    cmd = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", "-c%d" % conns, "-d%ds" % duration, "--timeout", "30s",
            "--latency", "http://127.0.0.1:%d%s" % (port, path)]
     if script:
         cmd[5:5] = ["-s", script]

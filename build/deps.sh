@@ -4,6 +4,8 @@
 # can call it every time at the cost of one dpkg query.
 set -euo pipefail
 
+top=$(cd "$(dirname "$0")/.." && pwd)
+
 packages=(
     # CPython the modules embed, chosen explicitly (see .cargo/config.toml)
     python3.11 python3.11-dev libpython3.11-dev python3.11-venv python3-pip
@@ -11,9 +13,8 @@ packages=(
     clang libclang-dev
     # the servers, and the headers/trees the modules are built against
     nginx nginx-dev apache2 apache2-dev
-    # the reference the Apache module is compared with (tests) and measured
-    # against (benchmarks)
-    libapache2-mod-wsgi-py3
+    # the Debian packages (make deb) and their checks
+    debhelper fakeroot dpkg-dev lintian
     # tests and benchmarks
     curl wrk openssl
 )
@@ -49,4 +50,21 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
     [ "$created_policy" = 1 ] && rm -f "$policy"
+fi
+
+# Debian's mod_wsgi, the reference the Apache module is compared with (tests)
+# and measured against (benchmarks), is unpacked into build/out rather than
+# installed: it conflicts with libapache2-mod-oxwsgi (the same directives),
+# which the package tests install and purge.
+modwsgi="$top/build/out/mod_wsgi"
+if [ ! -e "$modwsgi/usr/lib/apache2/modules/mod_wsgi.so" ]; then
+    download=$(mktemp -d)
+    chmod 755 "$download"
+    if ! (cd "$download" && apt-get download -qq libapache2-mod-wsgi-py3 2>/dev/null); then
+        apt-get update -qq
+        (cd "$download" && apt-get download -qq libapache2-mod-wsgi-py3)
+    fi
+    mkdir -p "$modwsgi"
+    dpkg-deb -x "$download"/libapache2-mod-wsgi-py3_*.deb "$modwsgi"
+    rm -rf "$download"
 fi

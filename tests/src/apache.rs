@@ -32,8 +32,18 @@ pub fn render(dir: &std::path::Path, port: u16, mpm: &str, body: &str) -> String
     render_with(dir, port, mpm, &load, body)
 }
 
-/// Debian's mod_wsgi, for comparisons.
-pub const MOD_WSGI: &str = "LoadModule wsgi_module /usr/lib/apache2/modules/mod_wsgi.so";
+/// The LoadModule line of Debian's mod_wsgi, for comparisons: build/deps.sh
+/// unpacks it into build/out (installing it would conflict with
+/// libapache2-mod-oxwsgi, which the package tests install).
+pub fn mod_wsgi() -> String {
+    let p = repo().join("build/out/mod_wsgi/usr/lib/apache2/modules/mod_wsgi.so");
+    assert!(
+        p.exists(),
+        "{} is missing: build/deps.sh unpacks it (make test runs it)",
+        p.display()
+    );
+    format!("LoadModule wsgi_module {}", p.display())
+}
 
 /// As `render`, with `load` as the WSGI module's LoadModule line.
 pub fn render_with(dir: &std::path::Path, port: u16, mpm: &str, load: &str, body: &str) -> String {

@@ -205,7 +205,7 @@ fn a_mod_wsgi_site_answers_the_same_under_oxwsgi() {
         &format!("LoadModule oxwsgi_module {}", apache::module().display()),
         &site,
     );
-    let theirs = Apache::start_with("event", apache::MOD_WSGI, &site);
+    let theirs = Apache::start_with("event", &apache::mod_wsgi(), &site);
     let body: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
     let exchanges = |port: u16| {
         let mut out = Vec::new();

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Builds the Debian packages libapache2-mod-oxwsgi and libnginx-mod-http-oxwsgi
+# (`make deb`): packaging/debian/ is copied into a staging directory with a
+# generated changelog, and debhelper builds both modules from this workspace.
+#
+# Usage: packaging/build-deb.sh [--version VERSION] [--out DIR]
+#   VERSION  the Debian version (default: the workspace's version plus the
+#            number of commits, so each build of a newer commit upgrades the
+#            previous one)
+#   DIR      where the .deb files go (default: dist/)
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+version=""
+out="$top/dist"
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --version) version="$2"; shift 2 ;;
+        --out) out="$2"; shift 2 ;;
+        *) echo "usage: $0 [--version VERSION] [--out DIR]" >&2; exit 2 ;;
+    esac
+done
+
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! command -v cargo >/dev/null; then
+    echo "build-deb.sh: cargo is missing: install Rust with rustup (Debian 12's rustc is too old for pyo3)" >&2
+    exit 1
+fi
+
+upstream=$(sed -n 's/^version = "\(.*\)"/\1/p' "$top/Cargo.toml" | head -1)
+if [ -z "$version" ]; then
+    commits=$(git -C "$top" rev-list --count HEAD 2>/dev/null || echo 0)
+    version="$upstream+git$commits-1"
+fi
+
+stage="$top/build/out/deb"
+rm -rf "$stage"
+mkdir -p "$stage" "$out"
+# One build in the output directory at a time: the tests install "the" build.
+rm -f "$out"/libapache2-mod-oxwsgi_*.deb "$out"/libnginx-mod-http-oxwsgi_*.deb
+cp -r "$top/packaging/debian" "$stage/debian"
+cp "$top/README.md" "$stage/debian/README.md"
+printf 'debian/README.md\n' >"$stage/debian/libapache2-mod-oxwsgi.docs"
+printf 'debian/README.md\n' >"$stage/debian/libnginx-mod-http-oxwsgi.docs"
+
+# The changelog carries the version; its date is the last commit's, so two
+# builds of one commit are the same package.
+date=$(git -C "$top" log -1 --format=%aD 2>/dev/null || date -R)
+commit=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)
+cat >"$stage/debian/changelog" <<CHANGES
+oxwsgi ($version) bookworm; urgency=medium
+
+  * Built from commit $commit.
+
+ -- oxwsgi maintainers <maintainers@users.noreply.r-seed-58c5bd5b.example>  $date
+CHANGES
+
+cd "$stage"
+dpkg-checkbuilddeps || {
+    echo "build-deb.sh: missing build dependencies: run build/deps.sh (make deb does)" >&2
+    exit 1
+}
+export OXWSGI_TOP="$top" OXWSGI_DIST="$out"
+debian/rules build
+fakeroot debian/rules binary
+ls -1 "$out"/*_"${version#*:}"_*.deb
+
+# Lintian: errors and warnings fail the build; the overrides that remain
+# (debian/*.lintian-overrides) are explained in packaging/README.md.
+if ! lintian --fail-on error,warning "$out"/*_"${version#*:}"_*.deb; then
+    echo "build-deb.sh: lintian found errors or warnings (above)" >&2
+    exit 1
+fi
