@@ -1,0 +1,370 @@
+//! The Debian packages built by `make deb`, as a user meets them: installed
+//! into this machine with apt, enabled the distro way, serving
+//! examples/hello.py through the system nginx and apache2 configured only
+//! through /etc, upgraded to a newer build (the user's configuration stays),
+//! then purged, leaving nothing behind.
+//!
+//! It changes the machine, so it puts back what it touched (the default
+//! sites, ports.conf) when it ends, however it ends.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use oxwsgi_e2e::{free_port, http, repo, wait_until};
+
+const APACHE_PKG: &str = "libapache2-mod-oxwsgi";
+const NGINX_PKG: &str = "libnginx-mod-http-oxwsgi";
+const SITE: &str = "oxwsgi-package-test";
+
+/// Runs a command; its output, or a failure that shows it.
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
+    text
+}
+
+fn apt(args: &[&str]) -> String {
+    run(Command::new("apt-get")
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .args(["-y", "-q", "-o", "Dpkg::Options::=--force-confold"])
+        .args(args))
+}
+
+/// The one build of `pkg` in dist/ (`make deb`; `make test` runs it first).
+fn built(pkg: &str) -> PathBuf {
+    let dist = repo().join("dist");
+    let found: Vec<PathBuf> = std::fs::read_dir(&dist)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with(&format!("{pkg}_")) && name.ends_with(".deb")
+        })
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one {pkg} in {}: run `make deb` (make test does)",
+        dist.display()
+    );
+    found[0].clone()
+}
+
+fn field(deb: &Path, name: &str) -> String {
+    run(Command::new("dpkg-deb").arg("-f").arg(deb).arg(name))
+        .trim()
+        .to_string()
+}
+
+fn installed_version(pkg: &str) -> Option<String> {
+    let out = Command::new("dpkg-query")
+        .args(["-W", "-f", "${Status} ${Version}", pkg])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.strip_prefix("install ok installed ")
+        .map(str::to_string)
+}
+
+/// Everything whose name mentions oxwsgi where the packages put files or
+/// their maintainer scripts keep state.
+fn leftovers() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            // The test's own site is not the packages' business.
+            if name.contains("oxwsgi") && !name.contains(SITE) {
+                out.push(p.clone());
+            }
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                walk(&p, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for dir in [
+        "/etc/apache2",
+        "/etc/nginx",
+        "/var/lib/apache2",
+        "/usr/lib/apache2/modules",
+        "/usr/lib/nginx/modules",
+        "/usr/share/nginx",
+        "/usr/share/doc",
+        "/usr/share/lintian/overrides",
+    ] {
+        walk(Path::new(dir), &mut out);
+    }
+    out
+}
+
+/// A daemon started through its packaged scripts, stopped by the PID in its
+/// pid file.
+struct Daemon {
+    pid_file: &'static str,
+}
+
+impl Daemon {
+    fn pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.pid_file)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    fn stop(&self) {
+        let Some(pid) = self.pid() else {
+            return;
+        };
+        // SAFETY: signalling the master process this test started, by the
+        // PID it wrote.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let gone = wait_until(Duration::from_secs(20), || {
+            !Path::new(&format!("/proc/{pid}")).exists()
+        });
+        assert!(gone, "{} (pid {pid}) did not stop", self.pid_file);
+    }
+}
+
+/// What the test changed on the machine, put back on drop.
+struct Machine {
+    ports_conf: Option<String>,
+    nginx_default_site: bool,
+    policy_created: bool,
+    daemons: Vec<Daemon>,
+}
+
+const POLICY: &str = "/usr/sbin/policy-rc.d";
+const PORTS_CONF: &str = "/etc/apache2/ports.conf";
+const NGINX_DEFAULT: &str = "/etc/nginx/sites-enabled/default";
+
+impl Machine {
+    fn take() -> Machine {
+        // The packages' scripts must not start the servers on the default
+        // port 80 (all interfaces): invoke-rc.d asks policy-rc.d first.
+        let policy_created = !Path::new(POLICY).exists();
+        if policy_created {
+            std::fs::write(POLICY, "#!/bin/sh\nexit 101\n").unwrap();
+            oxwsgi_e2e::set_mode(Path::new(POLICY), 0o755);
+        }
+        Machine {
+            ports_conf: std::fs::read_to_string(PORTS_CONF).ok(),
+            nginx_default_site: std::fs::symlink_metadata(NGINX_DEFAULT).is_ok(),
+            policy_created,
+            daemons: Vec::new(),
+        }
+    }
+
+    fn stop_servers(&mut self) {
+        for d in self.daemons.drain(..) {
+            d.stop();
+        }
+    }
+}
+
+impl Drop for Machine {
+    fn drop(&mut self) {
+        for d in self.daemons.drain(..) {
+            if let Some(pid) = d.pid() {
+                // SAFETY: as in Daemon::stop.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+                wait_until(Duration::from_secs(20), || {
+                    !Path::new(&format!("/proc/{pid}")).exists()
+                });
+            }
+        }
+        let _ = Command::new("a2dissite").args(["-q", SITE]).output();
+        let _ = std::fs::remove_file(format!("/etc/apache2/sites-available/{SITE}.conf"));
+        for state in ["enabled_by_admin", "disabled_by_admin"] {
+            let _ = std::fs::remove_file(format!("/var/lib/apache2/site/{state}/{SITE}"));
+        }
+        let _ = std::fs::remove_file(format!("/etc/nginx/sites-enabled/{SITE}"));
+        if let Some(ports) = &self.ports_conf {
+            let _ = std::fs::write(PORTS_CONF, ports);
+        }
+        if self.nginx_default_site && std::fs::symlink_metadata(NGINX_DEFAULT).is_err() {
+            let _ = std::os::unix::fs::symlink("/etc/nginx/sites-available/default", NGINX_DEFAULT);
+        }
+        if std::thread::panicking() {
+            let _ = Command::new("apt-get")
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .args(["-y", "-q", "purge", APACHE_PKG, NGINX_PKG])
+                .output();
+        }
+        if self.policy_created {
+            let _ = std::fs::remove_file(POLICY);
+        }
+    }
+}
+
+/// Configures both servers through /etc to serve examples/hello.py on
+/// loopback ports; returns (nginx port, apache port).
+fn configure_sites() -> (u16, u16) {
+    let examples = repo().join("examples");
+    let hello = examples.join("hello.py");
+    let (nginx_port, apache_port) = (free_port(), free_port());
+    // The default site listens on port 80 of every interface: not here.
+    let _ = std::fs::remove_file(NGINX_DEFAULT);
+    std::fs::write(
+        format!("/etc/nginx/sites-enabled/{SITE}"),
+        format!(
+            "server {{\n    listen 127.0.0.1:{nginx_port};\n    location / {{\n        wsgi_app {};\n    }}\n}}\n",
+            hello.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(PORTS_CONF, format!("Listen 127.0.0.1:{apache_port}\n")).unwrap();
+    std::fs::write(
+        format!("/etc/apache2/sites-available/{SITE}.conf"),
+        format!(
+            "<VirtualHost 127.0.0.1:{apache_port}>\n    WSGIScriptAlias / {}\n    <Directory {}>\n        Require all granted\n    </Directory>\n</VirtualHost>\n",
+            hello.display(),
+            examples.display()
+        ),
+    )
+    .unwrap();
+    run(Command::new("a2ensite").args(["-q", SITE]));
+    (nginx_port, apache_port)
+}
+
+/// Starts the system servers the way their packages do, checks both serve.
+fn serve(m: &mut Machine, ports: (u16, u16)) {
+    run(Command::new("/usr/sbin/nginx").arg("-t"));
+    run(&mut Command::new("/usr/sbin/nginx"));
+    m.daemons.push(Daemon {
+        pid_file: "/run/nginx.pid",
+    });
+    run(Command::new("apache2ctl").arg("configtest"));
+    run(Command::new("apache2ctl").arg("start"));
+    m.daemons.push(Daemon {
+        pid_file: "/run/apache2/apache2.pid",
+    });
+    for (server, port) in [("nginx", ports.0), ("apache2", ports.1)] {
+        let up = wait_until(Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(up, "the system {server} does not listen on {port}");
+        assert_eq!(
+            http::get(port, "/").text(),
+            "<h1>Hello, web!</h1>",
+            "{server}"
+        );
+        assert_eq!(
+            http::get(port, "/packages").text(),
+            "<h1>Hello, packages!</h1>",
+            "{server}"
+        );
+    }
+}
+
+#[test]
+fn install_serve_upgrade_and_purge_the_packages() {
+    assert!(
+        // SAFETY: a plain libc query.
+        unsafe { libc::geteuid() } == 0,
+        "the package test installs packages: it runs as root (as CI does)"
+    );
+    let (apache_deb, nginx_deb) = (built(APACHE_PKG), built(NGINX_PKG));
+    let version = field(&apache_deb, "Version");
+
+    // The dependencies that keep a server upgrade from breaking the module.
+    let depends = field(&nginx_deb, "Depends");
+    let abi = run(Command::new("dpkg-query").args(["-W", "-f", "${Provides}", "nginx"]));
+    let abi = abi
+        .split(", ")
+        .find(|p| p.starts_with("nginx-abi-"))
+        .expect("nginx provides its ABI");
+    assert!(depends.contains(abi), "{depends} lacks {abi}");
+    assert!(depends.contains("libpython3.11"), "{depends}");
+    let depends = field(&apache_deb, "Depends");
+    assert!(depends.contains("apache2-api-20120211"), "{depends}");
+    assert!(depends.contains("libpython3.11"), "{depends}");
+    assert!(field(&apache_deb, "Conflicts").contains("libapache2-mod-wsgi-py3"));
+
+    let mut m = Machine::take();
+    apt(&[
+        "install",
+        apache_deb.to_str().unwrap(),
+        nginx_deb.to_str().unwrap(),
+    ]);
+    assert_eq!(installed_version(APACHE_PKG).as_deref(), Some(&*version));
+    assert_eq!(installed_version(NGINX_PKG).as_deref(), Some(&*version));
+    // Enabled the distro way: by the packages' scripts, and a2enmod agrees.
+    let nginx_link = Path::new("/etc/nginx/modules-enabled/50-mod-http-oxwsgi.conf");
+    assert_eq!(
+        std::fs::read_link(nginx_link).unwrap(),
+        Path::new("/usr/share/nginx/modules-available/mod-http-oxwsgi.conf")
+    );
+    assert!(std::fs::read_link("/etc/apache2/mods-enabled/oxwsgi.load").is_ok());
+    run(Command::new("a2enmod").arg("oxwsgi"));
+
+    let ports = configure_sites();
+    serve(&mut m, ports);
+    m.stop_servers();
+
+    // The user edits the module's configuration, then a newer build arrives.
+    let conf = "/etc/apache2/mods-available/oxwsgi.conf";
+    let edited = format!(
+        "{}\n# edited by the package test\nWSGIPassAuthorization On\n",
+        std::fs::read_to_string(conf).unwrap()
+    );
+    std::fs::write(conf, &edited).unwrap();
+    let newer = oxwsgi_e2e::temp_dir("newer-debs");
+    let newer_version = format!("{version}.1");
+    run(Command::new("bash")
+        .arg(repo().join("packaging/build-deb.sh"))
+        .args(["--version", &newer_version, "--out"])
+        .arg(&newer));
+    let debs: Vec<String> = std::fs::read_dir(&newer)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().display().to_string())
+        .collect();
+    assert_eq!(debs.len(), 2, "{debs:?}");
+    let mut args = vec!["install"];
+    args.extend(debs.iter().map(String::as_str));
+    apt(&args);
+    let _ = std::fs::remove_dir_all(&newer);
+    assert_eq!(
+        installed_version(APACHE_PKG).as_deref(),
+        Some(&*newer_version)
+    );
+    assert_eq!(
+        installed_version(NGINX_PKG).as_deref(),
+        Some(&*newer_version)
+    );
+    assert_eq!(
+        std::fs::read_to_string(conf).unwrap(),
+        edited,
+        "the user's edit was lost"
+    );
+    assert!(!Path::new(&format!("{conf}.dpkg-dist")).exists());
+    assert!(std::fs::read_link(nginx_link).is_ok());
+    assert!(std::fs::read_link("/etc/apache2/mods-enabled/oxwsgi.load").is_ok());
+    serve(&mut m, ports);
+    m.stop_servers();
+
+    // Purged: nothing of the packages remains, enabled links included.
+    let _ = Command::new("a2dissite").args(["-q", SITE]).output();
+    apt(&["purge", APACHE_PKG, NGINX_PKG]);
+    assert_eq!(installed_version(APACHE_PKG), None);
+    assert_eq!(installed_version(NGINX_PKG), None);
+    let _ = std::fs::remove_file(format!("/etc/apache2/sites-available/{SITE}.conf"));
+    let left = leftovers();
+    assert!(left.is_empty(), "left behind after purge: {left:#?}");
+    drop(m);
+}
