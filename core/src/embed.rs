@@ -4,11 +4,13 @@
 //! - interpreter start (explicit `PyPreConfig`/`PyConfig`) and bounded finalisation,
 //! - one persistent Python thread state per server thread,
 //! - zero-copy views of `bytes` objects that can cross threads,
-//! - latin-1 `str` construction and fd duplication.
+//! - latin-1 `str` construction and fd duplication,
+//! - `bytes` objects filled in place, without zeroing them first.
 
 use std::cell::Cell;
 use std::ffi::{CStr, CString};
 use std::fs::File;
+use std::mem::MaybeUninit;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -290,6 +292,54 @@ pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
             .expect("out of memory decoding latin-1")
             .cast_into_unchecked()
     }
+}
+
+/// A `bytes` object of at most `len` bytes, written in place by `fill`
+/// (which may release the GIL: nobody else can see the object yet) and cut
+/// to the count it returns. CPython hands the buffer out uninitialised, and
+/// it stays so until `fill` writes it: a 1 MiB `wsgi.input.read()` is then
+/// one copy, not a memset and a copy.
+pub fn bytes_filled<'py, E: From<PyErr>>(
+    py: Python<'py>,
+    len: usize,
+    fill: impl FnOnce(&mut [MaybeUninit<u8>]) -> Result<usize, E>,
+) -> Result<Bound<'py, PyBytes>, E> {
+    // SAFETY: a NULL source asks CPython for an uninitialised buffer of
+    // `len` bytes (plus its NUL); the new reference is owned by `obj`.
+    let obj = unsafe {
+        let ptr = ffi::PyBytes_FromStringAndSize(std::ptr::null(), len as ffi::Py_ssize_t);
+        Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked::<PyBytes>()
+    };
+    // SAFETY: the buffer is `len` bytes long, owned by `obj` (alive for this
+    // function), and referenced nowhere else; MaybeUninit makes no claim
+    // about its contents.
+    let buf = unsafe {
+        std::slice::from_raw_parts_mut(
+            ffi::PyBytes_AsString(obj.as_ptr()).cast::<MaybeUninit<u8>>(),
+            len,
+        )
+    };
+    let written = fill(buf)?;
+    assert!(written <= len, "fill claims more bytes than the buffer has");
+    if written == len {
+        return Ok(obj);
+    }
+    // SAFETY: `fill` initialised the first `written` bytes of the buffer.
+    let head = unsafe {
+        std::slice::from_raw_parts(ffi::PyBytes_AsString(obj.as_ptr()).cast::<u8>(), written)
+    };
+    Ok(PyBytes::new(py, head))
+}
+
+/// Zeroes `buf` and views it as initialised bytes: for readers that can only
+/// write into initialised memory.
+pub fn zeroed(buf: &mut [MaybeUninit<u8>]) -> &mut [u8] {
+    for b in buf.iter_mut() {
+        b.write(0);
+    }
+    // SAFETY: every element was just initialised; MaybeUninit<u8> and u8
+    // have the same layout.
+    unsafe { &mut *(buf as *mut [MaybeUninit<u8>] as *mut [u8]) }
 }
 
 /// A `bytes` object's contents, readable without the GIL and sendable across

@@ -5,6 +5,7 @@
 //! while they wait for bytes; reads from memory do not need to.
 
 use std::io::{self, Read};
+use std::mem::MaybeUninit;
 
 use pyo3::exceptions::{PyOSError, PyTypeError};
 use std::sync::Mutex;
@@ -13,7 +14,7 @@ use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::{PyBytes, PyList};
 
-use crate::request::Body;
+use crate::request::{Body, BodyStream};
 
 const BLOCK: usize = 64 * 1024;
 /// The most a single read(n) reserves up front; beyond it the buffer grows.
@@ -38,7 +39,7 @@ pub struct BodyReader {
 enum Source {
     /// The whole body is `buf`.
     Memory,
-    Reader(Box<dyn Read + Send>),
+    Reader(Box<dyn BodyStream>),
 }
 
 impl BodyReader {
@@ -73,7 +74,7 @@ impl BodyReader {
         }
     }
 
-    fn reader(r: Box<dyn Read + Send>) -> BodyReader {
+    fn reader(r: Box<dyn BodyStream>) -> BodyReader {
         BodyReader {
             source: Source::Reader(r),
             buf: Vec::new(),
@@ -147,28 +148,54 @@ impl BodyReader {
             .map(|l| l.saturating_sub(self.consumed) as usize)
     }
 
-    /// Copies up to `out.len()` bytes into `out`: what is buffered, then
-    /// straight from the source. Fewer only at the end of the body.
-    pub fn read_into(&mut self, out: &mut [u8]) -> io::Result<usize> {
+    /// Writes up to `out.len()` bytes into `out` (which may be
+    /// uninitialised): what is buffered, then straight from the source.
+    /// Returns how many were written; fewer only at the end of the body.
+    pub fn read_into(&mut self, out: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
         let have = self.buffered().len().min(out.len());
-        out[..have].copy_from_slice(&self.buf[self.pos..self.pos + have]);
+        for (dst, src) in out[..have].iter_mut().zip(&self.buf[self.pos..]) {
+            dst.write(*src);
+        }
         self.advance(have);
         let mut n = have;
         while n < out.len() && !self.eof {
             let Source::Reader(r) = &mut self.source else {
-                break;
+                return Ok(n);
             };
-            match r.read(&mut out[n..]) {
-                Ok(0) => self.eof = true,
-                Ok(k) => {
-                    n += k;
-                    self.consumed += k as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+            match r.read_uninit(&mut out[n..]) {
+                Some(got) => self.count(got, &mut n)?,
+                None => break,
             }
         }
+        if n < out.len() && !self.eof {
+            // The source reads into initialised memory only: zero the rest
+            // once, not per read.
+            let rest = crate::embed::zeroed(&mut out[n..]);
+            let mut m = 0;
+            while m < rest.len() && !self.eof {
+                let Source::Reader(r) = &mut self.source else {
+                    break;
+                };
+                let got = r.read(&mut rest[m..]);
+                self.count(got, &mut m)?;
+            }
+            n += m;
+        }
         Ok(n)
+    }
+
+    /// Accounts for one read of `read_into`: `n` grows, EOF is noted.
+    fn count(&mut self, got: io::Result<usize>, n: &mut usize) -> io::Result<()> {
+        match got {
+            Ok(0) => self.eof = true,
+            Ok(k) => {
+                *n += k;
+                self.consumed += k as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        Ok(())
     }
 
     fn compact(&mut self) {
@@ -316,15 +343,9 @@ impl Input {
             if n >= BLOCK && r.buffered().len() < n {
                 // A large read of a streamed body of known length: straight
                 // from the source into the bytes object, without the GIL.
-                let mut got = 0;
-                let bytes = PyBytes::new_with(py, n, |buf| {
-                    got = py.detach(|| r.read_into(buf)).map_err(body_error)?;
-                    Ok(())
-                })?;
-                if got < n {
-                    return Ok(PyBytes::new(py, &bytes.as_bytes()[..got]));
-                }
-                return Ok(bytes);
+                return crate::embed::bytes_filled(py, n, |buf| {
+                    py.detach(|| r.read_into(buf)).map_err(body_error)
+                });
             }
         }
         let data = py.detach(|| r.read(size)).map_err(body_error)?;
@@ -408,13 +429,81 @@ mod tests {
     fn sources(data: &[u8]) -> Vec<BodyReader> {
         vec![
             BodyReader::new(Body::Memory(data.to_vec())),
-            BodyReader::new(Body::Stream(Box::new(Trickle {
+            BodyReader::new(Body::stream(Trickle {
                 data: data.to_vec(),
                 pos: 0,
                 step: 3,
-            }))),
-            BodyReader::new(Body::Stream(Box::new(io::Cursor::new(data.to_vec())))),
+            })),
+            BodyReader::new(Body::stream(io::Cursor::new(data.to_vec()))),
+            BodyReader::new(Body::Stream(Box::new(Direct::new(data).0))),
         ]
+    }
+
+    /// A source that can write into uninitialised memory, 4 bytes a call;
+    /// it counts its plain reads.
+    struct Direct {
+        data: Vec<u8>,
+        pos: usize,
+        plain_reads: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Direct {
+        fn new(data: &[u8]) -> (Direct, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+            let reads = std::sync::Arc::default();
+            let d = Direct {
+                data: data.to_vec(),
+                pos: 0,
+                plain_reads: std::sync::Arc::clone(&reads),
+            };
+            (d, reads)
+        }
+    }
+
+    impl Read for Direct {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.plain_reads
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let n = 4.min(buf.len()).min(self.data.len() - self.pos);
+            buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    impl BodyStream for Direct {
+        fn read_uninit(&mut self, buf: &mut [MaybeUninit<u8>]) -> Option<io::Result<usize>> {
+            let n = 4.min(buf.len()).min(self.data.len() - self.pos);
+            for (d, s) in buf.iter_mut().zip(&self.data[self.pos..self.pos + n]) {
+                d.write(*s);
+            }
+            self.pos += n;
+            Some(Ok(n))
+        }
+    }
+
+    #[test]
+    fn read_into_fills_uninitialised_memory_from_the_buffer_then_the_source() {
+        let data: Vec<u8> = (0..100u8).collect();
+        let plain = |data: &[u8]| Body::stream(io::Cursor::new(data.to_vec()));
+        let (direct, plain_reads) = Direct::new(&data);
+        for body in [plain(&data), Body::Stream(Box::new(direct))] {
+            let mut r = BodyReader::new(body);
+            // A readline leaves bytes buffered; read_into takes them first.
+            let mut first = r.readline(Some(10)).unwrap();
+            let mut out = vec![MaybeUninit::<u8>::uninit(); 200];
+            let before = plain_reads.load(std::sync::atomic::Ordering::Relaxed);
+            let n = r.read_into(&mut out).unwrap();
+            assert_eq!(
+                plain_reads.load(std::sync::atomic::Ordering::Relaxed),
+                before,
+                "a source that writes uninitialised memory is not read otherwise"
+            );
+            assert_eq!(n, 90, "the body ends before the buffer");
+            // SAFETY: read_into wrote the first n bytes.
+            first.extend(out[..n].iter().map(|b| unsafe { b.assume_init() }));
+            assert_eq!(first, data);
+            assert_eq!(r.read_into(&mut out).unwrap(), 0);
+        }
     }
 
     #[test]
@@ -477,7 +566,7 @@ mod tests {
                 ))
             }
         }
-        let mut r = BodyReader::new(Body::Stream(Box::new(Broken)));
+        let mut r = BodyReader::new(Body::stream(Broken));
         let e = r.read(None).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::ConnectionReset);
     }

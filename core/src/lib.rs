@@ -39,7 +39,7 @@ pub use app::{App, AppOptions, AppSource, AppSpec};
 pub use embed::ensure_thread_state;
 pub use handler::handle;
 pub use interpreter::{InitError, Interpreter, InterpreterConfig};
-pub use request::{Body, OwnedRequest, Request};
+pub use request::{Body, BodyStream, OwnedRequest, Request};
 pub use responder::Outcome;
 pub use response::ResponseHead;
 pub use sink::{Chunk, ResponseSink};

@@ -75,7 +75,7 @@ impl MemoryRequest {
     /// A de-chunked body of unknown length, streamed from `reader`.
     pub fn chunked_body(mut self, reader: impl Read + Send + 'static) -> MemoryRequest {
         self.chunked = true;
-        self.body = Some(Body::Stream(Box::new(reader)));
+        self.body = Some(Body::stream(reader));
         self
     }
 

@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::mem::MaybeUninit;
 
 /// One request as the server received it. Byte strings are passed as they
 /// came off the wire; the core decodes them (latin-1) for `environ`.
@@ -45,10 +46,41 @@ pub enum Body {
     /// In a (temporary) file, read from its current position.
     File(File),
     /// Arriving while the app reads it; reads may block (the GIL is released).
-    Stream(Box<dyn Read + Send>),
+    Stream(Box<dyn BodyStream>),
 }
 
+/// A request body arriving while the app reads it.
+pub trait BodyStream: Read + Send {
+    /// Reads into `buf`, which may be uninitialised, and returns how many
+    /// bytes at its start are now written (0 at the end of the body); None
+    /// (the default) when the stream can only `read` into initialised
+    /// memory, and the core zeroes the buffer once first. A stream that
+    /// writes through a pointer (Apache's ap_get_client_block) saves that
+    /// pass over large reads.
+    fn read_uninit(&mut self, _buf: &mut [MaybeUninit<u8>]) -> Option<io::Result<usize>> {
+        None
+    }
+}
+
+impl BodyStream for File {}
+
+/// Any reader as a body stream.
+struct Plain<R>(R);
+
+impl<R: Read> Read for Plain<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl<R: Read + Send> BodyStream for Plain<R> {}
+
 impl Body {
+    /// A streamed body read from `r`.
+    pub fn stream(r: impl Read + Send + 'static) -> Body {
+        Body::Stream(Box::new(Plain(r)))
+    }
+
     /// A blocking reader over the whole body, for the core's own consumers
     /// (request inflation).
     pub fn into_reader(self) -> Box<dyn Read + Send> {
@@ -56,7 +88,7 @@ impl Body {
             Body::Empty => Box::new(io::empty()),
             Body::Memory(v) => Box::new(io::Cursor::new(v)),
             Body::File(f) => Box::new(f),
-            Body::Stream(r) => r,
+            Body::Stream(r) => Box::new(r),
         }
     }
 }

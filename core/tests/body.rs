@@ -55,10 +55,10 @@ fn streamed_bodies_are_read_as_they_arrive() {
     for how in ["read", "chunks&size=65536", "lines"] {
         let req = MemoryRequest::new("POST", &format!("/echo?how={how}"))
             .header("Content-Length", &body.len().to_string())
-            .body(Body::Stream(Box::new(Trickle {
+            .body(Body::stream(Trickle {
                 data: body.clone(),
                 pos: 0,
-            })));
+            }));
         let (resp, _) = serve(cases(), req);
         assert_eq!(resp.header("X-Received"), Some("1000000"), "{how}");
         assert!(resp.body == body, "{how}: body differs");
@@ -103,7 +103,7 @@ fn body_read_errors_become_500() {
     }
     let req = MemoryRequest::new("POST", "/echo?how=lines")
         .header("Content-Length", "10")
-        .body(Body::Stream(Box::new(Reset)));
+        .body(Body::stream(Reset));
     let (resp, _) = serve(cases(), req);
     assert_eq!(resp.status(), 500);
     assert!(
@@ -305,7 +305,7 @@ fn a_stream_shorter_than_its_content_length() {
     let data = vec![b'z'; 100_000];
     let req = MemoryRequest::new("POST", "/echo?how=read")
         .header("Content-Length", "200000")
-        .body(Body::Stream(Box::new(io::Cursor::new(data.clone()))));
+        .body(Body::stream(io::Cursor::new(data.clone())));
     let (resp, _) = serve(cases(), req);
     assert_eq!(resp.header("X-Received"), Some("100000"));
     assert!(resp.body == data);

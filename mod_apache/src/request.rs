@@ -114,11 +114,15 @@ struct ApacheBody {
 // the handler runs (the request outlives it).
 unsafe impl Send for ApacheBody {}
 
-impl Read for ApacheBody {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        // SAFETY: r is live during the handler (see Send above).
-        let n =
-            unsafe { ffi::ap_get_client_block(self.r, buf.as_mut_ptr().cast(), buf.len() as _) };
+impl ApacheBody {
+    /// Reads into `len` bytes at `buf` through Apache's input filters.
+    ///
+    /// # Safety
+    /// `buf` is valid for writes of `len` bytes.
+    unsafe fn read_raw(&mut self, buf: *mut u8, len: usize) -> io::Result<usize> {
+        // SAFETY: r is live during the handler (see Send above); Apache
+        // writes at most `len` bytes at `buf`, by the caller's contract.
+        let n = unsafe { ffi::ap_get_client_block(self.r, buf.cast(), len as _) };
         if n < 0 {
             return Err(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
@@ -126,5 +130,20 @@ impl Read for ApacheBody {
             ));
         }
         Ok(n as usize)
+    }
+}
+
+impl Read for ApacheBody {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: buf is writable for its length.
+        unsafe { self.read_raw(buf.as_mut_ptr(), buf.len()) }
+    }
+}
+
+// Apache copies into the buffer itself: no need to zero it first.
+impl oxwsgi_core::BodyStream for ApacheBody {
+    fn read_uninit(&mut self, buf: &mut [std::mem::MaybeUninit<u8>]) -> Option<io::Result<usize>> {
+        // SAFETY: buf is writable for its length; Apache only writes to it.
+        Some(unsafe { self.read_raw(buf.as_mut_ptr().cast(), buf.len()) })
     }
 }

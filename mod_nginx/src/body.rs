@@ -70,6 +70,9 @@ impl PipeReader {
     }
 }
 
+// Reads copy out of nginx's buffers: the default (zeroed) read_uninit.
+impl oxwsgi_core::BodyStream for PipeReader {}
+
 impl Read for PipeReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.pos == self.current.len() {

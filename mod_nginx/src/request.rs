@@ -199,6 +199,8 @@ struct Segments {
     memory_pos: usize,
 }
 
+impl oxwsgi_core::BodyStream for Segments {}
+
 impl Read for Segments {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while let Some(first) = self.segments.first_mut() {
