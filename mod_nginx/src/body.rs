@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
+use std::mem::MaybeUninit;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use ngx::ffi::{
@@ -70,48 +71,82 @@ impl PipeReader {
     }
 }
 
-// Reads copy out of nginx's buffers: the default (zeroed) read_uninit.
-impl oxwsgi_core::BodyStream for PipeReader {}
+impl PipeReader {
+    /// Makes sure `current` has unread bytes, waiting for the event loop if
+    /// need be. False at the end of the body.
+    fn refill(&mut self) -> io::Result<bool> {
+        if self.pos < self.current.len() {
+            return Ok(true);
+        }
+        let mut resume = false;
+        let next = {
+            let mut st = self.pipe.lock();
+            loop {
+                if let Some(c) = st.chunks.pop_front() {
+                    st.buffered -= c.len();
+                    if st.paused && st.buffered < LOW_WATER {
+                        st.paused = false;
+                        resume = true;
+                    }
+                    break Some(c);
+                }
+                if st.eof {
+                    break None;
+                }
+                if let Some(e) = &st.error {
+                    return Err(io::Error::new(io::ErrorKind::ConnectionAborted, e.clone()));
+                }
+                st = self.pipe.more.wait(st).unwrap_or_else(|p| p.into_inner());
+            }
+        };
+        if resume {
+            let _ = self.channel.send_control(Msg::ReadBody);
+        }
+        match next {
+            Some(c) => {
+                self.current = c;
+                self.pos = 0;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn unread(&self, max: usize) -> &[u8] {
+        let n = max.min(self.current.len() - self.pos);
+        &self.current[self.pos..self.pos + n]
+    }
+}
 
 impl Read for PipeReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.pos == self.current.len() {
-            let mut resume = false;
-            let next = {
-                let mut st = self.pipe.lock();
-                loop {
-                    if let Some(c) = st.chunks.pop_front() {
-                        st.buffered -= c.len();
-                        if st.paused && st.buffered < LOW_WATER {
-                            st.paused = false;
-                            resume = true;
-                        }
-                        break Some(c);
-                    }
-                    if st.eof {
-                        break None;
-                    }
-                    if let Some(e) = &st.error {
-                        return Err(io::Error::new(io::ErrorKind::ConnectionAborted, e.clone()));
-                    }
-                    st = self.pipe.more.wait(st).unwrap_or_else(|p| p.into_inner());
-                }
-            };
-            if resume {
-                let _ = self.channel.send_control(Msg::ReadBody);
-            }
-            match next {
-                Some(c) => {
-                    self.current = c;
-                    self.pos = 0;
-                }
-                None => return Ok(0),
-            }
+        if !self.refill()? {
+            return Ok(0);
         }
-        let n = buf.len().min(self.current.len() - self.pos);
-        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        let src = self.unread(buf.len());
+        let n = src.len();
+        buf[..n].copy_from_slice(src);
         self.pos += n;
         Ok(n)
+    }
+}
+
+// The bytes are copied out of the pipe's chunks: straight into the app's
+// bytes object, which need not be zeroed first.
+impl oxwsgi_core::BodyStream for PipeReader {
+    fn read_uninit(&mut self, buf: &mut [MaybeUninit<u8>]) -> Option<io::Result<usize>> {
+        Some(self.refill().map(|more| {
+            if !more {
+                return 0;
+            }
+            let src = self.unread(buf.len());
+            let n = src.len();
+            for (d, s) in buf.iter_mut().zip(src) {
+                d.write(*s);
+            }
+            self.pos += n;
+            n
+        }))
     }
 }
 
