@@ -365,6 +365,7 @@ fn output_filters_and_ssl_apply() {
              SSLEngine on\n\
              SSLCertificateFile {cert}\n\
              SSLCertificateKeyFile {key}\n\
+             SSLOptions +StdEnvVars\n\
              WSGIScriptAlias /cases {cases}",
             cert = cert.display(),
             key = key.display(),
@@ -384,6 +385,12 @@ fn output_filters_and_ssl_apply() {
         String::from_utf8(curl(&[&format!("https://127.0.0.1:{}/cases/env", a.port)])).unwrap();
     assert!(env.contains("\"HTTPS\": \"on\""), "{env}");
     assert!(env.contains("\"wsgi.url_scheme\": \"https\""), "{env}");
+    // SSLOptions +StdEnvVars adds the SSL_* variables, as mod_wsgi passes them.
+    assert!(env.contains("\"SSL_PROTOCOL\": \"TLSv1."), "{env}");
+    assert!(
+        env.contains("\"SSL_SERVER_S_DN_CN\": \"127.0.0.1\""),
+        "{env}"
+    );
     // mod_deflate compresses what the app streams through the filters.
     let gz = curl(&[
         "-H",
