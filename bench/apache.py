@@ -15,7 +15,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import BENCH, TOP, THREADS, Server, rss_kib, tree, wrk, wait_port  # noqa: E402
+from run import BENCH, TOP, THREADS, Server, bench_venv, rss_kib, tree, wrk, wait_port  # noqa: E402
 
 MODULE = os.path.join(TOP, "target/release/libmod_oxwsgi.so")
 # Debian's mod_wsgi, unpacked by build/deps.sh (see there).
@@ -78,6 +78,7 @@ WORKLOADS = [
     ("1 MiB POST", "/app/post", 16, os.path.join(BENCH, "post.lua"), None),
     ("100-chunk stream", "/app/stream", 64, None, "/static/stream.bin"),
     ("50 ms sleep", "/app/sleep", 64, None, None),
+    ("Flask hello", "/flask/", 64, None, "/static/hello.html"),
 ]
 
 
@@ -100,7 +101,10 @@ def main():
         with open(os.path.join(static, name), "wb") as f:
             f.write(data)
     apps = os.path.join(BENCH, "apps.py")
-    alias = f"Alias /static {static}\nWSGIScriptAlias /app {apps}\nLimitRequestBody 0"
+    flask = os.path.join(BENCH, "flask_app.py")
+    # Both modules get the same venv (Flask) and the same two apps.
+    alias = (f"Alias /static {static}\nWSGIPythonHome {bench_venv()}\n"
+             f"WSGIScriptAlias /app {apps}\nWSGIScriptAlias /flask {flask}\nLimitRequestBody 0")
     servers = {
         "static": ApacheServer("apache-static", tmp,
                                "LoadModule alias_module /usr/lib/apache2/modules/mod_alias.so",
@@ -152,7 +156,7 @@ def main():
             cells.append("%.1f ms" % med(results[(wl, t)], 1))
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "| memory (RSS of the child after the run) | oxwsgi | mod_wsgi |", "| --- | --- | --- |",
-              "| apps | %.1f MiB | %.1f MiB |" % (memory["oxwsgi"] / 1024, memory["mod_wsgi"] / 1024), "",
+              "| apps and Flask | %.1f MiB | %.1f MiB |" % (memory["oxwsgi"] / 1024, memory["mod_wsgi"] / 1024), "",
               "(medians of %d rounds of %d s; requests/s, ratio to Apache serving the same bytes as files; "
               "event MPM, one child of %d threads)" % (args.rounds, args.duration, THREADS)]
     print("\n".join(lines))
