@@ -118,6 +118,19 @@ struct Daemon {
 }
 
 impl Daemon {
+    /// Refuses to go on when the daemon already runs: the test must stop
+    /// only what it started.
+    fn assert_not_running(pid_file: &'static str) {
+        let d = Daemon { pid_file };
+        if let Some(pid) = d.pid() {
+            assert!(
+                !Path::new(&format!("/proc/{pid}")).exists(),
+                "a server is already running (pid {pid}, {pid_file}): the package test starts \
+                 the system nginx and apache2 itself; stop them first"
+            );
+        }
+    }
+
     fn pid(&self) -> Option<i32> {
         std::fs::read_to_string(self.pid_file)
             .ok()?
@@ -243,6 +256,8 @@ fn configure_sites() -> (u16, u16) {
 
 /// Starts the system servers the way their packages do, checks both serve.
 fn serve(m: &mut Machine, ports: (u16, u16)) {
+    Daemon::assert_not_running("/run/nginx.pid");
+    Daemon::assert_not_running("/run/apache2/apache2.pid");
     run(Command::new("/usr/sbin/nginx").arg("-t"));
     run(&mut Command::new("/usr/sbin/nginx"));
     m.daemons.push(Daemon {
@@ -278,6 +293,8 @@ fn install_serve_upgrade_and_purge_the_packages() {
         unsafe { libc::geteuid() } == 0,
         "the package test installs packages: it runs as root (as CI does)"
     );
+    Daemon::assert_not_running("/run/nginx.pid");
+    Daemon::assert_not_running("/run/apache2/apache2.pid");
     let (apache_deb, nginx_deb) = (built(APACHE_PKG), built(NGINX_PKG));
     let version = field(&apache_deb, "Version");
 
