@@ -501,5 +501,21 @@ fn wsgi_callable_object_applies_per_directory_and_location() {
     assert_eq!(http::get(a.port, "/one").status, 500);
     assert!(a.wait_log("missing"), "{}", a.error_log());
     drop(a);
+    // .htaccess, where AllowOverride FileInfo lets it.
+    std::fs::write(two.join(".htaccess"), "WSGICallableObject third\n").unwrap();
+    let a = Apache::start(
+        "event",
+        &format!(
+            "Alias /files {two}
+             <Directory {two}>
+    Require all granted
+    AllowOverride FileInfo
+                 SetHandler wsgi-script
+</Directory>",
+            two = two.display(),
+        ),
+    );
+    assert_eq!(http::get(a.port, "/files/site.wsgi").text(), "third");
+    drop(a);
     let _ = std::fs::remove_dir_all(&dir);
 }
