@@ -298,6 +298,62 @@ fn inflation_is_off_unless_enabled() {
     assert_eq!(resp.body, gzip_bytes(plain));
 }
 
+/// A body source that writes into uninitialised memory (as Apache's does)
+/// and counts the reads that went the other way.
+struct Direct {
+    data: Vec<u8>,
+    pos: usize,
+    plain_reads: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Read for Direct {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.plain_reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = buf.len().min(self.data.len() - self.pos);
+        buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl oxwsgi_core::BodyStream for Direct {
+    fn read_uninit(&mut self, buf: &mut [std::mem::MaybeUninit<u8>]) -> Option<io::Result<usize>> {
+        // A socket's worth at a time.
+        let n = 8000.min(buf.len()).min(self.data.len() - self.pos);
+        for (d, s) in buf.iter_mut().zip(&self.data[self.pos..self.pos + n]) {
+            d.write(*s);
+        }
+        self.pos += n;
+        Some(Ok(n))
+    }
+}
+
+#[test]
+fn large_reads_fill_the_bytes_object_straight_from_the_source() {
+    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
+    // The whole body, and one shorter than its Content-Length.
+    for (sent, promised) in [(data.len(), data.len()), (600_000, data.len())] {
+        let plain_reads = std::sync::Arc::default();
+        let source = Direct {
+            data: data[..sent].to_vec(),
+            pos: 0,
+            plain_reads: std::sync::Arc::clone(&plain_reads),
+        };
+        let req = MemoryRequest::new("POST", "/echo?how=read")
+            .header("Content-Length", &promised.to_string())
+            .body(Body::Stream(Box::new(source)));
+        let (resp, _) = serve(cases(), req);
+        assert_eq!(resp.header("X-Received"), Some(&*sent.to_string()));
+        assert!(resp.body == data[..sent], "the bytes differ");
+        assert_eq!(
+            plain_reads.load(std::sync::atomic::Ordering::Relaxed),
+            0,
+            "the large read went through read(), not read_uninit()"
+        );
+    }
+}
+
 #[test]
 fn a_stream_shorter_than_its_content_length() {
     // The client promised 200 000 bytes and sent 100 000: read(n) returns
