@@ -158,8 +158,13 @@ struct Machine {
     ports_conf: Option<String>,
     nginx_default_site: bool,
     policy_created: bool,
+    /// Installing libapache2-mod-oxwsgi removes Debian's mod_wsgi (they
+    /// conflict); it is put back afterwards if it was there.
+    mod_wsgi_installed: bool,
     daemons: Vec<Daemon>,
 }
+
+const MOD_WSGI_PKG: &str = "libapache2-mod-wsgi-py3";
 
 const POLICY: &str = "/usr/sbin/policy-rc.d";
 const PORTS_CONF: &str = "/etc/apache2/ports.conf";
@@ -178,6 +183,7 @@ impl Machine {
             ports_conf: std::fs::read_to_string(PORTS_CONF).ok(),
             nginx_default_site: std::fs::symlink_metadata(NGINX_DEFAULT).is_ok(),
             policy_created,
+            mod_wsgi_installed: installed_version(MOD_WSGI_PKG).is_some(),
             daemons: Vec::new(),
         }
     }
@@ -216,6 +222,12 @@ impl Drop for Machine {
             let _ = Command::new("apt-get")
                 .env("DEBIAN_FRONTEND", "noninteractive")
                 .args(["-y", "-q", "purge", APACHE_PKG, NGINX_PKG])
+                .output();
+        }
+        if self.mod_wsgi_installed && installed_version(MOD_WSGI_PKG).is_none() {
+            let _ = Command::new("apt-get")
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .args(["-y", "-q", "install", MOD_WSGI_PKG])
                 .output();
         }
         if self.policy_created {
