@@ -166,20 +166,18 @@ fn update(f: impl FnOnce(&mut Config) -> Result<(), String>) -> Result<(), Strin
     r
 }
 
-/// Which server a directive belongs to: 0 for the main server, else the
+/// The configuration key of a server: 0 for the main server, else the
 /// virtual host's server_rec address (stable for the configuration's life).
+/// Directives are filed under it and requests look their aliases up by it.
 ///
 /// # Safety
-/// `cmd` is the live cmd_parms of the directive being parsed.
-unsafe fn server_key(cmd: *mut cmd_parms) -> usize {
+/// `s` is null or a live server_rec.
+pub unsafe fn server_key(s: *const ffi::server_rec) -> usize {
     // SAFETY: by the caller's contract.
-    unsafe {
-        let s = (*cmd).server;
-        if s.is_null() || (*s).is_virtual == 0 {
-            0
-        } else {
-            s as usize
-        }
+    if s.is_null() || unsafe { (*s).is_virtual } == 0 {
+        0
+    } else {
+        s as usize
     }
 }
 
@@ -245,7 +243,7 @@ pub unsafe extern "C" fn oxwsgi_cmd_script_alias(
                 }
                 AppSpec::parse(&script, None)?;
                 // SAFETY: cmd is live.
-                let server = unsafe { server_key(cmd) };
+                let server = unsafe { server_key((*cmd).server) };
                 update(|c| {
                     c.aliases.push(Alias {
                         server,
@@ -313,7 +311,7 @@ pub unsafe extern "C" fn oxwsgi_cmd_callable(
         take1(cmd, v, |name| {
             AppSpec::parse("m", Some(&name))?;
             (*dir.cast::<DirConf>()).callable = ffi::apr_pstrdup((*cmd).pool, v);
-            if (*cmd).path.is_null() && server_key(cmd) == 0 {
+            if (*cmd).path.is_null() && server_key((*cmd).server) == 0 {
                 update(|c| {
                     c.callable = Some(name);
                     Ok(())
@@ -413,7 +411,7 @@ pub unsafe extern "C" fn oxwsgi_cmd_script_alias_match(
                 let replacement = CString::from(CStr::from_ptr(script));
                 update(|c| {
                     c.matches.push(AliasMatch {
-                        server: server_key(cmd),
+                        server: server_key((*cmd).server),
                         regex: Regex(re),
                         replacement,
                     });

@@ -201,7 +201,7 @@ unsafe extern "C" fn translate_name(r: *mut request_rec) -> c_int {
         let uri = unsafe { cstr_bytes((*r).uri) };
         let c = conf::get();
         // SAFETY: as above; r->server is the request's (virtual) server.
-        let scope = c.scope(unsafe { server_of(r) });
+        let scope = c.scope(unsafe { conf::server_key((*r).server) });
         let Some(index) = c.alias_for(scope, uri) else {
             // SAFETY: as above.
             return unsafe { translate_match(r, &c, scope) };
@@ -223,22 +223,6 @@ unsafe extern "C" fn translate_name(r: *mut request_rec) -> c_int {
         }
         ffi::OK as c_int
     })
-}
-
-/// The configuration key of a request's server (see `conf::Config::scope`).
-///
-/// # Safety
-/// `r` is a live request.
-unsafe fn server_of(r: *mut request_rec) -> usize {
-    // SAFETY: by the caller's contract.
-    unsafe {
-        let s = (*r).server;
-        if s.is_null() || (*s).is_virtual == 0 {
-            0
-        } else {
-            s as usize
-        }
-    }
 }
 
 /// WSGIScriptAliasMatch: the script path comes from the regex's groups and
