@@ -1,5 +1,5 @@
 //! Directive values both servers parse the same way: sizes, on/off flags,
-//! thread counts, path lists. Each error says what was expected, so the
+//! thread counts, path lists, callable names. Each error says what was expected, so the
 //! server can print it after the directive's name.
 
 use std::path::PathBuf;
@@ -78,9 +78,31 @@ pub fn parse_python_home(value: &str) -> Result<PathBuf, String> {
     Ok(dir)
 }
 
+/// The name of an app's callable (`wsgi_callable`, `WSGICallableObject`).
+pub fn parse_callable(value: &str) -> Result<String, String> {
+    if crate::app::is_identifier(value) {
+        Ok(value.to_string())
+    } else {
+        Err(format!(
+            "callable name {value:?} is not a Python identifier"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn callables() {
+        assert_eq!(parse_callable("app"), Ok("app".to_string()));
+        assert!(
+            parse_callable("my-app")
+                .unwrap_err()
+                .contains("not a Python identifier")
+        );
+        assert!(parse_callable("").is_err());
+    }
 
     #[test]
     fn flags() {

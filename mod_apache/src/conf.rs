@@ -309,7 +309,7 @@ pub unsafe extern "C" fn oxwsgi_cmd_callable(
     // for the context being parsed, made by `create_dir_config`.
     unsafe {
         take1(cmd, v, |name| {
-            AppSpec::parse("m", Some(&name))?;
+            let name = values::parse_callable(&name)?;
             (*dir.cast::<DirConf>()).callable = ffi::apr_pstrdup((*cmd).pool, v);
             if (*cmd).path.is_null() && server_key((*cmd).server) == 0 {
                 update(|c| {

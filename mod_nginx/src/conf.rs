@@ -192,10 +192,6 @@ unsafe extern "C" fn set_app(
     })
 }
 
-fn identifier(v: &str) -> Result<String, String> {
-    AppSpec::parse("m", Some(v)).map(|_| v.to_string())
-}
-
 /// Defines a directive handler that parses its value with `$parse` and
 /// stores it, once, in `$conf`'s `$field`.
 macro_rules! setter {
@@ -216,7 +212,7 @@ macro_rules! setter {
     };
 }
 
-setter!(set_callable, LocConf, identifier, callable);
+setter!(set_callable, LocConf, values::parse_callable, callable);
 setter!(set_script_name, LocConf, parse_script_name, script_name);
 setter!(set_gzip, LocConf, values::parse_flag, gzip);
 setter!(set_inflate, LocConf, values::parse_flag, inflate);
