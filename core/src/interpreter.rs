@@ -67,8 +67,6 @@ pub fn sigint_handler() -> usize {
     embed::sigint_handler()
 }
 
-pub use crate::embed::tune_heap;
-
 /// How many Python thread states exist (one per thread that ran Python).
 pub fn thread_state_count(py: Python<'_>) -> usize {
     embed::thread_state_count(py)
@@ -170,6 +168,33 @@ pub struct Interpreter {
 }
 
 impl Interpreter {
+    /// Starts Python the way both servers do in a worker process (an nginx
+    /// worker, an Apache child): the heap tuned for bursts of request
+    /// bodies, `print()` and stderr logged at error level (visible at the
+    /// servers' default levels), a thread state for the calling thread, and
+    /// `apps` loaded before the first request.
+    pub fn start_in_worker<'a>(
+        python_home: Option<PathBuf>,
+        python_path: Vec<PathBuf>,
+        apps: impl IntoIterator<Item = &'a crate::App>,
+    ) -> Result<Interpreter, InitError> {
+        embed::tune_heap();
+        let interpreter = Interpreter::start(InterpreterConfig {
+            python_home,
+            python_path,
+            stdout_level: log::Level::Error,
+            stderr_level: log::Level::Error,
+            ..InterpreterConfig::default()
+        })?;
+        embed::ensure_thread_state();
+        Python::attach(|py| {
+            for app in apps {
+                app.preload(py);
+            }
+        });
+        Ok(interpreter)
+    }
+
     /// Starts Python in this (worker) process. Once per process.
     pub fn start(config: InterpreterConfig) -> Result<Interpreter, InitError> {
         let home = match &config.python_home {

@@ -22,7 +22,7 @@ use std::ffi::{CStr, CString, c_char, c_int};
 use std::ptr;
 use std::sync::OnceLock;
 
-use oxwsgi_core::{Interpreter, InterpreterConfig, Outcome};
+use oxwsgi_core::{Interpreter, Outcome};
 
 use crate::ffi::{apr_pool_t, module_struct, request_rec, server_rec};
 
@@ -150,15 +150,18 @@ unsafe extern "C" fn child_init(pool: *mut apr_pool_t, _s: *mut server_rec) {
         // SetHandler wsgi-script can appear anywhere: Python starts in every
         // child of a server that loads the module.
         install_logger();
-        oxwsgi_core::interpreter::tune_heap();
-        let config = InterpreterConfig {
-            python_home: c.python_home.clone(),
-            python_path: c.python_path.clone(),
-            stdout_level: log::Level::Error,
-            stderr_level: log::Level::Error,
-            ..InterpreterConfig::default()
-        };
-        let started = match Interpreter::start(config) {
+        // WSGIImportScript's scripts load with the aliases' apps.
+        let imports: Vec<_> = c
+            .imports
+            .iter()
+            .filter_map(|script| script_app(&c, script, "", None))
+            .collect();
+        let apps = c.aliases.iter().filter_map(|a| a.app.as_deref());
+        let started = match Interpreter::start_in_worker(
+            c.python_home.clone(),
+            c.python_path.clone(),
+            apps.chain(imports.iter().map(|a| &**a)),
+        ) {
             Ok(i) => Some(i),
             Err(e) => {
                 log::error!(target: "oxwsgi", "{e}");
@@ -169,17 +172,6 @@ unsafe extern "C" fn child_init(pool: *mut apr_pool_t, _s: *mut server_rec) {
         *PYTHON.lock().unwrap_or_else(|p| p.into_inner()) = started;
         let _ = PYTHON_STARTED.set(ok);
         if ok {
-            oxwsgi_core::ensure_thread_state();
-            pyo3::Python::attach(|py| {
-                for app in c.aliases.iter().filter_map(|a| a.app.as_ref()) {
-                    app.preload(py);
-                }
-                for script in &c.imports {
-                    if let Some(app) = script_app(&c, script, "", None) {
-                        app.preload(py);
-                    }
-                }
-            });
             // SAFETY: the child's pool outlives every request; its cleanup
             // runs on the child's main thread after the workers stopped.
             unsafe {

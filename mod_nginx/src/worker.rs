@@ -29,8 +29,7 @@ use ngx::ffi::{
 };
 use ngx::http::HttpModuleMainConf;
 use ngx::ngx_log_error;
-use oxwsgi_core::{App, Interpreter, InterpreterConfig};
-use pyo3::Python;
+use oxwsgi_core::{App, Interpreter};
 
 use crate::Module;
 use crate::channel::{Channel, NginxSink};
@@ -237,16 +236,11 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) {
         return;
     }
     crate::log::install();
-    oxwsgi_core::interpreter::tune_heap();
-    let config = InterpreterConfig {
-        python_home: main.python_home.clone(),
-        python_path: main.python_path.clone(),
-        // print() is the app author's tool: visible at nginx's default level.
-        stdout_level: log::Level::Error,
-        stderr_level: log::Level::Error,
-        ..InterpreterConfig::default()
-    };
-    let interpreter = match Interpreter::start(config) {
+    let interpreter = match Interpreter::start_in_worker(
+        main.python_home.clone(),
+        main.python_path.clone(),
+        main.apps.iter().map(|a| &**a),
+    ) {
         Ok(i) => i,
         Err(e) => {
             // SAFETY: the cycle's log is valid for the worker's life.
@@ -254,12 +248,6 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) {
             return;
         }
     };
-    oxwsgi_core::ensure_thread_state();
-    Python::attach(|py| {
-        for app in &main.apps {
-            app.preload(py);
-        }
-    });
 
     // SAFETY: plain syscall; the fd is owned below.
     let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
