@@ -4,25 +4,20 @@
 
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::{free_port, repo, temp_dir, wait_until};
+use crate::{ServerProcess, built_file, free_port, output_text, repo, temp_dir};
 
 pub const APACHE: &str = "/usr/sbin/apache2";
 
 /// The module built by `cargo build -p oxwsgi-apache` (`make test` builds it).
 pub fn module() -> PathBuf {
-    if let Some(p) = std::env::var_os("OXWSGI_APACHE_MODULE") {
-        return PathBuf::from(p);
-    }
-    let p = repo().join("target/debug/libmod_oxwsgi.so");
-    assert!(
-        p.exists(),
-        "{} is missing: build it with `cargo build -p oxwsgi-apache` (make test does)",
-        p.display()
-    );
-    p
+    built_file(
+        Some("OXWSGI_APACHE_MODULE"),
+        "target/debug/libmod_oxwsgi.so",
+        "build it with `cargo build -p oxwsgi-apache` (make test does)",
+    )
 }
 
 /// Renders a complete configuration around `body` (directives at server
@@ -36,11 +31,10 @@ pub fn render(dir: &std::path::Path, port: u16, mpm: &str, body: &str) -> String
 /// unpacks it into build/out (installing it would conflict with
 /// libapache2-mod-oxwsgi, which the package tests install).
 pub fn mod_wsgi() -> String {
-    let p = repo().join("build/out/mod_wsgi/usr/lib/apache2/modules/mod_wsgi.so");
-    assert!(
-        p.exists(),
-        "{} is missing: build/deps.sh unpacks it (make test runs it)",
-        p.display()
+    let p = built_file(
+        None,
+        "build/out/mod_wsgi/usr/lib/apache2/modules/mod_wsgi.so",
+        "build/deps.sh unpacks it (make test runs it)",
     );
     format!("LoadModule wsgi_module {}", p.display())
 }
@@ -81,19 +75,13 @@ pub fn check(body: &str) -> (bool, String) {
         .arg(&conf)
         .output()
         .expect("apache2 -t");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
     let _ = std::fs::remove_dir_all(&dir);
-    (out.status.success(), text)
+    (out.status.success(), output_text(&out))
 }
 
 pub struct Apache {
     pub port: u16,
-    pub dir: PathBuf,
-    child: Option<Child>,
+    server: ServerProcess,
 }
 
 impl Apache {
@@ -123,49 +111,15 @@ impl Apache {
             .stderr(Stdio::null())
             .spawn()
             .expect("start apache2");
-        let mut a = Apache {
-            port,
-            dir,
-            child: Some(child),
-        };
-        let up = wait_until(Duration::from_secs(20), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() || a.exited()
-        });
-        assert!(
-            up && !a.exited(),
-            "apache2 did not start:\n{}",
-            a.error_log()
-        );
-        a
-    }
-
-    fn exited(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(c) => c.try_wait().ok().flatten().is_some(),
-            None => true,
-        }
-    }
-
-    pub fn error_log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
-    }
-
-    pub fn wait_log(&self, needle: &str) -> bool {
-        wait_until(Duration::from_secs(10), || {
-            self.error_log().contains(needle)
-        })
+        let mut server = ServerProcess::new("apache2", dir, child, Duration::from_secs(15));
+        server.wait_listening(port);
+        Apache { port, server }
     }
 }
 
-impl Drop for Apache {
-    fn drop(&mut self) {
-        if let Some(c) = self.child.take() {
-            crate::stop_process(c, Duration::from_secs(15));
-        }
-        if std::thread::panicking() {
-            eprintln!("--- apache error log ---\n{}", self.error_log());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+impl std::ops::Deref for Apache {
+    type Target = ServerProcess;
+    fn deref(&self) -> &ServerProcess {
+        &self.server
     }
 }

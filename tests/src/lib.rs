@@ -62,6 +62,106 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
+/// A file the build makes (`env` names a variable that can point elsewhere);
+/// a missing one fails the test with the command that makes it.
+pub fn built_file(env: Option<&str>, path: &str, how: &str) -> PathBuf {
+    if let Some(p) = env.and_then(std::env::var_os) {
+        return PathBuf::from(p);
+    }
+    let p = repo().join(path);
+    assert!(p.exists(), "{} is missing: {how}", p.display());
+    p
+}
+
+/// A finished command's stdout and stderr, as one text.
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A server process a test started (nginx's master, Apache's parent), with
+/// its files in `dir`. Dropping it stops it by PID and removes `dir`, or
+/// prints the error log when the test failed.
+pub struct ServerProcess {
+    pub dir: PathBuf,
+    child: Option<std::process::Child>,
+    name: &'static str,
+    grace: Duration,
+}
+
+impl ServerProcess {
+    pub fn new(
+        name: &'static str,
+        dir: PathBuf,
+        child: std::process::Child,
+        grace: Duration,
+    ) -> ServerProcess {
+        ServerProcess {
+            dir,
+            child: Some(child),
+            name,
+            grace,
+        }
+    }
+
+    /// Waits until it accepts connections on `port`; fails the test with
+    /// the error log when it exits instead.
+    pub fn wait_listening(&mut self, port: u16) {
+        let up = wait_until(Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() || self.exited()
+        });
+        assert!(
+            up && !self.exited(),
+            "{} did not start:\n{}",
+            self.name,
+            self.error_log()
+        );
+    }
+
+    pub fn exited(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => c.try_wait().ok().flatten().is_some(),
+            None => true,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
+    /// It exited on its own (a graceful quit): nothing left to stop.
+    pub fn forget(&mut self) {
+        self.child = None;
+    }
+
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+    }
+
+    /// Waits for `needle` to show up in the error log.
+    pub fn wait_log(&self, needle: &str) -> bool {
+        wait_until(Duration::from_secs(10), || {
+            self.error_log().contains(needle)
+        })
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.take() {
+            stop_process(c, self.grace);
+        }
+        if std::thread::panicking() {
+            eprintln!("--- {} error log ---\n{}", self.name, self.error_log());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
 /// Stops a server this test started, by PID: SIGTERM, then SIGKILL if it
 /// has not exited within `grace`.
 pub fn stop_process(mut child: std::process::Child, grace: Duration) {

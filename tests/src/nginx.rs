@@ -3,25 +3,20 @@
 //! Dropping it stops it (by PID).
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::{free_port, repo, temp_dir, wait_until};
+use crate::{ServerProcess, built_file, free_port, output_text, temp_dir, wait_until};
 
 pub const NGINX: &str = "/usr/sbin/nginx";
 
 /// The module built by `cargo build -p oxwsgi-nginx` (`make test` builds it).
 pub fn module() -> PathBuf {
-    if let Some(p) = std::env::var_os("OXWSGI_NGINX_MODULE") {
-        return PathBuf::from(p);
-    }
-    let p = repo().join("target/debug/libngx_http_oxwsgi_module.so");
-    assert!(
-        p.exists(),
-        "{} is missing: build it with `cargo build -p oxwsgi-nginx` (make test does)",
-        p.display()
-    );
-    p
+    built_file(
+        Some("OXWSGI_NGINX_MODULE"),
+        "target/debug/libngx_http_oxwsgi_module.so",
+        "build it with `cargo build -p oxwsgi-nginx` (make test does)",
+    )
 }
 
 /// What goes into the generated configuration.
@@ -80,8 +75,7 @@ impl Config {
 
 pub struct Nginx {
     pub port: u16,
-    pub dir: PathBuf,
-    child: Option<Child>,
+    server: ServerProcess,
 }
 
 /// Runs `nginx -t` on a rendered config; returns success and nginx's output.
@@ -97,13 +91,8 @@ pub fn check(config: &Config) -> (bool, String) {
         .arg(&conf)
         .output()
         .expect("run nginx -t");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
     let _ = std::fs::remove_dir_all(&dir);
-    (out.status.success(), text)
+    (out.status.success(), output_text(&out))
 }
 
 impl Nginx {
@@ -123,27 +112,13 @@ impl Nginx {
             .stderr(Stdio::null())
             .spawn()
             .expect("start nginx");
-        let mut n = Nginx {
-            port,
-            dir,
-            child: Some(child),
-        };
-        let up = wait_until(Duration::from_secs(20), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() || n.exited()
-        });
-        assert!(up && !n.exited(), "nginx did not start:\n{}", n.error_log());
-        n
-    }
-
-    fn exited(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(c) => c.try_wait().ok().flatten().is_some(),
-            None => true,
-        }
+        let mut server = ServerProcess::new("nginx", dir, child, Duration::from_secs(10));
+        server.wait_listening(port);
+        Nginx { port, server }
     }
 
     pub fn master_pid(&self) -> i32 {
-        self.child.as_ref().map_or(0, |c| c.id() as i32)
+        self.server.pid()
     }
 
     /// The master's worker processes.
@@ -170,17 +145,6 @@ impl Nginx {
         out
     }
 
-    pub fn error_log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
-    }
-
-    /// Waits for `needle` to show up in the error log.
-    pub fn wait_log(&self, needle: &str) -> bool {
-        wait_until(Duration::from_secs(10), || {
-            self.error_log().contains(needle)
-        })
-    }
-
     pub fn signal(&self, sig: i32) {
         // SAFETY: signalling the nginx master this test started, by PID.
         unsafe { libc::kill(self.master_pid(), sig) };
@@ -189,23 +153,17 @@ impl Nginx {
     /// Graceful shutdown; returns whether the master exited in time.
     pub fn quit(&mut self, timeout: Duration) -> bool {
         self.signal(libc::SIGQUIT);
-        let done = wait_until(timeout, || self.exited());
+        let done = wait_until(timeout, || self.server.exited());
         if done {
-            self.child = None;
+            self.server.forget();
         }
         done
     }
 }
 
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        if let Some(c) = self.child.take() {
-            crate::stop_process(c, Duration::from_secs(10));
-        }
-        if std::thread::panicking() {
-            eprintln!("--- nginx error log ---\n{}", self.error_log());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+impl std::ops::Deref for Nginx {
+    type Target = ServerProcess;
+    fn deref(&self) -> &ServerProcess {
+        &self.server
     }
 }

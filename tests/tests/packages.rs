@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use oxwsgi_e2e::{free_port, http, repo, wait_until};
+use oxwsgi_e2e::{free_port, http, output_text, repo, wait_until};
 
 const APACHE_PKG: &str = "libapache2-mod-oxwsgi";
 const NGINX_PKG: &str = "libnginx-mod-http-oxwsgi";
@@ -20,11 +20,7 @@ const SITE: &str = "oxwsgi-package-test";
 /// Runs a command; its output, or a failure that shows it.
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = output_text(&out);
     assert!(out.status.success(), "{cmd:?} failed:\n{text}");
     text
 }
@@ -139,17 +135,17 @@ impl Daemon {
             .ok()
     }
 
-    fn stop(&self) {
+    /// SIGTERM to the master; whether it exited within 20 s.
+    fn terminate(&self) -> bool {
         let Some(pid) = self.pid() else {
-            return;
+            return true;
         };
         // SAFETY: signalling the master process this test started, by the
         // PID it wrote.
         unsafe { libc::kill(pid, libc::SIGTERM) };
-        let gone = wait_until(Duration::from_secs(20), || {
+        wait_until(Duration::from_secs(20), || {
             !Path::new(&format!("/proc/{pid}")).exists()
-        });
-        assert!(gone, "{} (pid {pid}) did not stop", self.pid_file);
+        })
     }
 }
 
@@ -190,7 +186,7 @@ impl Machine {
 
     fn stop_servers(&mut self) {
         for d in self.daemons.drain(..) {
-            d.stop();
+            assert!(d.terminate(), "{} did not stop", d.pid_file);
         }
     }
 }
@@ -198,13 +194,7 @@ impl Machine {
 impl Drop for Machine {
     fn drop(&mut self) {
         for d in self.daemons.drain(..) {
-            if let Some(pid) = d.pid() {
-                // SAFETY: as in Daemon::stop.
-                unsafe { libc::kill(pid, libc::SIGTERM) };
-                wait_until(Duration::from_secs(20), || {
-                    !Path::new(&format!("/proc/{pid}")).exists()
-                });
-            }
+            d.terminate();
         }
         let _ = Command::new("a2dissite").args(["-q", SITE]).output();
         let _ = std::fs::remove_file(format!("/etc/apache2/sites-available/{SITE}.conf"));
@@ -268,8 +258,6 @@ fn configure_sites() -> (u16, u16) {
 
 /// Starts the system servers the way their packages do, checks both serve.
 fn serve(m: &mut Machine, ports: (u16, u16)) {
-    Daemon::assert_not_running("/run/nginx.pid");
-    Daemon::assert_not_running("/run/apache2/apache2.pid");
     run(Command::new("/usr/sbin/nginx").arg("-t"));
     run(&mut Command::new("/usr/sbin/nginx"));
     m.daemons.push(Daemon {
