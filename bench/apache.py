@@ -6,7 +6,6 @@ CPU 1, all servers up at once, rounds interleaved; medians over the rounds.
 
 Usage: bench/apache.py [--rounds N] [--duration SECONDS] [--only NAME,...]
 """
-import argparse
 import os
 import shutil
 import statistics
@@ -15,7 +14,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import BENCH, TOP, THREADS, Server, bench_venv, rss_kib, tree, wrk, wait_port  # noqa: E402
+from run import BENCH, TOP, THREADS, Server, bench_args, bench_venv, rss_kib, tree, wrk, wait_port  # noqa: E402
 
 MODULE = os.path.join(TOP, "target/release/libmod_oxwsgi.so")
 # Debian's mod_wsgi, unpacked by build/deps.sh (see there).
@@ -100,13 +99,7 @@ def cpu_ticks(pids):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--duration", type=int, default=5)
-    ap.add_argument("--only", default="")
-    args = ap.parse_args()
-    if not os.path.exists(MODULE):
-        sys.exit("build the module first: make build")
+    args = bench_args(MODULE)
     if not os.path.exists(MOD_WSGI):
         sys.exit("mod_wsgi is missing: run build/deps.sh")
     tmp = tempfile.mkdtemp(prefix="oxwsgi-bench-apache-")

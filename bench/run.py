@@ -224,14 +224,20 @@ WORKLOADS = [
 ]
 
 
-def main():
+def bench_args(module):
+    """The options of both benchmarks; exits when `module` is not built."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--only", default="")
     args = ap.parse_args()
-    if not os.path.exists(MODULE):
+    if not os.path.exists(module):
         sys.exit("build the module first: make build")
+    return args
+
+
+def main():
+    args = bench_args(MODULE)
     venv = bench_venv()
     tmp = tempfile.mkdtemp(prefix="oxwsgi-bench-")
     os.chmod(tmp, 0o777)
