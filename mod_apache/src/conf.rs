@@ -72,7 +72,9 @@ pub struct Config {
     pub defaults: Option<AppDefaults>,
     pub python_home: Option<PathBuf>,
     pub python_path: Vec<PathBuf>,
-    callable: Option<String>,
+    /// WSGICallableObject at server level, by server key (see `server_key`):
+    /// the aliases of a server are built with it, so they can be preloaded.
+    callables: Vec<(usize, String)>,
     /// WSGIPassAuthorization (mod_wsgi's default: Off).
     pub pass_authorization: bool,
     /// WSGIChunkedRequest (default Off: 411 for chunked bodies).
@@ -90,7 +92,7 @@ impl Default for Config {
             defaults: None,
             python_home: None,
             python_path: Vec::new(),
-            callable: None,
+            callables: Vec::new(),
             pass_authorization: false,
             chunked_request: false,
             script_reloading: true,
@@ -99,6 +101,13 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The server-level WSGICallableObject of `server`, else the main
+    /// server's (a virtual host's directory defaults inherit it).
+    fn callable_of(&self, server: usize) -> Option<&str> {
+        let of = |key| self.callables.iter().find(|(s, _)| *s == key);
+        of(server).or_else(|| of(0)).map(|(_, name)| name.as_str())
+    }
+
     /// The server whose aliases apply to requests of `server`: its own when
     /// it has any, else the main server's (0), as with mod_wsgi.
     pub fn scope(&self, server: usize) -> usize {
@@ -130,13 +139,22 @@ static CONFIG: RwLock<Option<Arc<Config>>> = RwLock::new(None);
 pub fn build_apps(multithread: bool, multiprocess: bool) -> Result<(), String> {
     update(|c| {
         let defaults = AppDefaults {
-            callable: c.callable.clone(),
+            callable: c.callable_of(0).map(str::to_string),
             reloading: c.script_reloading,
             multithread,
             multiprocess,
         };
-        for a in &mut c.aliases {
-            a.app = Some(Arc::new(defaults.app(&a.script, &a.prefix, None)?));
+        let names: Vec<Option<String>> = c
+            .aliases
+            .iter()
+            .map(|a| c.callable_of(a.server).map(str::to_string))
+            .collect();
+        for (a, name) in c.aliases.iter_mut().zip(names) {
+            a.app = Some(Arc::new(defaults.app(
+                &a.script,
+                &a.prefix,
+                name.as_deref(),
+            )?));
         }
         c.defaults = Some(defaults);
         Ok(())
@@ -297,8 +315,8 @@ pub unsafe extern "C" fn oxwsgi_cmd_python_path(
 
 /// WSGICallableObject, anywhere mod_wsgi takes it (server, virtual host,
 /// <Directory>, <Location>, .htaccess with FileInfo): it goes to the
-/// directory configuration, and at the main server's level also into the
-/// apps built at start (so they can be preloaded).
+/// directory configuration, and at server level also into the apps built
+/// at start for that server's aliases.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn oxwsgi_cmd_callable(
     cmd: *mut cmd_parms,
@@ -311,9 +329,11 @@ pub unsafe extern "C" fn oxwsgi_cmd_callable(
         take1(cmd, v, |name| {
             let name = values::parse_callable(&name)?;
             (*dir.cast::<DirConf>()).callable = ffi::apr_pstrdup((*cmd).pool, v);
-            if (*cmd).path.is_null() && server_key((*cmd).server) == 0 {
+            if (*cmd).path.is_null() {
+                let server = server_key((*cmd).server);
                 update(|c| {
-                    c.callable = Some(name);
+                    c.callables.retain(|(s, _)| *s != server);
+                    c.callables.push((server, name));
                     Ok(())
                 })?;
             }

@@ -501,6 +501,24 @@ fn wsgi_callable_object_applies_per_directory_and_location() {
     assert_eq!(http::get(a.port, "/one").status, 500);
     assert!(a.wait_log("missing"), "{}", a.error_log());
     drop(a);
+    // In a virtual host, and at server level for the hosts that set none.
+    let a = Apache::start(
+        "event",
+        &format!(
+            "WSGICallableObject third\n\
+             <Directory {dir}>\n    Require all granted\n</Directory>\n\
+             <VirtualHost 127.0.0.1:{{port}}>\n    ServerName a.test\n\
+             \x20   WSGIScriptAlias /x {one}/site.wsgi\n    WSGICallableObject other\n</VirtualHost>\n\
+             <VirtualHost 127.0.0.1:{{port}}>\n    ServerName b.test\n\
+             \x20   WSGIScriptAlias /x {one}/site.wsgi\n</VirtualHost>",
+            one = one.display(),
+            dir = dir.display(),
+        ),
+    );
+    let get = |host: &str| Request::get("/x").header("Host", host).send(a.port).text();
+    assert_eq!(get("a.test"), "other");
+    assert_eq!(get("b.test"), "third");
+    drop(a);
     // .htaccess, where AllowOverride FileInfo lets it.
     std::fs::write(two.join(".htaccess"), "WSGICallableObject third\n").unwrap();
     let a = Apache::start(
