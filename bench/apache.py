@@ -14,7 +14,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import BENCH, TOP, THREADS, Server, bench_args, bench_venv, rss_kib, tree, wrk, wait_port  # noqa: E402
+from run import (BENCH, TOP, THREADS, Server, bench_args, bench_venv, proc_stat,  # noqa: E402
+                 rss_kib, tree, wrk, wait_port)
 
 MODULE = os.path.join(TOP, "target/release/libmod_oxwsgi.so")
 # Debian's mod_wsgi, unpacked by build/deps.sh (see there).
@@ -87,15 +88,8 @@ WORKLOADS = [
 
 def cpu_ticks(pids):
     """User and system CPU time of `pids`, in clock ticks."""
-    total = 0
-    for p in pids:
-        try:
-            with open("/proc/%d/stat" % p) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except (OSError, IndexError, ValueError):
-            pass
-    return total
+    stats = (proc_stat(p) for p in pids)
+    return sum(int(f[11]) + int(f[12]) for f in stats if f)
 
 
 def main():

@@ -49,17 +49,24 @@ def wait_port(port, proc, timeout=30):
     return False
 
 
+def proc_stat(pid):
+    """The fields of /proc/PID/stat after the command name (state, ppid, ...),
+    or None when the process is gone."""
+    try:
+        with open("/proc/%s/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def tree(pid):
     """pid and all its descendants."""
     kids = {}
     for d in os.listdir("/proc"):
         if d.isdigit():
-            try:
-                with open("/proc/%s/stat" % d) as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                kids.setdefault(ppid, []).append(int(d))
-            except (OSError, IndexError, ValueError):
-                pass
+            fields = proc_stat(d)
+            if fields:
+                kids.setdefault(int(fields[1]), []).append(int(d))
     out, todo = [], [pid]
     while todo:
         p = todo.pop()
