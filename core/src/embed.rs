@@ -53,6 +53,32 @@ pub(crate) fn keep_server_signals() {
     }
 }
 
+/// Makes the children this process starts its own to wait for. nginx's
+/// workers inherit the master's SIGCHLD handler, which reaps every child
+/// with `waitpid(-1)`: a child the app starts (`subprocess`) would then be
+/// reaped by nginx first, and Python's `wait()` would get ECHILD and report
+/// exit status 0 for a command that failed. `SIG_IGN` would make the kernel
+/// reap them the same way. The default disposition leaves each child to
+/// whoever waits for it. Returns whether the disposition changed.
+pub(crate) fn own_children() -> bool {
+    // SAFETY: sigaction with a null new action only writes into `old`; the
+    // new action is a zeroed struct with SIG_DFL and an empty mask, valid
+    // for SIGCHLD. Dispositions are per process: the server's master (or
+    // parent) keeps its own handler.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut old) != 0
+            || old.sa_sigaction == libc::SIG_DFL
+        {
+            return false;
+        }
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        libc::sigemptyset(&mut dfl.sa_mask);
+        libc::sigaction(libc::SIGCHLD, &dfl, std::ptr::null_mut()) == 0
+    }
+}
+
 /// The current SIGINT handler address, for tests.
 pub fn sigint_handler() -> usize {
     // SAFETY: querying with a null new action only writes into `old`.

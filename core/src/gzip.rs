@@ -86,7 +86,7 @@ pub enum Decision {
 
 /// Decides for a response whose body length is `known_len` (when known).
 pub fn decide(head: &ResponseHead, known_len: Option<u64>, client_accepts: bool) -> Decision {
-    if head.bodiless() || head.status < 200 {
+    if head.no_content() {
         return Decision::Skip;
     }
     if head.has_header("Content-Encoding") {

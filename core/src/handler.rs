@@ -181,7 +181,7 @@ fn run<R: Request + ?Sized>(
         // must not reach this response any more.
         if let Some(mut r) = owner.get().lock(py).take() {
             for note in r.take_notes() {
-                log::error!(target: "oxwsgi", "{context}: {note}");
+                log::log!(target: "oxwsgi", note.level, "{context}: {}", note.text);
             }
         }
         outcome

@@ -171,7 +171,8 @@ impl Interpreter {
     /// Starts Python the way both servers do in a worker process (an nginx
     /// worker, an Apache child): the heap tuned for bursts of request
     /// bodies, `print()` and stderr logged at error level (visible at the
-    /// servers' default levels), a thread state for the calling thread, and
+    /// servers' default levels), a thread state for the calling thread,
+    /// SIGCHLD left to the children's waiters (`embed::own_children`), and
     /// `apps` loaded before the first request.
     pub fn start_in_worker<'a>(
         python_home: Option<PathBuf>,
@@ -179,6 +180,13 @@ impl Interpreter {
         apps: impl IntoIterator<Item = &'a crate::App>,
     ) -> Result<Interpreter, InitError> {
         embed::tune_heap();
+        if embed::own_children() {
+            log::info!(
+                target: "oxwsgi",
+                "SIGCHLD set to its default in this worker: the processes an app starts \
+                 are the app's to wait for (the server's handler reaped them all)"
+            );
+        }
         let interpreter = Interpreter::start(InterpreterConfig {
             python_home,
             python_path,

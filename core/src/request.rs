@@ -173,3 +173,44 @@ impl Request for OwnedRequest {
         self.body.take().unwrap_or(Body::Empty)
     }
 }
+
+/// Whether a request of HTTP version `major.minor` may reach an app: HTTP/1.x
+/// (a later 1.x is read as 1.1, RFC 9112 §2.3), HTTP/0.9 where the server
+/// allows it, and HTTP/2 only when it arrived over HTTP/2 (`multiplexed`),
+/// not as the words "HTTP/2.0" in an HTTP/1 request line. Anything else gets
+/// 505 from the server, before the app sees it.
+pub fn version_supported(major: u32, minor: u32, multiplexed: bool) -> bool {
+    match major {
+        0 => minor == 9,
+        1 => true,
+        2 => minor == 0 && multiplexed,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_supported;
+
+    #[test]
+    fn versions_an_app_may_see() {
+        for (major, minor, multiplexed, ok) in [
+            (1, 1, false, true),
+            (1, 0, false, true),
+            (1, 9, false, true),
+            (0, 9, false, true),
+            (2, 0, true, true),
+            (2, 0, false, false),
+            (3, 0, false, false),
+            (9, 9, false, false),
+            (0, 8, false, false),
+            (2, 1, true, false),
+        ] {
+            assert_eq!(
+                version_supported(major, minor, multiplexed),
+                ok,
+                "HTTP/{major}.{minor} multiplexed={multiplexed}"
+            );
+        }
+    }
+}

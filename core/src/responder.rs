@@ -54,20 +54,30 @@ pub struct Responder {
     head: Option<ResponseHead>,
     /// start_response was called.
     started: bool,
-    /// The status sent carries no body (1xx, 204, 304).
-    bodiless: bool,
+    /// The status forbids a body (204, 304, 205): what the app yields is
+    /// dropped, never sent.
+    no_content: bool,
+    /// The status sent, for the log.
+    status: u16,
     headers_sent: bool,
     /// The app's Content-Length, enforced.
     promised: Option<u64>,
     /// Body bytes the app produced that were passed on (before compression).
     sent: u64,
-    overflow_logged: bool,
+    excess_noted: bool,
     gzip: GzipPolicy,
     encoder: Option<Encoder>,
     is_head_request: bool,
     state: State,
     /// Problems to log (the handler adds which app and request).
-    notes: Vec<String>,
+    notes: Vec<Note>,
+}
+
+/// Something the server's log should say about a response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    pub level: log::Level,
+    pub text: String,
 }
 
 impl Responder {
@@ -76,11 +86,12 @@ impl Responder {
             sink,
             head: None,
             started: false,
-            bodiless: false,
+            no_content: false,
+            status: 0,
             headers_sent: false,
             promised: None,
             sent: 0,
-            overflow_logged: false,
+            excess_noted: false,
             gzip,
             encoder: None,
             is_head_request,
@@ -95,8 +106,12 @@ impl Responder {
     }
 
     /// What went wrong that the server's log should say.
-    pub fn take_notes(&mut self) -> Vec<String> {
+    pub fn take_notes(&mut self) -> Vec<Note> {
         std::mem::take(&mut self.notes)
+    }
+
+    fn note(&mut self, level: log::Level, text: String) {
+        self.notes.push(Note { level, text });
     }
 
     pub fn headers_sent(&self) -> bool {
@@ -129,12 +144,35 @@ impl Responder {
     }
 
     /// Sets (or, with `exc_info`, replaces) the status and headers. Validation
-    /// of the strings happened already; this checks Content-Length.
-    pub fn set_head(&mut self, head: ResponseHead) -> Result<(), String> {
-        let promised = match head.header("Content-Length") {
-            Some(v) => Some(parse_content_length(v)?),
-            None => None,
-        };
+    /// of the strings happened already; this checks Content-Length (one
+    /// value: a repeated header must repeat it, and is sent once).
+    pub fn set_head(&mut self, mut head: ResponseHead) -> Result<(), String> {
+        let mut promised = None;
+        let mut repeated = false;
+        for (name, value) in &head.headers {
+            if !name.eq_ignore_ascii_case("Content-Length") {
+                continue;
+            }
+            let n = parse_content_length(value)?;
+            match promised {
+                None => promised = Some(n),
+                Some(first) if first == n => repeated = true,
+                Some(first) => {
+                    return Err(format!(
+                        "response headers give two different Content-Length values \
+                         ({first} and {n}): a response has one length"
+                    ));
+                }
+            }
+        }
+        if repeated {
+            let mut seen = false;
+            head.headers.retain(|(name, _)| {
+                let keep = !(name.eq_ignore_ascii_case("Content-Length") && seen);
+                seen |= name.eq_ignore_ascii_case("Content-Length");
+                keep
+            });
+        }
         self.promised = promised;
         self.head = Some(head);
         self.started = true;
@@ -159,10 +197,20 @@ impl Responder {
                 }
             }
         }
-        let add_length = self.encoder.is_none()
-            && self.promised.is_none()
-            && !self.is_head_request
-            && !head.bodiless();
+        if head.no_content() {
+            // No body follows, whatever the app promised or yields. 204 must
+            // not carry a length; 205's framing says empty; a 304's length
+            // describes the 200 it stands for and is the app's to give.
+            self.promised = None;
+            if head.status != 304 {
+                head.remove_header("Content-Length");
+            }
+            if head.status == 205 {
+                head.headers.push(("Content-Length".into(), "0".into()));
+            }
+            return Ok(());
+        }
+        let add_length = self.encoder.is_none() && self.promised.is_none() && !self.is_head_request;
         if let (true, Some(n)) = (add_length, known_len) {
             head.headers.push(("Content-Length".into(), n.to_string()));
         }
@@ -174,7 +222,8 @@ impl Responder {
             return Err(WriteError::NotStarted);
         };
         self.headers_sent = true;
-        self.bodiless = head.bodiless();
+        self.no_content = head.no_content();
+        self.status = head.status;
         let r = self.sink.start(head);
         r.map_err(|e| self.gone(e))
     }
@@ -199,6 +248,10 @@ impl Responder {
     /// Keeps the body within the app's Content-Length: returns how much of
     /// `len` may go out.
     fn allowance(&mut self, len: usize) -> usize {
+        if self.no_content {
+            self.discard(len as u64);
+            return 0;
+        }
         let Some(promised) = self.promised else {
             return len;
         };
@@ -206,14 +259,33 @@ impl Responder {
         if (len as u64) <= left {
             return len;
         }
-        if !self.overflow_logged {
-            self.overflow_logged = true;
-            self.notes.push(format!(
-                "application sent more than its Content-Length of {promised} bytes; \
-                 the excess is not sent"
-            ));
+        if !self.excess_noted {
+            self.excess_noted = true;
+            self.note(
+                log::Level::Error,
+                format!(
+                    "application sent more than its Content-Length of {promised} bytes; \
+                     the excess is not sent"
+                ),
+            );
         }
         left as usize
+    }
+
+    /// Drops body the status forbids (noted once: the app's iteration and
+    /// close() go on as usual).
+    fn discard(&mut self, len: u64) {
+        if len > 0 && !self.excess_noted {
+            self.excess_noted = true;
+            let status = self.status;
+            self.note(
+                log::Level::Info,
+                format!(
+                    "application sent a body with status {status}, which has none; \
+                     the body is discarded"
+                ),
+            );
+        }
     }
 
     /// Passes one chunk of body on; `flush` marks a streaming boundary.
@@ -298,6 +370,10 @@ impl Responder {
             let known = if self.sent == 0 { Some(len) } else { None };
             self.commit(known)?;
         }
+        if self.no_content {
+            self.discard(len);
+            return Ok(());
+        }
         if len == 0 {
             return Ok(());
         }
@@ -322,13 +398,14 @@ impl Responder {
         }
         let short = self
             .promised
-            .filter(|&p| self.sent < p && !self.is_head_request && !self.bodiless);
+            .filter(|&p| self.sent < p && !self.is_head_request && !self.no_content);
         if let Some(promised) = short {
-            self.notes.push(format!(
+            let text = format!(
                 "application promised {promised} bytes in Content-Length but sent {}; \
                  response aborted so the client sees it is incomplete",
                 self.sent
-            ));
+            );
+            self.note(log::Level::Error, text);
             self.sink.abort();
             self.state = State::Done(Outcome::Aborted);
             return Ok(Outcome::Aborted);

@@ -1,5 +1,10 @@
 //! The response head and the PEP 3333 rules for it, as pure functions over
 //! plain strings (the Python side extracts, these decide).
+//!
+//! Strings here are Python's: each character stands for one latin-1 byte.
+//! Servers put them on the wire with `latin1`, never as UTF-8.
+
+use std::borrow::Cow;
 
 /// A validated status line and header list, ready for a server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,9 +39,33 @@ impl ResponseHead {
         self.status_line.get(4..).unwrap_or("")
     }
 
-    /// Whether this status never carries a body (1xx, 204, 304).
+    /// Whether this status never carries a body, so that the message ends
+    /// with its header block (1xx, 204, 304): bytes after it would be read
+    /// as the next response on the connection.
     pub fn bodiless(&self) -> bool {
         matches!(self.status, 100..=199 | 204 | 304)
+    }
+
+    /// Whether the app's body must be dropped: the bodiless statuses, and
+    /// 205 Reset Content, which has framing but must be empty.
+    pub fn no_content(&self) -> bool {
+        self.bodiless() || self.status == 205
+    }
+
+    /// The status line as it goes on the wire (latin-1, PEP 3333).
+    pub fn status_line_bytes(&self) -> Cow<'_, [u8]> {
+        latin1(&self.status_line)
+    }
+}
+
+/// A PEP 3333 header string as the bytes it stands for: each character is
+/// one latin-1 byte (checked before, so none is above U+00FF). Borrowed when
+/// the text is ASCII, as nearly every header is.
+pub fn latin1(s: &str) -> Cow<'_, [u8]> {
+    if s.is_ascii() {
+        Cow::Borrowed(s.as_bytes())
+    } else {
+        Cow::Owned(s.chars().map(|c| c as u32 as u8).collect())
     }
 }
 
@@ -57,12 +86,13 @@ const HOP_BY_HOP: &[&str] = &[
 /// Checks a status string like `"200 OK"`; returns the code.
 pub fn parse_status(status: &str) -> Result<u16, String> {
     let bytes = status.as_bytes();
+    // The reason phrase is HTAB, SP, visible ASCII and obs-text (latin-1).
+    let reason_char =
+        |c: char| c == '\t' || (' '..='~').contains(&c) || ('\u{80}'..='\u{ff}').contains(&c);
     let well_formed = bytes.len() >= 4
         && bytes[..3].iter().all(u8::is_ascii_digit)
         && bytes[3] == b' '
-        && bytes[4..]
-            .iter()
-            .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b));
+        && status[4..].chars().all(reason_char);
     if !well_formed {
         return Err(format!(
             "status must be a str like \"200 OK\" (3-digit code, a space, a reason phrase), got {status:?}"
@@ -72,6 +102,12 @@ pub fn parse_status(status: &str) -> Result<u16, String> {
     if !(100..=599).contains(&code) {
         return Err(format!(
             "status code {code} is outside 100-599 in status {status:?}"
+        ));
+    }
+    if code < 200 {
+        return Err(format!(
+            "status {status:?} is an interim (1xx) response: a WSGI application must \
+             answer with a final status (200-599); the server sends 100 Continue itself"
         ));
     }
     Ok(code)
@@ -104,6 +140,12 @@ pub fn check_header(index: usize, name: &str, value: &str) -> Result<(), String>
     if value.chars().any(|c| c == '\r' || c == '\n' || c == '\0') {
         return Err(format!(
             "response header {name:?}: value contains CR, LF or NUL (header injection)"
+        ));
+    }
+    if let Some(c) = value.chars().find(|&c| c != '\t' && c.is_ascii_control()) {
+        return Err(format!(
+            "response header {name:?}: value contains the control character {c:?}, \
+             which HTTP does not allow in a header"
         ));
     }
     Ok(())
@@ -160,6 +202,35 @@ mod tests {
     }
 
     #[test]
+    fn reason_phrases_may_be_latin1_and_interim_statuses_are_refused() {
+        assert_eq!(parse_status("200 Tr\u{e8}s bien"), Ok(200));
+        assert!(
+            parse_status("200 \u{2603}")
+                .unwrap_err()
+                .contains("like \"200 OK\"")
+        );
+        assert!(parse_status("200 A\u{7f}").is_err());
+        for interim in ["100 Continue", "101 Switching Protocols", "103 Early Hints"] {
+            let e = parse_status(interim).unwrap_err();
+            assert!(e.contains("interim (1xx)"), "{interim}: {e}");
+        }
+    }
+
+    #[test]
+    fn latin1_is_one_byte_per_character() {
+        assert_eq!(&*latin1("plain"), b"plain");
+        assert!(matches!(latin1("plain"), Cow::Borrowed(_)));
+        assert_eq!(&*latin1("caf\u{e9}"), b"caf\xe9");
+        assert_eq!(&*latin1("\u{ff}\u{80}"), b"\xff\x80");
+        let head = ResponseHead {
+            status: 200,
+            status_line: "200 Tr\u{e8}s bien".into(),
+            headers: vec![],
+        };
+        assert_eq!(&*head.status_line_bytes(), b"200 Tr\xe8s bien");
+    }
+
+    #[test]
     fn header_rules() {
         assert!(check_header(0, "Content-Type", "text/html; charset=utf-8").is_ok());
         assert!(check_header(0, "X-Latin", "caf\u{e9}").is_ok());
@@ -186,6 +257,11 @@ mod tests {
                 .contains("header 2")
         );
         assert!(check_header(0, "", "x").is_err());
+        assert!(check_header(0, "X-Tab", "a\tb").is_ok());
+        for bad in ["a\u{1}b", "a\u{1b}[31m", "del\u{7f}"] {
+            let e = check_header(0, "X-Ctl", bad).unwrap_err();
+            assert!(e.contains("control character"), "{bad:?}: {e}");
+        }
     }
 
     #[test]
@@ -207,7 +283,17 @@ mod tests {
         };
         assert_eq!(h.header("X-a"), Some("1"));
         assert_eq!(h.reason(), "No Content");
-        assert!(h.bodiless());
+        assert!(h.bodiless() && h.no_content());
+        for (status, bodiless, no_content) in
+            [(304, true, true), (205, false, true), (200, false, false)]
+        {
+            h.status = status;
+            assert_eq!(
+                (h.bodiless(), h.no_content()),
+                (bodiless, no_content),
+                "{status}"
+            );
+        }
         h.remove_header("X-A");
         assert!(h.headers.is_empty());
     }

@@ -364,3 +364,73 @@ fn panics_never_escape_the_handler() {
     let (resp, _) = get(cases(), "/cookies");
     assert_eq!(resp.status(), 200);
 }
+
+#[test]
+fn statuses_without_content_drop_the_body_whatever_its_shape() {
+    for status in ["204", "205", "304"] {
+        for shape in ["list", "gen", "write", "file"] {
+            let path = format!("/no-content?status={status}&shape={shape}&length=26");
+            let (resp, outcome) = get(cases(), &path);
+            assert_eq!(outcome, Outcome::Complete, "{path}");
+            assert_eq!(resp.status().to_string(), status, "{path}");
+            assert!(resp.body.is_empty(), "{path}: {}", resp.text());
+            assert!(resp.finished() && !resp.aborted(), "{path}");
+            let length = resp.header("Content-Length");
+            match status {
+                // 204 carries no length; 205 says empty; a 304 keeps the
+                // length of the 200 it stands for.
+                "204" => assert_eq!(length, None, "{path}"),
+                "205" => assert_eq!(length, Some("0"), "{path}"),
+                _ => assert_eq!(length, Some("26"), "{path}"),
+            }
+            let noted = logs_with(&format!(
+                "GET {path}: application sent a body with status {status}, which has none; the body is discarded"
+            ));
+            assert_eq!(noted.len(), 1, "{path}: {noted:#?}");
+            assert!(noted[0].starts_with("INFO "), "{noted:?}");
+        }
+    }
+    // The generator ran to its end and was closed as usual.
+    let before = closed_count();
+    get(cases(), "/no-content?shape=gen");
+    assert_eq!(closed_count(), before + 1);
+}
+
+#[test]
+fn a_repeated_content_length_is_sent_once() {
+    let (resp, outcome) = get(cases(), "/same-lengths");
+    assert_eq!(outcome, Outcome::Complete);
+    let lengths: Vec<_> = resp
+        .head
+        .as_ref()
+        .unwrap()
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("Content-Length"))
+        .collect();
+    assert_eq!(lengths.len(), 1, "{lengths:?}");
+    assert_eq!(resp.text(), "12345");
+}
+
+#[test]
+fn interim_statuses_control_characters_and_two_lengths_are_named() {
+    expect_500("/interim-status", "is an interim (1xx) response");
+    expect_500("/ctl-header", "control character");
+    expect_500(
+        "/two-lengths",
+        "two different Content-Length values (5 and 7)",
+    );
+}
+
+#[test]
+fn latin1_headers_reach_the_sink_as_their_characters() {
+    let (resp, _) = get(cases(), "/latin1");
+    let head = resp.head.clone().unwrap();
+    assert_eq!(head.status_line, "200 Tr\u{e8}s bien");
+    assert_eq!(&*head.status_line_bytes(), b"200 Tr\xe8s bien");
+    assert_eq!(resp.header("X-Test"), Some("caf\u{e9}"));
+    assert_eq!(
+        &*oxwsgi_core::response::latin1(resp.header("X-High").unwrap()),
+        b"\xff\xa0end"
+    );
+}

@@ -344,6 +344,15 @@ unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
             if (*r).handler.is_null() || CStr::from_ptr((*r).handler) != HANDLER_NAME {
                 return ffi::DECLINED as c_int;
             }
+            let proto = (*r).proto_num.max(0) as u32;
+            let multiplexed = !(*(*r).connection).master.is_null();
+            if !oxwsgi_core::request::version_supported(proto / 1000, proto % 1000, multiplexed) {
+                // Apache's own parser lets "HTTP/9.9" through (and any
+                // version under HttpProtocolOptions Unsafe). A client that
+                // speaks another protocol gets no second request either.
+                (*(*r).connection).keepalive = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE;
+                return ffi::HTTP_VERSION_NOT_SUPPORTED as c_int;
+            }
             if PYTHON_STARTED.get() != Some(&true) {
                 log::error!(target: "oxwsgi", "Python is not running in this child (see the error log)");
                 return ffi::HTTP_SERVICE_UNAVAILABLE as c_int;

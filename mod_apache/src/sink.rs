@@ -2,11 +2,11 @@
 //! through ap_rwrite (the output filter chain, so mod_deflate applies), a
 //! flush per streamed chunk.
 
-use std::ffi::CString;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 
+use oxwsgi_core::response::latin1;
 use oxwsgi_core::{Chunk, ResponseHead, ResponseSink};
 
 use crate::ffi::{self, request_rec};
@@ -33,11 +33,14 @@ impl ApacheSink {
         )
     }
 
-    /// A copy of `s` in the request pool.
+    /// A NUL-terminated copy of `s` in the request pool. Header strings are
+    /// latin-1 (PEP 3333): each character becomes one byte.
     fn pool_str(&self, s: &str) -> *const std::ffi::c_char {
-        let c = CString::new(s.replace('\0', " ")).expect("no NUL");
-        // SAFETY: r and its pool are live (see Send).
-        unsafe { ffi::apr_pstrdup((*self.r).pool, c.as_ptr()) }
+        let bytes = latin1(s);
+        // SAFETY: r and its pool are live (see Send); apr_pstrmemdup copies
+        // exactly `len` bytes and NUL-terminates the copy (the core refuses
+        // NUL in headers, so nothing is cut short).
+        unsafe { ffi::apr_pstrmemdup((*self.r).pool, bytes.as_ptr().cast(), bytes.len()) }
     }
 }
 
@@ -133,9 +136,12 @@ impl ResponseSink for ApacheSink {
     }
 
     fn abort(&mut self) {
-        // SAFETY: r and its connection are live: marking it aborted makes
-        // Apache drop the connection instead of finishing the response.
+        // SAFETY: r and its connection are live. What the app produced goes
+        // out first (a list response is still buffered: headers and all);
+        // then marking the connection aborted makes Apache close it at once
+        // instead of finishing the response, so the client sees it is cut.
         unsafe {
+            ffi::ap_rflush(self.r);
             (*(*self.r).connection).aborted = 1;
             (*(*self.r).connection).keepalive = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE;
         }

@@ -20,6 +20,7 @@ use ngx::ffi::{
     ngx_int_t, ngx_list_push, ngx_pcalloc, ngx_pnalloc, ngx_str_t, ngx_table_elt_t, ngx_uint_t,
 };
 use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
+use oxwsgi_core::response::latin1;
 use oxwsgi_core::{Chunk, ResponseHead};
 
 use crate::body::{self, BodyPipe};
@@ -160,7 +161,7 @@ unsafe fn buf_size(b: *mut ngx_buf_t) -> usize {
 ///
 /// # Safety
 /// `r` is live.
-unsafe fn pool_str(r: *mut ngx_http_request_t, s: &str) -> Option<ngx_str_t> {
+unsafe fn pool_bytes(r: *mut ngx_http_request_t, s: &[u8]) -> Option<ngx_str_t> {
     // SAFETY: allocating from the live request pool and filling it.
     unsafe {
         let p: *mut u8 = ngx_pnalloc((*r).pool, s.len().max(1)).cast();
@@ -184,13 +185,21 @@ unsafe fn set_headers(r: *mut ngx_http_request_t, head: &ResponseHead) -> Option
     unsafe {
         let out = &mut (*r).headers_out;
         out.status = head.status as usize;
-        out.status_line = pool_str(r, &head.status_line)?;
+        out.status_line = pool_bytes(r, &head.status_line_bytes())?;
+        if head.bodiless() {
+            // nginx infers this from the status only when it writes the
+            // status line itself; with the app's line it must be told, or
+            // its filters would frame (and send) a body after the header.
+            (*r).set_header_only(1);
+        }
         for (name, value) in &head.headers {
             if name.eq_ignore_ascii_case("Content-Type") {
-                out.content_type = pool_str(r, value)?;
-                out.content_type_len = value
-                    .find(';')
-                    .map_or(value.len(), |i| value[..i].trim_end().len());
+                let ct = latin1(value);
+                out.content_type = pool_bytes(r, &ct)?;
+                out.content_type_len = ct
+                    .iter()
+                    .position(|&b| b == b';')
+                    .map_or(ct.len(), |i| ct[..i].trim_ascii_end().len());
                 out.content_type_lowcase = ptr::null_mut();
                 continue;
             }
@@ -204,8 +213,8 @@ unsafe fn set_headers(r: *mut ngx_http_request_t, head: &ResponseHead) -> Option
                 return None;
             }
             (*h).hash = 1;
-            (*h).key = pool_str(r, name)?;
-            (*h).value = pool_str(r, value)?;
+            (*h).key = pool_bytes(r, name.as_bytes())?;
+            (*h).value = pool_bytes(r, &latin1(value))?;
             let low: *mut u8 = ngx_pnalloc((*r).pool, name.len().max(1)).cast();
             if low.is_null() {
                 return None;
