@@ -215,6 +215,73 @@ def headers_only(environ, start_response):
     return []
 
 
+NO_CONTENT = {"204": "204 No Content", "205": "205 Reset Content", "304": "304 Not Modified"}
+LEAK = b"this body must not be sent"
+
+
+def no_content(environ, start_response):
+    """A status that has no body, with a body anyway: the server must drop it
+    (on a keep-alive connection it would be read as the next response)."""
+    opts = _opts(environ)
+    headers = [("Content-Type", "text/plain")]
+    if "length" in opts:
+        headers.append(("Content-Length", opts["length"]))
+    write = start_response(NO_CONTENT[opts.get("status", "204")], headers)
+    shape = opts.get("shape", "list")
+    if shape == "write":
+        write(LEAK)
+        return []
+    if shape == "gen":
+        return Closing([LEAK, LEAK])
+    if shape == "file":
+        f = tempfile.TemporaryFile()
+        f.write(LEAK)
+        f.seek(0)
+        return environ["wsgi.file_wrapper"](f)
+    return [LEAK]
+
+
+def latin1(environ, start_response):
+    """PEP 3333 headers are latin-1 str: each character is one byte on the wire."""
+    start_response("200 Tr\u00e8s bien", [("Content-Type", "text/plain"),
+                                          ("X-Test", "caf\u00e9"),
+                                          ("X-High", "\u00ff\u00a0end")])
+    return [b"latin-1 headers"]
+
+
+def same_lengths(environ, start_response):
+    start_response("200 OK", [("Content-Length", "5"), ("Content-Length", "5")])
+    return [b"12345"]
+
+
+def children(environ, start_response):
+    """Starts processes and reports their exit statuses, which must be the
+    commands' own (the server must not reap the app's children)."""
+    import subprocess
+    how = _opts(environ).get("how", "popen")
+    if how == "popen":
+        p = subprocess.Popen(["sh", "-c", "exit 3"])
+        time.sleep(0.2)
+        result = str(p.wait())
+    elif how == "run":
+        result = str(subprocess.run(["sh", "-c", "exit 5"]).returncode)
+    elif how == "communicate":
+        p = subprocess.Popen(["sh", "-c", "head -c 3000000 /dev/zero; exit 7"],
+                             stdout=subprocess.PIPE)
+        out, _ = p.communicate()
+        result = "%d:%d" % (p.returncode, len(out))
+    elif how == "many":
+        procs = [subprocess.Popen(["sh", "-c", "sleep 0.05; exit %d" % (i % 50 + 1)])
+                 for i in range(60)]
+        codes = [p.wait() for p in procs]
+        result = "ok" if codes == [i % 50 + 1 for i in range(60)] else repr(codes)
+    elif how == "system":
+        result = str(os.waitstatus_to_exitcode(os.system("exit 9")))
+    else:
+        raise ValueError(how)
+    return _text(start_response, result)
+
+
 # Apps that get WSGI wrong: each must become a 500 with a log line naming the mistake.
 def str_body(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
@@ -270,6 +337,21 @@ def crlf_header(environ, start_response):
     return [b"x"]
 
 
+def interim_status(environ, start_response):
+    start_response("100 Continue", [("Content-Type", "text/plain")])
+    return [b"x"]
+
+
+def ctl_header(environ, start_response):
+    start_response("200 OK", [("X-Ctl", "a\x1b[31mred")])
+    return [b"x"]
+
+
+def two_lengths(environ, start_response):
+    start_response("200 OK", [("Content-Length", "5"), ("Content-Length", "7")])
+    return [b"12345"]
+
+
 def raise_early(environ, start_response):
     raise RuntimeError("the app failed before start_response")
 
@@ -290,7 +372,19 @@ def twice(environ, start_response):
 
 
 def short_body(environ, start_response):
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "100")])
+    """Promises 100 bytes and delivers 20, in the shape the query names."""
+    write = start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "100")])
+    shape = _opts(environ).get("shape", "gen")
+    if shape == "list":
+        return [b"only twenty bytes..."]
+    if shape == "write":
+        write(b"only twenty bytes...")
+        return []
+    if shape == "file":
+        f = tempfile.TemporaryFile()
+        f.write(b"only twenty bytes...")
+        f.seek(0)
+        return environ["wsgi.file_wrapper"](f)
     return Closing([b"only twenty bytes...", b""])
 
 
@@ -328,7 +422,9 @@ ROUTES = {
     "/crlf-header": crlf_header, "/raise-early": raise_early, "/raise-late": raise_late,
     "/no-start": no_start, "/twice": twice, "/short-body": short_body,
     "/long-body": long_body, "/bad-content-length": bad_content_length,
-    "/close-raises": close_raises,
+    "/close-raises": close_raises, "/no-content": no_content, "/latin1": latin1,
+    "/same-lengths": same_lengths, "/interim-status": interim_status,
+    "/ctl-header": ctl_header, "/two-lengths": two_lengths, "/children": children,
 }
 
 

@@ -28,4 +28,7 @@ pub const MISTAKES: &[(&str, &str)] = &[
         "/no-start",
         "application returned without calling start_response",
     ),
+    ("/interim-status", "is an interim (1xx) response"),
+    ("/ctl-header", "control character"),
+    ("/two-lengths", "two different Content-Length values"),
 ];

@@ -8,6 +8,10 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
+    /// The reason phrase, each byte one character (latin-1), as PEP 3333
+    /// and HTTP see it.
+    pub reason: String,
+    /// Names and values, decoded as latin-1 like the reason.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     /// The body ended as its framing says (Content-Length reached, final
@@ -44,6 +48,9 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub chunked: bool,
+    /// Leave the connection open after the response (`Connection: close`
+    /// is sent otherwise).
+    pub keep_alive: bool,
 }
 
 impl Request {
@@ -55,6 +62,7 @@ impl Request {
             headers: Vec::new(),
             body: Vec::new(),
             chunked: false,
+            keep_alive: false,
         }
     }
 
@@ -94,7 +102,9 @@ impl Request {
         {
             out.extend(format!("Host: 127.0.0.1:{port}\r\n").bytes());
         }
-        out.extend(b"Connection: close\r\n");
+        if !self.keep_alive {
+            out.extend(b"Connection: close\r\n");
+        }
         for (n, v) in &self.headers {
             out.extend(format!("{n}: {v}\r\n").bytes());
         }
@@ -139,29 +149,53 @@ pub fn send(port: u16, raw: &[u8], head: bool) -> io::Result<Response> {
     read_response(&mut BufReader::new(s), head)
 }
 
+/// One line of the head, its bytes read as latin-1 characters.
+fn read_latin1_line(r: &mut impl BufRead) -> io::Result<Option<String>> {
+    let mut raw = Vec::new();
+    if r.read_until(b'\n', &mut raw)? == 0 {
+        return Ok(None);
+    }
+    Ok(Some(raw.iter().map(|&b| b as char).collect()))
+}
+
+/// The status line's code and reason phrase.
+fn parse_status_line(line: &str) -> io::Result<(u16, String)> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    let mut parts = line.splitn(3, ' ');
+    let version = parts.next().unwrap_or("");
+    let code = parts.next().and_then(|c| c.parse().ok());
+    match code {
+        Some(code) if version.starts_with("HTTP/") => {
+            Ok((code, parts.next().unwrap_or("").to_string()))
+        }
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("bad status line {line:?}"),
+        )),
+    }
+}
+
+/// Header names and values, in order.
+pub type Headers = Vec<(String, String)>;
+
 /// Reads the status line and headers.
-pub fn read_head(r: &mut impl BufRead) -> io::Result<(u16, Vec<(String, String)>)> {
-    let mut line = String::new();
-    r.read_line(&mut line)?;
-    let status = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("bad status line {line:?}"),
-            )
-        })?;
+pub fn read_head(r: &mut impl BufRead) -> io::Result<(u16, Headers)> {
+    let (status, _, headers) = read_full_head(r)?;
+    Ok((status, headers))
+}
+
+fn read_full_head(r: &mut impl BufRead) -> io::Result<(u16, String, Headers)> {
+    let line = read_latin1_line(r)?
+        .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "no status line"))?;
+    let (status, reason) = parse_status_line(&line)?;
     let mut headers = Vec::new();
     loop {
-        let mut h = String::new();
-        if r.read_line(&mut h)? == 0 {
+        let Some(h) = read_latin1_line(r)? else {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "headers cut short",
             ));
-        }
+        };
         let h = h.trim_end();
         if h.is_empty() {
             break;
@@ -170,13 +204,38 @@ pub fn read_head(r: &mut impl BufRead) -> io::Result<(u16, Vec<(String, String)>
             headers.push((n.trim().to_string(), v.trim().to_string()));
         }
     }
-    Ok((status, headers))
+    Ok((status, reason, headers))
+}
+
+/// A connection kept open across requests, as browsers and proxies use
+/// them: each response must end exactly where its framing says, or the
+/// next one is misread.
+pub struct Conn {
+    port: u16,
+    reader: BufReader<TcpStream>,
+}
+
+impl Conn {
+    pub fn open(port: u16) -> Conn {
+        Conn {
+            port,
+            reader: BufReader::new(connect(port)),
+        }
+    }
+
+    /// Sends `req` (kept alive) and reads its response.
+    pub fn send(&mut self, mut req: Request) -> io::Result<Response> {
+        req.keep_alive = true;
+        self.reader.get_mut().write_all(&req.to_bytes(self.port))?;
+        read_response(&mut self.reader, req.method == "HEAD")
+    }
 }
 
 pub fn read_response(r: &mut impl BufRead, head: bool) -> io::Result<Response> {
-    let (status, headers) = read_head(r)?;
+    let (status, reason, headers) = read_full_head(r)?;
     let mut resp = Response {
         status,
+        reason,
         headers,
         body: Vec::new(),
         complete: true,

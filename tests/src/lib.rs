@@ -4,13 +4,15 @@
 //! their error logs.
 //!
 //! - `http`: the client; `nginx`, `apache`: a server under test; `venv`:
-//!   virtualenvs with Flask and Django for the site tests.
+//!   virtualenvs with Flask and Django for the site tests; `cases`, `wire`:
+//!   behaviour both servers must show, checked by each server's tests.
 
 pub mod apache;
 pub mod cases;
 pub mod http;
 pub mod nginx;
 pub mod venv;
+pub mod wire;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use oxwsgi_e2e::apache::{self, Apache};
 use oxwsgi_e2e::http::{self, Request};
-use oxwsgi_e2e::{app, repo};
+use oxwsgi_e2e::{app, repo, wire};
 
 fn hello_and_cases(mpm: &str) -> Apache {
     with_directives(mpm, "")
@@ -232,9 +232,12 @@ fn a_mod_wsgi_site_answers_the_same_under_oxwsgi() {
             String::new(),
         ));
         for &(path, _) in oxwsgi_e2e::cases::MISTAKES {
-            // A deliberate difference: mod_wsgi passes a hop-by-hop header
-            // like Connection through; oxwsgi refuses it, as PEP 3333 says.
-            if path == "/hop-header" {
+            // Deliberate differences, where mod_wsgi sends what the app
+            // gave: a hop-by-hop header like Connection (PEP 3333 forbids
+            // it); an interim status as the final one (the client then
+            // waits for a response that never comes); two different
+            // Content-Lengths (the client cannot know where the body ends).
+            if ["/hop-header", "/interim-status", "/two-lengths"].contains(&path) {
                 continue;
             }
             let r = http::get(port, &format!("/app{path}"));
@@ -536,4 +539,42 @@ fn wsgi_callable_object_applies_per_directory_and_location() {
     assert_eq!(http::get(a.port, "/files/site.wsgi").text(), "third");
     drop(a);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn responses_end_where_their_framing_says_under_every_mpm() {
+    let dir = oxwsgi_e2e::temp_dir("apache-h2");
+    let (cert, key) = oxwsgi_e2e::test_certificate(&dir);
+    let mods = "/usr/lib/apache2/modules";
+    for mpm in ["event", "worker", "prefork"] {
+        // HTTP/2 over TLS on a second port (mod_http2 needs a threaded MPM).
+        let h2_port = oxwsgi_e2e::free_port();
+        let h2 = if mpm == "prefork" {
+            String::new()
+        } else {
+            format!(
+                "LoadModule http2_module {mods}/mod_http2.so\n\
+                 LoadModule socache_shmcb_module {mods}/mod_socache_shmcb.so\n\
+                 LoadModule ssl_module {mods}/mod_ssl.so\n\
+                 Listen 127.0.0.1:{h2_port}\n\
+                 <VirtualHost 127.0.0.1:{h2_port}>\n\
+                 Protocols h2 http/1.1\n\
+                 SSLEngine on\n\
+                 SSLCertificateFile {}\n\
+                 SSLCertificateKeyFile {}\n\
+                 </VirtualHost>",
+                cert.display(),
+                key.display()
+            )
+        };
+        let a = with_directives(mpm, &h2);
+        wire::no_body_leaks(a.port, "/cases");
+        if !h2.is_empty() {
+            wire::no_body_leaks_over_http2(&format!("https://127.0.0.1:{h2_port}/cases"));
+        }
+        wire::latin1_headers(a.port, "/cases");
+        wire::length_promises(a.port, "/cases");
+        wire::odd_request_lines(a.port, "/cases", || a.error_log());
+        wire::child_exit_statuses(a.port, "/cases");
+    }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use oxwsgi_e2e::http::{self, Request};
 use oxwsgi_e2e::nginx::{self, Config, Nginx};
-use oxwsgi_e2e::{app, repo, wait_until};
+use oxwsgi_e2e::{app, repo, wait_until, wire};
 
 fn cases_at_root() -> Nginx {
     Nginx::start(Config::new(&format!(
@@ -639,4 +639,68 @@ fn a_fast_stop_does_not_wait_for_a_client_that_stalls() {
         start.elapsed()
     );
     drop(s);
+}
+
+#[test]
+fn responses_end_where_their_framing_says_over_http1_and_http2() {
+    let h2 = oxwsgi_e2e::free_port();
+    let dir = oxwsgi_e2e::temp_dir("tls");
+    let (cert, key) = oxwsgi_e2e::test_certificate(&dir);
+    let n = Nginx::start(Config::new(&format!(
+        "listen 127.0.0.1:{h2} ssl http2;\n\
+         ssl_certificate {};\nssl_certificate_key {};\n\
+         location / {{ wsgi_app {}; }}",
+        cert.display(),
+        key.display(),
+        app("cases.py")
+    )));
+    wire::no_body_leaks(n.port, "");
+    wire::no_body_leaks_over_http2(&format!("https://127.0.0.1:{h2}"));
+    wire::latin1_headers(n.port, "");
+    wire::length_promises(n.port, "");
+    wire::odd_request_lines(n.port, "", || n.error_log());
+    assert!(
+        n.wait_log(
+            "application sent a body with status 204, which has none; the body is discarded"
+        ),
+        "{}",
+        n.error_log()
+    );
+}
+
+#[test]
+fn processes_an_app_starts_keep_their_exit_statuses() {
+    let n = Nginx::start(
+        Config::new(&format!("location / {{ wsgi_app {}; }}", app("cases.py")))
+            .http("wsgi_threads 4;"),
+    );
+    wire::child_exit_statuses(n.port, "");
+    // Concurrently, from every Python thread.
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let port = n.port;
+            std::thread::spawn(move || wire::child_exit_statuses(port, ""))
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    // nginx's own child handling in the master is intact: a killed worker
+    // is replaced and serves.
+    let worker = n.workers()[0];
+    // SAFETY: signalling a worker of the nginx this test started.
+    unsafe { libc::kill(worker, libc::SIGKILL) };
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let w = n.workers();
+            w.len() == 1 && w[0] != worker
+        }),
+        "the master did not replace its worker"
+    );
+    wire::child_exit_statuses(n.port, "");
+    assert!(
+        !n.error_log().contains("No child processes"),
+        "{}",
+        n.error_log()
+    );
 }
