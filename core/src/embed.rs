@@ -79,6 +79,14 @@ pub(crate) fn own_children() -> bool {
     }
 }
 
+/// Whether the calling thread holds the GIL (for tests of when it is
+/// released).
+pub fn holds_gil() -> bool {
+    // SAFETY: PyGILState_Check may be called from any thread, with or
+    // without the GIL, once Python is initialised (callers start it first).
+    unsafe { ffi::PyGILState_Check() == 1 }
+}
+
 /// The current SIGINT handler address, for tests.
 pub fn sigint_handler() -> usize {
     // SAFETY: querying with a null new action only writes into `old`.

@@ -142,6 +142,31 @@ impl BodyReader {
         }
     }
 
+    /// Whether a read of `n` bytes completes without waiting for the client.
+    pub fn ready_for(&self, n: usize) -> bool {
+        let have = self.buffered().len();
+        if self.eof || have >= n {
+            return true;
+        }
+        match &self.source {
+            Source::Memory => true,
+            Source::Reader(r) => r.ready(n - have),
+        }
+    }
+
+    /// The exact size of `read(size)` when it can be known before reading
+    /// (a size within the body's known length, or the rest of it), bounded
+    /// for bodies of unknown length so a huge `size` does not reserve
+    /// memory the body will never fill.
+    fn result_len(&self, size: Option<usize>) -> Option<usize> {
+        match (size, self.remaining()) {
+            (Some(n), Some(left)) => Some(n.min(left)),
+            (None, Some(left)) => Some(left),
+            (Some(n), None) if n <= PRESIZE_MAX => Some(n),
+            _ => None,
+        }
+    }
+
     /// Bytes left in a streamed body of known length.
     pub fn remaining(&self) -> Option<usize> {
         self.length
@@ -338,15 +363,17 @@ impl Input {
             r.advance(n);
             return Ok(bytes);
         }
-        if let (Some(n), Some(left)) = (size, r.remaining()) {
-            let n = n.min(left);
-            if n >= BLOCK && r.buffered().len() < n {
-                // A large read of a streamed body of known length: straight
-                // from the source into the bytes object, without the GIL.
+        if let Some(n) = r.result_len(size) {
+            // Straight from the source into the bytes object: one copy. A
+            // read the source can serve at once keeps the GIL.
+            if r.ready_for(n) {
                 return crate::embed::bytes_filled(py, n, |buf| {
-                    py.detach(|| r.read_into(buf)).map_err(body_error)
+                    r.read_into(buf).map_err(body_error)
                 });
             }
+            return crate::embed::bytes_filled(py, n, |buf| {
+                py.detach(|| r.read_into(buf)).map_err(body_error)
+            });
         }
         let data = py.detach(|| r.read(size)).map_err(body_error)?;
         Ok(PyBytes::new(py, &data))

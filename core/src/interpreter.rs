@@ -67,6 +67,11 @@ pub fn sigint_handler() -> usize {
     embed::sigint_handler()
 }
 
+/// Whether the calling thread holds the GIL, for tests.
+pub fn holds_gil() -> bool {
+    embed::holds_gil()
+}
+
 /// How many Python thread states exist (one per thread that ran Python).
 pub fn thread_state_count(py: Python<'_>) -> usize {
     embed::thread_state_count(py)

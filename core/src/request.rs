@@ -60,6 +60,16 @@ pub trait BodyStream: Read + Send {
     fn read_uninit(&mut self, _buf: &mut [MaybeUninit<u8>]) -> Option<io::Result<usize>> {
         None
     }
+
+    /// Whether a read of `want` bytes completes now, without waiting for the
+    /// client (also true at the end of the body or after an error: the read
+    /// returns at once); false (the default) when the stream cannot tell. A
+    /// read the stream can serve at once runs without releasing the GIL:
+    /// framework parsers read bodies in many small pieces, and a release per
+    /// piece costs more than the copy when threads contend for the GIL.
+    fn ready(&self, _want: usize) -> bool {
+        false
+    }
 }
 
 impl BodyStream for File {}

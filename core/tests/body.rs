@@ -366,3 +366,62 @@ fn a_stream_shorter_than_its_content_length() {
     assert_eq!(resp.header("X-Received"), Some("100000"));
     assert!(resp.body == data);
 }
+
+/// A body already in the server's hands (as nginx's pipe after the event
+/// loop read it), or not, that notes whether each read held the GIL.
+struct Arrived {
+    data: Vec<u8>,
+    pos: usize,
+    says_ready: bool,
+    reads_with_gil: std::sync::Arc<std::sync::Mutex<Vec<bool>>>,
+}
+
+impl Read for Arrived {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reads_with_gil
+            .lock()
+            .unwrap()
+            .push(oxwsgi_core::interpreter::holds_gil());
+        // A server buffer's worth at a time.
+        let n = 65536.min(buf.len()).min(self.data.len() - self.pos);
+        buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl oxwsgi_core::BodyStream for Arrived {
+    fn ready(&self, want: usize) -> bool {
+        self.says_ready && self.data.len() - self.pos >= want.min(self.data.len() - self.pos)
+    }
+}
+
+#[test]
+fn pieces_already_arrived_are_read_without_releasing_the_gil() {
+    python();
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    for says_ready in [true, false] {
+        for piece in [8192, 65536] {
+            let reads = std::sync::Arc::default();
+            let source = Arrived {
+                data: data.clone(),
+                pos: 0,
+                says_ready,
+                reads_with_gil: std::sync::Arc::clone(&reads),
+            };
+            let req = MemoryRequest::new("POST", &format!("/echo?how=chunks&size={piece}"))
+                .header("Content-Length", &data.len().to_string())
+                .body(Body::Stream(Box::new(source)));
+            let (resp, _) = serve(cases(), req);
+            assert!(resp.body == data, "piece {piece}: the bytes differ");
+            let reads = reads.lock().unwrap();
+            assert!(!reads.is_empty());
+            // Ready pieces keep the GIL; a source that cannot tell is read
+            // with it released, as it may wait for the client.
+            assert!(
+                reads.iter().all(|&held| held == says_ready),
+                "ready={says_ready} piece={piece}: {reads:?}"
+            );
+        }
+    }
+}
