@@ -2,7 +2,9 @@
 
 /        the classic hello
 /64k     a 64 KiB body
-/post    reads the request body (1 MiB in the benchmark), answers its size
+/post    reads the request body (1 MiB in the benchmark), answers its size;
+         with ?piece=N it reads N bytes at a time, as framework parsers do
+         (Django and Werkzeug read 64 KiB pieces)
 /stream  100 chunks of 1 KiB, yielded one by one
 /sleep   waits 50 ms (a slow database, say), then answers
 """
@@ -20,8 +22,17 @@ def application(environ, start_response):
         return [BODY_64K]
     if path == "/post":
         length = int(environ.get("CONTENT_LENGTH") or 0)
-        data = environ["wsgi.input"].read(length)
-        body = str(len(data)).encode()
+        query = environ.get("QUERY_STRING", "")
+        if query.startswith("piece="):
+            piece, inp, got = int(query[6:]), environ["wsgi.input"], 0
+            while got < length:
+                data = inp.read(min(piece, length - got))
+                if not data:
+                    break
+                got += len(data)
+        else:
+            got = len(environ["wsgi.input"].read(length))
+        body = str(got).encode()
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [body]
     if path == "/stream":

@@ -225,6 +225,8 @@ WORKLOADS = [
     ("hello", "/", 64, None, "apps", True),
     ("64 KiB body", "/64k", 64, None, "apps", True),
     ("1 MiB POST", "/post", 16, os.path.join(BENCH, "post.lua"), "apps", True),
+    ("1 MiB POST in 64 KiB reads", "/post?piece=65536", 16, os.path.join(BENCH, "post.lua"), "apps", True),
+    ("1 MiB POST in 8 KiB reads", "/post?piece=8192", 16, os.path.join(BENCH, "post.lua"), "apps", True),
     ("100-chunk stream", "/stream", 64, None, "apps", True),
     ("50 ms sleep", "/sleep", 64, None, "apps", False),
     ("Flask hello", "/", 64, None, "flask", True),

@@ -3,6 +3,11 @@
 //! `BodyPipe`. When the app falls behind by `HIGH_WATER` bytes the event loop
 //! stops reading (the client's TCP window then fills); the app's next read
 //! below `LOW_WATER` asks it to resume.
+//!
+//! The buffers the event loop copies into are reused once the app has read
+//! them (`spare`): a burst of uploads then reuses the same memory, warm in
+//! the cache, instead of growing the heap, having glibc give it back, and
+//! faulting it in again page by page.
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
@@ -16,8 +21,61 @@ use ngx::ffi::{
 
 use crate::channel::{Channel, Msg};
 
-const HIGH_WATER: usize = 1 << 20;
-const LOW_WATER: usize = 256 << 10;
+/// What a request may have buffered for its app before nginx stops reading
+/// from the client (the rest waits in the kernel's socket buffers), and
+/// where reading resumes. A few of nginx's body buffers (64 KiB by
+/// default): enough that the app rarely waits, little enough that a burst
+/// of uploads queued for a Python thread does not sit in the heap.
+const HIGH_WATER: usize = 256 << 10;
+const LOW_WATER: usize = 128 << 10;
+
+/// Body buffers kept for reuse, per worker process.
+static SPARE: Mutex<Spare> = Mutex::new(Spare {
+    buffers: Vec::new(),
+    bytes: 0,
+});
+/// The most memory `SPARE` keeps.
+const SPARE_MAX: usize = 4 << 20;
+
+struct Spare {
+    buffers: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+/// A copy of `data` in a reused buffer when one fits.
+fn copy_to_buffer(data: &[u8]) -> Vec<u8> {
+    let reused = {
+        let mut spare = SPARE.lock().unwrap_or_else(|p| p.into_inner());
+        match spare.buffers.last() {
+            Some(b) if b.capacity() >= data.len() => {
+                let b = spare.buffers.pop();
+                spare.bytes -= b.as_ref().map_or(0, Vec::capacity);
+                b
+            }
+            _ => None,
+        }
+    };
+    // New buffers are made at least the default body buffer's size, so that
+    // a small first piece (what came with the headers) is reusable later.
+    let mut v = reused.unwrap_or_else(|| {
+        Vec::with_capacity(data.len().max(crate::conf::DEFAULT_BODY_BUFFER as usize))
+    });
+    v.clear();
+    v.extend_from_slice(data);
+    v
+}
+
+/// Keeps a buffer the app has read for the next copy.
+fn give_back(v: Vec<u8>) {
+    if v.capacity() == 0 {
+        return;
+    }
+    let mut spare = SPARE.lock().unwrap_or_else(|p| p.into_inner());
+    if spare.bytes + v.capacity() <= SPARE_MAX {
+        spare.bytes += v.capacity();
+        spare.buffers.push(v);
+    }
+}
 
 #[derive(Default)]
 struct PipeState {
@@ -104,7 +162,7 @@ impl PipeReader {
         }
         match next {
             Some(c) => {
-                self.current = c;
+                give_back(std::mem::replace(&mut self.current, c));
                 self.pos = 0;
                 Ok(true)
             }
@@ -148,6 +206,15 @@ impl oxwsgi_core::BodyStream for PipeReader {
             n
         }))
     }
+
+    fn ready(&self, want: usize) -> bool {
+        let unread = self.current.len() - self.pos;
+        if unread >= want {
+            return true;
+        }
+        let st = self.pipe.lock();
+        st.eof || st.error.is_some() || unread + st.buffered >= want
+    }
 }
 
 /// Moves what nginx read into the pipe and marks nginx's buffers consumed
@@ -168,7 +235,7 @@ unsafe fn take_bufs(r: *mut ngx_http_request_t, st: &mut PipeState) -> bool {
             let b = (*cl).buf;
             if !(*b).pos.is_null() && (*b).last > (*b).pos {
                 let len = (*b).last.offset_from((*b).pos) as usize;
-                let data = std::slice::from_raw_parts((*b).pos, len).to_vec();
+                let data = copy_to_buffer(std::slice::from_raw_parts((*b).pos, len));
                 st.buffered += len;
                 st.chunks.push_back(data);
                 got = true;

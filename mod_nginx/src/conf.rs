@@ -49,7 +49,23 @@ pub struct LocConf {
     gzip: Option<bool>,
     inflate: Option<bool>,
     inflate_max: Option<u64>,
+    body_buffer: Option<u64>,
     pub app: Option<Arc<App>>,
+}
+
+/// The smallest buffer nginx reads a request body into for an app unless
+/// `wsgi_body_buffer_size` says otherwise. nginx's own default
+/// (`client_body_buffer_size`, 8k) means a recv() per 8 KiB; apps read
+/// uploads in 64 KiB pieces.
+pub const DEFAULT_BODY_BUFFER: u64 = 64 << 10;
+
+impl LocConf {
+    /// The body buffer size for this location's requests: at least
+    /// `client_body_buffer_size` (`configured`).
+    pub fn body_buffer(&self, configured: usize) -> usize {
+        let ours = self.body_buffer.unwrap_or(DEFAULT_BODY_BUFFER);
+        configured.max(usize::try_from(ours).unwrap_or(usize::MAX))
+    }
 }
 
 type SetFn = unsafe extern "C" fn(*mut ngx_conf_t, *mut ngx_command_t, *mut c_void) -> *mut c_char;
@@ -69,7 +85,7 @@ const ANY: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
 const MAIN: usize = NGX_HTTP_MAIN_CONF_OFFSET;
 const LOC: usize = NGX_HTTP_LOC_CONF_OFFSET;
 
-pub static mut COMMANDS: [ngx_command_t; 10] = [
+pub static mut COMMANDS: [ngx_command_t; 11] = [
     command(ngx_string!("wsgi_app"), NGX_HTTP_LOC_CONF, LOC, set_app),
     command(ngx_string!("wsgi_callable"), ANY, LOC, set_callable),
     command(
@@ -81,6 +97,12 @@ pub static mut COMMANDS: [ngx_command_t; 10] = [
     command(ngx_string!("wsgi_gzip"), ANY, LOC, set_gzip),
     command(ngx_string!("wsgi_inflate_request"), ANY, LOC, set_inflate),
     command(ngx_string!("wsgi_inflate_max"), ANY, LOC, set_inflate_max),
+    command(
+        ngx_string!("wsgi_body_buffer_size"),
+        ANY,
+        LOC,
+        set_body_buffer,
+    ),
     command(
         ngx_string!("wsgi_python_home"),
         NGX_HTTP_MAIN_CONF,
@@ -217,6 +239,7 @@ setter!(set_script_name, LocConf, parse_script_name, script_name);
 setter!(set_gzip, LocConf, values::parse_flag, gzip);
 setter!(set_inflate, LocConf, values::parse_flag, inflate);
 setter!(set_inflate_max, LocConf, values::parse_size, inflate_max);
+setter!(set_body_buffer, LocConf, values::parse_size, body_buffer);
 setter!(
     set_python_home,
     MainConf,
@@ -269,6 +292,7 @@ pub unsafe extern "C" fn merge_loc_conf(
         conf.gzip = conf.gzip.or(prev.gzip);
         conf.inflate = conf.inflate.or(prev.inflate);
         conf.inflate_max = conf.inflate_max.or(prev.inflate_max);
+        conf.body_buffer = conf.body_buffer.or(prev.body_buffer);
         let Some(target) = conf.target.clone() else {
             return NGX_CONF_OK;
         };

@@ -34,7 +34,7 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
         // never goes through a temporary file.
         let rc = unsafe {
             (*r).set_request_body_no_buffering(1);
-            ngx_http_read_client_request_body(r, Some(body_ready))
+            read_body_with_our_buffer(r)
         };
         if rc >= NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t {
             return rc;
@@ -42,6 +42,34 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
         NGX_DONE as ngx_int_t
     });
     result.unwrap_or(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t)
+}
+
+/// Starts nginx's body reader with a buffer of `wsgi_body_buffer_size` at
+/// least: nginx sizes the buffer from the location's
+/// `client_body_buffer_size` when reading starts (HTTP/1 and HTTP/2 alike),
+/// so that value is raised for the call and put back.
+///
+/// # Safety
+/// `r` is the live request of the content phase, on the event loop.
+unsafe fn read_body_with_our_buffer(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: by the caller's contract; the core location conf is the
+    // request's, and nothing else reads it during this synchronous call on
+    // the event loop thread (the only thread that touches configuration).
+    unsafe {
+        let req = ngx::http::Request::from_ngx_http_request(r);
+        let ours = Module::location_conf(req);
+        let core: *mut ngx::ffi::ngx_http_core_loc_conf_t =
+            ngx::http::NgxHttpCoreModule::location_conf_mut(req)
+                .map_or(std::ptr::null_mut(), |c| c as *mut _);
+        let (Some(ours), false) = (ours, core.is_null()) else {
+            return ngx_http_read_client_request_body(r, Some(body_ready));
+        };
+        let configured = (*core).client_body_buffer_size;
+        (*core).client_body_buffer_size = ours.body_buffer(configured);
+        let rc = ngx_http_read_client_request_body(r, Some(body_ready));
+        (*core).client_body_buffer_size = configured;
+        rc
+    }
 }
 
 /// The body is in (memory or a temporary file): queue the request.
