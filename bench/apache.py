@@ -80,6 +80,9 @@ WORKLOADS = [
     # the same (the CPU column shows it).
     ("1 MiB POST", "/app/post", THREADS, os.path.join(BENCH, "post.lua"), None),
     ("1 MiB POST x16", "/app/post", 16, os.path.join(BENCH, "post.lua"), None),
+    # Read as framework parsers read it (Django, Werkzeug: 64 KiB pieces).
+    ("1 MiB POST in 64 KiB reads", "/app/post?piece=65536", THREADS, os.path.join(BENCH, "post.lua"), None),
+    ("1 MiB POST in 8 KiB reads", "/app/post?piece=8192", THREADS, os.path.join(BENCH, "post.lua"), None),
     ("100-chunk stream", "/app/stream", 64, None, "/static/stream.bin"),
     ("50 ms sleep", "/app/sleep", 64, None, None),
     ("Flask hello", "/flask/", 64, None, "/static/hello.html"),
