@@ -7,6 +7,7 @@
 //! - `request`: a `request_rec` seen as the core's `Request`, with its body
 //!   read through Apache's input filters;
 //! - `sink`: the core's `ResponseSink` onto Apache's output filters;
+//!   `writer`: streamed chunks sent by a writer thread while the app goes on;
 //! - this file: the module record, the hooks (translate_name maps
 //!   WSGIScriptAlias, the handler crosses into Python, child_init starts it).
 //!
@@ -17,6 +18,7 @@ mod conf;
 mod ffi;
 mod request;
 mod sink;
+mod writer;
 
 use std::ffi::{CStr, CString, c_char, c_int};
 use std::ptr;
@@ -361,13 +363,18 @@ unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
             let Some(app) = app_of(r, &c) else {
                 return ffi::HTTP_NOT_FOUND as c_int;
             };
-            let mut req = match request::from_request_rec(r, &c) {
+            let writer = writer::WriteBehind::new(r);
+            let mut req = match request::from_request_rec(r, &c, &writer) {
                 Ok(q) => q,
                 Err(status) => return status,
             };
-            let (sink, status) = sink::ApacheSink::new(r);
+            let (sink, status) = sink::ApacheSink::new(r, writer.clone());
             CURRENT.with(|c| c.set(r));
+            CURRENT_WRITER.with(|w| *w.borrow_mut() = Some(writer.clone()));
             let outcome = oxwsgi_core::handle(&app, &mut req, Box::new(sink));
+            // The request is Apache's again only once the writer is done.
+            let _ = writer.sync();
+            CURRENT_WRITER.with(|w| *w.borrow_mut() = None);
             CURRENT.with(|c| c.set(ptr::null()));
             match outcome {
                 Outcome::Error(_) => status.load(std::sync::atomic::Ordering::Relaxed) as c_int,
@@ -393,6 +400,9 @@ thread_local! {
     /// messages are logged with its context (Apache request threads run the
     /// app themselves, so print() and wsgi.errors happen on them).
     static CURRENT: std::cell::Cell<*const request_rec> = const { std::cell::Cell::new(ptr::null()) };
+    /// Its writer: while one holds the request, log lines go through it.
+    static CURRENT_WRITER: std::cell::RefCell<Option<std::sync::Arc<writer::WriteBehind>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 struct ApacheLog;
@@ -417,8 +427,17 @@ impl log::Log for ApacheLog {
             return;
         };
         let r = CURRENT.with(|c| c.get());
+        let queued = CURRENT_WRITER.with(|w| {
+            w.borrow()
+                .as_ref()
+                .is_some_and(|w| w.log(level as c_int, &text))
+        });
+        if queued {
+            return;
+        }
         // SAFETY: the shim logs with a "%s" format; a current request is the
-        // live one this thread is handling (set and cleared by the handler).
+        // live one this thread is handling (set and cleared by the handler),
+        // and no writer holds it (checked above).
         unsafe {
             if r.is_null() {
                 ffi::oxwsgi_log(level as c_int, text.as_ptr());

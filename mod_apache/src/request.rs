@@ -2,12 +2,14 @@
 //! and the body read through Apache's input filters as the app asks for it.
 
 use std::io::{self, Read};
+use std::sync::Arc;
 
 use oxwsgi_core::{Body, OwnedRequest};
 
 use crate::conf::Config;
 use crate::cstr_bytes;
 use crate::ffi::{self, request_rec};
+use crate::writer::WriteBehind;
 
 /// The request as the core sees it: its parts copied out of the
 /// request_rec, its body read through Apache's input filters. An `Err` is
@@ -15,7 +17,11 @@ use crate::ffi::{self, request_rec};
 ///
 /// # Safety
 /// `r` is the live request of the calling thread's handler.
-pub unsafe fn from_request_rec(r: *mut request_rec, conf: &Config) -> Result<OwnedRequest, i32> {
+pub unsafe fn from_request_rec(
+    r: *mut request_rec,
+    conf: &Config,
+    writer: &Arc<WriteBehind>,
+) -> Result<OwnedRequest, i32> {
     // SAFETY: by the caller's contract; every string is copied.
     unsafe {
         let rc = ffi::ap_setup_client_block(r, ffi::REQUEST_CHUNKED_DECHUNK as i32);
@@ -52,7 +58,10 @@ pub unsafe fn from_request_rec(r: *mut request_rec, conf: &Config) -> Result<Own
             .iter()
             .any(|(k, v)| k.as_slice() == b"HTTPS" && v.eq_ignore_ascii_case(b"on"));
         let body = if ffi::ap_should_client_block(r) != 0 {
-            Body::Stream(Box::new(ApacheBody { r }))
+            Body::Stream(Box::new(ApacheBody {
+                r,
+                writer: writer.clone(),
+            }))
         } else {
             Body::Empty
         };
@@ -108,6 +117,8 @@ unsafe fn table<'a>(t: *const ffi::apr_table_t) -> impl Iterator<Item = (&'a [u8
 /// Reads the request body with ap_get_client_block.
 struct ApacheBody {
     r: *mut request_rec,
+    /// A streamed response's writer may hold the request: wait for it.
+    writer: Arc<WriteBehind>,
 }
 
 // SAFETY: the body is read only by the core, on the handler's thread, while
@@ -120,6 +131,7 @@ impl ApacheBody {
     /// # Safety
     /// `buf` is valid for writes of `len` bytes.
     unsafe fn read_raw(&mut self, buf: *mut u8, len: usize) -> io::Result<usize> {
+        self.writer.sync()?;
         // SAFETY: r is live during the handler (see Send above); Apache
         // writes at most `len` bytes at `buf`, by the caller's contract.
         let n = unsafe { ffi::ap_get_client_block(self.r, buf.cast(), len as _) };

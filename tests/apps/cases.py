@@ -110,12 +110,31 @@ def stream(environ, start_response):
     delay = float(opts.get("delay", "0"))
     start_response("200 OK", [("Content-Type", "text/plain")])
 
+    log = opts.get("log")
+
     def gen():
         for i in range(n):
             if delay and i:
                 time.sleep(delay)
+            if log:
+                print("streaming %s %d" % (log, i))
             yield (b"%d:" % i).ljust(size, b".")
     return Closing(gen())
+
+
+def stream_echo(environ, start_response):
+    """Answers while it reads: each piece of the body goes back as soon as
+    it is read."""
+    inp = environ["wsgi.input"]
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+
+    def gen():
+        while True:
+            block = inp.read(int(_opts(environ).get("size", "4096")))
+            if not block:
+                break
+            yield block
+    return gen()
 
 
 def write_callable(environ, start_response):
@@ -425,6 +444,7 @@ ROUTES = {
     "/close-raises": close_raises, "/no-content": no_content, "/latin1": latin1,
     "/same-lengths": same_lengths, "/interim-status": interim_status,
     "/ctl-header": ctl_header, "/two-lengths": two_lengths, "/children": children,
+    "/stream-echo": stream_echo,
 }
 
 

@@ -117,6 +117,13 @@ impl Apache {
     }
 }
 
+impl Apache {
+    /// The parent's child processes (the ones that serve requests).
+    pub fn children(&self) -> Vec<i32> {
+        crate::children_of(self.server.pid())
+    }
+}
+
 impl std::ops::Deref for Apache {
     type Target = ServerProcess;
     fn deref(&self) -> &ServerProcess {

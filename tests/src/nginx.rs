@@ -123,26 +123,7 @@ impl Nginx {
 
     /// The master's worker processes.
     pub fn workers(&self) -> Vec<i32> {
-        let master = self.master_pid();
-        let mut out = Vec::new();
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                continue;
-            };
-            let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
-            let ppid: i32 = after
-                .split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(0);
-            if ppid == master && master != 0 {
-                out.push(pid);
-            }
-        }
-        out
+        crate::children_of(self.master_pid())
     }
 
     pub fn signal(&self, sig: i32) {

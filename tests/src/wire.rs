@@ -4,6 +4,7 @@
 //! bodies cut at once, versions no app should see, and the exit statuses of
 //! the processes an app starts.
 
+use std::io::{BufRead, BufReader, Read, Write};
 use std::time::{Duration, Instant};
 
 use crate::http::{self, Conn, Request, Response};
@@ -148,5 +149,94 @@ pub fn no_body_leaks_over_http2(base: &str) {
         String::from_utf8_lossy(&out.stdout),
         format!("[204 2][304 2]{NEXT}[200 2]"),
         "{text}"
+    );
+}
+
+/// A generator that sleeps between items: each item reaches the client as
+/// it is produced, not with the next one (PEP 3333: no block is delayed).
+pub fn each_chunk_leaves_at_once(port: u16, prefix: &str) {
+    const DELAY: f64 = 0.4;
+    let mut s = http::connect(port);
+    let start = Instant::now();
+    s.write_all(&Request::get(&format!("{prefix}/stream?n=4&size=8&delay={DELAY}")).to_bytes(port))
+        .unwrap();
+    let mut reader = BufReader::new(s);
+    let (status, headers) = http::read_head(&mut reader).unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("Transfer-Encoding") && v == "chunked"),
+        "{headers:?}"
+    );
+    for i in 0..4 {
+        let mut size = String::new();
+        reader.read_line(&mut size).unwrap();
+        assert_eq!(size.trim(), "8", "chunk {i}");
+        let mut data = [0u8; 10];
+        reader.read_exact(&mut data).unwrap();
+        assert_eq!(&data[..2], format!("{i}:").as_bytes());
+        let at = start.elapsed().as_secs_f64();
+        let due = DELAY * i as f64;
+        assert!(
+            at >= due - 0.05 && at < due + 0.3,
+            "chunk {i} arrived after {at:.3} s; it was produced at {due:.1} s"
+        );
+    }
+}
+
+/// While a response streams, the app reads its request body and prints:
+/// the body comes back whole and the lines reach the error log (`log`).
+pub fn streaming_while_reading_and_logging(port: u16, prefix: &str, log: impl Fn() -> String) {
+    let body: Vec<u8> = (0..1_500_000u32).map(|i| (i % 241) as u8).collect();
+    for size in [4096, 65536] {
+        let r = Request::post(
+            &format!("{prefix}/stream-echo?size={size}"),
+            "application/octet-stream",
+            &body,
+        )
+        .send(port);
+        assert_eq!(r.status, 200);
+        assert!(
+            r.complete && r.body == body,
+            "size {size}: the echo differs"
+        );
+    }
+    let r = http::get(port, &format!("{prefix}/stream?n=50&size=100&log=W7"));
+    assert_eq!(r.body.len(), 5000);
+    let lines = crate::wait_until(Duration::from_secs(10), || {
+        (0..50).all(|i| log().contains(&format!("streaming W7 {i}")))
+    });
+    assert!(lines, "lines missing:\n{}", log());
+}
+
+/// A client that reads a 1 GiB stream slowly: the app is throttled, and the
+/// server's memory (`rss`, KiB) does not grow with what the app produced.
+pub fn slow_reader_is_throttled(port: u16, prefix: &str, rss: impl Fn() -> u64) {
+    http::get(port, &format!("{prefix}/cookies"));
+    let baseline = rss();
+    // 1 GiB generated in 64 KiB chunks, read slowly.
+    let mut s = http::connect(port);
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&Request::get(&format!("{prefix}/stream?n=16384&size=65536")).to_bytes(port))
+        .unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0usize;
+    let mut peak = 0;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        got += s.read(&mut buf).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        peak = peak.max(rss());
+    }
+    assert!(got > 0);
+    assert!(
+        got < 512 << 20,
+        "the client read {got} bytes: not slow enough to test"
+    );
+    let growth = peak.saturating_sub(baseline);
+    assert!(
+        growth < 64 * 1024,
+        "server RSS grew by {growth} KiB for a slow reader"
     );
 }

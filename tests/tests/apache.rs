@@ -576,5 +576,15 @@ fn responses_end_where_their_framing_says_under_every_mpm() {
         wire::length_promises(a.port, "/cases");
         wire::odd_request_lines(a.port, "/cases", || a.error_log());
         wire::child_exit_statuses(a.port, "/cases");
+        wire::each_chunk_leaves_at_once(a.port, "/cases");
+        wire::streaming_while_reading_and_logging(a.port, "/cases", || a.error_log());
+    }
+}
+
+#[test]
+fn a_slow_reader_throttles_a_huge_stream_under_every_mpm() {
+    for mpm in ["event", "worker", "prefork"] {
+        let a = hello_and_cases(mpm);
+        wire::slow_reader_is_throttled(a.port, "/cases", || oxwsgi_e2e::rss_kib(&a.children()));
     }
 }

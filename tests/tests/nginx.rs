@@ -332,29 +332,12 @@ fn a_broken_app_fails_alone() {
 
 #[test]
 fn streaming_sends_each_chunk_as_it_is_produced() {
-    let n = cases_at_root();
-    let mut s = http::connect(n.port);
-    let start = Instant::now();
-    s.write_all(&Request::get("/stream?n=3&size=8&delay=0.6").to_bytes(n.port))
-        .unwrap();
-    let mut reader = BufReader::new(s);
-    let (status, _) = http::read_head(&mut reader).unwrap();
-    assert_eq!(status, 200);
-    // The first chunk (chunk-size line and data) arrives long before the
-    // generator's next item.
-    let mut first = [0u8; 8];
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
-    reader.read_exact(&mut first).unwrap();
-    let ttfb = start.elapsed();
-    assert_eq!(&first, b"0:......");
-    assert!(
-        ttfb < Duration::from_millis(400),
-        "first chunk after {ttfb:?}"
-    );
-    let mut rest = Vec::new();
-    reader.read_to_end(&mut rest).unwrap();
-    assert!(start.elapsed() >= Duration::from_millis(1200));
+    let n = Nginx::start(Config::new(&format!(
+        "location / {{ wsgi_app {}; client_max_body_size 10m; }}",
+        app("cases.py")
+    )));
+    wire::each_chunk_leaves_at_once(n.port, "");
+    wire::streaming_while_reading_and_logging(n.port, "", || n.error_log());
 }
 
 #[test]
@@ -414,46 +397,11 @@ fn client_disconnect_stops_the_app_and_closes_the_iterable() {
     );
 }
 
-fn rss_kib(pid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn a_slow_reader_throttles_a_huge_response_instead_of_buffering_it() {
     let n = cases_at_root();
     let worker = n.workers()[0];
-    http::get(n.port, "/cookies");
-    let baseline = rss_kib(worker);
-    // 1 GiB generated in 64 KiB chunks, read slowly.
-    let mut s = http::connect(n.port);
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(&Request::get("/stream?n=16384&size=65536").to_bytes(n.port))
-        .unwrap();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut got = 0usize;
-    let mut peak = 0;
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(3) {
-        got += s.read(&mut buf).unwrap();
-        std::thread::sleep(Duration::from_millis(20));
-        peak = peak.max(rss_kib(worker));
-    }
-    assert!(got > 0);
-    assert!(
-        got < 512 << 20,
-        "the client read {got} bytes: not slow enough to test"
-    );
-    let growth = peak.saturating_sub(baseline);
-    assert!(
-        growth < 64 * 1024,
-        "worker RSS grew by {growth} KiB for a slow reader"
-    );
+    wire::slow_reader_is_throttled(n.port, "", || oxwsgi_e2e::rss_kib(&[worker]));
 }
 
 #[test]
@@ -589,7 +537,7 @@ fn large_uploads_stream_to_the_app_without_temp_files() {
     )));
     let worker = n.workers()[0];
     http::get(n.port, "/cookies");
-    let baseline = rss_kib(worker);
+    let baseline = oxwsgi_e2e::rss_kib(&[worker]);
     // 64 MiB uploaded to an app that reads it slowly: the body must not pile
     // up in the worker, nor in nginx's temporary files.
     let size = 64 << 20;
@@ -602,7 +550,7 @@ fn large_uploads_stream_to_the_app_without_temp_files() {
     let mut peak = 0;
     for _ in 0..(size >> 20) {
         s.write_all(&block).unwrap();
-        peak = peak.max(rss_kib(worker));
+        peak = peak.max(oxwsgi_e2e::rss_kib(&[worker]));
     }
     let r = http::read_response(&mut BufReader::new(s), false).unwrap();
     assert_eq!(r.text(), size.to_string());
