@@ -1,6 +1,7 @@
 # oxwsgi: WSGI apps inside nginx and Apache.
 #   make run    build and serve examples/hello.py through nginx on 127.0.0.1:8000
 #   make test   every test of the workspace (installs what it needs first)
+#   make check  formatting and lints (the workspace's [workspace.lints]); make test runs it
 #   make build  build the modules (release)
 #   make bench  benchmarks (not tests)
 #   make deb    Debian packages into dist/
@@ -9,7 +10,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: all deps build test run bench deb clean
+.PHONY: all deps build check test run bench deb clean
 
 all: build
 
@@ -20,8 +21,13 @@ deps:
 build: deps
 	$(CARGO) build --release --workspace
 
+# Formatting and every lint, as errors: the house rules are the build's.
+check: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
 # The package tests (tests/tests/packages.rs) install what `make deb` built.
-test: deps deb
+test: deps check deb
 	$(CARGO) build -p oxwsgi-nginx -p oxwsgi-apache
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast; \

@@ -7,6 +7,8 @@
 //! the core adds (environ, start_response, validation, response collection,
 //! attaching to Python) on top of running the app itself.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::hint::black_box;
 use std::io;
 use std::time::Instant;

@@ -1,5 +1,7 @@
 //! Request bodies through wsgi.input, and gzip both ways.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::io::{self, Read, Write};

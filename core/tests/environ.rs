@@ -1,5 +1,7 @@
 //! environ as an app sees it (PEP 3333 names, types and splitting).
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::*;

@@ -1,6 +1,8 @@
 //! Requests, failing or not, leave nothing behind in Python: no traceback,
 //! frame, environ or response object survives its request.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::*;

@@ -7,6 +7,8 @@
 //! process; otherwise each case (or the one named by `--exact NAME`, as
 //! nextest asks) runs in a child. `--list` answers nextest's listing.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;

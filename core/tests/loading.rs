@@ -1,6 +1,8 @@
 //! Loading apps: scripts and modules, failures reported once, several apps
 //! side by side, retry and reload when a script changes.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::path::{Path, PathBuf};

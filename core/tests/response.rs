@@ -1,6 +1,8 @@
 //! Responses: the PEP 3333 contract, what apps that get it wrong see, close(),
 //! Content-Length, file_wrapper, and client disconnects.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::*;

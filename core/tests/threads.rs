@@ -1,6 +1,8 @@
 //! Server threads calling into Python: persistent thread states, and many
 //! threads at once.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::*;

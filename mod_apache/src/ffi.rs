@@ -5,6 +5,8 @@
     non_snake_case,
     dead_code,
     clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    clippy::unwrap_used,
     unsafe_op_in_unsafe_fn,
     improper_ctypes,
     unnecessary_transmutes

@@ -49,7 +49,10 @@ const BATCH_JOBS: usize = 16;
 const DISPATCH_DELAY: Duration = Duration::from_millis(1);
 
 /// The event loop's own events (event loop thread only).
+// SAFETY: ngx_event_t is a C struct of pointers, integers and bit fields,
+// for which all zeroes is the state nginx itself gives a new event.
 static mut KICK: ngx_event_t = unsafe { std::mem::zeroed() };
+// SAFETY: ngx_event_t is plain C data; all zeroes is a new, idle event.
 static mut WATCHDOG: ngx_event_t = unsafe { std::mem::zeroed() };
 
 thread_local! {
@@ -252,9 +255,10 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) {
     // SAFETY: plain syscall; the fd is owned below.
     let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
     if fd < 0 {
-        // SAFETY: as above.
         ngx_log_error!(
             NGX_LOG_EMERG,
+            // SAFETY: the cycle nginx passed to init_process is live, and its
+            // log with it, for the whole call.
             unsafe { (*cycle).log },
             "oxwsgi: eventfd() failed: {}",
             std::io::Error::last_os_error()
