@@ -389,7 +389,8 @@ pub struct BytesView {
 // keeps the buffer at `ptr` alive and unchanged wherever the view goes; `Py`
 // itself is Send and defers the decref when dropped without the GIL.
 unsafe impl Send for BytesView {}
-// SAFETY: as above; only shared reads of the immutable buffer are possible.
+// SAFETY: the buffer is immutable and kept alive by `_obj`; a shared view
+// only reads it, so reads from several threads at once are sound.
 unsafe impl Sync for BytesView {}
 
 impl BytesView {

@@ -37,7 +37,8 @@ pub struct Regex(pub *mut ffi::ap_regex_t);
 // SAFETY: compiled once while the configuration is read and only matched
 // afterwards; ap_regexec does not modify the compiled pattern.
 unsafe impl Send for Regex {}
-// SAFETY: as above.
+// SAFETY: after configuration the pattern is only read (ap_regexec takes
+// it as const), so shared use from request threads is sound.
 unsafe impl Sync for Regex {}
 
 /// What a request is served by, when it is not a WSGIScriptAlias.
@@ -191,7 +192,8 @@ fn update(f: impl FnOnce(&mut Config) -> Result<(), String>) -> Result<(), Strin
 /// # Safety
 /// `s` is null or a live server_rec.
 pub unsafe fn server_key(s: *const ffi::server_rec) -> usize {
-    // SAFETY: by the caller's contract.
+    // SAFETY: s is a live server_rec (server_key's contract; null is
+    // checked first).
     if s.is_null() || unsafe { (*s).is_virtual } == 0 {
         0
     } else {
@@ -210,9 +212,9 @@ unsafe fn take1(
     f: impl FnOnce(String) -> Result<(), String>,
 ) -> *const c_char {
     crate::guard(c"oxwsgi: internal error".as_ptr(), || {
-        // SAFETY: by the caller's contract.
+        // SAFETY: v is the directive's argument, a C string Apache passed.
         let r = unsafe { arg(v) }.and_then(f);
-        // SAFETY: as above.
+        // SAFETY: cmd is the live cmd_parms Apache passed with it.
         unsafe { answer(cmd, r) }
     })
 }
@@ -226,7 +228,8 @@ unsafe fn answer(cmd: *mut cmd_parms, r: Result<(), String>) -> *const c_char {
     match r {
         Ok(()) => std::ptr::null(),
         Err(e) => {
-            // SAFETY: by the caller's contract; the directive's name is a C string.
+            // SAFETY: cmd is the live cmd_parms of this directive; its command
+            // record's name is a static C string.
             let name = unsafe { CStr::from_ptr((*(*cmd).cmd).name) }.to_string_lossy();
             let msg = CString::new(format!("{name}: {e}").replace('\0', " ")).expect("no NUL");
             // SAFETY: copying into the live configuration pool.
@@ -238,7 +241,8 @@ unsafe fn answer(cmd: *mut cmd_parms, r: Result<(), String>) -> *const c_char {
 /// # Safety
 /// `p` is a NUL-terminated string from Apache.
 unsafe fn arg(p: *const c_char) -> Result<String, String> {
-    // SAFETY: by the caller's contract.
+    // SAFETY: p is a NUL-terminated string from Apache (arg's contract),
+    // alive for this call.
     unsafe { CStr::from_ptr(p) }
         .to_str()
         .map(str::to_string)
@@ -283,7 +287,7 @@ pub unsafe extern "C" fn oxwsgi_cmd_python_home(
     _: *mut c_void,
     v: *const c_char,
 ) -> *const c_char {
-    // SAFETY: forwarded from Apache.
+    // SAFETY: cmd and v are what Apache passed to this directive's handler.
     unsafe {
         take1(cmd, v, |v| {
             let dir = values::parse_python_home(&v)?;
@@ -301,7 +305,7 @@ pub unsafe extern "C" fn oxwsgi_cmd_python_path(
     _: *mut c_void,
     v: *const c_char,
 ) -> *const c_char {
-    // SAFETY: forwarded from Apache.
+    // SAFETY: cmd and v are what Apache passed to this directive's handler.
     unsafe {
         take1(cmd, v, |v| {
             let dirs = values::parse_path_list(&v)?;
@@ -323,7 +327,8 @@ pub unsafe extern "C" fn oxwsgi_cmd_callable(
     dir: *mut c_void,
     v: *const c_char,
 ) -> *const c_char {
-    // SAFETY: forwarded from Apache; `dir` is our directory configuration
+    // SAFETY: cmd and v are what Apache passed to this directive's
+    // handler; `dir` is our directory configuration
     // for the context being parsed, made by `create_dir_config`.
     unsafe {
         take1(cmd, v, |name| {
@@ -385,7 +390,7 @@ pub unsafe extern "C" fn merge_dir_config(
 /// `p` is a live pool; `callable` is null or a string in a pool that lives
 /// at least as long.
 unsafe fn new_dir_conf(p: *mut ffi::apr_pool_t, callable: *const c_char) -> *mut c_void {
-    // SAFETY: by the caller's contract; apr_palloc returns memory aligned
+    // SAFETY: p is a live pool (new_dir_conf's contract); apr_palloc returns memory aligned
     // for any type, written here before use.
     unsafe {
         let c = ffi::apr_palloc(p, std::mem::size_of::<DirConf>()).cast::<DirConf>();
@@ -399,7 +404,8 @@ unsafe fn new_dir_conf(p: *mut ffi::apr_pool_t, callable: *const c_char) -> *mut
 /// # Safety
 /// `r` is a live request of a server that loaded this module.
 pub unsafe fn callable_of<'r>(r: *const ffi::request_rec) -> Option<&'r str> {
-    // SAFETY: by the caller's contract: the request's merged directory
+    // SAFETY: r is a live request of a server that loaded this module, so
+    // the request's merged directory
     // configuration holds our DirConf at our module's index.
     unsafe {
         let c = ffi::ap_get_module_config((*r).per_dir_config, &raw const crate::oxwsgi_module)
@@ -450,7 +456,7 @@ pub unsafe extern "C" fn oxwsgi_cmd_import_script(
     _: *mut c_void,
     v: *const c_char,
 ) -> *const c_char {
-    // SAFETY: forwarded from Apache.
+    // SAFETY: cmd and v are what Apache passed to this directive's handler.
     unsafe {
         take1(cmd, v, |v| {
             let script = v.split_whitespace().next().unwrap_or("").to_string();
@@ -499,7 +505,7 @@ pub unsafe extern "C" fn oxwsgi_cmd_application_group(
     _: *mut c_void,
     v: *const c_char,
 ) -> *const c_char {
-    // SAFETY: forwarded from Apache.
+    // SAFETY: cmd and v are what Apache passed to this directive's handler.
     unsafe {
         take1(cmd, v, |v| {
             if v.is_empty() {

@@ -194,13 +194,15 @@ unsafe extern "C" fn translate_name(r: *mut request_rec) -> c_int {
         // SAFETY: Apache passes a live request; r->uri is a C string.
         let uri = unsafe { cstr_bytes((*r).uri) };
         let c = conf::get();
-        // SAFETY: as above; r->server is the request's (virtual) server.
+        // SAFETY: r is the live request Apache passed; r->server is its
+        // (virtual) server.
         let scope = c.scope(unsafe { conf::server_key((*r).server) });
         let Some(index) = c.alias_for(scope, uri) else {
-            // SAFETY: as above.
+            // SAFETY: r is the live request of this translate_name call.
             return unsafe { translate_match(r, &c, scope) };
         };
-        // SAFETY: as above; the handler name is static and the alias index is
+        // SAFETY: r is the live request of this hook, used by this thread
+        // only; the handler name is static and the alias index is
         // kept in the request's notes for the handler.
         unsafe {
             (*r).handler = HANDLER_NAME.as_ptr();
@@ -307,7 +309,8 @@ unsafe fn app_of(
     r: *mut request_rec,
     c: &conf::Config,
 ) -> Option<std::sync::Arc<oxwsgi_core::App>> {
-    // SAFETY: by the caller's contract; notes, filename, uri and path_info
+    // SAFETY: r is the live request of the handler (app_of's contract);
+    // notes, filename, uri and path_info
     // are C strings (or null).
     unsafe {
         let callable = conf::callable_of(r);
@@ -390,7 +393,8 @@ pub(crate) unsafe fn cstr_bytes<'a>(p: *const c_char) -> &'a [u8] {
     if p.is_null() {
         &[]
     } else {
-        // SAFETY: by the caller's contract.
+        // SAFETY: p is a NUL-terminated string that outlives the slice
+        // (cstr_bytes' contract; null was handled above).
         unsafe { CStr::from_ptr(p).to_bytes() }
     }
 }

@@ -22,7 +22,8 @@ pub unsafe fn from_request_rec(
     conf: &Config,
     writer: &Arc<WriteBehind>,
 ) -> Result<OwnedRequest, i32> {
-    // SAFETY: by the caller's contract; every string is copied.
+    // SAFETY: r is the live request of this thread's handler
+    // (from_request_rec's contract); every string is copied.
     unsafe {
         let rc = ffi::ap_setup_client_block(r, ffi::REQUEST_CHUNKED_DECHUNK as i32);
         if rc != ffi::OK as i32 {
@@ -94,7 +95,8 @@ pub unsafe fn from_request_rec(
 /// # Safety
 /// `t` is a live table whose strings outlive the iteration.
 unsafe fn table<'a>(t: *const ffi::apr_table_t) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
-    // SAFETY: by the caller's contract.
+    // SAFETY: t is null or a live APR table (table's contract), whose
+    // array header describes nelts entries.
     let (elts, n) = unsafe {
         if t.is_null() {
             (std::ptr::null(), 0)

@@ -74,7 +74,8 @@ pub unsafe fn send_file_bucket(
 ) -> io::Result<()> {
     use std::os::fd::IntoRawFd;
     let fd = file.into_raw_fd();
-    // SAFETY: r and its pool are live (the caller's contract); the
+    // SAFETY: r and its pool are live and used by this thread alone
+    // (send_file_bucket's contract); the
     // descriptor is ours and is closed by the request pool's cleanup
     // registered here.
     unsafe {

@@ -61,7 +61,8 @@ pub struct WriteBehind {
 // changed under the mutex), and the request outlives both: the handler
 // `sync`s before it returns to Apache.
 unsafe impl Send for WriteBehind {}
-// SAFETY: as above; everything else is behind the mutex.
+// SAFETY: the request pointer is used by one thread at a time (the
+// `held` handover, under the mutex); everything else is behind the mutex.
 unsafe impl Sync for WriteBehind {}
 
 fn gone() -> io::Error {
@@ -72,7 +73,8 @@ impl WriteBehind {
     /// # Safety
     /// `r` is the live request of the calling thread's handler.
     pub unsafe fn new(r: *mut request_rec) -> Arc<WriteBehind> {
-        // SAFETY: by the caller's contract.
+        // SAFETY: r is the live request of the calling thread's handler
+        // (new's contract), and its connection with it.
         let secondary = unsafe { !(*(*r).connection).master.is_null() };
         Arc::new(WriteBehind {
             r,
@@ -224,15 +226,15 @@ unsafe fn perform_batch(r: *mut request_rec, batch: VecDeque<Op>) -> io::Result<
     for op in batch {
         match op {
             Op::Flush => flush = true,
-            // SAFETY: by the caller's contract.
+            // SAFETY: the calling writer holds r (perform_batch's contract).
             op @ Op::Log { .. } => unsafe { perform(r, op)? },
             _ if result.is_err() => {}
-            // SAFETY: as above.
+            // SAFETY: the calling writer holds r.
             op => result = unsafe { perform(r, op) },
         }
     }
     if flush && result.is_ok() {
-        // SAFETY: as above.
+        // SAFETY: the calling writer still holds r.
         result = unsafe { perform(r, Op::Flush) };
     }
     result
@@ -243,7 +245,8 @@ unsafe fn perform_batch(r: *mut request_rec, batch: VecDeque<Op>) -> io::Result<
 /// # Safety
 /// The calling thread holds `r` (the live request of its handler).
 unsafe fn perform(r: *mut request_rec, op: Op) -> io::Result<()> {
-    // SAFETY: by the caller's contract; every call below is on this live
+    // SAFETY: the calling thread holds r, the live request of its handler
+    // (perform's contract); every call below is on this live
     // request, from the one thread that uses it now.
     unsafe {
         match op {

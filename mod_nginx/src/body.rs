@@ -224,7 +224,9 @@ impl oxwsgi_core::BodyStream for PipeReader {
 /// `r` is live, on the event loop, reading its body unbuffered.
 unsafe fn take_bufs(r: *mut ngx_http_request_t, st: &mut PipeState) -> bool {
     let mut got = false;
-    // SAFETY: by the caller's contract, the body chain belongs to r.
+    // SAFETY: r is live on the event loop and reading its body unbuffered, so
+    // its request_body and the buffer chain in it are nginx's current ones,
+    // touched by no other thread.
     unsafe {
         let rb = (*r).request_body;
         if rb.is_null() {
@@ -255,7 +257,8 @@ unsafe fn take_bufs(r: *mut ngx_http_request_t, st: &mut PipeState) -> bool {
 /// As `take_bufs`.
 pub unsafe fn start(r: *mut ngx_http_request_t, pipe: &BodyPipe) {
     let mut st = pipe.lock();
-    // SAFETY: forwarded.
+    // SAFETY: r is live, on the event loop, right after nginx started
+    // reading its body unbuffered: what take_bufs needs.
     unsafe {
         take_bufs(r, &mut st);
         if (*r).reading_body() == 0 {
@@ -289,16 +292,17 @@ pub unsafe fn read_more(r: *mut ngx_http_request_t, pipe: &BodyPipe) -> Option<n
                 }
                 break;
             }
-            // SAFETY: by the caller's contract.
+            // SAFETY: r is live on the event loop and in unbuffered body
+            // reading mode, which is when nginx allows this call.
             let rc = unsafe { ngx_http_read_unbuffered_request_body(r) };
             if rc == NGX_ERROR as ngx_int_t || rc >= NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t {
                 st.error = Some(format!("reading the request body failed ({rc})"));
                 failed = Some(rc);
                 break;
             }
-            // SAFETY: as above.
+            // SAFETY: r is still live on the event loop, reading unbuffered.
             let got = unsafe { take_bufs(r, &mut st) };
-            // SAFETY: as above.
+            // SAFETY: reading a flag of the live request r on its event loop.
             if rc == NGX_OK as ngx_int_t || unsafe { (*r).reading_body() } == 0 {
                 st.eof = true;
                 break;

@@ -148,7 +148,8 @@ unsafe fn directive<T, V>(
     parse: impl FnOnce(&str) -> Result<V, String>,
     store: impl FnOnce(&mut T, V) -> bool,
 ) -> *mut c_char {
-    // SAFETY: forwarded from the caller.
+    // SAFETY: cf is the configuration being parsed, with this TAKE1
+    // directive's arguments in cf->args (directive's contract).
     let (name, value) = unsafe { args(cf) };
     let parsed = value
         .map_err(|()| "the value is not valid UTF-8".to_string())
@@ -199,7 +200,8 @@ unsafe extern "C" fn set_app(
         } else {
             String::new()
         };
-        // SAFETY: forwarded from nginx; wsgi_app stores into a LocConf.
+        // SAFETY: nginx passes the parsed configuration and, for a
+        // NGX_HTTP_LOC_CONF_OFFSET directive, this location's LocConf.
         unsafe {
             directive::<LocConf, _>(
                 cf,
@@ -224,8 +226,9 @@ macro_rules! setter {
             conf: *mut c_void,
         ) -> *mut c_char {
             crate::guard(NGX_CONF_ERROR, || {
-                // SAFETY: forwarded from nginx; the command table gives this
-                // directive the offset of a `$conf`.
+                // SAFETY: nginx passes the parsed configuration and the conf
+                // struct at the offset the command table gives this
+                // directive, which is a `$conf`.
                 unsafe {
                     directive::<$conf, _>(cf, conf, $parse, |c, v| set_once(&mut c.$field, v))
                 }
@@ -262,7 +265,8 @@ unsafe extern "C" fn set_python_path(
     conf: *mut c_void,
 ) -> *mut c_char {
     crate::guard(NGX_CONF_ERROR, || {
-        // SAFETY: forwarded from nginx; stored in the MainConf.
+        // SAFETY: nginx passes the parsed configuration and, for a
+        // NGX_HTTP_MAIN_CONF_OFFSET directive, the http block's MainConf.
         unsafe {
             directive::<MainConf, _>(cf, conf, values::parse_path_list, |c, v| {
                 c.python_path.extend(v);

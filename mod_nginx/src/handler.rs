@@ -52,7 +52,8 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
 /// # Safety
 /// `r` is the live request of the content phase, on the event loop.
 unsafe fn read_body_with_our_buffer(r: *mut ngx_http_request_t) -> ngx_int_t {
-    // SAFETY: by the caller's contract; the core location conf is the
+    // SAFETY: r is the live request of the content phase, on the event
+    // loop; the core location conf is the
     // request's, and nothing else reads it during this synchronous call on
     // the event loop thread (the only thread that touches configuration).
     unsafe {
@@ -79,7 +80,8 @@ unsafe extern "C" fn body_ready(r: *mut ngx_http_request_t) {
         unsafe { queue(r) }
     });
     if !matches!(ok, Ok(true)) {
-        // SAFETY: as above; this finalises the reference read_client_request_body took.
+        // SAFETY: nginx called body_ready with r, live on the event loop;
+        // this finalises the reference read_client_request_body took.
         unsafe { ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t) };
     }
 }
@@ -87,7 +89,8 @@ unsafe extern "C" fn body_ready(r: *mut ngx_http_request_t) {
 /// # Safety
 /// `r` is live, on the event loop, with its body read.
 unsafe fn queue(r: *mut ngx_http_request_t) -> bool {
-    // SAFETY: by the caller's contract.
+    // SAFETY: r is live on the event loop with its body read (queue's
+    // contract); the wrapper borrows it for this call only.
     let req = unsafe { ngx::http::Request::from_ngx_http_request(r) };
     let Some(app) = Module::location_conf(req).and_then(|lc| lc.app.clone()) else {
         return false;
@@ -101,11 +104,13 @@ unsafe fn queue(r: *mut ngx_http_request_t) -> bool {
         let _ = channel.body.set(p.clone());
     }
     let body = pipe.as_ref().map(|p| {
-        // SAFETY: as above.
+        // SAFETY: r is live on the event loop and reads its body
+        // unbuffered (request_body_no_buffering is still set).
         unsafe { body::start(r, p) };
         Body::Stream(Box::new(PipeReader::new(p.clone(), channel.clone())))
     });
-    // SAFETY: as above.
+    // SAFETY: r and its connection are live on the event loop; the
+    // snapshot copies what it keeps.
     let request = match unsafe { NginxRequest::snapshot(r, body) } {
         Ok(q) => q,
         Err(e) => {
@@ -113,7 +118,7 @@ unsafe fn queue(r: *mut ngx_http_request_t) -> bool {
             return false;
         }
     };
-    // SAFETY: as above.
+    // SAFETY: r is live on the event loop thread, as attach requires.
     let Some(ctx) = (unsafe { ReqCtx::attach(r, channel.clone(), pipe) }) else {
         return false;
     };

@@ -26,7 +26,8 @@ impl log::Log for NginxLog {
         if log.is_null() {
             return;
         }
-        // SAFETY: as above; log_level is read-only after configuration.
+        // SAFETY: `log` is the live cycle's log (checked non-null above);
+        // log_level is only written while configuration is read.
         if level > unsafe { (*log).log_level } {
             return;
         }

@@ -144,7 +144,8 @@ impl Drop for ReqCtx {
 /// # Safety
 /// `b` is a valid buffer.
 unsafe fn buf_size(b: *mut ngx_buf_t) -> usize {
-    // SAFETY: by the caller's contract.
+    // SAFETY: b is a valid buffer (buf_size's contract), whose pos/last
+    // (or file positions) describe one allocation.
     unsafe {
         let b = &*b;
         if b.in_file() != 0 {
@@ -265,7 +266,8 @@ pub unsafe fn deliver(channel: &Arc<Channel>) {
     let r = ctx.r;
     // SAFETY: the request lives as long as its ReqCtx.
     let c = unsafe { (*r).connection };
-    // SAFETY: as above.
+    // SAFETY: ctx is the live ReqCtx of this channel on the event loop
+    // thread (checked just above).
     unsafe { apply(ctx, msgs) };
     // SAFETY: the connection is still allocated (it outlives the request's
     // pool cleanup within this call), as nginx's own handlers assume.
@@ -392,7 +394,8 @@ unsafe fn apply(ctx: &mut ReqCtx, msgs: VecDeque<Msg>) {
                 return;
             }
             Msg::Error(status) => {
-                // SAFETY: as above; nginx sends its own error page.
+                // SAFETY: ctx.r is live and not finalised yet (ctx.finished is
+                // false in this loop); nginx sends its own error page.
                 unsafe { finish(ctx, status as ngx_int_t) };
                 return;
             }
@@ -460,7 +463,8 @@ unsafe fn hand_over(
     held: Held,
 ) -> bool {
     ctx.held.push_back((b, held));
-    // SAFETY: forwarded.
+    // SAFETY: ctx.r is live (hand_over's contract) and `tail` points at
+    // the last `next` field of the chain being built.
     if unsafe { append(ctx.r, tail, b) } {
         return true;
     }
@@ -540,7 +544,8 @@ unsafe fn arm_writer(ctx: &mut ReqCtx) {
 /// # Safety
 /// `r` is live.
 unsafe fn loc_conf<'a>(r: *mut ngx_http_request_t) -> Option<&'a ngx_http_core_loc_conf_t> {
-    // SAFETY: by the caller's contract.
+    // SAFETY: r is live (loc_conf's contract); its loc_conf array holds
+    // the core module's location configuration.
     unsafe { NgxHttpCoreModule::location_conf(ngx::http::Request::from_ngx_http_request(r)) }
 }
 
@@ -558,7 +563,8 @@ pub unsafe fn read_body(ctx: &mut ReqCtx) -> bool {
     let Some(pipe) = ctx.body.clone() else {
         return false;
     };
-    // SAFETY: by the caller's contract.
+    // SAFETY: ctx and its request are live on the event loop thread
+    // (read_body's contract), and the request reads its body unbuffered.
     unsafe {
         if let Some(rc) = body::read_more(ctx.r, &pipe) {
             let rc = if ctx.header_sent {

@@ -40,7 +40,8 @@ unsafe fn bytes<'a>(s: &ngx_str_t) -> &'a [u8] {
     if s.len == 0 || s.data.is_null() {
         &[]
     } else {
-        // SAFETY: by the caller's contract.
+        // SAFETY: s describes s.len readable bytes at s.data (the
+        // function's contract; empty and null were handled above).
         unsafe { std::slice::from_raw_parts(s.data, s.len) }
     }
 }
@@ -65,7 +66,8 @@ impl NginxRequest {
         r: *mut ngx_http_request_t,
         body: Option<Body>,
     ) -> io::Result<NginxRequest> {
-        // SAFETY: by the caller's contract, r and its connection are live.
+        // SAFETY: r and its connection are live on the event loop thread
+        // (snapshot's contract), and nothing else touches them meanwhile.
         let (rr, c) = unsafe { (&*r, &mut *(*r).connection) };
         let mut q = NginxRequest {
             data: Vec::with_capacity(512),

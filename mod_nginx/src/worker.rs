@@ -145,7 +145,8 @@ pub fn submit(job: Job) -> bool {
 /// On the event loop thread, after `start`.
 unsafe fn arm_watchdog() {
     let dog = &raw mut WATCHDOG;
-    // SAFETY: by the caller's contract.
+    // SAFETY: WATCHDOG is set up by `start` and used only on the event
+    // loop thread, which is the caller (arm_watchdog's contract).
     unsafe {
         if (*dog).timer_set() == 0 {
             ngx::ffi::ngx_add_timer(dog, DISPATCH_DELAY.as_millis() as ngx::ffi::ngx_msec_t);
@@ -183,7 +184,8 @@ unsafe extern "C" fn on_watchdog(_: *mut ngx_event_t) {
         // SAFETY: on the event loop thread.
         unsafe { drain_ready(w) };
         if w.inflight.load(Ordering::Relaxed) > 0 {
-            // SAFETY: as above.
+            // SAFETY: the watchdog's handler runs on the event loop thread,
+            // after `start` set the watchdog up.
             unsafe { arm_watchdog() };
         }
     })
