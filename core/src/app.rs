@@ -2,6 +2,7 @@
 //! `module:callable` spec), how they are loaded and reported when they do not
 //! load, and the per-app options the handler follows.
 
+use crate::sync::Recover;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -193,10 +194,7 @@ impl App {
     /// The loaded app, loading (or reloading) it when needed. `None` means it
     /// failed to load; the reason was logged when it failed.
     pub(crate) fn loaded(&self, py: Python<'_>) -> Option<Arc<Loaded>> {
-        let mut state = self
-            .state
-            .lock_py_attached(py)
-            .unwrap_or_else(|p| p.into_inner());
+        let mut state = self.state.lock_py_attached(py).recover();
         let current_mtime =
             if self.options.reload_on_change || matches!(*state, State::Failed { .. }) {
                 self.script().and_then(mtime)

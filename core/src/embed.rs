@@ -7,6 +7,7 @@
 //! - latin-1 `str` construction and fd duplication,
 //! - `bytes` objects filled in place, without zeroing them first.
 
+use crate::sync::Recover;
 use std::cell::Cell;
 use std::ffi::{CStr, CString};
 use std::fs::File;
@@ -44,7 +45,7 @@ unsafe impl Send for SigAction {}
 
 /// Puts back the SIGINT disposition the server had before Python started.
 pub(crate) fn keep_server_signals() {
-    let saved = SAVED_SIGINT.lock().unwrap_or_else(|p| p.into_inner());
+    let saved = SAVED_SIGINT.lock().recover();
     if let Some(SigAction(action)) = saved.as_ref() {
         // SAFETY: `action` was filled in by sigaction for the same signal.
         unsafe {
@@ -103,7 +104,7 @@ pub(crate) fn start(params: &StartParams<'_>) -> Result<(), String> {
     unsafe {
         let mut old: libc::sigaction = std::mem::zeroed();
         if libc::sigaction(libc::SIGINT, std::ptr::null(), &mut old) == 0 {
-            *SAVED_SIGINT.lock().unwrap_or_else(|p| p.into_inner()) = Some(SigAction(old));
+            *SAVED_SIGINT.lock().recover() = Some(SigAction(old));
         }
     }
     // SAFETY: always safe to call.

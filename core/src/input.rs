@@ -4,6 +4,7 @@
 //! `Input` is the Python face. Reads from files and streams release the GIL
 //! while they wait for bytes; reads from memory do not need to.
 
+use crate::sync::Recover;
 use std::io::{self, Read};
 use std::mem::MaybeUninit;
 
@@ -329,10 +330,7 @@ impl Input {
         py: Python<'_>,
         op: impl FnOnce(&mut BodyReader) -> io::Result<T> + Send,
     ) -> PyResult<T> {
-        let mut guard = self
-            .reader
-            .lock_py_attached(py)
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut guard = self.reader.lock_py_attached(py).recover();
         let reader = &mut *guard;
         if reader.may_block() {
             py.detach(|| op(reader)).map_err(body_error)
@@ -351,10 +349,7 @@ impl Input {
         size: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let size = size_arg(size)?;
-        let mut guard = self
-            .reader
-            .lock_py_attached(py)
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut guard = self.reader.lock_py_attached(py).recover();
         let r = &mut *guard;
         if !r.may_block() {
             // All of it is in memory: one copy, into the bytes object.

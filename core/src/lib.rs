@@ -16,7 +16,8 @@
 //! - `responder`: the response state machine (headers, Content-Length, gzip,
 //!   abort); `response`: status/header rules; `gzip`: compression both ways.
 //! - `sink`: the `ResponseSink` trait servers implement, and `Chunk`.
-//! - `errors`: tracebacks to the log; `memory`: the in-memory adapter.
+//! - `errors`: tracebacks to the log; `memory`: the in-memory adapter;
+//!   `sync`: locks that survive a panic elsewhere (`Recover`).
 
 pub mod app;
 pub mod conf;
@@ -34,6 +35,7 @@ pub mod responder;
 pub mod response;
 pub mod sink;
 pub mod start_response;
+pub mod sync;
 
 pub use app::{App, AppOptions, AppSource, AppSpec};
 pub use embed::ensure_thread_state;

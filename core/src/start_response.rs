@@ -3,6 +3,7 @@
 //! types PEP 3333 requires and hand plain strings and chunks to the
 //! `Responder`.
 
+use crate::sync::Recover;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use std::sync::{Mutex, MutexGuard};
 
@@ -35,9 +36,7 @@ impl StartResponse {
 
     /// The responder; `None` once the request has ended.
     pub(crate) fn lock(&self, py: Python<'_>) -> MutexGuard<'_, Option<Responder>> {
-        self.responder
-            .lock_py_attached(py)
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.responder.lock_py_attached(py).recover()
     }
 }
 

@@ -2,6 +2,7 @@
 //! its configuration in the parent (twice at start); children inherit the
 //! result, frozen.
 
+use oxwsgi_core::sync::Recover;
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -163,21 +164,17 @@ pub fn build_apps(multithread: bool, multiprocess: bool) -> Result<(), String> {
 }
 
 pub fn reset() {
-    *CONFIG.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(Config::default()));
+    *CONFIG.write().recover() = Some(Arc::new(Config::default()));
 }
 
 pub fn get() -> Arc<Config> {
-    CONFIG
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone()
-        .unwrap_or_default()
+    CONFIG.read().recover().clone().unwrap_or_default()
 }
 
 /// Applies `f` to a copy of the configuration (parsing is rare; reads are
 /// per request and lock-free after a clone of the Arc).
 fn update(f: impl FnOnce(&mut Config) -> Result<(), String>) -> Result<(), String> {
-    let mut slot = CONFIG.write().unwrap_or_else(|p| p.into_inner());
+    let mut slot = CONFIG.write().recover();
     let current = slot.take().unwrap_or_default();
     let mut next = Arc::unwrap_or_clone(current);
     let r = f(&mut next);

@@ -20,6 +20,7 @@ mod request;
 mod sink;
 mod writer;
 
+use oxwsgi_core::sync::Recover;
 use std::ffi::{CStr, CString, c_char, c_int};
 use std::ptr;
 use std::sync::OnceLock;
@@ -137,7 +138,7 @@ static PYTHON_STARTED: OnceLock<bool> = OnceLock::new();
 
 unsafe extern "C" fn child_exit(_: *mut std::ffi::c_void) -> ffi::apr_status_t {
     guard(0, || {
-        let taken = PYTHON.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let taken = PYTHON.lock().recover().take();
         if let Some(i) = taken {
             i.shutdown();
         }
@@ -171,7 +172,7 @@ unsafe extern "C" fn child_init(pool: *mut apr_pool_t, _s: *mut server_rec) {
             }
         };
         let ok = started.is_some();
-        *PYTHON.lock().unwrap_or_else(|p| p.into_inner()) = started;
+        *PYTHON.lock().recover() = started;
         let _ = PYTHON_STARTED.set(ok);
         if ok {
             // SAFETY: the child's pool outlives every request; its cleanup
@@ -277,7 +278,7 @@ fn script_app(
     mount: &str,
     callable: Option<&str>,
 ) -> Option<std::sync::Arc<oxwsgi_core::App>> {
-    let mut apps = SCRIPT_APPS.lock().unwrap_or_else(|p| p.into_inner());
+    let mut apps = SCRIPT_APPS.lock().recover();
     if let Some(known) = apps
         .iter()
         .find(|a| a.script == script && a.mount == mount && a.callable.as_deref() == callable)

@@ -12,6 +12,7 @@
 //! the writer, in order, and the app's thread takes the request back
 //! (`sync`) before it reads the request body or returns to Apache.
 
+use oxwsgi_core::sync::Recover;
 use std::collections::VecDeque;
 use std::ffi::CString;
 use std::fs::File;
@@ -85,7 +86,7 @@ impl WriteBehind {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock().recover()
     }
 
     /// Whether the next sink call may wait: it does Apache I/O itself (no
@@ -103,7 +104,7 @@ impl WriteBehind {
     fn queue(&self, op: Op) -> io::Result<Option<Op>> {
         let mut st = self.lock();
         while st.held && !st.gone && st.bytes > HIGH_WATER {
-            st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+            st = self.changed.wait(st).recover();
         }
         if st.gone {
             return Err(gone());
@@ -170,7 +171,7 @@ impl WriteBehind {
     pub fn sync(&self) -> io::Result<()> {
         let mut st = self.lock();
         while st.held {
-            st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+            st = self.changed.wait(st).recover();
         }
         if st.gone { Err(gone()) } else { Ok(()) }
     }
@@ -282,6 +283,8 @@ mod pool {
     use std::collections::VecDeque;
     use std::sync::{Arc, Condvar, Mutex};
 
+    use oxwsgi_core::sync::Recover;
+
     use super::WriteBehind;
 
     struct Jobs {
@@ -297,7 +300,7 @@ mod pool {
 
     /// Hands `job` to a writer thread; false when none could be started.
     pub fn schedule(job: Arc<WriteBehind>) -> bool {
-        let mut jobs = JOBS.lock().unwrap_or_else(|p| p.into_inner());
+        let mut jobs = JOBS.lock().recover();
         jobs.queue.push_back(job);
         // Every queued job needs a thread of its own now: a stream must not
         // wait for another one to end.
@@ -312,7 +315,7 @@ mod pool {
             .is_ok();
         if !started {
             // Take the job back: the caller does it itself.
-            let mut jobs = JOBS.lock().unwrap_or_else(|p| p.into_inner());
+            let mut jobs = JOBS.lock().recover();
             jobs.queue.pop_back();
         }
         started
@@ -321,13 +324,13 @@ mod pool {
     fn work() {
         loop {
             let job = {
-                let mut jobs = JOBS.lock().unwrap_or_else(|p| p.into_inner());
+                let mut jobs = JOBS.lock().recover();
                 loop {
                     if let Some(j) = jobs.queue.pop_front() {
                         break j;
                     }
                     jobs.idle += 1;
-                    jobs = READY.wait(jobs).unwrap_or_else(|p| p.into_inner());
+                    jobs = READY.wait(jobs).recover();
                     jobs.idle -= 1;
                 }
             };

@@ -9,6 +9,7 @@
 //! the cache, instead of growing the heap, having glibc give it back, and
 //! faulting it in again page by page.
 
+use oxwsgi_core::sync::Recover;
 use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::mem::MaybeUninit;
@@ -45,7 +46,7 @@ struct Spare {
 /// A copy of `data` in a reused buffer when one fits.
 fn copy_to_buffer(data: &[u8]) -> Vec<u8> {
     let reused = {
-        let mut spare = SPARE.lock().unwrap_or_else(|p| p.into_inner());
+        let mut spare = SPARE.lock().recover();
         match spare.buffers.last() {
             Some(b) if b.capacity() >= data.len() => {
                 let b = spare.buffers.pop();
@@ -70,7 +71,7 @@ fn give_back(v: Vec<u8>) {
     if v.capacity() == 0 {
         return;
     }
-    let mut spare = SPARE.lock().unwrap_or_else(|p| p.into_inner());
+    let mut spare = SPARE.lock().recover();
     if spare.bytes + v.capacity() <= SPARE_MAX {
         spare.bytes += v.capacity();
         spare.buffers.push(v);
@@ -96,7 +97,7 @@ pub struct BodyPipe {
 
 impl BodyPipe {
     fn lock(&self) -> MutexGuard<'_, PipeState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock().recover()
     }
 
     /// The request went away: a waiting reader gets an error.
@@ -154,7 +155,7 @@ impl PipeReader {
                 if let Some(e) = &st.error {
                     return Err(io::Error::new(io::ErrorKind::ConnectionAborted, e.clone()));
                 }
-                st = self.pipe.more.wait(st).unwrap_or_else(|p| p.into_inner());
+                st = self.pipe.more.wait(st).recover();
             }
         };
         if resume {

@@ -5,6 +5,7 @@
 //! Python thread that would pass it waits: a slow client slows the app down
 //! instead of growing memory.
 
+use oxwsgi_core::sync::Recover;
 use std::collections::VecDeque;
 use std::ffi::c_void;
 use std::fs::File;
@@ -62,7 +63,7 @@ pub struct Channel {
 
 impl Channel {
     pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock().recover()
     }
 
     /// Called by the event loop when bytes left nginx or the request ended.
@@ -119,7 +120,7 @@ impl Channel {
             st = self.lock();
         }
         while !st.closed && st.pending + st.in_nginx > HIGH_WATER {
-            st = self.room.wait(st).unwrap_or_else(|p| p.into_inner());
+            st = self.room.wait(st).recover();
         }
         if st.closed { Err(gone()) } else { Ok(()) }
     }

@@ -16,6 +16,7 @@
 //!   not cancelable, which is what makes a graceful quit or reload wait for
 //!   them.
 
+use oxwsgi_core::sync::Recover;
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -114,13 +115,13 @@ pub fn submit(job: Job) -> bool {
         return false;
     };
     {
-        let mut live = w.live.lock().unwrap_or_else(|p| p.into_inner());
+        let mut live = w.live.lock().recover();
         if live.len() >= 256 && live.len().is_power_of_two() {
             live.retain(|c| c.strong_count() > 0);
         }
         live.push(Arc::downgrade(&job.channel));
     }
-    let mut q = w.jobs.lock().unwrap_or_else(|p| p.into_inner());
+    let mut q = w.jobs.lock().recover();
     q.push_back(job);
     drop(q);
     w.inflight.fetch_add(1, Ordering::Relaxed);
@@ -170,7 +171,7 @@ unsafe extern "C" fn on_watchdog(_: *mut ngx_event_t) {
     crate::guard((), || {
         let Some(w) = WORKER.get() else { return };
         let stalled = {
-            let q = w.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            let q = w.jobs.lock().recover();
             let idle_for = w
                 .now_us()
                 .saturating_sub(w.last_take.load(Ordering::Relaxed));
@@ -196,10 +197,7 @@ unsafe extern "C" fn on_watchdog(_: *mut ngx_event_t) {
 /// thread's batch of jobs.
 pub fn notify(channel: Arc<Channel>, urgent: bool) {
     let Some(w) = WORKER.get() else { return };
-    w.ready
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(channel);
+    w.ready.lock().recover().push(channel);
     if !urgent && BATCHING.with(|b| b.get()) {
         DEFERRED.with(|d| d.set(true));
         return;
@@ -325,7 +323,7 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) {
         // exiting worker waits for them instead of dropping their requests.
     }
 
-    let mut threads = w.threads.lock().unwrap_or_else(|p| p.into_inner());
+    let mut threads = w.threads.lock().recover();
     for i in 0..main.threads() {
         let t = std::thread::Builder::new()
             .name(format!("oxwsgi-{i}"))
@@ -348,7 +346,7 @@ fn run_jobs(me: usize) {
     let mut step_aside = false;
     loop {
         let (job, more) = {
-            let mut q = w.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            let mut q = w.jobs.lock().recover();
             loop {
                 if !step_aside {
                     if let Some(j) = q.pop_front() {
@@ -363,13 +361,13 @@ fn run_jobs(me: usize) {
                 drop(q);
                 flush_deferred();
                 batch = 0;
-                q = w.jobs.lock().unwrap_or_else(|p| p.into_inner());
+                q = w.jobs.lock().recover();
                 if !q.is_empty() && !step_aside {
                     continue;
                 }
                 step_aside = false;
                 w.idle.fetch_add(1, Ordering::Relaxed);
-                q = w.job_ready.wait(q).unwrap_or_else(|p| p.into_inner());
+                q = w.job_ready.wait(q).recover();
                 w.idle.fetch_sub(1, Ordering::Relaxed);
             }
         };
@@ -428,7 +426,7 @@ unsafe extern "C" fn on_notify(ev: *mut ngx_event_t) {
 /// # Safety
 /// On the event loop thread.
 unsafe fn drain_ready(w: &Worker) {
-    let ready = std::mem::take(&mut *w.ready.lock().unwrap_or_else(|p| p.into_inner()));
+    let ready = std::mem::take(&mut *w.ready.lock().recover());
     for channel in ready {
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             // SAFETY: on the event loop thread, as output requires.
@@ -447,12 +445,12 @@ pub unsafe fn stop(_cycle: *mut ngx_cycle_t) {
     w.job_ready.notify_all();
     // Threads waiting for a client (a body still arriving, room to send)
     // would wait forever now: their requests end with the process.
-    for c in std::mem::take(&mut *w.live.lock().unwrap_or_else(|p| p.into_inner())) {
+    for c in std::mem::take(&mut *w.live.lock().recover()) {
         if let Some(c) = c.upgrade() {
             c.close();
         }
     }
-    let threads = std::mem::take(&mut *w.threads.lock().unwrap_or_else(|p| p.into_inner()));
+    let threads = std::mem::take(&mut *w.threads.lock().recover());
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut stuck = 0;
     for t in threads {
@@ -473,11 +471,7 @@ pub unsafe fn stop(_cycle: *mut ngx_cycle_t) {
             unsafe { ngx_close_connection(c) };
         }
     }
-    let interpreter = w
-        .interpreter
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take();
+    let interpreter = w.interpreter.lock().recover().take();
     match (interpreter, stuck) {
         (Some(i), 0) => i.shutdown(),
         (Some(_), n) => log::warn!(
