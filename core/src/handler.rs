@@ -39,11 +39,7 @@ pub fn handle<R: Request + ?Sized>(app: &App, req: &mut R, sink: Box<dyn Respons
     match result {
         Ok(outcome) => outcome,
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
+            let what = crate::guard::panic_message(&*panic);
             log::error!(target: "oxwsgi", "{context}: internal error (panic): {what}");
             recover(sink, owner)
         }

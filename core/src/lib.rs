@@ -16,6 +16,7 @@
 //! - `responder`: the response state machine (headers, Content-Length, gzip,
 //!   abort); `response`: status/header rules; `gzip`: compression both ways.
 //! - `sink`: the `ResponseSink` trait servers implement, and `Chunk`.
+//! - `guard`: the one door from a server into Rust (panics stop there);
 //! - `errors`: tracebacks to the log; `memory`: the in-memory adapter;
 //!   `sync`: locks that survive a panic elsewhere (`Recover`).
 
@@ -24,6 +25,7 @@ pub mod conf;
 mod embed;
 pub mod environ;
 pub mod errors;
+pub mod guard;
 pub mod gzip;
 pub mod handler;
 pub mod input;

@@ -2,6 +2,7 @@
 //! its configuration in the parent (twice at start); children inherit the
 //! result, frozen.
 
+use oxwsgi_core::guard;
 use oxwsgi_core::sync::Recover;
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::path::PathBuf;
@@ -198,6 +199,10 @@ pub unsafe fn server_key(s: *const ffi::server_rec) -> usize {
     }
 }
 
+/// What a directive handler returns after a panic; Apache prints it as the
+/// configuration error (the panic's message goes to stderr).
+const DIRECTIVE_PANICKED: *const c_char = c"internal error (panic) in oxwsgi".as_ptr();
+
 /// Runs a one-argument directive: `f` gets the argument as a string; its
 /// error becomes Apache's configuration error, naming the directive.
 ///
@@ -208,7 +213,7 @@ unsafe fn take1(
     v: *const c_char,
     f: impl FnOnce(String) -> Result<(), String>,
 ) -> *const c_char {
-    crate::guard(c"oxwsgi: internal error".as_ptr(), || {
+    guard::entry("a directive", DIRECTIVE_PANICKED, || {
         // SAFETY: v is the directive's argument, a C string Apache passed.
         let r = unsafe { arg(v) }.and_then(f);
         // SAFETY: cmd is the live cmd_parms Apache passed with it.
@@ -253,7 +258,8 @@ pub unsafe extern "C" fn oxwsgi_cmd_script_alias(
     url: *const c_char,
     script: *const c_char,
 ) -> *const c_char {
-    crate::guard(c"oxwsgi: internal error".as_ptr(), || {
+    guard::entry("the WSGIScriptAlias directive", DIRECTIVE_PANICKED, || {
+        guard::failpoint("WSGIScriptAlias");
         // SAFETY: Apache passes the directive's arguments.
         let r =
             unsafe { arg(url).and_then(|u| Ok((u, arg(script)?))) }.and_then(|(url, script)| {
@@ -355,7 +361,7 @@ pub struct DirConf {
 /// # Safety
 /// Called by Apache with a live configuration pool.
 pub unsafe extern "C" fn create_dir_config(p: *mut ffi::apr_pool_t, _: *mut c_char) -> *mut c_void {
-    crate::guard(std::ptr::null_mut(), || {
+    guard::entry("create_dir_config", std::ptr::null_mut(), || {
         // SAFETY: the pool outlives the configuration; the memory is written
         // whole before Apache sees it.
         unsafe { new_dir_conf(p, std::ptr::null()) }
@@ -369,7 +375,7 @@ pub unsafe extern "C" fn merge_dir_config(
     base: *mut c_void,
     add: *mut c_void,
 ) -> *mut c_void {
-    crate::guard(std::ptr::null_mut(), || {
+    guard::entry("merge_dir_config", std::ptr::null_mut(), || {
         // SAFETY: both are DirConf (ours); the result lives in Apache's pool.
         unsafe {
             let (base, add) = (&*base.cast::<DirConf>(), &*add.cast::<DirConf>());
@@ -423,28 +429,32 @@ pub unsafe extern "C" fn oxwsgi_cmd_script_alias_match(
     pattern: *const c_char,
     script: *const c_char,
 ) -> *const c_char {
-    crate::guard(c"oxwsgi: internal error".as_ptr(), || {
-        // SAFETY: Apache passes the live cmd_parms and the arguments; the
-        // regex is compiled into the configuration pool, which outlives it.
-        let r = unsafe {
-            let re = ffi::ap_pregcomp((*cmd).pool, pattern, 0);
-            if re.is_null() {
-                Err("the regular expression does not compile".to_string())
-            } else {
-                let replacement = CString::from(CStr::from_ptr(script));
-                update(|c| {
-                    c.matches.push(AliasMatch {
-                        server: server_key((*cmd).server),
-                        regex: Regex(re),
-                        replacement,
-                    });
-                    Ok(())
-                })
-            }
-        };
-        // SAFETY: cmd is live.
-        unsafe { answer(cmd, r) }
-    })
+    guard::entry(
+        "the WSGIScriptAliasMatch directive",
+        DIRECTIVE_PANICKED,
+        || {
+            // SAFETY: Apache passes the live cmd_parms and the arguments; the
+            // regex is compiled into the configuration pool, which outlives it.
+            let r = unsafe {
+                let re = ffi::ap_pregcomp((*cmd).pool, pattern, 0);
+                if re.is_null() {
+                    Err("the regular expression does not compile".to_string())
+                } else {
+                    let replacement = CString::from(CStr::from_ptr(script));
+                    update(|c| {
+                        c.matches.push(AliasMatch {
+                            server: server_key((*cmd).server),
+                            regex: Regex(re),
+                            replacement,
+                        });
+                        Ok(())
+                    })
+                }
+            };
+            // SAFETY: cmd is live.
+            unsafe { answer(cmd, r) }
+        },
+    )
 }
 
 #[unsafe(no_mangle)]
@@ -473,7 +483,7 @@ pub unsafe extern "C" fn oxwsgi_cmd_flag(
     _: *mut c_void,
     on: std::ffi::c_int,
 ) -> *const c_char {
-    crate::guard(c"oxwsgi: internal error".as_ptr(), || {
+    guard::entry("an on/off directive", DIRECTIVE_PANICKED, || {
         // SAFETY: Apache passes the live cmd_parms; the name is a C string.
         let name = unsafe { CStr::from_ptr((*(*cmd).cmd).name) }
             .to_bytes()
@@ -522,7 +532,7 @@ pub unsafe extern "C" fn oxwsgi_cmd_unsupported(
     _: *mut c_void,
     _: *const c_char,
 ) -> *const c_char {
-    crate::guard(c"oxwsgi: internal error".as_ptr(), || {
+    guard::entry("an unsupported directive", DIRECTIVE_PANICKED, || {
         // SAFETY: cmd is live.
         unsafe {
             answer(

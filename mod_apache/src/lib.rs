@@ -25,7 +25,7 @@ use std::ffi::{CStr, CString, c_char, c_int};
 use std::ptr;
 use std::sync::OnceLock;
 
-use oxwsgi_core::{Interpreter, Outcome};
+use oxwsgi_core::{Interpreter, Outcome, guard};
 
 use crate::ffi::{apr_pool_t, module_struct, request_rec, server_rec};
 
@@ -52,13 +52,20 @@ pub static mut oxwsgi_module: module_struct = module_struct {
     flags: 0,
 };
 
-/// Runs an entry point's body, turning a panic into `fallback`.
-pub(crate) fn guard<T>(fallback: T, f: impl FnOnce() -> T) -> T {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(fallback)
+unsafe extern "C" fn register_hooks(_p: *mut apr_pool_t) {
+    guard::entry("register_hooks", (), || {
+        // SAFETY: registering our hooks while Apache loads the module, on its
+        // main thread; the hook functions are 'static.
+        unsafe { register() }
+    })
 }
 
-unsafe extern "C" fn register_hooks(_p: *mut apr_pool_t) {
-    // SAFETY: registering our hooks while Apache loads the module.
+/// # Safety
+/// Called from register_hooks only, while Apache loads the module.
+unsafe fn register() {
+    // SAFETY: Apache is loading this module on its main thread (register's
+    // contract), when the hook registration functions may be called; the
+    // hook functions are 'static.
     unsafe {
         ffi::ap_hook_pre_config(
             Some(pre_config),
@@ -99,7 +106,7 @@ unsafe extern "C" fn pre_config(
     _: *mut apr_pool_t,
     _: *mut apr_pool_t,
 ) -> c_int {
-    guard(ffi::OK as c_int, || {
+    guard::entry("pre_config", ffi::OK as c_int, || {
         conf::reset();
         ffi::OK as c_int
     })
@@ -113,23 +120,27 @@ unsafe extern "C" fn post_config(
     _: *mut apr_pool_t,
     _: *mut server_rec,
 ) -> c_int {
-    guard(ffi::HTTP_INTERNAL_SERVER_ERROR as c_int, || {
-        let query = |what: u32| {
-            let mut v: c_int = 0;
-            // SAFETY: ap_mpm_query writes one int.
-            unsafe { ffi::ap_mpm_query(what as c_int, &mut v) };
-            v
-        };
-        let threaded = query(ffi::AP_MPMQ_IS_THREADED) != ffi::AP_MPMQ_NOT_SUPPORTED as c_int;
-        let forked = query(ffi::AP_MPMQ_IS_FORKED) != ffi::AP_MPMQ_NOT_SUPPORTED as c_int;
-        match conf::build_apps(threaded, forked) {
-            Ok(()) => ffi::OK as c_int,
-            Err(e) => {
-                eprintln!("oxwsgi: {e}");
-                ffi::HTTP_INTERNAL_SERVER_ERROR as c_int
+    guard::entry(
+        "post_config",
+        ffi::HTTP_INTERNAL_SERVER_ERROR as c_int,
+        || {
+            let query = |what: u32| {
+                let mut v: c_int = 0;
+                // SAFETY: ap_mpm_query writes one int.
+                unsafe { ffi::ap_mpm_query(what as c_int, &mut v) };
+                v
+            };
+            let threaded = query(ffi::AP_MPMQ_IS_THREADED) != ffi::AP_MPMQ_NOT_SUPPORTED as c_int;
+            let forked = query(ffi::AP_MPMQ_IS_FORKED) != ffi::AP_MPMQ_NOT_SUPPORTED as c_int;
+            match conf::build_apps(threaded, forked) {
+                Ok(()) => ffi::OK as c_int,
+                Err(e) => {
+                    eprintln!("oxwsgi: {e}");
+                    ffi::HTTP_INTERNAL_SERVER_ERROR as c_int
+                }
             }
-        }
-    })
+        },
+    )
 }
 
 /// The interpreter of this child process; shut down when the child exits.
@@ -137,7 +148,7 @@ static PYTHON: std::sync::Mutex<Option<Interpreter>> = std::sync::Mutex::new(Non
 static PYTHON_STARTED: OnceLock<bool> = OnceLock::new();
 
 unsafe extern "C" fn child_exit(_: *mut std::ffi::c_void) -> ffi::apr_status_t {
-    guard(0, || {
+    guard::entry("child exit", 0, || {
         let taken = PYTHON.lock().recover().take();
         if let Some(i) = taken {
             i.shutdown();
@@ -148,7 +159,7 @@ unsafe extern "C" fn child_exit(_: *mut std::ffi::c_void) -> ffi::apr_status_t {
 
 /// A child process starts: Python starts here, never in the parent.
 unsafe extern "C" fn child_init(pool: *mut apr_pool_t, _s: *mut server_rec) {
-    guard((), || {
+    guard::entry("child_init", (), || {
         let c = conf::get();
         // SetHandler wsgi-script can appear anywhere: Python starts in every
         // child of a server that loads the module.
@@ -191,7 +202,7 @@ unsafe extern "C" fn child_init(pool: *mut apr_pool_t, _s: *mut server_rec) {
 
 /// Maps a WSGIScriptAlias'ed URL to its app.
 unsafe extern "C" fn translate_name(r: *mut request_rec) -> c_int {
-    guard(ffi::DECLINED as c_int, || {
+    guard::entry("translate_name", ffi::DECLINED as c_int, || {
         // SAFETY: Apache passes a live request; r->uri is a C string.
         let uri = unsafe { cstr_bytes((*r).uri) };
         let c = conf::get();
@@ -344,48 +355,54 @@ unsafe fn app_of(
 
 /// Where a request crosses from Apache into Python.
 unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
-    guard(ffi::HTTP_INTERNAL_SERVER_ERROR as c_int, || {
-        // SAFETY: Apache passes a live request on this thread.
-        unsafe {
-            if (*r).handler.is_null() || CStr::from_ptr((*r).handler) != HANDLER_NAME {
-                return ffi::DECLINED as c_int;
+    guard::entry(
+        "the handler",
+        ffi::HTTP_INTERNAL_SERVER_ERROR as c_int,
+        || {
+            guard::failpoint("handler");
+            // SAFETY: Apache passes a live request on this thread.
+            unsafe {
+                if (*r).handler.is_null() || CStr::from_ptr((*r).handler) != HANDLER_NAME {
+                    return ffi::DECLINED as c_int;
+                }
+                let proto = (*r).proto_num.max(0) as u32;
+                let multiplexed = !(*(*r).connection).master.is_null();
+                if !oxwsgi_core::request::version_supported(proto / 1000, proto % 1000, multiplexed)
+                {
+                    // Apache's own parser lets "HTTP/9.9" through (and any
+                    // version under HttpProtocolOptions Unsafe). A client that
+                    // speaks another protocol gets no second request either.
+                    (*(*r).connection).keepalive = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE;
+                    return ffi::HTTP_VERSION_NOT_SUPPORTED as c_int;
+                }
+                if PYTHON_STARTED.get() != Some(&true) {
+                    log::error!(target: "oxwsgi", "Python is not running in this child (see the error log)");
+                    return ffi::HTTP_SERVICE_UNAVAILABLE as c_int;
+                }
+                let c = conf::get();
+                let Some(app) = app_of(r, &c) else {
+                    return ffi::HTTP_NOT_FOUND as c_int;
+                };
+                let writer = writer::WriteBehind::new(r);
+                let mut req = match request::from_request_rec(r, &c, &writer) {
+                    Ok(q) => q,
+                    Err(status) => return status,
+                };
+                let (sink, status) = sink::ApacheSink::new(r, writer.clone());
+                CURRENT.with(|c| c.set(r));
+                CURRENT_WRITER.with(|w| *w.borrow_mut() = Some(writer.clone()));
+                let outcome = oxwsgi_core::handle(&app, &mut req, Box::new(sink));
+                // The request is Apache's again only once the writer is done.
+                let _ = writer.sync();
+                CURRENT_WRITER.with(|w| *w.borrow_mut() = None);
+                CURRENT.with(|c| c.set(ptr::null()));
+                match outcome {
+                    Outcome::Error(_) => status.load(std::sync::atomic::Ordering::Relaxed) as c_int,
+                    _ => ffi::OK as c_int,
+                }
             }
-            let proto = (*r).proto_num.max(0) as u32;
-            let multiplexed = !(*(*r).connection).master.is_null();
-            if !oxwsgi_core::request::version_supported(proto / 1000, proto % 1000, multiplexed) {
-                // Apache's own parser lets "HTTP/9.9" through (and any
-                // version under HttpProtocolOptions Unsafe). A client that
-                // speaks another protocol gets no second request either.
-                (*(*r).connection).keepalive = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE;
-                return ffi::HTTP_VERSION_NOT_SUPPORTED as c_int;
-            }
-            if PYTHON_STARTED.get() != Some(&true) {
-                log::error!(target: "oxwsgi", "Python is not running in this child (see the error log)");
-                return ffi::HTTP_SERVICE_UNAVAILABLE as c_int;
-            }
-            let c = conf::get();
-            let Some(app) = app_of(r, &c) else {
-                return ffi::HTTP_NOT_FOUND as c_int;
-            };
-            let writer = writer::WriteBehind::new(r);
-            let mut req = match request::from_request_rec(r, &c, &writer) {
-                Ok(q) => q,
-                Err(status) => return status,
-            };
-            let (sink, status) = sink::ApacheSink::new(r, writer.clone());
-            CURRENT.with(|c| c.set(r));
-            CURRENT_WRITER.with(|w| *w.borrow_mut() = Some(writer.clone()));
-            let outcome = oxwsgi_core::handle(&app, &mut req, Box::new(sink));
-            // The request is Apache's again only once the writer is done.
-            let _ = writer.sync();
-            CURRENT_WRITER.with(|w| *w.borrow_mut() = None);
-            CURRENT.with(|c| c.set(ptr::null()));
-            match outcome {
-                Outcome::Error(_) => status.load(std::sync::atomic::Ordering::Relaxed) as c_int,
-                _ => ffi::OK as c_int,
-            }
-        }
-    })
+        },
+    )
 }
 
 /// # Safety

@@ -51,9 +51,12 @@ impl ApacheSink {
 }
 
 unsafe extern "C" fn close_fd(data: *mut std::ffi::c_void) -> ffi::apr_status_t {
-    // SAFETY: `data` carries a descriptor handed to the pool by send_file.
-    unsafe { libc::close(data as usize as i32) };
-    0
+    oxwsgi_core::guard::entry("a file cleanup", 0, || {
+        // SAFETY: `data` carries a descriptor handed to the pool by
+        // send_file_bucket, closed only here, once, by the pool's cleanup.
+        unsafe { libc::close(data as usize as i32) };
+        0
+    })
 }
 
 fn gone() -> io::Error {

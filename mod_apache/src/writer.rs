@@ -193,11 +193,11 @@ impl WriteBehind {
             if batch.is_empty() {
                 return;
             }
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let result = oxwsgi_core::guard::entry("a response writer", Err(gone()), || {
                 // SAFETY: this writer holds the request (`held`).
                 unsafe { perform_batch(self.r, batch) }
-            }));
-            if !matches!(result, Ok(Ok(()))) {
+            });
+            if result.is_err() {
                 let mut st = self.lock();
                 st.gone = true;
                 // What the app logged meanwhile is still logged.

@@ -15,6 +15,7 @@ use ngx::ffi::{
 };
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
 use ngx::{ngx_conf_log_error, ngx_string};
+use oxwsgi_core::guard;
 use oxwsgi_core::{App, AppOptions, AppSpec, conf as values};
 
 use crate::Module;
@@ -186,7 +187,8 @@ unsafe extern "C" fn set_app(
     _: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    crate::guard(NGX_CONF_ERROR, || {
+    guard::entry("the wsgi_app directive", crate::DIRECTIVE_PANICKED, || {
+        guard::failpoint("wsgi_app");
         // SAFETY: called by nginx for wsgi_app inside a location block: cf's context
         // is that location's, where the core module's location conf exists.
         let clcf: &mut ngx_http_core_loc_conf_t =
@@ -225,7 +227,7 @@ macro_rules! setter {
             _: *mut ngx_command_t,
             conf: *mut c_void,
         ) -> *mut c_char {
-            crate::guard(NGX_CONF_ERROR, || {
+            guard::entry(stringify!($name), crate::DIRECTIVE_PANICKED, || {
                 // SAFETY: nginx passes the parsed configuration and the conf
                 // struct at the offset the command table gives this
                 // directive, which is a `$conf`.
@@ -264,16 +266,20 @@ unsafe extern "C" fn set_python_path(
     _: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    crate::guard(NGX_CONF_ERROR, || {
-        // SAFETY: nginx passes the parsed configuration and, for a
-        // NGX_HTTP_MAIN_CONF_OFFSET directive, the http block's MainConf.
-        unsafe {
-            directive::<MainConf, _>(cf, conf, values::parse_path_list, |c, v| {
-                c.python_path.extend(v);
-                true
-            })
-        }
-    })
+    guard::entry(
+        "the wsgi_python_path directive",
+        crate::DIRECTIVE_PANICKED,
+        || {
+            // SAFETY: nginx passes the parsed configuration and, for a
+            // NGX_HTTP_MAIN_CONF_OFFSET directive, the http block's MainConf.
+            unsafe {
+                directive::<MainConf, _>(cf, conf, values::parse_path_list, |c, v| {
+                    c.python_path.extend(v);
+                    true
+                })
+            }
+        },
+    )
 }
 
 pub unsafe extern "C" fn init_main_conf(_cf: *mut ngx_conf_t, _conf: *mut c_void) -> *mut c_char {
@@ -286,7 +292,7 @@ pub unsafe extern "C" fn merge_loc_conf(
     prev: *mut c_void,
     conf: *mut c_void,
 ) -> *mut c_char {
-    crate::guard(NGX_CONF_ERROR, || {
+    guard::entry("merging a location", crate::DIRECTIVE_PANICKED, || {
         // SAFETY: nginx passes this module's location confs (created by
         // create_loc_conf) of the parent and of this block.
         let (prev, conf) = unsafe { (&*prev.cast::<LocConf>(), &mut *conf.cast::<LocConf>()) };

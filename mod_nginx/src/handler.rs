@@ -10,7 +10,7 @@ use ngx::ffi::{
     ngx_http_request_t, ngx_int_t,
 };
 use ngx::http::HttpModuleLocationConf;
-use oxwsgi_core::Body;
+use oxwsgi_core::{Body, guard};
 
 use crate::Module;
 use crate::body::{self, BodyPipe, PipeReader};
@@ -21,7 +21,9 @@ use crate::worker::{self, Job};
 
 /// The content handler of a `wsgi_app` location.
 pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
-    let result = std::panic::catch_unwind(|| {
+    let failed = NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
+    guard::entry("the content handler", failed, || {
+        guard::failpoint("content_handler");
         if !worker::ready() {
             log::error!(
                 target: "oxwsgi",
@@ -40,8 +42,7 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
             return rc;
         }
         NGX_DONE as ngx_int_t
-    });
-    result.unwrap_or(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t)
+    })
 }
 
 /// Starts nginx's body reader with a buffer of `wsgi_body_buffer_size` at
@@ -75,11 +76,11 @@ unsafe fn read_body_with_our_buffer(r: *mut ngx_http_request_t) -> ngx_int_t {
 
 /// The body is in (memory or a temporary file): queue the request.
 unsafe extern "C" fn body_ready(r: *mut ngx_http_request_t) {
-    let ok = std::panic::catch_unwind(|| {
+    let queued = guard::entry("the body handler", false, || {
         // SAFETY: nginx calls this on the event loop with the live request.
         unsafe { queue(r) }
     });
-    if !matches!(ok, Ok(true)) {
+    if !queued {
         // SAFETY: nginx called body_ready with r, live on the event loop;
         // this finalises the reference read_client_request_body took.
         unsafe { ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t) };

@@ -27,6 +27,7 @@ use std::ptr;
 
 use ngx::ffi::{NGX_HTTP_MODULE, ngx_cycle_t, ngx_http_module_t, ngx_int_t, ngx_module_t};
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
+use oxwsgi_core::guard;
 
 pub(crate) struct Module;
 
@@ -81,38 +82,27 @@ pub static mut ngx_http_oxwsgi_module: ngx_module_t = ngx_module_t {
     ..ngx_module_t::default()
 };
 
-/// Runs an entry point's body, turning a panic into `fallback`: no panic
-/// may unwind into nginx.
-pub(crate) fn guard<T>(fallback: T, f: impl FnOnce() -> T) -> T {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
-        ::log::error!(target: "oxwsgi", "internal error (panic) in an nginx callback");
-        fallback
-    })
-}
+/// What a directive handler returns after a panic: nginx prints it after
+/// the directive's name (the panic's own message went to stderr, and to the
+/// error log once a worker runs).
+pub(crate) const DIRECTIVE_PANICKED: *mut std::ffi::c_char =
+    c"internal error (panic) in oxwsgi".as_ptr().cast_mut();
 
 /// A worker process starts: Python starts here, never in the master.
 unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
-    let result = std::panic::catch_unwind(|| {
+    // A worker without Python still serves everything else; WSGI locations
+    // answer 503 and the error log says why.
+    guard::entry("worker start", (), || {
         // SAFETY: nginx passes the new cycle of this worker.
         unsafe { worker::start(cycle) }
     });
-    if result.is_err() {
-        ngx::ngx_log_error!(
-            ngx::ffi::NGX_LOG_EMERG,
-            // SAFETY: the cycle and its log outlive this call.
-            unsafe { (*cycle).log },
-            "oxwsgi: internal error starting the worker"
-        );
-    }
-    // A worker without Python still serves everything else; WSGI locations
-    // answer 500 and the error log says why.
     ngx::ffi::NGX_OK as ngx_int_t
 }
 
 /// A worker process exits: stop the Python threads, then finalise Python.
 unsafe extern "C" fn exit_process(cycle: *mut ngx_cycle_t) {
-    let _ = std::panic::catch_unwind(|| {
+    guard::entry("worker exit", (), || {
         // SAFETY: nginx passes the cycle of this exiting worker.
         unsafe { worker::stop(cycle) }
-    });
+    })
 }

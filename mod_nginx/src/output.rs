@@ -21,7 +21,7 @@ use ngx::ffi::{
 };
 use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
 use oxwsgi_core::response::latin1;
-use oxwsgi_core::{Chunk, ResponseHead};
+use oxwsgi_core::{Chunk, ResponseHead, guard};
 
 use crate::body::{self, BodyPipe};
 use crate::channel::{Channel, HIGH_WATER, Msg};
@@ -585,7 +585,7 @@ pub unsafe fn read_body(ctx: &mut ReqCtx) -> bool {
 
 /// The request's read event while its body streams.
 pub unsafe extern "C" fn on_body_readable(r: *mut ngx_http_request_t) {
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    guard::entry("the body read event", (), || {
         // SAFETY: nginx calls this for a live request on the event loop; our
         // module context is a ReqCtx when set.
         unsafe {
@@ -594,7 +594,7 @@ pub unsafe extern "C" fn on_body_readable(r: *mut ngx_http_request_t) {
                 read_body(&mut *ctx);
             }
         }
-    }));
+    });
 }
 
 /// # Safety
@@ -608,10 +608,10 @@ unsafe fn ctx_of(r: *mut ngx_http_request_t) -> *mut ReqCtx {
 /// The request's write event while a response streams: push what nginx
 /// holds, release consumed chunks (waking the app), or time out.
 unsafe extern "C" fn on_write(r: *mut ngx_http_request_t) {
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    guard::entry("the write event", (), || {
         // SAFETY: nginx calls this for a live request on the event loop.
         unsafe { write_ready(r) }
-    }));
+    });
 }
 
 /// # Safety

@@ -30,7 +30,7 @@ use ngx::ffi::{
 };
 use ngx::http::HttpModuleMainConf;
 use ngx::ngx_log_error;
-use oxwsgi_core::{App, Interpreter};
+use oxwsgi_core::{App, Interpreter, guard};
 
 use crate::Module;
 use crate::channel::{Channel, NginxSink};
@@ -157,7 +157,7 @@ unsafe fn arm_watchdog() {
 
 /// After the loop iteration that queued jobs: wake one sleeping thread.
 unsafe extern "C" fn on_kick(_: *mut ngx_event_t) {
-    crate::guard((), || {
+    guard::entry("the kick event", (), || {
         let Some(w) = WORKER.get() else { return };
         if w.idle.load(Ordering::Relaxed) > 0 {
             w.job_ready.notify_one();
@@ -168,7 +168,7 @@ unsafe extern "C" fn on_kick(_: *mut ngx_event_t) {
 /// Every millisecond while jobs are in flight: a job that waited too long
 /// gets another thread, and responses nobody signalled are delivered.
 unsafe extern "C" fn on_watchdog(_: *mut ngx_event_t) {
-    crate::guard((), || {
+    guard::entry("the watchdog event", (), || {
         let Some(w) = WORKER.get() else { return };
         let stalled = {
             let q = w.jobs.lock().recover();
@@ -403,7 +403,8 @@ const STEP_ASIDE_US: u64 = 200;
 /// The event loop's side of the eventfd: drain it, then deliver every ready
 /// channel's messages to its request.
 unsafe extern "C" fn on_notify(ev: *mut ngx_event_t) {
-    crate::guard((), || {
+    guard::entry("the notify event", (), || {
+        guard::failpoint("notify_event");
         let Some(w) = WORKER.get() else { return };
         let mut buf = 0u64;
         loop {
@@ -428,10 +429,11 @@ unsafe extern "C" fn on_notify(ev: *mut ngx_event_t) {
 unsafe fn drain_ready(w: &Worker) {
     let ready = std::mem::take(&mut *w.ready.lock().recover());
     for channel in ready {
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // One response failing must not keep the others from theirs.
+        guard::entry("delivering a response", (), || {
             // SAFETY: on the event loop thread, as output requires.
             unsafe { crate::output::deliver(&channel) }
-        }));
+        });
     }
 }
 

@@ -66,10 +66,16 @@ pub fn render_with(dir: &std::path::Path, port: u16, mpm: &str, load: &str, body
 
 /// Runs `apache2 -t` on a configuration body; returns success and output.
 pub fn check(body: &str) -> (bool, String) {
+    check_env(body, &[])
+}
+
+/// As `check`, with extra environment variables for apache2.
+pub fn check_env(body: &str, env: &[(&str, &str)]) -> (bool, String) {
     let dir = temp_dir("apache-t");
     let conf = dir.join("httpd.conf");
     std::fs::write(&conf, render(&dir, free_port(), "event", body)).unwrap();
     let out = Command::new(APACHE)
+        .envs(env.iter().copied())
         .arg("-t")
         .arg("-f")
         .arg(&conf)
@@ -94,6 +100,11 @@ impl Apache {
     /// As `start`, with `load` as the WSGI module's LoadModule line; `body`
     /// may use `{port}` for the listening port.
     pub fn start_with(mpm: &str, load: &str, body: &str) -> Apache {
+        Apache::start_env(mpm, load, body, &[])
+    }
+
+    /// As `start_with`, with extra environment variables for apache2.
+    pub fn start_env(mpm: &str, load: &str, body: &str, env: &[(&str, &str)]) -> Apache {
         let dir = temp_dir("apache");
         let port = free_port();
         let conf = dir.join("httpd.conf");
@@ -102,6 +113,7 @@ impl Apache {
         // Its own process group: on shutdown prefork signals its whole
         // group, which must not include the test.
         let child = Command::new(APACHE)
+            .envs(env.iter().copied())
             .process_group(0)
             .arg("-f")
             .arg(&conf)

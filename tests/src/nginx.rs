@@ -28,6 +28,8 @@ pub struct Config {
     pub server: String,
     /// Extra `listen` parameters (`http2`, `ssl`).
     pub listen: String,
+    /// Environment variables for nginx, kept for its workers (`env`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Config {
@@ -37,7 +39,20 @@ impl Config {
             http: String::new(),
             server: server.into(),
             listen: String::new(),
+            env: Vec::new(),
         }
+    }
+
+    /// Sets `name=value` in nginx's environment and keeps it for workers.
+    pub fn env(mut self, name: &str, value: &str) -> Config {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(NGINX);
+        c.envs(self.env.iter().map(|(n, v)| (n, v)));
+        c
     }
 
     pub fn http(mut self, lines: &str) -> Config {
@@ -47,8 +62,14 @@ impl Config {
     }
 
     pub fn render(&self, dir: &std::path::Path, port: u16) -> String {
+        let env: String = self
+            .env
+            .iter()
+            .map(|(n, _)| format!("env {n};\n"))
+            .collect();
         format!(
             "load_module {module};\n\
+             {env}\
              daemon off;\n\
              worker_processes {workers};\n\
              error_log {dir}/error.log info;\n\
@@ -83,7 +104,8 @@ pub fn check(config: &Config) -> (bool, String) {
     let dir = temp_dir("nginx-t");
     let conf = dir.join("nginx.conf");
     std::fs::write(&conf, config.render(&dir, free_port())).unwrap();
-    let out = Command::new(NGINX)
+    let out = config
+        .command()
         .arg("-t")
         .arg("-p")
         .arg(&dir)
@@ -102,7 +124,8 @@ impl Nginx {
         let port = free_port();
         let conf = dir.join("nginx.conf");
         std::fs::write(&conf, config.render(&dir, port)).unwrap();
-        let child = Command::new(NGINX)
+        let child = config
+            .command()
             .arg("-p")
             .arg(&dir)
             .arg("-c")

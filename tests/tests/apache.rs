@@ -588,3 +588,29 @@ fn a_slow_reader_throttles_a_huge_stream_under_every_mpm() {
         wire::slow_reader_is_throttled(a.port, "/cases", || oxwsgi_e2e::rss_kib(&a.children()));
     }
 }
+
+/// As for nginx (see oxwsgi_core::guard::failpoint): a panic in the handler
+/// is logged with its name and answered 500, and the child goes on; a panic
+/// in a directive is a configuration error, not a crash.
+#[test]
+fn a_panic_in_an_entry_is_logged_answered_and_survived() {
+    let load = format!("LoadModule oxwsgi_module {}", apache::module().display());
+    // One child, so the failpoint fires once for the whole server.
+    let body = format!(
+        "StartServers 1\nServerLimit 1\nMaxRequestWorkers 25\nWSGIScriptAlias /cases {}",
+        app("cases.py")
+    );
+    let a = Apache::start_env("event", &load, &body, &[("OXWSGI_FAILPOINT", "handler")]);
+    assert_eq!(http::get(a.port, "/cases/cookies").status, 500);
+    assert!(
+        a.wait_log("internal error (panic) in the handler: failpoint handler"),
+        "{}",
+        a.error_log()
+    );
+    for _ in 0..5 {
+        assert_eq!(http::get(a.port, "/cases/cookies").status, 200);
+    }
+    let (ok, out) = apache::check_env(&body, &[("OXWSGI_FAILPOINT", "WSGIScriptAlias")]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("internal error (panic) in oxwsgi"), "{out}");
+}

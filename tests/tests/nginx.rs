@@ -689,3 +689,41 @@ fn processes_an_app_starts_keep_their_exit_statuses() {
         n.error_log()
     );
 }
+
+/// Debug builds panic once at a named place when OXWSGI_FAILPOINT names it
+/// (oxwsgi_core::guard::failpoint): each kind of entry from nginx must stop
+/// the panic, log it with the entry's name, answer as the entry should, and
+/// leave the worker serving.
+#[test]
+fn a_panic_in_any_entry_is_logged_answered_and_survived() {
+    let site = format!("location / {{ wsgi_app {}; }}", app("cases.py"));
+    // The content handler: that request gets 500, the next one is served.
+    let n = Nginx::start(Config::new(&site).env("OXWSGI_FAILPOINT", "content_handler"));
+    assert_eq!(http::get(n.port, "/cookies").status, 500);
+    assert!(
+        n.wait_log("internal error (panic) in the content handler: failpoint content_handler"),
+        "{}",
+        n.error_log()
+    );
+    assert_eq!(http::get(n.port, "/cookies").status, 200);
+    drop(n);
+    // An event callback (the Python threads' wake-up): the response still
+    // arrives (the watchdog delivers it), and so do the next ones.
+    let n = Nginx::start(Config::new(&site).env("OXWSGI_FAILPOINT", "notify_event"));
+    for _ in 0..5 {
+        assert_eq!(http::get(n.port, "/cookies").status, 200);
+    }
+    assert!(
+        n.wait_log("internal error (panic) in the notify event: failpoint notify_event"),
+        "{}",
+        n.error_log()
+    );
+    drop(n);
+    // A directive: nginx -t fails, naming it, instead of crashing.
+    let (ok, out) = nginx::check(&Config::new(&site).env("OXWSGI_FAILPOINT", "wsgi_app"));
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("\"wsgi_app\" directive internal error (panic) in oxwsgi"),
+        "{out}"
+    );
+}
