@@ -2,7 +2,6 @@
 //! `module:callable` spec), how they are loaded and reported when they do not
 //! load, and the per-app options the handler follows.
 
-use crate::sync::Recover;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -12,7 +11,8 @@ use pyo3::sync::MutexExt;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
 use crate::errors::{error_stream, log_py_err};
-use crate::start_response::FileWrapper;
+use crate::file_wrapper::FileWrapper;
+use crate::sync::Recover;
 
 /// Where an app's callable lives.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,7 +7,6 @@
 //! - latin-1 `str` construction and fd duplication,
 //! - `bytes` objects filled in place, without zeroing them first.
 
-use crate::sync::Recover;
 use std::cell::Cell;
 use std::ffi::{CStr, CString};
 use std::fs::File;
@@ -20,6 +19,8 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
+
+use crate::sync::Recover;
 
 /// Set once Python has been finalised: thread-state destructors must then
 /// leave the interpreter alone.

@@ -15,12 +15,13 @@ use crate::app::App;
 use crate::embed;
 use crate::environ::{self, BodyInfo};
 use crate::errors::{log_py_err, type_name};
+use crate::file_wrapper::FileWrapper;
 use crate::gzip::{self, InflateError};
 use crate::input::Input;
 use crate::request::{Body, Request};
 use crate::responder::{GzipPolicy, Outcome, Responder, WriteError};
 use crate::sink::{Chunk, ResponseSink};
-use crate::start_response::{FileWrapper, StartResponse, send_chunk};
+use crate::start_response::{StartResponse, send_chunk, without_gil};
 
 /// Serves one request with `app`, writing the response into `sink`.
 pub fn handle<R: Request + ?Sized>(app: &App, req: &mut R, sink: Box<dyn ResponseSink>) -> Outcome {
@@ -66,13 +67,19 @@ impl std::fmt::Display for Context<'_> {
     }
 }
 
+/// An error page of the server's making before the app ran (or after a
+/// panic), and how the request then ended.
+fn error_page(sink: &mut dyn ResponseSink, status: u16) -> Outcome {
+    match sink.error(status) {
+        Ok(()) => Outcome::Error(status),
+        Err(_) => Outcome::ClientGone,
+    }
+}
+
 /// After a panic: answer 500 or abort, with whatever still holds the sink.
 fn recover(sink: Option<Box<dyn ResponseSink>>, owner: Option<Py<StartResponse>>) -> Outcome {
     if let Some(mut sink) = sink {
-        return match sink.error(500) {
-            Ok(()) => Outcome::Error(500),
-            Err(_) => Outcome::ClientGone,
-        };
+        return error_page(&mut *sink, 500);
     }
     let Some(owner) = owner else {
         return Outcome::Aborted;
@@ -133,10 +140,7 @@ fn run<R: Request + ?Sized>(
                     };
                     log::warn!(target: "oxwsgi", "{context}: {e}; answering {status}");
                     let mut sink = sink_slot.take().expect("sink present before the app runs");
-                    return match sink.error(status) {
-                        Ok(()) => Outcome::Error(status),
-                        Err(_) => Outcome::ClientGone,
-                    };
+                    return error_page(&mut *sink, status);
                 }
             }
         }
@@ -146,10 +150,7 @@ fn run<R: Request + ?Sized>(
     Python::attach(|py| {
         let Some(loaded) = app.loaded(py) else {
             let mut sink = sink_slot.take().expect("sink present before the app runs");
-            return match sink.error(500) {
-                Ok(()) => Outcome::Error(500),
-                Err(_) => Outcome::ClientGone,
-            };
+            return error_page(&mut *sink, 500);
         };
         let is_head = req.method() == b"HEAD";
         let sink = sink_slot.take().expect("sink present before the app runs");
@@ -347,14 +348,7 @@ fn deliver_sequence<'py>(
         chunks.push(chunk_of(item, i)?);
     }
     let mut guard = owner.get().lock(py);
-    let Some(r) = guard.as_mut() else {
-        return Err(Failure::Gone);
-    };
-    if !r.has_head() {
-        return Err(Failure::Contract(
-            "application returned without calling start_response".into(),
-        ));
-    }
+    let r = started(&mut guard)?;
     without_gil(py, r, |r| r.write_all(chunks)).map_err(write_failure)
 }
 
@@ -399,6 +393,12 @@ fn not_an_iterable_of_bytes(obj: &Bound<'_, PyAny>) -> Option<String> {
 
 fn finish(py: Python<'_>, owner: &Bound<'_, StartResponse>) -> Result<Outcome, Failure> {
     let mut guard = owner.get().lock(py);
+    let r = started(&mut guard)?;
+    without_gil(py, r, |r| r.finish()).map_err(write_failure)
+}
+
+/// The request's responder, once the app has called start_response.
+fn started(guard: &mut Option<Responder>) -> Result<&mut Responder, Failure> {
     let Some(r) = guard.as_mut() else {
         return Err(Failure::Gone);
     };
@@ -407,7 +407,7 @@ fn finish(py: Python<'_>, owner: &Bound<'_, StartResponse>) -> Result<Outcome, F
             "application returned without calling start_response".into(),
         ));
     }
-    without_gil(py, r, |r| r.finish()).map_err(write_failure)
+    Ok(r)
 }
 
 /// `wsgi.file_wrapper` over a real file: sends it with the server's sendfile.
@@ -456,29 +456,9 @@ fn deliver_file<'py>(
     };
     let len = meta.len().saturating_sub(offset);
     let mut guard = owner.get().lock(py);
-    let Some(r) = guard.as_mut() else {
-        return Err(Failure::Gone);
-    };
-    if !r.has_head() {
-        return Err(Failure::Contract(
-            "application returned without calling start_response".into(),
-        ));
-    }
+    let r = started(&mut guard)?;
     without_gil(py, r, |r| r.send_file(file, offset, len)).map_err(write_failure)?;
     Ok(true)
-}
-
-/// Runs a responder call with the GIL released when the sink may block.
-pub(crate) fn without_gil<T: Send>(
-    py: Python<'_>,
-    r: &mut Responder,
-    f: impl FnOnce(&mut Responder) -> T + Send,
-) -> T {
-    if r.may_block() {
-        py.detach(|| f(r))
-    } else {
-        f(r)
-    }
 }
 
 /// PEP 3333: the iterable's `close()`, if any, is called once, whatever happened.

@@ -4,7 +4,6 @@
 //! `Input` is the Python face. Reads from files and streams release the GIL
 //! while they wait for bytes; reads from memory do not need to.
 
-use crate::sync::Recover;
 use std::io::{self, Read};
 use std::mem::MaybeUninit;
 
@@ -16,6 +15,7 @@ use pyo3::sync::MutexExt;
 use pyo3::types::{PyBytes, PyList};
 
 use crate::request::{Body, BodyStream};
+use crate::sync::Recover;
 
 const BLOCK: usize = 64 * 1024;
 /// The most a single read(n) reserves up front; beyond it the buffer grows.

@@ -12,7 +12,8 @@
 //! - `environ`: building `environ` (PEP 3333 names and types).
 //! - `input`: `wsgi.input`; `logstream`: `sys.stdout`/`stderr`/`wsgi.errors`.
 //! - `handler`: one request end to end — where a request crosses into Python.
-//! - `start_response`: `start_response`, `write()`, `wsgi.file_wrapper`.
+//! - `start_response`: `start_response`, `write()`, and `without_gil` for
+//!   responder calls; `file_wrapper`: `wsgi.file_wrapper`.
 //! - `responder`: the response state machine (headers, Content-Length, gzip,
 //!   abort); `response`: status/header rules; `gzip`: compression both ways.
 //! - `sink`: the `ResponseSink` trait servers implement, and `Chunk`.
@@ -25,6 +26,7 @@ pub mod conf;
 mod embed;
 pub mod environ;
 pub mod errors;
+pub mod file_wrapper;
 pub mod guard;
 pub mod gzip;
 pub mod handler;

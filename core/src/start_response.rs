@@ -1,9 +1,8 @@
-//! The `start_response` callable, its `write()` callable, and
-//! `wsgi.file_wrapper`: the Python side of the response. They check the
-//! types PEP 3333 requires and hand plain strings and chunks to the
-//! `Responder`.
+//! The `start_response` callable and its `write()` callable: the Python
+//! side of the response. They check the types PEP 3333 requires and hand
+//! plain strings and chunks to the `Responder`; every responder call that
+//! may wait for the client goes through `without_gil`.
 
-use crate::sync::Recover;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use std::sync::{Mutex, MutexGuard};
 
@@ -15,6 +14,7 @@ use crate::errors::type_name;
 use crate::responder::{Responder, WriteError};
 use crate::response::{ResponseHead, check_header, parse_status};
 use crate::sink::Chunk;
+use crate::sync::Recover;
 
 /// `start_response(status, headers, exc_info=None)`. Owns the request's
 /// `Responder` so that `write()` and the handler drive the same response.
@@ -152,9 +152,7 @@ pub(crate) fn send_chunk(
 ) -> PyResult<Result<(), WriteError>> {
     let mut guard = owner.get().lock(py);
     let r = guard.as_mut().ok_or_else(ended)?;
-    Ok(crate::handler::without_gil(py, r, |r| {
-        r.write(chunk, flush)
-    }))
+    Ok(without_gil(py, r, |r| r.write(chunk, flush)))
 }
 
 /// The `write(data)` callable that `start_response` returns (the legacy
@@ -194,50 +192,15 @@ impl Write {
     }
 }
 
-/// `wsgi.file_wrapper(filelike, blksize=8192)`. Returned as the response, a
-/// wrapper over a real file is sent by the server with sendfile; otherwise it
-/// iterates blocks of `filelike.read(blksize)`.
-#[pyclass(module = "oxwsgi", name = "FileWrapper", frozen)]
-pub struct FileWrapper {
-    pub(crate) filelike: Py<PyAny>,
-    blksize: usize,
-}
-
-#[pymethods]
-impl FileWrapper {
-    #[new]
-    #[pyo3(signature = (filelike, blksize=8192))]
-    fn new(filelike: Py<PyAny>, blksize: i64) -> PyResult<Self> {
-        if blksize <= 0 {
-            return Err(PyValueError::new_err("blksize must be a positive int"));
-        }
-        Ok(FileWrapper {
-            filelike,
-            blksize: blksize as usize,
-        })
-    }
-
-    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
-        slf
-    }
-
-    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let data = self
-            .filelike
-            .bind(py)
-            .call_method1("read", (self.blksize,))?;
-        Ok(if data.len().unwrap_or(0) == 0 {
-            None
-        } else {
-            Some(data)
-        })
-    }
-
-    fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let f = self.filelike.bind(py);
-        if f.hasattr("close")? {
-            f.call_method0("close")?;
-        }
-        Ok(())
+/// Runs a responder call with the GIL released when the sink may block.
+pub(crate) fn without_gil<T: Send>(
+    py: Python<'_>,
+    r: &mut Responder,
+    f: impl FnOnce(&mut Responder) -> T + Send,
+) -> T {
+    if r.may_block() {
+        py.detach(|| f(r))
+    } else {
+        f(r)
     }
 }

@@ -3,11 +3,11 @@
 //! result, frozen.
 
 use oxwsgi_core::guard;
-use oxwsgi_core::sync::Recover;
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
+use oxwsgi_core::sync::Recover;
 use oxwsgi_core::{App, AppOptions, AppSpec, conf as values};
 
 use crate::ffi::{self, cmd_parms};

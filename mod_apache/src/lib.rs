@@ -20,11 +20,11 @@ mod request;
 mod sink;
 mod writer;
 
-use oxwsgi_core::sync::Recover;
 use std::ffi::{CStr, CString, c_char, c_int};
 use std::ptr;
 use std::sync::OnceLock;
 
+use oxwsgi_core::sync::Recover;
 use oxwsgi_core::{Interpreter, Outcome, guard};
 
 use crate::ffi::{apr_pool_t, module_struct, request_rec, server_rec};

@@ -12,7 +12,6 @@
 //! the writer, in order, and the app's thread takes the request back
 //! (`sync`) before it reads the request body or returns to Apache.
 
-use oxwsgi_core::sync::Recover;
 use std::collections::VecDeque;
 use std::ffi::CString;
 use std::fs::File;
@@ -20,6 +19,7 @@ use std::io;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use oxwsgi_core::Chunk;
+use oxwsgi_core::sync::Recover;
 
 use crate::ffi::{self, request_rec};
 
@@ -261,7 +261,7 @@ unsafe fn perform(r: *mut request_rec, op: Op) -> io::Result<()> {
                     return Err(gone());
                 }
             }
-            Op::File { file, offset, len } => crate::sink::send_file_bucket(r, file, offset, len)?,
+            Op::File { file, offset, len } => send_file_bucket(r, file, offset, len)?,
             Op::Abort => {
                 // What the app produced goes out first (a list response is
                 // still buffered: headers and all); then marking the
@@ -272,6 +272,66 @@ unsafe fn perform(r: *mut request_rec, op: Op) -> io::Result<()> {
                 (*(*r).connection).keepalive = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE;
             }
             Op::Log { level, text } => ffi::oxwsgi_log_r(r, level, text.as_ptr()),
+        }
+    }
+    Ok(())
+}
+
+unsafe extern "C" fn close_fd(data: *mut std::ffi::c_void) -> ffi::apr_status_t {
+    oxwsgi_core::guard::entry("a file cleanup", 0, || {
+        // SAFETY: `data` carries a descriptor handed to the pool by
+        // send_file_bucket, closed only here, once, by the pool's cleanup.
+        unsafe { libc::close(data as usize as i32) };
+        0
+    })
+}
+
+/// Sends `len` bytes of `file` from `offset` as a file bucket for Apache's
+/// core output filter (sendfile where it is enabled). The descriptor stays
+/// open until the request ends: Apache may set the bucket aside.
+///
+/// # Safety
+/// `r` is live and the calling thread is the one using it.
+pub unsafe fn send_file_bucket(
+    r: *mut request_rec,
+    file: std::fs::File,
+    offset: u64,
+    len: u64,
+) -> io::Result<()> {
+    use std::os::fd::IntoRawFd;
+    let fd = file.into_raw_fd();
+    // SAFETY: r and its pool are live and used by this thread alone
+    // (send_file_bucket's contract); the
+    // descriptor is ours and is closed by the request pool's cleanup
+    // registered here.
+    unsafe {
+        ffi::apr_pool_cleanup_register(
+            (*r).pool,
+            fd as usize as *const std::ffi::c_void,
+            Some(close_fd),
+            Some(ffi::apr_pool_cleanup_null),
+        );
+        let mut os_fd: ffi::apr_os_file_t = fd;
+        let mut apr_file: *mut ffi::apr_file_t = std::ptr::null_mut();
+        if ffi::apr_os_file_put(
+            &mut apr_file,
+            &mut os_fd,
+            ffi::APR_FOPEN_READ as i32,
+            (*r).pool,
+        ) != 0
+        {
+            return Err(io::Error::other("apr_os_file_put failed"));
+        }
+        let mut sent: ffi::apr_size_t = 0;
+        if ffi::ap_send_fd(
+            apr_file,
+            r,
+            offset as ffi::apr_off_t,
+            len as ffi::apr_size_t,
+            &mut sent,
+        ) != 0
+        {
+            return Err(gone());
         }
     }
     Ok(())

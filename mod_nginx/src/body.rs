@@ -9,7 +9,6 @@
 //! the cache, instead of growing the heap, having glibc give it back, and
 //! faulting it in again page by page.
 
-use oxwsgi_core::sync::Recover;
 use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::mem::MaybeUninit;
@@ -21,6 +20,14 @@ use ngx::ffi::{
 };
 
 use crate::channel::{Channel, Msg};
+
+use oxwsgi_core::sync::Recover;
+
+/// The smallest buffer nginx reads a request body into for an app unless
+/// `wsgi_body_buffer_size` says otherwise. nginx's own default
+/// (`client_body_buffer_size`, 8k) means a recv() per 8 KiB; apps read
+/// uploads in 64 KiB pieces.
+pub const DEFAULT_BODY_BUFFER: u64 = 64 << 10;
 
 /// What a request may have buffered for its app before nginx stops reading
 /// from the client (the rest waits in the kernel's socket buffers), and
@@ -58,9 +65,8 @@ fn copy_to_buffer(data: &[u8]) -> Vec<u8> {
     };
     // New buffers are made at least the default body buffer's size, so that
     // a small first piece (what came with the headers) is reusable later.
-    let mut v = reused.unwrap_or_else(|| {
-        Vec::with_capacity(data.len().max(crate::conf::DEFAULT_BODY_BUFFER as usize))
-    });
+    let mut v =
+        reused.unwrap_or_else(|| Vec::with_capacity(data.len().max(DEFAULT_BODY_BUFFER as usize)));
     v.clear();
     v.extend_from_slice(data);
     v

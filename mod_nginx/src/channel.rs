@@ -5,7 +5,6 @@
 //! Python thread that would pass it waits: a slow client slows the app down
 //! instead of growing memory.
 
-use oxwsgi_core::sync::Recover;
 use std::collections::VecDeque;
 use std::ffi::c_void;
 use std::fs::File;
@@ -13,6 +12,7 @@ use std::io;
 use std::sync::atomic::AtomicPtr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+use oxwsgi_core::sync::Recover;
 use oxwsgi_core::{Chunk, ResponseHead, ResponseSink};
 
 use crate::worker;

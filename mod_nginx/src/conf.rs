@@ -54,17 +54,11 @@ pub struct LocConf {
     pub app: Option<Arc<App>>,
 }
 
-/// The smallest buffer nginx reads a request body into for an app unless
-/// `wsgi_body_buffer_size` says otherwise. nginx's own default
-/// (`client_body_buffer_size`, 8k) means a recv() per 8 KiB; apps read
-/// uploads in 64 KiB pieces.
-pub const DEFAULT_BODY_BUFFER: u64 = 64 << 10;
-
 impl LocConf {
     /// The body buffer size for this location's requests: at least
     /// `client_body_buffer_size` (`configured`).
     pub fn body_buffer(&self, configured: usize) -> usize {
-        let ours = self.body_buffer.unwrap_or(DEFAULT_BODY_BUFFER);
+        let ours = self.body_buffer.unwrap_or(crate::body::DEFAULT_BODY_BUFFER);
         configured.max(usize::try_from(ours).unwrap_or(usize::MAX))
     }
 }

@@ -16,7 +16,6 @@
 //!   not cancelable, which is what makes a graceful quit or reload wait for
 //!   them.
 
-use oxwsgi_core::sync::Recover;
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +29,7 @@ use ngx::ffi::{
 };
 use ngx::http::HttpModuleMainConf;
 use ngx::ngx_log_error;
+use oxwsgi_core::sync::Recover;
 use oxwsgi_core::{App, Interpreter, guard};
 
 use crate::Module;
