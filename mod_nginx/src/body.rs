@@ -1,8 +1,8 @@
 //! Request bodies that stream: nginx reads the body unbuffered (no temporary
 //! file) and the event loop hands each piece to the Python thread through a
-//! `BodyPipe`. When the app falls behind by `HIGH_WATER` bytes the event loop
-//! stops reading (the client's TCP window then fills); the app's next read
-//! below `LOW_WATER` asks it to resume.
+//! `BodyPipe`. When the app falls behind by `BODY_HIGH_WATER` bytes the
+//! event loop stops reading (the client's TCP window then fills); the app's
+//! next read below `BODY_LOW_WATER` asks it to resume.
 //!
 //! The buffers the event loop copies into are reused once the app has read
 //! them (`spare`): a burst of uploads then reuses the same memory, warm in
@@ -19,7 +19,8 @@ use ngx::ffi::{
     ngx_http_read_unbuffered_request_body, ngx_http_request_t, ngx_int_t,
 };
 
-use crate::channel::{Channel, Msg};
+use crate::channel::{Channel, FailsWith};
+use crate::msg::Msg;
 
 use oxwsgi_core::sync::Recover;
 
@@ -34,8 +35,8 @@ pub const DEFAULT_BODY_BUFFER: u64 = 64 << 10;
 /// where reading resumes. A few of nginx's body buffers (64 KiB by
 /// default): enough that the app rarely waits, little enough that a burst
 /// of uploads queued for a Python thread does not sit in the heap.
-const HIGH_WATER: usize = 256 << 10;
-const LOW_WATER: usize = 128 << 10;
+const BODY_HIGH_WATER: usize = 256 << 10;
+const BODY_LOW_WATER: usize = 128 << 10;
 
 /// Body buffers kept for reuse, per worker process.
 static SPARE: Mutex<Spare> = Mutex::new(Spare {
@@ -105,9 +106,11 @@ impl BodyPipe {
     fn lock(&self) -> MutexGuard<'_, PipeState> {
         self.state.lock().recover()
     }
+}
 
+impl FailsWith for BodyPipe {
     /// The request went away: a waiting reader gets an error.
-    pub fn fail(&self, why: &str) {
+    fn fail(&self, why: &str) {
         let mut st = self.lock();
         if !st.eof && st.error.is_none() {
             st.error = Some(why.to_string());
@@ -149,7 +152,7 @@ impl PipeReader {
             loop {
                 if let Some(c) = st.chunks.pop_front() {
                     st.buffered -= c.len();
-                    if st.paused && st.buffered < LOW_WATER {
+                    if st.paused && st.buffered < BODY_LOW_WATER {
                         st.paused = false;
                         resume = true;
                     }
@@ -287,7 +290,7 @@ pub unsafe fn read_more(r: *mut ngx_http_request_t, pipe: &BodyPipe) -> Option<n
             if st.eof || st.error.is_some() {
                 break;
             }
-            if st.buffered >= HIGH_WATER {
+            if st.buffered >= BODY_HIGH_WATER {
                 st.paused = true;
                 // The client is not slow: do not let it time out meanwhile.
                 // SAFETY: r's connection and read event are live.

@@ -7,35 +7,15 @@
 
 use std::collections::VecDeque;
 use std::ffi::c_void;
-use std::fs::File;
 use std::io;
 use std::sync::atomic::AtomicPtr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use oxwsgi_core::sync::Recover;
 use oxwsgi_core::{Chunk, ResponseHead, ResponseSink};
+use std::fs::File;
 
-use crate::worker;
-
-/// Body bytes allowed between the app and the client before the app waits.
-pub const HIGH_WATER: usize = 256 * 1024;
-
-pub enum Msg {
-    Start(ResponseHead),
-    Data(Chunk),
-    Flush,
-    File {
-        file: File,
-        offset: u64,
-        len: u64,
-    },
-    Finish,
-    Abort,
-    /// An error page of nginx's making (the app failed before its headers).
-    Error(u16),
-    /// The app caught up with the request body: read more of it.
-    ReadBody,
-}
+use crate::msg::{Msg, RESPONSE_HIGH_WATER};
 
 #[derive(Default)]
 pub struct State {
@@ -50,18 +30,44 @@ pub struct State {
     pub closed: bool,
 }
 
-#[derive(Default)]
+/// How a channel wakes the event loop: given when it is made (the worker's
+/// notifier), so the channel needs nothing of the worker.
+pub trait Notifier: Sync {
+    /// `channel` has messages; `urgent` ones must not wait for the end of
+    /// the thread's batch of jobs.
+    fn notify(&self, channel: Arc<Channel>, urgent: bool);
+    /// Wakes the loop for what this thread queued without doing so.
+    fn flush_deferred(&self);
+}
+
+/// Something that must fail when the channel closes (the request body a
+/// Python thread may be waiting on).
+pub trait FailsWith: Send + Sync {
+    fn fail(&self, why: &str);
+}
+
 pub struct Channel {
     state: Mutex<State>,
     room: Condvar,
+    notifier: &'static dyn Notifier,
     /// The request's output state (`output::ReqCtx`) while the request lives;
     /// set and cleared on the event loop thread only.
     pub target: AtomicPtr<c_void>,
     /// The request body while it streams, failed with the channel.
-    pub body: std::sync::OnceLock<Arc<crate::body::BodyPipe>>,
+    pub body: std::sync::OnceLock<Arc<dyn FailsWith>>,
 }
 
 impl Channel {
+    pub fn new(notifier: &'static dyn Notifier) -> Channel {
+        Channel {
+            state: Mutex::default(),
+            room: Condvar::new(),
+            notifier,
+            target: AtomicPtr::default(),
+            body: std::sync::OnceLock::new(),
+        }
+    }
+
     pub fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().recover()
     }
@@ -100,7 +106,7 @@ impl Channel {
         st.queued = true;
         drop(st);
         if first {
-            worker::notify(self.clone(), urgent);
+            self.notifier.notify(self.clone(), urgent);
         }
         Ok(())
     }
@@ -113,13 +119,13 @@ impl Channel {
     /// Waits until the body in flight is under the high-water mark.
     fn wait_for_room(&self) -> io::Result<()> {
         let mut st = self.lock();
-        if !st.closed && st.pending + st.in_nginx > HIGH_WATER {
+        if !st.closed && st.pending + st.in_nginx > RESPONSE_HIGH_WATER {
             // Waiting on the event loop: it must know about everything.
             drop(st);
-            worker::flush_deferred();
+            self.notifier.flush_deferred();
             st = self.lock();
         }
-        while !st.closed && st.pending + st.in_nginx > HIGH_WATER {
+        while !st.closed && st.pending + st.in_nginx > RESPONSE_HIGH_WATER {
             st = self.room.wait(st).recover();
         }
         if st.closed { Err(gone()) } else { Ok(()) }
@@ -180,7 +186,7 @@ impl ResponseSink for NginxSink {
     /// the thread switch it causes) for every response that fits.
     fn may_block(&self) -> bool {
         let st = self.channel.lock();
-        st.pending + st.in_nginx + self.batch_bytes > HIGH_WATER / 2
+        st.pending + st.in_nginx + self.batch_bytes > RESPONSE_HIGH_WATER / 2
     }
 
     fn start(&mut self, head: ResponseHead) -> io::Result<()> {

@@ -96,7 +96,7 @@ unsafe fn queue(r: *mut ngx_http_request_t) -> bool {
     let Some(app) = Module::location_conf(req).and_then(|lc| lc.app.clone()) else {
         return false;
     };
-    let channel = Arc::new(Channel::default());
+    let channel = Arc::new(Channel::new(&worker::NOTIFIER));
     // SAFETY: r is live; still in unbuffered mode means the body is still
     // arriving.
     let streaming = unsafe { (*r).request_body_no_buffering() } != 0;

@@ -7,8 +7,10 @@
 //!   streams a body that is still arriving, with backpressure.
 //! - `worker`: per worker process: the interpreter, the Python threads, and
 //!   the eventfd through which they wake the event loop (batched).
-//! - `channel`: what a Python thread sends back (headers, body chunks, end),
-//!   with backpressure; `NginxSink` is the core's `ResponseSink` over it.
+//! - `channel`: what a Python thread sends back, with backpressure, woken
+//!   through a `Notifier` the worker gives it; `NginxSink` is the core's
+//!   `ResponseSink` over it. `msg`: the messages and the response's
+//!   high-water mark, shared by the channel, the body pipe and the output.
 //! - `output`: on the event loop, turns those messages into nginx's header
 //!   and body filter calls (zero-copy buffers, sendfile for files) and
 //!   finalises the request.
@@ -19,6 +21,7 @@ mod channel;
 mod conf;
 mod handler;
 mod log;
+mod msg;
 mod output;
 mod request;
 mod worker;

@@ -24,7 +24,8 @@ use oxwsgi_core::response::latin1;
 use oxwsgi_core::{Chunk, ResponseHead, guard};
 
 use crate::body::{self, BodyPipe};
-use crate::channel::{Channel, HIGH_WATER, Msg};
+use crate::channel::Channel;
+use crate::msg::{Msg, RESPONSE_HIGH_WATER};
 
 /// What nginx still needs alive for a buffer it has not consumed (held only
 /// for its lifetime, never read).
@@ -108,7 +109,7 @@ impl ReqCtx {
         let in_nginx = self.held_bytes();
         let mut st = self.channel.lock();
         st.in_nginx = in_nginx;
-        let room = st.pending + in_nginx <= HIGH_WATER;
+        let room = st.pending + in_nginx <= RESPONSE_HIGH_WATER;
         drop(st);
         if room {
             // Cheap when nobody waits; a Python thread may be waiting either

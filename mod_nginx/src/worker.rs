@@ -192,10 +192,25 @@ unsafe extern "C" fn on_watchdog(_: *mut ngx_event_t) {
     })
 }
 
+/// How channels wake this worker's event loop.
+pub struct WorkerNotifier;
+
+pub static NOTIFIER: WorkerNotifier = WorkerNotifier;
+
+impl crate::channel::Notifier for WorkerNotifier {
+    fn notify(&self, channel: Arc<Channel>, urgent: bool) {
+        notify(channel, urgent);
+    }
+
+    fn flush_deferred(&self) {
+        flush_deferred();
+    }
+}
+
 /// Tells the event loop that `channel` has messages (from a Python thread).
 /// The end of a response (`urgent` false) may wait for the end of the
 /// thread's batch of jobs.
-pub fn notify(channel: Arc<Channel>, urgent: bool) {
+fn notify(channel: Arc<Channel>, urgent: bool) {
     let Some(w) = WORKER.get() else { return };
     w.ready.lock().recover().push(channel);
     if !urgent && BATCHING.with(|b| b.get()) {
