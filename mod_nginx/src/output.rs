@@ -17,7 +17,7 @@ use ngx::ffi::{
     NGX_ERROR, NGX_HTTP_FLUSH, NGX_HTTP_REQUEST_TIME_OUT, NGX_OK, ngx_buf_t, ngx_chain_t,
     ngx_file_t, ngx_http_core_loc_conf_t, ngx_http_finalize_request, ngx_http_output_filter,
     ngx_http_request_t, ngx_http_run_posted_requests, ngx_http_send_header, ngx_http_send_special,
-    ngx_int_t, ngx_list_push, ngx_pcalloc, ngx_pnalloc, ngx_str_t, ngx_table_elt_t, ngx_uint_t,
+    ngx_int_t, ngx_list_push, ngx_pcalloc, ngx_str_t, ngx_table_elt_t, ngx_uint_t,
 };
 use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
 use oxwsgi_core::response::latin1;
@@ -159,25 +159,6 @@ unsafe fn buf_size(b: *mut ngx_buf_t) -> usize {
     }
 }
 
-/// Copies `s` into the request pool as an ngx_str_t.
-///
-/// # Safety
-/// `r` is live.
-unsafe fn pool_bytes(r: *mut ngx_http_request_t, s: &[u8]) -> Option<ngx_str_t> {
-    // SAFETY: allocating from the live request pool and filling it.
-    unsafe {
-        let p: *mut u8 = ngx_pnalloc((*r).pool, s.len().max(1)).cast();
-        if p.is_null() {
-            return None;
-        }
-        ptr::copy_nonoverlapping(s.as_ptr(), p, s.len());
-        Some(ngx_str_t {
-            len: s.len(),
-            data: p,
-        })
-    }
-}
-
 /// Puts the app's status and headers into `r->headers_out`.
 ///
 /// # Safety
@@ -187,7 +168,8 @@ unsafe fn set_headers(r: *mut ngx_http_request_t, head: &ResponseHead) -> Option
     unsafe {
         let out = &mut (*r).headers_out;
         out.status = head.status as usize;
-        out.status_line = pool_bytes(r, &head.status_line_bytes())?;
+        let pool = (*r).pool;
+        out.status_line = ngx_str_t::from_bytes(pool, &head.status_line_bytes())?;
         if head.bodiless() {
             // nginx infers this from the status only when it writes the
             // status line itself; with the app's line it must be told, or
@@ -197,7 +179,7 @@ unsafe fn set_headers(r: *mut ngx_http_request_t, head: &ResponseHead) -> Option
         for (name, value) in &head.headers {
             if name.eq_ignore_ascii_case("Content-Type") {
                 let ct = latin1(value);
-                out.content_type = pool_bytes(r, &ct)?;
+                out.content_type = ngx_str_t::from_bytes(pool, &ct)?;
                 out.content_type_len = ct
                     .iter()
                     .position(|&b| b == b';')
@@ -214,17 +196,8 @@ unsafe fn set_headers(r: *mut ngx_http_request_t, head: &ResponseHead) -> Option
             if h.is_null() {
                 return None;
             }
-            (*h).hash = 1;
-            (*h).key = pool_bytes(r, name.as_bytes())?;
-            (*h).value = pool_bytes(r, &latin1(value))?;
-            let low: *mut u8 = ngx_pnalloc((*r).pool, name.len().max(1)).cast();
-            if low.is_null() {
-                return None;
-            }
-            for (i, b) in name.bytes().enumerate() {
-                *low.add(i) = b.to_ascii_lowercase();
-            }
-            (*h).lowcase_key = low;
+            // Key, value, lowercase key and hash, all in the request pool.
+            ngx::ffi::add_to_ngx_table(h, pool, name, latin1(value))?;
             // The fields nginx's own filters consult.
             let slot = match name.to_ascii_lowercase().as_str() {
                 "location" => Some(&mut out.location),
@@ -275,181 +248,263 @@ pub unsafe fn deliver(channel: &Arc<Channel>) {
     unsafe { ngx_http_run_posted_requests(c) };
 }
 
+/// The chain one batch of messages builds for a single output filter call.
+struct Batch {
+    out: *mut ngx_chain_t,
+    /// The last `next` field of the chain (points into `out` or a link).
+    tail: *mut *mut ngx_chain_t,
+    /// The newest buffer of this batch, which a flush marks.
+    last: *mut ngx_buf_t,
+    finishing: bool,
+    /// A flush with no buffer of this batch to carry it (the data went out
+    /// in an earlier batch, held back by postpone_output).
+    lone_flush: bool,
+}
+
+/// Whether the request is still ours after a message.
+enum Step {
+    Go,
+    /// The request was finalised: its context may be freed already.
+    Ended,
+}
+
 /// # Safety
 /// `ctx` is live, on the event loop thread.
 unsafe fn apply(ctx: &mut ReqCtx, msgs: VecDeque<Msg>) {
-    let r = ctx.r;
-    let mut out: *mut ngx_chain_t = ptr::null_mut();
-    let mut tail: *mut *mut ngx_chain_t = &mut out;
-    let mut last: *mut ngx_buf_t = ptr::null_mut();
-    let mut finishing = false;
-    // A flush with no buffer of this batch to carry it (the data went out
-    // in an earlier batch, held back by postpone_output).
-    let mut lone_flush = false;
+    let mut batch = Batch {
+        out: ptr::null_mut(),
+        tail: ptr::null_mut(),
+        last: ptr::null_mut(),
+        finishing: false,
+        lone_flush: false,
+    };
+    // `batch` stays in place from here on (only borrowed, never moved), so
+    // the tail may point into it.
+    batch.tail = &mut batch.out;
     for msg in msgs {
         if ctx.finished {
             break;
         }
-        match msg {
-            Msg::Start(head) => {
-                // SAFETY: r is live and its header not sent (the core sends
-                // headers once).
-                let rc = unsafe {
-                    if set_headers(r, &head).is_none() {
-                        NGX_ERROR as ngx_int_t
-                    } else {
-                        ngx_http_send_header(r)
-                    }
-                };
-                ctx.header_sent = true;
-                if rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t {
-                    // SAFETY: finalising the live request once.
-                    unsafe { finish(ctx, rc) };
-                    return;
+        // SAFETY: ctx and its request are live on the event loop thread
+        // (apply's contract) and not finalised (checked above).
+        let step = unsafe {
+            match msg {
+                Msg::Start(head) => ctx.on_start(&head),
+                Msg::Data(chunk) => ctx.on_data(chunk, &mut batch),
+                Msg::File { file, offset, len } => ctx.on_file(file, offset, len, &mut batch),
+                Msg::Flush => {
+                    batch.on_flush();
+                    Step::Go
                 }
-                // SAFETY: r is live.
-                if unsafe { (*r).header_only() } != 0 {
-                    ctx.discard_body = true;
+                Msg::Finish => {
+                    batch.finishing = true;
+                    Step::Go
                 }
-            }
-            Msg::Data(chunk) => {
-                if ctx.discard_body || chunk.is_empty() {
-                    continue;
-                }
-                // SAFETY: a new buffer over the chunk's memory, which stays
-                // alive in `held` until nginx has consumed the buffer.
-                unsafe {
-                    let b = ctx.new_buf();
-                    if b.is_null() {
-                        finish(ctx, NGX_ERROR as ngx_int_t);
-                        return;
-                    }
-                    let p = chunk.as_ptr() as *mut u8;
-                    (*b).start = p;
-                    (*b).pos = p;
-                    (*b).last = p.add(chunk.len());
-                    (*b).end = (*b).last;
-                    (*b).set_memory(1);
-                    if !hand_over(ctx, &mut tail, b, Held::Chunk(chunk)) {
-                        return;
-                    }
-                    last = b;
+                Msg::ReadBody => match read_body(ctx) {
+                    true => Step::Ended,
+                    false => Step::Go,
+                },
+                Msg::Abort => ctx.on_abort(&batch),
+                Msg::Error(status) => {
+                    // nginx sends its own error page.
+                    finish(ctx, status as ngx_int_t);
+                    Step::Ended
                 }
             }
-            Msg::File { file, offset, len } => {
-                if ctx.discard_body || len == 0 {
-                    continue;
-                }
-                // SAFETY: a file buffer over our own duplicate of the app's
-                // descriptor, kept open in `held` until nginx has sent it.
-                unsafe {
-                    let b = ctx.new_buf();
-                    let f: *mut ngx_file_t =
-                        ngx_pcalloc((*r).pool, std::mem::size_of::<ngx_file_t>()).cast();
-                    if b.is_null() || f.is_null() {
-                        finish(ctx, NGX_ERROR as ngx_int_t);
-                        return;
-                    }
-                    (*f).fd = file.as_raw_fd();
-                    (*f).log = (*(*r).connection).log;
-                    (*f).name = ngx_str_t {
-                        len: 0,
-                        data: ptr::null_mut(),
-                    };
-                    (*b).file = f;
-                    (*b).file_pos = offset as i64;
-                    (*b).file_last = (offset + len) as i64;
-                    (*b).set_in_file(1);
-                    if !hand_over(ctx, &mut tail, b, Held::File(file)) {
-                        return;
-                    }
-                    last = b;
-                }
-            }
-            Msg::Flush => {
-                if last.is_null() {
-                    lone_flush = true;
-                } else {
-                    // SAFETY: `last` is a buffer of this batch.
-                    unsafe { (*last).set_flush(1) };
-                }
-            }
-            Msg::Finish => finishing = true,
-            Msg::ReadBody => {
-                // SAFETY: ctx and its request are live, on the event loop.
-                if unsafe { read_body(ctx) } {
-                    return;
-                }
-            }
-            Msg::Abort => {
-                // SAFETY: what the app produced goes out first; then NGX_ERROR
-                // cuts the connection, so the client sees the body is
-                // incomplete (no final chunk, or fewer bytes than promised).
-                unsafe {
-                    if !out.is_null() {
-                        ngx_http_output_filter(r, out);
-                    }
-                    ngx_http_send_special(r, NGX_HTTP_FLUSH as ngx_uint_t);
-                    finish(ctx, NGX_ERROR as ngx_int_t);
-                }
-                return;
-            }
-            Msg::Error(status) => {
-                // SAFETY: ctx.r is live and not finalised yet (ctx.finished is
-                // false in this loop); nginx sends its own error page.
-                unsafe { finish(ctx, status as ngx_int_t) };
-                return;
-            }
+        };
+        if let Step::Ended = step {
+            return;
         }
     }
-    if ctx.finished {
-        return;
+    if !ctx.finished {
+        // SAFETY: as above.
+        unsafe { ctx.send(&mut batch) };
     }
-    if finishing && ctx.discard_body {
-        // SAFETY: finalising the live request once.
-        unsafe { finish(ctx, NGX_OK as ngx_int_t) };
-        return;
-    }
-    if finishing {
-        // SAFETY: an empty buffer that ends the response.
-        unsafe {
-            let b = ctx.new_buf();
-            if b.is_null() {
-                finish(ctx, NGX_ERROR as ngx_int_t);
-                return;
-            }
-            if (*r).main == r {
-                (*b).set_last_buf(1);
-            }
-            (*b).set_last_in_chain(1);
-            (*b).set_sync(1);
-            if !append(r, &mut tail, b) {
-                finish(ctx, NGX_ERROR as ngx_int_t);
-                return;
-            }
-        }
-    }
-    if out.is_null() && !finishing && !lone_flush {
-        return;
-    }
-    // SAFETY: r is live; `out` is a chain of our buffers (or nothing, with
-    // a flush of what nginx holds).
-    let rc = unsafe {
-        if out.is_null() {
-            ngx_http_send_special(r, NGX_HTTP_FLUSH as ngx_uint_t)
+}
+
+impl Batch {
+    fn on_flush(&mut self) {
+        if self.last.is_null() {
+            self.lone_flush = true;
         } else {
-            ngx_http_output_filter(r, out)
+            // SAFETY: `last` is a buffer of this batch, alive in the pool.
+            unsafe { (*self.last).set_flush(1) };
         }
-    };
-    ctx.release_consumed();
-    if finishing || rc == NGX_ERROR as ngx_int_t {
-        // SAFETY: finalising the live request once; with NGX_AGAIN nginx's
-        // own writer sends the rest.
-        unsafe { finish(ctx, rc) };
-        return;
     }
-    // SAFETY: r is live.
-    unsafe { arm_writer(ctx) };
+}
+
+impl ReqCtx {
+    /// The app's status and headers, through nginx's header filters.
+    ///
+    /// # Safety
+    /// The request is live, on the event loop, its header not sent yet (the
+    /// core sends headers once).
+    unsafe fn on_start(&mut self, head: &ResponseHead) -> Step {
+        let r = self.r;
+        // SAFETY: by on_start's contract; set_headers copies into the pool.
+        let rc = unsafe {
+            if set_headers(r, head).is_none() {
+                NGX_ERROR as ngx_int_t
+            } else {
+                ngx_http_send_header(r)
+            }
+        };
+        self.header_sent = true;
+        if rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t {
+            // SAFETY: finalising the live request once.
+            unsafe { finish(self, rc) };
+            return Step::Ended;
+        }
+        // SAFETY: reading a flag of the live request.
+        if unsafe { (*r).header_only() } != 0 {
+            self.discard_body = true;
+        }
+        Step::Go
+    }
+
+    /// A chunk of body, as an nginx buffer over the chunk's own memory.
+    ///
+    /// # Safety
+    /// The request is live, on the event loop, not finalised.
+    unsafe fn on_data(&mut self, chunk: Chunk, batch: &mut Batch) -> Step {
+        if self.discard_body || chunk.is_empty() {
+            return Step::Go;
+        }
+        // SAFETY: a new buffer over the chunk's memory, which stays alive in
+        // `held` until nginx has consumed the buffer.
+        unsafe {
+            let b = self.new_buf();
+            if b.is_null() {
+                finish(self, NGX_ERROR as ngx_int_t);
+                return Step::Ended;
+            }
+            let p = chunk.as_ptr() as *mut u8;
+            (*b).start = p;
+            (*b).pos = p;
+            (*b).last = p.add(chunk.len());
+            (*b).end = (*b).last;
+            (*b).set_memory(1);
+            if !hand_over(self, &mut batch.tail, b, Held::Chunk(chunk)) {
+                return Step::Ended;
+            }
+            batch.last = b;
+        }
+        Step::Go
+    }
+
+    /// A file range, as an nginx file buffer (sendfile where enabled).
+    ///
+    /// # Safety
+    /// The request is live, on the event loop, not finalised.
+    unsafe fn on_file(&mut self, file: File, offset: u64, len: u64, batch: &mut Batch) -> Step {
+        if self.discard_body || len == 0 {
+            return Step::Go;
+        }
+        let r = self.r;
+        // SAFETY: a file buffer over our own duplicate of the app's
+        // descriptor, kept open in `held` until nginx has sent it; the
+        // structs come from the live request's pool.
+        unsafe {
+            let b = self.new_buf();
+            let f: *mut ngx_file_t =
+                ngx_pcalloc((*r).pool, std::mem::size_of::<ngx_file_t>()).cast();
+            if b.is_null() || f.is_null() {
+                finish(self, NGX_ERROR as ngx_int_t);
+                return Step::Ended;
+            }
+            (*f).fd = file.as_raw_fd();
+            (*f).log = (*(*r).connection).log;
+            (*f).name = ngx_str_t {
+                len: 0,
+                data: ptr::null_mut(),
+            };
+            (*b).file = f;
+            (*b).file_pos = offset as i64;
+            (*b).file_last = (offset + len) as i64;
+            (*b).set_in_file(1);
+            if !hand_over(self, &mut batch.tail, b, Held::File(file)) {
+                return Step::Ended;
+            }
+            batch.last = b;
+        }
+        Step::Go
+    }
+
+    /// The app failed after its headers: what it produced goes out first,
+    /// then NGX_ERROR cuts the connection, so the client sees the body is
+    /// incomplete (no final chunk, or fewer bytes than promised).
+    ///
+    /// # Safety
+    /// The request is live, on the event loop, not finalised.
+    unsafe fn on_abort(&mut self, batch: &Batch) -> Step {
+        let r = self.r;
+        // SAFETY: by on_abort's contract; `batch.out` is a chain of our
+        // buffers (or null).
+        unsafe {
+            if !batch.out.is_null() {
+                ngx_http_output_filter(r, batch.out);
+            }
+            ngx_http_send_special(r, NGX_HTTP_FLUSH as ngx_uint_t);
+            finish(self, NGX_ERROR as ngx_int_t);
+        }
+        Step::Ended
+    }
+
+    /// Passes the batch's chain to nginx's output filters (with the last
+    /// buffer when the response is complete), then finalises or waits for
+    /// the client as nginx's own writer does.
+    ///
+    /// # Safety
+    /// The request is live, on the event loop, not finalised.
+    unsafe fn send(&mut self, batch: &mut Batch) {
+        let r = self.r;
+        if batch.finishing && self.discard_body {
+            // SAFETY: finalising the live request once.
+            unsafe { finish(self, NGX_OK as ngx_int_t) };
+            return;
+        }
+        if batch.finishing {
+            // SAFETY: an empty buffer from the live pool that ends the
+            // response, appended to this batch's chain.
+            unsafe {
+                let b = self.new_buf();
+                if b.is_null() {
+                    finish(self, NGX_ERROR as ngx_int_t);
+                    return;
+                }
+                if (*r).main == r {
+                    (*b).set_last_buf(1);
+                }
+                (*b).set_last_in_chain(1);
+                (*b).set_sync(1);
+                if !append(r, &mut batch.tail, b) {
+                    finish(self, NGX_ERROR as ngx_int_t);
+                    return;
+                }
+            }
+        }
+        if batch.out.is_null() && !batch.finishing && !batch.lone_flush {
+            return;
+        }
+        // SAFETY: r is live; `out` is a chain of our buffers (or nothing,
+        // with a flush of what nginx holds).
+        let rc = unsafe {
+            if batch.out.is_null() {
+                ngx_http_send_special(r, NGX_HTTP_FLUSH as ngx_uint_t)
+            } else {
+                ngx_http_output_filter(r, batch.out)
+            }
+        };
+        self.release_consumed();
+        if batch.finishing || rc == NGX_ERROR as ngx_int_t {
+            // SAFETY: finalising the live request once; with NGX_AGAIN
+            // nginx's own writer sends the rest.
+            unsafe { finish(self, rc) };
+            return;
+        }
+        // SAFETY: r is live, on the event loop.
+        unsafe { arm_writer(self) };
+    }
 }
 
 /// Keeps what `b` points into alive and appends `b` to the chain; on
