@@ -199,6 +199,29 @@ pub unsafe fn server_key(s: *const ffi::server_rec) -> usize {
     }
 }
 
+/// Defines the `extern "C"` handler (the symbol shim.c's table names) of a
+/// one-argument directive: `$body` gets the value as `$v` (a UTF-8
+/// `String`), through `take1` (errors name the directive, panics stop
+/// there); `$cmd`, `$dir` and `$raw` are Apache's arguments.
+macro_rules! directive1 {
+    ($(#[$attr:meta])* $name:ident($cmd:ident, $dir:ident, $raw:ident) |$v:ident| $body:block) => {
+        $(#[$attr])*
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(
+            $cmd: *mut cmd_parms,
+            $dir: *mut c_void,
+            $raw: *const c_char,
+        ) -> *const c_char {
+            let _ = $dir;
+            // SAFETY: these are what Apache passed to this directive's
+            // handler: a live cmd_parms, our directory configuration for the
+            // context being parsed (made by create_dir_config), and the
+            // argument as a C string.
+            unsafe { take1($cmd, $raw, |$v| $body) }
+        }
+    };
+}
+
 /// What a directive handler returns after a panic; Apache prints it as the
 /// configuration error (the panic's message goes to stderr).
 const DIRECTIVE_PANICKED: *const c_char = c"internal error (panic) in oxwsgi".as_ptr();
@@ -284,71 +307,45 @@ pub unsafe extern "C" fn oxwsgi_cmd_script_alias(
     })
 }
 
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn oxwsgi_cmd_python_home(
-    cmd: *mut cmd_parms,
-    _: *mut c_void,
-    v: *const c_char,
-) -> *const c_char {
-    // SAFETY: cmd and v are what Apache passed to this directive's handler.
-    unsafe {
-        take1(cmd, v, |v| {
-            let dir = values::parse_python_home(&v)?;
-            update(|c| {
-                c.python_home = Some(dir);
-                Ok(())
-            })
-        })
-    }
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn oxwsgi_cmd_python_path(
-    cmd: *mut cmd_parms,
-    _: *mut c_void,
-    v: *const c_char,
-) -> *const c_char {
-    // SAFETY: cmd and v are what Apache passed to this directive's handler.
-    unsafe {
-        take1(cmd, v, |v| {
-            let dirs = values::parse_path_list(&v)?;
-            update(|c| {
-                c.python_path.extend(dirs);
-                Ok(())
-            })
-        })
-    }
-}
-
-/// WSGICallableObject, anywhere mod_wsgi takes it (server, virtual host,
-/// <Directory>, <Location>, .htaccess with FileInfo): it goes to the
-/// directory configuration, and at server level also into the apps built
-/// at start for that server's aliases.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn oxwsgi_cmd_callable(
-    cmd: *mut cmd_parms,
-    dir: *mut c_void,
-    v: *const c_char,
-) -> *const c_char {
-    // SAFETY: cmd and v are what Apache passed to this directive's
-    // handler; `dir` is our directory configuration
-    // for the context being parsed, made by `create_dir_config`.
-    unsafe {
-        take1(cmd, v, |name| {
-            let name = values::parse_callable(&name)?;
-            (*dir.cast::<DirConf>()).callable = ffi::apr_pstrdup((*cmd).pool, v);
-            if (*cmd).path.is_null() {
-                let server = server_key((*cmd).server);
-                update(|c| {
-                    c.callables.retain(|(s, _)| *s != server);
-                    c.callables.push((server, name));
-                    Ok(())
-                })?;
-            }
+directive1!(
+    oxwsgi_cmd_python_home(cmd, _dir, raw) | v | {
+        let dir = values::parse_python_home(&v)?;
+        update(|c| {
+            c.python_home = Some(dir);
             Ok(())
         })
     }
-}
+);
+
+directive1!(
+    oxwsgi_cmd_python_path(cmd, _dir, raw) | v | {
+        let dirs = values::parse_path_list(&v)?;
+        update(|c| {
+            c.python_path.extend(dirs);
+            Ok(())
+        })
+    }
+);
+
+directive1!(
+    /// WSGICallableObject, anywhere mod_wsgi takes it (server, virtual host,
+    /// <Directory>, <Location>, .htaccess with FileInfo): it goes to the
+    /// directory configuration, and at server level also into the apps built
+    /// at start for that server's aliases.
+    oxwsgi_cmd_callable(cmd, dir, raw) |name| {
+        let name = values::parse_callable(&name)?;
+        (*dir.cast::<DirConf>()).callable = ffi::apr_pstrdup((*cmd).pool, raw);
+        if (*cmd).path.is_null() {
+            let server = server_key((*cmd).server);
+            update(|c| {
+                c.callables.retain(|(s, _)| *s != server);
+                c.callables.push((server, name));
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+);
 
 /// What can differ per directory: Apache merges it from the server's
 /// defaults inwards to the request's <Directory>/<Location>.
@@ -457,24 +454,16 @@ pub unsafe extern "C" fn oxwsgi_cmd_script_alias_match(
     )
 }
 
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn oxwsgi_cmd_import_script(
-    cmd: *mut cmd_parms,
-    _: *mut c_void,
-    v: *const c_char,
-) -> *const c_char {
-    // SAFETY: cmd and v are what Apache passed to this directive's handler.
-    unsafe {
-        take1(cmd, v, |v| {
-            let script = v.split_whitespace().next().unwrap_or("").to_string();
-            AppSpec::parse(&script, None)?;
-            update(|c| {
-                c.imports.push(script);
-                Ok(())
-            })
+directive1!(
+    oxwsgi_cmd_import_script(cmd, _dir, raw) | v | {
+        let script = v.split_whitespace().next().unwrap_or("").to_string();
+        AppSpec::parse(&script, None)?;
+        update(|c| {
+            c.imports.push(script);
+            Ok(())
         })
     }
-}
+);
 
 /// The on/off directives, told apart by name.
 #[unsafe(no_mangle)]
@@ -503,26 +492,18 @@ pub unsafe extern "C" fn oxwsgi_cmd_flag(
     })
 }
 
-/// WSGIApplicationGroup: oxwsgi runs every app of a process in one
-/// interpreter, which is what `%{GLOBAL}` asks for; other groups are
-/// accepted and share it (documented).
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn oxwsgi_cmd_application_group(
-    cmd: *mut cmd_parms,
-    _: *mut c_void,
-    v: *const c_char,
-) -> *const c_char {
-    // SAFETY: cmd and v are what Apache passed to this directive's handler.
-    unsafe {
-        take1(cmd, v, |v| {
-            if v.is_empty() {
-                Err("an application group name is needed (e.g. %{GLOBAL})".into())
-            } else {
-                Ok(())
-            }
-        })
+directive1!(
+    /// WSGIApplicationGroup: oxwsgi runs every app of a process in one
+    /// interpreter, which is what `%{GLOBAL}` asks for; other groups are
+    /// accepted and share it (documented).
+    oxwsgi_cmd_application_group(cmd, _dir, raw) |v| {
+        if v.is_empty() {
+            Err("an application group name is needed (e.g. %{GLOBAL})".into())
+        } else {
+            Ok(())
+        }
     }
-}
+);
 
 /// mod_wsgi directives oxwsgi does not support yet: a configuration error
 /// that says so, never silently ignored.
