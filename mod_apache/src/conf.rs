@@ -204,7 +204,7 @@ pub unsafe fn server_key(s: *const ffi::server_rec) -> usize {
 /// `String`), through `take1` (errors name the directive, panics stop
 /// there); `$cmd`, `$dir` and `$raw` are Apache's arguments.
 macro_rules! directive1 {
-    ($(#[$attr:meta])* $name:ident($cmd:ident, $dir:ident, $raw:ident) |$v:ident| $body:block) => {
+    ($(#[$attr:meta])* $name:ident($cmd:ident, $dir:ident, $raw:ident, $v:ident) $body:block) => {
         $(#[$attr])*
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $name(
@@ -308,7 +308,7 @@ pub unsafe extern "C" fn oxwsgi_cmd_script_alias(
 }
 
 directive1!(
-    oxwsgi_cmd_python_home(cmd, _dir, raw) | v | {
+    oxwsgi_cmd_python_home(cmd, _dir, raw, v) {
         let dir = values::parse_python_home(&v)?;
         update(|c| {
             c.python_home = Some(dir);
@@ -318,7 +318,7 @@ directive1!(
 );
 
 directive1!(
-    oxwsgi_cmd_python_path(cmd, _dir, raw) | v | {
+    oxwsgi_cmd_python_path(cmd, _dir, raw, v) {
         let dirs = values::parse_path_list(&v)?;
         update(|c| {
             c.python_path.extend(dirs);
@@ -332,7 +332,7 @@ directive1!(
     /// <Directory>, <Location>, .htaccess with FileInfo): it goes to the
     /// directory configuration, and at server level also into the apps built
     /// at start for that server's aliases.
-    oxwsgi_cmd_callable(cmd, dir, raw) |name| {
+    oxwsgi_cmd_callable(cmd, dir, raw, name) {
         let name = values::parse_callable(&name)?;
         (*dir.cast::<DirConf>()).callable = ffi::apr_pstrdup((*cmd).pool, raw);
         if (*cmd).path.is_null() {
@@ -455,7 +455,7 @@ pub unsafe extern "C" fn oxwsgi_cmd_script_alias_match(
 }
 
 directive1!(
-    oxwsgi_cmd_import_script(cmd, _dir, raw) | v | {
+    oxwsgi_cmd_import_script(cmd, _dir, raw, v) {
         let script = v.split_whitespace().next().unwrap_or("").to_string();
         AppSpec::parse(&script, None)?;
         update(|c| {
@@ -496,7 +496,7 @@ directive1!(
     /// WSGIApplicationGroup: oxwsgi runs every app of a process in one
     /// interpreter, which is what `%{GLOBAL}` asks for; other groups are
     /// accepted and share it (documented).
-    oxwsgi_cmd_application_group(cmd, _dir, raw) |v| {
+    oxwsgi_cmd_application_group(cmd, _dir, raw, v) {
         if v.is_empty() {
             Err("an application group name is needed (e.g. %{GLOBAL})".into())
         } else {
