@@ -34,9 +34,21 @@ pub fn handle<R: Request + ?Sized>(app: &App, req: &mut R, sink: Box<dyn Respons
     };
     let mut sink = Some(sink);
     let mut owner: Option<Py<StartResponse>> = None;
+    // Tracing at the server's debug level; off, it costs one atomic load.
+    let started = log::log_enabled!(target: "oxwsgi", log::Level::Debug).then(|| {
+        log::debug!(target: "oxwsgi", "{context}: calling the app");
+        std::time::Instant::now()
+    });
     let result = catch_unwind(AssertUnwindSafe(|| {
         run(app, req, body, &mut sink, &mut owner, &context)
     }));
+    if let (Some(t), Ok(outcome)) = (started, &result) {
+        log::debug!(
+            target: "oxwsgi",
+            "{context}: app done, response {outcome:?}, {:?} after the call",
+            t.elapsed()
+        );
+    }
     match result {
         Ok(outcome) => outcome,
         Err(panic) => {

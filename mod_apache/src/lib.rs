@@ -158,12 +158,13 @@ unsafe extern "C" fn child_exit(_: *mut std::ffi::c_void) -> ffi::apr_status_t {
 }
 
 /// A child process starts: Python starts here, never in the parent.
-unsafe extern "C" fn child_init(pool: *mut apr_pool_t, _s: *mut server_rec) {
+unsafe extern "C" fn child_init(pool: *mut apr_pool_t, s: *mut server_rec) {
     guard::entry("child_init", (), || {
         let c = conf::get();
         // SetHandler wsgi-script can appear anywhere: Python starts in every
         // child of a server that loads the module.
-        install_logger();
+        // SAFETY: Apache passes the live main server to child_init.
+        install_logger(unsafe { logs_debug(s) });
         // WSGIImportScript's scripts load with the aliases' apps.
         let imports: Vec<_> = c
             .imports
@@ -394,6 +395,10 @@ unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
                 let outcome = oxwsgi_core::handle(&app, &mut req, Box::new(sink));
                 // The request is Apache's again only once the writer is done.
                 let _ = writer.sync();
+                log::debug!(
+                    target: "oxwsgi",
+                    "handler done: {outcome:?}, the writer finished"
+                );
                 CURRENT_WRITER.with(|w| *w.borrow_mut() = None);
                 CURRENT.with(|c| c.set(ptr::null()));
                 match outcome {
@@ -473,8 +478,40 @@ impl log::Log for ApacheLog {
 
 static LOGGER: ApacheLog = ApacheLog;
 
-fn install_logger() {
+/// Routes the `log` facade to Apache's error log. Debug lines (a request's
+/// way through the module) are made only when Apache logs them for this
+/// module (`LogLevel oxwsgi:debug`, or `LogLevel debug`).
+fn install_logger(debug: bool) {
     if log::set_logger(&LOGGER).is_ok() {
-        log::set_max_level(log::LevelFilter::Info);
+        log::set_max_level(if debug {
+            log::LevelFilter::Debug
+        } else {
+            log::LevelFilter::Info
+        });
+    }
+}
+
+/// Whether the server `s` logs this module's debug lines.
+///
+/// # Safety
+/// `s` is a live server_rec.
+unsafe fn logs_debug(s: *const server_rec) -> bool {
+    // SAFETY: s is live (logs_debug's contract); module_levels, when set,
+    // has an entry for every loaded module's index, ours included; the
+    // module record's index is set once Apache loaded the module.
+    unsafe {
+        let conf = &(*s).log;
+        let index = (*ptr::addr_of!(oxwsgi_module)).module_index;
+        let module_level = if index >= 0 && !conf.module_levels.is_null() {
+            i32::from(*conf.module_levels.add(index as usize))
+        } else {
+            -1
+        };
+        let level = if module_level >= 0 {
+            module_level
+        } else {
+            conf.level
+        };
+        level >= ffi::APLOG_DEBUG as c_int
     }
 }

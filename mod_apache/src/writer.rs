@@ -193,6 +193,14 @@ impl WriteBehind {
             if batch.is_empty() {
                 return;
             }
+            if log::log_enabled!(target: "oxwsgi", log::Level::Debug) {
+                let text = format!("oxwsgi: the writer sends {} queued items", batch.len());
+                if let Ok(text) = CString::new(text) {
+                    // SAFETY: this writer holds the request (`held`); the line
+                    // carries the request's context.
+                    unsafe { ffi::oxwsgi_log_r(self.r, ffi::APLOG_DEBUG as i32, text.as_ptr()) };
+                }
+            }
             let result = oxwsgi_core::guard::entry("a response writer", Err(gone()), || {
                 // SAFETY: this writer holds the request (`held`).
                 unsafe { perform_batch(self.r, batch) }

@@ -45,9 +45,19 @@ impl log::Log for NginxLog {
     fn flush(&self) {}
 }
 
-/// Routes the `log` facade to nginx's error log (once per process).
+/// Routes the `log` facade to nginx's error log (once per process). Debug
+/// lines (a request's way through the module) are made only when the error
+/// log takes them (`error_log ... debug`).
 pub fn install() {
     if log::set_logger(&LOGGER).is_ok() {
-        log::set_max_level(log::LevelFilter::Info);
+        // SAFETY: in init_process, ngx_cycle is this worker's live cycle.
+        let log = unsafe { (*ngx_cycle).log };
+        // SAFETY: `log` is the live cycle's log when not null.
+        let debug = !log.is_null() && unsafe { (*log).log_level } >= NGX_LOG_DEBUG as ngx_uint_t;
+        log::set_max_level(if debug {
+            log::LevelFilter::Debug
+        } else {
+            log::LevelFilter::Info
+        });
     }
 }

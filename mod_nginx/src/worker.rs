@@ -55,6 +55,12 @@ const DISPATCH_DELAY: Duration = Duration::from_millis(1);
 static mut KICK: ngx_event_t = unsafe { std::mem::zeroed() };
 // SAFETY: ngx_event_t is plain C data; all zeroes is a new, idle event.
 static mut WATCHDOG: ngx_event_t = unsafe { std::mem::zeroed() };
+/// What the events above point at as their connection (fd -1): nginx's
+/// debug logging of timers reads `ev->data` as a connection to print its
+/// fd, and a null one crashed the worker under `error_log ... debug`. nginx
+/// gives its own connectionless events such a dummy the same way.
+// SAFETY: ngx_connection_t is plain C data; `start` sets its fd before use.
+static mut DUMMY_CONNECTION: ngx_connection_t = unsafe { std::mem::zeroed() };
 
 thread_local! {
     /// This Python thread is running queued jobs back to back.
@@ -328,12 +334,16 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) {
             return;
         }
         w.conn.store(c, Ordering::Release);
+        let dummy = &raw mut DUMMY_CONNECTION;
+        (*dummy).fd = -1;
         let kick = &raw mut KICK;
         (*kick).handler = Some(on_kick);
         (*kick).log = (*cycle).log;
+        (*kick).data = dummy.cast();
         let dog = &raw mut WATCHDOG;
         (*dog).handler = Some(on_watchdog);
         (*dog).log = (*cycle).log;
+        (*dog).data = dummy.cast();
         // Not cancelable: while it is armed (jobs in flight) a gracefully
         // exiting worker waits for them instead of dropping their requests.
     }
@@ -390,6 +400,14 @@ fn run_jobs(me: usize) {
             flush_deferred();
             return;
         };
+        if log::log_enabled!(target: "oxwsgi", log::Level::Debug) {
+            log::debug!(
+                target: "oxwsgi",
+                "{}: picked by Python thread {me} after {:?} in the queue",
+                String::from_utf8_lossy(oxwsgi_core::Request::uri(&job.request)),
+                job.queued_at.elapsed()
+            );
+        }
         let batching = more && batch < BATCH_JOBS;
         BATCHING.with(|b| b.set(batching));
         let sink = Box::new(NginxSink::new(job.channel.clone()));

@@ -30,6 +30,8 @@ pub struct Config {
     pub listen: String,
     /// Environment variables for nginx, kept for its workers (`env`).
     pub env: Vec<(String, String)>,
+    /// The error log's level (`info` unless a test wants `debug`).
+    pub log_level: &'static str,
 }
 
 impl Config {
@@ -40,6 +42,7 @@ impl Config {
             server: server.into(),
             listen: String::new(),
             env: Vec::new(),
+            log_level: "info",
         }
     }
 
@@ -72,7 +75,7 @@ impl Config {
              {env}\
              daemon off;\n\
              worker_processes {workers};\n\
-             error_log {dir}/error.log info;\n\
+             error_log {dir}/error.log {log_level};\n\
              pid {dir}/nginx.pid;\n\
              events {{ worker_connections 1024; }}\n\
              http {{\n\
@@ -86,6 +89,7 @@ impl Config {
              }}\n",
             module = module().display(),
             workers = self.workers,
+            log_level = self.log_level,
             dir = dir.display(),
             http = self.http,
             listen = self.listen,

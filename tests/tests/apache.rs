@@ -614,3 +614,28 @@ fn a_panic_in_an_entry_is_logged_answered_and_survived() {
     assert!(!ok, "{out}");
     assert!(out.contains("internal error (panic) in oxwsgi"), "{out}");
 }
+
+/// `LogLevel oxwsgi:debug` traces a request through the module, with the
+/// request's context; at the default level none of it is logged.
+#[test]
+fn debug_level_traces_a_request_through_the_module() {
+    let a = with_directives("event", "LogLevel info oxwsgi:debug");
+    assert_eq!(http::get(a.port, "/cases/stream?n=2").status, 200);
+    for step in [
+        "GET /cases/stream?n=2: calling the app",
+        "the writer sends",
+        "GET /cases/stream?n=2: app done, response Complete",
+        "handler done: Complete",
+    ] {
+        assert!(a.wait_log(step), "{step:?} missing:\n{}", a.error_log());
+    }
+    drop(a);
+    let a = hello_and_cases("event");
+    assert_eq!(http::get(a.port, "/cases/stream?n=2").status, 200);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !a.error_log().contains("calling the app"),
+        "{}",
+        a.error_log()
+    );
+}

@@ -727,3 +727,34 @@ fn a_panic_in_any_entry_is_logged_answered_and_survived() {
         "{out}"
     );
 }
+
+/// At nginx's debug level a request's way through the module is in the
+/// error log, step by step with times; at the default level none of it is.
+#[test]
+fn debug_level_traces_a_request_through_the_module() {
+    let site = format!("location / {{ wsgi_app {}; }}", app("cases.py"));
+    let mut config = Config::new(&site);
+    config.log_level = "debug";
+    let n = Nginx::start(config);
+    assert_eq!(http::get(n.port, "/stream?n=2").status, 200);
+    for step in [
+        "GET /stream?n=2: calling the app",
+        "/stream?n=2: picked by Python thread",
+        "/stream?n=2: headers sent, status 200",
+        "/stream?n=2: the last part to nginx's output filters",
+        "/stream?n=2: finalised (0)",
+        "GET /stream?n=2: app done, response Complete",
+    ] {
+        assert!(n.wait_log(step), "{step:?} missing:\n{}", n.error_log());
+    }
+    assert!(n.error_log().contains("after it was queued"));
+    drop(n);
+    let n = Nginx::start(Config::new(&site));
+    assert_eq!(http::get(n.port, "/stream?n=2").status, 200);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !n.error_log().contains("picked by Python thread"),
+        "{}",
+        n.error_log()
+    );
+}
