@@ -143,6 +143,18 @@ impl ServerProcess {
         std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
     }
 
+    /// Waits for each of `lines` to show up in the error log; fails the
+    /// test naming the first one missing.
+    pub fn expect_logged(&self, lines: &[&str]) {
+        for line in lines {
+            assert!(
+                self.wait_log(line),
+                "{line:?} missing:\n{}",
+                self.error_log()
+            );
+        }
+    }
+
     /// Waits for `needle` to show up in the error log.
     pub fn wait_log(&self, needle: &str) -> bool {
         wait_until(Duration::from_secs(10), || {

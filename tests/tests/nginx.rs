@@ -737,16 +737,14 @@ fn debug_level_traces_a_request_through_the_module() {
     config.log_level = "debug";
     let n = Nginx::start(config);
     assert_eq!(http::get(n.port, "/stream?n=2").status, 200);
-    for step in [
+    n.expect_logged(&[
         "GET /stream?n=2: calling the app",
         "/stream?n=2: picked by Python thread",
         "/stream?n=2: headers sent, status 200",
         "/stream?n=2: the last part to nginx's output filters",
         "/stream?n=2: finalised (0)",
         "GET /stream?n=2: app done, response Complete",
-    ] {
-        assert!(n.wait_log(step), "{step:?} missing:\n{}", n.error_log());
-    }
+    ]);
     assert!(n.error_log().contains("after it was queued"));
     drop(n);
     let n = Nginx::start(Config::new(&site));
