@@ -10,7 +10,9 @@
 //! - `request`: the `Request` trait servers implement, `Body`, and
 //!   `OwnedRequest` (a request copied out of a server, or built in code).
 //! - `environ`: building `environ` (PEP 3333 names and types).
-//! - `input`: `wsgi.input`; `logstream`: `sys.stdout`/`stderr`/`wsgi.errors`.
+//! - `input`: `wsgi.input`; `body_pipe`: a body arriving on a server's event
+//!   loop while the app reads it (backpressure, reused buffers);
+//!   `logstream`: `sys.stdout`/`stderr`/`wsgi.errors`.
 //! - `handler`: one request end to end — where a request crosses into Python.
 //! - `start_response`: `start_response`, `write()`, and `without_gil` for
 //!   responder calls; `file_wrapper`: `wsgi.file_wrapper`.
@@ -22,6 +24,7 @@
 //!   `sync`: locks that survive a panic elsewhere (`Recover`).
 
 pub mod app;
+pub mod body_pipe;
 pub mod conf;
 mod embed;
 pub mod environ;

@@ -13,11 +13,13 @@ use ngx::http::HttpModuleLocationConf;
 use oxwsgi_core::{Body, guard};
 
 use crate::Module;
-use crate::body::{self, BodyPipe, PipeReader};
+use crate::body;
 use crate::channel::Channel;
+use crate::msg::Msg;
 use crate::output::ReqCtx;
 use crate::request::NginxRequest;
 use crate::worker::{self, Job};
+use oxwsgi_core::body_pipe::{BodyPipe, PipeReader};
 
 /// The content handler of a `wsgi_app` location.
 pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
@@ -108,7 +110,12 @@ unsafe fn queue(r: *mut ngx_http_request_t) -> bool {
         // SAFETY: r is live on the event loop and reads its body
         // unbuffered (request_body_no_buffering is still set).
         unsafe { body::start(r, p) };
-        Body::Stream(Box::new(PipeReader::new(p.clone(), channel.clone())))
+        // The app caught up after a pause: the event loop reads on.
+        let ch = channel.clone();
+        let resume = Box::new(move || {
+            let _ = ch.send_control(Msg::ReadBody);
+        });
+        Body::Stream(Box::new(PipeReader::new(p.clone(), resume)))
     });
     // SAFETY: r and its connection are live on the event loop; the
     // snapshot copies what it keeps.

@@ -23,9 +23,10 @@ use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
 use oxwsgi_core::response::latin1;
 use oxwsgi_core::{Chunk, ResponseHead, guard};
 
-use crate::body::{self, BodyPipe};
+use crate::body;
 use crate::channel::Channel;
 use crate::msg::{Msg, RESPONSE_HIGH_WATER};
+use oxwsgi_core::body_pipe::BodyPipe;
 
 /// What nginx still needs alive for a buffer it has not consumed (held only
 /// for its lifetime, never read).
