@@ -114,7 +114,7 @@ impl BodyPipe {
     pub fn feed(&self) -> Feeder<'_> {
         Feeder {
             pipe: self,
-            st: self.lock(),
+            st: Some(self.lock()),
         }
     }
 
@@ -127,17 +127,25 @@ impl BodyPipe {
 /// The event loop holding the pipe: what it reads goes in, in order.
 pub struct Feeder<'a> {
     pipe: &'a BodyPipe,
-    st: MutexGuard<'a, State>,
+    /// Held for the whole round; taken in `drop`, so that the reader is
+    /// woken after the lock is free (woken under it, it would only block
+    /// on the lock again).
+    st: Option<MutexGuard<'a, State>>,
 }
 
 impl Feeder<'_> {
+    fn st(&mut self) -> &mut State {
+        self.st.as_mut().expect("held until drop")
+    }
+
     /// Whether to read more from the client now (marks the pipe paused at
     /// the high-water mark).
     pub fn next_step(&mut self) -> Next {
-        if self.st.eof || self.st.error.is_some() {
+        let st = self.st();
+        if st.eof || st.error.is_some() {
             Next::Done
-        } else if self.st.buffered >= HIGH_WATER {
-            self.st.paused = true;
+        } else if st.buffered >= HIGH_WATER {
+            st.paused = true;
             Next::Paused
         } else {
             Next::Read
@@ -149,25 +157,29 @@ impl Feeder<'_> {
         if data.is_empty() {
             return;
         }
-        self.st.buffered += data.len();
-        self.st.chunks.push_back(copy_to_buffer(data));
+        let copy = copy_to_buffer(data);
+        let st = self.st();
+        st.buffered += data.len();
+        st.chunks.push_back(copy);
     }
 
     /// The body is complete.
     pub fn end(&mut self) {
-        self.st.eof = true;
+        self.st().eof = true;
     }
 
     /// The body cannot be complete (a client error, the request gone).
     pub fn fail(&mut self, why: &str) {
-        if !self.st.eof && self.st.error.is_none() {
-            self.st.error = Some(why.to_string());
+        let st = self.st();
+        if !st.eof && st.error.is_none() {
+            st.error = Some(why.to_string());
         }
     }
 }
 
 impl Drop for Feeder<'_> {
     fn drop(&mut self) {
+        drop(self.st.take());
         self.pipe.more.notify_all();
     }
 }
