@@ -4,13 +4,14 @@
 //! - `conf`: the `wsgi_*` directives, parsed and checked at `nginx -t` time.
 //! - `handler`: the content handler starts nginx's body reader, snapshots
 //!   the request (`request`) and queues it for a Python thread; `body`
-//!   streams a body that is still arriving, with backpressure.
+//!   feeds a body that is still arriving from nginx's reader into the
+//!   core's `body_pipe` (backpressure, the app's reader).
 //! - `worker`: per worker process: the interpreter, the Python threads, and
 //!   the eventfd through which they wake the event loop (batched).
 //! - `channel`: what a Python thread sends back, with backpressure, woken
 //!   through a `Notifier` the worker gives it; `NginxSink` is the core's
 //!   `ResponseSink` over it. `msg`: the messages and the response's
-//!   high-water mark, shared by the channel, the body pipe and the output.
+//!   high-water mark, shared by the channel, the body side and the output.
 //! - `output`: on the event loop, turns those messages into nginx's header
 //!   and body filter calls (zero-copy buffers, sendfile for files) and
 //!   finalises the request.
