@@ -19,7 +19,7 @@ use crate::file_wrapper::FileWrapper;
 use crate::gzip::{self, InflateError};
 use crate::input::Input;
 use crate::request::{Body, Request};
-use crate::responder::{GzipPolicy, Outcome, Responder, WriteError};
+use crate::responder::{GzipPolicy, Outcome, Responder, WriteError, error_page};
 use crate::sink::{Chunk, ResponseSink};
 use crate::start_response::{StartResponse, send_chunk, without_gil};
 
@@ -76,15 +76,6 @@ impl std::fmt::Display for Context<'_> {
             String::from_utf8_lossy(self.method),
             String::from_utf8_lossy(self.uri)
         )
-    }
-}
-
-/// An error page of the server's making before the app ran (or after a
-/// panic), and how the request then ended.
-fn error_page(sink: &mut dyn ResponseSink, status: u16) -> Outcome {
-    match sink.error(status) {
-        Ok(()) => Outcome::Error(status),
-        Err(_) => Outcome::ClientGone,
     }
 }
 

@@ -41,6 +41,15 @@ enum State {
     Done(Outcome),
 }
 
+/// Sends an error page of the server's making in place of the app's
+/// response, and says how the request then ended.
+pub(crate) fn error_page(sink: &mut dyn ResponseSink, status: u16) -> Outcome {
+    match sink.error(status) {
+        Ok(()) => Outcome::Error(status),
+        Err(_) => Outcome::ClientGone,
+    }
+}
+
 /// Response compression as configured for the app and offered by the client.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GzipPolicy {
@@ -426,10 +435,7 @@ impl Responder {
             Outcome::Aborted
         } else {
             self.headers_sent = true;
-            match self.sink.error(status) {
-                Ok(()) => Outcome::Error(status),
-                Err(_) => Outcome::ClientGone,
-            }
+            error_page(&mut *self.sink, status)
         };
         self.state = State::Done(outcome);
         outcome
