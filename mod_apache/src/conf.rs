@@ -206,7 +206,7 @@ pub unsafe fn server_key(s: *const ffi::server_rec) -> usize {
 macro_rules! directive1 {
     ($(#[$attr:meta])* $name:ident($cmd:ident, $dir:ident, $raw:ident, $v:ident) $body:block) => {
         $(#[$attr])*
-        #[unsafe(no_mangle)]
+        #[cfg_attr(not(test), unsafe(no_mangle))]
         pub unsafe extern "C" fn $name(
             $cmd: *mut cmd_parms,
             $dir: *mut c_void,
@@ -274,7 +274,7 @@ unsafe fn arg(p: *const c_char) -> Result<String, String> {
         .map_err(|_| "the value is not valid UTF-8".into())
 }
 
-#[unsafe(no_mangle)]
+#[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn oxwsgi_cmd_script_alias(
     cmd: *mut cmd_parms,
     _: *mut c_void,
@@ -419,7 +419,7 @@ pub unsafe fn callable_of<'r>(r: *const ffi::request_rec) -> Option<&'r str> {
     }
 }
 
-#[unsafe(no_mangle)]
+#[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn oxwsgi_cmd_script_alias_match(
     cmd: *mut cmd_parms,
     _: *mut c_void,
@@ -466,7 +466,7 @@ directive1!(
 );
 
 /// The on/off directives, told apart by name.
-#[unsafe(no_mangle)]
+#[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn oxwsgi_cmd_flag(
     cmd: *mut cmd_parms,
     _: *mut c_void,
@@ -507,7 +507,7 @@ directive1!(
 
 /// mod_wsgi directives oxwsgi does not support yet: a configuration error
 /// that says so, never silently ignored.
-#[unsafe(no_mangle)]
+#[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn oxwsgi_cmd_unsupported(
     cmd: *mut cmd_parms,
     _: *mut c_void,
@@ -522,4 +522,92 @@ pub unsafe extern "C" fn oxwsgi_cmd_unsupported(
             )
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn alias(server: usize, prefix: &str) -> Alias {
+        Alias {
+            server,
+            prefix: prefix.into(),
+            script: format!("/srv{prefix}/wsgi.py"),
+            app: None,
+        }
+    }
+
+    fn config(aliases: &[(usize, &str)]) -> Config {
+        Config {
+            aliases: aliases.iter().map(|&(s, p)| alias(s, p)).collect(),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn the_longest_alias_on_a_segment_boundary_wins() {
+        let c = config(&[(0, ""), (0, "/app"), (0, "/app/admin")]);
+        let prefix = |uri: &str| {
+            c.alias_for(0, uri.as_bytes())
+                .map(|i| c.aliases[i].prefix.as_str())
+        };
+        assert_eq!(prefix("/app/admin/users"), Some("/app/admin"));
+        assert_eq!(prefix("/app/admin"), Some("/app/admin"));
+        assert_eq!(prefix("/app/x"), Some("/app"));
+        assert_eq!(prefix("/application"), Some(""), "not inside /app");
+        assert_eq!(prefix("/"), Some(""));
+        let c = config(&[(0, "/app")]);
+        assert_eq!(c.alias_for(0, b"/apple"), None);
+        assert_eq!(c.alias_for(0, b"/"), None);
+    }
+
+    #[test]
+    fn a_virtual_host_without_aliases_uses_the_main_servers() {
+        let c = config(&[(0, "/main"), (7, "/own")]);
+        assert_eq!(c.scope(7), 7);
+        assert_eq!(c.scope(9), 0);
+        assert_eq!(
+            c.alias_for(7, b"/main"),
+            None,
+            "a host with its own does not inherit"
+        );
+        assert!(c.alias_for(c.scope(9), b"/main").is_some());
+    }
+
+    #[test]
+    fn a_virtual_host_inherits_the_main_servers_callable() {
+        let mut c = Config::default();
+        c.callables.push((0, "app".into()));
+        c.callables.push((7, "other".into()));
+        assert_eq!(c.callable_of(7), Some("other"));
+        assert_eq!(c.callable_of(9), Some("app"));
+        assert_eq!(Config::default().callable_of(9), None);
+    }
+
+    #[test]
+    fn apps_get_the_mpm_and_reloading_settings() {
+        let defaults = AppDefaults {
+            callable: Some("app".into()),
+            reloading: true,
+            multithread: false,
+            multiprocess: true,
+        };
+        let app = defaults.app("/srv/site/wsgi.py", "/site", None).unwrap();
+        let o = app.options();
+        assert_eq!(
+            (o.mount.as_str(), o.spec.callable.as_str()),
+            ("/site", "app")
+        );
+        assert!(!o.multithread && o.multiprocess && o.reload_on_change);
+        let app = defaults.app("/srv/site/wsgi.py", "", Some("own")).unwrap();
+        assert_eq!(
+            app.options().spec.callable,
+            "own",
+            "a directory's own callable wins"
+        );
+        let e = defaults.app("site/wsgi.py", "", None).err().unwrap();
+        assert!(e.contains("absolute"), "{e}");
+    }
 }

@@ -14,6 +14,10 @@
 //! Apache request threads call into Python directly (no hand-off): the core
 //! holds the GIL only while Python runs.
 
+// In the unit-test build the entry points the server calls are not exported
+// (nothing there could resolve the server's symbols), so they are unused.
+#![cfg_attr(test, allow(dead_code))]
+
 mod conf;
 mod ffi;
 mod request;
@@ -31,7 +35,7 @@ use crate::ffi::{apr_pool_t, module_struct, request_rec, server_rec};
 
 const HANDLER_NAME: &CStr = c"wsgi-script";
 
-#[unsafe(no_mangle)]
+#[cfg_attr(not(test), unsafe(no_mangle))]
 #[allow(non_upper_case_globals)]
 pub static mut oxwsgi_module: module_struct = module_struct {
     version: ffi::MODULE_MAGIC_NUMBER_MAJOR as c_int,
@@ -384,7 +388,7 @@ unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
                 let Some(app) = app_of(r, &c) else {
                     return ffi::HTTP_NOT_FOUND as c_int;
                 };
-                let writer = writer::WriteBehind::new(r);
+                let writer = writer::WriteBehind::for_request(r);
                 let mut req = match request::from_request_rec(r, &c, &writer) {
                     Ok(q) => q,
                     Err(status) => return status,

@@ -13,7 +13,7 @@
 //! (`sync`) before it reads the request body or returns to Apache.
 
 use std::collections::VecDeque;
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -47,9 +47,49 @@ struct State {
     gone: bool,
 }
 
+/// Where queued ops are done: Apache's request in the module, a recorder
+/// in the unit tests (the handover logic is the same).
+pub trait Target: Send + Sync + 'static {
+    /// Does one op.
+    ///
+    /// # Safety
+    /// The calling thread holds the target (`WriteBehind`'s handover).
+    unsafe fn perform(&self, op: Op) -> io::Result<()>;
+
+    /// Logs a debug line with the request's context.
+    ///
+    /// # Safety
+    /// As for `perform`.
+    unsafe fn trace(&self, text: &CStr);
+}
+
+/// Apache's request, done by whichever thread holds it.
+pub struct Request(*mut request_rec);
+
+// SAFETY: the request is used by one thread at a time (the app's thread
+// while no writer holds it, the writer while one does: `State::held`,
+// changed under the mutex), and it outlives both: the handler `sync`s
+// before it returns to Apache.
+unsafe impl Send for Request {}
+// SAFETY: shared only through a `WriteBehind`, whose handover lets one
+// thread at a time use the pointer.
+unsafe impl Sync for Request {}
+
+impl Target for Request {
+    unsafe fn perform(&self, op: Op) -> io::Result<()> {
+        // SAFETY: the calling thread holds the request (perform's contract).
+        unsafe { perform(self.0, op) }
+    }
+
+    unsafe fn trace(&self, text: &CStr) {
+        // SAFETY: the calling thread holds the live request (trace's contract).
+        unsafe { ffi::oxwsgi_log_r(self.0, ffi::APLOG_DEBUG as i32, text.as_ptr()) };
+    }
+}
+
 /// One request's write-behind.
-pub struct WriteBehind {
-    r: *mut request_rec,
+pub struct WriteBehind<T: Target = Request> {
+    target: T,
     /// Whether flushes go to a writer (not for mod_http2's streams, whose
     /// connections belong to the HTTP/2 worker that runs them).
     behind: bool,
@@ -57,29 +97,28 @@ pub struct WriteBehind {
     changed: Condvar,
 }
 
-// SAFETY: `r` is used by one thread at a time (the app's thread while no
-// writer holds the request, the writer while one does: `State::held`,
-// changed under the mutex), and the request outlives both: the handler
-// `sync`s before it returns to Apache.
-unsafe impl Send for WriteBehind {}
-// SAFETY: the request pointer is used by one thread at a time (the
-// `held` handover, under the mutex); everything else is behind the mutex.
-unsafe impl Sync for WriteBehind {}
-
 fn gone() -> io::Error {
     io::Error::new(io::ErrorKind::BrokenPipe, "the client went away")
 }
 
-impl WriteBehind {
+impl WriteBehind<Request> {
     /// # Safety
     /// `r` is the live request of the calling thread's handler.
-    pub unsafe fn new(r: *mut request_rec) -> Arc<WriteBehind> {
+    pub unsafe fn for_request(r: *mut request_rec) -> Arc<WriteBehind> {
         // SAFETY: r is the live request of the calling thread's handler
-        // (new's contract), and its connection with it.
+        // (for_request's contract), and its connection with it.
         let secondary = unsafe { !(*(*r).connection).master.is_null() };
+        WriteBehind::new(Request(r), !secondary)
+    }
+}
+
+impl<T: Target> WriteBehind<T> {
+    /// A write-behind for `target`; without `behind`, flushes are done on
+    /// the calling thread.
+    pub fn new(target: T, behind: bool) -> Arc<WriteBehind<T>> {
         Arc::new(WriteBehind {
-            r,
-            behind: !secondary,
+            target,
+            behind,
             state: Mutex::default(),
             changed: Condvar::new(),
         })
@@ -123,7 +162,7 @@ impl WriteBehind {
     pub fn submit(&self, op: Op) -> io::Result<()> {
         match self.queue(op)? {
             // SAFETY: no writer holds the request: this thread may use it.
-            Some(op) => unsafe { perform(self.r, op) },
+            Some(op) => unsafe { self.target.perform(op) },
             None => Ok(()),
         }
     }
@@ -196,14 +235,13 @@ impl WriteBehind {
             if log::log_enabled!(target: "oxwsgi", log::Level::Debug) {
                 let text = format!("oxwsgi: the writer sends {} queued items", batch.len());
                 if let Ok(text) = CString::new(text) {
-                    // SAFETY: this writer holds the request (`held`); the line
-                    // carries the request's context.
-                    unsafe { ffi::oxwsgi_log_r(self.r, ffi::APLOG_DEBUG as i32, text.as_ptr()) };
+                    // SAFETY: this writer holds the request (`held`).
+                    unsafe { self.target.trace(&text) };
                 }
             }
             let result = oxwsgi_core::guard::entry("a response writer", Err(gone()), || {
                 // SAFETY: this writer holds the request (`held`).
-                unsafe { perform_batch(self.r, batch) }
+                unsafe { perform_batch(&self.target, batch) }
             });
             if result.is_err() {
                 let mut st = self.lock();
@@ -212,7 +250,7 @@ impl WriteBehind {
                 for op in std::mem::take(&mut st.queue) {
                     if let op @ Op::Log { .. } = op {
                         // SAFETY: this writer still holds the request.
-                        let _ = unsafe { perform(self.r, op) };
+                        let _ = unsafe { self.target.perform(op) };
                     }
                 }
                 st.held = false;
@@ -228,23 +266,23 @@ impl WriteBehind {
 /// Once the client is gone only the log lines are still done.
 ///
 /// # Safety
-/// The calling thread holds `r`.
-unsafe fn perform_batch(r: *mut request_rec, batch: VecDeque<Op>) -> io::Result<()> {
+/// The calling thread holds `target`.
+unsafe fn perform_batch<T: Target>(target: &T, batch: VecDeque<Op>) -> io::Result<()> {
     let mut flush = false;
     let mut result = Ok(());
     for op in batch {
         match op {
             Op::Flush => flush = true,
-            // SAFETY: the calling writer holds r (perform_batch's contract).
-            op @ Op::Log { .. } => unsafe { perform(r, op)? },
+            // SAFETY: the calling writer holds target (perform_batch's contract).
+            op @ Op::Log { .. } => unsafe { target.perform(op)? },
             _ if result.is_err() => {}
-            // SAFETY: the calling writer holds r.
-            op => result = unsafe { perform(r, op) },
+            // SAFETY: the calling writer holds target.
+            op => result = unsafe { target.perform(op) },
         }
     }
     if flush && result.is_ok() {
-        // SAFETY: the calling writer still holds r.
-        result = unsafe { perform(r, Op::Flush) };
+        // SAFETY: the calling writer still holds target.
+        result = unsafe { target.perform(Op::Flush) };
     }
     result
 }
@@ -353,10 +391,21 @@ mod pool {
 
     use oxwsgi_core::sync::Recover;
 
-    use super::WriteBehind;
+    use super::{Target, WriteBehind};
+
+    /// A write-behind whose writer is due, whatever its target.
+    pub trait Job: Send + Sync {
+        fn run(&self);
+    }
+
+    impl<T: Target> Job for WriteBehind<T> {
+        fn run(&self) {
+            WriteBehind::run(self);
+        }
+    }
 
     struct Jobs {
-        queue: VecDeque<Arc<WriteBehind>>,
+        queue: VecDeque<Arc<dyn Job>>,
         idle: usize,
     }
 
@@ -367,7 +416,7 @@ mod pool {
     static READY: Condvar = Condvar::new();
 
     /// Hands `job` to a writer thread; false when none could be started.
-    pub fn schedule(job: Arc<WriteBehind>) -> bool {
+    pub fn schedule(job: Arc<dyn Job>) -> bool {
         let mut jobs = JOBS.lock().recover();
         jobs.queue.push_back(job);
         // Every queued job needs a thread of its own now: a stream must not
@@ -404,5 +453,188 @@ mod pool {
             };
             job.run();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use std::thread::{self, ThreadId};
+    use std::time::Duration;
+
+    /// Records what is done and by which thread; can be held shut to play a
+    /// slow client, and can fail body writes to play a gone one.
+    #[derive(Default)]
+    struct Recorder {
+        done: Mutex<Vec<(String, ThreadId)>>,
+        shut: Mutex<bool>,
+        opened: Condvar,
+        fail_data: std::sync::atomic::AtomicBool,
+        /// Calls of `perform` so far, finished or waiting.
+        entered: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Recorder {
+        fn shut(&self) {
+            *self.shut.lock().unwrap() = true;
+        }
+        fn open(&self) {
+            *self.shut.lock().unwrap() = false;
+            self.opened.notify_all();
+        }
+        fn done(&self) -> Vec<String> {
+            self.done
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(s, _)| s.clone())
+                .collect()
+        }
+        /// Waits until `n` calls reached `perform` (a writer is in it).
+        fn wait_entered(&self, n: usize) {
+            while self.entered.load(std::sync::atomic::Ordering::SeqCst) < n {
+                thread::sleep(Duration::from_millis(1));
+            }
+        }
+        fn threads(&self) -> Vec<ThreadId> {
+            self.done.lock().unwrap().iter().map(|(_, t)| *t).collect()
+        }
+    }
+
+    impl Target for Recorder {
+        unsafe fn perform(&self, op: Op) -> io::Result<()> {
+            self.entered
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut shut = self.shut.lock().unwrap();
+            while *shut {
+                shut = self.opened.wait(shut).unwrap();
+            }
+            let what = match op {
+                Op::Data(c) if self.fail_data.load(std::sync::atomic::Ordering::SeqCst) => {
+                    let _ = c;
+                    return Err(gone());
+                }
+                Op::Data(c) => format!("data{}", c.len()),
+                Op::Flush => "flush".into(),
+                Op::File { len, .. } => format!("file{len}"),
+                Op::Abort => "abort".into(),
+                Op::Log { text, .. } => format!("log:{}", text.to_str().unwrap()),
+            };
+            self.done
+                .lock()
+                .unwrap()
+                .push((what, thread::current().id()));
+            Ok(())
+        }
+        unsafe fn trace(&self, _: &CStr) {}
+    }
+
+    fn data(n: usize) -> Op {
+        Op::Data(Chunk::owned(vec![0; n]))
+    }
+
+    #[test]
+    fn without_a_flush_everything_is_done_on_the_apps_thread() {
+        let w = WriteBehind::new(Recorder::default(), true);
+        assert!(w.may_block(), "the app's thread does Apache I/O itself");
+        w.submit(data(3)).unwrap();
+        w.submit(Op::Abort).unwrap();
+        assert!(
+            !w.log(1, &CString::new("x").unwrap()),
+            "logged by the caller"
+        );
+        w.sync().unwrap();
+        assert_eq!(w.target.done(), ["data3", "abort"]);
+        assert!(
+            w.target
+                .threads()
+                .iter()
+                .all(|t| *t == thread::current().id())
+        );
+    }
+
+    #[test]
+    fn after_a_flush_a_writer_sends_in_order_with_one_flush_per_batch() {
+        let w = WriteBehind::new(Recorder::default(), true);
+        w.submit(data(1)).unwrap();
+        w.target.shut();
+        w.flush().unwrap();
+        w.target.wait_entered(2);
+        assert!(
+            !w.may_block(),
+            "a writer holds the request: calls only queue"
+        );
+        w.submit(data(2)).unwrap();
+        w.flush().unwrap();
+        assert!(w.log(4, &CString::new("between").unwrap()));
+        w.submit(data(3)).unwrap();
+        w.flush().unwrap();
+        w.target.open();
+        w.sync().unwrap();
+        let done = w.target.done();
+        assert_eq!(done[..2], ["data1", "flush"]);
+        // What piled up while the first flush was out goes as one batch.
+        assert_eq!(done[2..], ["data2", "log:between", "data3", "flush"]);
+        let me = thread::current().id();
+        let threads = w.target.threads();
+        assert_eq!(threads[0], me, "before the flush the app's thread wrote");
+        assert!(threads[1..].iter().all(|t| *t != me), "then the writer did");
+        // Given back: the app's thread does I/O itself again.
+        w.submit(data(5)).unwrap();
+        assert_eq!(w.target.threads().last(), Some(&thread::current().id()));
+    }
+
+    #[test]
+    fn the_app_waits_when_the_writer_is_far_behind() {
+        let w = WriteBehind::new(Recorder::default(), true);
+        w.target.shut();
+        w.flush().unwrap();
+        w.target.wait_entered(1);
+        w.submit(data(HIGH_WATER + 1)).unwrap();
+        assert!(w.may_block(), "past the high-water mark");
+        let app = {
+            let w = w.clone();
+            thread::spawn(move || w.submit(data(7)))
+        };
+        thread::sleep(Duration::from_millis(50));
+        assert!(!app.is_finished(), "the app's thread waits for room");
+        w.target.open();
+        app.join().unwrap().unwrap();
+        w.sync().unwrap();
+        assert!(w.target.done().contains(&"data7".to_string()));
+    }
+
+    #[test]
+    fn a_gone_client_fails_the_app_but_its_log_lines_are_kept() {
+        let w = WriteBehind::new(Recorder::default(), true);
+        w.target.shut();
+        w.target
+            .fail_data
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        w.flush().unwrap();
+        w.submit(data(1)).unwrap();
+        assert!(w.log(3, &CString::new("still logged").unwrap()));
+        w.target.open();
+        let e = w.sync().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
+        assert!(w.submit(data(1)).is_err());
+        assert!(w.flush().is_err());
+        assert_eq!(w.target.done(), ["log:still logged"]);
+    }
+
+    #[test]
+    fn without_write_behind_a_flush_is_done_at_once() {
+        let w = WriteBehind::new(Recorder::default(), false);
+        w.flush().unwrap();
+        w.submit(data(1)).unwrap();
+        assert_eq!(w.target.done(), ["flush", "data1"]);
+        assert!(
+            w.target
+                .threads()
+                .iter()
+                .all(|t| *t == thread::current().id())
+        );
     }
 }

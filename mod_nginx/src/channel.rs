@@ -89,6 +89,15 @@ impl Channel {
         }
     }
 
+    /// The event loop's side: takes what is queued (the channel may be
+    /// put on the ready list again from now on).
+    pub fn take_msgs(&self) -> VecDeque<Msg> {
+        let mut st = self.lock();
+        st.queued = false;
+        st.pending = 0;
+        std::mem::take(&mut st.msgs)
+    }
+
     /// Queues `msgs` for the event loop and wakes it (once per batch).
     fn push(self: &Arc<Self>, msgs: &mut Vec<Msg>, urgent: bool) -> io::Result<()> {
         let mut st = self.lock();
@@ -221,5 +230,210 @@ impl ResponseSink for NginxSink {
     fn error(&mut self, status: u16) -> io::Result<()> {
         self.batch.push(Msg::Error(status));
         self.send()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::thread;
+    use std::time::Duration;
+
+    /// Counts the wake-ups a channel asks for.
+    #[derive(Default)]
+    struct Wakes {
+        notified: AtomicUsize,
+        urgent: AtomicUsize,
+        flushed: AtomicUsize,
+    }
+
+    impl Notifier for Wakes {
+        fn notify(&self, _: Arc<Channel>, urgent: bool) {
+            self.notified.fetch_add(1, Ordering::SeqCst);
+            if urgent {
+                self.urgent.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        fn flush_deferred(&self) {
+            self.flushed.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn channel() -> (Arc<Channel>, &'static Wakes) {
+        let wakes: &'static Wakes = Box::leak(Box::default());
+        (Arc::new(Channel::new(wakes)), wakes)
+    }
+
+    fn head() -> ResponseHead {
+        ResponseHead {
+            status: 200,
+            status_line: "200 OK".into(),
+            headers: vec![],
+        }
+    }
+
+    fn drain(c: &Channel) -> Vec<Msg> {
+        c.take_msgs().into()
+    }
+
+    fn kinds(msgs: &[Msg]) -> String {
+        let kind = |m: &Msg| match m {
+            Msg::Start(_) => "start".to_string(),
+            Msg::Data(c) => format!("data{}", c.len()),
+            Msg::Flush => "flush".into(),
+            Msg::File { len, .. } => format!("file{len}"),
+            Msg::Finish => "finish".into(),
+            Msg::Abort => "abort".into(),
+            Msg::Error(s) => format!("error{s}"),
+            Msg::ReadBody => "read".into(),
+        };
+        msgs.iter().map(kind).collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn a_small_response_is_one_wake_up() {
+        let (c, wakes) = channel();
+        let mut sink = NginxSink::new(c.clone());
+        sink.start(head()).unwrap();
+        sink.write(Chunk::owned(b"hello".to_vec())).unwrap();
+        sink.write(Chunk::owned(b", world".to_vec())).unwrap();
+        assert_eq!(
+            wakes.notified.load(Ordering::SeqCst),
+            0,
+            "nothing sent before the end"
+        );
+        sink.finish().unwrap();
+        assert_eq!(wakes.notified.load(Ordering::SeqCst), 1);
+        assert_eq!(wakes.urgent.load(Ordering::SeqCst), 0);
+        assert_eq!(kinds(&drain(&c)), "start data5 data7 finish");
+    }
+
+    #[test]
+    fn a_queued_channel_is_not_woken_twice() {
+        let (c, wakes) = channel();
+        let mut sink = NginxSink::new(c.clone());
+        sink.start(head()).unwrap();
+        sink.flush().unwrap();
+        sink.write(Chunk::owned(vec![0; 10])).unwrap();
+        sink.flush().unwrap();
+        assert_eq!(
+            wakes.notified.load(Ordering::SeqCst),
+            1,
+            "one wake-up per batch"
+        );
+        assert_eq!(c.lock().pending, 10, "body bytes are counted");
+        assert_eq!(kinds(&drain(&c)), "start flush data10 flush");
+        sink.finish().unwrap();
+        assert_eq!(
+            wakes.notified.load(Ordering::SeqCst),
+            2,
+            "drained, so woken again"
+        );
+    }
+
+    #[test]
+    fn a_batch_is_handed_over_at_batch_bytes_without_a_flush() {
+        let (c, wakes) = channel();
+        let mut sink = NginxSink::new(c.clone());
+        sink.start(head()).unwrap();
+        for _ in 0..4 {
+            sink.write(Chunk::owned(vec![0; 16 * 1024])).unwrap();
+        }
+        assert_eq!(wakes.notified.load(Ordering::SeqCst), 0, "64 KiB still fit");
+        sink.write(Chunk::owned(vec![0; 1])).unwrap();
+        assert_eq!(wakes.notified.load(Ordering::SeqCst), 1);
+        let sent = drain(&c);
+        assert_eq!(
+            kinds(&sent),
+            "start data16384 data16384 data16384 data16384"
+        );
+    }
+
+    #[test]
+    fn control_messages_are_urgent() {
+        let (c, wakes) = channel();
+        c.send_control(Msg::ReadBody).unwrap();
+        assert_eq!(wakes.urgent.load(Ordering::SeqCst), 1);
+        assert_eq!(kinds(&drain(&c)), "read");
+    }
+
+    struct Body(AtomicUsize);
+    impl FailsWith for Body {
+        fn fail(&self, why: &str) {
+            assert!(why.contains("ended"), "{why}");
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_closed_channel_refuses_writes_and_fails_the_body() {
+        let (c, _) = channel();
+        let body = Arc::new(Body(AtomicUsize::new(0)));
+        assert!(c.body.set(body.clone()).is_ok());
+        let mut sink = NginxSink::new(c.clone());
+        sink.start(head()).unwrap();
+        c.close();
+        assert_eq!(body.0.load(Ordering::SeqCst), 1, "the body reader is woken");
+        let e = sink.finish().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
+        assert!(
+            c.lock().msgs.is_empty(),
+            "nothing is queued for a gone request"
+        );
+        assert!(c.send_control(Msg::ReadBody).is_err());
+    }
+
+    /// Past the high-water mark a writer waits (after waking the loop for
+    /// what it deferred) until the loop makes room.
+    #[test]
+    fn a_writer_past_the_high_water_mark_waits_for_room() {
+        let (c, wakes) = channel();
+        c.lock().in_nginx = RESPONSE_HIGH_WATER + 1;
+        let writer = {
+            let c = c.clone();
+            thread::spawn(move || {
+                let mut sink = NginxSink::new(c);
+                sink.write(Chunk::owned(vec![1; 100]))
+            })
+        };
+        thread::sleep(Duration::from_millis(50));
+        assert!(!writer.is_finished(), "the writer waits");
+        assert_eq!(
+            wakes.flushed.load(Ordering::SeqCst),
+            1,
+            "deferred wake-ups go out first"
+        );
+        c.lock().in_nginx = 0;
+        c.wake_writer();
+        writer.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_waiting_writer_fails_when_the_request_goes() {
+        let (c, _) = channel();
+        c.lock().in_nginx = RESPONSE_HIGH_WATER + 1;
+        let writer = {
+            let c = c.clone();
+            thread::spawn(move || NginxSink::new(c).write(Chunk::owned(vec![1; 100])))
+        };
+        thread::sleep(Duration::from_millis(50));
+        c.close();
+        let e = writer.join().unwrap().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
+    }
+
+    #[test]
+    fn may_block_counts_what_is_queued_in_nginx_and_in_the_batch() {
+        let (c, _) = channel();
+        let mut sink = NginxSink::new(c.clone());
+        assert!(!sink.may_block());
+        sink.write(Chunk::owned(vec![0; RESPONSE_HIGH_WATER / 4]))
+            .unwrap();
+        assert!(!sink.may_block());
+        c.lock().in_nginx = RESPONSE_HIGH_WATER / 4 + 1;
+        assert!(sink.may_block());
     }
 }

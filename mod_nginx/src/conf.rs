@@ -61,6 +61,43 @@ impl LocConf {
         let ours = self.body_buffer.unwrap_or(crate::body::DEFAULT_BODY_BUFFER);
         configured.max(usize::try_from(ours).unwrap_or(usize::MAX))
     }
+
+    /// Takes from the enclosing block what a location inherits: the
+    /// settings, never the app (`wsgi_app` and `wsgi_script_name` belong to
+    /// the location that names them).
+    fn inherit(&mut self, prev: &LocConf) {
+        if self.callable.is_none() {
+            self.callable = prev.callable.clone();
+        }
+        self.gzip = self.gzip.or(prev.gzip);
+        self.inflate = self.inflate.or(prev.inflate);
+        self.inflate_max = self.inflate_max.or(prev.inflate_max);
+        self.body_buffer = self.body_buffer.or(prev.body_buffer);
+    }
+
+    /// How this location's app is served, when it has one; an error says
+    /// what is wrong with its `wsgi_app` (with the callable inherited).
+    fn app_options(&self, threads: usize) -> Option<Result<AppOptions, String>> {
+        let target = self.target.as_deref()?;
+        let spec = match AppSpec::parse(target, self.callable.as_deref()) {
+            Ok(spec) => spec,
+            Err(e) => return Some(Err(e)),
+        };
+        let mut options = AppOptions::new(spec);
+        options.mount = self
+            .script_name
+            .clone()
+            .or_else(|| self.location_prefix.clone())
+            .unwrap_or_default();
+        options.gzip = self.gzip.unwrap_or(false);
+        options.inflate_request = self.inflate.unwrap_or(false);
+        options.inflate_max = self
+            .inflate_max
+            .unwrap_or(oxwsgi_core::app::DEFAULT_INFLATE_MAX);
+        options.multithread = threads > 1;
+        options.multiprocess = true;
+        Some(Ok(options))
+    }
 }
 
 type SetFn = unsafe extern "C" fn(*mut ngx_conf_t, *mut ngx_command_t, *mut c_void) -> *mut c_char;
@@ -290,46 +327,106 @@ pub unsafe extern "C" fn merge_loc_conf(
         // SAFETY: nginx passes this module's location confs (created by
         // create_loc_conf) of the parent and of this block.
         let (prev, conf) = unsafe { (&*prev.cast::<LocConf>(), &mut *conf.cast::<LocConf>()) };
-        if conf.callable.is_none() {
-            conf.callable = prev.callable.clone();
-        }
-        conf.gzip = conf.gzip.or(prev.gzip);
-        conf.inflate = conf.inflate.or(prev.inflate);
-        conf.inflate_max = conf.inflate_max.or(prev.inflate_max);
-        conf.body_buffer = conf.body_buffer.or(prev.body_buffer);
-        let Some(target) = conf.target.clone() else {
-            return NGX_CONF_OK;
-        };
+        conf.inherit(prev);
         if conf.app.is_some() {
             return NGX_CONF_OK;
         }
-        let spec = match AppSpec::parse(&target, conf.callable.as_deref()) {
-            Ok(s) => s,
-            Err(e) => {
-                ngx_conf_log_error!(NGX_LOG_EMERG, cf, "\"wsgi_app\": {e}");
-                return NGX_CONF_ERROR;
-            }
-        };
         // SAFETY: merging runs inside the http block, whose main conf exists.
         let Some(main) = (unsafe { Module::main_conf_mut(&*cf) }) else {
             return NGX_CONF_ERROR;
         };
-        let mut options = AppOptions::new(spec);
-        options.mount = conf
-            .script_name
-            .clone()
-            .or_else(|| conf.location_prefix.clone())
-            .unwrap_or_default();
-        options.gzip = conf.gzip.unwrap_or(false);
-        options.inflate_request = conf.inflate.unwrap_or(false);
-        options.inflate_max = conf
-            .inflate_max
-            .unwrap_or(oxwsgi_core::app::DEFAULT_INFLATE_MAX);
-        options.multithread = main.threads() > 1;
-        options.multiprocess = true;
+        let options = match conf.app_options(main.threads()) {
+            None => return NGX_CONF_OK,
+            Some(Ok(options)) => options,
+            Some(Err(e)) => {
+                ngx_conf_log_error!(NGX_LOG_EMERG, cf, "\"wsgi_app\": {e}");
+                return NGX_CONF_ERROR;
+            }
+        };
         let app = Arc::new(App::new(options));
         main.apps.push(app.clone());
         conf.app = Some(app);
         NGX_CONF_OK
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use oxwsgi_core::AppSource;
+
+    fn location(prefix: &str, target: &str) -> LocConf {
+        LocConf {
+            target: Some(target.into()),
+            location_prefix: Some(prefix.into()),
+            ..LocConf::default()
+        }
+    }
+
+    #[test]
+    fn a_location_inherits_settings_but_never_the_app() {
+        let http = LocConf {
+            target: Some("/srv/other.py".into()),
+            script_name: Some("/other".into()),
+            callable: Some("app".into()),
+            gzip: Some(true),
+            inflate: Some(true),
+            inflate_max: Some(5),
+            body_buffer: Some(1 << 20),
+            ..LocConf::default()
+        };
+        let mut loc = LocConf {
+            gzip: Some(false),
+            ..LocConf::default()
+        };
+        loc.inherit(&http);
+        assert!(loc.target.is_none() && loc.script_name.is_none());
+        assert_eq!(loc.callable.as_deref(), Some("app"));
+        assert_eq!(loc.gzip, Some(false), "the location's own value wins");
+        assert_eq!((loc.inflate, loc.inflate_max), (Some(true), Some(5)));
+        assert_eq!(loc.body_buffer(8192), 1 << 20);
+        assert!(loc.app_options(8).is_none(), "no wsgi_app, no app");
+    }
+
+    #[test]
+    fn the_app_is_mounted_at_the_script_name_or_the_location() {
+        let loc = location("/app", "/srv/site/wsgi.py");
+        let o = loc.app_options(8).unwrap().unwrap();
+        assert_eq!(o.mount, "/app");
+        assert_eq!(o.spec.source, AppSource::Script("/srv/site/wsgi.py".into()));
+        assert_eq!(o.spec.callable, "application");
+        assert!(o.multithread && o.multiprocess);
+        assert!(!o.gzip && !o.inflate_request);
+        assert_eq!(o.inflate_max, oxwsgi_core::app::DEFAULT_INFLATE_MAX);
+
+        let loc = LocConf {
+            script_name: Some(String::new()),
+            ..location("~ ^/x", "pkg.mod:make")
+        };
+        let o = loc.app_options(1).unwrap().unwrap();
+        assert_eq!(o.mount, "", "wsgi_script_name overrides the location");
+        assert_eq!(o.spec.callable, "make");
+        assert!(!o.multithread, "one thread: wsgi.multithread is False");
+    }
+
+    #[test]
+    fn an_inherited_callable_that_is_no_identifier_names_the_mistake() {
+        let mut loc = location("/", "/srv/site/wsgi.py");
+        loc.inherit(&LocConf {
+            callable: Some("not-a-name".into()),
+            ..LocConf::default()
+        });
+        let e = loc.app_options(8).unwrap().unwrap_err();
+        assert!(e.contains("not-a-name"), "{e}");
+    }
+
+    #[test]
+    fn a_directive_is_set_once() {
+        let mut slot = None;
+        assert!(set_once(&mut slot, 1));
+        assert!(!set_once(&mut slot, 2), "a duplicate is refused");
+        assert_eq!(slot, Some(1));
+    }
 }

@@ -245,12 +245,7 @@ unsafe fn set_headers(r: *mut ngx_http_request_t, head: &ResponseHead) -> Option
 /// # Safety
 /// On the event loop thread.
 pub unsafe fn deliver(channel: &Arc<Channel>) {
-    let msgs = {
-        let mut st = channel.lock();
-        st.queued = false;
-        st.pending = 0;
-        std::mem::take(&mut st.msgs)
-    };
+    let msgs = channel.take_msgs();
     let target = channel.target.load(Ordering::Acquire);
     if target.is_null() {
         // The request is gone; the Python side sees the channel closed.
