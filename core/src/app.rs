@@ -112,6 +112,11 @@ pub struct AppOptions {
     pub multiprocess: bool,
     /// Reload a script app when its file's mtime changes.
     pub reload_on_change: bool,
+    /// How long the app may take for a request (`timeouts`).
+    pub request_timeout: Option<std::time::Duration>,
+    /// How long a request may wait for a Python thread before it is refused
+    /// with 503 (the server measures the wait).
+    pub queue_timeout: Option<std::time::Duration>,
 }
 
 impl AppOptions {
@@ -125,6 +130,8 @@ impl AppOptions {
             multithread: true,
             multiprocess: true,
             reload_on_change: false,
+            request_timeout: None,
+            queue_timeout: None,
         }
     }
 }

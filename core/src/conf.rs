@@ -3,6 +3,7 @@
 //! server can print it after the directive's name.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// `on` / `off` (case-insensitive).
 pub fn parse_flag(value: &str) -> Result<bool, String> {
@@ -33,6 +34,62 @@ pub fn parse_size(value: &str) -> Result<u64, String> {
     }
     let n: u64 = digits.parse().map_err(|_| bad())?;
     n.checked_mul(1u64 << shift).ok_or_else(bad)
+}
+
+/// A time limit, nginx style: `30s`, `500ms`, `2m`, `1h30m`, a bare number
+/// of seconds (mod_wsgi style), or `off` (`None`). Zero is refused: a limit
+/// that fires at once is a mistake, and `off` says "none".
+pub fn parse_timeout(value: &str) -> Result<Option<Duration>, String> {
+    let v = value.trim();
+    if v.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let bad = || {
+        format!(
+            "invalid time \"{value}\": expected e.g. 30s, 500ms, 2m, 1h30m, a number of seconds, or off"
+        )
+    };
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        let secs: u64 = v.parse().map_err(|_| bad())?;
+        return positive(Duration::from_secs(secs), value);
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = v;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let unit_len = rest[digits..]
+            .bytes()
+            .take_while(u8::is_ascii_alphabetic)
+            .count();
+        if digits == 0 || unit_len == 0 {
+            return Err(bad());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        let ms_per = match &rest[digits..digits + unit_len] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            _ => return Err(bad()),
+        };
+        let ms = n.checked_mul(ms_per).ok_or_else(bad)?;
+        total = total
+            .checked_add(Duration::from_millis(ms))
+            .ok_or_else(bad)?;
+        rest = &rest[digits + unit_len..];
+    }
+    positive(total, value)
+}
+
+fn positive(d: Duration, value: &str) -> Result<Option<Duration>, String> {
+    if d.is_zero() {
+        Err(format!(
+            "invalid time \"{value}\": must be more than 0 (or off)"
+        ))
+    } else {
+        Ok(Some(d))
+    }
 }
 
 /// A count of Python threads: 1 to 1024.
@@ -120,6 +177,33 @@ mod tests {
         for bad in ["", "m", "-1", "1.5m", "10x", "99999999999999999999g"] {
             assert!(
                 parse_size(bad).unwrap_err().contains("invalid size"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn timeouts() {
+        let ms = |n| Ok(Some(Duration::from_millis(n)));
+        assert_eq!(parse_timeout("30"), ms(30_000));
+        assert_eq!(parse_timeout("30s"), ms(30_000));
+        assert_eq!(parse_timeout("500ms"), ms(500));
+        assert_eq!(parse_timeout("1h30m"), ms(5_400_000));
+        assert_eq!(parse_timeout("1m1s"), ms(61_000));
+        assert_eq!(parse_timeout("off"), Ok(None));
+        for bad in [
+            "",
+            "0",
+            "0s",
+            "s",
+            "5x",
+            "1.5s",
+            "-1",
+            "10 s",
+            "99999999999999999999d",
+        ] {
+            assert!(
+                parse_timeout(bad).unwrap_err().contains("invalid time"),
                 "{bad}"
             );
         }

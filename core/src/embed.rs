@@ -425,3 +425,29 @@ pub fn dup_fd(fd: RawFd) -> std::io::Result<File> {
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
     Ok(File::from(borrowed.try_clone_to_owned()?))
 }
+
+/// The calling thread's Python thread id (`threading.get_ident()`), the one
+/// `raise_in_thread` takes.
+pub(crate) fn thread_ident() -> u64 {
+    // SAFETY: PyThread_get_thread_ident only reads the calling thread's id
+    // (pthread_self); it needs neither the GIL nor an initialised Python.
+    u64::from(unsafe { ffi::PyThread_get_thread_ident() })
+}
+
+/// Schedules `exc` (an exception class) to be raised in the Python thread
+/// `ident` at its next bytecode, or with `None` clears one still pending.
+/// True when the thread was found.
+pub(crate) fn raise_in_thread(_py: Python<'_>, ident: u64, exc: Option<&Bound<'_, PyAny>>) -> bool {
+    let exc = exc.map_or(std::ptr::null_mut(), Bound::as_ptr);
+    // SAFETY: the GIL is held (`_py`); `exc` is a live object kept alive by the
+    // caller's borrow, or null (clear), and the call does not steal a
+    // reference. The id is only compared with thread states' ids.
+    unsafe { ffi::PyThreadState_SetAsyncExc(ident as std::ffi::c_long, exc) == 1 }
+}
+
+/// Python is up and not being finalised: a helper thread may attach.
+pub(crate) fn python_running() -> bool {
+    // SAFETY: Py_IsInitialized only reads the runtime's state flag; it is
+    // callable at any time, from any thread, without the GIL.
+    !FINALIZED.load(Ordering::Acquire) && unsafe { ffi::Py_IsInitialized() } != 0
+}

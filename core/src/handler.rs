@@ -22,6 +22,7 @@ use crate::request::{Body, Request};
 use crate::responder::{GzipPolicy, Outcome, Responder, WriteError, error_page};
 use crate::sink::{Chunk, ResponseSink};
 use crate::start_response::{StartResponse, send_chunk, without_gil};
+use crate::timeouts;
 
 /// Serves one request with `app`, writing the response into `sink`.
 pub fn handle<R: Request + ?Sized>(app: &App, req: &mut R, sink: Box<dyn ResponseSink>) -> Outcome {
@@ -157,6 +158,10 @@ fn run<R: Request + ?Sized>(
         };
         let is_head = req.method() == b"HEAD";
         let sink = sink_slot.take().expect("sink present before the app runs");
+        let watched = opts.request_timeout.map(|limit| {
+            let action = sink.timeout_action();
+            timeouts::watch(py, limit, context.to_string(), action)
+        });
         let responder = Responder::new(sink, gzip_policy, is_head);
         let owner = match Bound::new(py, StartResponse::new(responder)) {
             Ok(o) => o,
@@ -177,6 +182,9 @@ fn run<R: Request + ?Sized>(
             &owner,
             context,
         );
+        if let Some(w) = watched {
+            w.end(py);
+        }
         // The request is over: a start_response or write() kept by the app
         // must not reach this response any more.
         if let Some(mut r) = owner.get().lock(py).take() {
@@ -225,10 +233,7 @@ fn call_app<'py, R: Request + ?Sized>(
     };
     let result = match callable.bind(py).call1((environ, owner)) {
         Ok(r) => r,
-        Err(e) => {
-            log_py_err(py, &e, context);
-            return fail(py, owner, 500);
-        }
+        Err(e) => return app_failed(py, &e, owner, context),
     };
     let outcome = deliver(py, &result, owner, context);
     close_iterable(py, &result, context);
@@ -290,10 +295,7 @@ fn deliver<'py>(
     };
     match r {
         Ok(o) => o,
-        Err(Failure::Python(e)) => {
-            log_py_err(py, &e, context);
-            fail(py, owner, 500)
-        }
+        Err(Failure::Python(e)) => app_failed(py, &e, owner, context),
         Err(Failure::Contract(msg)) => {
             log::error!(target: "oxwsgi", "{context}: {msg}");
             fail(py, owner, 500)
@@ -306,6 +308,26 @@ fn deliver<'py>(
             Outcome::ClientGone
         }
     }
+}
+
+/// The app raised `e`: 500 with the traceback in the log, or 504 for the
+/// request timeout (the watchdog logged where the app was).
+fn app_failed(
+    py: Python<'_>,
+    e: &PyErr,
+    owner: &Bound<'_, StartResponse>,
+    context: &Context<'_>,
+) -> Outcome {
+    let timed_out = py
+        .import("oxwsgi")
+        .and_then(|m| m.getattr("RequestTimeout"))
+        .is_ok_and(|t| e.is_instance(py, &t));
+    if timed_out {
+        log::info!(target: "oxwsgi", "{context}: the app stopped at oxwsgi.RequestTimeout");
+        return fail(py, owner, 504);
+    }
+    log_py_err(py, e, context);
+    fail(py, owner, 500)
 }
 
 fn fail(py: Python<'_>, owner: &Bound<'_, StartResponse>, status: u16) -> Outcome {

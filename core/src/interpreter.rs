@@ -288,6 +288,7 @@ impl Interpreter {
 }
 
 const SUPPORT: &str = include_str!("support.py");
+const PUBLIC: &str = include_str!("oxwsgi.py");
 
 fn setup(py: Python<'_>, config: &InterpreterConfig) -> PyResult<()> {
     // `threading` must first be imported on the starting thread, which it then
@@ -310,6 +311,14 @@ fn setup(py: Python<'_>, config: &InterpreterConfig) -> PyResult<()> {
     )?;
     sys.getattr("modules")?
         .set_item("oxwsgi_support", &support)?;
+    // `import oxwsgi` in an app: the exceptions it may catch.
+    let public = pyo3::types::PyModule::from_code(
+        py,
+        &std::ffi::CString::new(PUBLIC).expect("no NUL in the oxwsgi module"),
+        c"<oxwsgi>",
+        c"oxwsgi",
+    )?;
+    sys.getattr("modules")?.set_item("oxwsgi", &public)?;
     crate::errors::set_error_stream(py, config.stderr_level)?;
     // The server owns signals: import `signal` now (it grabs SIGINT when first
     // imported), make signal.signal() a logged no-op, and restore SIGINT.

@@ -19,6 +19,8 @@
 //! - `responder`: the response state machine (headers, Content-Length, gzip,
 //!   abort); `response`: status/header rules; `gzip`: compression both ways.
 //! - `sink`: the `ResponseSink` trait servers implement, and `Chunk`.
+//! - `timeouts`: the request timeout watchdog (504, `oxwsgi.RequestTimeout`
+//!   raised in the app's thread, stuck threads reported to the server);
 //! - `guard`: the one door from a server into Rust (panics stop there);
 //! - `errors`: tracebacks to the log; `memory`: the in-memory adapter;
 //!   `sync`: locks that survive a panic elsewhere (`Recover`).
@@ -43,6 +45,7 @@ pub mod response;
 pub mod sink;
 pub mod start_response;
 pub mod sync;
+pub mod timeouts;
 
 pub use app::{App, AppOptions, AppSource, AppSpec};
 pub use embed::ensure_thread_state;

@@ -114,11 +114,23 @@ pub trait ResponseSink: Send {
         self.write(Chunk::owned(body))?;
         self.finish()
     }
+    /// What the server does when the request passes its request timeout,
+    /// called from the core's watchdog thread while the app's thread may
+    /// still be blocked: answer 504 if no header went out yet, else cut the
+    /// response; the app's later writes then fail. `None` (the default): the
+    /// server cannot answer from another thread, and the 504 goes out when
+    /// the app's thread comes back.
+    fn timeout_action(&self) -> Option<TimeoutAction> {
+        None
+    }
     /// The response cannot be completed (error after the headers went out):
     /// the server must make the client see it as truncated (cut the connection,
     /// or end a chunked body without its final chunk).
     fn abort(&mut self);
 }
+
+/// See `ResponseSink::timeout_action`.
+pub type TimeoutAction = Box<dyn FnOnce() + Send>;
 
 /// `send_file` for sinks that have no sendfile: reads and writes 64 KiB blocks.
 pub fn send_file_by_reading<S: ResponseSink + ?Sized>(
@@ -155,6 +167,14 @@ pub fn error_text(status: u16) -> (&'static str, &'static str) {
         413 => (
             "413 Content Too Large",
             "The request body is larger than this application accepts.",
+        ),
+        503 => (
+            "503 Service Unavailable",
+            "The application is too busy to take this request now; try again shortly.",
+        ),
+        504 => (
+            "504 Gateway Timeout",
+            "The application did not answer within its time limit.",
         ),
         _ => (
             "500 Internal Server Error",

@@ -70,6 +70,17 @@ def restrict_signals():
     signal.signal = restricted
 
 
+def stack_of(ident):
+    """The current Python stack of thread `ident`, innermost call last, as
+    a list of lines ("" when the thread runs no Python now)."""
+    import traceback
+
+    frame = sys._current_frames().get(ident)
+    if frame is None:
+        return []
+    return "".join(traceback.format_stack(frame)).rstrip("\n").split("\n")
+
+
 def join_threads(timeout):
     """Waits up to `timeout` seconds in all for non-daemon threads; returns
     the names of those still running."""

@@ -428,6 +428,36 @@ def close_raises(environ, start_response):
     return R()
 
 
+CAUGHT = {"timeouts": 0}
+
+
+def spin(environ, start_response):
+    """Runs Python until the request timeout stops it; cleans up and lets
+    the exception go on, as an app should."""
+    import oxwsgi
+    try:
+        while True:
+            pass
+    except oxwsgi.RequestTimeout:
+        CAUGHT["timeouts"] += 1
+        raise
+
+
+def spin_late(environ, start_response):
+    """Sends its headers and a first chunk, then runs until stopped."""
+    def body():
+        yield b"started\n"
+        while True:
+            pass
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return Closing(body())
+
+
+def caught(environ, start_response):
+    return _text(start_response, json.dumps({"timeouts": CAUGHT["timeouts"],
+                                             "closed": CLOSED["count"]}))
+
+
 ROUTES = {
     "/env": env, "/echo": echo, "/consume": consume, "/stream": stream, "/write": write_callable,
     "/sleep": sleep, "/log": log, "/file": file_wrapper, "/filelike": filelike_wrapper,
@@ -444,7 +474,7 @@ ROUTES = {
     "/close-raises": close_raises, "/no-content": no_content, "/latin1": latin1,
     "/same-lengths": same_lengths, "/interim-status": interim_status,
     "/ctl-header": ctl_header, "/two-lengths": two_lengths, "/children": children,
-    "/stream-echo": stream_echo,
+    "/stream-echo": stream_echo, "/spin": spin, "/spin-late": spin_late, "/caught": caught,
 }
 
 
