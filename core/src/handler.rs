@@ -60,6 +60,71 @@ pub fn handle<R: Request + ?Sized>(app: &App, req: &mut R, sink: Box<dyn Respons
     }
 }
 
+/// Serves a request that waited `waited` for a Python thread: refused when
+/// that passed the app's queue timeout (`refuse_queued`), else as `handle`.
+pub fn handle_after_wait<R: Request + ?Sized>(
+    app: &App,
+    req: &mut R,
+    sink: Box<dyn ResponseSink>,
+    waited: std::time::Duration,
+) -> Outcome {
+    if queue_expired(app, waited) {
+        return refuse_queued(app, req, waited, sink);
+    }
+    handle(app, req, sink)
+}
+
+/// Whether a request that waited `waited` for a thread is past its app's
+/// queue timeout.
+pub fn queue_expired(app: &App, waited: std::time::Duration) -> bool {
+    app.options()
+        .queue_timeout
+        .is_some_and(|limit| waited >= limit)
+}
+
+/// Answers a request that waited too long for a Python thread: 503 with
+/// `Retry-After`, and the app never sees it (it would answer a client that
+/// has likely given up, while newer requests wait behind it).
+pub fn refuse_queued<R: Request + ?Sized>(
+    app: &App,
+    req: &R,
+    waited: std::time::Duration,
+    mut sink: Box<dyn ResponseSink>,
+) -> Outcome {
+    let context = Context {
+        app: app.name(),
+        method: req.method(),
+        uri: req.uri(),
+    };
+    let limit = app.options().queue_timeout.unwrap_or_default();
+    log::warn!(
+        target: "oxwsgi",
+        "{context}: waited {:.3} s for a Python thread (queue timeout {:.3} s); answering 503",
+        waited.as_secs_f64(),
+        limit.as_secs_f64()
+    );
+    let (line, text) = crate::sink::error_text(503);
+    let body = format!("{line}\n\n{text}\n").into_bytes();
+    let retry = limit.as_secs().max(1).to_string();
+    let head = crate::ResponseHead {
+        status: 503,
+        status_line: line.to_string(),
+        headers: vec![
+            ("Content-Type".into(), "text/plain; charset=utf-8".into()),
+            ("Content-Length".into(), body.len().to_string()),
+            ("Retry-After".into(), retry),
+        ],
+    };
+    let sent = sink
+        .start(head)
+        .and_then(|()| sink.write(Chunk::owned(body)))
+        .and_then(|()| sink.finish());
+    match sent {
+        Ok(()) => Outcome::Error(503),
+        Err(_) => Outcome::ClientGone,
+    }
+}
+
 /// Names the app and the request in log lines; formatted only when a line
 /// is logged, so a request that goes well costs nothing here.
 pub(crate) struct Context<'a> {

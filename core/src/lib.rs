@@ -49,7 +49,7 @@ pub mod timeouts;
 
 pub use app::{App, AppOptions, AppSource, AppSpec};
 pub use embed::ensure_thread_state;
-pub use handler::handle;
+pub use handler::{handle, handle_after_wait};
 pub use interpreter::{InitError, Interpreter, InterpreterConfig};
 pub use request::{Body, BodyStream, OwnedRequest, Request};
 pub use responder::Outcome;

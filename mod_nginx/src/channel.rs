@@ -89,6 +89,28 @@ impl Channel {
         }
     }
 
+    /// The request passed its timeout while the app still has it: the event
+    /// loop answers (504, or cuts what already started) after what is
+    /// queued, and the app's writes and body reads fail from now on.
+    pub fn expire(self: &Arc<Self>) {
+        let mut st = self.lock();
+        if st.closed {
+            return;
+        }
+        st.msgs.push_back(Msg::Timeout);
+        st.closed = true;
+        let first = !st.queued;
+        st.queued = true;
+        drop(st);
+        self.room.notify_all();
+        if let Some(pipe) = self.body.get() {
+            pipe.fail("the request timed out");
+        }
+        if first {
+            self.notifier.notify(self.clone(), true);
+        }
+    }
+
     /// The event loop's side: takes what is queued (the channel may be
     /// put on the ready list again from now on).
     pub fn take_msgs(&self) -> VecDeque<Msg> {
@@ -231,6 +253,12 @@ impl ResponseSink for NginxSink {
         self.batch.push(Msg::Error(status));
         self.send()
     }
+
+    /// The event loop answers while the app's thread is still away.
+    fn timeout_action(&self) -> Option<oxwsgi_core::sink::TimeoutAction> {
+        let channel = self.channel.clone();
+        Some(Box::new(move || channel.expire()))
+    }
 }
 
 #[cfg(test)]
@@ -289,6 +317,7 @@ mod tests {
             Msg::Abort => "abort".into(),
             Msg::Error(s) => format!("error{s}"),
             Msg::ReadBody => "read".into(),
+            Msg::Timeout => "timeout".into(),
         };
         msgs.iter().map(kind).collect::<Vec<_>>().join(" ")
     }
@@ -360,11 +389,13 @@ mod tests {
         assert_eq!(kinds(&drain(&c)), "read");
     }
 
+    /// A body reader; counts the failures that say the request ended.
     struct Body(AtomicUsize);
     impl FailsWith for Body {
         fn fail(&self, why: &str) {
-            assert!(why.contains("ended"), "{why}");
-            self.0.fetch_add(1, Ordering::SeqCst);
+            if why.contains("ended") {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
         }
     }
 
@@ -423,6 +454,33 @@ mod tests {
         c.close();
         let e = writer.join().unwrap().unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
+    }
+
+    #[test]
+    fn an_expired_request_is_answered_after_what_is_queued_and_refuses_more() {
+        let (c, wakes) = channel();
+        let body = Arc::new(Body(AtomicUsize::new(0)));
+        assert!(c.body.set(body.clone()).is_ok());
+        let mut sink = NginxSink::new(c.clone());
+        sink.start(head()).unwrap();
+        sink.flush().unwrap();
+        let expire = sink.timeout_action().unwrap();
+        expire();
+        assert_eq!(
+            wakes.notified.load(Ordering::SeqCst),
+            1,
+            "already queued: no second wake-up"
+        );
+        assert_eq!(
+            body.0.load(Ordering::SeqCst),
+            0,
+            "fails with its own reason"
+        );
+        assert!(sink.write(Chunk::owned(b"late".to_vec())).is_err());
+        assert!(sink.finish().is_err());
+        assert_eq!(kinds(&drain(&c)), "start flush timeout");
+        c.expire();
+        assert!(drain(&c).is_empty(), "expired once");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::ffi::{c_char, c_void};
 use std::path::PathBuf;
 use std::ptr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ffi::{
@@ -51,6 +52,10 @@ pub struct LocConf {
     inflate: Option<bool>,
     inflate_max: Option<u64>,
     body_buffer: Option<u64>,
+    /// `wsgi_request_timeout` (the inner `None` is `off`).
+    request_timeout: Option<Option<Duration>>,
+    /// `wsgi_queue_timeout`.
+    queue_timeout: Option<Option<Duration>>,
     pub app: Option<Arc<App>>,
 }
 
@@ -73,6 +78,8 @@ impl LocConf {
         self.inflate = self.inflate.or(prev.inflate);
         self.inflate_max = self.inflate_max.or(prev.inflate_max);
         self.body_buffer = self.body_buffer.or(prev.body_buffer);
+        self.request_timeout = self.request_timeout.or(prev.request_timeout);
+        self.queue_timeout = self.queue_timeout.or(prev.queue_timeout);
     }
 
     /// How this location's app is served, when it has one; an error says
@@ -94,6 +101,8 @@ impl LocConf {
         options.inflate_max = self
             .inflate_max
             .unwrap_or(oxwsgi_core::app::DEFAULT_INFLATE_MAX);
+        options.request_timeout = self.request_timeout.flatten();
+        options.queue_timeout = self.queue_timeout.flatten();
         options.multithread = threads > 1;
         options.multiprocess = true;
         Some(Ok(options))
@@ -117,7 +126,7 @@ const ANY: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
 const MAIN: usize = NGX_HTTP_MAIN_CONF_OFFSET;
 const LOC: usize = NGX_HTTP_LOC_CONF_OFFSET;
 
-pub static mut COMMANDS: [ngx_command_t; 11] = [
+pub static mut COMMANDS: [ngx_command_t; 13] = [
     command(ngx_string!("wsgi_app"), NGX_HTTP_LOC_CONF, LOC, set_app),
     command(ngx_string!("wsgi_callable"), ANY, LOC, set_callable),
     command(
@@ -134,6 +143,18 @@ pub static mut COMMANDS: [ngx_command_t; 11] = [
         ANY,
         LOC,
         set_body_buffer,
+    ),
+    command(
+        ngx_string!("wsgi_request_timeout"),
+        ANY,
+        LOC,
+        set_request_timeout,
+    ),
+    command(
+        ngx_string!("wsgi_queue_timeout"),
+        ANY,
+        LOC,
+        set_queue_timeout,
     ),
     command(
         ngx_string!("wsgi_python_home"),
@@ -276,6 +297,18 @@ setter!(set_gzip, LocConf, values::parse_flag, gzip);
 setter!(set_inflate, LocConf, values::parse_flag, inflate);
 setter!(set_inflate_max, LocConf, values::parse_size, inflate_max);
 setter!(set_body_buffer, LocConf, values::parse_size, body_buffer);
+setter!(
+    set_request_timeout,
+    LocConf,
+    values::parse_timeout,
+    request_timeout
+);
+setter!(
+    set_queue_timeout,
+    LocConf,
+    values::parse_timeout,
+    queue_timeout
+);
 setter!(
     set_python_home,
     MainConf,

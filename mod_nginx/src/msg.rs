@@ -27,4 +27,6 @@ pub enum Msg {
     Error(u16),
     /// The app caught up with the request body: read more of it.
     ReadBody,
+    /// The request passed its timeout: 504, or cut what was sent.
+    Timeout,
 }

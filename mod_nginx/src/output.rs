@@ -322,6 +322,11 @@ unsafe fn apply(ctx: &mut ReqCtx, msgs: VecDeque<Msg>) {
                     false => Step::Go,
                 },
                 Msg::Abort => ctx.on_abort(&batch),
+                Msg::Timeout if ctx.header_sent => ctx.on_abort(&batch),
+                Msg::Timeout => {
+                    finish(ctx, ngx::ffi::NGX_HTTP_GATEWAY_TIME_OUT as ngx_int_t);
+                    Step::Ended
+                }
                 Msg::Error(status) => {
                     // nginx sends its own error page.
                     finish(ctx, status as ngx_int_t);

@@ -188,6 +188,7 @@ unsafe extern "C" fn on_watchdog(_: *mut ngx_event_t) {
         if stalled && w.idle.load(Ordering::Relaxed) > 0 {
             w.job_ready.notify_one();
         }
+        refuse_expired(w);
         // SAFETY: on the event loop thread.
         unsafe { drain_ready(w) };
         if w.inflight.load(Ordering::Relaxed) > 0 {
@@ -197,6 +198,36 @@ unsafe extern "C" fn on_watchdog(_: *mut ngx_event_t) {
         }
     })
 }
+
+/// Answers the queued requests that waited past their queue timeout
+/// (503, never seen by the app) from the event loop, not when a Python
+/// thread gets to them: with every thread busy in a slow app that could be
+/// long after the limit.
+fn refuse_expired(w: &Worker) {
+    if !QUEUE_TIMEOUTS.load(Ordering::Relaxed) {
+        return;
+    }
+    let expired: VecDeque<Job> = {
+        let mut q = w.jobs.lock().recover();
+        if q.is_empty() {
+            return;
+        }
+        let (expired, kept) = std::mem::take(&mut *q)
+            .into_iter()
+            .partition(|j| oxwsgi_core::handler::queue_expired(&j.app, j.queued_at.elapsed()));
+        *q = kept;
+        expired
+    };
+    for job in expired {
+        let sink = Box::new(NginxSink::new(job.channel.clone()));
+        let waited = job.queued_at.elapsed();
+        oxwsgi_core::handler::refuse_queued(&job.app, &job.request, waited, sink);
+        w.inflight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Some app of this configuration has a queue timeout (set at start).
+static QUEUE_TIMEOUTS: AtomicBool = AtomicBool::new(false);
 
 /// How channels wake this worker's event loop.
 pub struct WorkerNotifier;
@@ -260,6 +291,11 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) {
         return;
     }
     crate::log::install();
+    let queue_timeouts = main
+        .apps
+        .iter()
+        .any(|a| a.options().queue_timeout.is_some());
+    QUEUE_TIMEOUTS.store(queue_timeouts, Ordering::Relaxed);
     let interpreter = match Interpreter::start_in_worker(
         main.python_home.clone(),
         main.python_path.clone(),
@@ -411,7 +447,8 @@ fn run_jobs(me: usize) {
         let batching = more && batch < BATCH_JOBS;
         BATCHING.with(|b| b.set(batching));
         let sink = Box::new(NginxSink::new(job.channel.clone()));
-        oxwsgi_core::handle(&job.app, &mut job.request, sink);
+        let waited = job.queued_at.elapsed();
+        oxwsgi_core::handle_after_wait(&job.app, &mut job.request, sink, waited);
         w.inflight.fetch_sub(1, Ordering::Relaxed);
         if batching {
             batch += 1;
