@@ -431,7 +431,7 @@ pub fn dup_fd(fd: RawFd) -> std::io::Result<File> {
 pub(crate) fn thread_ident() -> u64 {
     // SAFETY: PyThread_get_thread_ident only reads the calling thread's id
     // (pthread_self); it needs neither the GIL nor an initialised Python.
-    u64::from(unsafe { ffi::PyThread_get_thread_ident() })
+    unsafe { ffi::PyThread_get_thread_ident() }
 }
 
 /// Schedules `exc` (an exception class) to be raised in the Python thread
