@@ -48,6 +48,7 @@ unsafe impl Sync for Regex {}
 pub struct AppDefaults {
     callable: Option<String>,
     reloading: bool,
+    request_timeout: Option<std::time::Duration>,
     multithread: bool,
     multiprocess: bool,
 }
@@ -62,6 +63,7 @@ impl AppDefaults {
         options.multithread = self.multithread;
         options.multiprocess = self.multiprocess;
         options.reload_on_change = self.reloading;
+        options.request_timeout = self.request_timeout;
         Ok(App::new(options))
     }
 }
@@ -84,6 +86,8 @@ pub struct Config {
     pub chunked_request: bool,
     /// WSGIScriptReloading (default On).
     script_reloading: bool,
+    /// WSGIRequestTimeout (default off).
+    request_timeout: Option<std::time::Duration>,
 }
 
 impl Default for Config {
@@ -99,6 +103,7 @@ impl Default for Config {
             pass_authorization: false,
             chunked_request: false,
             script_reloading: true,
+            request_timeout: None,
         }
     }
 }
@@ -144,6 +149,7 @@ pub fn build_apps(multithread: bool, multiprocess: bool) -> Result<(), String> {
         let defaults = AppDefaults {
             callable: c.callable_of(0).map(str::to_string),
             reloading: c.script_reloading,
+            request_timeout: c.request_timeout,
             multithread,
             multiprocess,
         };
@@ -505,6 +511,20 @@ directive1!(
     }
 );
 
+directive1!(
+    /// WSGIRequestTimeout (server-wide): `oxwsgi.RequestTimeout` in the
+    /// app's thread at the deadline and 504, once the thread is back (an
+    /// Apache request thread runs the app itself: nothing else may answer
+    /// on its connection meanwhile).
+    oxwsgi_cmd_request_timeout(cmd, _dir, raw, v) {
+        let limit = values::parse_timeout(&v)?;
+        update(|c| {
+            c.request_timeout = limit;
+            Ok(())
+        })
+    }
+);
+
 /// mod_wsgi directives oxwsgi does not support yet: a configuration error
 /// that says so, never silently ignored.
 #[cfg_attr(not(test), unsafe(no_mangle))]
@@ -591,6 +611,7 @@ mod tests {
         let defaults = AppDefaults {
             callable: Some("app".into()),
             reloading: true,
+            request_timeout: Some(std::time::Duration::from_secs(3)),
             multithread: false,
             multiprocess: true,
         };
@@ -601,6 +622,7 @@ mod tests {
             ("/site", "app")
         );
         assert!(!o.multithread && o.multiprocess && o.reload_on_change);
+        assert_eq!(o.request_timeout, Some(std::time::Duration::from_secs(3)));
         let app = defaults.app("/srv/site/wsgi.py", "", Some("own")).unwrap();
         assert_eq!(
             app.options().spec.callable,

@@ -16,6 +16,7 @@ extern const char *oxwsgi_cmd_flag(cmd_parms *, void *, int);
 extern const char *oxwsgi_cmd_script_alias_match(cmd_parms *, void *, const char *, const char *);
 extern const char *oxwsgi_cmd_import_script(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_application_group(cmd_parms *, void *, const char *);
+extern const char *oxwsgi_cmd_request_timeout(cmd_parms *, void *, const char *);
 
 const command_rec oxwsgi_cmds[] = {
     AP_INIT_TAKE2("WSGIScriptAlias", oxwsgi_cmd_script_alias, NULL, RSRC_CONF,
@@ -38,6 +39,8 @@ const command_rec oxwsgi_cmds[] = {
                  "reload a script when its file changes"),
     AP_INIT_TAKE1("WSGIApplicationGroup", oxwsgi_cmd_application_group, NULL, RSRC_CONF | ACCESS_CONF,
                   "the interpreter an app runs in (oxwsgi has one per process)"),
+    AP_INIT_TAKE1("WSGIRequestTimeout", oxwsgi_cmd_request_timeout, NULL, RSRC_CONF,
+                  "how long an app may take for a request (e.g. 30s; off)"),
     AP_INIT_RAW_ARGS("WSGIDaemonProcess", oxwsgi_cmd_unsupported, "WSGIDaemonProcess", RSRC_CONF,
                      "not supported yet"),
     AP_INIT_RAW_ARGS("WSGIProcessGroup", oxwsgi_cmd_unsupported, "WSGIProcessGroup", ACCESS_CONF | RSRC_CONF,

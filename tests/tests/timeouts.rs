@@ -161,3 +161,55 @@ fn a_refused_head_request_gets_no_body() {
     assert!(r.body.is_empty());
     assert_eq!(slow.join().unwrap().status, 200);
 }
+
+fn apache_with(mpm: &str, directives: &str) -> oxwsgi_e2e::apache::Apache {
+    oxwsgi_e2e::apache::Apache::start(
+        mpm,
+        &format!("WSGIScriptAlias / {}\n{directives}", app("cases.py")),
+    )
+}
+
+#[test]
+fn apache_stops_a_busy_app_with_504_and_logs_its_stack() {
+    for mpm in ["event", "prefork"] {
+        let a = apache_with(mpm, "WSGIRequestTimeout 1s");
+        let t = Instant::now();
+        let r = http::get(a.port, "/spin");
+        assert_eq!(r.status, 504, "{mpm}: {}", r.text());
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "{mpm}: {:?}",
+            t.elapsed()
+        );
+        assert!(a.wait_log("GET /spin: request timeout after 1.0"), "{mpm}");
+        let log = a.error_log();
+        assert!(
+            log.contains("in spin") && log.contains("while True"),
+            "{mpm}: {log}"
+        );
+        let r = http::get(a.port, "/spin-late");
+        assert_eq!(r.status, 200);
+        assert!(
+            !r.complete,
+            "{mpm}: a timed-out response must not look complete"
+        );
+        // An app blocked in C answers 504 once it is back.
+        let r = http::get(a.port, "/sleep?ms=1500");
+        assert_eq!(r.status, 504, "{mpm}");
+        for _ in 0..10 {
+            assert_eq!(http::get(a.port, "/sleep?ms=1").status, 200, "{mpm}");
+        }
+    }
+}
+
+#[test]
+fn apache_checks_the_timeout_value() {
+    let (ok, out) = oxwsgi_e2e::apache::check("WSGIRequestTimeout soon");
+    assert!(!ok);
+    assert!(
+        out.contains("WSGIRequestTimeout: invalid time \"soon\""),
+        "{out}"
+    );
+    let (ok, out) = oxwsgi_e2e::apache::check("WSGIRequestTimeout 90");
+    assert!(ok, "{out}");
+}
