@@ -92,6 +92,28 @@ fn positive(d: Duration, value: &str) -> Result<Option<Duration>, String> {
     }
 }
 
+/// `N [jitter=M]`: recycle after N requests, plus 0 to M per process.
+pub fn parse_max_requests(value: &str) -> Result<(u64, u64), String> {
+    let mut words = value.split_whitespace();
+    let count = |w: &str| w.parse::<u64>().ok().filter(|n| *n > 0);
+    let n = words.next().and_then(count).ok_or_else(|| {
+        format!(
+            "invalid request count \"{value}\": expected a number above 0, then optionally jitter=N"
+        )
+    })?;
+    let jitter = match words.next() {
+        None => 0,
+        Some(w) => w
+            .strip_prefix("jitter=")
+            .and_then(|j| j.parse::<u64>().ok())
+            .ok_or_else(|| format!("invalid parameter \"{w}\": expected jitter=N"))?,
+    };
+    if let Some(extra) = words.next() {
+        return Err(format!("unexpected \"{extra}\""));
+    }
+    Ok((n, jitter))
+}
+
 /// A count of Python threads: 1 to 1024.
 pub fn parse_threads(value: &str) -> Result<usize, String> {
     match value.parse::<usize>() {
@@ -207,6 +229,24 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn max_requests() {
+        assert_eq!(parse_max_requests("1000"), Ok((1000, 0)));
+        assert_eq!(parse_max_requests("1000 jitter=50"), Ok((1000, 50)));
+        assert!(parse_max_requests("0").unwrap_err().contains("above 0"));
+        assert!(
+            parse_max_requests("10 jitter")
+                .unwrap_err()
+                .contains("jitter=N")
+        );
+        assert!(parse_max_requests("10 jitter=-1").is_err());
+        assert!(
+            parse_max_requests("10 jitter=1 x")
+                .unwrap_err()
+                .contains("unexpected \"x\"")
+        );
     }
 
     #[test]

@@ -19,6 +19,8 @@
 //! - `responder`: the response state machine (headers, Content-Length, gzip,
 //!   abort); `response`: status/header rules; `gzip`: compression both ways.
 //! - `sink`: the `ResponseSink` trait servers implement, and `Chunk`.
+//! - `recycle`: when a process's Python should be replaced (max requests
+//!   with jitter, max RSS, a stuck thread);
 //! - `timeouts`: the request timeout watchdog (504, `oxwsgi.RequestTimeout`
 //!   raised in the app's thread, stuck threads reported to the server);
 //! - `guard`: the one door from a server into Rust (panics stop there);
@@ -39,6 +41,7 @@ pub mod input;
 pub mod interpreter;
 pub mod logstream;
 pub mod memory;
+pub mod recycle;
 pub mod request;
 pub mod responder;
 pub mod response;

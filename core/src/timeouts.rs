@@ -73,6 +73,15 @@ pub fn on_stuck(handler: StuckHandler) {
     let _ = STUCK.set(handler);
 }
 
+/// Request threads written off as stuck that have not come back.
+pub fn stuck_threads() -> usize {
+    WATCH
+        .lock()
+        .recover()
+        .as_ref()
+        .map_or(0, |w| w.entries.values().filter(|e| e.stuck).count())
+}
+
 /// A request being watched; `end` it when the app's part is over.
 pub(crate) struct Watched {
     id: u64,
@@ -154,9 +163,12 @@ fn run() {
                 "{what}: its thread did not come back {} s after the request timeout (blocked outside Python)",
                 STUCK_GRACE.as_secs()
             );
-            log::error!(target: "oxwsgi", "{why}; recycling this process's Python");
-            if let Some(handler) = STUCK.get() {
-                handler(&why);
+            match STUCK.get() {
+                Some(handler) => {
+                    log::error!(target: "oxwsgi", "{why}");
+                    handler(&why);
+                }
+                None => log::error!(target: "oxwsgi", "{why}; it stays busy until it returns"),
             }
         }
     }

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ffi::{
-    NGX_CONF_TAKE1, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
-    NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_SRV_CONF, NGX_LOG_EMERG, ngx_command_t, ngx_conf_t,
-    ngx_http_core_loc_conf_t, ngx_str_t, ngx_uint_t,
+    NGX_CONF_TAKE1, NGX_CONF_TAKE12, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET,
+    NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_SRV_CONF, NGX_LOG_EMERG, ngx_command_t,
+    ngx_conf_t, ngx_http_core_loc_conf_t, ngx_str_t, ngx_uint_t,
 };
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
 use ngx::{ngx_conf_log_error, ngx_string};
@@ -27,6 +27,10 @@ pub struct MainConf {
     pub python_home: Option<PathBuf>,
     pub python_path: Vec<PathBuf>,
     pub threads: Option<usize>,
+    /// `wsgi_max_requests N [jitter=M]`.
+    pub max_requests: Option<(u64, u64)>,
+    /// `wsgi_max_rss SIZE`.
+    pub max_rss: Option<u64>,
     /// Every app of this configuration, preloaded when a worker starts.
     pub apps: Vec<Arc<App>>,
 }
@@ -34,6 +38,15 @@ pub struct MainConf {
 impl MainConf {
     pub fn threads(&self) -> usize {
         self.threads.unwrap_or(DEFAULT_THREADS)
+    }
+
+    /// When a worker's Python is recycled.
+    pub fn recycle_limits(&self) -> oxwsgi_core::recycle::Limits {
+        oxwsgi_core::recycle::Limits {
+            max_requests: self.max_requests.map(|(n, _)| n),
+            jitter: self.max_requests.map_or(0, |(_, j)| j),
+            max_rss: self.max_rss,
+        }
     }
 }
 
@@ -126,7 +139,7 @@ const ANY: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
 const MAIN: usize = NGX_HTTP_MAIN_CONF_OFFSET;
 const LOC: usize = NGX_HTTP_LOC_CONF_OFFSET;
 
-pub static mut COMMANDS: [ngx_command_t; 13] = [
+pub static mut COMMANDS: [ngx_command_t; 15] = [
     command(ngx_string!("wsgi_app"), NGX_HTTP_LOC_CONF, LOC, set_app),
     command(ngx_string!("wsgi_callable"), ANY, LOC, set_callable),
     command(
@@ -168,6 +181,16 @@ pub static mut COMMANDS: [ngx_command_t; 13] = [
         MAIN,
         set_python_path,
     ),
+    ngx_command_t {
+        type_: (NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE12) as ngx_uint_t,
+        ..command(ngx_string!("wsgi_max_requests"), 0, MAIN, set_max_requests)
+    },
+    command(
+        ngx_string!("wsgi_max_rss"),
+        NGX_HTTP_MAIN_CONF,
+        MAIN,
+        set_max_rss,
+    ),
     command(
         ngx_string!("wsgi_threads"),
         NGX_HTTP_MAIN_CONF,
@@ -177,16 +200,18 @@ pub static mut COMMANDS: [ngx_command_t; 13] = [
     ngx_command_t::empty(),
 ];
 
-/// The directive's name and its single argument.
+/// The directive's name and its arguments, joined by spaces.
 ///
 /// # Safety
 /// `cf` is the configuration being parsed, with the directive's arguments.
-unsafe fn args<'a>(cf: *mut ngx_conf_t) -> (&'a str, Result<&'a str, ()>) {
-    // SAFETY: for a TAKE1 directive nginx has put the name and one argument in
-    // cf->args, which lives as long as the configuration pass.
+unsafe fn args<'a>(cf: *mut ngx_conf_t) -> (&'a str, Result<String, ()>) {
+    // SAFETY: nginx has put the name and the arguments (as many as the
+    // directive's type allows, at least one) in cf->args, which lives as long
+    // as the configuration pass.
     let args: &[ngx_str_t] = unsafe { (*(*cf).args).as_slice() };
     let name = args[0].to_str().unwrap_or("wsgi_*");
-    (name, args[1].to_str().map_err(|_| ()))
+    let values: Result<Vec<&str>, _> = args[1..].iter().map(|a| a.to_str()).collect();
+    (name, values.map(|v| v.join(" ")).map_err(|_| ()))
 }
 
 /// Parses the argument with `parse`, stores it with `store`, or fails with a
@@ -206,7 +231,7 @@ unsafe fn directive<T, V>(
     let (name, value) = unsafe { args(cf) };
     let parsed = value
         .map_err(|()| "the value is not valid UTF-8".to_string())
-        .and_then(parse);
+        .and_then(|v| parse(&v));
     match parsed {
         Ok(v) => {
             // SAFETY: nginx hands the configuration struct of this module at the
@@ -316,6 +341,13 @@ setter!(
     python_home
 );
 setter!(set_threads, MainConf, values::parse_threads, threads);
+setter!(
+    set_max_requests,
+    MainConf,
+    values::parse_max_requests,
+    max_requests
+);
+setter!(set_max_rss, MainConf, values::parse_size, max_rss);
 
 fn parse_script_name(v: &str) -> Result<String, String> {
     if v.is_empty() || v.starts_with('/') {

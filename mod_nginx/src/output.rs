@@ -365,6 +365,11 @@ impl ReqCtx {
         let r = self.r;
         // SAFETY: by on_start's contract; set_headers copies into the pool.
         let rc = unsafe {
+            if crate::worker::draining() {
+                // This worker is about to exit: the client must not send
+                // its next request on this connection.
+                (*r).set_keepalive(0);
+            }
             if set_headers(r, head).is_none() {
                 NGX_ERROR as ngx_int_t
             } else {

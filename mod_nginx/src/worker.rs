@@ -29,8 +29,9 @@ use ngx::ffi::{
 };
 use ngx::http::HttpModuleMainConf;
 use ngx::ngx_log_error;
+use oxwsgi_core::recycle::Recycler;
 use oxwsgi_core::sync::Recover;
-use oxwsgi_core::{App, Interpreter, guard};
+use oxwsgi_core::{App, Interpreter, guard, timeouts};
 
 use crate::Module;
 use crate::channel::{Channel, NginxSink};
@@ -59,6 +60,13 @@ static mut WATCHDOG: ngx_event_t = unsafe { std::mem::zeroed() };
 /// debug logging of timers reads `ev->data` as a connection to print its
 /// fd, and a null one crashed the worker under `error_log ... debug`. nginx
 /// gives its own connectionless events such a dummy the same way.
+// SAFETY: ngx_event_t is plain C data; all zeroes is a new, idle event.
+static mut RECYCLE_TIMER: ngx_event_t = unsafe { std::mem::zeroed() };
+/// How long a recycling worker answers with `Connection: close` before it
+/// stops taking connections: the clients of its kept-alive connections
+/// then reconnect cleanly instead of finding the connection closed under
+/// their next request.
+const DRAIN: Duration = Duration::from_millis(200);
 // SAFETY: ngx_connection_t is plain C data; `start` sets its fd before use.
 static mut DUMMY_CONNECTION: ngx_connection_t = unsafe { std::mem::zeroed() };
 
@@ -99,6 +107,10 @@ struct Worker {
     interpreter: Mutex<Option<Interpreter>>,
     /// The eventfd's nginx connection (event loop thread only).
     conn: std::sync::atomic::AtomicPtr<ngx_connection_t>,
+    /// When this worker's Python is to be replaced (by this worker exiting).
+    recycler: Recycler,
+    /// The event loop has been told to quit gracefully (event loop only).
+    quitting: AtomicBool,
 }
 
 static WORKER: OnceLock<Worker> = OnceLock::new();
@@ -191,7 +203,10 @@ unsafe extern "C" fn on_watchdog(_: *mut ngx_event_t) {
         refuse_expired(w);
         // SAFETY: on the event loop thread.
         unsafe { drain_ready(w) };
-        if w.inflight.load(Ordering::Relaxed) > 0 {
+        quit_if_recycling(w);
+        // Requests whose thread is written off as stuck no longer keep the
+        // timer (and with it a graceful exit) alive.
+        if w.inflight.load(Ordering::Relaxed) > timeouts::stuck_threads() {
             // SAFETY: the watchdog's handler runs on the event loop thread,
             // after `start` set the watchdog up.
             unsafe { arm_watchdog() };
@@ -339,11 +354,19 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) {
         threads: Mutex::new(Vec::new()),
         interpreter: Mutex::new(Some(interpreter)),
         conn: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
+        recycler: Recycler::new(main.recycle_limits(), u64::from(std::process::id())),
+        quitting: AtomicBool::new(false),
     };
     if WORKER.set(worker).is_err() {
         return;
     }
     let w = WORKER.get().expect("just set");
+    timeouts::on_stuck(Box::new(|why| {
+        let Some(w) = WORKER.get() else { return };
+        if let Some(why) = w.recycler.decide(why.to_string()) {
+            recycle(w, &why);
+        }
+    }));
 
     // SAFETY: registering our eventfd with this worker's event loop, on the
     // event loop thread; the connection lives until `stop` closes it.
@@ -376,6 +399,10 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) {
         (*kick).handler = Some(on_kick);
         (*kick).log = (*cycle).log;
         (*kick).data = dummy.cast();
+        let timer = &raw mut RECYCLE_TIMER;
+        (*timer).handler = Some(on_recycle_timer);
+        (*timer).log = (*cycle).log;
+        (*timer).data = dummy.cast();
         let dog = &raw mut WATCHDOG;
         (*dog).handler = Some(on_watchdog);
         (*dog).log = (*cycle).log;
@@ -450,6 +477,9 @@ fn run_jobs(me: usize) {
         let waited = job.queued_at.elapsed();
         oxwsgi_core::handle_after_wait(&job.app, &mut job.request, sink, waited);
         w.inflight.fetch_sub(1, Ordering::Relaxed);
+        if let Some(why) = w.recycler.after_request() {
+            recycle(w, &why);
+        }
         if batching {
             batch += 1;
         } else {
@@ -489,6 +519,47 @@ unsafe extern "C" fn on_notify(ev: *mut ngx_event_t) {
         w.signalled.store(false, Ordering::Release);
         // SAFETY: on the event loop thread.
         unsafe { drain_ready(w) };
+        quit_if_recycling(w);
+    })
+}
+
+/// Replaces this worker's Python: the worker finishes its requests and
+/// exits as on `nginx -s quit`, and nginx's master, which sees a worker it
+/// did not stop exit, starts a fresh one (with a fresh Python). Called
+/// once, with the reason the recycler decided on; any thread.
+fn recycle(w: &Worker, why: &str) {
+    log::warn!(
+        target: "oxwsgi",
+        "recycling this worker process: {why}; it finishes its requests and exits, and nginx starts a new one"
+    );
+    wake_loop(w);
+}
+
+/// Whether this worker is draining its connections before it exits.
+pub fn draining() -> bool {
+    WORKER
+        .get()
+        .is_some_and(|w| w.quitting.load(Ordering::Relaxed))
+}
+
+/// On the event loop, once recycling was decided: drain (responses close
+/// their connections), then quit gracefully.
+fn quit_if_recycling(w: &Worker) {
+    if w.recycler.reason().is_none() || w.quitting.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let timer = &raw mut RECYCLE_TIMER;
+    // SAFETY: the timer was set up by `start` and is only used on the event
+    // loop thread, which runs this.
+    unsafe { ngx::ffi::ngx_add_timer(timer, DRAIN.as_millis() as ngx::ffi::ngx_msec_t) };
+}
+
+unsafe extern "C" fn on_recycle_timer(_: *mut ngx_event_t) {
+    guard::entry("the recycle timer", (), || {
+        // SAFETY: ngx_quit is the flag nginx's own SIGQUIT handler sets; the
+        // worker's cycle reads it after this event handler returns, on this
+        // same thread.
+        unsafe { ngx::ffi::ngx_quit = 1 };
     })
 }
 
@@ -523,12 +594,15 @@ pub unsafe fn stop(_cycle: *mut ngx_cycle_t) {
         }
     }
     let threads = std::mem::take(&mut *w.threads.lock().recover());
+    // Threads written off as stuck are not waited for: with them the exit
+    // (and so the master's new worker) would wait out the whole bound.
     let deadline = Instant::now() + Duration::from_secs(5);
+    let busy = |ts: &[JoinHandle<()>]| ts.iter().filter(|t| !t.is_finished()).count();
+    while busy(&threads) > timeouts::stuck_threads() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let mut stuck = 0;
     for t in threads {
-        while !t.is_finished() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
         if t.is_finished() {
             let _ = t.join();
         } else {

@@ -453,6 +453,20 @@ def spin_late(environ, start_response):
     return Closing(body())
 
 
+LEAKED = []
+
+
+def leak(environ, start_response):
+    """Keeps `mb` MiB more for good (touched, so it is resident)."""
+    mb = int(_opts(environ).get("mb", "1"))
+    LEAKED.append(bytearray(b"x" * (mb << 20)))
+    return _text(start_response, "%d MiB kept by pid %d" % (len(LEAKED) * mb, os.getpid()))
+
+
+def pid(environ, start_response):
+    return _text(start_response, str(os.getpid()))
+
+
 def caught(environ, start_response):
     return _text(start_response, json.dumps({"timeouts": CAUGHT["timeouts"],
                                              "closed": CLOSED["count"]}))
@@ -475,6 +489,7 @@ ROUTES = {
     "/same-lengths": same_lengths, "/interim-status": interim_status,
     "/ctl-header": ctl_header, "/two-lengths": two_lengths, "/children": children,
     "/stream-echo": stream_echo, "/spin": spin, "/spin-late": spin_late, "/caught": caught,
+    "/leak": leak, "/pid": pid,
 }
 
 
