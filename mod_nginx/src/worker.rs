@@ -535,11 +535,16 @@ fn recycle(w: &Worker, why: &str) {
     wake_loop(w);
 }
 
-/// Whether this worker is draining its connections before it exits.
+/// Whether this worker is about to exit: recycling, or told to quit by the
+/// master (`nginx -s reload` or `quit`). Event loop thread.
 pub fn draining() -> bool {
-    WORKER
-        .get()
-        .is_some_and(|w| w.quitting.load(Ordering::Relaxed))
+    // SAFETY: nginx's exit flags, written by its signal handler and its
+    // cycle on this same thread; a stale read only delays the drain.
+    let exiting = unsafe { ngx::ffi::ngx_quit != 0 || ngx::ffi::ngx_exiting != 0 };
+    exiting
+        || WORKER
+            .get()
+            .is_some_and(|w| w.quitting.load(Ordering::Relaxed))
 }
 
 /// On the event loop, once recycling was decided: drain (responses close

@@ -169,3 +169,25 @@ fn bad_recycling_values_fail_nginx_t() {
         assert!(out.contains(message), "{line}: {out}");
     }
 }
+
+#[test]
+fn reloads_under_load_answer_every_request() {
+    let n = Nginx::start(
+        Config::new(&format!(
+            "location / {{ wsgi_app {}; }}",
+            oxwsgi_e2e::repo().join("examples/hello.py").display()
+        ))
+        .http("wsgi_max_requests 100000;"),
+    );
+    let port = n.port;
+    let wrk = std::thread::spawn(move || load(port, "/", 6));
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(1500));
+        n.signal(libc::SIGHUP);
+    }
+    let l = wrk.join().unwrap();
+    assert!(l.requests > 1000, "{}", l.output);
+    assert!(!l.output.contains("Non-2xx"), "{}", l.output);
+    assert!(max_latency(&l.output) < 1.0, "{}", l.output);
+    assert!(n.error_log().matches("reconfiguring").count() >= 3);
+}
