@@ -159,6 +159,8 @@ enum State {
 pub struct App {
     options: AppOptions,
     name: String,
+    /// Its slot in the server's metrics, once the process is attached.
+    metrics: std::sync::OnceLock<Option<usize>>,
     state: Mutex<State>,
 }
 
@@ -171,6 +173,7 @@ impl App {
         options.mount = crate::environ::normalize_mount(&options.mount);
         App {
             name: options.spec.display_name(),
+            metrics: std::sync::OnceLock::new(),
             options,
             state: Mutex::new(State::NotLoaded),
         }
@@ -178,6 +181,15 @@ impl App {
 
     pub fn options(&self) -> &AppOptions {
         &self.options
+    }
+
+    /// This app's slot in the metrics (`None` while the process is not
+    /// attached to a metrics region, or the region's app table is full).
+    pub fn metrics_slot(&self) -> Option<usize> {
+        crate::metrics::region()?;
+        *self
+            .metrics
+            .get_or_init(|| crate::metrics::app_slot(&self.name))
     }
 
     /// How log lines name this app.

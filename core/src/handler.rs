@@ -21,11 +21,63 @@ use crate::input::Input;
 use crate::request::{Body, Request};
 use crate::responder::{GzipPolicy, Outcome, Responder, WriteError, error_page};
 use crate::sink::{Chunk, ResponseSink};
+use crate::metrics;
 use crate::start_response::{StartResponse, send_chunk, without_gil};
 use crate::timeouts;
 
 /// Serves one request with `app`, writing the response into `sink`.
 pub fn handle<R: Request + ?Sized>(app: &App, req: &mut R, sink: Box<dyn ResponseSink>) -> Outcome {
+    serve(app, req, sink, std::time::Duration::ZERO)
+}
+
+/// What the metrics learn about a request as it is served.
+#[derive(Default)]
+struct Tally {
+    finished: metrics::Finished,
+}
+
+fn serve<R: Request + ?Sized>(
+    app: &App,
+    req: &mut R,
+    sink: Box<dyn ResponseSink>,
+    waited: std::time::Duration,
+) -> Outcome {
+    let slot = app.metrics_slot();
+    let running = slot.map(|_| {
+        let uri = req.uri();
+        let path = uri.split(|b| *b == b'?').next().unwrap_or(uri);
+        metrics::begin(
+            slot,
+            &metrics::Started {
+                method: req.method(),
+                path,
+                client: req.remote_addr(),
+                thread: crate::embed::thread_ident(),
+                waited,
+            },
+        )
+    });
+    let mut tally = Tally::default();
+    let outcome = serve_counted(app, req, sink, &mut tally);
+    if let Some(running) = running {
+        if let Outcome::Error(status) = outcome {
+            tally.finished.status = status;
+        }
+        if tally.finished.timed_out && tally.finished.status == 0 {
+            // The server answered for the app.
+            tally.finished.status = 504;
+        }
+        metrics::finish(running, &tally.finished);
+    }
+    outcome
+}
+
+fn serve_counted<R: Request + ?Sized>(
+    app: &App,
+    req: &mut R,
+    sink: Box<dyn ResponseSink>,
+    tally: &mut Tally,
+) -> Outcome {
     let body = req.take_body();
     let req: &R = req;
     let context = Context {
@@ -41,7 +93,7 @@ pub fn handle<R: Request + ?Sized>(app: &App, req: &mut R, sink: Box<dyn Respons
         std::time::Instant::now()
     });
     let result = catch_unwind(AssertUnwindSafe(|| {
-        run(app, req, body, &mut sink, &mut owner, &context)
+        run(app, req, body, &mut sink, &mut owner, &context, tally)
     }));
     if let (Some(t), Ok(outcome)) = (started, &result) {
         log::debug!(
@@ -69,9 +121,10 @@ pub fn handle_after_wait<R: Request + ?Sized>(
     waited: std::time::Duration,
 ) -> Outcome {
     if queue_expired(app, waited) {
+        metrics::queue_timed_out(app.metrics_slot(), waited);
         return refuse_queued(app, req, waited, sink);
     }
-    handle(app, req, sink)
+    serve(app, req, sink, waited)
 }
 
 /// Whether a request that waited `waited` for a thread is past its app's
@@ -169,6 +222,7 @@ fn run<R: Request + ?Sized>(
     sink_slot: &mut Option<Box<dyn ResponseSink>>,
     owner_slot: &mut Option<Py<StartResponse>>,
     context: &Context<'_>,
+    tally: &mut Tally,
 ) -> Outcome {
     let opts = app.options();
     let mut info = BodyInfo {
@@ -246,13 +300,16 @@ fn run<R: Request + ?Sized>(
             info,
             &owner,
             context,
+            tally,
         );
         if let Some(w) = watched {
-            w.end(py);
+            tally.finished.timed_out = w.end(py);
         }
         // The request is over: a start_response or write() kept by the app
         // must not reach this response any more.
         if let Some(mut r) = owner.get().lock(py).take() {
+            tally.finished.status = r.status();
+            tally.finished.bytes_out = r.body_bytes();
             for note in r.take_notes() {
                 log::log!(target: "oxwsgi", note.level, "{context}: {}", note.text);
             }
@@ -272,6 +329,7 @@ fn call_app<'py, R: Request + ?Sized>(
     info: BodyInfo,
     owner: &Bound<'py, StartResponse>,
     context: &Context<'_>,
+    tally: &mut Tally,
 ) -> Outcome {
     // A streamed body's length lets large reads go straight into the bytes
     // object the app gets.
@@ -279,16 +337,21 @@ fn call_app<'py, R: Request + ?Sized>(
         Body::Stream(_) | Body::File(_) if !info.terminated => content_length(req),
         _ => None,
     };
-    let environ = Bound::new(py, Input::with_length(body, length)).and_then(|input| {
-        environ::build(
-            py,
-            template.bind(py),
-            app.options().mount.as_bytes(),
-            req,
-            input.into_any(),
-            info,
-        )
-    });
+    let input = match Bound::new(py, Input::with_length(body, length)) {
+        Ok(i) => i,
+        Err(e) => {
+            log_py_err(py, &e, context);
+            return fail(py, owner, 500);
+        }
+    };
+    let environ = environ::build(
+        py,
+        template.bind(py),
+        app.options().mount.as_bytes(),
+        req,
+        input.clone().into_any(),
+        info,
+    );
     let environ = match environ {
         Ok(e) => e,
         Err(e) => {
@@ -298,10 +361,14 @@ fn call_app<'py, R: Request + ?Sized>(
     };
     let result = match callable.bind(py).call1((environ, owner)) {
         Ok(r) => r,
-        Err(e) => return app_failed(py, &e, owner, context),
+        Err(e) => {
+            tally.finished.exception = !is_request_timeout(py, &e);
+            return app_failed(py, &e, owner, context);
+        }
     };
-    let outcome = deliver(py, &result, owner, context);
+    let outcome = deliver(py, &result, owner, context, tally);
     close_iterable(py, &result, context);
+    tally.finished.bytes_in = input.get().consumed();
     outcome
 }
 
@@ -347,6 +414,7 @@ fn deliver<'py>(
     result: &Bound<'py, PyAny>,
     owner: &Bound<'py, StartResponse>,
     context: &Context<'_>,
+    tally: &mut Tally,
 ) -> Outcome {
     let r = if result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>() {
         deliver_sequence(py, result, owner)
@@ -360,7 +428,10 @@ fn deliver<'py>(
     };
     match r {
         Ok(o) => o,
-        Err(Failure::Python(e)) => app_failed(py, &e, owner, context),
+        Err(Failure::Python(e)) => {
+            tally.finished.exception = !is_request_timeout(py, &e);
+            app_failed(py, &e, owner, context)
+        }
         Err(Failure::Contract(msg)) => {
             log::error!(target: "oxwsgi", "{context}: {msg}");
             fail(py, owner, 500)
@@ -383,16 +454,19 @@ fn app_failed(
     owner: &Bound<'_, StartResponse>,
     context: &Context<'_>,
 ) -> Outcome {
-    let timed_out = py
-        .import("oxwsgi")
-        .and_then(|m| m.getattr("RequestTimeout"))
-        .is_ok_and(|t| e.is_instance(py, &t));
-    if timed_out {
+    if is_request_timeout(py, e) {
         log::info!(target: "oxwsgi", "{context}: the app stopped at oxwsgi.RequestTimeout");
         return fail(py, owner, 504);
     }
     log_py_err(py, e, context);
     fail(py, owner, 500)
+}
+
+/// Whether `e` is the request timeout's `oxwsgi.RequestTimeout`.
+fn is_request_timeout(py: Python<'_>, e: &PyErr) -> bool {
+    py.import("oxwsgi")
+        .and_then(|m| m.getattr("RequestTimeout"))
+        .is_ok_and(|t| e.is_instance(py, &t))
 }
 
 fn fail(py: Python<'_>, owner: &Bound<'_, StartResponse>, status: u16) -> Outcome {

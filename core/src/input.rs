@@ -318,6 +318,11 @@ impl Input {
         Input::with_length(body, None)
     }
 
+    /// Body bytes the app has read so far.
+    pub fn consumed(&self) -> u64 {
+        self.reader.lock().recover().consumed
+    }
+
     pub fn with_length(body: Body, length: Option<u64>) -> Input {
         Input {
             reader: Mutex::new(BodyReader::with_length(body, length)),

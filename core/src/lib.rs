@@ -19,6 +19,8 @@
 //! - `responder`: the response state machine (headers, Content-Length, gzip,
 //!   abort); `response`: status/header rules; `gzip`: compression both ways.
 //! - `sink`: the `ResponseSink` trait servers implement, and `Chunk`.
+//! - `metrics`: counters, histograms and the requests in flight, in memory
+//!   all of a server's processes share;
 //! - `recycle`: when a process's Python should be replaced (max requests
 //!   with jitter, max RSS, a stuck thread);
 //! - `timeouts`: the request timeout watchdog (504, `oxwsgi.RequestTimeout`
@@ -41,6 +43,7 @@ pub mod input;
 pub mod interpreter;
 pub mod logstream;
 pub mod memory;
+pub mod metrics;
 pub mod recycle;
 pub mod request;
 pub mod responder;

@@ -123,6 +123,16 @@ impl Responder {
         self.notes.push(Note { level, text });
     }
 
+    /// The status the app's response started with (0: none yet).
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// Body bytes of the app's passed on (before compression).
+    pub fn body_bytes(&self) -> u64 {
+        self.sent
+    }
+
     pub fn headers_sent(&self) -> bool {
         self.headers_sent
     }
