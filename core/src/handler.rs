@@ -18,10 +18,10 @@ use crate::errors::{log_py_err, type_name};
 use crate::file_wrapper::FileWrapper;
 use crate::gzip::{self, InflateError};
 use crate::input::Input;
+use crate::metrics;
 use crate::request::{Body, Request};
 use crate::responder::{GzipPolicy, Outcome, Responder, WriteError, error_page};
 use crate::sink::{Chunk, ResponseSink};
-use crate::metrics;
 use crate::start_response::{StartResponse, send_chunk, without_gil};
 use crate::timeouts;
 

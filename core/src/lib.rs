@@ -21,6 +21,8 @@
 //! - `sink`: the `ResponseSink` trait servers implement, and `Chunk`.
 //! - `metrics`: counters, histograms and the requests in flight, in memory
 //!   all of a server's processes share;
+//! - `status`: the status page from a metrics snapshot (Prometheus, JSON,
+//!   HTML);
 //! - `recycle`: when a process's Python should be replaced (max requests
 //!   with jitter, max RSS, a stuck thread);
 //! - `timeouts`: the request timeout watchdog (504, `oxwsgi.RequestTimeout`
@@ -50,6 +52,7 @@ pub mod responder;
 pub mod response;
 pub mod sink;
 pub mod start_response;
+pub mod status;
 pub mod sync;
 pub mod timeouts;
 

@@ -395,7 +395,8 @@ pub fn begin(app_index: Option<usize>, r: &Started<'_>) -> Running {
         let q = &a.region.requests[i];
         q.seq.fetch_add(1, Ordering::AcqRel);
         q.thread.store(r.thread, Ordering::Relaxed);
-        q.app.store(app_index.unwrap_or(0) as u64, Ordering::Relaxed);
+        q.app
+            .store(app_index.unwrap_or(0) as u64, Ordering::Relaxed);
         q.started_unix_us
             .store(unix_now().as_micros() as u64, Ordering::Relaxed);
         q.method.store(r.method);
@@ -404,10 +405,7 @@ pub fn begin(app_index: Option<usize>, r: &Started<'_>) -> Running {
         q.stack.store(b"");
         q.seq.fetch_add(1, Ordering::AcqRel);
     }
-    Running {
-        slot,
-        ..running
-    }
+    Running { slot, ..running }
 }
 
 /// Records how a request ended.
