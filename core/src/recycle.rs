@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::metrics::RecycleReason;
 use crate::sync::Recover;
 
 /// The configured limits.
@@ -66,7 +67,10 @@ impl Recycler {
     pub fn after_request(&self) -> Option<String> {
         let served = self.served.fetch_add(1, Ordering::Relaxed) + 1;
         if self.max_requests.is_some_and(|limit| served >= limit) {
-            return self.decide(format!("it served {served} requests (wsgi_max_requests)"));
+            return self.decide(
+                RecycleReason::MaxRequests,
+                format!("it served {served} requests (wsgi_max_requests)"),
+            );
         }
         let limit = self.max_rss?;
         let now = self.epoch.elapsed().as_millis() as u64;
@@ -82,21 +86,25 @@ impl Recycler {
         }
         let rss = rss_bytes()?;
         if rss > limit {
-            return self.decide(format!(
-                "its memory (RSS {} MiB) passed the limit of {} MiB",
-                rss >> 20,
-                limit >> 20
-            ));
+            return self.decide(
+                RecycleReason::MaxRss,
+                format!(
+                    "its memory (RSS {} MiB) passed the limit of {} MiB",
+                    rss >> 20,
+                    limit >> 20
+                ),
+            );
         }
         None
     }
 
-    /// Records `why` as the reason to recycle; `Some(why)` for the first
-    /// caller only.
-    pub fn decide(&self, why: String) -> Option<String> {
+    /// Records `why` as the reason to recycle (counted in the metrics);
+    /// `Some(why)` for the first caller only.
+    pub fn decide(&self, reason: RecycleReason, why: String) -> Option<String> {
         if self.decided.swap(true, Ordering::AcqRel) {
             return None;
         }
+        crate::metrics::recycled(reason);
         *self.why.lock().recover() = Some(why.clone());
         Some(why)
     }
@@ -186,8 +194,8 @@ mod tests {
     #[test]
     fn a_stuck_thread_decides_once_too() {
         let r = Recycler::new(Limits::default(), 1);
-        assert!(r.decide("stuck".into()).is_some());
-        assert!(r.decide("again".into()).is_none());
+        assert!(r.decide(RecycleReason::Stuck, "stuck".into()).is_some());
+        assert!(r.decide(RecycleReason::Stuck, "again".into()).is_none());
         assert_eq!(r.after_request(), None);
     }
 }

@@ -31,6 +31,10 @@ pub struct MainConf {
     pub max_requests: Option<(u64, u64)>,
     /// `wsgi_max_rss SIZE`.
     pub max_rss: Option<u64>,
+    /// A location has `wsgi_status`.
+    pub status: bool,
+    /// The shared memory of the metrics (`status`).
+    pub metrics_zone: Option<std::ptr::NonNull<ngx::ffi::ngx_shm_zone_t>>,
     /// Every app of this configuration, preloaded when a worker starts.
     pub apps: Vec<Arc<App>>,
 }
@@ -139,7 +143,7 @@ const ANY: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
 const MAIN: usize = NGX_HTTP_MAIN_CONF_OFFSET;
 const LOC: usize = NGX_HTTP_LOC_CONF_OFFSET;
 
-pub static mut COMMANDS: [ngx_command_t; 15] = [
+pub static mut COMMANDS: [ngx_command_t; 16] = [
     command(ngx_string!("wsgi_app"), NGX_HTTP_LOC_CONF, LOC, set_app),
     command(ngx_string!("wsgi_callable"), ANY, LOC, set_callable),
     command(
@@ -169,6 +173,15 @@ pub static mut COMMANDS: [ngx_command_t; 15] = [
         LOC,
         set_queue_timeout,
     ),
+    ngx_command_t {
+        type_: crate::status::STATUS_TYPE,
+        ..command(
+            ngx_string!("wsgi_status"),
+            0,
+            MAIN,
+            crate::status::set_status,
+        )
+    },
     command(
         ngx_string!("wsgi_python_home"),
         NGX_HTTP_MAIN_CONF,
@@ -380,6 +393,30 @@ unsafe extern "C" fn set_python_path(
 
 pub unsafe extern "C" fn init_main_conf(_cf: *mut ngx_conf_t, _conf: *mut c_void) -> *mut c_char {
     NGX_CONF_OK
+}
+
+/// After the whole http block is read (apps built): the metrics zone, when
+/// anything here uses oxwsgi.
+pub unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx::ffi::ngx_int_t {
+    guard::entry(
+        "the configuration's end",
+        ngx::ffi::NGX_ERROR as ngx::ffi::ngx_int_t,
+        || {
+            // SAFETY: nginx calls postconfiguration with the configuration of
+            // the http block just read, whose main conf exists.
+            let Some(main) = (unsafe { Module::main_conf_mut(&*cf) }) else {
+                return ngx::ffi::NGX_ERROR as ngx::ffi::ngx_int_t;
+            };
+            if main.apps.is_empty() && !main.status {
+                return ngx::ffi::NGX_OK as ngx::ffi::ngx_int_t;
+            }
+            // SAFETY: cf is the configuration being read, in its http block.
+            match unsafe { crate::status::add_zone(cf, main) } {
+                Ok(()) => ngx::ffi::NGX_OK as ngx::ffi::ngx_int_t,
+                Err(()) => ngx::ffi::NGX_ERROR as ngx::ffi::ngx_int_t,
+            }
+        },
+    )
 }
 
 /// Merges a location with its parents and builds its app.

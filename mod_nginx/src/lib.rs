@@ -15,6 +15,8 @@
 //! - `output`: on the event loop, turns those messages into nginx's header
 //!   and body filter calls (zero-copy buffers, sendfile for files) and
 //!   finalises the request.
+//! - `status`: the metrics zone all workers share, and the `wsgi_status`
+//!   handler that shows it (Prometheus, JSON, HTML).
 //! - `log`: the `log` facade onto nginx's error log.
 
 // In the unit-test build the entry points the server calls are not exported
@@ -29,6 +31,7 @@ mod log;
 mod msg;
 mod output;
 mod request;
+mod status;
 mod worker;
 
 use std::ptr;
@@ -67,7 +70,7 @@ unsafe impl HttpModuleMainConf for Module {
 
 static NGX_HTTP_OXWSGI_MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
     preconfiguration: None,
-    postconfiguration: None,
+    postconfiguration: Some(conf::postconfiguration),
     create_main_conf: Some(Module::create_main_conf),
     init_main_conf: Some(conf::init_main_conf),
     create_srv_conf: None,

@@ -185,7 +185,7 @@ unsafe fn buf_size(b: *mut ngx_buf_t) -> usize {
 ///
 /// # Safety
 /// `r` is live, on the event loop thread, and its header not sent yet.
-unsafe fn set_headers(r: *mut ngx_http_request_t, head: &ResponseHead) -> Option<()> {
+pub(crate) unsafe fn set_headers(r: *mut ngx_http_request_t, head: &ResponseHead) -> Option<()> {
     // SAFETY: r is live; every string is copied into its pool first.
     unsafe {
         let out = &mut (*r).headers_out;

@@ -36,7 +36,7 @@ pub struct NginxRequest {
 
 /// # Safety
 /// `s` must describe valid memory (or be empty).
-unsafe fn bytes<'a>(s: &ngx_str_t) -> &'a [u8] {
+pub(crate) unsafe fn bytes<'a>(s: &ngx_str_t) -> &'a [u8] {
     if s.len == 0 || s.data.is_null() {
         &[]
     } else {
@@ -109,26 +109,43 @@ impl NginxRequest {
             } else {
                 q.push(configured)
             };
-            let mut part: *const ngx_list_part_t = &rr.headers_in.headers.part;
-            while !part.is_null() {
-                let elts = (*part).elts as *const ngx_table_elt_t;
-                for i in 0..(*part).nelts {
-                    let h = &*elts.add(i);
-                    if h.hash == 0 {
-                        continue;
-                    }
-                    let name = q.push(bytes(&h.key));
-                    let value = q.push(bytes(&h.value));
-                    q.headers.push((name, value));
-                }
-                part = (*part).next;
-            }
+            for_each_header_in(rr, |n, v| {
+                let name = q.push(n);
+                let value = q.push(v);
+                q.headers.push((name, value));
+            });
             q.body = Some(match body {
                 Some(b) => b,
                 None => take_body(rr)?,
             });
         }
         Ok(q)
+    }
+}
+
+/// Calls `f` with each request header as received (deleted ones skipped).
+///
+/// # Safety
+/// `r` is a live request on the event loop thread: its header list and the
+/// strings in it live in its pool.
+pub unsafe fn for_each_header_in<'r>(
+    r: &'r ngx_http_request_t,
+    mut f: impl FnMut(&'r [u8], &'r [u8]),
+) {
+    let mut part: *const ngx_list_part_t = &r.headers_in.headers.part;
+    while !part.is_null() {
+        // SAFETY: each part of the live request's header list holds `nelts`
+        // initialised elements, and the last part's `next` is null.
+        unsafe {
+            let elts = (*part).elts as *const ngx_table_elt_t;
+            for i in 0..(*part).nelts {
+                let h = &*elts.add(i);
+                if h.hash != 0 {
+                    f(bytes(&h.key), bytes(&h.value));
+                }
+            }
+            part = (*part).next;
+        }
     }
 }
 

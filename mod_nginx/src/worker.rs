@@ -323,6 +323,9 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) {
             return;
         }
     };
+    if let Some(region) = crate::status::region(main) {
+        oxwsgi_core::metrics::attach(region, main.threads());
+    }
 
     // SAFETY: plain syscall; the fd is owned below.
     let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
@@ -363,7 +366,8 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) {
     let w = WORKER.get().expect("just set");
     timeouts::on_stuck(Box::new(|why| {
         let Some(w) = WORKER.get() else { return };
-        if let Some(why) = w.recycler.decide(why.to_string()) {
+        let reason = oxwsgi_core::metrics::RecycleReason::Stuck;
+        if let Some(why) = w.recycler.decide(reason, why.to_string()) {
             recycle(w, &why);
         }
     }));
