@@ -52,19 +52,27 @@ if [ ${#missing[@]} -gt 0 ]; then
     [ "$created_policy" = 1 ] && rm -f "$policy"
 fi
 
-# Debian's mod_wsgi, the reference the Apache module is compared with (tests)
-# and measured against (benchmarks), is unpacked into build/out rather than
-# installed: it conflicts with libapache2-mod-oxwsgi (the same directives),
-# which the package tests install and purge.
-modwsgi="$top/build/out/mod_wsgi"
-if [ ! -e "$modwsgi/usr/lib/apache2/modules/mod_wsgi.so" ]; then
+# unpack PACKAGE DIR FILE: Debian's PACKAGE unpacked into DIR rather than
+# installed, unless DIR/FILE is already there.
+unpack() {
+    local package=$1 dir=$2 file=$3
+    [ -e "$dir/$file" ] && return 0
+    local download
     download=$(mktemp -d)
     chmod 755 "$download"
-    if ! (cd "$download" && apt-get download -qq libapache2-mod-wsgi-py3 2>/dev/null); then
+    if ! (cd "$download" && apt-get download -qq "$package" 2>/dev/null); then
         apt-get update -qq
-        (cd "$download" && apt-get download -qq libapache2-mod-wsgi-py3)
+        (cd "$download" && apt-get download -qq "$package")
     fi
-    mkdir -p "$modwsgi"
-    dpkg-deb -x "$download"/libapache2-mod-wsgi-py3_*.deb "$modwsgi"
+    mkdir -p "$dir"
+    dpkg-deb -x "$download/${package}"_*.deb "$dir"
     rm -rf "$download"
-fi
+}
+
+# Debian's mod_wsgi, the reference the Apache module is compared with (tests)
+# and measured against (benchmarks): it conflicts with libapache2-mod-oxwsgi
+# (the same directives), which the package tests install and purge.
+unpack libapache2-mod-wsgi-py3 "$top/build/out/mod_wsgi" usr/lib/apache2/modules/mod_wsgi.so
+# promtool, from Debian's Prometheus, checks the status page's metrics in
+# the tests; unpacked, so no Prometheus server is installed or started.
+unpack prometheus "$top/build/out/prometheus" usr/bin/promtool

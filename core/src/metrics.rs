@@ -555,7 +555,7 @@ impl Region {
                 }
             }
         }
-        requests.sort_by(|a, b| b.elapsed.cmp(&a.elapsed));
+        requests.sort_by_key(|r| std::cmp::Reverse(r.elapsed));
         let procs = self
             .procs
             .iter()

@@ -9,7 +9,7 @@
 
 use std::fmt::Write;
 
-use crate::metrics::{BUCKETS, HistogramSnapshot, Snapshot};
+use crate::metrics::{AppSnapshot, BUCKETS, HistogramSnapshot, Snapshot};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -95,9 +95,12 @@ fn histogram(out: &mut String, name: &str, labels: &str, h: &HistogramSnapshot) 
     let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
 }
 
+/// A per-app series: its name, its help text, and how to read it.
+type Series<T> = (&'static str, &'static str, fn(&AppSnapshot) -> T);
+
 pub fn prometheus(s: &Snapshot) -> String {
     let mut out = String::new();
-    let apps: Vec<(String, &crate::metrics::AppSnapshot)> = s
+    let apps: Vec<(String, &AppSnapshot)> = s
         .apps
         .iter()
         .map(|a| (format!("app=\"{}\"", label(&a.name)), a))
@@ -154,7 +157,7 @@ pub fn prometheus(s: &Snapshot) -> String {
     for (l, a) in &apps {
         histogram(&mut out, "oxwsgi_queue_wait_seconds", l, &a.queue_wait);
     }
-    let gauges: [(&str, &str, fn(&crate::metrics::AppSnapshot) -> i64); 2] = [
+    let gauges: [Series<i64>; 2] = [
         (
             "oxwsgi_requests_in_flight",
             "Requests the app is running now.",
@@ -172,7 +175,7 @@ pub fn prometheus(s: &Snapshot) -> String {
             let _ = writeln!(out, "{name}{{{l}}} {}", get(a));
         }
     }
-    let counters: [(&str, &str, fn(&crate::metrics::AppSnapshot) -> u64); 5] = [
+    let counters: [Series<u64>; 5] = [
         (
             "oxwsgi_app_exceptions_total",
             "Exceptions the app raised.",

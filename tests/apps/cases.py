@@ -495,6 +495,8 @@ ROUTES = {
 
 def application(environ, start_response):
     route = ROUTES.get(environ["PATH_INFO"])
+    if route is None and environ["PATH_INFO"].startswith("/sleep/"):
+        route = sleep  # any path, for tests that need one in flight
     if route is None:
         return _text(start_response, "no route " + environ["PATH_INFO"], "404 Not Found")
     return route(environ, start_response)

@@ -67,7 +67,7 @@ fn recycles(n: &Nginx) -> usize {
 fn max_requests_recycles_under_load_without_failing_a_request() {
     let n = Nginx::start(
         Config::new(&format!(
-            "location / {{ wsgi_app {}; }}",
+            "location / {{ wsgi_app {}; }}\nlocation = /status {{ wsgi_status; }}",
             oxwsgi_e2e::repo().join("examples/hello.py").display()
         ))
         .http("wsgi_max_requests 300 jitter=50;"),
@@ -86,6 +86,27 @@ fn max_requests_recycles_under_load_without_failing_a_request() {
         "workers exit cleanly and the master replaces them"
     );
     assert_eq!(http::get(n.port, "/").status, 200);
+    // The metrics outlive the workers: every recycle and every request of
+    // every worker is counted.
+    let metrics = http::get(n.port, "/status?format=prometheus").text();
+    let value = |series: &str| -> f64 {
+        let line = metrics.lines().find(|l| l.starts_with(series)).unwrap();
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(value("oxwsgi_recycles_total{reason=\"max_requests\"}") >= count as f64 - 1.0);
+    let served = value("oxwsgi_requests_total{app=");
+    let served_2xx = metrics
+        .lines()
+        .find(|l| l.starts_with("oxwsgi_requests_total") && l.contains("2xx"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap();
+    assert_eq!(served, 0.0, "no 1xx");
+    assert!(
+        served_2xx >= l.requests as f64,
+        "{served_2xx} < {}",
+        l.requests
+    );
 }
 
 #[test]

@@ -1,0 +1,184 @@
+//! The status page and its metrics, end to end: counters add up across
+//! workers, the Prometheus text passes promtool, requests in flight show
+//! (with the Python stack of slow ones), and nothing from a request reaches
+//! the page unescaped or beyond what it may show.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use oxwsgi_e2e::http::{self, Request};
+use oxwsgi_e2e::nginx::{Config, Nginx};
+use oxwsgi_e2e::{app, repo, wait_until};
+
+fn nginx_with_status(workers: usize) -> Nginx {
+    let mut c = Config::new(&format!(
+        "location / {{ wsgi_app {}; }}\nlocation = /status {{ wsgi_status; allow 127.0.0.1; deny all; }}",
+        app("cases.py")
+    ));
+    c.workers = workers;
+    Nginx::start(c)
+}
+
+/// The value of the sample `name{labels}` in Prometheus text.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn promtool_check(text: &str) {
+    let promtool = repo().join("build/out/prometheus/usr/bin/promtool");
+    let mut child = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e} (build/deps.sh unpacks it)", promtool.display()));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool: {said}\n{text}");
+    assert!(said.trim().is_empty(), "promtool found problems: {said}");
+}
+
+#[test]
+fn counters_add_up_across_workers_and_pass_promtool() {
+    let n = nginx_with_status(2);
+    let app = format!("app=\"{}\"", app("cases.py"));
+    for _ in 0..40 {
+        assert_eq!(http::get(n.port, "/env").status, 200);
+    }
+    assert_eq!(http::get(n.port, "/raise-early").status, 500);
+    assert_eq!(
+        Request::post("/echo", "text/plain", &[b'x'; 1000])
+            .send(n.port)
+            .status,
+        200
+    );
+    let r = http::get(n.port, "/status?format=prometheus");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("Content-Type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let text = r.text();
+    promtool_check(&text);
+    let get = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("{series}\n{text}"));
+    assert_eq!(
+        get(&format!("oxwsgi_requests_total{{{app},status=\"2xx\"}}")),
+        41.0
+    );
+    assert_eq!(
+        get(&format!("oxwsgi_requests_total{{{app},status=\"5xx\"}}")),
+        1.0
+    );
+    assert_eq!(get(&format!("oxwsgi_app_exceptions_total{{{app}}}")), 1.0);
+    assert_eq!(
+        get(&format!("oxwsgi_request_duration_seconds_count{{{app}}}")),
+        42.0
+    );
+    assert_eq!(
+        get(&format!("oxwsgi_request_body_bytes_total{{{app}}}")),
+        1000.0
+    );
+    assert!(get(&format!("oxwsgi_response_body_bytes_total{{{app}}}")) > 1000.0);
+    let pids: std::collections::HashSet<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("oxwsgi_threads{"))
+        .filter_map(|l| l.split('"').nth(1))
+        .collect();
+    assert_eq!(pids.len(), 2, "both workers report: {text}");
+    // Prometheus' own Accept header gets the same format.
+    let r = Request::get("/status")
+        .header(
+            "Accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+        )
+        .send(n.port);
+    assert!(r.text().starts_with("# HELP oxwsgi_info"), "{}", r.text());
+    // JSON says the same.
+    let json = http::get(n.port, "/status?format=json").text();
+    assert!(json.contains("\"2xx\":41"), "{json}");
+}
+
+#[test]
+fn requests_in_flight_show_with_the_stack_of_slow_ones_and_no_secrets() {
+    let n = nginx_with_status(1);
+    let port = n.port;
+    let slow = std::thread::spawn(move || {
+        Request::get("/sleep?ms=2500&token=s3cr3t")
+            .header("Cookie", "session=c00kie")
+            .header("Authorization", "Bearer t0ken")
+            .send(port)
+    });
+    assert!(wait_until(Duration::from_secs(5), || {
+        http::get(n.port, "/status?format=json")
+            .text()
+            .contains("time.sleep(ms / 1000.0)")
+    }));
+    let page = http::get(n.port, "/status").text();
+    assert!(page.contains("GET /sleep"), "{page}");
+    assert!(page.contains("in sleep"), "{page}");
+    assert!(page.contains("127.0.0.1"));
+    for secret in ["s3cr3t", "c00kie", "t0ken", "token="] {
+        assert!(!page.contains(secret), "{secret} shown: {page}");
+    }
+    assert_eq!(slow.join().unwrap().status, 200);
+    let json = http::get(n.port, "/status?format=json").text();
+    assert!(json.contains("\"requests\":[]"), "it ended: {json}");
+}
+
+#[test]
+fn what_came_from_a_request_is_escaped() {
+    let n = nginx_with_status(1);
+    let port = n.port;
+    let slow =
+        std::thread::spawn(move || http::get(port, "/sleep/<script>alert(1)</script>?ms=1500"));
+    assert!(wait_until(Duration::from_secs(5), || {
+        http::get(n.port, "/status?format=json")
+            .text()
+            .contains("alert(1)")
+    }));
+    let r = http::get(n.port, "/status");
+    assert_eq!(r.header("Content-Type"), Some("text/html; charset=utf-8"));
+    assert!(
+        r.header("Content-Security-Policy")
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+    let page = r.text();
+    assert!(!page.contains("<script"), "{page}");
+    assert!(
+        page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{page}"
+    );
+    let json = http::get(n.port, "/status?format=json").text();
+    assert!(!json.contains("<script"), "{json}");
+    slow.join().unwrap();
+}
+
+#[test]
+fn the_status_location_takes_get_and_head_only() {
+    let n = nginx_with_status(1);
+    assert_eq!(
+        Request::post("/status", "text/plain", b"x")
+            .send(n.port)
+            .status,
+        405
+    );
+    let r = Request::get("/status").method("HEAD").send(n.port);
+    assert_eq!(r.status, 200);
+    assert!(r.body.is_empty());
+}
