@@ -67,6 +67,15 @@ fn counters_add_up_across_workers_and_pass_promtool() {
             .status,
         200
     );
+    // A worker records a request just after its response went out: give
+    // the last one a moment before reading the counters.
+    let total = format!("oxwsgi_request_duration_seconds_count{{{app}}}");
+    assert!(wait_until(Duration::from_secs(5), || {
+        sample(
+            &http::get(n.port, "/status?format=prometheus").text(),
+            &total,
+        ) == Some(42.0)
+    }));
     let r = http::get(n.port, "/status?format=prometheus");
     assert_eq!(r.status, 200);
     assert_eq!(
