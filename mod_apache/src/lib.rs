@@ -6,6 +6,7 @@
 //! - `conf`: the directives and the configuration they build;
 //! - `request`: a `request_rec` seen as the core's `Request`, with its body
 //!   read through Apache's input filters;
+//! - `status`: the metrics' shared memory and the `wsgi-status` handler;
 //! - `sink`: the core's `ResponseSink` onto Apache's output filters;
 //!   `writer`: streamed chunks sent by a writer thread while the app goes on;
 //! - this file: the module record, the hooks (translate_name maps
@@ -22,6 +23,7 @@ mod conf;
 mod ffi;
 mod request;
 mod sink;
+mod status;
 mod writer;
 
 use std::ffi::{CStr, CString, c_char, c_int};
@@ -122,7 +124,7 @@ unsafe extern "C" fn post_config(
     _: *mut apr_pool_t,
     _: *mut apr_pool_t,
     _: *mut apr_pool_t,
-    _: *mut server_rec,
+    s: *mut server_rec,
 ) -> c_int {
     guard::entry(
         "post_config",
@@ -136,7 +138,10 @@ unsafe extern "C" fn post_config(
             };
             let threaded = query(ffi::AP_MPMQ_IS_THREADED) != ffi::AP_MPMQ_NOT_SUPPORTED as c_int;
             let forked = query(ffi::AP_MPMQ_IS_FORKED) != ffi::AP_MPMQ_NOT_SUPPORTED as c_int;
-            match conf::build_apps(threaded, forked) {
+            // SAFETY: Apache passes the main server to post_config, in the
+            // parent.
+            let metrics = unsafe { status::create(s) };
+            match metrics.and_then(|()| conf::build_apps(threaded, forked)) {
                 Ok(()) => ffi::OK as c_int,
                 Err(e) => {
                     eprintln!("oxwsgi: {e}");
@@ -189,6 +194,13 @@ unsafe extern "C" fn child_init(pool: *mut apr_pool_t, s: *mut server_rec) {
         };
         let ok = started.is_some();
         *PYTHON.lock().recover() = started;
+        // SAFETY: Apache passes the live main server to child_init.
+        if let Some(region) = unsafe { status::region(s) } {
+            let mut threads: c_int = 1;
+            // SAFETY: ap_mpm_query writes one int.
+            unsafe { ffi::ap_mpm_query(ffi::AP_MPMQ_MAX_THREADS as c_int, &mut threads) };
+            oxwsgi_core::metrics::attach(region, threads.max(1) as usize);
+        }
         let _ = PYTHON_STARTED.set(ok);
         if ok {
             // SAFETY: the child's pool outlives every request; its cleanup
@@ -367,7 +379,14 @@ unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
             guard::failpoint("handler");
             // SAFETY: Apache passes a live request on this thread.
             unsafe {
-                if (*r).handler.is_null() || CStr::from_ptr((*r).handler) != HANDLER_NAME {
+                if (*r).handler.is_null() {
+                    return ffi::DECLINED as c_int;
+                }
+                let name = CStr::from_ptr((*r).handler);
+                if name == status::HANDLER_NAME {
+                    return status::respond(r);
+                }
+                if name != HANDLER_NAME {
                     return ffi::DECLINED as c_int;
                 }
                 let proto = (*r).proto_num.max(0) as u32;

@@ -8,3 +8,4 @@
 #include "ap_mpm.h"
 #include "apr_strings.h"
 #include "apr_tables.h"
+#include "apr_shm.h"

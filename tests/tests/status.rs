@@ -191,3 +191,70 @@ fn the_status_location_takes_get_and_head_only() {
     assert_eq!(r.status, 200);
     assert!(r.body.is_empty());
 }
+
+/// Apache: `SetHandler wsgi-status`; the counters of several prefork
+/// children add up, and a graceful restart keeps them.
+#[test]
+fn apache_counts_across_prefork_children_and_passes_promtool() {
+    let a = oxwsgi_e2e::apache::Apache::start(
+        "prefork",
+        &format!(
+            "LoadModule authz_host_module /usr/lib/apache2/modules/mod_authz_host.so\n\
+             StartServers 3\nMinSpareServers 3\nMaxSpareServers 6\n\
+             WSGIScriptAlias /app {}\n\
+             <Location /server-wsgi>\n    SetHandler wsgi-status\n    Require local\n</Location>",
+            app("cases.py")
+        ),
+    );
+    assert!(wait_until(Duration::from_secs(10), || a.children().len() >= 3));
+    let port = a.port;
+    // Several at once, so that several children serve.
+    let clients: Vec<_> = (0..6)
+        .map(|_| {
+            std::thread::spawn(move || {
+                for _ in 0..5 {
+                    assert_eq!(http::get(port, "/app/sleep?ms=20").status, 200);
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    let series = format!(
+        "oxwsgi_requests_total{{app=\"{}\",status=\"2xx\"}}",
+        app("cases.py")
+    );
+    assert!(wait_until(Duration::from_secs(5), || {
+        sample(
+            &http::get(a.port, "/server-wsgi?format=prometheus").text(),
+            &series,
+        ) == Some(30.0)
+    }));
+    let text = http::get(a.port, "/server-wsgi?format=prometheus").text();
+    promtool_check(&text);
+    let serving: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("oxwsgi_process_requests_total{"))
+        .filter(|l| !l.ends_with(" 0"))
+        .collect();
+    assert!(serving.len() >= 2, "several children served: {text}");
+    let page = http::get(a.port, "/server-wsgi").text();
+    assert!(page.contains("<h2>Apps</h2>"), "{page}");
+    // A graceful restart replaces the children; the counters stay.
+    let old = a.children();
+    // SAFETY: signalling the Apache parent this test started, by its pid.
+    unsafe { libc::kill(a.pid(), libc::SIGUSR1) };
+    assert!(wait_until(Duration::from_secs(15), || {
+        let now = a.children();
+        !now.is_empty() && now.iter().all(|p| !old.contains(p))
+    }));
+    let text = http::get(a.port, "/server-wsgi?format=prometheus").text();
+    assert_eq!(sample(&text, &series), Some(30.0), "{text}");
+    assert_eq!(
+        Request::post("/server-wsgi", "text/plain", b"x")
+            .send(a.port)
+            .status,
+        405
+    );
+}

@@ -1,0 +1,103 @@
+//! Metrics across all children, and the `wsgi-status` handler that shows
+//! them. The core's metrics region lives in APR shared memory that the
+//! parent creates once, in its process pool: children inherit it when they
+//! fork, and a graceful restart keeps it (and the counters).
+
+use std::ffi::{CStr, CString, c_int, c_void};
+use std::ptr;
+
+use oxwsgi_core::metrics::Region;
+use oxwsgi_core::status::{self, Format};
+
+use crate::ffi::{self, request_rec, server_rec};
+
+/// The handler name (`SetHandler wsgi-status`).
+pub const HANDLER_NAME: &CStr = c"wsgi-status";
+
+const KEY: &CStr = c"oxwsgi-metrics";
+
+/// The region, made in the parent on the first configuration pass and
+/// found again (process pool user data) on later ones.
+///
+/// # Safety
+/// `s` is the main server, in the parent's post_config.
+pub unsafe fn create(s: *mut server_rec) -> Result<(), String> {
+    // SAFETY: s is the live main server and its process record (create's
+    // contract); the process pool lives as long as the parent.
+    unsafe {
+        let pool = (*(*s).process).pool;
+        let mut found: *mut c_void = ptr::null_mut();
+        ffi::apr_pool_userdata_get(&mut found, KEY.as_ptr(), pool);
+        if !found.is_null() {
+            return Ok(());
+        }
+        let mut shm: *mut ffi::apr_shm_t = ptr::null_mut();
+        let rc = ffi::apr_shm_create(&mut shm, Region::SIZE, ptr::null(), pool);
+        if rc != 0 {
+            return Err(format!(
+                "cannot create the shared memory for the metrics ({} bytes): APR error {rc}",
+                Region::SIZE
+            ));
+        }
+        let base = ffi::apr_shm_baseaddr_get(shm);
+        ffi::apr_pool_userdata_set(base, KEY.as_ptr(), None, pool);
+    }
+    Ok(())
+}
+
+/// The region this server's children share.
+///
+/// # Safety
+/// `s` is the main server.
+pub unsafe fn region(s: *mut server_rec) -> Option<&'static Region> {
+    // SAFETY: s and its process pool are live (region's contract). The
+    // user data, when set, is the base of an anonymous shared mapping of
+    // Region::SIZE bytes made by `create` in the parent: zero-filled by the
+    // kernel, inherited by every child, mapped until the process exits;
+    // a Region is atomics only, for which zero is a valid value.
+    unsafe {
+        let mut found: *mut c_void = ptr::null_mut();
+        ffi::apr_pool_userdata_get(&mut found, KEY.as_ptr(), (*(*s).process).pool);
+        (!found.is_null()).then(|| &*found.cast::<Region>())
+    }
+}
+
+/// Answers a `wsgi-status` request.
+///
+/// # Safety
+/// `r` is the live request of the calling handler.
+pub unsafe fn respond(r: *mut request_rec) -> c_int {
+    // SAFETY: r is live on this thread (respond's contract); the strings
+    // handed to Apache are copied into its pool or tables.
+    unsafe {
+        if (*r).method_number != ffi::M_GET as c_int {
+            (*r).allowed = 1 << ffi::M_GET;
+            return ffi::HTTP_METHOD_NOT_ALLOWED as c_int;
+        }
+        let rc = ffi::ap_discard_request_body(r);
+        if rc != ffi::OK as c_int {
+            return rc;
+        }
+        let Some(region) = region((*r).server) else {
+            return ffi::HTTP_SERVICE_UNAVAILABLE as c_int;
+        };
+        let query = crate::cstr_bytes((*r).args);
+        let accept = ffi::apr_table_get((*r).headers_in, c"Accept".as_ptr());
+        let accept = (!accept.is_null()).then(|| crate::cstr_bytes(accept));
+        let page = status::render(Format::choose(query, accept), &region.snapshot());
+        let Ok(content_type) = CString::new(page.content_type) else {
+            return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
+        };
+        ffi::ap_set_content_type(r, ffi::apr_pstrdup((*r).pool, content_type.as_ptr()));
+        for (name, value) in status::HEADERS {
+            if let (Ok(n), Ok(v)) = (CString::new(name), CString::new(value)) {
+                ffi::apr_table_set((*r).headers_out, n.as_ptr(), v.as_ptr());
+            }
+        }
+        ffi::ap_set_content_length(r, page.body.len() as ffi::apr_off_t);
+        if (*r).header_only == 0 {
+            ffi::ap_rwrite(page.body.as_ptr().cast(), page.body.len() as c_int, r);
+        }
+        ffi::OK as c_int
+    }
+}
