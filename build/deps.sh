@@ -17,6 +17,8 @@ packages=(
     debhelper fakeroot dpkg-dev lintian
     # tests and benchmarks
     curl wrk openssl
+    # the status page is rendered in a real browser (headless) by the tests
+    chromium
 )
 
 # `deps.sh --bench` adds the peers the benchmarks measure against.

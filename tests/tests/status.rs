@@ -258,3 +258,61 @@ fn apache_counts_across_prefork_children_and_passes_promtool() {
         405
     );
 }
+
+/// Runs headless Chromium on `url` with `args`; its standard output.
+fn chromium(args: &[&str], url: &str) -> String {
+    let profile = oxwsgi_e2e::temp_dir("chromium");
+    let out = Command::new("chromium")
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("run chromium (build/deps.sh installs it)");
+    let _ = std::fs::remove_dir_all(&profile);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The HTML page in a real browser: it renders, and markup sent in a
+/// request's path stays text (no script runs, no element appears).
+#[test]
+fn the_page_renders_in_a_browser_and_runs_nothing_from_requests() {
+    let n = nginx_with_status(1);
+    let port = n.port;
+    let evil = "/sleep/<script>document.title='pwned'</script><img/src=x/onerror=document.title='pwned2'>?ms=4000";
+    let slow = std::thread::spawn(move || http::get(port, evil));
+    assert!(wait_until(Duration::from_secs(5), || {
+        http::get(n.port, "/status?format=json")
+            .text()
+            .contains("time.sleep")
+    }));
+    let url = format!("http://127.0.0.1:{}/status", n.port);
+    let dom = chromium(&["--dump-dom"], &url);
+    assert!(dom.contains("<title>oxwsgi status</title>"), "{dom}");
+    assert!(!dom.contains("<script") && !dom.contains("<img"), "{dom}");
+    assert!(
+        dom.contains("&lt;script&gt;document.title='pwned'&lt;/script&gt;"),
+        "{dom}"
+    );
+    assert!(dom.contains("in sleep"), "the slow request's stack: {dom}");
+    // A screenshot, kept for a human: a rendered page, not a blank one
+    // (a blank 1280x900 page is about 5 KB as PNG).
+    let shot = repo().join("target/oxwsgi-status-page.png");
+    let _ = std::fs::remove_file(&shot);
+    chromium(
+        &[
+            "--window-size=1280,900",
+            &format!("--screenshot={}", shot.display()),
+        ],
+        &url,
+    );
+    let png = std::fs::read(&shot).expect("the screenshot");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+    assert!(png.len() > 20_000, "{} bytes: blank?", png.len());
+    assert_eq!(slow.join().unwrap().status, 200);
+}
