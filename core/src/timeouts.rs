@@ -227,12 +227,23 @@ fn interrupt(id: u64) {
         let Some((ident, elapsed, limit, what)) = found else {
             return;
         };
+        // Python code runs here (the stack is formatted by `traceback`), and
+        // the interpreter may hand the GIL to the request's thread meanwhile:
+        // it may end its request, and start another.
         let stack = stack_of(py, ident);
-        let raised = py
-            .import("oxwsgi")
-            .and_then(|m| m.getattr("RequestTimeout"))
-            .map(|exc| embed::raise_in_thread(py, ident, Some(&exc)))
-            .unwrap_or(false);
+        let exc = py.import("oxwsgi").and_then(|m| m.getattr("RequestTimeout"));
+        // So it is looked up again, and raised with no Python code between
+        // the two (the GIL stays with this thread): the exception reaches
+        // the request it is meant for, or none.
+        let still = WATCH
+            .lock()
+            .recover()
+            .as_ref()
+            .is_some_and(|w| w.entries.contains_key(&id));
+        if !still {
+            return;
+        }
+        let raised = exc.is_ok_and(|exc| embed::raise_in_thread(py, ident, Some(&exc)));
         let how = if raised {
             "oxwsgi.RequestTimeout raised in its thread"
         } else {

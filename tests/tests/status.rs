@@ -284,7 +284,7 @@ fn chromium(args: &[&str], url: &str) -> String {
 fn the_page_renders_in_a_browser_and_runs_nothing_from_requests() {
     let n = nginx_with_status(1);
     let port = n.port;
-    let evil = "/sleep/<script>document.title='pwned'</script><img/src=x/onerror=document.title='pwned2'>?ms=4000";
+    let evil = "/sleep/<script>document.title='pwned'</script><img/src=x/onerror=document.title='pwned2'>?ms=8000";
     let slow = std::thread::spawn(move || http::get(port, evil));
     assert!(wait_until(Duration::from_secs(5), || {
         http::get(n.port, "/status?format=json")
