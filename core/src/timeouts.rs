@@ -231,7 +231,9 @@ fn interrupt(id: u64) {
         // the interpreter may hand the GIL to the request's thread meanwhile:
         // it may end its request, and start another.
         let stack = stack_of(py, ident);
-        let exc = py.import("oxwsgi").and_then(|m| m.getattr("RequestTimeout"));
+        let exc = py
+            .import("oxwsgi")
+            .and_then(|m| m.getattr("RequestTimeout"));
         // So it is looked up again, and raised with no Python code between
         // the two (the GIL stays with this thread): the exception reaches
         // the request it is meant for, or none.
