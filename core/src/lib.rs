@@ -10,6 +10,8 @@
 //! - `request`: the `Request` trait servers implement, `Body`, and
 //!   `OwnedRequest` (a request copied out of a server, or built in code).
 //! - `environ`: building `environ` (PEP 3333 names and types).
+//! - `daemon`: process groups: the protocol between a server and its
+//!   daemon processes, the daemon's side and the server's (pooled) side;
 //! - `input`: `wsgi.input`; `body_pipe`: a body arriving on a server's event
 //!   loop while the app reads it (backpressure, reused buffers);
 //!   `logstream`: `sys.stdout`/`stderr`/`wsgi.errors`.
@@ -34,6 +36,7 @@
 pub mod app;
 pub mod body_pipe;
 pub mod conf;
+pub mod daemon;
 mod embed;
 pub mod environ;
 pub mod errors;

@@ -168,6 +168,10 @@ pub fn error_text(status: u16) -> (&'static str, &'static str) {
             "413 Content Too Large",
             "The request body is larger than this application accepts.",
         ),
+        502 => (
+            "502 Bad Gateway",
+            "The application's process did not answer; the server's error log has the details.",
+        ),
         503 => (
             "503 Service Unavailable",
             "The application is too busy to take this request now; try again shortly.",

@@ -1,0 +1,41 @@
+//! Process groups: apps served by daemon processes of their own (mod_wsgi's
+//! daemon mode; nginx's `wsgi_process_group`), reached over a unix socket.
+//!
+//! - `frame`: the frames and the encoding of heads;
+//! - `serve`: the daemon's side, where the core's request engine runs the
+//!   request exactly as in embedded mode;
+//! - `proxy`: the server's side, with pooled connections.
+//!
+//! # The protocol
+//!
+//! A connection carries one request at a time, and then the next: the
+//! server keeps idle connections and reuses them. Every frame is a kind
+//! byte, a little-endian `u32` length and that many bytes.
+//!
+//! 1. The server sends `Head`: tagged fields (`tag: u8`, `len: u32`,
+//!    bytes) naming the app (its number in the group), the method, URI,
+//!    path, query, protocol, scheme, server and client addresses, how the
+//!    body comes (`none`, a length, `chunked`), the headers as received and
+//!    the server's extra environ variables.
+//! 2. The daemon runs the app. When the app reads `wsgi.input`, the daemon
+//!    sends `Read(n)`; the server answers with one `Body` frame of at most
+//!    `n` bytes (what the client has sent so far), an empty `Body` at the
+//!    body's end, or `BodyError` with a message. Body bytes therefore move
+//!    only when the app asks for them: a 1 GiB upload never sits in either
+//!    process, and neither side can block the other by writing while the
+//!    other writes (the server only writes body when asked, and the daemon
+//!    reads it before it writes anything else).
+//! 3. The daemon sends `ResponseHead`, then `Data` and `Flush` frames as
+//!    the app produces them, and ends with exactly one of `End` (complete),
+//!    `Abort` (cut the response: an error after the headers) or `Error`
+//!    (`u16` status: the server answers with its own error page). After
+//!    that the connection is idle again.
+//! 4. A client that goes away: the server closes the connection instead
+//!    of reusing it; the daemon's next write fails, which stops the app's
+//!    iteration and runs its `close()`, as in embedded mode. The response
+//!    flows back with the socket's own backpressure: a slow client slows
+//!    the server's reads, and with them the app's writes.
+
+pub mod frame;
+pub mod proxy;
+pub mod serve;

@@ -1,0 +1,238 @@
+//! The server's side: a request handed to a daemon process over a pooled
+//! unix socket connection, its body sent as the daemon asks for it, and the
+//! daemon's response passed to the server's `ResponseSink` as it comes.
+//! Blocking I/O: for servers whose request threads may block (Apache); an
+//! event loop (nginx) drives the same frames without blocking.
+
+use std::io::{self, BufReader, Read};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::request::{Body, Request};
+use crate::responder::Outcome;
+use crate::sink::{Chunk, ResponseSink};
+use crate::sync::Recover;
+
+use super::frame::{self, BodyKind, Kind};
+
+/// A connection to a daemon, idle between requests.
+pub struct Connection {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Connection {
+    pub fn open(path: &Path, timeout: Option<Duration>) -> io::Result<Connection> {
+        let writer = UnixStream::connect(path)?;
+        writer.set_read_timeout(timeout)?;
+        writer.set_write_timeout(timeout)?;
+        Ok(Connection {
+            reader: BufReader::with_capacity(64 << 10, writer.try_clone()?),
+            writer,
+        })
+    }
+}
+
+/// The connections of one process group's socket: reused, so a request
+/// costs no connect().
+pub struct Pool {
+    path: PathBuf,
+    timeout: Option<Duration>,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Pool {
+    pub fn new(path: PathBuf, timeout: Option<Duration>) -> Pool {
+        Pool {
+            path,
+            timeout,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn get(&self) -> io::Result<Connection> {
+        if let Some(c) = self.idle.lock().recover().pop() {
+            return Ok(c);
+        }
+        Connection::open(&self.path, self.timeout)
+    }
+
+    fn put(&self, c: Connection) {
+        self.idle.lock().recover().push(c);
+    }
+
+    /// Serves `req` with app number `app` of the group, writing the
+    /// response into `sink`. An error before the daemon answered (no daemon
+    /// listening, a pooled connection it had closed) is retried once on a
+    /// new connection; otherwise the client gets 502 if nothing was sent.
+    pub fn serve<R: Request + ?Sized>(
+        &self,
+        app: u32,
+        req: &mut R,
+        sink: &mut dyn ResponseSink,
+    ) -> Outcome {
+        let body = req.take_body();
+        let kind = body_kind(req, &body);
+        let mut body = Some(body.into_reader());
+        let head = frame::encode_head(app, req, kind);
+        for attempt in 0..2 {
+            let mut conn = match if attempt == 0 {
+                self.get()
+            } else {
+                Connection::open(&self.path, self.timeout)
+            } {
+                Ok(c) => c,
+                Err(e) => {
+                    log::error!(target: "oxwsgi", "cannot reach the daemon at {}: {e}", self.path.display());
+                    return crate::responder::error_page(sink, 503);
+                }
+            };
+            let mut state = Exchange {
+                conn: &mut conn,
+                started: false,
+                asked: false,
+            };
+            match state.run(&head, &mut body, sink) {
+                Ok(outcome) => {
+                    if !matches!(outcome, Outcome::ClientGone) {
+                        self.put(conn);
+                    }
+                    return outcome;
+                }
+                // A stale pooled connection: nothing of this request reached
+                // the daemon's app yet, so it may go again.
+                Err(e) if !state.asked && !state.started && attempt == 0 => {
+                    log::debug!(target: "oxwsgi", "daemon connection lost before the request ({e}); retrying");
+                }
+                Err(e) => {
+                    log::error!(target: "oxwsgi", "the daemon's connection failed: {e}");
+                    if state.started {
+                        sink.abort();
+                        return Outcome::Aborted;
+                    }
+                    return crate::responder::error_page(sink, 502);
+                }
+            }
+        }
+        crate::responder::error_page(sink, 502)
+    }
+}
+
+fn body_kind<R: Request + ?Sized>(req: &R, body: &Body) -> BodyKind {
+    if matches!(body, Body::Empty) {
+        return BodyKind::None;
+    }
+    if req.body_is_chunked() {
+        return BodyKind::Chunked;
+    }
+    let mut length = None;
+    req.for_each_header(&mut |n, v| {
+        if length.is_none() && n.eq_ignore_ascii_case(b"content-length") {
+            length = std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| s.trim().parse().ok());
+        }
+    });
+    match (length, body) {
+        (Some(n), _) => BodyKind::Length(n),
+        (None, Body::Memory(v)) => BodyKind::Length(v.len() as u64),
+        _ => BodyKind::Chunked,
+    }
+}
+
+/// One request on one connection.
+struct Exchange<'c> {
+    conn: &'c mut Connection,
+    /// The response head went to the client.
+    started: bool,
+    /// The daemon asked for body: its app runs.
+    asked: bool,
+}
+
+impl Exchange<'_> {
+    fn run(
+        &mut self,
+        head: &[u8],
+        body: &mut Option<Box<dyn Read + Send>>,
+        sink: &mut dyn ResponseSink,
+    ) -> io::Result<Outcome> {
+        frame::write(&mut self.conn.writer, Kind::Head, head)?;
+        let mut buf = Vec::new();
+        let mut chunk = Vec::new();
+        loop {
+            let kind = frame::read(&mut self.conn.reader, &mut buf)?;
+            self.asked = true;
+            let to_client = match kind {
+                Kind::Read => {
+                    let want = buf
+                        .get(..4)
+                        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+                        .unwrap_or(0)
+                        .min(frame::MAX_READ);
+                    chunk.resize(want, 0);
+                    let got = match body.as_mut() {
+                        Some(r) => read_some(r, &mut chunk),
+                        None => Ok(0),
+                    };
+                    match got {
+                        Ok(n) => frame::write(&mut self.conn.writer, Kind::Body, &chunk[..n])?,
+                        Err(e) => frame::write(
+                            &mut self.conn.writer,
+                            Kind::BodyError,
+                            e.to_string().as_bytes(),
+                        )?,
+                    }
+                    continue;
+                }
+                Kind::ResponseHead => {
+                    let head = frame::decode_response_head(&buf)?;
+                    self.started = true;
+                    sink.start(head)
+                }
+                Kind::Data => sink.write(Chunk::owned(std::mem::take(&mut buf))),
+                Kind::Flush => sink.flush(),
+                Kind::End => {
+                    return Ok(match sink.finish() {
+                        Ok(()) => Outcome::Complete,
+                        Err(_) => Outcome::ClientGone,
+                    });
+                }
+                Kind::Abort => {
+                    sink.abort();
+                    return Ok(Outcome::Aborted);
+                }
+                Kind::Error => {
+                    let status = buf
+                        .get(..2)
+                        .map(|b| u16::from_le_bytes([b[0], b[1]]))
+                        .unwrap_or(500);
+                    return Ok(crate::responder::error_page(sink, status));
+                }
+                other => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("unexpected {other:?} from the daemon"),
+                    ));
+                }
+            };
+            if to_client.is_err() {
+                // The client is gone: dropping the connection tells the
+                // daemon (its next write fails), which stops the app.
+                return Ok(Outcome::ClientGone);
+            }
+        }
+    }
+}
+
+/// One read that fills what the source has now (at least one byte unless
+/// the body ended).
+fn read_some(r: &mut Box<dyn Read + Send>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match r.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}

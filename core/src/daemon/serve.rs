@@ -1,0 +1,167 @@
+//! The daemon's side of a connection: requests in, one after another, each
+//! run by the core's request engine (`handle`) exactly as in embedded mode;
+//! the request body is pulled from the server as the app reads it, and the
+//! response goes back as frames.
+
+use std::io::{self, BufReader, Read};
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex};
+
+use crate::app::App;
+use crate::request::{Body, BodyStream};
+use crate::responder::Outcome;
+use crate::response::ResponseHead;
+use crate::sink::{Chunk, ResponseSink};
+use crate::sync::Recover;
+
+use super::frame::{self, BodyKind, Kind};
+
+/// One connection from the server, shared by the request's body reader and
+/// its sink (both used by the request's thread, one call at a time).
+struct Conn {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+    /// A write failed or the server sent what it should not: the
+    /// connection ends with this request.
+    broken: bool,
+}
+
+impl Conn {
+    fn send(&mut self, kind: Kind, payload: &[u8]) -> io::Result<()> {
+        let r = frame::write(&mut self.writer, kind, payload);
+        if r.is_err() {
+            self.broken = true;
+        }
+        r
+    }
+}
+
+/// Serves the requests of one connection until the server closes it.
+/// `apps` are the daemon's apps, by the number a head names.
+pub fn serve_connection(apps: &[Arc<App>], stream: UnixStream) -> io::Result<()> {
+    let conn = Arc::new(Mutex::new(Conn {
+        reader: BufReader::with_capacity(64 << 10, stream.try_clone()?),
+        writer: stream,
+        broken: false,
+    }));
+    let mut head = Vec::new();
+    loop {
+        let kind = {
+            let mut c = conn.lock().recover();
+            match frame::read(&mut c.reader, &mut head) {
+                Ok(k) => k,
+                // The server closed an idle connection.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        };
+        if kind != Kind::Head {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("expected a request head, got {kind:?}"),
+            ));
+        }
+        let (app, mut req, body) = frame::decode_head(&head)?;
+        let Some(app) = apps.get(app as usize) else {
+            let mut c = conn.lock().recover();
+            log::error!(target: "oxwsgi", "the server asked for app {app}, this group has {}", apps.len());
+            c.send(Kind::Error, &500u16.to_le_bytes())?;
+            continue;
+        };
+        req.body = Some(match body {
+            BodyKind::None | BodyKind::Length(0) => Body::Empty,
+            _ => Body::Stream(Box::new(PullBody {
+                conn: conn.clone(),
+                eof: false,
+            })),
+        });
+        let outcome = crate::handle(app, &mut req, Box::new(FrameSink { conn: conn.clone() }));
+        let c = conn.lock().recover();
+        if c.broken || outcome == Outcome::ClientGone {
+            return Ok(());
+        }
+    }
+}
+
+/// The request body, asked for as the app reads it.
+struct PullBody {
+    conn: Arc<Mutex<Conn>>,
+    eof: bool,
+}
+
+impl Read for PullBody {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.eof || buf.is_empty() {
+            return Ok(0);
+        }
+        let mut c = self.conn.lock().recover();
+        let want = buf.len().min(frame::MAX_READ) as u32;
+        c.send(Kind::Read, &want.to_le_bytes())?;
+        let (kind, len) = frame::read_header(&mut c.reader)?;
+        match kind {
+            Kind::Body if len <= buf.len() => {
+                c.reader.read_exact(&mut buf[..len])?;
+                if len == 0 {
+                    self.eof = true;
+                }
+                Ok(len)
+            }
+            Kind::BodyError => {
+                let mut why = vec![0; len];
+                c.reader.read_exact(&mut why)?;
+                self.eof = true;
+                Err(io::Error::other(String::from_utf8_lossy(&why).into_owned()))
+            }
+            other => {
+                c.broken = true;
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("expected request body, got {other:?} of {len} bytes"),
+                ))
+            }
+        }
+    }
+}
+
+impl BodyStream for PullBody {}
+
+/// The response, as frames to the server.
+struct FrameSink {
+    conn: Arc<Mutex<Conn>>,
+}
+
+impl FrameSink {
+    fn send(&self, kind: Kind, payload: &[u8]) -> io::Result<()> {
+        self.conn.lock().recover().send(kind, payload)
+    }
+}
+
+impl ResponseSink for FrameSink {
+    fn start(&mut self, head: ResponseHead) -> io::Result<()> {
+        self.send(Kind::ResponseHead, &frame::encode_response_head(&head))
+    }
+
+    fn write(&mut self, chunk: Chunk) -> io::Result<()> {
+        self.send(Kind::Data, &chunk)
+    }
+
+    fn send_file(&mut self, file: std::fs::File, offset: u64, len: u64) -> io::Result<()> {
+        crate::sink::send_file_by_reading(self, file, offset, len)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send(Kind::Flush, b"")
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.send(Kind::End, b"")
+    }
+
+    fn abort(&mut self) {
+        let _ = self.send(Kind::Abort, b"");
+    }
+
+    fn error(&mut self, status: u16) -> io::Result<()> {
+        self.send(Kind::Error, &status.to_le_bytes())
+    }
+}

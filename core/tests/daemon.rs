@@ -1,0 +1,169 @@
+//! A request through a daemon: the server's side (`daemon::proxy`) and the
+//! daemon's (`daemon::serve`) over a real unix socket, here in one process
+//! (threads), so the protocol is tested apart from process management. The
+//! answers must be what embedded mode gives.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::Read;
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use common::{cases, fixture};
+use oxwsgi_core::daemon::proxy::Pool;
+use oxwsgi_core::memory::{MemoryRequest, MemoryResponse, MemorySink, serve};
+use oxwsgi_core::{App, Body, Outcome};
+
+/// A daemon with the cases app as app 0, serving on a socket of its own.
+fn daemon() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let app: Arc<App> = Arc::new(common::app_with(
+            fixture("cases.py").to_str().unwrap(),
+            |_| {},
+        ));
+        let dir = std::env::temp_dir().join(format!("oxwsgi-daemon-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path: PathBuf = dir.join("group.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let stream = stream.unwrap();
+                let apps = vec![app.clone()];
+                std::thread::spawn(move || {
+                    oxwsgi_core::ensure_thread_state();
+                    let _ = oxwsgi_core::daemon::serve::serve_connection(&apps, stream);
+                });
+            }
+        });
+        Pool::new(path, None)
+    })
+}
+
+fn via_daemon(mut req: MemoryRequest) -> (MemoryResponse, Outcome) {
+    let (mut sink, shared) = MemorySink::new();
+    let outcome = daemon().serve(0, &mut req, &mut sink);
+    let resp = shared.lock().unwrap().clone();
+    (resp, outcome)
+}
+
+fn both(path: &str) -> [(MemoryResponse, Outcome); 2] {
+    [
+        serve(cases(), MemoryRequest::get(path)),
+        via_daemon(MemoryRequest::get(path)),
+    ]
+}
+
+#[test]
+fn responses_are_what_embedded_mode_gives() {
+    for path in [
+        "/stream?n=20&size=100",
+        "/write",
+        "/cookies",
+        "/empty",
+        "/big?size=300000",
+        "/exc-info",
+        "/raise-early",
+        "/raise-late",
+        "/str-body",
+        "/no-start",
+        "/short-body",
+        "/file",
+        "/latin1",
+    ] {
+        let [(e, eo), (d, dout)] = both(path);
+        assert_eq!(d.status(), e.status(), "{path}");
+        assert_eq!(d.text(), e.text(), "{path}");
+        assert_eq!(d.finished(), e.finished(), "{path}");
+        assert_eq!(d.aborted(), e.aborted(), "{path}");
+        assert_eq!(dout, eo, "{path}");
+        for h in ["Content-Type", "Content-Length", "Set-Cookie"] {
+            assert_eq!(d.header(h), e.header(h), "{path} {h}");
+        }
+    }
+}
+
+#[test]
+fn environ_is_what_embedded_mode_gives() {
+    let req = || {
+        MemoryRequest::get("/env?a=1")
+            .header("X-Thing", "caf\u{e9}")
+            .extra_var("REMOTE_USER", "ann")
+            .https()
+    };
+    let embedded = serve(cases(), req()).0.text();
+    let daemon = via_daemon(req()).0.text();
+    assert_eq!(daemon, embedded);
+}
+
+#[test]
+fn request_bodies_are_pulled_as_the_app_reads() {
+    // 8 MiB read in pieces by the app, sent in 64 KiB reads of the client.
+    let body: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
+    let req = MemoryRequest::new("POST", "/echo")
+        .header("Content-Length", &body.len().to_string())
+        .body(Body::stream(std::io::Cursor::new(body.clone())));
+    let (resp, outcome) = via_daemon(req);
+    assert_eq!(outcome, Outcome::Complete);
+    assert_eq!(resp.status(), 200);
+    assert!(resp.body == body, "the body came back whole and in order");
+    // Chunked, with no length.
+    let req = MemoryRequest::new("POST", "/echo")
+        .chunked_body(std::io::Cursor::new(b"hello chunks".to_vec()));
+    assert_eq!(via_daemon(req).0.text(), "hello chunks");
+}
+
+/// A client body that fails mid-way reaches the app as an error.
+#[test]
+fn a_failing_client_body_is_an_error_in_the_app() {
+    struct Failing(usize);
+    impl Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0 == 0 {
+                return Err(std::io::Error::other("client went away"));
+            }
+            let n = buf.len().min(self.0);
+            self.0 -= n;
+            Ok(n)
+        }
+    }
+    let req = || {
+        MemoryRequest::new("POST", "/echo")
+            .header("Content-Length", "100000")
+            .body(Body::stream(Failing(1000)))
+    };
+    let (embedded, _) = serve(cases(), req());
+    let (daemon, _) = via_daemon(req());
+    assert_eq!(daemon.status(), embedded.status(), "{}", daemon.text());
+    assert!(daemon.status() >= 400, "{}", daemon.text());
+    assert!(
+        common::logs_with("client went away").len() >= 2,
+        "the reason reaches the log"
+    );
+}
+
+#[test]
+fn connections_are_reused() {
+    for _ in 0..200 {
+        assert_eq!(via_daemon(MemoryRequest::get("/cookies")).0.status(), 200);
+    }
+    // A client gone mid-response drops that connection only.
+    let (mut sink, shared) = MemorySink::failing_after(2);
+    let mut req = MemoryRequest::get("/stream?n=50&size=10");
+    let outcome = daemon().serve(0, &mut req, &mut sink);
+    assert_eq!(outcome, Outcome::ClientGone);
+    assert!(!shared.lock().unwrap().finished());
+    assert_eq!(via_daemon(MemoryRequest::get("/cookies")).0.status(), 200);
+}
+
+#[test]
+fn no_daemon_is_a_503() {
+    let pool = Pool::new("/nonexistent/oxwsgi.sock".into(), None);
+    let (mut sink, shared) = MemorySink::new();
+    let outcome = pool.serve(0, &mut MemoryRequest::get("/"), &mut sink);
+    assert_eq!(outcome, Outcome::Error(503));
+    assert_eq!(shared.lock().unwrap().status(), 503);
+}
