@@ -103,12 +103,21 @@ fn counters_add_up_across_workers_and_pass_promtool() {
         1000.0
     );
     assert!(get(&format!("oxwsgi_response_body_bytes_total{{{app}}}")) > 1000.0);
-    let pids: std::collections::HashSet<&str> = text
-        .lines()
-        .filter(|l| l.starts_with("oxwsgi_threads{"))
-        .filter_map(|l| l.split('"').nth(1))
-        .collect();
-    assert_eq!(pids.len(), 2, "both workers report: {text}");
+    // Both workers report once their Python is up (a worker still starting
+    // takes no connections, so it may have served none of the above).
+    let workers = |text: &str| {
+        text.lines()
+            .filter(|l| l.starts_with("oxwsgi_threads{"))
+            .filter_map(|l| l.split('"').nth(1).map(str::to_string))
+            .collect::<std::collections::HashSet<String>>()
+            .len()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            workers(&http::get(n.port, "/status?format=prometheus").text()) == 2
+        }),
+        "both workers report: {text}"
+    );
     // Prometheus' own Accept header gets the same format.
     let r = Request::get("/status")
         .header(
