@@ -167,3 +167,89 @@ fn no_daemon_is_a_503() {
     assert_eq!(outcome, Outcome::Error(503));
     assert_eq!(shared.lock().unwrap().status(), 503);
 }
+
+/// A daemon process's dispatcher with 2 Python threads, behind its own
+/// socket; `stop` ends it.
+fn dispatched(
+    threads: usize,
+) -> (
+    Pool,
+    Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<()>,
+) {
+    let app: Arc<App> = Arc::new(common::app_with(
+        fixture("cases.py").to_str().unwrap(),
+        |_| {},
+    ));
+    let dir = std::env::temp_dir().join(format!(
+        "oxwsgi-dispatch-test-{}-{threads}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("group.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let run = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            oxwsgi_core::daemon::dispatch::run(listener, vec![app], threads, stop).unwrap();
+        })
+    };
+    (Pool::new(path, None), stop, run)
+}
+
+#[test]
+fn idle_pooled_connections_do_not_hold_the_daemons_threads() {
+    let (pool, stop, run) = dispatched(2);
+    let pool = Arc::new(pool);
+    // 16 clients at once: 16 pooled connections to a daemon of 2 threads.
+    let clients: Vec<_> = (0..16)
+        .map(|i| {
+            let pool = pool.clone();
+            std::thread::spawn(move || {
+                for _ in 0..20 {
+                    let (mut sink, shared) = MemorySink::new();
+                    let path = if i % 4 == 0 {
+                        "/sleep?ms=5"
+                    } else {
+                        "/cookies"
+                    };
+                    let outcome = pool.serve(0, &mut MemoryRequest::get(path), &mut sink);
+                    assert_eq!(outcome, Outcome::Complete);
+                    assert_eq!(shared.lock().unwrap().status(), 200);
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    // A slow request holds one thread; the other serves on.
+    let slow = {
+        let pool = pool.clone();
+        std::thread::spawn(move || {
+            let (mut sink, shared) = MemorySink::new();
+            pool.serve(0, &mut MemoryRequest::get("/sleep?ms=600"), &mut sink);
+            let resp = shared.lock().unwrap().clone();
+            resp.status()
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let t = std::time::Instant::now();
+    for _ in 0..10 {
+        let (mut sink, _) = MemorySink::new();
+        assert_eq!(
+            pool.serve(0, &mut MemoryRequest::get("/cookies"), &mut sink),
+            Outcome::Complete
+        );
+    }
+    assert!(
+        t.elapsed() < std::time::Duration::from_millis(400),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(slow.join().unwrap(), 200);
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    run.join().unwrap();
+}

@@ -4,6 +4,9 @@
 //! - `frame`: the frames and the encoding of heads;
 //! - `serve`: the daemon's side, where the core's request engine runs the
 //!   request exactly as in embedded mode;
+//! - `dispatch`: a daemon process's threads: a poller owns the idle
+//!   connections, so only a request (never an idle connection) holds a
+//!   Python thread; `sys`: poll(2);
 //! - `proxy`: the server's side, with pooled connections.
 //!
 //! # The protocol
@@ -36,6 +39,8 @@
 //!    flows back with the socket's own backpressure: a slow client slows
 //!    the server's reads, and with them the app's writes.
 
+pub mod dispatch;
 pub mod frame;
 pub mod proxy;
 pub mod serve;
+mod sys;

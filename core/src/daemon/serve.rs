@@ -36,22 +36,44 @@ impl Conn {
     }
 }
 
-/// Serves the requests of one connection until the server closes it.
-/// `apps` are the daemon's apps, by the number a head names.
-pub fn serve_connection(apps: &[Arc<App>], stream: UnixStream) -> io::Result<()> {
-    let conn = Arc::new(Mutex::new(Conn {
-        reader: BufReader::with_capacity(64 << 10, stream.try_clone()?),
-        writer: stream,
-        broken: false,
-    }));
-    let mut head = Vec::new();
-    loop {
+/// A connection from the server, between requests.
+pub struct Connection {
+    conn: Arc<Mutex<Conn>>,
+}
+
+impl Connection {
+    pub fn new(stream: UnixStream) -> io::Result<Connection> {
+        Ok(Connection {
+            conn: Arc::new(Mutex::new(Conn {
+                reader: BufReader::with_capacity(64 << 10, stream.try_clone()?),
+                writer: stream,
+                broken: false,
+            })),
+        })
+    }
+
+    /// The socket, to wait for its next request.
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.conn.lock().recover().writer.as_raw_fd()
+    }
+
+    /// Whether the next request's head is already read into the buffer
+    /// (the socket may then never look readable again).
+    pub fn has_buffered(&self) -> bool {
+        !self.conn.lock().recover().reader.buffer().is_empty()
+    }
+
+    /// Serves the next request. `Ok(true)`: the connection may carry
+    /// another; `Ok(false)`: the server closed it (or it broke).
+    pub fn serve_one(&self, apps: &[Arc<App>]) -> io::Result<bool> {
+        let mut head = Vec::new();
         let kind = {
-            let mut c = conn.lock().recover();
+            let mut c = self.conn.lock().recover();
             match frame::read(&mut c.reader, &mut head) {
                 Ok(k) => k,
                 // The server closed an idle connection.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
                 Err(e) => return Err(e),
             }
         };
@@ -63,24 +85,34 @@ pub fn serve_connection(apps: &[Arc<App>], stream: UnixStream) -> io::Result<()>
         }
         let (app, mut req, body) = frame::decode_head(&head)?;
         let Some(app) = apps.get(app as usize) else {
-            let mut c = conn.lock().recover();
+            let mut c = self.conn.lock().recover();
             log::error!(target: "oxwsgi", "the server asked for app {app}, this group has {}", apps.len());
             c.send(Kind::Error, &500u16.to_le_bytes())?;
-            continue;
+            return Ok(true);
         };
         req.body = Some(match body {
             BodyKind::None | BodyKind::Length(0) => Body::Empty,
             _ => Body::Stream(Box::new(PullBody {
-                conn: conn.clone(),
+                conn: self.conn.clone(),
                 eof: false,
             })),
         });
-        let outcome = crate::handle(app, &mut req, Box::new(FrameSink { conn: conn.clone() }));
-        let c = conn.lock().recover();
-        if c.broken || outcome == Outcome::ClientGone {
-            return Ok(());
-        }
+        let sink = FrameSink {
+            conn: self.conn.clone(),
+        };
+        let outcome = crate::handle(app, &mut req, Box::new(sink));
+        let c = self.conn.lock().recover();
+        Ok(!c.broken && outcome != Outcome::ClientGone)
     }
+}
+
+/// Serves the requests of one connection until the server closes it, on
+/// the calling thread. `apps` are the daemon's apps, by the number a head
+/// names.
+pub fn serve_connection(apps: &[Arc<App>], stream: UnixStream) -> io::Result<()> {
+    let conn = Connection::new(stream)?;
+    while conn.serve_one(apps)? {}
+    Ok(())
 }
 
 /// The request body, asked for as the app reads it.

@@ -1,0 +1,167 @@
+//! A daemon process's requests: one thread waits (poll) on the group's
+//! listening socket and on every idle connection; a connection with a
+//! request goes to one of the Python threads, which serves that request and
+//! hands the connection back. An idle pooled connection therefore never
+//! holds a Python thread: the server may keep far more connections open
+//! than the daemon has threads (every Apache child keeps its own).
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+use crate::app::App;
+use crate::sync::Recover;
+
+use super::serve::Connection;
+use super::sys::{self, POLLERR, POLLHUP, POLLIN, pollfd};
+
+#[derive(Default)]
+struct Queues {
+    /// Connections with a request waiting, for the Python threads.
+    ready: VecDeque<Connection>,
+    /// Connections a thread finished a request on, back to the poller.
+    returned: Vec<Connection>,
+}
+
+struct Shared {
+    queues: Mutex<Queues>,
+    work: Condvar,
+    stop: Arc<AtomicBool>,
+    /// Written by a thread that returns a connection, to wake the poller.
+    wake: Mutex<UnixStream>,
+}
+
+/// Serves `listener`'s connections with `threads` Python threads until
+/// `stop` is set; then lets the requests in progress finish and returns.
+pub fn run(
+    listener: UnixListener,
+    apps: Vec<Arc<App>>,
+    threads: usize,
+    stop: Arc<AtomicBool>,
+) -> io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let (wake_rx, wake_tx) = UnixStream::pair()?;
+    wake_rx.set_nonblocking(true)?;
+    wake_tx.set_nonblocking(true)?;
+    let shared = Arc::new(Shared {
+        queues: Mutex::default(),
+        work: Condvar::new(),
+        stop,
+        wake: Mutex::new(wake_tx),
+    });
+    let apps = Arc::new(apps);
+    let workers: Vec<_> = (0..threads.max(1))
+        .map(|i| {
+            let shared = shared.clone();
+            let apps = apps.clone();
+            std::thread::Builder::new()
+                .name(format!("oxwsgi-group-{i}"))
+                .spawn(move || worker(&shared, &apps))
+        })
+        .collect::<io::Result<_>>()?;
+    let result = poller(&listener, &wake_rx, &shared);
+    shared.stop.store(true, Ordering::Release);
+    shared.work.notify_all();
+    for w in workers {
+        let _ = w.join();
+    }
+    result
+}
+
+fn poller(listener: &UnixListener, wake: &UnixStream, shared: &Shared) -> io::Result<()> {
+    let mut idle: Vec<Connection> = Vec::new();
+    let mut fds: Vec<pollfd> = Vec::new();
+    while !shared.stop.load(Ordering::Acquire) {
+        fds.clear();
+        for fd in [listener.as_raw_fd(), wake.as_raw_fd()] {
+            fds.push(pollfd {
+                fd,
+                events: POLLIN,
+                revents: 0,
+            });
+        }
+        fds.extend(idle.iter().map(|c| pollfd {
+            fd: c.fd(),
+            events: POLLIN,
+            revents: 0,
+        }));
+        // A second at most, to notice `stop`.
+        if sys::poll(&mut fds, 1000)? == 0 {
+            continue;
+        }
+        let mut ready = Vec::new();
+        // Idle connections with a request (or closed: the thread sees EOF),
+        // taken from the back so the indices stay right.
+        for i in (0..idle.len()).rev() {
+            if fds[i + 2].revents & (POLLIN | POLLHUP | POLLERR) != 0 {
+                ready.push(idle.swap_remove(i));
+            }
+        }
+        if fds[1].revents != 0 {
+            let mut sink = [0u8; 256];
+            while matches!((&*wake).read(&mut sink), Ok(n) if n > 0) {}
+            let back = std::mem::take(&mut shared.queues.lock().recover().returned);
+            for c in back {
+                if c.has_buffered() {
+                    ready.push(c);
+                } else {
+                    idle.push(c);
+                }
+            }
+        }
+        if fds[0].revents != 0 {
+            loop {
+                match listener.accept() {
+                    Ok((stream, _)) => match Connection::new(stream) {
+                        Ok(c) => idle.push(c),
+                        Err(e) => log::error!(target: "oxwsgi", "a new connection failed: {e}"),
+                    },
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        log::error!(target: "oxwsgi", "accept on the group's socket failed: {e}");
+                        break;
+                    }
+                }
+            }
+        }
+        if !ready.is_empty() {
+            let n = ready.len();
+            shared.queues.lock().recover().ready.extend(ready);
+            for _ in 0..n {
+                shared.work.notify_one();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A Python thread: one request at a time, from whichever connection has one.
+fn worker(shared: &Shared, apps: &[Arc<App>]) {
+    crate::embed::ensure_thread_state();
+    loop {
+        let conn = {
+            let mut q = shared.queues.lock().recover();
+            loop {
+                if let Some(c) = q.ready.pop_front() {
+                    break c;
+                }
+                if shared.stop.load(Ordering::Acquire) {
+                    return;
+                }
+                q = shared.work.wait(q).recover();
+            }
+        };
+        match conn.serve_one(apps) {
+            Ok(true) => {
+                shared.queues.lock().recover().returned.push(conn);
+                let _ = shared.wake.lock().recover().write(&[1]);
+            }
+            Ok(false) => {}
+            Err(e) => log::error!(target: "oxwsgi", "a connection from the server failed: {e}"),
+        }
+    }
+}
