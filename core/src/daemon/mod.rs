@@ -7,6 +7,8 @@
 //! - `dispatch`: a daemon process's threads: a poller owns the idle
 //!   connections, so only a request (never an idle connection) holds a
 //!   Python thread; `sys`: poll(2);
+//! - `group`: the daemon processes of a group, forked from the server's
+//!   parent, replaced when they die, stopped with the server;
 //! - `proxy`: the server's side, with pooled connections.
 //!
 //! # The protocol
@@ -41,6 +43,7 @@
 
 pub mod dispatch;
 pub mod frame;
+pub mod group;
 pub mod proxy;
 pub mod serve;
 mod sys;

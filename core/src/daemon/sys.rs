@@ -19,3 +19,192 @@ pub fn poll(fds: &mut [pollfd], timeout_ms: i32) -> io::Result<usize> {
     }
     Ok(n as usize)
 }
+
+/// A process id.
+pub type Pid = libc::pid_t;
+
+/// Forks. In the child `Ok(None)`; in the parent `Ok(Some(child))`.
+///
+/// The caller must be single-threaded (a server's master or parent
+/// process): the child has only the calling thread, and any lock another
+/// thread held would stay locked in it.
+pub fn fork() -> io::Result<Option<Pid>> {
+    // SAFETY: fork has no memory-safety preconditions of its own; the
+    // single-thread requirement above is the caller's (documented).
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(None),
+        pid => Ok(Some(pid)),
+    }
+}
+
+/// Reaps `pid` if it exited; `Some(status)` then.
+pub fn try_wait(pid: Pid) -> Option<i32> {
+    let mut status = 0;
+    // SAFETY: waitpid writes one int through a pointer to a live local.
+    let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    (r == pid).then_some(status)
+}
+
+/// Sends `signal` to `pid`.
+pub fn kill(pid: Pid, signal: i32) {
+    // SAFETY: kill takes plain integers; a process that is gone is ESRCH.
+    unsafe { libc::kill(pid, signal) };
+}
+
+/// Asks the kernel to send `signal` to this process when its parent dies.
+pub fn die_with_parent(signal: i32) {
+    // SAFETY: PR_SET_PDEATHSIG takes the signal as an integer argument.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong) };
+}
+
+/// Closes every descriptor of this process except `keep` (the child of a
+/// server must not hold the server's listening sockets or its files).
+pub fn close_other_fds(keep: &[i32]) {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| !keep.contains(fd))
+        .collect();
+    for fd in fds {
+        // SAFETY: closing a descriptor number this process has; nothing in
+        // this freshly forked child uses those descriptors.
+        unsafe { libc::close(fd) };
+    }
+}
+
+/// Restores the default disposition of the signals servers handle, and
+/// unblocks them (a forked child inherits the server's).
+pub fn default_signals() {
+    for sig in [
+        libc::SIGTERM,
+        libc::SIGINT,
+        libc::SIGHUP,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGCHLD,
+        libc::SIGPIPE,
+        libc::SIGWINCH,
+        libc::SIGQUIT,
+    ] {
+        // SAFETY: setting a signal's disposition to SIG_DFL (SIGPIPE: SIG_IGN,
+        // so a closed socket is an error, not death).
+        unsafe {
+            libc::signal(
+                sig,
+                if sig == libc::SIGPIPE {
+                    libc::SIG_IGN
+                } else {
+                    libc::SIG_DFL
+                },
+            );
+        }
+    }
+    // SAFETY: an empty set, initialised by sigemptyset before use.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Blocks SIGTERM in the calling thread (and the threads it starts after),
+/// so that `wait_for_term` can take it.
+pub fn block_term() {
+    // SAFETY: a set initialised by sigemptyset/sigaddset before use.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Waits for SIGTERM (blocked by `block_term` in every thread).
+pub fn wait_for_term() {
+    // SAFETY: a set initialised before use; sigwait writes one int.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        let mut sig = 0;
+        libc::sigwait(&set, &mut sig);
+    }
+}
+
+/// Runs as `user` (and its group, or `group`, with the user's
+/// supplementary groups). Only root may change; others keep their identity.
+pub fn switch_user(user: Option<&str>, group: Option<&str>) -> Result<(), String> {
+    use std::ffi::CString;
+    let Some(user) = user else {
+        return Ok(());
+    };
+    let name = CString::new(user).map_err(|_| format!("user {user:?}"))?;
+    // SAFETY: getpwnam returns null or a pointer to a static record, read at
+    // once (the process is single-threaded here).
+    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+    if pw.is_null() {
+        return Err(format!("user {user:?} does not exist"));
+    }
+    // SAFETY: pw is the non-null record just returned.
+    let (uid, mut gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
+    if let Some(group) = group {
+        let gname = CString::new(group).map_err(|_| format!("group {group:?}"))?;
+        // SAFETY: as for getpwnam.
+        let gr = unsafe { libc::getgrnam(gname.as_ptr()) };
+        if gr.is_null() {
+            return Err(format!("group {group:?} does not exist"));
+        }
+        // SAFETY: gr is the non-null record just returned.
+        gid = unsafe { (*gr).gr_gid };
+    }
+    // SAFETY: plain system calls with integer and C-string arguments, in the
+    // order that keeps the right to change (groups first, the user last).
+    let ok = unsafe {
+        libc::setgid(gid) == 0
+            && libc::initgroups(name.as_ptr(), gid) == 0
+            && libc::setuid(uid) == 0
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "cannot become {user}: {}",
+            io::Error::last_os_error()
+        ))
+    }
+}
+
+/// Sets the process's name as `ps` and `top` show it (the first 15 bytes).
+pub fn set_name(name: &str) {
+    let Ok(c) = std::ffi::CString::new(
+        name.as_bytes()
+            .iter()
+            .copied()
+            .take(15)
+            .collect::<Vec<u8>>(),
+    ) else {
+        return;
+    };
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of up to 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c.as_ptr()) };
+}
+
+/// Sets the file mode creation mask.
+pub fn set_umask(mask: u32) {
+    // SAFETY: umask takes a plain integer.
+    unsafe { libc::umask(mask as libc::mode_t) };
+}
+
+/// Sets `LANG` and `LC_ALL`. Only while the process is single-threaded (a
+/// daemon before it starts Python and its threads).
+pub fn set_locale_env(lang: &str) {
+    // SAFETY: the caller is single-threaded (see above), so nothing reads
+    // the environment concurrently.
+    unsafe {
+        std::env::set_var("LANG", lang);
+        std::env::set_var("LC_ALL", lang);
+    }
+}

@@ -1,0 +1,143 @@
+//! A process group for real: daemons forked from this (single-threaded,
+//! Python-free) process as from a server's parent, serving the cases app
+//! over their socket; one killed with SIGKILL is replaced; `stop` ends them
+//! all and removes the socket.
+//!
+//! harness = false, because fork needs a single-threaded parent: `main` is
+//! the test. `--list` answers nextest's listing.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use oxwsgi_core::daemon::group::{Group, GroupSpec};
+use oxwsgi_core::daemon::proxy::Pool;
+use oxwsgi_core::memory::{MemoryRequest, MemorySink};
+use oxwsgi_core::{AppOptions, AppSpec, Outcome};
+
+const NAME: &str = "daemons_serve_are_replaced_and_stop";
+
+struct Stderr;
+
+impl log::Log for Stderr {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        eprintln!("[{} {}] {}", std::process::id(), r.level(), r.args());
+    }
+    fn flush(&self) {}
+}
+
+fn logger() {
+    let _ = log::set_logger(&Stderr);
+    log::set_max_level(log::LevelFilter::Info);
+}
+
+fn get(pool: &Pool, path: &str) -> (u16, String) {
+    let (mut sink, shared) = MemorySink::new();
+    let outcome = pool.serve(0, &mut MemoryRequest::get(path), &mut sink);
+    let resp = shared.lock().unwrap().clone();
+    assert!(
+        matches!(outcome, Outcome::Complete | Outcome::Error(_)),
+        "{path}: {outcome:?}"
+    );
+    (resp.status(), resp.text())
+}
+
+fn alive(pid: i32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--list") {
+        if !args.iter().any(|a| a == "--ignored") {
+            println!("{NAME}: test");
+        }
+        return;
+    }
+    logger();
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let apps = repo.join("tests/apps").canonicalize().unwrap();
+    let dir = std::env::temp_dir().join(format!("oxwsgi-group-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("test.sock");
+    let spec = GroupSpec {
+        name: "test".into(),
+        processes: 2,
+        threads: 2,
+        user: None,
+        group: None,
+        python_home: None,
+        python_path: vec![apps.clone()],
+        home: Some(dir.clone()),
+        umask: Some(0o027),
+        lang: Some("C.UTF-8".into()),
+        display_name: None,
+        socket: socket.clone(),
+        socket_owner: None,
+        apps: vec![AppOptions::new(
+            AppSpec::parse(apps.join("cases.py").to_str().unwrap(), None).unwrap(),
+        )],
+    };
+    let mut group = Group::start(spec, logger).unwrap();
+    let pids = group.pids();
+    assert_eq!(pids.len(), 2);
+    let mode = std::fs::metadata(&socket).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o600
+    );
+
+    let pool = Pool::new(socket.clone(), Some(Duration::from_secs(30)));
+    let mut served_by = std::collections::HashSet::new();
+    for _ in 0..40 {
+        let (status, pid) = get(&pool, "/pid");
+        assert_eq!(status, 200);
+        served_by.insert(pid.parse::<i32>().unwrap());
+    }
+    assert!(
+        served_by.iter().all(|p| pids.contains(p)),
+        "{served_by:?} vs {pids:?}"
+    );
+    for pid in &pids {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+        assert_eq!(comm.trim(), "(wsgi:test)", "ps shows the group");
+    }
+    // The daemons run in the group's home, with its locale.
+    let (_, env) = get(&pool, "/env");
+    assert!(env.contains("\"wsgi.multithread\": true"), "{env}");
+
+    // kill -9 one: replaced within a second, and requests go on.
+    let victim = pids[0];
+    // SAFETY: signalling a daemon this test started.
+    unsafe { libc::kill(victim, libc::SIGKILL) };
+    let t = Instant::now();
+    while group.pids().contains(&victim) {
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "not replaced within 1 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        group.check();
+    }
+    assert_eq!(group.pids().len(), 2);
+    for _ in 0..20 {
+        assert_eq!(get(&pool, "/cookies").0, 200);
+    }
+
+    let all = group.pids();
+    group.stop(Duration::from_secs(10));
+    for pid in all {
+        assert!(!alive(pid), "daemon {pid} still running");
+    }
+    assert!(!socket.exists(), "the socket is removed");
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("{NAME}: ok");
+}
