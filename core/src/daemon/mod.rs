@@ -9,6 +9,8 @@
 //!   Python thread; `sys`: poll(2);
 //! - `group`: the daemon processes of a group, forked from the server's
 //!   parent, replaced when they die, stopped with the server;
+//! - `options`: a group's options as mod_wsgi spells them (taken, or
+//!   refused by name);
 //! - `proxy`: the server's side, with pooled connections.
 //!
 //! # The protocol
@@ -44,6 +46,7 @@
 pub mod dispatch;
 pub mod frame;
 pub mod group;
+pub mod options;
 pub mod proxy;
 pub mod serve;
 mod sys;
