@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use common::{cases, fixture};
+use oxwsgi_core::daemon::frame::AppRef;
 use oxwsgi_core::daemon::proxy::Pool;
+use oxwsgi_core::daemon::serve::Apps;
 use oxwsgi_core::memory::{MemoryRequest, MemoryResponse, MemorySink, serve};
 use oxwsgi_core::{App, Body, Outcome};
 
@@ -32,7 +34,7 @@ fn daemon() -> &'static Pool {
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let stream = stream.unwrap();
-                let apps = vec![app.clone()];
+                let apps = Apps::new(vec![app.clone()], true, false);
                 std::thread::spawn(move || {
                     oxwsgi_core::ensure_thread_state();
                     let _ = oxwsgi_core::daemon::serve::serve_connection(&apps, stream);
@@ -45,7 +47,7 @@ fn daemon() -> &'static Pool {
 
 fn via_daemon(mut req: MemoryRequest) -> (MemoryResponse, Outcome) {
     let (mut sink, shared) = MemorySink::new();
-    let outcome = daemon().serve(0, &mut req, &mut sink);
+    let outcome = daemon().serve(&AppRef::Index(0), &mut req, &mut sink);
     let resp = shared.lock().unwrap().clone();
     (resp, outcome)
 }
@@ -153,7 +155,7 @@ fn connections_are_reused() {
     // A client gone mid-response drops that connection only.
     let (mut sink, shared) = MemorySink::failing_after(2);
     let mut req = MemoryRequest::get("/stream?n=50&size=10");
-    let outcome = daemon().serve(0, &mut req, &mut sink);
+    let outcome = daemon().serve(&AppRef::Index(0), &mut req, &mut sink);
     assert_eq!(outcome, Outcome::ClientGone);
     assert!(!shared.lock().unwrap().finished());
     assert_eq!(via_daemon(MemoryRequest::get("/cookies")).0.status(), 200);
@@ -163,7 +165,7 @@ fn connections_are_reused() {
 fn no_daemon_is_a_503() {
     let pool = Pool::new("/nonexistent/oxwsgi.sock".into(), None);
     let (mut sink, shared) = MemorySink::new();
-    let outcome = pool.serve(0, &mut MemoryRequest::get("/"), &mut sink);
+    let outcome = pool.serve(&AppRef::Index(0), &mut MemoryRequest::get("/"), &mut sink);
     assert_eq!(outcome, Outcome::Error(503));
     assert_eq!(shared.lock().unwrap().status(), 503);
 }
@@ -193,7 +195,13 @@ fn dispatched(
     let run = {
         let stop = stop.clone();
         std::thread::spawn(move || {
-            oxwsgi_core::daemon::dispatch::run(listener, vec![app], threads, stop).unwrap();
+            oxwsgi_core::daemon::dispatch::run(
+                listener,
+                Apps::new(vec![app], true, false),
+                threads,
+                stop,
+            )
+            .unwrap();
         })
     };
     (Pool::new(path, None), stop, run)
@@ -215,7 +223,8 @@ fn idle_pooled_connections_do_not_hold_the_daemons_threads() {
                     } else {
                         "/cookies"
                     };
-                    let outcome = pool.serve(0, &mut MemoryRequest::get(path), &mut sink);
+                    let outcome =
+                        pool.serve(&AppRef::Index(0), &mut MemoryRequest::get(path), &mut sink);
                     assert_eq!(outcome, Outcome::Complete);
                     assert_eq!(shared.lock().unwrap().status(), 200);
                 }
@@ -230,7 +239,11 @@ fn idle_pooled_connections_do_not_hold_the_daemons_threads() {
         let pool = pool.clone();
         std::thread::spawn(move || {
             let (mut sink, shared) = MemorySink::new();
-            pool.serve(0, &mut MemoryRequest::get("/sleep?ms=600"), &mut sink);
+            pool.serve(
+                &AppRef::Index(0),
+                &mut MemoryRequest::get("/sleep?ms=600"),
+                &mut sink,
+            );
             let resp = shared.lock().unwrap().clone();
             resp.status()
         })
@@ -240,7 +253,11 @@ fn idle_pooled_connections_do_not_hold_the_daemons_threads() {
     for _ in 0..10 {
         let (mut sink, _) = MemorySink::new();
         assert_eq!(
-            pool.serve(0, &mut MemoryRequest::get("/cookies"), &mut sink),
+            pool.serve(
+                &AppRef::Index(0),
+                &mut MemoryRequest::get("/cookies"),
+                &mut sink
+            ),
             Outcome::Complete
         );
     }
@@ -252,4 +269,34 @@ fn idle_pooled_connections_do_not_hold_the_daemons_threads() {
     assert_eq!(slow.join().unwrap(), 200);
     stop.store(true, std::sync::atomic::Ordering::Release);
     run.join().unwrap();
+}
+
+/// An app the group was not started with, named by the server: loaded on
+/// first use, mounted where the server says, then kept.
+#[test]
+fn a_named_app_is_loaded_on_first_use() {
+    let named = AppRef::Named {
+        target: fixture("cases.py").to_str().unwrap().to_string(),
+        callable: None,
+        mount: "/m".into(),
+    };
+    for _ in 0..3 {
+        let (mut sink, shared) = MemorySink::new();
+        let outcome = daemon().serve(&named, &mut MemoryRequest::get("/m/env"), &mut sink);
+        assert_eq!(outcome, Outcome::Complete);
+        let text = shared.lock().unwrap().text();
+        assert!(text.contains("\"SCRIPT_NAME\": \"/m\""), "{text}");
+        assert!(text.contains("\"PATH_INFO\": \"/env\""), "{text}");
+    }
+    let bad = AppRef::Named {
+        target: "relative.py".into(),
+        callable: None,
+        mount: String::new(),
+    };
+    let (mut sink, shared) = MemorySink::new();
+    assert_eq!(
+        daemon().serve(&bad, &mut MemoryRequest::get("/"), &mut sink),
+        Outcome::Error(500)
+    );
+    assert_eq!(shared.lock().unwrap().status(), 500);
 }

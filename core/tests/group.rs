@@ -11,6 +11,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use oxwsgi_core::daemon::frame::AppRef;
 use oxwsgi_core::daemon::group::{Group, GroupSpec};
 use oxwsgi_core::daemon::proxy::Pool;
 use oxwsgi_core::memory::{MemoryRequest, MemorySink};
@@ -37,7 +38,7 @@ fn logger() {
 
 fn get(pool: &Pool, path: &str) -> (u16, String) {
     let (mut sink, shared) = MemorySink::new();
-    let outcome = pool.serve(0, &mut MemoryRequest::get(path), &mut sink);
+    let outcome = pool.serve(&AppRef::Index(0), &mut MemoryRequest::get(path), &mut sink);
     let resp = shared.lock().unwrap().clone();
     assert!(
         matches!(outcome, Outcome::Complete | Outcome::Error(_)),

@@ -12,10 +12,9 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use crate::app::App;
 use crate::sync::Recover;
 
-use super::serve::Connection;
+use super::serve::{Apps, Connection};
 use super::sys::{self, POLLERR, POLLHUP, POLLIN, pollfd};
 
 #[derive(Default)]
@@ -38,7 +37,7 @@ struct Shared {
 /// `stop` is set; then lets the requests in progress finish and returns.
 pub fn run(
     listener: UnixListener,
-    apps: Vec<Arc<App>>,
+    apps: Apps,
     threads: usize,
     stop: Arc<AtomicBool>,
 ) -> io::Result<()> {
@@ -140,7 +139,7 @@ fn poller(listener: &UnixListener, wake: &UnixStream, shared: &Shared) -> io::Re
 }
 
 /// A Python thread: one request at a time, from whichever connection has one.
-fn worker(shared: &Shared, apps: &[Arc<App>]) {
+fn worker(shared: &Shared, apps: &Apps) {
     crate::embed::ensure_thread_state();
     loop {
         let conn = {

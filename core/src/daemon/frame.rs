@@ -128,6 +128,9 @@ mod tag {
     pub const VAR_NAME: u8 = 22;
     pub const VAR_VALUE: u8 = 23;
     pub const STATUS: u8 = 30;
+    pub const APP_TARGET: u8 = 13;
+    pub const APP_CALLABLE: u8 = 14;
+    pub const APP_MOUNT: u8 = 15;
 }
 
 fn field(out: &mut Vec<u8>, tag: u8, value: &[u8]) {
@@ -165,10 +168,38 @@ pub enum BodyKind {
     Chunked,
 }
 
-/// A request head for app number `app` of the daemon's group.
-pub fn encode_head<R: crate::Request + ?Sized>(app: u32, req: &R, body: BodyKind) -> Vec<u8> {
+/// Which of a daemon's apps a request is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppRef {
+    /// App number `n` of those the group was started with.
+    Index(u32),
+    /// An app the server names (a script the group did not preload: the
+    /// daemon loads it on first use): its target (script path or
+    /// `module:callable`), callable and mount point.
+    Named {
+        target: String,
+        callable: Option<String>,
+        mount: String,
+    },
+}
+
+/// A request head for `app` of the daemon's group.
+pub fn encode_head<R: crate::Request + ?Sized>(app: &AppRef, req: &R, body: BodyKind) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
-    field(&mut out, tag::APP, app.to_string().as_bytes());
+    match app {
+        AppRef::Index(n) => field(&mut out, tag::APP, n.to_string().as_bytes()),
+        AppRef::Named {
+            target,
+            callable,
+            mount,
+        } => {
+            field(&mut out, tag::APP_TARGET, target.as_bytes());
+            if let Some(c) = callable {
+                field(&mut out, tag::APP_CALLABLE, c.as_bytes());
+            }
+            field(&mut out, tag::APP_MOUNT, mount.as_bytes());
+        }
+    }
     field(&mut out, tag::METHOD, req.method());
     field(&mut out, tag::URI, req.uri());
     field(&mut out, tag::PATH, req.path());
@@ -215,9 +246,16 @@ fn number<T: std::str::FromStr>(v: &[u8], what: &str) -> io::Result<T> {
         .ok_or_else(|| protocol_error(format!("bad {what} in a head")))
 }
 
-/// The app number, the request (without its body) and how the body comes.
-pub fn decode_head(payload: &[u8]) -> io::Result<(u32, OwnedRequest, BodyKind)> {
+/// The app, the request (without its body) and how the body comes.
+pub fn decode_head(payload: &[u8]) -> io::Result<(AppRef, OwnedRequest, BodyKind)> {
     let mut app = 0;
+    let mut target: Option<String> = None;
+    let mut callable = None;
+    let mut mount = String::new();
+    let text = |v: &[u8]| {
+        String::from_utf8(v.to_vec())
+            .map_err(|_| protocol_error("an app field is not UTF-8".into()))
+    };
     let mut body = BodyKind::None;
     let mut req = OwnedRequest {
         method: Vec::new(),
@@ -240,6 +278,9 @@ pub fn decode_head(payload: &[u8]) -> io::Result<(u32, OwnedRequest, BodyKind)> 
         let (t, v) = f?;
         match t {
             tag::APP => app = number(v, "app")?,
+            tag::APP_TARGET => target = Some(text(v)?),
+            tag::APP_CALLABLE => callable = Some(text(v)?),
+            tag::APP_MOUNT => mount = text(v)?,
             tag::METHOD => req.method = v.to_vec(),
             tag::URI => req.uri = v.to_vec(),
             tag::PATH => req.path = v.to_vec(),
@@ -274,6 +315,14 @@ pub fn decode_head(payload: &[u8]) -> io::Result<(u32, OwnedRequest, BodyKind)> 
         }
     }
     req.chunked = body == BodyKind::Chunked;
+    let app = match target {
+        Some(target) => AppRef::Named {
+            target,
+            callable,
+            mount,
+        },
+        None => AppRef::Index(app),
+    };
     Ok((app, req, body))
 }
 
@@ -371,9 +420,16 @@ mod tests {
             chunked: false,
             body: None,
         };
-        let head = encode_head(3, &req, BodyKind::Length(12));
+        let head = encode_head(&AppRef::Index(3), &req, BodyKind::Length(12));
         let (app, back, body) = decode_head(&head).unwrap();
-        assert_eq!((app, body), (3, BodyKind::Length(12)));
+        assert_eq!((app, body), (AppRef::Index(3), BodyKind::Length(12)));
+        let named = AppRef::Named {
+            target: "/srv/site/wsgi.py".into(),
+            callable: Some("app".into()),
+            mount: "/site".into(),
+        };
+        let (app, _, _) = decode_head(&encode_head(&named, &req, BodyKind::None)).unwrap();
+        assert_eq!(app, named);
         assert_eq!(back.method(), b"POST");
         assert_eq!(back.path(), b"/a b");
         assert!(back.is_https());

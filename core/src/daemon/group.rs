@@ -241,6 +241,7 @@ fn daemon_main(spec: &GroupSpec, listener: &UnixListener, parent: Pid, on_start:
         }
     };
     log::info!(target: "oxwsgi", "group {}: daemon process {} serving", spec.name, std::process::id());
+    let apps = super::serve::Apps::new(apps, spec.threads > 1, spec.processes > 1);
     let result = super::dispatch::run(listener, apps, spec.threads, stop);
     if let Err(e) = result {
         log::error!(target: "oxwsgi", "group {}: {e}", spec.name);

@@ -15,7 +15,7 @@ use crate::responder::Outcome;
 use crate::sink::{Chunk, ResponseSink};
 use crate::sync::Recover;
 
-use super::frame::{self, BodyKind, Kind};
+use super::frame::{self, AppRef, BodyKind, Kind};
 
 /// A connection to a daemon, idle between requests.
 pub struct Connection {
@@ -69,7 +69,7 @@ impl Pool {
     /// new connection; otherwise the client gets 502 if nothing was sent.
     pub fn serve<R: Request + ?Sized>(
         &self,
-        app: u32,
+        app: &AppRef,
         req: &mut R,
         sink: &mut dyn ResponseSink,
     ) -> Outcome {

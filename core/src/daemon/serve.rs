@@ -14,7 +14,7 @@ use crate::response::ResponseHead;
 use crate::sink::{Chunk, ResponseSink};
 use crate::sync::Recover;
 
-use super::frame::{self, BodyKind, Kind};
+use super::frame::{self, AppRef, BodyKind, Kind};
 
 /// One connection from the server, shared by the request's body reader and
 /// its sink (both used by the request's thread, one call at a time).
@@ -33,6 +33,57 @@ impl Conn {
             self.broken = true;
         }
         r
+    }
+}
+
+/// A daemon's apps: those the group was started with (preloaded), and those
+/// the server names in requests, loaded on first use and kept.
+pub struct Apps {
+    listed: Vec<Arc<App>>,
+    named: Mutex<Vec<(AppRef, Arc<App>)>>,
+    multithread: bool,
+    multiprocess: bool,
+}
+
+impl Apps {
+    pub fn new(listed: Vec<Arc<App>>, multithread: bool, multiprocess: bool) -> Apps {
+        Apps {
+            listed,
+            named: Mutex::new(Vec::new()),
+            multithread,
+            multiprocess,
+        }
+    }
+
+    fn get(&self, r: &AppRef) -> Result<Arc<App>, String> {
+        let (target, callable, mount) = match r {
+            AppRef::Index(n) => {
+                return self.listed.get(*n as usize).cloned().ok_or_else(|| {
+                    format!(
+                        "the server asked for app {n}, this group has {}",
+                        self.listed.len()
+                    )
+                });
+            }
+            AppRef::Named {
+                target,
+                callable,
+                mount,
+            } => (target, callable, mount),
+        };
+        let mut named = self.named.lock().recover();
+        if let Some((_, app)) = named.iter().find(|(k, _)| k == r) {
+            return Ok(app.clone());
+        }
+        let mut options =
+            crate::AppOptions::new(crate::AppSpec::parse(target, callable.as_deref())?);
+        options.mount = mount.clone();
+        options.multithread = self.multithread;
+        options.multiprocess = self.multiprocess;
+        options.reload_on_change = true;
+        let app = Arc::new(App::new(options));
+        named.push((r.clone(), app.clone()));
+        Ok(app)
     }
 }
 
@@ -66,7 +117,7 @@ impl Connection {
 
     /// Serves the next request. `Ok(true)`: the connection may carry
     /// another; `Ok(false)`: the server closed it (or it broke).
-    pub fn serve_one(&self, apps: &[Arc<App>]) -> io::Result<bool> {
+    pub fn serve_one(&self, apps: &Apps) -> io::Result<bool> {
         let mut head = Vec::new();
         let kind = {
             let mut c = self.conn.lock().recover();
@@ -84,11 +135,14 @@ impl Connection {
             ));
         }
         let (app, mut req, body) = frame::decode_head(&head)?;
-        let Some(app) = apps.get(app as usize) else {
-            let mut c = self.conn.lock().recover();
-            log::error!(target: "oxwsgi", "the server asked for app {app}, this group has {}", apps.len());
-            c.send(Kind::Error, &500u16.to_le_bytes())?;
-            return Ok(true);
+        let app = match apps.get(&app) {
+            Ok(app) => app,
+            Err(e) => {
+                let mut c = self.conn.lock().recover();
+                log::error!(target: "oxwsgi", "{e}");
+                c.send(Kind::Error, &500u16.to_le_bytes())?;
+                return Ok(true);
+            }
         };
         req.body = Some(match body {
             BodyKind::None | BodyKind::Length(0) => Body::Empty,
@@ -100,7 +154,7 @@ impl Connection {
         let sink = FrameSink {
             conn: self.conn.clone(),
         };
-        let outcome = crate::handle(app, &mut req, Box::new(sink));
+        let outcome = crate::handle(&app, &mut req, Box::new(sink));
         let c = self.conn.lock().recover();
         Ok(!c.broken && outcome != Outcome::ClientGone)
     }
@@ -109,7 +163,7 @@ impl Connection {
 /// Serves the requests of one connection until the server closes it, on
 /// the calling thread. `apps` are the daemon's apps, by the number a head
 /// names.
-pub fn serve_connection(apps: &[Arc<App>], stream: UnixStream) -> io::Result<()> {
+pub fn serve_connection(apps: &Apps, stream: UnixStream) -> io::Result<()> {
     let conn = Connection::new(stream)?;
     while conn.serve_one(apps)? {}
     Ok(())
