@@ -85,6 +85,15 @@ impl AppSpec {
         })
     }
 
+    /// The target as a directive gives it (a script path, or a module),
+    /// without the callable.
+    pub fn target(&self) -> String {
+        match &self.source {
+            AppSource::Script(p) => p.display().to_string(),
+            AppSource::Module(m) => m.clone(),
+        }
+    }
+
     /// How logs name this app.
     pub fn display_name(&self) -> String {
         match &self.source {

@@ -88,6 +88,15 @@ pub struct Config {
     script_reloading: bool,
     /// WSGIRequestTimeout (default off).
     request_timeout: Option<std::time::Duration>,
+    /// WSGIDaemonProcess, in order.
+    pub daemons: Vec<(String, oxwsgi_core::daemon::options::GroupOptions)>,
+    /// WSGISocketPrefix.
+    pub socket_prefix: Option<String>,
+    /// WSGIRestrictEmbedded.
+    pub restrict_embedded: bool,
+    /// Where each group listens (set by the parent before its children
+    /// fork, so they know).
+    pub sockets: Vec<(String, std::path::PathBuf)>,
 }
 
 impl Default for Config {
@@ -104,6 +113,10 @@ impl Default for Config {
             chunked_request: false,
             script_reloading: true,
             request_timeout: None,
+            daemons: Vec::new(),
+            socket_prefix: None,
+            restrict_embedded: false,
+            sockets: Vec::new(),
         }
     }
 }
@@ -168,6 +181,14 @@ pub fn build_apps(multithread: bool, multiprocess: bool) -> Result<(), String> {
         c.defaults = Some(defaults);
         Ok(())
     })
+}
+
+/// Where the process groups listen (the parent, before children fork).
+pub fn set_sockets(sockets: Vec<(String, std::path::PathBuf)>) {
+    let _ = update(|c| {
+        c.sockets = sockets;
+        Ok(())
+    });
 }
 
 pub fn reset() {
@@ -359,6 +380,8 @@ directive1!(
 pub struct DirConf {
     /// WSGICallableObject, or null when not set at this level.
     callable: *const c_char,
+    /// WSGIProcessGroup, or null when not set at this level.
+    process_group: *const c_char,
 }
 
 /// # Safety
@@ -367,7 +390,7 @@ pub unsafe extern "C" fn create_dir_config(p: *mut ffi::apr_pool_t, _: *mut c_ch
     guard::entry("create_dir_config", std::ptr::null_mut(), || {
         // SAFETY: the pool outlives the configuration; the memory is written
         // whole before Apache sees it.
-        unsafe { new_dir_conf(p, std::ptr::null()) }
+        unsafe { new_dir_conf(p, std::ptr::null(), std::ptr::null()) }
     })
 }
 
@@ -382,12 +405,12 @@ pub unsafe extern "C" fn merge_dir_config(
         // SAFETY: both are DirConf (ours); the result lives in Apache's pool.
         unsafe {
             let (base, add) = (&*base.cast::<DirConf>(), &*add.cast::<DirConf>());
-            let callable = if add.callable.is_null() {
-                base.callable
-            } else {
-                add.callable
-            };
-            new_dir_conf(p, callable)
+            let inner = |a: *const c_char, b: *const c_char| if a.is_null() { b } else { a };
+            new_dir_conf(
+                p,
+                inner(add.callable, base.callable),
+                inner(add.process_group, base.process_group),
+            )
         }
     })
 }
@@ -395,13 +418,43 @@ pub unsafe extern "C" fn merge_dir_config(
 /// # Safety
 /// `p` is a live pool; `callable` is null or a string in a pool that lives
 /// at least as long.
-unsafe fn new_dir_conf(p: *mut ffi::apr_pool_t, callable: *const c_char) -> *mut c_void {
+unsafe fn new_dir_conf(
+    p: *mut ffi::apr_pool_t,
+    callable: *const c_char,
+    process_group: *const c_char,
+) -> *mut c_void {
     // SAFETY: p is a live pool (new_dir_conf's contract); apr_palloc returns memory aligned
     // for any type, written here before use.
     unsafe {
         let c = ffi::apr_palloc(p, std::mem::size_of::<DirConf>()).cast::<DirConf>();
-        c.write(DirConf { callable });
+        c.write(DirConf {
+            callable,
+            process_group,
+        });
         c.cast()
+    }
+}
+
+/// A string of the request's merged DirConf, when set.
+///
+/// # Safety
+/// `r` is a live request of a server that loaded this module.
+unsafe fn dir_string<'r>(
+    r: *const ffi::request_rec,
+    field: fn(&DirConf) -> *const c_char,
+) -> Option<&'r str> {
+    // SAFETY: r is a live request of a server that loaded this module, so
+    // the request's merged directory configuration holds our DirConf at our
+    // module's index; its strings live in the configuration pool.
+    unsafe {
+        let c = ffi::ap_get_module_config((*r).per_dir_config, &raw const crate::oxwsgi_module)
+            .cast::<DirConf>();
+        let p = field(c.as_ref()?);
+        if p.is_null() {
+            None
+        } else {
+            CStr::from_ptr(p).to_str().ok()
+        }
     }
 }
 
@@ -410,19 +463,18 @@ unsafe fn new_dir_conf(p: *mut ffi::apr_pool_t, callable: *const c_char) -> *mut
 /// # Safety
 /// `r` is a live request of a server that loaded this module.
 pub unsafe fn callable_of<'r>(r: *const ffi::request_rec) -> Option<&'r str> {
-    // SAFETY: r is a live request of a server that loaded this module, so
-    // the request's merged directory
-    // configuration holds our DirConf at our module's index.
-    unsafe {
-        let c = ffi::ap_get_module_config((*r).per_dir_config, &raw const crate::oxwsgi_module)
-            .cast::<DirConf>();
-        let p = c.as_ref()?.callable;
-        if p.is_null() {
-            None
-        } else {
-            CStr::from_ptr(p).to_str().ok()
-        }
-    }
+    // SAFETY: as dir_string's contract, which is this function's.
+    unsafe { dir_string(r, |c| c.callable) }
+}
+
+/// The WSGIProcessGroup in force for a request (`None`, or `%{GLOBAL}`:
+/// embedded).
+///
+/// # Safety
+/// `r` is a live request of a server that loaded this module.
+pub unsafe fn process_group_of<'r>(r: *const ffi::request_rec) -> Option<&'r str> {
+    // SAFETY: as dir_string's contract, which is this function's.
+    unsafe { dir_string(r, |c| c.process_group) }.filter(|g| *g != "%{GLOBAL}")
 }
 
 #[cfg_attr(not(test), unsafe(no_mangle))]
@@ -489,6 +541,7 @@ pub unsafe extern "C" fn oxwsgi_cmd_flag(
                 b"WSGIPassAuthorization" => c.pass_authorization = on,
                 b"WSGIChunkedRequest" => c.chunked_request = on,
                 b"WSGIScriptReloading" => c.script_reloading = on,
+                b"WSGIRestrictEmbedded" => c.restrict_embedded = on,
                 _ => return Err("unknown flag".into()),
             }
             Ok(())
@@ -525,24 +578,48 @@ directive1!(
     }
 );
 
-/// mod_wsgi directives oxwsgi does not support yet: a configuration error
-/// that says so, never silently ignored.
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn oxwsgi_cmd_unsupported(
-    cmd: *mut cmd_parms,
-    _: *mut c_void,
-    _: *const c_char,
-) -> *const c_char {
-    guard::entry("an unsupported directive", DIRECTIVE_PANICKED, || {
-        // SAFETY: cmd is live.
-        unsafe {
-            answer(
-                cmd,
-                Err("not supported by oxwsgi yet (daemon mode arrives later)".into()),
-            )
+directive1!(
+    /// WSGIDaemonProcess NAME option=value ...: a process group, started by
+    /// the parent once the configuration is read.
+    oxwsgi_cmd_daemon_process(cmd, _dir, raw, line) {
+        let mut words = line.split_whitespace();
+        let name = words.next().ok_or("a group name is needed")?.to_string();
+        let words: Vec<&str> = words.collect();
+        let options = oxwsgi_core::daemon::options::GroupOptions::parse(&name, &words)?;
+        update(|c| {
+            if c.daemons.iter().any(|(n, _)| *n == name) {
+                return Err(format!("process group {name} is defined twice"));
+            }
+            c.daemons.push((name, options));
+            Ok(())
+        })
+    }
+);
+
+directive1!(
+    /// WSGIProcessGroup NAME: the group that runs the apps of this server or
+    /// directory; `%{GLOBAL}` runs them embedded.
+    oxwsgi_cmd_process_group(cmd, dir, raw, name) {
+        if name.is_empty() || (name.starts_with("%{") && name != "%{GLOBAL}") {
+            return Err(format!("{name:?}: a group name or %{{GLOBAL}} (other %{{...}} forms are not supported by oxwsgi yet)"));
         }
-    })
-}
+        (*dir.cast::<DirConf>()).process_group = ffi::apr_pstrdup((*cmd).pool, raw);
+        Ok(())
+    }
+);
+
+directive1!(
+    /// WSGISocketPrefix PATH: the groups' sockets are PATH.<pid>.<n>.sock.
+    oxwsgi_cmd_socket_prefix(cmd, _dir, raw, prefix) {
+        if !prefix.starts_with('/') {
+            return Err(format!("socket prefix {prefix:?} must be absolute"));
+        }
+        update(|c| {
+            c.socket_prefix = Some(prefix);
+            Ok(())
+        })
+    }
+);
 
 #[cfg(test)]
 mod tests {

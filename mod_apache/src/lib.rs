@@ -7,6 +7,8 @@
 //! - `request`: a `request_rec` seen as the core's `Request`, with its body
 //!   read through Apache's input filters;
 //! - `status`: the metrics' shared memory and the `wsgi-status` handler;
+//! - `daemon`: daemon mode: the process groups the parent runs, and the
+//!   requests children hand to them;
 //! - `sink`: the core's `ResponseSink` onto Apache's output filters;
 //!   `writer`: streamed chunks sent by a writer thread while the app goes on;
 //! - this file: the module record, the hooks (translate_name maps
@@ -20,6 +22,7 @@
 #![cfg_attr(test, allow(dead_code))]
 
 mod conf;
+mod daemon;
 mod ffi;
 mod request;
 mod sink;
@@ -85,6 +88,12 @@ unsafe fn register() {
             ptr::null(),
             ffi::APR_HOOK_MIDDLE as c_int,
         );
+        ffi::ap_hook_monitor(
+            Some(daemon::monitor),
+            ptr::null(),
+            ptr::null(),
+            ffi::APR_HOOK_MIDDLE as c_int,
+        );
         ffi::ap_hook_child_init(
             Some(child_init),
             ptr::null(),
@@ -121,7 +130,7 @@ unsafe extern "C" fn pre_config(
 /// The configuration is complete: build the apps (in the parent, before
 /// any child forks; Python starts only in the children).
 unsafe extern "C" fn post_config(
-    _: *mut apr_pool_t,
+    pconf: *mut apr_pool_t,
     _: *mut apr_pool_t,
     _: *mut apr_pool_t,
     s: *mut server_rec,
@@ -141,7 +150,9 @@ unsafe extern "C" fn post_config(
             // SAFETY: Apache passes the main server to post_config, in the
             // parent.
             let metrics = unsafe { status::create(s) };
-            match metrics.and_then(|()| conf::build_apps(threaded, forked)) {
+            let built = metrics.and_then(|()| conf::build_apps(threaded, forked));
+            // SAFETY: post_config's own configuration pool, in the parent.
+            match built.and_then(|()| unsafe { daemon::start(pconf) }) {
                 Ok(()) => ffi::OK as c_int,
                 Err(e) => {
                     eprintln!("oxwsgi: {e}");
@@ -174,6 +185,11 @@ unsafe extern "C" fn child_init(pool: *mut apr_pool_t, s: *mut server_rec) {
         // child of a server that loads the module.
         // SAFETY: Apache passes the live main server to child_init.
         install_logger(unsafe { logs_debug(s) });
+        if c.restrict_embedded {
+            log::info!(target: "oxwsgi", "WSGIRestrictEmbedded On: this child runs no Python");
+            let _ = PYTHON_STARTED.set(false);
+            return;
+        }
         // WSGIImportScript's scripts load with the aliases' apps.
         let imports: Vec<_> = c
             .imports
@@ -399,11 +415,17 @@ unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
                     (*(*r).connection).keepalive = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE;
                     return ffi::HTTP_VERSION_NOT_SUPPORTED as c_int;
                 }
+                let c = conf::get();
+                if let Some(group) = conf::process_group_of(r) {
+                    let Some(app) = app_of(r, &c) else {
+                        return ffi::HTTP_NOT_FOUND as c_int;
+                    };
+                    return daemon::serve(r, group, &app, &c);
+                }
                 if PYTHON_STARTED.get() != Some(&true) {
                     log::error!(target: "oxwsgi", "Python is not running in this child (see the error log)");
                     return ffi::HTTP_SERVICE_UNAVAILABLE as c_int;
                 }
-                let c = conf::get();
                 let Some(app) = app_of(r, &c) else {
                     return ffi::HTTP_NOT_FOUND as c_int;
                 };
@@ -431,6 +453,13 @@ unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
             }
         },
     )
+}
+
+/// # Safety
+/// `p` is null or a NUL-terminated string that outlives the returned slice.
+pub(crate) unsafe fn cstr_str(p: *const c_char) -> String {
+    // SAFETY: as cstr_bytes, whose contract this is.
+    String::from_utf8_lossy(unsafe { cstr_bytes(p) }).into_owned()
 }
 
 /// # Safety

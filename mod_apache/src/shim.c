@@ -11,12 +11,14 @@ extern const char *oxwsgi_cmd_script_alias(cmd_parms *, void *, const char *, co
 extern const char *oxwsgi_cmd_python_home(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_python_path(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_callable(cmd_parms *, void *, const char *);
-extern const char *oxwsgi_cmd_unsupported(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_flag(cmd_parms *, void *, int);
 extern const char *oxwsgi_cmd_script_alias_match(cmd_parms *, void *, const char *, const char *);
 extern const char *oxwsgi_cmd_import_script(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_application_group(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_request_timeout(cmd_parms *, void *, const char *);
+extern const char *oxwsgi_cmd_daemon_process(cmd_parms *, void *, const char *);
+extern const char *oxwsgi_cmd_process_group(cmd_parms *, void *, const char *);
+extern const char *oxwsgi_cmd_socket_prefix(cmd_parms *, void *, const char *);
 
 const command_rec oxwsgi_cmds[] = {
     AP_INIT_TAKE2("WSGIScriptAlias", oxwsgi_cmd_script_alias, NULL, RSRC_CONF,
@@ -41,10 +43,14 @@ const command_rec oxwsgi_cmds[] = {
                   "the interpreter an app runs in (oxwsgi has one per process)"),
     AP_INIT_TAKE1("WSGIRequestTimeout", oxwsgi_cmd_request_timeout, NULL, RSRC_CONF,
                   "how long an app may take for a request (e.g. 30s; off)"),
-    AP_INIT_RAW_ARGS("WSGIDaemonProcess", oxwsgi_cmd_unsupported, "WSGIDaemonProcess", RSRC_CONF,
-                     "not supported yet"),
-    AP_INIT_RAW_ARGS("WSGIProcessGroup", oxwsgi_cmd_unsupported, "WSGIProcessGroup", ACCESS_CONF | RSRC_CONF,
-                     "not supported yet"),
+    AP_INIT_RAW_ARGS("WSGIDaemonProcess", oxwsgi_cmd_daemon_process, NULL, RSRC_CONF,
+                     "a process group: NAME option=value ..."),
+    AP_INIT_TAKE1("WSGIProcessGroup", oxwsgi_cmd_process_group, NULL, ACCESS_CONF | RSRC_CONF,
+                  "the process group that runs the app (%{GLOBAL}: embedded)"),
+    AP_INIT_TAKE1("WSGISocketPrefix", oxwsgi_cmd_socket_prefix, NULL, RSRC_CONF,
+                  "where the process groups' sockets go"),
+    AP_INIT_FLAG("WSGIRestrictEmbedded", oxwsgi_cmd_flag, NULL, RSRC_CONF,
+                 "no Python in Apache's children: every app runs in a process group"),
     { NULL }
 };
 

@@ -9,3 +9,5 @@
 #include "apr_strings.h"
 #include "apr_tables.h"
 #include "apr_shm.h"
+#include "unixd.h"
+#include "mpm_common.h"

@@ -114,19 +114,34 @@ impl Group {
     pub fn check(&mut self) {
         for i in 0..self.pids.len() {
             let Some(pid) = self.pids[i] else { continue };
-            let Some(status) = sys::try_wait(pid) else {
-                continue;
+            let how = match sys::try_wait(pid) {
+                Some(status) => describe(status),
+                // Reaped by the server itself (Apache's parent waits for
+                // any child, ours included).
+                None if !sys::exists(pid) => "exited".to_string(),
+                None => continue,
             };
-            self.pids[i] = None;
-            log::error!(
-                target: "oxwsgi",
-                "daemon process {pid} of group {} {}; starting another",
-                self.spec.name,
-                describe(status)
-            );
-            if let Err(e) = self.spawn(i) {
-                log::error!(target: "oxwsgi", "cannot start a daemon of group {}: {e}", self.spec.name);
-            }
+            self.respawn(i, pid, &how);
+        }
+    }
+
+    /// The server reaped daemon `pid` (with its own wait): start its
+    /// replacement; the new pid, if `pid` was one of this group's.
+    pub fn replace(&mut self, pid: Pid, how: &str) -> Option<Pid> {
+        let i = self.pids.iter().position(|p| *p == Some(pid))?;
+        self.respawn(i, pid, how);
+        self.pids[i]
+    }
+
+    fn respawn(&mut self, i: usize, pid: Pid, how: &str) {
+        self.pids[i] = None;
+        log::error!(
+            target: "oxwsgi",
+            "daemon process {pid} of group {} {how}; starting another",
+            self.spec.name
+        );
+        if let Err(e) = self.spawn(i) {
+            log::error!(target: "oxwsgi", "cannot start a daemon of group {}: {e}", self.spec.name);
         }
     }
 
@@ -140,7 +155,7 @@ impl Group {
         loop {
             for slot in &mut self.pids {
                 if let Some(pid) = *slot {
-                    if sys::try_wait(pid).is_some() {
+                    if sys::try_wait(pid).is_some() || !sys::exists(pid) {
                         *slot = None;
                     }
                 }
@@ -152,7 +167,7 @@ impl Group {
                 for pid in self.pids() {
                     log::warn!(target: "oxwsgi", "daemon process {pid} of group {} did not stop in time; killed", self.spec.name);
                     sys::kill(pid, libc::SIGKILL);
-                    while sys::try_wait(pid).is_none() {
+                    while sys::try_wait(pid).is_none() && sys::exists(pid) {
                         std::thread::sleep(Duration::from_millis(5));
                     }
                 }
@@ -164,7 +179,8 @@ impl Group {
     }
 }
 
-fn describe(status: i32) -> String {
+/// How a daemon ended, from its wait status.
+pub fn describe(status: i32) -> String {
     if libc::WIFSIGNALED(status) {
         format!("was killed by signal {}", libc::WTERMSIG(status))
     } else {

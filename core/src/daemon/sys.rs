@@ -46,6 +46,14 @@ pub fn try_wait(pid: Pid) -> Option<i32> {
     (r == pid).then_some(status)
 }
 
+/// Whether process `pid` exists (a server may reap its children itself:
+/// Apache's parent waits for any child, ours included).
+pub fn exists(pid: Pid) -> bool {
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 /// Sends `signal` to `pid`.
 pub fn kill(pid: Pid, signal: i32) {
     // SAFETY: kill takes plain integers; a process that is gone is ESRCH.

@@ -1,0 +1,264 @@
+//! Daemon mode (mod_wsgi's `WSGIDaemonProcess`): the parent starts each
+//! process group once the configuration is read, looks after them every
+//! second (Apache's monitor hook) and stops them when the configuration
+//! goes (a restart or the stop); a child hands each request of a group's
+//! app to the group over its socket, through the core's `daemon::proxy`.
+
+use std::ffi::{c_int, c_void};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use oxwsgi_core::daemon::frame::AppRef;
+use oxwsgi_core::daemon::group::Group;
+use oxwsgi_core::daemon::proxy::Pool;
+use oxwsgi_core::sync::Recover;
+use oxwsgi_core::{App, Outcome};
+
+use crate::conf::{self, Config};
+use crate::ffi::{self, apr_pool_t, request_rec, server_rec};
+
+/// The running groups (parent only).
+static GROUPS: Mutex<Vec<Group>> = Mutex::new(Vec::new());
+/// Configurations read so far: each generation's sockets get new names.
+static GENERATION: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How long a stopping group's requests may take to finish.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Starts the configured groups (post_config, in the parent). Not on the
+/// first pass of a start (Apache reads its configuration twice) nor for a
+/// configuration test.
+///
+/// # Safety
+/// Called from post_config with its configuration pool.
+pub unsafe fn start(pconf: *mut apr_pool_t) -> Result<(), String> {
+    let c = conf::get();
+    if c.daemons.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: ap_state_query reads Apache's process state.
+    let (state, mode) = unsafe {
+        (
+            ffi::ap_state_query(ffi::AP_SQ_MAIN_STATE as c_int),
+            ffi::ap_state_query(ffi::AP_SQ_RUN_MODE as c_int),
+        )
+    };
+    if state == ffi::AP_SQ_MS_CREATE_PRE_CONFIG as c_int || mode != ffi::AP_SQ_RM_NORMAL as c_int {
+        return Ok(());
+    }
+    crate::install_logger(false);
+    let prefix = match &c.socket_prefix {
+        Some(p) => p.clone(),
+        None => {
+            // SAFETY: pconf is live; the result is a C string in it.
+            unsafe { crate::cstr_str(ffi::ap_runtime_dir_relative(pconf, c"oxwsgi".as_ptr())) }
+        }
+    };
+    // SAFETY: geteuid has no preconditions; ap_unixd_config is Apache's
+    // configured User/Group, read-only after configuration.
+    let owner = unsafe { (libc::geteuid() == 0).then(|| (ap_user(), ap_group())) };
+    let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut sockets = Vec::new();
+    PCONF.store(pconf, std::sync::atomic::Ordering::Release);
+    let mut groups = GROUPS.lock().recover();
+    for (i, (name, options)) in c.daemons.iter().enumerate() {
+        let socket = format!("{prefix}.{}.{generation}.{i}.sock", std::process::id());
+        let mut options = options.clone();
+        if owner.is_some() && options.user.is_none() {
+            // As mod_wsgi: without user=, daemons run as Apache's User.
+            // SAFETY: Apache's static unixd configuration, filled in by now.
+            options.user = Some(unsafe { crate::cstr_str(ffi::ap_unixd_config.user_name) });
+        }
+        let spec = options.into_spec(name, socket.clone().into(), owner, Vec::new());
+        match Group::start(spec, daemon_logger) {
+            Ok(g) => {
+                for pid in g.pids() {
+                    // SAFETY: pconf is post_config's live pool.
+                    unsafe { watch(pconf, groups.len(), pid) };
+                }
+                groups.push(g);
+            }
+            Err(e) => {
+                return Err(format!(
+                    "cannot start process group {name} on {socket}: {e}"
+                ));
+            }
+        }
+        sockets.push((name.clone(), socket.into()));
+    }
+    drop(groups);
+    conf::set_sockets(sockets);
+    // SAFETY: pconf is live; the cleanup runs when it is cleared (restart
+    // or stop), in the parent.
+    unsafe {
+        ffi::apr_pool_cleanup_register(
+            pconf,
+            std::ptr::null(),
+            Some(stop_all),
+            Some(ffi::apr_pool_cleanup_null),
+        );
+    }
+    Ok(())
+}
+
+/// The User and Group Apache's children run as.
+///
+/// # Safety
+/// After the configuration was read (mod_unixd has filled it in).
+unsafe fn ap_user() -> u32 {
+    // SAFETY: a plain field of Apache's static unixd configuration.
+    unsafe { ffi::ap_unixd_config.user_id }
+}
+
+/// # Safety
+/// As `ap_user`.
+unsafe fn ap_group() -> u32 {
+    // SAFETY: a plain field of Apache's static unixd configuration.
+    unsafe { ffi::ap_unixd_config.group_id }
+}
+
+/// The configuration pool of the running generation (parent only).
+static PCONF: std::sync::atomic::AtomicPtr<apr_pool_t> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+/// A daemon Apache's parent is told about when it dies.
+#[repr(C)]
+struct Watched {
+    proc_: ffi::apr_proc_t,
+    group: usize,
+}
+
+/// Registers daemon `pid` of group number `group` as one of Apache's "other
+/// children": Apache's parent waits for all its children, ours included,
+/// and calls `on_other_child` at once when one of them dies (its monitor
+/// hook runs only every ten seconds).
+///
+/// # Safety
+/// `pconf` is the live configuration pool; in the parent.
+unsafe fn watch(pconf: *mut apr_pool_t, group: usize, pid: libc::pid_t) {
+    // SAFETY: the record lives in pconf (as long as the registration, which
+    // APR removes when pconf is cleared); written whole before use.
+    unsafe {
+        let w = ffi::apr_palloc(pconf, std::mem::size_of::<Watched>()).cast::<Watched>();
+        w.write(Watched {
+            proc_: ffi::apr_proc_t {
+                pid,
+                in_: std::ptr::null_mut(),
+                out: std::ptr::null_mut(),
+                err: std::ptr::null_mut(),
+            },
+            group,
+        });
+        ffi::apr_proc_other_child_register(
+            &raw mut (*w).proc_,
+            Some(on_other_child),
+            w.cast(),
+            std::ptr::null_mut(),
+            pconf,
+        );
+    }
+}
+
+unsafe extern "C" fn on_other_child(reason: c_int, data: *mut c_void, status: c_int) {
+    oxwsgi_core::guard::entry("a daemon's end", (), || {
+        let died = reason == ffi::APR_OC_REASON_DEATH as c_int
+            || reason == ffi::APR_OC_REASON_LOST as c_int;
+        if !died {
+            return;
+        }
+        // SAFETY: data is the Watched record `watch` registered, in pconf.
+        let (pid, group) = unsafe {
+            let w = data.cast::<Watched>();
+            ((*w).proc_.pid, (*w).group)
+        };
+        // SAFETY: unregistering the registration that called us.
+        unsafe { ffi::apr_proc_other_child_unregister(data) };
+        let how = if reason == ffi::APR_OC_REASON_DEATH as c_int {
+            oxwsgi_core::daemon::group::describe(status)
+        } else {
+            "was lost".to_string()
+        };
+        let new = GROUPS
+            .lock()
+            .recover()
+            .get_mut(group)
+            .and_then(|g| g.replace(pid, &how));
+        let pconf = PCONF.load(std::sync::atomic::Ordering::Acquire);
+        if let (Some(new), false) = (new, pconf.is_null()) {
+            // SAFETY: pconf is the running generation's pool, in the parent.
+            unsafe { watch(pconf, group, new) };
+        }
+    })
+}
+
+fn daemon_logger() {
+    crate::install_logger(false);
+}
+
+unsafe extern "C" fn stop_all(_: *mut c_void) -> ffi::apr_status_t {
+    oxwsgi_core::guard::entry("stopping the process groups", 0, || {
+        PCONF.store(std::ptr::null_mut(), std::sync::atomic::Ordering::Release);
+        let groups = std::mem::take(&mut *GROUPS.lock().recover());
+        for g in groups {
+            g.stop(STOP_GRACE);
+        }
+        0
+    })
+}
+
+/// Apache's parent, once a second: replaces daemons that died.
+pub unsafe extern "C" fn monitor(_: *mut apr_pool_t, _: *mut server_rec) -> c_int {
+    oxwsgi_core::guard::entry("the monitor hook", ffi::DECLINED as c_int, || {
+        for g in GROUPS.lock().recover().iter_mut() {
+            g.check();
+        }
+        ffi::DECLINED as c_int
+    })
+}
+
+/// Each child's connections, by group.
+static POOLS: Mutex<Vec<(String, Arc<Pool>)>> = Mutex::new(Vec::new());
+
+fn pool(c: &Config, group: &str) -> Option<Arc<Pool>> {
+    let mut pools = POOLS.lock().recover();
+    if let Some((_, p)) = pools.iter().find(|(n, _)| n == group) {
+        return Some(p.clone());
+    }
+    let (_, socket) = c.sockets.iter().find(|(n, _)| n == group)?;
+    let p = Arc::new(Pool::new(socket.clone(), None));
+    pools.push((group.to_string(), p.clone()));
+    Some(p)
+}
+
+/// Serves `r` with `app` in process group `group`.
+///
+/// # Safety
+/// `r` is the live request of the calling handler.
+pub unsafe fn serve(r: *mut request_rec, group: &str, app: &App, c: &Config) -> c_int {
+    let Some(pool) = pool(c, group) else {
+        log::error!(target: "oxwsgi", "WSGIProcessGroup {group}: no WSGIDaemonProcess of that name");
+        return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
+    };
+    let spec = &app.options().spec;
+    let target = AppRef::Named {
+        target: spec.target(),
+        callable: Some(spec.callable.clone()),
+        mount: app.options().mount.clone(),
+    };
+    // SAFETY: r is the live request of the calling handler (serve's
+    // contract), used by this thread (and its writer) only.
+    unsafe {
+        let writer = crate::writer::WriteBehind::for_request(r);
+        let mut req = match crate::request::from_request_rec(r, c, &writer) {
+            Ok(q) => q,
+            Err(status) => return status,
+        };
+        let (mut sink, status) = crate::sink::ApacheSink::new(r, writer.clone());
+        let outcome = pool.serve(&target, &mut req, &mut sink);
+        let _ = writer.sync();
+        match outcome {
+            Outcome::Error(_) => status.load(std::sync::atomic::Ordering::Relaxed) as c_int,
+            _ => ffi::OK as c_int,
+        }
+    }
+}
