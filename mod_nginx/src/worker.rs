@@ -62,11 +62,15 @@ static mut WATCHDOG: ngx_event_t = unsafe { std::mem::zeroed() };
 /// gives its own connectionless events such a dummy the same way.
 // SAFETY: ngx_event_t is plain C data; all zeroes is a new, idle event.
 static mut RECYCLE_TIMER: ngx_event_t = unsafe { std::mem::zeroed() };
-/// How long a recycling worker answers with `Connection: close` before it
-/// stops taking connections: the clients of its kept-alive connections
-/// then reconnect cleanly instead of finding the connection closed under
-/// their next request.
-const DRAIN: Duration = Duration::from_millis(200);
+/// A recycling worker answers with `Connection: close` and quits once none
+/// of its connections is idle in keep-alive (every client has been told to
+/// reconnect), looking every `DRAIN_STEP`, or after `DRAIN_MAX` anyway (a
+/// client that sends nothing). Quitting closes idle kept-alive connections,
+/// and a client sending on one just then would lose its request.
+const DRAIN_STEP: Duration = Duration::from_millis(50);
+const DRAIN_MAX: Duration = Duration::from_secs(2);
+/// When the drain began (µs since the worker's epoch; event loop only).
+static DRAIN_SINCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 // SAFETY: ngx_connection_t is plain C data; `start` sets its fd before use.
 static mut DUMMY_CONNECTION: ngx_connection_t = unsafe { std::mem::zeroed() };
 
@@ -557,14 +561,48 @@ fn quit_if_recycling(w: &Worker) {
     if w.recycler.reason().is_none() || w.quitting.swap(true, Ordering::Relaxed) {
         return;
     }
+    DRAIN_SINCE.store(w.now_us(), Ordering::Relaxed);
+    // SAFETY: on the event loop thread, after `start`.
+    unsafe { arm_recycle_timer() };
+}
+
+/// # Safety
+/// On the event loop thread, after `start` set the timer up.
+unsafe fn arm_recycle_timer() {
     let timer = &raw mut RECYCLE_TIMER;
-    // SAFETY: the timer was set up by `start` and is only used on the event
-    // loop thread, which runs this.
-    unsafe { ngx::ffi::ngx_add_timer(timer, DRAIN.as_millis() as ngx::ffi::ngx_msec_t) };
+    // SAFETY: the timer is only used on the event loop thread (the
+    // caller's), and `start` set it up.
+    unsafe { ngx::ffi::ngx_add_timer(timer, DRAIN_STEP.as_millis() as ngx::ffi::ngx_msec_t) };
+}
+
+/// Connections of this worker idle in keep-alive.
+///
+/// # Safety
+/// On the event loop thread: nginx's connection table is its.
+unsafe fn idle_keepalive_connections() -> usize {
+    // SAFETY: ngx_cycle is this worker's live cycle; its connection array
+    // has connection_n entries, owned by this (event loop) thread; a free
+    // entry has fd -1.
+    unsafe {
+        let cycle = ngx::ffi::ngx_cycle;
+        let conns = std::slice::from_raw_parts((*cycle).connections, (*cycle).connection_n);
+        conns.iter().filter(|c| c.fd != -1 && c.idle() != 0).count()
+    }
 }
 
 unsafe extern "C" fn on_recycle_timer(_: *mut ngx_event_t) {
     guard::entry("the recycle timer", (), || {
+        let Some(w) = WORKER.get() else { return };
+        let draining_for = w
+            .now_us()
+            .saturating_sub(DRAIN_SINCE.load(Ordering::Relaxed));
+        // SAFETY: a timer handler, on the event loop thread.
+        let idle = unsafe { idle_keepalive_connections() };
+        if idle > 0 && draining_for < DRAIN_MAX.as_micros() as u64 {
+            // SAFETY: on the event loop thread, after `start`.
+            unsafe { arm_recycle_timer() };
+            return;
+        }
         // SAFETY: ngx_quit is the flag nginx's own SIGQUIT handler sets; the
         // worker's cycle reads it after this event handler returns, on this
         // same thread.
