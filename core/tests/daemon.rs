@@ -163,11 +163,19 @@ fn connections_are_reused() {
 
 #[test]
 fn no_daemon_is_a_503() {
-    let pool = Pool::new("/nonexistent/oxwsgi.sock".into(), None);
+    let pool = Pool::new("/nonexistent/oxwsgi.sock".into(), None)
+        .with_connect_timeout(std::time::Duration::from_millis(300));
+    let t = std::time::Instant::now();
     let (mut sink, shared) = MemorySink::new();
     let outcome = pool.serve(&AppRef::Index(0), &mut MemoryRequest::get("/"), &mut sink);
     assert_eq!(outcome, Outcome::Error(503));
     assert_eq!(shared.lock().unwrap().status(), 503);
+    let waited = t.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(300),
+        "it waited for the group: {waited:?}"
+    );
+    assert!(waited < std::time::Duration::from_secs(2), "{waited:?}");
 }
 
 /// A daemon process's dispatcher with 2 Python threads, behind its own

@@ -19,8 +19,6 @@ use crate::ffi::{self, apr_pool_t, request_rec, server_rec};
 
 /// The running groups (parent only).
 static GROUPS: Mutex<Vec<Group>> = Mutex::new(Vec::new());
-/// Configurations read so far: each generation's sockets get new names.
-static GENERATION: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// How long a stopping group's requests may take to finish.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -57,12 +55,14 @@ pub unsafe fn start(pconf: *mut apr_pool_t) -> Result<(), String> {
     // SAFETY: geteuid has no preconditions; ap_unixd_config is Apache's
     // configured User/Group, read-only after configuration.
     let owner = unsafe { (libc::geteuid() == 0).then(|| (ap_user(), ap_group())) };
-    let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut sockets = Vec::new();
     PCONF.store(pconf, std::sync::atomic::Ordering::Release);
     let mut groups = GROUPS.lock().recover();
-    for (i, (name, options)) in c.daemons.iter().enumerate() {
-        let socket = format!("{prefix}.{}.{generation}.{i}.sock", std::process::id());
+    for (name, options) in &c.daemons {
+        // The same path from one generation to the next: the children of
+        // the last one, still finishing their requests on a graceful
+        // restart, reach the new group there (they wait while it starts).
+        let socket = format!("{prefix}.{}.{name}.sock", std::process::id());
         let mut options = options.clone();
         if owner.is_some() && options.user.is_none() {
             // As mod_wsgi: without user=, daemons run as Apache's User.
@@ -214,6 +214,14 @@ pub unsafe extern "C" fn monitor(_: *mut apr_pool_t, _: *mut server_rec) -> c_in
         }
         ffi::DECLINED as c_int
     })
+}
+
+/// In a new child: let go of the groups' listening sockets it inherited
+/// from the parent. Held open here, a socket the parent retires on a
+/// graceful restart would keep taking connections that no daemon accepts
+/// (a request waited 30 s in the test that found it).
+pub fn forget_groups_in_child() {
+    drop(std::mem::take(&mut *GROUPS.lock().recover()));
 }
 
 /// Each child's connections, by group.

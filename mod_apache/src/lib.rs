@@ -180,6 +180,7 @@ unsafe extern "C" fn child_exit(_: *mut std::ffi::c_void) -> ffi::apr_status_t {
 /// A child process starts: Python starts here, never in the parent.
 unsafe extern "C" fn child_init(pool: *mut apr_pool_t, s: *mut server_rec) {
     guard::entry("child_init", (), || {
+        daemon::forget_groups_in_child();
         let c = conf::get();
         // SetHandler wsgi-script can appear anywhere: Python starts in every
         // child of a server that loads the module.

@@ -132,3 +132,60 @@ fn daemon_options_are_taken_or_refused_by_name() {
     assert!(!ok);
     assert!(out.contains("process group a is defined twice"), "{out}");
 }
+
+/// A graceful restart replaces the group; requests arriving meanwhile wait
+/// for the new one instead of failing.
+#[test]
+fn graceful_restarts_under_load_fail_no_request() {
+    let a = daemon_site("event");
+    let port = a.port;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..6)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let (mut ok, mut failed) = (0, Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match http::send(
+                        port,
+                        &http::Request::get("/cases/sleep?ms=2").to_bytes(port),
+                        false,
+                    ) {
+                        Ok(r) if r.status == 200 => ok += 1,
+                        Ok(r) => failed.push(format!("{} {}", r.status, r.text())),
+                        Err(e) => failed.push(e.to_string()),
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    let first = daemons(&a);
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(1500));
+        // SAFETY: signalling the Apache parent this test started.
+        unsafe { libc::kill(a.pid(), libc::SIGUSR1) };
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut ok, mut failed) = (0, Vec::new());
+    for c in clients {
+        let (o, f) = c.join().unwrap();
+        ok += o;
+        failed.extend(f);
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {:?}",
+        failed.len(),
+        ok + failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(ok > 100, "{ok}");
+    let now = daemons(&a);
+    assert_eq!(now.len(), 2);
+    assert!(
+        now.iter().all(|p| !first.contains(p)),
+        "the group was replaced"
+    );
+}

@@ -87,8 +87,8 @@ fn poller(listener: &UnixListener, wake: &UnixStream, shared: &Shared) -> io::Re
             events: POLLIN,
             revents: 0,
         }));
-        // A second at most, to notice `stop`.
-        if sys::poll(&mut fds, 1000)? == 0 {
+        // A tenth of a second at most, to notice `stop` soon.
+        if sys::poll(&mut fds, 100)? == 0 {
             continue;
         }
         let mut ready = Vec::new();

@@ -8,7 +8,7 @@ use std::io::{self, BufReader, Read};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::request::{Body, Request};
 use crate::responder::Outcome;
@@ -40,6 +40,7 @@ impl Connection {
 pub struct Pool {
     path: PathBuf,
     timeout: Option<Duration>,
+    connect_timeout: Duration,
     idle: Mutex<Vec<Connection>>,
 }
 
@@ -48,8 +49,16 @@ impl Pool {
         Pool {
             path,
             timeout,
+            connect_timeout: CONNECT_TIMEOUT,
             idle: Mutex::new(Vec::new()),
         }
+    }
+
+    /// How long a request waits for the group to be reachable (default
+    /// `CONNECT_TIMEOUT`).
+    pub fn with_connect_timeout(mut self, limit: Duration) -> Pool {
+        self.connect_timeout = limit;
+        self
     }
 
     fn get(&self) -> io::Result<Connection> {
@@ -63,27 +72,46 @@ impl Pool {
         self.idle.lock().recover().push(c);
     }
 
-    /// Serves `req` with app number `app` of the group, writing the
-    /// response into `sink`. An error before the daemon answered (no daemon
-    /// listening, a pooled connection it had closed) is retried once on a
-    /// new connection; otherwise the client gets 502 if nothing was sent.
+    /// Serves `req` with `app` of the group, writing the response into
+    /// `sink`.
+    ///
+    /// While the group cannot be reached (its daemons are being replaced:
+    /// a graceful restart, a daemon that died) the request waits, retrying
+    /// for up to the connect timeout, then gets 503. A connection that fails
+    /// before the daemon answered anything is retried on a new one when
+    /// that cannot run the app twice: a pooled connection the daemon closed
+    /// while idle, or a GET, HEAD or OPTIONS. Otherwise the client gets 502,
+    /// or a cut response once its headers went out.
     pub fn serve<R: Request + ?Sized>(
         &self,
         app: &AppRef,
         req: &mut R,
         sink: &mut dyn ResponseSink,
     ) -> Outcome {
+        let idempotent = matches!(req.method(), b"GET" | b"HEAD" | b"OPTIONS");
         let body = req.take_body();
         let kind = body_kind(req, &body);
         let mut body = Some(body.into_reader());
         let head = frame::encode_head(app, req, kind);
-        for attempt in 0..2 {
-            let mut conn = match if attempt == 0 {
+        let deadline = Instant::now() + self.connect_timeout;
+        let mut pause = Duration::from_millis(10);
+        let mut pooled = true;
+        loop {
+            let opened = if pooled {
                 self.get()
             } else {
                 Connection::open(&self.path, self.timeout)
-            } {
+            };
+            let was_pooled = pooled;
+            pooled = false;
+            let mut conn = match opened {
                 Ok(c) => c,
+                Err(e) if Instant::now() < deadline => {
+                    log::debug!(target: "oxwsgi", "the daemon at {} is not there yet ({e}); waiting", self.path.display());
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                    continue;
+                }
                 Err(e) => {
                     log::error!(target: "oxwsgi", "cannot reach the daemon at {}: {e}", self.path.display());
                     return crate::responder::error_page(sink, 503);
@@ -101,10 +129,15 @@ impl Pool {
                     }
                     return outcome;
                 }
-                // A stale pooled connection: nothing of this request reached
-                // the daemon's app yet, so it may go again.
-                Err(e) if !state.asked && !state.started && attempt == 0 => {
-                    log::debug!(target: "oxwsgi", "daemon connection lost before the request ({e}); retrying");
+                // Nothing came back: the daemon closed the connection or
+                // went away before it answered.
+                Err(e)
+                    if !state.asked
+                        && !state.started
+                        && (was_pooled || idempotent)
+                        && Instant::now() < deadline =>
+                {
+                    log::debug!(target: "oxwsgi", "daemon connection lost before an answer ({e}); retrying");
                 }
                 Err(e) => {
                     log::error!(target: "oxwsgi", "the daemon's connection failed: {e}");
@@ -116,9 +149,11 @@ impl Pool {
                 }
             }
         }
-        crate::responder::error_page(sink, 502)
     }
 }
+
+/// How long a request waits for its group to be reachable.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn body_kind<R: Request + ?Sized>(req: &R, body: &Body) -> BodyKind {
     if matches!(body, Body::Empty) {
