@@ -21,14 +21,47 @@ use super::frame::{self, AppRef, BodyKind, Kind};
 struct Conn {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
+    /// Frames not written yet: a response's head, body and end usually go
+    /// out in one write, and a streamed chunk with its flush in one.
+    out: Vec<u8>,
     /// A write failed or the server sent what it should not: the
     /// connection ends with this request.
     broken: bool,
 }
 
+/// Frames gathered before a write (larger payloads go out on their own).
+const GATHER: usize = 64 << 10;
+
 impl Conn {
+    /// Adds a frame to those to be written.
+    fn queue(&mut self, kind: Kind, payload: &[u8]) -> io::Result<()> {
+        if self.out.len() + frame::HEADER + payload.len() > GATHER {
+            self.write_out()?;
+            if payload.len() > GATHER {
+                let r = frame::write(&mut self.writer, kind, payload);
+                return self.fail_on_err(r);
+            }
+        }
+        frame::write(&mut self.out, kind, payload)
+    }
+
+    /// Writes what was queued.
+    fn write_out(&mut self) -> io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let r = std::io::Write::write_all(&mut self.writer, &self.out);
+        self.out.clear();
+        self.fail_on_err(r)
+    }
+
+    /// Queues a frame and writes everything queued.
     fn send(&mut self, kind: Kind, payload: &[u8]) -> io::Result<()> {
-        let r = frame::write(&mut self.writer, kind, payload);
+        self.queue(kind, payload)?;
+        self.write_out()
+    }
+
+    fn fail_on_err(&mut self, r: io::Result<()>) -> io::Result<()> {
         if r.is_err() {
             self.broken = true;
         }
@@ -98,6 +131,7 @@ impl Connection {
             conn: Arc::new(Mutex::new(Conn {
                 reader: BufReader::with_capacity(64 << 10, stream.try_clone()?),
                 writer: stream,
+                out: Vec::with_capacity(GATHER),
                 broken: false,
             })),
         })
@@ -220,15 +254,20 @@ impl FrameSink {
     fn send(&self, kind: Kind, payload: &[u8]) -> io::Result<()> {
         self.conn.lock().recover().send(kind, payload)
     }
+
+    /// Queues a frame; a later `send` writes it.
+    fn queue(&self, kind: Kind, payload: &[u8]) -> io::Result<()> {
+        self.conn.lock().recover().queue(kind, payload)
+    }
 }
 
 impl ResponseSink for FrameSink {
     fn start(&mut self, head: ResponseHead) -> io::Result<()> {
-        self.send(Kind::ResponseHead, &frame::encode_response_head(&head))
+        self.queue(Kind::ResponseHead, &frame::encode_response_head(&head))
     }
 
     fn write(&mut self, chunk: Chunk) -> io::Result<()> {
-        self.send(Kind::Data, &chunk)
+        self.queue(Kind::Data, &chunk)
     }
 
     fn send_file(&mut self, file: std::fs::File, offset: u64, len: u64) -> io::Result<()> {
