@@ -1,0 +1,59 @@
+"""Paired Apache run: two apache2 (event MPM, one child of 8 threads, module A and B)
+on CPU 0 at once, two wrk on CPU 1; requests and child CPU per request.
+
+Usage: python3 bench/paired_apache.py A.so B.so ROUNDS SECONDS [URL]
+(two builds of mod_oxwsgi; swap them for a second run).
+"""
+import os, re, subprocess, sys, tempfile, time
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+def conf(d, port, module, path):
+    return f"""ServerRoot {d}
+DefaultRuntimeDir {d}
+PidFile {d}/httpd.pid
+Listen 127.0.0.1:{port}
+ServerName 127.0.0.1
+User www-data
+Group www-data
+ErrorLog {d}/error.log
+LogLevel warn
+LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
+LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+LoadModule oxwsgi_module {module}
+StartServers 1
+ServerLimit 1
+MinSpareThreads 1
+MaxSpareThreads 8
+ThreadsPerChild 8
+MaxRequestWorkers 8
+WSGIScriptAlias / {path}
+<Directory {REPO}>
+Require all granted
+</Directory>
+"""
+def cpu(pid):
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+mods = [os.path.abspath(m) for m in sys.argv[1:3]]; rounds = int(sys.argv[3]); secs = sys.argv[4]; url = sys.argv[5] if len(sys.argv) > 5 else "/"
+app = f"{REPO}/bench/apps.py" if url != "/" else f"{REPO}/examples/hello.py"
+procs = []
+for i, m in enumerate(mods):
+    d = tempfile.mkdtemp(prefix=f"apair{i}-"); os.chmod(d, 0o777)
+    open(f"{d}/httpd.conf", "w").write(conf(d, 19200 + i, m, app))
+    procs.append(subprocess.Popen(["taskset", "-c", "0", "apache2", "-f", f"{d}/httpd.conf", "-DFOREGROUND"]))
+time.sleep(2)
+kids = [int(subprocess.check_output(["pgrep", "-P", str(p.pid)]).split()[0]) for p in procs]
+try:
+    for r in range(rounds):
+        before = [cpu(k) for k in kids]
+        wrks = [subprocess.Popen(["taskset", "-c", "1", "wrk", "-t1", "-c8", f"-d{secs}s", f"http://127.0.0.1:{19200+i}{url}"],
+                                 stdout=subprocess.PIPE, text=True) for i in range(2)]
+        outs = [w.communicate()[0] for w in wrks]
+        after = [cpu(k) for k in kids]
+        res = []
+        for i, o in enumerate(outs):
+            n = int(re.search(r"(\d+) requests in", o).group(1))
+            res.append((n, (after[i] - before[i]) / n * 1e6, "Non-2xx" in o or "Socket errors" in o))
+        print(f"round {r}: " + "  |  ".join(f"{'AB'[i]}: {n} req, {c:.1f} us/req{' ERR' if e else ''}" for i, (n, c, e) in enumerate(res)), flush=True)
+finally:
+    for p in procs: p.terminate()
+    for p in procs: p.wait()

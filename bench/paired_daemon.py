@@ -1,0 +1,71 @@
+"""Daemon mode, paired: two apache2 (event, 1 child of 8 threads) each with one
+daemon group (processes=1 threads=8), oxwsgi and mod_wsgi, all on CPU 0; two
+wrk at once on CPU 1; hello. Requests, and CPU per request of child and daemon.
+
+Usage: python3 bench/paired_daemon.py ROUNDS SECONDS (needs the release
+module, `cargo build --release -p oxwsgi-apache`, and build/deps.sh's
+mod_wsgi).
+"""
+import os, re, subprocess, sys, tempfile, time
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+def conf(d, port, load, extra=""):
+    return f"""ServerRoot {d}
+DefaultRuntimeDir {d}
+PidFile {d}/httpd.pid
+Listen 127.0.0.1:{port}
+ServerName 127.0.0.1
+User www-data
+Group www-data
+ErrorLog {d}/error.log
+LogLevel warn
+LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
+LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+{load}
+StartServers 1
+ServerLimit 1
+MinSpareThreads 1
+MaxSpareThreads 8
+ThreadsPerChild 8
+MaxRequestWorkers 8
+MaxKeepAliveRequests 0
+WSGIDaemonProcess site processes=1 threads=8
+WSGIProcessGroup site
+{extra}
+WSGIScriptAlias / {REPO}/examples/hello.py
+<Directory {REPO}>
+Require all granted
+</Directory>
+"""
+def cpu(pid):
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+loads = [("oxwsgi", f"LoadModule oxwsgi_module {REPO}/target/release/libmod_oxwsgi.so", ""),
+         ("mod_wsgi", f"LoadModule wsgi_module {REPO}/build/out/mod_wsgi/usr/lib/apache2/modules/mod_wsgi.so", "WSGIApplicationGroup %{GLOBAL}")]
+procs = []
+for i, (name, load, extra) in enumerate(loads):
+    d = tempfile.mkdtemp(prefix=f"dpair{i}-"); os.chmod(d, 0o777)
+    open(f"{d}/httpd.conf", "w").write(conf(d, 19400 + i, load, extra))
+    procs.append(subprocess.Popen(["taskset", "-c", "0", "apache2", "-f", f"{d}/httpd.conf", "-DFOREGROUND"]))
+time.sleep(3)
+kids = []
+for p in procs:
+    ks = [int(x) for x in subprocess.check_output(["pgrep", "-P", str(p.pid)]).split()]
+    kids.append(ks)
+for i in range(2):
+    subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{19400+i}/"])
+try:
+    for r in range(int(sys.argv[1])):
+        before = [[cpu(k) for k in ks] for ks in kids]
+        wrks = [subprocess.Popen(["taskset", "-c", "1", "wrk", "-t1", "-c8", f"-d{sys.argv[2]}s", f"http://127.0.0.1:{19400+i}/"],
+                                 stdout=subprocess.PIPE, text=True) for i in range(2)]
+        outs = [w.communicate()[0] for w in wrks]
+        after = [[cpu(k) for k in ks] for ks in kids]
+        line = []
+        for i, o in enumerate(outs):
+            n = int(re.search(r"(\d+) requests in", o).group(1))
+            per = sum(a - b for a, b in zip(after[i], before[i])) / n * 1e6
+            line.append(f"{loads[i][0]}: {n} req, {per:.0f} us/req (all processes)")
+        print(f"round {r}: " + "  |  ".join(line), flush=True)
+finally:
+    for p in procs: p.terminate()
+    for p in procs: p.wait()

@@ -1,0 +1,58 @@
+"""Paired run: two nginx (module A and B), both workers pinned to CPU 0, two wrk
+at once on CPU 1; reports requests and worker CPU per request for each.
+
+Usage: python3 bench/paired_nginx.py A.so B.so ROUNDS SECONDS [status]
+(two builds of the nginx module, e.g. before and after a change; run it
+again with A and B swapped: the two servers share CPU 0).
+"""
+import os, subprocess, sys, tempfile, time, re
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+def conf(d, port, module, app, status):
+    loc = "location = /status { wsgi_status; }" if status else ""
+    return f"""load_module {module};
+daemon off; worker_processes 1; worker_cpu_affinity 01; error_log {d}/error.log error; pid {d}/nginx.pid;
+events {{ worker_connections 1024; }}
+http {{ access_log off; client_body_temp_path {d}/body;
+  server {{ listen 127.0.0.1:{port}; location / {{ wsgi_app {app}; }} {loc} }} }}
+"""
+
+def cpu(pid):
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+def worker(master):
+    out = subprocess.check_output(["pgrep", "-P", str(master)]).split()
+    return int(out[0])
+
+def main():
+    mods = [os.path.abspath(m) for m in sys.argv[1:3]]; rounds = int(sys.argv[3]); secs = sys.argv[4]; status = len(sys.argv) > 5
+    app = f"{REPO}/examples/hello.py"
+    procs = []
+    for i, m in enumerate(mods):
+        d = tempfile.mkdtemp(prefix=f"pair{i}-"); os.chmod(d, 0o777)
+        open(f"{d}/nginx.conf", "w").write(conf(d, 19100 + i, m, app, status))
+        procs.append(subprocess.Popen(["/usr/sbin/nginx", "-p", d, "-c", f"{d}/nginx.conf"]))
+    time.sleep(1.5)
+    workers = [worker(p.pid) for p in procs]
+    try:
+        for r in range(rounds):
+            before = [cpu(w) for w in workers]
+            wrks = [subprocess.Popen(["taskset", "-c", "1", "wrk", "-t1", "-c16", f"-d{secs}s",
+                                      f"http://127.0.0.1:{19100 + i}/"], stdout=subprocess.PIPE, text=True)
+                    for i in range(2)]
+            outs = [w.communicate()[0] for w in wrks]
+            after = [cpu(w) for w in workers]
+            res = []
+            for i, o in enumerate(outs):
+                n = int(re.search(r"(\d+) requests in", o).group(1))
+                err = "Non-2xx" in o or "Socket errors" in o
+                res.append((n, (after[i] - before[i]) / n * 1e6, err))
+            print(f"round {r}: " + "  |  ".join(f"{'AB'[i]}: {n} req, {c:.1f} us/req{' ERR' if e else ''}" for i, (n, c, e) in enumerate(res)), flush=True)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait()
+
+main()
