@@ -228,12 +228,12 @@ fn refuse_expired(w: &Worker) {
     }
     let expired: VecDeque<Job> = {
         let mut q = w.jobs.lock().recover();
-        if q.is_empty() {
+        let expired = |j: &Job| oxwsgi_core::handler::queue_expired(&j.app, j.queued_at.elapsed());
+        // Every millisecond while jobs wait: look before rebuilding the queue.
+        if !q.iter().any(expired) {
             return;
         }
-        let (expired, kept) = std::mem::take(&mut *q)
-            .into_iter()
-            .partition(|j| oxwsgi_core::handler::queue_expired(&j.app, j.queued_at.elapsed()));
+        let (expired, kept) = std::mem::take(&mut *q).into_iter().partition(expired);
         *q = kept;
         expired
     };
