@@ -5,34 +5,13 @@ Usage: python3 bench/paired_apache.py A.so B.so ROUNDS SECONDS [URL]
 (two builds of mod_oxwsgi; swap them for a second run).
 """
 import os, re, subprocess, sys, tempfile, time
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from pairing import REPO, apache_conf, cpu_seconds as cpu
+
+
 def conf(d, port, module, path):
-    return f"""ServerRoot {d}
-DefaultRuntimeDir {d}
-PidFile {d}/httpd.pid
-Listen 127.0.0.1:{port}
-ServerName 127.0.0.1
-User www-data
-Group www-data
-ErrorLog {d}/error.log
-LogLevel warn
-LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
-LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
-LoadModule oxwsgi_module {module}
-StartServers 1
-ServerLimit 1
-MinSpareThreads 1
-MaxSpareThreads 8
-ThreadsPerChild 8
-MaxRequestWorkers 8
-WSGIScriptAlias / {path}
-<Directory {REPO}>
-Require all granted
-</Directory>
-"""
-def cpu(pid):
-    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    return apache_conf(d, port, f"LoadModule oxwsgi_module {module}", f"WSGIScriptAlias / {path}")
+
+
 mods = [os.path.abspath(m) for m in sys.argv[1:3]]; rounds = int(sys.argv[3]); secs = sys.argv[4]; url = sys.argv[5] if len(sys.argv) > 5 else "/"
 app = f"{REPO}/bench/apps.py" if url != "/" else f"{REPO}/examples/hello.py"
 procs = []

@@ -7,38 +7,17 @@ module, `cargo build --release -p oxwsgi-apache`, and build/deps.sh's
 mod_wsgi).
 """
 import os, re, subprocess, sys, tempfile, time
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from pairing import REPO, apache_conf, cpu_seconds as cpu
+
+
 def conf(d, port, load, extra=""):
-    return f"""ServerRoot {d}
-DefaultRuntimeDir {d}
-PidFile {d}/httpd.pid
-Listen 127.0.0.1:{port}
-ServerName 127.0.0.1
-User www-data
-Group www-data
-ErrorLog {d}/error.log
-LogLevel warn
-LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
-LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
-{load}
-StartServers 1
-ServerLimit 1
-MinSpareThreads 1
-MaxSpareThreads 8
-ThreadsPerChild 8
-MaxRequestWorkers 8
-MaxKeepAliveRequests 0
+    return apache_conf(d, port, load, f"""MaxKeepAliveRequests 0
 WSGIDaemonProcess site processes=1 threads=8
 WSGIProcessGroup site
 {extra}
-WSGIScriptAlias / {REPO}/examples/hello.py
-<Directory {REPO}>
-Require all granted
-</Directory>
-"""
-def cpu(pid):
-    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+WSGIScriptAlias / {REPO}/examples/hello.py""")
+
+
 loads = [("oxwsgi", f"LoadModule oxwsgi_module {REPO}/target/release/libmod_oxwsgi.so", ""),
          ("mod_wsgi", f"LoadModule wsgi_module {REPO}/build/out/mod_wsgi/usr/lib/apache2/modules/mod_wsgi.so", "WSGIApplicationGroup %{GLOBAL}")]
 procs = []

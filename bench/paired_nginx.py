@@ -6,7 +6,7 @@ Usage: python3 bench/paired_nginx.py A.so B.so ROUNDS SECONDS [status]
 again with A and B swapped: the two servers share CPU 0).
 """
 import os, subprocess, sys, tempfile, time, re
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from pairing import REPO, cpu_seconds as cpu
 
 def conf(d, port, module, app, status):
     loc = "location = /status { wsgi_status; }" if status else ""
@@ -17,9 +17,6 @@ http {{ access_log off; client_body_temp_path {d}/body;
   server {{ listen 127.0.0.1:{port}; location / {{ wsgi_app {app}; }} {loc} }} }}
 """
 
-def cpu(pid):
-    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 def worker(master):
     out = subprocess.check_output(["pgrep", "-P", str(master)]).split()
