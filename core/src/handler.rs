@@ -30,12 +30,6 @@ pub fn handle<R: Request + ?Sized>(app: &App, req: &mut R, sink: Box<dyn Respons
     serve(app, req, sink, std::time::Duration::ZERO)
 }
 
-/// What the metrics learn about a request as it is served.
-#[derive(Default)]
-struct Tally {
-    finished: metrics::Finished,
-}
-
 fn serve<R: Request + ?Sized>(
     app: &App,
     req: &mut R,
@@ -57,17 +51,17 @@ fn serve<R: Request + ?Sized>(
             },
         )
     });
-    let mut tally = Tally::default();
+    let mut tally = metrics::Finished::default();
     let outcome = serve_counted(app, req, sink, &mut tally);
     if let Some(running) = running {
         if let Outcome::Error(status) = outcome {
-            tally.finished.status = status;
+            tally.status = status;
         }
-        if tally.finished.timed_out && tally.finished.status == 0 {
+        if tally.timed_out && tally.status == 0 {
             // The server answered for the app.
-            tally.finished.status = 504;
+            tally.status = 504;
         }
-        metrics::finish(running, &tally.finished);
+        metrics::finish(running, &tally);
     }
     outcome
 }
@@ -76,7 +70,7 @@ fn serve_counted<R: Request + ?Sized>(
     app: &App,
     req: &mut R,
     sink: Box<dyn ResponseSink>,
-    tally: &mut Tally,
+    tally: &mut metrics::Finished,
 ) -> Outcome {
     let body = req.take_body();
     let req: &R = req;
@@ -121,7 +115,6 @@ pub fn handle_after_wait<R: Request + ?Sized>(
     waited: std::time::Duration,
 ) -> Outcome {
     if queue_expired(app, waited) {
-        metrics::queue_timed_out(app.metrics_slot(), waited);
         return refuse_queued(app, req, waited, sink);
     }
     serve(app, req, sink, waited)
@@ -149,6 +142,7 @@ pub fn refuse_queued<R: Request + ?Sized>(
         method: req.method(),
         uri: req.uri(),
     };
+    metrics::queue_timed_out(app.metrics_slot(), waited);
     let limit = app.options().queue_timeout.unwrap_or_default();
     log::warn!(
         target: "oxwsgi",
@@ -222,7 +216,7 @@ fn run<R: Request + ?Sized>(
     sink_slot: &mut Option<Box<dyn ResponseSink>>,
     owner_slot: &mut Option<Py<StartResponse>>,
     context: &Context<'_>,
-    tally: &mut Tally,
+    tally: &mut metrics::Finished,
 ) -> Outcome {
     let opts = app.options();
     let mut info = BodyInfo {
@@ -303,13 +297,13 @@ fn run<R: Request + ?Sized>(
             tally,
         );
         if let Some(w) = watched {
-            tally.finished.timed_out = w.end(py);
+            tally.timed_out = w.end(py);
         }
         // The request is over: a start_response or write() kept by the app
         // must not reach this response any more.
         if let Some(mut r) = owner.get().lock(py).take() {
-            tally.finished.status = r.status();
-            tally.finished.bytes_out = r.body_bytes();
+            tally.status = r.status();
+            tally.bytes_out = r.body_bytes();
             for note in r.take_notes() {
                 log::log!(target: "oxwsgi", note.level, "{context}: {}", note.text);
             }
@@ -329,7 +323,7 @@ fn call_app<'py, R: Request + ?Sized>(
     info: BodyInfo,
     owner: &Bound<'py, StartResponse>,
     context: &Context<'_>,
-    tally: &mut Tally,
+    tally: &mut metrics::Finished,
 ) -> Outcome {
     // A streamed body's length lets large reads go straight into the bytes
     // object the app gets.
@@ -362,13 +356,13 @@ fn call_app<'py, R: Request + ?Sized>(
     let result = match callable.bind(py).call1((environ, owner)) {
         Ok(r) => r,
         Err(e) => {
-            tally.finished.exception = !is_request_timeout(py, &e);
+            tally.exception = !is_request_timeout(py, &e);
             return app_failed(py, &e, owner, context);
         }
     };
     let outcome = deliver(py, &result, owner, context, tally);
     close_iterable(py, &result, context);
-    tally.finished.bytes_in = input.get().consumed();
+    tally.bytes_in = input.get().consumed();
     outcome
 }
 
@@ -414,7 +408,7 @@ fn deliver<'py>(
     result: &Bound<'py, PyAny>,
     owner: &Bound<'py, StartResponse>,
     context: &Context<'_>,
-    tally: &mut Tally,
+    tally: &mut metrics::Finished,
 ) -> Outcome {
     let r = if result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>() {
         deliver_sequence(py, result, owner)
@@ -429,7 +423,7 @@ fn deliver<'py>(
     match r {
         Ok(o) => o,
         Err(Failure::Python(e)) => {
-            tally.finished.exception = !is_request_timeout(py, &e);
+            tally.exception = !is_request_timeout(py, &e);
             app_failed(py, &e, owner, context)
         }
         Err(Failure::Contract(msg)) => {

@@ -96,7 +96,14 @@ fn a_location_without_the_timeout_is_not_limited() {
 
 #[test]
 fn nginx_refuses_a_request_that_waited_too_long_for_a_thread() {
-    let n = nginx_with("wsgi_queue_timeout 500ms;", "wsgi_threads 1;");
+    let n = Nginx::start(
+        Config::new(&format!(
+            "location / {{ wsgi_app {}; wsgi_queue_timeout 500ms; }}\n\
+             location = /status {{ wsgi_status; }}",
+            app("cases.py")
+        ))
+        .http("wsgi_threads 1;"),
+    );
     let port = n.port;
     let slow = std::thread::spawn(move || http::get(port, "/sleep?ms=2500"));
     std::thread::sleep(Duration::from_millis(200));
@@ -117,6 +124,13 @@ fn nginx_refuses_a_request_that_waited_too_long_for_a_thread() {
         !n.error_log().contains("says queued-request"),
         "the app never saw it"
     );
+    // The metrics count it, refused by the event loop as it was.
+    let metrics = http::get(n.port, "/status?format=prometheus").text();
+    let line = format!(
+        "oxwsgi_queue_timeouts_total{{app=\"{}\"}} 1",
+        app("cases.py")
+    );
+    assert!(metrics.contains(&line), "{metrics}");
     // With the thread free again, the same request is served.
     assert_eq!(http::get(n.port, "/log?marker=later").status, 200);
 }
