@@ -124,8 +124,11 @@ pub struct AppOptions {
     /// How long the app may take for a request (`timeouts`).
     pub request_timeout: Option<std::time::Duration>,
     /// How long a request may wait for a Python thread before it is refused
-    /// with 503 (the server measures the wait).
+    /// (the server measures the wait) ...
     pub queue_timeout: Option<std::time::Duration>,
+    /// ... with this status: 503 with `Retry-After`, or 504 (mod_wsgi's
+    /// daemon mode).
+    pub queue_timeout_status: u16,
 }
 
 impl AppOptions {
@@ -141,6 +144,7 @@ impl AppOptions {
             reload_on_change: false,
             request_timeout: None,
             queue_timeout: None,
+            queue_timeout_status: 503,
         }
     }
 }

@@ -129,8 +129,9 @@ pub fn queue_expired(app: &App, waited: std::time::Duration) -> bool {
 }
 
 /// Answers a request that waited too long for a Python thread: 503 with
-/// `Retry-After`, and the app never sees it (it would answer a client that
-/// has likely given up, while newer requests wait behind it).
+/// `Retry-After` (or the app's `queue_timeout_status`), and the app never
+/// sees it (it would answer a client that has likely given up, while newer
+/// requests wait behind it).
 pub fn refuse_queued<R: Request + ?Sized>(
     app: &App,
     req: &R,
@@ -144,30 +145,33 @@ pub fn refuse_queued<R: Request + ?Sized>(
     };
     metrics::queue_timed_out(app.metrics_slot(), waited);
     let limit = app.options().queue_timeout.unwrap_or_default();
+    let status = app.options().queue_timeout_status;
     log::warn!(
         target: "oxwsgi",
-        "{context}: waited {:.3} s for a Python thread (queue timeout {:.3} s); answering 503",
+        "{context}: waited {:.3} s for a Python thread (queue timeout {:.3} s); answering {status}",
         waited.as_secs_f64(),
         limit.as_secs_f64()
     );
-    let (line, text) = crate::sink::error_text(503);
+    let (line, text) = crate::sink::error_text(status);
     let body = format!("{line}\n\n{text}\n").into_bytes();
-    let retry = limit.as_secs().max(1).to_string();
+    let mut headers = vec![
+        ("Content-Type".into(), "text/plain; charset=utf-8".into()),
+        ("Content-Length".into(), body.len().to_string()),
+    ];
+    if status == 503 {
+        headers.push(("Retry-After".into(), limit.as_secs().max(1).to_string()));
+    }
     let head = crate::ResponseHead {
-        status: 503,
+        status,
         status_line: line.to_string(),
-        headers: vec![
-            ("Content-Type".into(), "text/plain; charset=utf-8".into()),
-            ("Content-Length".into(), body.len().to_string()),
-            ("Retry-After".into(), retry),
-        ],
+        headers,
     };
     let sent = sink
         .start(head)
         .and_then(|()| sink.write(Chunk::owned(body)))
         .and_then(|()| sink.finish());
     match sent {
-        Ok(()) => Outcome::Error(503),
+        Ok(()) => Outcome::Error(status),
         Err(_) => Outcome::ClientGone,
     }
 }

@@ -206,7 +206,10 @@ fn dispatched(
             oxwsgi_core::daemon::dispatch::run(
                 listener,
                 Apps::new(vec![app], true, false),
-                threads,
+                &oxwsgi_core::daemon::options::GroupOptions {
+                    threads,
+                    ..Default::default()
+                },
                 stop,
             )
             .unwrap();

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use oxwsgi_core::daemon::frame::AppRef;
 use oxwsgi_core::daemon::group::{Group, GroupSpec};
+use oxwsgi_core::daemon::options::GroupOptions;
 use oxwsgi_core::daemon::proxy::Pool;
 use oxwsgi_core::memory::{MemoryRequest, MemorySink};
 use oxwsgi_core::{AppOptions, AppSpec, Outcome};
@@ -71,16 +72,15 @@ fn main() {
     let socket = dir.join("test.sock");
     let spec = GroupSpec {
         name: "test".into(),
-        processes: 2,
-        threads: 2,
-        user: None,
-        group: None,
-        python_home: None,
-        python_path: vec![apps.clone()],
-        home: Some(dir.clone()),
-        umask: Some(0o027),
-        lang: Some("C.UTF-8".into()),
-        display_name: None,
+        options: GroupOptions {
+            processes: 2,
+            threads: 2,
+            python_path: vec![apps.clone()],
+            home: Some(dir.clone()),
+            umask: Some(0o027),
+            lang: Some("C.UTF-8".into()),
+            ..Default::default()
+        },
         socket: socket.clone(),
         socket_owner: None,
         apps: vec![AppOptions::new(
@@ -139,6 +139,130 @@ fn main() {
         assert!(!alive(pid), "daemon {pid} still running");
     }
     assert!(!socket.exists(), "the socket is removed");
+
+    recycling(&apps, &dir);
+    timeouts(&apps, &dir);
     let _ = std::fs::remove_dir_all(&dir);
     println!("{NAME}: ok");
+}
+
+fn start(
+    apps: &std::path::Path,
+    dir: &std::path::Path,
+    name: &str,
+    options: GroupOptions,
+) -> (Group, Pool) {
+    let socket = dir.join(format!("{name}.sock"));
+    let spec = GroupSpec {
+        name: name.into(),
+        options: GroupOptions {
+            python_path: vec![apps.to_path_buf()],
+            ..options
+        },
+        socket: socket.clone(),
+        socket_owner: None,
+        apps: vec![AppOptions::new(
+            AppSpec::parse(apps.join("cases.py").to_str().unwrap(), None).unwrap(),
+        )],
+    };
+    let group = Group::start(spec, logger).unwrap();
+    (group, Pool::new(socket, Some(Duration::from_secs(30))))
+}
+
+/// Runs `client` on a thread while this (the groups' parent) looks after
+/// the group as a server's parent does, as often as Apache's does at most.
+fn while_supervised<T: Send>(group: &mut Group, client: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        let h = s.spawn(client);
+        while !h.is_finished() {
+            group.check();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        h.join().unwrap()
+    })
+}
+
+/// maximum-requests: each daemon serves its share and is replaced; no
+/// request fails, none waits long.
+fn recycling(apps: &std::path::Path, dir: &std::path::Path) {
+    let (mut group, pool) = start(
+        apps,
+        dir,
+        "recycle",
+        GroupOptions {
+            processes: 1,
+            threads: 2,
+            lifecycle: oxwsgi_core::daemon::options::Lifecycle {
+                maximum_requests: Some(10),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    );
+    let (pids, slowest) = while_supervised(&mut group, || {
+        let mut pids = Vec::new();
+        let mut slowest = Duration::ZERO;
+        for _ in 0..60 {
+            let t = Instant::now();
+            let (status, pid) = get(&pool, "/pid");
+            slowest = slowest.max(t.elapsed());
+            assert_eq!(status, 200, "{pid}");
+            pids.push(pid.parse::<i32>().unwrap());
+        }
+        (pids, slowest)
+    });
+    let mut distinct = pids.clone();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 6, "one daemon per 10 requests: {pids:?}");
+    for run in pids.chunk_by(|a, b| a == b) {
+        assert_eq!(run.len(), 10, "{pids:?}");
+    }
+    assert!(
+        slowest < Duration::from_secs(3),
+        "a request waited {slowest:?}"
+    );
+    group.stop(Duration::from_secs(5));
+}
+
+/// request-timeout: 504 at the deadline though the app sleeps on (in C);
+/// queue-timeout: a request that waited for the one thread gets 504
+/// without running.
+fn timeouts(apps: &std::path::Path, dir: &std::path::Path) {
+    let (mut group, pool) = start(
+        apps,
+        dir,
+        "timeouts",
+        GroupOptions {
+            processes: 1,
+            threads: 1,
+            request_timeout: Some(Duration::from_millis(800)),
+            queue_timeout: Some(Duration::from_millis(300)),
+            ..Default::default()
+        },
+    );
+    while_supervised(&mut group, || {
+        let t = Instant::now();
+        let (status, body) = get(&pool, "/sleep?ms=2500");
+        assert_eq!(status, 504, "{body}");
+        assert!(
+            t.elapsed() < Duration::from_millis(2000),
+            "{:?}",
+            t.elapsed()
+        );
+        // The thread is still asleep in the app: this one waits for it,
+        // past the queue timeout.
+        let (status, body) = get(&pool, "/pid");
+        assert_eq!(status, 504, "{body}");
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(get(&pool, "/pid").0, 200, "the thread is back");
+        let t = Instant::now();
+        assert_eq!(get(&pool, "/spin").0, 504, "a busy loop is stopped");
+        assert!(
+            t.elapsed() < Duration::from_millis(2000),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(get(&pool, "/pid").0, 200);
+    });
+    group.stop(Duration::from_secs(5));
 }

@@ -87,7 +87,7 @@ pub struct Config {
     /// WSGIScriptReloading (default On).
     script_reloading: bool,
     /// WSGIRequestTimeout (default off).
-    request_timeout: Option<std::time::Duration>,
+    pub request_timeout: Option<std::time::Duration>,
     /// WSGIDaemonProcess, in order.
     pub daemons: Vec<(String, oxwsgi_core::daemon::options::GroupOptions)>,
     /// WSGISocketPrefix.

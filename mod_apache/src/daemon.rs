@@ -64,6 +64,11 @@ pub unsafe fn start(pconf: *mut apr_pool_t) -> Result<(), String> {
         // restart, reach the new group there (they wait while it starts).
         let socket = format!("{prefix}.{}.{name}.sock", std::process::id());
         let mut options = options.clone();
+        if options.request_timeout.is_none() {
+            // WSGIRequestTimeout applies to daemon mode too, unless the
+            // group sets its own.
+            options.request_timeout = c.request_timeout;
+        }
         if owner.is_some() && options.user.is_none() {
             // As mod_wsgi: without user=, daemons run as Apache's User.
             // SAFETY: Apache's static unixd configuration, filled in by now.
@@ -173,16 +178,12 @@ unsafe extern "C" fn on_other_child(reason: c_int, data: *mut c_void, status: c_
         };
         // SAFETY: unregistering the registration that called us.
         unsafe { ffi::apr_proc_other_child_unregister(data) };
-        let how = if reason == ffi::APR_OC_REASON_DEATH as c_int {
-            oxwsgi_core::daemon::group::describe(status)
-        } else {
-            "was lost".to_string()
-        };
+        let status = (reason == ffi::APR_OC_REASON_DEATH as c_int).then_some(status);
         let new = GROUPS
             .lock()
             .recover()
             .get_mut(group)
-            .and_then(|g| g.replace(pid, &how));
+            .and_then(|g| g.replace(pid, status));
         let pconf = PCONF.load(std::sync::atomic::Ordering::Acquire);
         if let (Some(new), false) = (new, pconf.is_null()) {
             // SAFETY: pconf is the running generation's pool, in the parent.
@@ -233,7 +234,8 @@ fn pool(c: &Config, group: &str) -> Option<Arc<Pool>> {
         return Some(p.clone());
     }
     let (_, socket) = c.sockets.iter().find(|(n, _)| n == group)?;
-    let p = Arc::new(Pool::new(socket.clone(), None));
+    let (_, options) = c.daemons.iter().find(|(n, _)| n == group)?;
+    let p = Arc::new(Pool::for_group(socket.clone(), options));
     pools.push((group.to_string(), p.clone()));
     Some(p)
 }

@@ -11,16 +11,19 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
 
 use crate::sync::Recover;
 
+use super::options::GroupOptions;
 use super::serve::{Apps, Connection};
 use super::sys::{self, POLLERR, POLLHUP, POLLIN, pollfd};
 
 #[derive(Default)]
 struct Queues {
-    /// Connections with a request waiting, for the Python threads.
-    ready: VecDeque<Connection>,
+    /// Connections with a request waiting, for the Python threads, with
+    /// when the poller saw the request.
+    ready: VecDeque<(Connection, Instant)>,
     /// Connections a thread finished a request on, back to the poller.
     returned: Vec<Connection>,
 }
@@ -33,12 +36,14 @@ struct Shared {
     wake: Mutex<UnixStream>,
 }
 
-/// Serves `listener`'s connections with `threads` Python threads until
-/// `stop` is set; then lets the requests in progress finish and returns.
+/// Serves `listener`'s connections with the group's Python threads until
+/// `stop` is set; then closes the idle connections (the server retries a
+/// request it sent on one on another), lets the requests in progress
+/// finish and returns.
 pub fn run(
     listener: UnixListener,
     apps: Apps,
-    threads: usize,
+    options: &GroupOptions,
     stop: Arc<AtomicBool>,
 ) -> io::Result<()> {
     listener.set_nonblocking(true)?;
@@ -52,16 +57,18 @@ pub fn run(
         wake: Mutex::new(wake_tx),
     });
     let apps = Arc::new(apps);
-    let workers: Vec<_> = (0..threads.max(1))
+    let workers: Vec<_> = (0..options.threads.max(1))
         .map(|i| {
             let shared = shared.clone();
             let apps = apps.clone();
-            std::thread::Builder::new()
-                .name(format!("oxwsgi-group-{i}"))
-                .spawn(move || worker(&shared, &apps))
+            let mut b = std::thread::Builder::new().name(format!("oxwsgi-group-{i}"));
+            if let Some(size) = options.limits.stack_size {
+                b = b.stack_size(size);
+            }
+            b.spawn(move || worker(&shared, &apps))
         })
         .collect::<io::Result<_>>()?;
-    let result = poller(&listener, &wake_rx, &shared);
+    let result = poller(&listener, &wake_rx, &shared, options);
     shared.stop.store(true, Ordering::Release);
     shared.work.notify_all();
     for w in workers {
@@ -70,7 +77,12 @@ pub fn run(
     result
 }
 
-fn poller(listener: &UnixListener, wake: &UnixStream, shared: &Shared) -> io::Result<()> {
+fn poller(
+    listener: &UnixListener,
+    wake: &UnixStream,
+    shared: &Shared,
+    options: &GroupOptions,
+) -> io::Result<()> {
     let mut idle: Vec<Connection> = Vec::new();
     let mut fds: Vec<pollfd> = Vec::new();
     while !shared.stop.load(Ordering::Acquire) {
@@ -114,7 +126,7 @@ fn poller(listener: &UnixListener, wake: &UnixStream, shared: &Shared) -> io::Re
         if fds[0].revents != 0 {
             loop {
                 match listener.accept() {
-                    Ok((stream, _)) => match Connection::new(stream) {
+                    Ok((stream, _)) => match accepted(stream, options) {
                         Ok(c) => idle.push(c),
                         Err(e) => log::error!(target: "oxwsgi", "a new connection failed: {e}"),
                     },
@@ -129,20 +141,41 @@ fn poller(listener: &UnixListener, wake: &UnixStream, shared: &Shared) -> io::Re
         }
         if !ready.is_empty() {
             let n = ready.len();
-            shared.queues.lock().recover().ready.extend(ready);
+            let now = Instant::now();
+            shared
+                .queues
+                .lock()
+                .recover()
+                .ready
+                .extend(ready.into_iter().map(|c| (c, now)));
             for _ in 0..n {
                 shared.work.notify_one();
             }
         }
     }
+    // Idle connections close here; those the threads hand back from now
+    // on are closed by the threads.
+    drop(std::mem::take(&mut shared.queues.lock().recover().returned));
     Ok(())
+}
+
+/// A new connection from the server, with the group's socket buffers.
+fn accepted(stream: UnixStream, options: &GroupOptions) -> io::Result<Connection> {
+    let fd = stream.as_raw_fd();
+    if let Some(n) = options.send_buffer_size {
+        sys::set_buffer(fd, libc::SO_SNDBUF, n);
+    }
+    if let Some(n) = options.receive_buffer_size {
+        sys::set_buffer(fd, libc::SO_RCVBUF, n);
+    }
+    Connection::new(stream, options.response_buffer_size)
 }
 
 /// A Python thread: one request at a time, from whichever connection has one.
 fn worker(shared: &Shared, apps: &Apps) {
     crate::embed::ensure_thread_state();
     loop {
-        let conn = {
+        let (conn, ready) = {
             let mut q = shared.queues.lock().recover();
             loop {
                 if let Some(c) = q.ready.pop_front() {
@@ -154,10 +187,16 @@ fn worker(shared: &Shared, apps: &Apps) {
                 q = shared.work.wait(q).recover();
             }
         };
-        match conn.serve_one(apps) {
+        match conn.serve_one(apps, ready) {
+            // Stopping: the poller no longer watches connections.
+            Ok(true) if shared.stop.load(Ordering::Acquire) => {}
             Ok(true) => {
                 shared.queues.lock().recover().returned.push(conn);
                 let _ = shared.wake.lock().recover().write(&[1]);
+                if shared.stop.load(Ordering::Acquire) {
+                    // The poller may have closed the others already.
+                    drop(std::mem::take(&mut shared.queues.lock().recover().returned));
+                }
             }
             Ok(false) => {}
             Err(e) => log::error!(target: "oxwsgi", "a connection from the server failed: {e}"),

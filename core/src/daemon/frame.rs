@@ -131,6 +131,7 @@ mod tag {
     pub const APP_TARGET: u8 = 13;
     pub const APP_CALLABLE: u8 = 14;
     pub const APP_MOUNT: u8 = 15;
+    pub const SINCE: u8 = 16;
 }
 
 fn field(out: &mut Vec<u8>, tag: u8, value: &[u8]) {
@@ -239,6 +240,33 @@ pub fn encode_head<R: crate::Request + ?Sized>(app: &AppRef, req: &R, body: Body
     out
 }
 
+/// Now on the system's monotonic clock (the same in every process), in
+/// microseconds: when a server handed a request over (`stamp`).
+pub fn monotonic_us() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a live pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000
+}
+
+/// Adds to a head when the server handed the request over, so the daemon
+/// can tell how long it waited (for the queue timeout).
+pub fn stamp(head: &mut Vec<u8>, at_us: u64) {
+    field(head, tag::SINCE, &at_us.to_le_bytes());
+}
+
+/// A decoded request head.
+pub struct Head {
+    pub app: AppRef,
+    pub request: OwnedRequest,
+    pub body: BodyKind,
+    /// When the server handed the request over (`monotonic_us`).
+    pub since_us: Option<u64>,
+}
+
 fn number<T: std::str::FromStr>(v: &[u8], what: &str) -> io::Result<T> {
     std::str::from_utf8(v)
         .ok()
@@ -247,7 +275,7 @@ fn number<T: std::str::FromStr>(v: &[u8], what: &str) -> io::Result<T> {
 }
 
 /// The app, the request (without its body) and how the body comes.
-pub fn decode_head(payload: &[u8]) -> io::Result<(AppRef, OwnedRequest, BodyKind)> {
+pub fn decode_head(payload: &[u8]) -> io::Result<Head> {
     let mut app = 0;
     let mut target: Option<String> = None;
     let mut callable = None;
@@ -274,6 +302,7 @@ pub fn decode_head(payload: &[u8]) -> io::Result<(AppRef, OwnedRequest, BodyKind
         body: None,
     };
     let mut name: Option<&[u8]> = None;
+    let mut since_us = None;
     for f in fields(payload) {
         let (t, v) = f?;
         match t {
@@ -281,6 +310,12 @@ pub fn decode_head(payload: &[u8]) -> io::Result<(AppRef, OwnedRequest, BodyKind
             tag::APP_TARGET => target = Some(text(v)?),
             tag::APP_CALLABLE => callable = Some(text(v)?),
             tag::APP_MOUNT => mount = text(v)?,
+            tag::SINCE => {
+                since_us = Some(u64::from_le_bytes(
+                    v.try_into()
+                        .map_err(|_| protocol_error("bad time in a head".into()))?,
+                ))
+            }
             tag::METHOD => req.method = v.to_vec(),
             tag::URI => req.uri = v.to_vec(),
             tag::PATH => req.path = v.to_vec(),
@@ -323,7 +358,12 @@ pub fn decode_head(payload: &[u8]) -> io::Result<(AppRef, OwnedRequest, BodyKind
         },
         None => AppRef::Index(app),
     };
-    Ok((app, req, body))
+    Ok(Head {
+        app,
+        request: req,
+        body,
+        since_us,
+    })
 }
 
 pub fn encode_response_head(head: &ResponseHead) -> Vec<u8> {
@@ -421,14 +461,23 @@ mod tests {
             body: None,
         };
         let head = encode_head(&AppRef::Index(3), &req, BodyKind::Length(12));
-        let (app, back, body) = decode_head(&head).unwrap();
+        let Head {
+            app,
+            request: back,
+            body,
+            since_us,
+        } = decode_head(&head).unwrap();
+        assert_eq!(since_us, None);
         assert_eq!((app, body), (AppRef::Index(3), BodyKind::Length(12)));
         let named = AppRef::Named {
             target: "/srv/site/wsgi.py".into(),
             callable: Some("app".into()),
             mount: "/site".into(),
         };
-        let (app, _, _) = decode_head(&encode_head(&named, &req, BodyKind::None)).unwrap();
+        let mut head = encode_head(&named, &req, BodyKind::None);
+        stamp(&mut head, 12345);
+        let Head { app, since_us, .. } = decode_head(&head).unwrap();
+        assert_eq!(since_us, Some(12345));
         assert_eq!(app, named);
         assert_eq!(back.method(), b"POST");
         assert_eq!(back.path(), b"/a b");

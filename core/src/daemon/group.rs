@@ -20,12 +20,13 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use crate::app::{App, AppOptions};
 use crate::interpreter::Interpreter;
 
+use super::life::{End, Life};
+use super::options::GroupOptions;
 use super::sys::{self, Pid};
 
 /// What a group is made of (from `WSGIDaemonProcess` or
@@ -33,23 +34,12 @@ use super::sys::{self, Pid};
 #[derive(Clone, Debug)]
 pub struct GroupSpec {
     pub name: String,
-    pub processes: usize,
-    pub threads: usize,
-    pub user: Option<String>,
-    pub group: Option<String>,
-    pub python_home: Option<PathBuf>,
-    pub python_path: Vec<PathBuf>,
-    /// The daemons' working directory.
-    pub home: Option<PathBuf>,
-    pub umask: Option<u32>,
-    /// `LANG` and `LC_ALL` for the daemons.
-    pub lang: Option<String>,
-    /// The name `ps` shows (default `(wsgi:NAME)`, as mod_wsgi).
-    pub display_name: Option<String>,
+    pub options: GroupOptions,
     /// Where the group listens.
     pub socket: PathBuf,
     /// Who may connect (the server's worker user and group): the socket is
-    /// given to them, mode 0600. `None`: the current user keeps it.
+    /// given to them, mode 0600 (`socket-user` names another owner).
+    /// `None`: the current user keeps it.
     pub socket_owner: Option<(u32, u32)>,
     /// The group's apps, by the number the server names in a request.
     pub apps: Vec<AppOptions>,
@@ -70,12 +60,19 @@ impl Group {
     pub fn start(spec: GroupSpec, on_start: fn()) -> io::Result<Group> {
         let _ = std::fs::remove_file(&spec.socket);
         let listener = UnixListener::bind(&spec.socket)?;
+        sys::set_backlog(listener.as_raw_fd(), spec.options.listen_backlog)?;
         std::fs::set_permissions(&spec.socket, std::fs::Permissions::from_mode(0o600))?;
-        if let Some((uid, gid)) = spec.socket_owner {
-            std::os::unix::fs::chown(&spec.socket, Some(uid), Some(gid))?;
+        let mut owner = spec.socket_owner;
+        if let Some(user) = &spec.options.socket_user {
+            let uid = sys::user_id(user).map_err(io::Error::other)?;
+            owner = Some((uid, owner.map_or(u32::MAX, |(_, gid)| gid)));
+        }
+        if let Some((uid, gid)) = owner {
+            let gid = (gid != u32::MAX).then_some(gid);
+            std::os::unix::fs::chown(&spec.socket, Some(uid), gid)?;
         }
         let mut group = Group {
-            pids: vec![None; spec.processes.max(1)],
+            pids: vec![None; spec.options.processes.max(1)],
             spec: Arc::new(spec),
             listener,
             on_start,
@@ -115,31 +112,42 @@ impl Group {
         for i in 0..self.pids.len() {
             let Some(pid) = self.pids[i] else { continue };
             let how = match sys::try_wait(pid) {
-                Some(status) => describe(status),
+                Some(status) => Some(status),
                 // Reaped by the server itself (Apache's parent waits for
                 // any child, ours included).
-                None if !sys::exists(pid) => "exited".to_string(),
+                None if !sys::exists(pid) => None,
                 None => continue,
             };
-            self.respawn(i, pid, &how);
+            self.respawn(i, pid, how);
         }
     }
 
-    /// The server reaped daemon `pid` (with its own wait): start its
-    /// replacement; the new pid, if `pid` was one of this group's.
-    pub fn replace(&mut self, pid: Pid, how: &str) -> Option<Pid> {
+    /// The server reaped daemon `pid` (with its own wait), which ended
+    /// with wait status `status` (`None`: unknown): start its replacement;
+    /// the new pid, if `pid` was one of this group's.
+    pub fn replace(&mut self, pid: Pid, status: Option<i32>) -> Option<Pid> {
         let i = self.pids.iter().position(|p| *p == Some(pid))?;
-        self.respawn(i, pid, how);
+        self.respawn(i, pid, status);
         self.pids[i]
     }
 
-    fn respawn(&mut self, i: usize, pid: Pid, how: &str) {
+    fn respawn(&mut self, i: usize, pid: Pid, status: Option<i32>) {
         self.pids[i] = None;
-        log::error!(
-            target: "oxwsgi",
-            "daemon process {pid} of group {} {how}; starting another",
-            self.spec.name
-        );
+        let how = status.map_or_else(|| "is gone".to_string(), describe);
+        if status == Some(0) {
+            // A daemon that ended itself (recycled; it logged why).
+            log::info!(
+                target: "oxwsgi",
+                "daemon process {pid} of group {} {how}; starting another",
+                self.spec.name
+            );
+        } else {
+            log::error!(
+                target: "oxwsgi",
+                "daemon process {pid} of group {} {how}; starting another",
+                self.spec.name
+            );
+        }
         if let Err(e) = self.spawn(i) {
             log::error!(target: "oxwsgi", "cannot start a daemon of group {}: {e}", self.spec.name);
         }
@@ -197,40 +205,29 @@ fn daemon_main(spec: &GroupSpec, listener: &UnixListener, parent: Pid, on_start:
         return 0;
     }
     sys::close_other_fds(&[0, 1, 2, listener.as_raw_fd()]);
-    // Before any thread exists: every thread inherits the mask, and one
-    // thread waits for SIGTERM.
-    sys::block_term();
+    // Before any thread exists: every thread inherits the mask, and the
+    // monitor thread takes the signals.
+    sys::block_signals();
     on_start();
-    let title = spec
-        .display_name
-        .clone()
-        .unwrap_or_else(|| format!("(wsgi:{})", spec.name));
-    sys::set_name(&title);
-    if let Some(mask) = spec.umask {
-        sys::set_umask(mask);
-    }
-    if let Some(lang) = &spec.lang {
-        sys::set_locale_env(lang);
-    }
-    if let Err(e) = sys::switch_user(spec.user.as_deref(), spec.group.as_deref()) {
+    let o = &spec.options;
+    if let Err(e) = become_daemon(spec) {
         log::error!(target: "oxwsgi", "group {}: {e}", spec.name);
         return 1;
-    }
-    if let Some(home) = &spec.home {
-        if let Err(e) = std::env::set_current_dir(home) {
-            log::error!(target: "oxwsgi", "group {}: cannot change to {}: {e}", spec.name, home.display());
-            return 1;
-        }
     }
     let apps: Vec<Arc<App>> = spec
         .apps
         .iter()
         .cloned()
-        .map(|o| Arc::new(App::new(o)))
+        .map(|mut a| {
+            a.request_timeout = a.request_timeout.or(o.request_timeout);
+            a.queue_timeout = a.queue_timeout.or(o.queue_timeout);
+            a.queue_timeout_status = 504;
+            Arc::new(App::new(a))
+        })
         .collect();
     let interpreter = match Interpreter::start_in_worker(
-        spec.python_home.clone(),
-        spec.python_path.clone(),
+        o.python_home.clone(),
+        o.python_path.clone(),
         apps.iter().map(|a| &**a),
     ) {
         Ok(i) => i,
@@ -239,17 +236,17 @@ fn daemon_main(spec: &GroupSpec, listener: &UnixListener, parent: Pid, on_start:
             return 1;
         }
     };
-    let stop = Arc::new(AtomicBool::new(false));
+    let life = Life::new(&spec.name, o.lifecycle.clone());
     {
-        let stop = stop.clone();
-        let _ = std::thread::Builder::new()
-            .name("oxwsgi-term".into())
-            .spawn(move || {
-                sys::wait_for_term();
-                stop.store(true, std::sync::atomic::Ordering::Release);
-            });
+        let life = life.clone();
+        // A request thread that did not come back after its timeout: the
+        // process is replaced once the others finish.
+        crate::timeouts::on_stuck(Box::new(move |why| life.end(End::Recycle, why)));
     }
-    let listener = match listener.try_clone() {
+    let listener = match listener.try_clone().and_then(|l| {
+        life.watch()?;
+        Ok(l)
+    }) {
         Ok(l) => l,
         Err(e) => {
             log::error!(target: "oxwsgi", "group {}: {e}", spec.name);
@@ -257,11 +254,71 @@ fn daemon_main(spec: &GroupSpec, listener: &UnixListener, parent: Pid, on_start:
         }
     };
     log::info!(target: "oxwsgi", "group {}: daemon process {} serving", spec.name, std::process::id());
-    let apps = super::serve::Apps::new(apps, spec.threads > 1, spec.processes > 1);
-    let result = super::dispatch::run(listener, apps, spec.threads, stop);
+    let apps = super::serve::Apps::new(apps, o.threads > 1, o.processes > 1)
+        .with_options(o)
+        .with_life(life.clone());
+    let result = super::dispatch::run(listener, apps, o, life.stop_flag());
     if let Err(e) = result {
         log::error!(target: "oxwsgi", "group {}: {e}", spec.name);
     }
     interpreter.shutdown();
     0
+}
+
+/// What a new daemon becomes before Python starts: its name, mask,
+/// locale, limits, priority, identity and directory.
+fn become_daemon(spec: &GroupSpec) -> Result<(), String> {
+    let o = &spec.options;
+    let title = o
+        .display_name
+        .clone()
+        .unwrap_or_else(|| format!("(wsgi:{})", spec.name));
+    sys::set_name(&title);
+    if let Some(mask) = o.umask {
+        sys::set_umask(mask);
+    }
+    if let Some(lang) = &o.lang {
+        sys::set_env("LANG", lang);
+        sys::set_env("LC_ALL", lang);
+    }
+    if let Some(eggs) = &o.python_eggs {
+        sys::set_env("PYTHON_EGG_CACHE", &eggs.to_string_lossy());
+    }
+    let l = &o.limits;
+    let limits = [
+        // SIGXCPU at the limit (the process is then replaced), SIGKILL
+        // if it is still running after the graceful timeout's CPU seconds.
+        (
+            libc::RLIMIT_CPU,
+            l.cpu_time,
+            l.cpu_time
+                .map(|s| s + o.lifecycle.graceful_timeout.as_secs().max(5)),
+            "cpu-time-limit",
+        ),
+        (libc::RLIMIT_DATA, l.memory, l.memory, "memory-limit"),
+        (
+            libc::RLIMIT_AS,
+            l.virtual_memory,
+            l.virtual_memory,
+            "virtual-memory-limit",
+        ),
+    ];
+    for (resource, soft, hard, what) in limits {
+        if let (Some(soft), Some(hard)) = (soft, hard) {
+            sys::set_limit(resource, soft, hard).map_err(|e| format!("{what}: {e}"))?;
+        }
+    }
+    if let Some(nice) = l.cpu_priority {
+        sys::set_priority(nice).map_err(|e| format!("cpu-priority: {e}"))?;
+    }
+    sys::switch_user(
+        o.user.as_deref(),
+        o.group.as_deref(),
+        o.supplementary_groups.as_deref(),
+    )?;
+    if let Some(home) = &o.home {
+        std::env::set_current_dir(home)
+            .map_err(|e| format!("cannot change to {}: {e}", home.display()))?;
+    }
+    Ok(())
 }

@@ -46,6 +46,7 @@
 pub mod dispatch;
 pub mod frame;
 pub mod group;
+pub mod life;
 pub mod options;
 pub mod proxy;
 pub mod serve;

@@ -41,6 +41,8 @@ pub struct Pool {
     path: PathBuf,
     timeout: Option<Duration>,
     connect_timeout: Duration,
+    /// The largest response head taken from a daemon.
+    head_limit: usize,
     idle: Mutex<Vec<Connection>>,
 }
 
@@ -50,8 +52,18 @@ impl Pool {
             path,
             timeout,
             connect_timeout: CONNECT_TIMEOUT,
+            head_limit: frame::MAX_FRAME,
             idle: Mutex::new(Vec::new()),
         }
+    }
+
+    /// A pool for a group with `options` (its socket and connect
+    /// timeouts, its response head limit).
+    pub fn for_group(path: PathBuf, options: &super::options::GroupOptions) -> Pool {
+        let mut p =
+            Pool::new(path, options.socket_timeout).with_connect_timeout(options.connect_timeout);
+        p.head_limit = options.header_buffer_size;
+        p
     }
 
     /// How long a request waits for the group to be reachable (default
@@ -92,7 +104,8 @@ impl Pool {
         let body = req.take_body();
         let kind = body_kind(req, &body);
         let mut body = Some(body.into_reader());
-        let head = frame::encode_head(app, req, kind);
+        let mut head = frame::encode_head(app, req, kind);
+        frame::stamp(&mut head, frame::monotonic_us());
         let deadline = Instant::now() + self.connect_timeout;
         let mut pause = Duration::from_millis(10);
         let mut pooled = true;
@@ -121,10 +134,12 @@ impl Pool {
                 conn: &mut conn,
                 started: false,
                 asked: false,
+                head_limit: self.head_limit,
+                reusable: true,
             };
             match state.run(&head, &mut body, sink) {
                 Ok(outcome) => {
-                    if !matches!(outcome, Outcome::ClientGone) {
+                    if state.reusable && !matches!(outcome, Outcome::ClientGone) {
                         self.put(conn);
                     }
                     return outcome;
@@ -184,6 +199,9 @@ struct Exchange<'c> {
     started: bool,
     /// The daemon asked for body: its app runs.
     asked: bool,
+    head_limit: usize,
+    /// The exchange ended where the next can start.
+    reusable: bool,
 }
 
 impl Exchange<'_> {
@@ -220,6 +238,17 @@ impl Exchange<'_> {
                         )?,
                     }
                     continue;
+                }
+                Kind::ResponseHead if buf.len() > self.head_limit => {
+                    log::error!(
+                        target: "oxwsgi",
+                        "the app's response head is {} bytes, more than the {} of header-buffer-size; answering 502",
+                        buf.len(),
+                        self.head_limit
+                    );
+                    // The rest of the response is still coming.
+                    self.reusable = false;
+                    return Ok(crate::responder::error_page(sink, 502));
                 }
                 Kind::ResponseHead => {
                     let head = frame::decode_response_head(&buf)?;

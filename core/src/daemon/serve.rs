@@ -5,16 +5,19 @@
 
 use std::io::{self, BufReader, Read};
 use std::os::unix::net::UnixStream;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, TryLockError};
+use std::time::{Duration, Instant};
 
 use crate::app::App;
 use crate::request::{Body, BodyStream};
 use crate::responder::Outcome;
 use crate::response::ResponseHead;
-use crate::sink::{Chunk, ResponseSink};
+use crate::sink::{Chunk, ResponseSink, TimeoutAction};
 use crate::sync::Recover;
 
 use super::frame::{self, AppRef, BodyKind, Kind};
+use super::life::Life;
+use super::options::GroupOptions;
 
 /// One connection from the server, shared by the request's body reader and
 /// its sink (both used by the request's thread, one call at a time).
@@ -24,20 +27,39 @@ struct Conn {
     /// Frames not written yet: a response's head, body and end usually go
     /// out in one write, and a streamed chunk with its flush in one.
     out: Vec<u8>,
+    /// Response bytes gathered before a write (larger payloads go out on
+    /// their own).
+    gather: usize,
     /// A write failed or the server sent what it should not: the
     /// connection ends with this request.
     broken: bool,
+    /// The response head is in `out`, or written.
+    head_queued: bool,
+    /// The response head was written.
+    head_written: bool,
+    /// The request timed out and the server was answered for the app:
+    /// nothing more goes out.
+    answered: bool,
 }
 
-/// Frames gathered before a write (larger payloads go out on their own).
+/// Frames gathered before a write, by default (`response-buffer-size`).
 const GATHER: usize = 64 << 10;
 
 impl Conn {
     /// Adds a frame to those to be written.
     fn queue(&mut self, kind: Kind, payload: &[u8]) -> io::Result<()> {
-        if self.out.len() + frame::HEADER + payload.len() > GATHER {
+        if self.answered {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the request timed out",
+            ));
+        }
+        if kind == Kind::ResponseHead {
+            self.head_queued = true;
+        }
+        if self.out.len() + frame::HEADER + payload.len() > self.gather {
             self.write_out()?;
-            if payload.len() > GATHER {
+            if payload.len() > self.gather {
                 let r = frame::write(&mut self.writer, kind, payload);
                 return self.fail_on_err(r);
             }
@@ -52,6 +74,7 @@ impl Conn {
         }
         let r = std::io::Write::write_all(&mut self.writer, &self.out);
         self.out.clear();
+        self.head_written |= self.head_queued;
         self.fail_on_err(r)
     }
 
@@ -76,6 +99,10 @@ pub struct Apps {
     named: Mutex<Vec<(AppRef, Arc<App>)>>,
     multithread: bool,
     multiprocess: bool,
+    request_timeout: Option<Duration>,
+    queue_timeout: Option<Duration>,
+    gather: usize,
+    life: Option<Arc<Life>>,
 }
 
 impl Apps {
@@ -85,7 +112,27 @@ impl Apps {
             named: Mutex::new(Vec::new()),
             multithread,
             multiprocess,
+            request_timeout: None,
+            queue_timeout: None,
+            gather: GATHER,
+            life: None,
         }
+    }
+
+    /// Takes the group's per-request options (timeouts, the response
+    /// buffer) for the apps the server names.
+    pub fn with_options(mut self, o: &GroupOptions) -> Apps {
+        self.request_timeout = o.request_timeout;
+        self.queue_timeout = o.queue_timeout;
+        self.gather = o.response_buffer_size;
+        self
+    }
+
+    /// Counts requests in the daemon's life (maximum requests,
+    /// inactivity).
+    pub fn with_life(mut self, life: Arc<Life>) -> Apps {
+        self.life = Some(life);
+        self
     }
 
     fn get(&self, r: &AppRef) -> Result<Arc<App>, String> {
@@ -114,6 +161,10 @@ impl Apps {
         options.multithread = self.multithread;
         options.multiprocess = self.multiprocess;
         options.reload_on_change = true;
+        options.request_timeout = self.request_timeout;
+        options.queue_timeout = self.queue_timeout;
+        // mod_wsgi's daemon mode answers a queue timeout with 504.
+        options.queue_timeout_status = 504;
         let app = Arc::new(App::new(options));
         named.push((r.clone(), app.clone()));
         Ok(app)
@@ -126,13 +177,17 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(stream: UnixStream) -> io::Result<Connection> {
+    pub fn new(stream: UnixStream, gather: usize) -> io::Result<Connection> {
         Ok(Connection {
             conn: Arc::new(Mutex::new(Conn {
                 reader: BufReader::with_capacity(64 << 10, stream.try_clone()?),
                 writer: stream,
-                out: Vec::with_capacity(GATHER),
+                out: Vec::with_capacity(gather.min(GATHER)),
+                gather,
                 broken: false,
+                head_queued: false,
+                head_written: false,
+                answered: false,
             })),
         })
     }
@@ -149,9 +204,11 @@ impl Connection {
         !self.conn.lock().recover().reader.buffer().is_empty()
     }
 
-    /// Serves the next request. `Ok(true)`: the connection may carry
-    /// another; `Ok(false)`: the server closed it (or it broke).
-    pub fn serve_one(&self, apps: &Apps) -> io::Result<bool> {
+    /// Serves the next request, which has waited for a thread since
+    /// `ready` (or since the server stamped it, if that is earlier).
+    /// `Ok(true)`: the connection may carry another; `Ok(false)`: the
+    /// server closed it (or it broke).
+    pub fn serve_one(&self, apps: &Apps, ready: Instant) -> io::Result<bool> {
         let mut head = Vec::new();
         let kind = {
             let mut c = self.conn.lock().recover();
@@ -168,7 +225,18 @@ impl Connection {
                 format!("expected a request head, got {kind:?}"),
             ));
         }
-        let (app, mut req, body) = frame::decode_head(&head)?;
+        let frame::Head {
+            app,
+            request: mut req,
+            body,
+            since_us,
+        } = frame::decode_head(&head)?;
+        let mut waited = ready.elapsed();
+        if let Some(since) = since_us {
+            waited = waited.max(Duration::from_micros(
+                frame::monotonic_us().saturating_sub(since),
+            ));
+        }
         let app = match apps.get(&app) {
             Ok(app) => app,
             Err(e) => {
@@ -188,7 +256,18 @@ impl Connection {
         let sink = FrameSink {
             conn: self.conn.clone(),
         };
-        let outcome = crate::handle(&app, &mut req, Box::new(sink));
+        {
+            let mut c = self.conn.lock().recover();
+            c.head_queued = false;
+            c.head_written = false;
+        }
+        if let Some(life) = &apps.life {
+            life.request_started();
+        }
+        let outcome = crate::handler::handle_after_wait(&app, &mut req, Box::new(sink), waited);
+        if let Some(life) = &apps.life {
+            life.request_finished();
+        }
         let c = self.conn.lock().recover();
         Ok(!c.broken && outcome != Outcome::ClientGone)
     }
@@ -198,8 +277,8 @@ impl Connection {
 /// the calling thread. `apps` are the daemon's apps, by the number a head
 /// names.
 pub fn serve_connection(apps: &Apps, stream: UnixStream) -> io::Result<()> {
-    let conn = Connection::new(stream)?;
-    while conn.serve_one(apps)? {}
+    let conn = Connection::new(stream, apps.gather)?;
+    while conn.serve_one(apps, Instant::now())? {}
     Ok(())
 }
 
@@ -261,7 +340,44 @@ impl FrameSink {
     }
 }
 
+/// At a request's timeout, from the watchdog thread: 504 to the server if
+/// the response has not started, and the connection shut down either way,
+/// so the server answers its client now (504, or a cut response) and the
+/// app's thread fails its next write or body read. The request's thread
+/// may hold the connection while it blocks on the socket (a body read, a
+/// write to a slow client): the shutdown alone then unblocks it.
+fn answer_timeout(conn: &Mutex<Conn>, socket: &UnixStream) {
+    let deadline = Instant::now() + Duration::from_millis(100);
+    loop {
+        let guard = match conn.try_lock() {
+            Ok(c) => Some(c),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        };
+        if let Some(mut c) = guard {
+            if !c.head_written {
+                c.out.clear();
+                let _ = frame::write(&mut c.writer, Kind::Error, &504u16.to_le_bytes());
+            }
+            c.answered = true;
+            c.broken = true;
+            break;
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let _ = socket.shutdown(std::net::Shutdown::Both);
+}
+
 impl ResponseSink for FrameSink {
+    fn timeout_action(&self) -> Option<TimeoutAction> {
+        let conn = self.conn.clone();
+        let socket = conn.lock().recover().writer.try_clone().ok()?;
+        Some(Box::new(move || answer_timeout(&conn, &socket)))
+    }
+
     fn start(&mut self, head: ResponseHead) -> io::Result<()> {
         self.queue(Kind::ResponseHead, &frame::encode_response_head(&head))
     }

@@ -1,5 +1,5 @@
-//! The one system call the daemon's dispatcher needs that std does not
-//! offer: poll(2) over several sockets.
+//! The system calls of daemons and their groups that std does not offer:
+//! poll(2) over several sockets, fork, signals, identities, limits.
 
 use std::io;
 
@@ -118,33 +118,135 @@ pub fn default_signals() {
     }
 }
 
-/// Blocks SIGTERM in the calling thread (and the threads it starts after),
-/// so that `wait_for_term` can take it.
-pub fn block_term() {
-    // SAFETY: a set initialised by sigemptyset/sigaddset before use.
+/// The signals a daemon's monitor takes (`wait_signal`): SIGTERM (stop),
+/// SIGUSR1 (graceful restart), SIGXCPU (CPU time limit).
+fn life_signals() -> libc::sigset_t {
+    // SAFETY: a set initialised by sigemptyset, then added to, before use.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        for sig in [libc::SIGTERM, libc::SIGUSR1, libc::SIGXCPU] {
+            libc::sigaddset(&mut set, sig);
+        }
+        set
     }
 }
 
-/// Waits for SIGTERM (blocked by `block_term` in every thread).
-pub fn wait_for_term() {
-    // SAFETY: a set initialised before use; sigwait writes one int.
+/// Blocks the monitor's signals in the calling thread (and the threads it
+/// starts after), so that only `wait_signal` takes them.
+pub fn block_signals() {
+    let set = life_signals();
+    // SAFETY: a valid set; the old mask is not asked for.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+}
+
+/// Waits up to `timeout` for one of the monitor's signals; which one came.
+pub fn wait_signal(timeout: std::time::Duration) -> Option<i32> {
+    let set = life_signals();
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: a valid set and timespec; no siginfo is asked for.
+    let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) };
+    (sig > 0).then_some(sig)
+}
+
+/// Ends the process at once, without running destructors or Python's
+/// finalisation (threads may still be in the app).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit ends the process; nothing after it runs.
+    unsafe { libc::_exit(code) }
+}
+
+/// Sets a resource limit (soft and hard).
+pub fn set_limit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> io::Result<()> {
+    let lim = libc::rlimit {
+        rlim_cur: soft as libc::rlim_t,
+        rlim_max: hard as libc::rlim_t,
+    };
+    // SAFETY: setrlimit reads one live rlimit struct.
+    if unsafe { libc::setrlimit(resource, &lim) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Sets the process's nice value.
+pub fn set_priority(nice: i32) -> io::Result<()> {
+    // SAFETY: setpriority takes plain integers (0: this process).
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Sets a listening socket's backlog (listen(2) again on a listening
+/// socket changes it).
+pub fn set_backlog(fd: i32, backlog: u32) -> io::Result<()> {
+    // SAFETY: listen on a descriptor the caller owns.
+    if unsafe { libc::listen(fd, backlog.min(i32::MAX as u32) as i32) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Sets a socket's send or receive buffer (`SO_SNDBUF`, `SO_RCVBUF`).
+pub fn set_buffer(fd: i32, option: i32, bytes: usize) {
+    let v = bytes.min(i32::MAX as usize) as libc::c_int;
+    // SAFETY: setsockopt reads one int of the size given.
     unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        let mut sig = 0;
-        libc::sigwait(&set, &mut sig);
-    }
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            option,
+            (&raw const v).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
 }
 
-/// Runs as `user` (and its group, or `group`, with the user's
-/// supplementary groups). Only root may change; others keep their identity.
-pub fn switch_user(user: Option<&str>, group: Option<&str>) -> Result<(), String> {
+/// The uid of `user` (a name, or `#uid`).
+pub fn user_id(user: &str) -> Result<u32, String> {
+    if let Some(n) = user.strip_prefix('#') {
+        return n.parse().map_err(|_| format!("user {user:?}"));
+    }
+    let name = std::ffi::CString::new(user).map_err(|_| format!("user {user:?}"))?;
+    // SAFETY: getpwnam returns null or a pointer to a static record, read at
+    // once (the caller is single-threaded: a server's parent).
+    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+    if pw.is_null() {
+        return Err(format!("user {user:?} does not exist"));
+    }
+    // SAFETY: pw is the non-null record just returned.
+    Ok(unsafe { (*pw).pw_uid })
+}
+
+fn group_id(group: &str) -> Result<u32, String> {
+    if let Some(n) = group.strip_prefix('#') {
+        return n.parse().map_err(|_| format!("group {group:?}"));
+    }
+    let gname = std::ffi::CString::new(group).map_err(|_| format!("group {group:?}"))?;
+    // SAFETY: as for getpwnam in `user_id`.
+    let gr = unsafe { libc::getgrnam(gname.as_ptr()) };
+    if gr.is_null() {
+        return Err(format!("group {group:?} does not exist"));
+    }
+    // SAFETY: gr is the non-null record just returned.
+    Ok(unsafe { (*gr).gr_gid })
+}
+
+/// Runs as `user` (and its group, or `group`), with the user's
+/// supplementary groups from /etc/group or those of `extra`. Only root may
+/// change; others keep their identity.
+pub fn switch_user(
+    user: Option<&str>,
+    group: Option<&str>,
+    extra: Option<&[String]>,
+) -> Result<(), String> {
     use std::ffi::CString;
     let Some(user) = user else {
         return Ok(());
@@ -159,20 +261,25 @@ pub fn switch_user(user: Option<&str>, group: Option<&str>) -> Result<(), String
     // SAFETY: pw is the non-null record just returned.
     let (uid, mut gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
     if let Some(group) = group {
-        let gname = CString::new(group).map_err(|_| format!("group {group:?}"))?;
-        // SAFETY: as for getpwnam.
-        let gr = unsafe { libc::getgrnam(gname.as_ptr()) };
-        if gr.is_null() {
-            return Err(format!("group {group:?} does not exist"));
-        }
-        // SAFETY: gr is the non-null record just returned.
-        gid = unsafe { (*gr).gr_gid };
+        gid = group_id(group)?;
     }
-    // SAFETY: plain system calls with integer and C-string arguments, in the
-    // order that keeps the right to change (groups first, the user last).
+    let extra = match extra {
+        Some(names) => Some(
+            std::iter::once(Ok(gid))
+                .chain(names.iter().map(|g| group_id(g)))
+                .collect::<Result<Vec<u32>, String>>()?,
+        ),
+        None => None,
+    };
+    // SAFETY: plain system calls with integer, C-string and slice
+    // arguments (the slice's length passed with it), in the order that
+    // keeps the right to change (groups first, the user last).
     let ok = unsafe {
         libc::setgid(gid) == 0
-            && libc::initgroups(name.as_ptr(), gid) == 0
+            && match &extra {
+                Some(ids) => libc::setgroups(ids.len(), ids.as_ptr()) == 0,
+                None => libc::initgroups(name.as_ptr(), gid) == 0,
+            }
             && libc::setuid(uid) == 0
     };
     if ok {
@@ -206,13 +313,10 @@ pub fn set_umask(mask: u32) {
     unsafe { libc::umask(mask as libc::mode_t) };
 }
 
-/// Sets `LANG` and `LC_ALL`. Only while the process is single-threaded (a
-/// daemon before it starts Python and its threads).
-pub fn set_locale_env(lang: &str) {
+/// Sets an environment variable. Only while the process is
+/// single-threaded (a daemon before it starts Python and its threads).
+pub fn set_env(name: &str, value: &str) {
     // SAFETY: the caller is single-threaded (see above), so nothing reads
     // the environment concurrently.
-    unsafe {
-        std::env::set_var("LANG", lang);
-        std::env::set_var("LC_ALL", lang);
-    }
+    unsafe { std::env::set_var(name, value) };
 }
