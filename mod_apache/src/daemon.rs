@@ -92,6 +92,7 @@ pub unsafe fn start(pconf: *mut apr_pool_t) -> Result<(), String> {
         sockets.push((name.clone(), socket.into()));
     }
     drop(groups);
+    oxwsgi_core::daemon::group::wake_on_daemon_exit(true);
     conf::set_sockets(sockets);
     // SAFETY: pconf is live; the cleanup runs when it is cleared (restart
     // or stop), in the parent.
@@ -198,6 +199,10 @@ fn daemon_logger() {
 
 unsafe extern "C" fn stop_all(_: *mut c_void) -> ffi::apr_status_t {
     oxwsgi_core::guard::entry("stopping the process groups", 0, || {
+        // The handler is this module's code, which Apache unloads with the
+        // configuration (a restart): a child's death after that would jump
+        // into unmapped memory (the parent died so in a test).
+        oxwsgi_core::daemon::group::wake_on_daemon_exit(false);
         PCONF.store(std::ptr::null_mut(), std::sync::atomic::Ordering::Release);
         let groups = std::mem::take(&mut *GROUPS.lock().recover());
         for g in groups {
@@ -210,8 +215,16 @@ unsafe extern "C" fn stop_all(_: *mut c_void) -> ffi::apr_status_t {
 /// Apache's parent, once a second: replaces daemons that died.
 pub unsafe extern "C" fn monitor(_: *mut apr_pool_t, _: *mut server_rec) -> c_int {
     oxwsgi_core::guard::entry("the monitor hook", ffi::DECLINED as c_int, || {
-        for g in GROUPS.lock().recover().iter_mut() {
-            g.check();
+        let pconf = PCONF.load(std::sync::atomic::Ordering::Acquire);
+        for (i, g) in GROUPS.lock().recover().iter_mut().enumerate() {
+            for pid in g.check() {
+                if !pconf.is_null() {
+                    // SAFETY: pconf is the running generation's pool, in
+                    // the parent. Unwatched, the new daemon's death would
+                    // be noticed only at this hook's next run.
+                    unsafe { watch(pconf, i, pid) };
+                }
+            }
         }
         ffi::DECLINED as c_int
     })
@@ -222,7 +235,10 @@ pub unsafe extern "C" fn monitor(_: *mut apr_pool_t, _: *mut server_rec) -> c_in
 /// graceful restart would keep taking connections that no daemon accepts
 /// (a request waited 30 s in the test that found it).
 pub fn forget_groups_in_child() {
-    drop(std::mem::take(&mut *GROUPS.lock().recover()));
+    let had = !std::mem::take(&mut *GROUPS.lock().recover()).is_empty();
+    if had {
+        oxwsgi_core::daemon::group::wake_on_daemon_exit(false);
+    }
 }
 
 /// Each child's connections, by group.

@@ -467,6 +467,11 @@ def pid(environ, start_response):
     return _text(start_response, str(os.getpid()))
 
 
+def whoami(environ, start_response):
+    return _text(start_response, json.dumps({"uid": os.getuid(), "prefix": sys.prefix,
+                                             "pid": os.getpid()}))
+
+
 def caught(environ, start_response):
     return _text(start_response, json.dumps({"timeouts": CAUGHT["timeouts"],
                                              "closed": CLOSED["count"]}))
@@ -489,7 +494,7 @@ ROUTES = {
     "/same-lengths": same_lengths, "/interim-status": interim_status,
     "/ctl-header": ctl_header, "/two-lengths": two_lengths, "/children": children,
     "/stream-echo": stream_echo, "/spin": spin, "/spin-late": spin_late, "/caught": caught,
-    "/leak": leak, "/pid": pid,
+    "/leak": leak, "/pid": pid, "/whoami": whoami,
 }
 
 

@@ -10,6 +10,7 @@
 pub mod apache;
 pub mod cases;
 pub mod http;
+pub mod load;
 pub mod nginx;
 pub mod venv;
 pub mod wire;

@@ -101,10 +101,10 @@ fn bodies_streaming_and_aborts() {
 fn unsupported_mod_wsgi_directives_fail_the_config_test() {
     // Daemon mode's options: those not implemented yet are refused by name
     // (tests/tests/apache_daemon.rs has the rest).
-    let (ok, out) = apache::check("WSGIDaemonProcess site threads=5 inactivity-timeout=60");
+    let (ok, out) = apache::check("WSGIDaemonProcess site threads=5 chroot=/srv/jail");
     assert!(!ok);
     assert!(
-        out.contains("option inactivity-timeout is not supported by oxwsgi yet"),
+        out.contains("option chroot is not supported by oxwsgi yet"),
         "{out}"
     );
     let (ok, out) = apache::check("WSGIProcessGroup %{ENV:GROUP}");

@@ -2,60 +2,12 @@
 //! memory limit, or when a request's thread is stuck. Under load no request
 //! fails or waits long, and the error log says why each recycle happened.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use oxwsgi_e2e::http;
+use oxwsgi_e2e::load::wrk as load;
 use oxwsgi_e2e::nginx::{self, Config, Nginx};
 use oxwsgi_e2e::{app, wait_until};
-
-/// What wrk reports that a user would notice.
-struct Load {
-    requests: u64,
-    output: String,
-}
-
-/// `wrk` on `path` for `secs` seconds with 16 kept-alive connections.
-fn load(port: u16, path: &str, secs: u32) -> Load {
-    let out = Command::new("wrk")
-        .args([
-            "-t2",
-            "-c16",
-            &format!("-d{secs}s"),
-            "--latency",
-            "--timeout",
-            "5s",
-        ])
-        .arg(format!("http://127.0.0.1:{port}{path}"))
-        .output()
-        .expect("run wrk (build/deps.sh installs it)");
-    let output = String::from_utf8_lossy(&out.stdout).into_owned();
-    let requests = output
-        .lines()
-        .find(|l| l.contains("requests in"))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    Load { requests, output }
-}
-
-/// wrk's "Max" latency column, in seconds.
-fn max_latency(output: &str) -> f64 {
-    let line = output
-        .lines()
-        .find(|l| l.trim_start().starts_with("Latency"))
-        .unwrap();
-    let max = line.split_whitespace().nth(3).unwrap();
-    let (num, unit) = max.split_at(max.find(|c: char| c.is_alphabetic()).unwrap());
-    let n: f64 = num.parse().unwrap();
-    match unit {
-        "us" => n / 1e6,
-        "ms" => n / 1e3,
-        "s" => n,
-        "m" => n * 60.0,
-        other => panic!("latency unit {other}"),
-    }
-}
 
 fn recycles(n: &Nginx) -> usize {
     n.error_log()
@@ -76,7 +28,7 @@ fn max_requests_recycles_under_load_without_failing_a_request() {
     assert!(l.requests > 3000, "{}", l.output);
     assert!(!l.output.contains("Non-2xx"), "{}", l.output);
     assert!(!l.output.contains("Socket errors"), "{}", l.output);
-    assert!(max_latency(&l.output) < 1.0, "{}", l.output);
+    assert!(l.max_latency() < 1.0, "{}", l.output);
     let count = recycles(&n);
     assert!(count >= 10, "only {count} recycles\n{}", l.output);
     let log = n.error_log();
@@ -209,6 +161,6 @@ fn reloads_under_load_answer_every_request() {
     let l = wrk.join().unwrap();
     assert!(l.requests > 1000, "{}", l.output);
     assert!(!l.output.contains("Non-2xx"), "{}", l.output);
-    assert!(max_latency(&l.output) < 1.0, "{}", l.output);
+    assert!(l.max_latency() < 1.0, "{}", l.output);
     assert!(n.error_log().matches("reconfiguring").count() >= 3);
 }

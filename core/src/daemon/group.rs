@@ -78,7 +78,7 @@ impl Group {
             on_start,
         };
         for i in 0..group.pids.len() {
-            group.spawn(i)?;
+            group.spawn(i, true)?;
         }
         Ok(group)
     }
@@ -92,7 +92,9 @@ impl Group {
         self.pids.iter().flatten().copied().collect()
     }
 
-    fn spawn(&mut self, index: usize) -> io::Result<()> {
+    /// Starts daemon number `index`; `first`: of the group's first
+    /// generation.
+    fn spawn(&mut self, index: usize, first: bool) -> io::Result<()> {
         let parent = std::process::id() as Pid;
         match sys::fork()? {
             Some(pid) => {
@@ -100,15 +102,24 @@ impl Group {
                 Ok(())
             }
             None => {
-                let code = daemon_main(&self.spec, &self.listener, parent, self.on_start);
+                let mut lifecycle = self.spec.options.lifecycle.clone();
+                if first {
+                    lifecycle.maximum_requests = lifecycle
+                        .maximum_requests
+                        .map(|n| staggered(n, index, self.pids.len()));
+                }
+                let code =
+                    daemon_main(&self.spec, lifecycle, &self.listener, parent, self.on_start);
                 std::process::exit(code)
             }
         }
     }
 
     /// Reaps daemons that died and starts their replacements; call it at
-    /// least once a second (the server's maintenance tick).
-    pub fn check(&mut self) {
+    /// least once a second (the server's maintenance tick). The new
+    /// daemons' pids (a server that watches its children must watch them).
+    pub fn check(&mut self) -> Vec<Pid> {
+        let mut started = Vec::new();
         for i in 0..self.pids.len() {
             let Some(pid) = self.pids[i] else { continue };
             let how = match sys::try_wait(pid) {
@@ -119,7 +130,9 @@ impl Group {
                 None => continue,
             };
             self.respawn(i, pid, how);
+            started.extend(self.pids[i]);
         }
+        started
     }
 
     /// The server reaped daemon `pid` (with its own wait), which ended
@@ -148,7 +161,7 @@ impl Group {
                 self.spec.name
             );
         }
-        if let Err(e) = self.spawn(i) {
+        if let Err(e) = self.spawn(i, false) {
             log::error!(target: "oxwsgi", "cannot start a daemon of group {}: {e}", self.spec.name);
         }
     }
@@ -187,6 +200,14 @@ impl Group {
     }
 }
 
+/// For a server's parent that sleeps between its looks at its children:
+/// a daemon's death interrupts the sleep, so it is replaced at once instead
+/// of at the next look (Apache's parent looks once a second). `false` in
+/// the server's worker processes, which inherit it.
+pub fn wake_on_daemon_exit(on: bool) {
+    sys::wake_on_child_exit(on);
+}
+
 /// How a daemon ended, from its wait status.
 pub fn describe(status: i32) -> String {
     if libc::WIFSIGNALED(status) {
@@ -196,8 +217,24 @@ pub fn describe(status: i32) -> String {
     }
 }
 
+/// The first generation's maximum requests for daemon `index` of `n`:
+/// spread from n/N to N, so that daemons sharing the load evenly do not
+/// all recycle at once (which would leave the group with none for the time
+/// a replacement takes to start); their replacements take the full count
+/// and stay apart.
+fn staggered(max: u64, index: usize, n: usize) -> u64 {
+    let n = n.max(1) as u64;
+    (max * (index as u64 % n + 1) / n).max(1)
+}
+
 /// A daemon process, from fork to exit; the exit status.
-fn daemon_main(spec: &GroupSpec, listener: &UnixListener, parent: Pid, on_start: fn()) -> i32 {
+fn daemon_main(
+    spec: &GroupSpec,
+    lifecycle: super::options::Lifecycle,
+    listener: &UnixListener,
+    parent: Pid,
+    on_start: fn(),
+) -> i32 {
     sys::default_signals();
     // The daemon goes when the server's parent goes, however it goes.
     sys::die_with_parent(libc::SIGTERM);
@@ -236,7 +273,7 @@ fn daemon_main(spec: &GroupSpec, listener: &UnixListener, parent: Pid, on_start:
             return 1;
         }
     };
-    let life = Life::new(&spec.name, o.lifecycle.clone());
+    let life = Life::new(&spec.name, lifecycle);
     {
         let life = life.clone();
         // A request thread that did not come back after its timeout: the
@@ -321,4 +358,16 @@ fn become_daemon(spec: &GroupSpec) -> Result<(), String> {
             .map_err(|e| format!("cannot change to {}: {e}", home.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_first_generation_recycles_apart() {
+        assert_eq!(super::staggered(400, 0, 2), 200);
+        assert_eq!(super::staggered(400, 1, 2), 400);
+        assert_eq!(super::staggered(400, 0, 1), 400);
+        assert_eq!(super::staggered(3, 0, 4), 1);
+        assert_eq!(super::staggered(1000, 2, 4), 750);
+    }
 }

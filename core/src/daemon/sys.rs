@@ -320,3 +320,27 @@ pub fn set_env(name: &str, value: &str) {
     // the environment concurrently.
     unsafe { std::env::set_var(name, value) };
 }
+
+extern "C" fn on_child_exit(_: libc::c_int) {}
+
+/// Makes the death of a child interrupt the calling process's sleeps (a
+/// no-op handler for SIGCHLD instead of the default, ignoring, one), so a
+/// server's parent that sleeps between its looks at its children (Apache's
+/// sleeps a second) reaps a daemon, and starts its replacement, at once.
+/// Other system calls are restarted (`SA_RESTART`). `on`: false puts the
+/// default back (in a server's worker processes).
+pub fn wake_on_child_exit(on: bool) {
+    // SAFETY: a zeroed sigaction with its handler and flags set and an
+    // empty mask; the handler is async-signal-safe (it does nothing).
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = if on {
+            on_child_exit as extern "C" fn(libc::c_int) as libc::sighandler_t
+        } else {
+            libc::SIG_DFL
+        };
+        sa.sa_flags = libc::SA_RESTART | libc::SA_NOCLDSTOP;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGCHLD, &sa, std::ptr::null_mut());
+    }
+}

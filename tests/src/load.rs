@@ -1,0 +1,77 @@
+//! Load from `wrk` (installed by build/deps.sh), and what it reports that a
+//! user would notice.
+
+use std::process::Command;
+
+pub struct Load {
+    pub requests: u64,
+    pub output: String,
+}
+
+/// `wrk` on `path` for `secs` seconds with 16 kept-alive connections.
+pub fn wrk(port: u16, path: &str, secs: u32) -> Load {
+    let out = Command::new("wrk")
+        .args([
+            "-t2",
+            "-c16",
+            &format!("-d{secs}s"),
+            "--latency",
+            "--timeout",
+            "5s",
+        ])
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .expect("run wrk (build/deps.sh installs it)");
+    let output = String::from_utf8_lossy(&out.stdout).into_owned();
+    let requests = output
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    Load { requests, output }
+}
+
+impl Load {
+    /// wrk's "Max" latency column, in seconds.
+    pub fn max_latency(&self) -> f64 {
+        let line = self
+            .output
+            .lines()
+            .find(|l| l.trim_start().starts_with("Latency"))
+            .expect("wrk printed its latency");
+        let max = line.split_whitespace().nth(3).expect("a Max column");
+        let (num, unit) = max.split_at(max.find(|c: char| c.is_alphabetic()).expect("a unit"));
+        let n: f64 = num.parse().expect("a number");
+        match unit {
+            "us" => n / 1e6,
+            "ms" => n / 1e3,
+            "s" => n,
+            "m" => n * 60.0,
+            other => panic!("latency unit {other}"),
+        }
+    }
+
+    /// Answers that were not 2xx (or 3xx), and socket errors.
+    pub fn failures(&self) -> u64 {
+        let mut n = 0;
+        for line in self.output.lines() {
+            let line = line.trim();
+            if let Some(rest) = line.strip_prefix("Non-2xx or 3xx responses:") {
+                n += rest.trim().parse::<u64>().unwrap_or(u64::MAX / 2);
+            }
+            if let Some(rest) = line.strip_prefix("Socket errors:") {
+                n += rest
+                    .split(',')
+                    .filter_map(|part| part.split_whitespace().last()?.parse::<u64>().ok())
+                    .sum::<u64>();
+            }
+        }
+        n
+    }
+
+    /// No non-2xx answer and no socket error.
+    pub fn all_2xx(&self) -> bool {
+        !self.output.contains("Non-2xx") && !self.output.contains("Socket errors")
+    }
+}
