@@ -168,6 +168,37 @@ pub fn parse_callable(value: &str) -> Result<String, String> {
     }
 }
 
+/// The words of a directive's line as Apache splits them: by white space,
+/// where a part in double or single quotes (anywhere in a word, as in
+/// `display-name="my site"`) keeps its spaces and loses its quotes, and a
+/// backslash inside quotes escapes the next character.
+pub fn split_words(line: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.peek().is_none() {
+            return Ok(words);
+        }
+        let mut word = String::new();
+        while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+            if c != '"' && c != '\'' {
+                word.push(c);
+                continue;
+            }
+            loop {
+                match chars.next() {
+                    None => return Err(format!("unterminated {c} in {line:?}")),
+                    Some(q) if q == c => break,
+                    Some('\\') => word.push(chars.next().unwrap_or('\\')),
+                    Some(other) => word.push(other),
+                }
+            }
+        }
+        words.push(word);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,5 +300,19 @@ mod tests {
         );
         assert!(parse_path_list(":").is_err());
         assert!(parse_dir("venv").is_err());
+    }
+
+    #[test]
+    fn words_split_as_apache_does() {
+        assert_eq!(
+            split_words(" a  b=c\td=\"x y\" 'e f' g=\"q\\\"q\"").unwrap(),
+            vec!["a", "b=c", "d=x y", "e f", "g=q\"q"]
+        );
+        assert!(
+            split_words("a=\"open")
+                .unwrap_err()
+                .contains("unterminated")
+        );
+        assert!(split_words("   ").unwrap().is_empty());
     }
 }

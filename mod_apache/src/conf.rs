@@ -20,6 +20,7 @@ pub struct Alias {
     /// The URL path, without a trailing slash ("" for "/").
     pub prefix: String,
     pub script: String,
+    pub inline: Inline,
     /// Built once the whole configuration is read (`build_apps`).
     pub app: Option<Arc<App>>,
 }
@@ -30,6 +31,63 @@ pub struct AliasMatch {
     pub server: usize,
     pub regex: Regex,
     pub replacement: CString,
+    pub inline: Inline,
+}
+
+/// The options mod_wsgi takes after a WSGIScriptAlias's script.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Inline {
+    /// `process-group=`: over the WSGIProcessGroup in force.
+    pub process_group: Option<String>,
+    /// `application-group=`: with `process-group=`, the script is loaded
+    /// when the group's daemons start (as mod_wsgi).
+    pub application_group: Option<String>,
+    /// `callable-object=`.
+    pub callable: Option<String>,
+}
+
+impl Inline {
+    fn parse(words: &[String]) -> Result<Inline, String> {
+        let mut o = Inline::default();
+        for w in words {
+            let (k, v) = w
+                .split_once('=')
+                .ok_or_else(|| format!("{w:?} is not an option=value"))?;
+            if v.is_empty() {
+                return Err(format!("{k}= needs a value"));
+            }
+            match k {
+                "process-group" => o.process_group = Some(check_group(v)?),
+                "application-group" => o.application_group = Some(v.to_string()),
+                "callable-object" => o.callable = Some(values::parse_callable(v)?),
+                "pass-authorization" => {
+                    return Err(format!(
+                        "option {k} is not supported by oxwsgi yet (use WSGIPassAuthorization)"
+                    ));
+                }
+                _ => return Err(format!("unknown option {k}")),
+            }
+        }
+        Ok(o)
+    }
+
+    /// The group the script runs in: `Some(None)` embedded (`%{GLOBAL}`),
+    /// `None` when the alias does not say.
+    pub fn group(&self) -> Option<Option<&str>> {
+        self.process_group
+            .as_deref()
+            .map(|g| (g != "%{GLOBAL}").then_some(g))
+    }
+}
+
+/// A WSGIProcessGroup name: a group or `%{GLOBAL}` (embedded).
+fn check_group(name: &str) -> Result<String, String> {
+    if name.is_empty() || (name.starts_with("%{") && name != "%{GLOBAL}") {
+        return Err(format!(
+            "{name:?}: a group name or %{{GLOBAL}} (other %{{...}} forms are not supported by oxwsgi yet)"
+        ));
+    }
+    Ok(name.to_string())
 }
 
 /// An Apache regex, compiled in the configuration pool.
@@ -122,6 +180,27 @@ impl Default for Config {
 }
 
 impl Config {
+    /// What needs the whole configuration: every group an alias names is
+    /// defined.
+    pub fn check(&self) -> Result<(), String> {
+        let named = self
+            .aliases
+            .iter()
+            .map(|a| (a.prefix.as_str(), &a.inline))
+            .chain(self.matches.iter().map(|m| ("(match)", &m.inline)));
+        for (prefix, inline) in named {
+            if let Some(Some(g)) = inline.group() {
+                if !self.daemons.iter().any(|(n, _)| n == g) {
+                    return Err(format!(
+                        "WSGIScriptAlias {}: process-group={g}: no WSGIDaemonProcess of that name",
+                        if prefix.is_empty() { "/" } else { prefix }
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The server-level WSGICallableObject of `server`, else the main
     /// server's (a virtual host's directory defaults inherit it).
     fn callable_of(&self, server: usize) -> Option<&str> {
@@ -169,8 +248,14 @@ pub fn build_apps(multithread: bool, multiprocess: bool) -> Result<(), String> {
         let names: Vec<Option<String>> = c
             .aliases
             .iter()
-            .map(|a| c.callable_of(a.server).map(str::to_string))
+            .map(|a| {
+                a.inline
+                    .callable
+                    .clone()
+                    .or_else(|| c.callable_of(a.server).map(str::to_string))
+            })
             .collect();
+
         for (a, name) in c.aliases.iter_mut().zip(names) {
             a.app = Some(Arc::new(defaults.app(
                 &a.script,
@@ -301,38 +386,33 @@ unsafe fn arg(p: *const c_char) -> Result<String, String> {
         .map_err(|_| "the value is not valid UTF-8".into())
 }
 
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn oxwsgi_cmd_script_alias(
-    cmd: *mut cmd_parms,
-    _: *mut c_void,
-    url: *const c_char,
-    script: *const c_char,
-) -> *const c_char {
-    guard::entry("the WSGIScriptAlias directive", DIRECTIVE_PANICKED, || {
+directive1!(
+    /// WSGIScriptAlias URL SCRIPT [process-group=G] [application-group=A]
+    /// [callable-object=C].
+    oxwsgi_cmd_script_alias(cmd, _dir, raw, line) {
         guard::failpoint("WSGIScriptAlias");
-        // SAFETY: Apache passes the directive's arguments.
-        let r =
-            unsafe { arg(url).and_then(|u| Ok((u, arg(script)?))) }.and_then(|(url, script)| {
-                if !url.starts_with('/') {
-                    return Err(format!("URL path \"{url}\" must start with \"/\""));
-                }
-                AppSpec::parse(&script, None)?;
-                // SAFETY: cmd is live.
-                let server = unsafe { server_key((*cmd).server) };
-                update(|c| {
-                    c.aliases.push(Alias {
-                        server,
-                        prefix: oxwsgi_core::environ::normalize_mount(&url),
-                        script,
-                        app: None,
-                    });
-                    Ok(())
-                })
+        let words = values::split_words(&line)?;
+        let [url, script, options @ ..] = words.as_slice() else {
+            return Err("a URL path and a WSGI script are needed".into());
+        };
+        if !url.starts_with('/') {
+            return Err(format!("URL path \"{url}\" must start with \"/\""));
+        }
+        let inline = Inline::parse(options)?;
+        AppSpec::parse(script, inline.callable.as_deref())?;
+        let server = server_key((*cmd).server);
+        update(|c| {
+            c.aliases.push(Alias {
+                server,
+                prefix: oxwsgi_core::environ::normalize_mount(url),
+                script: script.clone(),
+                inline,
+                app: None,
             });
-        // SAFETY: cmd is live.
-        unsafe { answer(cmd, r) }
-    })
-}
+            Ok(())
+        })
+    }
+);
 
 directive1!(
     oxwsgi_cmd_python_home(cmd, _dir, raw, v) {
@@ -477,40 +557,34 @@ pub unsafe fn process_group_of<'r>(r: *const ffi::request_rec) -> Option<&'r str
     unsafe { dir_string(r, |c| c.process_group) }.filter(|g| *g != "%{GLOBAL}")
 }
 
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn oxwsgi_cmd_script_alias_match(
-    cmd: *mut cmd_parms,
-    _: *mut c_void,
-    pattern: *const c_char,
-    script: *const c_char,
-) -> *const c_char {
-    guard::entry(
-        "the WSGIScriptAliasMatch directive",
-        DIRECTIVE_PANICKED,
-        || {
-            // SAFETY: Apache passes the live cmd_parms and the arguments; the
-            // regex is compiled into the configuration pool, which outlives it.
-            let r = unsafe {
-                let re = ffi::ap_pregcomp((*cmd).pool, pattern, 0);
-                if re.is_null() {
-                    Err("the regular expression does not compile".to_string())
-                } else {
-                    let replacement = CString::from(CStr::from_ptr(script));
-                    update(|c| {
-                        c.matches.push(AliasMatch {
-                            server: server_key((*cmd).server),
-                            regex: Regex(re),
-                            replacement,
-                        });
-                        Ok(())
-                    })
-                }
-            };
-            // SAFETY: cmd is live.
-            unsafe { answer(cmd, r) }
-        },
-    )
-}
+directive1!(
+    /// WSGIScriptAliasMatch REGEX SCRIPT [options as WSGIScriptAlias].
+    oxwsgi_cmd_script_alias_match(cmd, _dir, raw, line) {
+        let words = values::split_words(&line)?;
+        let [pattern, script, options @ ..] = words.as_slice() else {
+            return Err("a URL regex and a WSGI script path are needed".into());
+        };
+        let inline = Inline::parse(options)?;
+        let pattern = CString::new(pattern.as_str()).map_err(|_| "a NUL in the regex")?;
+        let replacement = CString::new(script.as_str()).map_err(|_| "a NUL in the script")?;
+        // The regex is compiled into the configuration pool, which
+        // outlives it.
+        let re = ffi::ap_pregcomp((*cmd).pool, pattern.as_ptr(), 0);
+        if re.is_null() {
+            return Err("the regular expression does not compile".to_string());
+        }
+        let server = server_key((*cmd).server);
+        update(|c| {
+            c.matches.push(AliasMatch {
+                server,
+                regex: Regex(re),
+                replacement,
+                inline,
+            });
+            Ok(())
+        })
+    }
+);
 
 directive1!(
     oxwsgi_cmd_import_script(cmd, _dir, raw, v) {
@@ -582,9 +656,10 @@ directive1!(
     /// WSGIDaemonProcess NAME option=value ...: a process group, started by
     /// the parent once the configuration is read.
     oxwsgi_cmd_daemon_process(cmd, _dir, raw, line) {
-        let mut words = line.split_whitespace();
-        let name = words.next().ok_or("a group name is needed")?.to_string();
-        let words: Vec<&str> = words.collect();
+        let words = values::split_words(&line)?;
+        let (name, words) = words.split_first().ok_or("a group name is needed")?;
+        let name = name.clone();
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
         let options = oxwsgi_core::daemon::options::GroupOptions::parse(&name, &words)?;
         update(|c| {
             if c.daemons.iter().any(|(n, _)| *n == name) {
@@ -600,9 +675,7 @@ directive1!(
     /// WSGIProcessGroup NAME: the group that runs the apps of this server or
     /// directory; `%{GLOBAL}` runs them embedded.
     oxwsgi_cmd_process_group(cmd, dir, raw, name) {
-        if name.is_empty() || (name.starts_with("%{") && name != "%{GLOBAL}") {
-            return Err(format!("{name:?}: a group name or %{{GLOBAL}} (other %{{...}} forms are not supported by oxwsgi yet)"));
-        }
+        check_group(&name)?;
         (*dir.cast::<DirConf>()).process_group = ffi::apr_pstrdup((*cmd).pool, raw);
         Ok(())
     }
@@ -632,8 +705,45 @@ mod tests {
             server,
             prefix: prefix.into(),
             script: format!("/srv{prefix}/wsgi.py"),
+            inline: Inline::default(),
             app: None,
         }
+    }
+
+    #[test]
+    fn inline_options_parse_and_name_their_group() {
+        let words = |s: &str| values::split_words(s).unwrap();
+        let o = Inline::parse(&words(
+            "process-group=site application-group=%{GLOBAL} callable-object=app",
+        ))
+        .unwrap();
+        assert_eq!(o.group(), Some(Some("site")));
+        assert_eq!(o.callable.as_deref(), Some("app"));
+        let embedded = Inline::parse(&words("process-group=%{GLOBAL}")).unwrap();
+        assert_eq!(embedded.group(), Some(None));
+        assert_eq!(Inline::default().group(), None);
+        for (bad, message) in [
+            ("process-group=%{ENV:G}", "not supported by oxwsgi yet"),
+            (
+                "pass-authorization=On",
+                "pass-authorization is not supported",
+            ),
+            ("callable-object=", "needs a value"),
+            ("shape=round", "unknown option shape"),
+            ("process-group", "not an option=value"),
+        ] {
+            let e = Inline::parse(&words(bad)).unwrap_err();
+            assert!(e.contains(message), "{bad}: {e}");
+        }
+        let mut c = config(&[(0, "/a")]);
+        c.aliases[0].inline.process_group = Some("site".into());
+        assert!(
+            c.check()
+                .unwrap_err()
+                .contains("process-group=site: no WSGIDaemonProcess")
+        );
+        c.daemons.push(("site".into(), Default::default()));
+        assert!(c.check().is_ok());
     }
 
     fn config(aliases: &[(usize, &str)]) -> Config {

@@ -74,7 +74,7 @@ pub unsafe fn start(pconf: *mut apr_pool_t) -> Result<(), String> {
             // SAFETY: Apache's static unixd configuration, filled in by now.
             options.user = Some(unsafe { crate::cstr_str(ffi::ap_unixd_config.user_name) });
         }
-        let spec = options.into_spec(name, socket.clone().into(), owner, Vec::new());
+        let spec = options.into_spec(name, socket.clone().into(), owner, preloaded(&c, name));
         match Group::start(spec, daemon_logger) {
             Ok(g) => {
                 for pid in g.pids() {
@@ -105,6 +105,25 @@ pub unsafe fn start(pconf: *mut apr_pool_t) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// The apps group `name` loads when its daemons start: those of the
+/// WSGIScriptAliases naming it with both `process-group=` and
+/// `application-group=` (as mod_wsgi, which preloads those).
+fn preloaded(c: &Config, name: &str) -> Vec<oxwsgi_core::AppOptions> {
+    c.aliases
+        .iter()
+        .filter(|a| a.inline.group() == Some(Some(name)) && a.inline.application_group.is_some())
+        .filter_map(|a| a.app.as_ref())
+        .map(|app| {
+            let mut o = app.options().clone();
+            // The daemon's own: it may be multithreaded when Apache's
+            // children are not.
+            o.multithread = c.daemons.iter().any(|(n, d)| n == name && d.threads > 1);
+            o.multiprocess = c.daemons.iter().any(|(n, d)| n == name && d.processes > 1);
+            o
+        })
+        .collect()
 }
 
 /// The User and Group Apache's children run as.

@@ -82,6 +82,12 @@ unsafe fn register() {
             ptr::null(),
             ffi::APR_HOOK_MIDDLE as c_int,
         );
+        ffi::ap_hook_check_config(
+            Some(check_config),
+            ptr::null(),
+            ptr::null(),
+            ffi::APR_HOOK_MIDDLE as c_int,
+        );
         ffi::ap_hook_post_config(
             Some(post_config),
             ptr::null(),
@@ -125,6 +131,27 @@ unsafe extern "C" fn pre_config(
         conf::reset();
         ffi::OK as c_int
     })
+}
+
+/// The configuration is read (also for `apache2ctl -t`): what one
+/// directive cannot check alone, since another may come later in the file.
+unsafe extern "C" fn check_config(
+    _: *mut apr_pool_t,
+    _: *mut apr_pool_t,
+    _: *mut apr_pool_t,
+    _: *mut server_rec,
+) -> c_int {
+    guard::entry(
+        "check_config",
+        ffi::HTTP_INTERNAL_SERVER_ERROR as c_int,
+        || match conf::get().check() {
+            Ok(()) => ffi::OK as c_int,
+            Err(e) => {
+                eprintln!("oxwsgi: {e}");
+                ffi::HTTP_INTERNAL_SERVER_ERROR as c_int
+            }
+        },
+    )
 }
 
 /// The configuration is complete: build the apps (in the parent, before
@@ -273,7 +300,12 @@ unsafe extern "C" fn translate_name(r: *mut request_rec) -> c_int {
 /// # Safety
 /// `r` is the live request of translate_name.
 unsafe fn translate_match(r: *mut request_rec, c: &conf::Config, scope: usize) -> c_int {
-    for m in c.matches.iter().filter(|m| m.server == scope) {
+    for (index, m) in c
+        .matches
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.server == scope)
+    {
         let mut groups = [ffi::ap_regmatch_t {
             rm_so: -1,
             rm_eo: -1,
@@ -297,6 +329,12 @@ unsafe fn translate_match(r: *mut request_rec, c: &conf::Config, scope: usize) -
             let end = groups[0].rm_eo.max(0) as usize;
             let mount = ffi::apr_pstrmemdup((*r).pool, (*r).uri, end);
             ffi::apr_table_setn((*r).notes, c"oxwsgi-mount".as_ptr(), mount);
+            let value = CString::new(index.to_string()).expect("digits");
+            ffi::apr_table_setn(
+                (*r).notes,
+                c"oxwsgi-match".as_ptr(),
+                ffi::apr_pstrdup((*r).pool, value.as_ptr()),
+            );
             (*r).filename = script;
             (*r).handler = HANDLER_NAME.as_ptr();
         }
@@ -359,10 +397,13 @@ unsafe fn app_of(
     // notes, filename, uri and path_info
     // are C strings (or null).
     unsafe {
-        let callable = conf::callable_of(r);
-        let note = ffi::apr_table_get((*r).notes, c"oxwsgi-alias".as_ptr());
-        if !note.is_null() {
-            let index: usize = CStr::from_ptr(note).to_str().ok()?.parse().ok()?;
+        let inline = inline_of(r, c);
+        // An alias's own callable-object= wins over the directory's.
+        let callable = match inline.and_then(|i| i.callable.as_deref()) {
+            Some(own) => Some(own),
+            None => conf::callable_of(r),
+        };
+        if let Some(index) = note_index(r, c"oxwsgi-alias") {
             let alias = c.aliases.get(index)?;
             let app = alias.app.clone()?;
             return match callable {
@@ -384,6 +425,35 @@ unsafe fn app_of(
             String::from_utf8_lossy(&uri[..uri.len() - extra.len().min(uri.len())]).into_owned()
         };
         script_app(c, script, &mount, callable)
+    }
+}
+
+/// A number translate_name left in the request's notes.
+///
+/// # Safety
+/// `r` is a live request.
+unsafe fn note_index(r: *mut request_rec, key: &CStr) -> Option<usize> {
+    // SAFETY: r is live (the contract); the note is a C string or null.
+    unsafe {
+        let note = ffi::apr_table_get((*r).notes, key.as_ptr());
+        if note.is_null() {
+            return None;
+        }
+        CStr::from_ptr(note).to_str().ok()?.parse().ok()
+    }
+}
+
+/// The inline options of the alias (or alias match) serving `r`.
+///
+/// # Safety
+/// `r` is a live request.
+unsafe fn inline_of(r: *mut request_rec, c: &conf::Config) -> Option<&conf::Inline> {
+    // SAFETY: r is live (the contract).
+    unsafe {
+        if let Some(i) = note_index(r, c"oxwsgi-alias") {
+            return c.aliases.get(i).map(|a| &a.inline);
+        }
+        note_index(r, c"oxwsgi-match").and_then(|i| c.matches.get(i).map(|m| &m.inline))
     }
 }
 
@@ -417,7 +487,12 @@ unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
                     return ffi::HTTP_VERSION_NOT_SUPPORTED as c_int;
                 }
                 let c = conf::get();
-                if let Some(group) = conf::process_group_of(r) {
+                // An alias's process-group= wins over WSGIProcessGroup.
+                let group = match inline_of(r, &c).and_then(|i| i.group()) {
+                    Some(inline) => inline,
+                    None => conf::process_group_of(r),
+                };
+                if let Some(group) = group {
                     let Some(app) = app_of(r, &c) else {
                         return ffi::HTTP_NOT_FOUND as c_int;
                     };

@@ -7,12 +7,12 @@
 
 APLOG_USE_MODULE(oxwsgi);
 
-extern const char *oxwsgi_cmd_script_alias(cmd_parms *, void *, const char *, const char *);
+extern const char *oxwsgi_cmd_script_alias(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_python_home(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_python_path(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_callable(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_flag(cmd_parms *, void *, int);
-extern const char *oxwsgi_cmd_script_alias_match(cmd_parms *, void *, const char *, const char *);
+extern const char *oxwsgi_cmd_script_alias_match(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_import_script(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_application_group(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_request_timeout(cmd_parms *, void *, const char *);
@@ -21,10 +21,11 @@ extern const char *oxwsgi_cmd_process_group(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_socket_prefix(cmd_parms *, void *, const char *);
 
 const command_rec oxwsgi_cmds[] = {
-    AP_INIT_TAKE2("WSGIScriptAlias", oxwsgi_cmd_script_alias, NULL, RSRC_CONF,
-                  "a URL path and the WSGI script that serves it"),
-    AP_INIT_TAKE2("WSGIScriptAliasMatch", oxwsgi_cmd_script_alias_match, NULL, RSRC_CONF,
-                  "a URL regex and the WSGI script path ($1... substituted)"),
+    AP_INIT_RAW_ARGS("WSGIScriptAlias", oxwsgi_cmd_script_alias, NULL, RSRC_CONF,
+                     "a URL path, the WSGI script that serves it, and options "
+                     "(process-group=, application-group=, callable-object=)"),
+    AP_INIT_RAW_ARGS("WSGIScriptAliasMatch", oxwsgi_cmd_script_alias_match, NULL, RSRC_CONF,
+                     "a URL regex, the WSGI script path ($1... substituted), and options"),
     AP_INIT_RAW_ARGS("WSGIImportScript", oxwsgi_cmd_import_script, NULL, RSRC_CONF,
                      "a WSGI script to load when a child starts"),
     AP_INIT_TAKE1("WSGIPythonHome", oxwsgi_cmd_python_home, NULL, RSRC_CONF,

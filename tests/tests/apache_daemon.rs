@@ -369,3 +369,95 @@ fn two_groups_run_as_their_own_users_in_their_own_venvs() {
     assert_eq!(std::path::Path::new(&prefix_one), one.as_path());
     assert_eq!(std::path::Path::new(&prefix_two), two.as_path());
 }
+
+/// WSGIScriptAlias's inline options, as mod_wsgi: `process-group=` runs the
+/// script in a group (over WSGIProcessGroup; `%{GLOBAL}` embedded), with
+/// `application-group=` too the group loads it when it starts;
+/// `callable-object=` names the callable. Quoted option values work.
+#[test]
+fn inline_alias_options_choose_the_group() {
+    let a = Apache::start(
+        "event",
+        &format!(
+            "WSGIDaemonProcess site processes=1 threads=2 \"display-name=(wsgi) my site\"\n\
+             WSGIProcessGroup site\n\
+             WSGIScriptAlias /in {cases} process-group=site application-group=%{{GLOBAL}}\n\
+             WSGIScriptAlias /out {cases} process-group=%{{GLOBAL}}\n\
+             WSGIScriptAlias /dflt {cases}\n\
+             WSGIScriptAliasMatch ^/m(atch)?/ {cases} process-group=%{{GLOBAL}} callable-object=whoami",
+            cases = app("cases.py")
+        ),
+    );
+    let group = || -> Vec<i32> {
+        oxwsgi_e2e::children_of(a.pid())
+            .into_iter()
+            .filter(|p| comm(*p) == "(wsgi) my site")
+            .collect()
+    };
+    // The daemon names itself just after it is forked.
+    wait_until(Duration::from_secs(5), || group().len() == 1);
+    let group = group();
+    assert_eq!(
+        group.len(),
+        1,
+        "the quoted display-name: {:?}\n{}",
+        oxwsgi_e2e::children_of(a.pid())
+            .into_iter()
+            .map(comm)
+            .collect::<Vec<_>>(),
+        a.error_log()
+    );
+    let daemon = group[0];
+    // Loaded when the daemon started, before any request.
+    assert!(
+        a.wait_log(&format!(
+            "[pid {daemon}:tid {daemon}] oxwsgi: app {}: loaded",
+            app("cases.py")
+        )),
+        "{}",
+        a.error_log()
+    );
+    let pid = |path: &str| -> i32 {
+        let r = http::get(a.port, path);
+        assert_eq!(r.status, 200, "{path}");
+        r.text().parse().unwrap()
+    };
+    assert_eq!(pid("/in/pid"), daemon);
+    assert_eq!(pid("/dflt/pid"), daemon, "WSGIProcessGroup");
+    assert!(a.children().contains(&pid("/out/pid")), "embedded");
+    assert_ne!(pid("/out/pid"), daemon);
+    let r = http::get(a.port, "/match/anything");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.text().contains("\"uid\""),
+        "callable-object=whoami: {}",
+        r.text()
+    );
+
+    for (line, message) in [
+        (
+            "WSGIScriptAlias /x /srv/x.wsgi process-group=nosuch",
+            "process-group=nosuch: no WSGIDaemonProcess of that name",
+        ),
+        (
+            "WSGIScriptAlias /x /srv/x.wsgi pass-authorization=On",
+            "option pass-authorization is not supported by oxwsgi yet",
+        ),
+        (
+            "WSGIScriptAlias /x /srv/x.wsgi colour=blue",
+            "unknown option colour",
+        ),
+        (
+            "WSGIScriptAlias /x",
+            "a URL path and a WSGI script are needed",
+        ),
+        (
+            "WSGIScriptAliasMatch ^/x /srv/x.wsgi process-group=%{ENV:X}",
+            "other %{...} forms are not supported",
+        ),
+    ] {
+        let (ok, out) = apache::check(line);
+        assert!(!ok, "{line}");
+        assert!(out.contains(message), "{line}: {out}");
+    }
+}

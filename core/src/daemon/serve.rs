@@ -151,6 +151,15 @@ impl Apps {
                 mount,
             } => (target, callable, mount),
         };
+        // A listed app the server names (a script preloaded in the group).
+        if let Some(app) = self.listed.iter().find(|a| {
+            let o = a.options();
+            o.spec.target() == *target
+                && callable.as_ref().is_none_or(|c| *c == o.spec.callable)
+                && o.mount == *mount
+        }) {
+            return Ok(app.clone());
+        }
         let mut named = self.named.lock().recover();
         if let Some((_, app)) = named.iter().find(|(k, _)| k == r) {
             return Ok(app.clone());
