@@ -217,6 +217,19 @@ impl App {
         }
     }
 
+    /// Whether the app's script changed on disk since it was loaded (a
+    /// script app that is loaded; a stat).
+    pub fn script_changed(&self) -> bool {
+        let Some(path) = self.script() else {
+            return false;
+        };
+        let loaded = match &*self.state.lock().recover() {
+            State::Loaded(l) => l.mtime,
+            _ => return false,
+        };
+        loaded.is_some() && mtime(path) != loaded
+    }
+
     /// Loads the app now (at worker start, to fail early and warm up).
     /// Returns whether it is ready; a failure has been logged.
     pub fn preload(&self, py: Python<'_>) -> bool {

@@ -461,3 +461,56 @@ fn inline_alias_options_choose_the_group() {
         assert!(out.contains(message), "{line}: {out}");
     }
 }
+
+/// Touching a group's WSGI script restarts its daemons (each at its next
+/// request, as mod_wsgi): the request that notices is sent again to a
+/// fresh daemon, which loads the new script; nothing fails.
+#[test]
+fn touching_the_script_restarts_the_group() {
+    let dir = oxwsgi_e2e::temp_dir("touch");
+    let script = dir.join("site.wsgi");
+    std::fs::copy(app("cases.py"), &script).unwrap();
+    let a = Apache::start(
+        "event",
+        &format!(
+            "WSGIDaemonProcess site processes=2 threads=2 display-name=%{{GROUP}}\n\
+             WSGIProcessGroup site\n\
+             WSGIScriptAlias /site {}",
+            script.display()
+        ),
+    );
+    assert!(wait_until(Duration::from_secs(5), || daemons(&a).len() == 2));
+    let mut old_script = std::collections::HashSet::new();
+    for _ in 0..10 {
+        let r = http::get(a.port, "/site/pid");
+        assert_eq!(r.status, 200);
+        old_script.insert(r.text().parse::<i32>().unwrap());
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    let text = std::fs::read_to_string(&script).unwrap();
+    let old = "return _text(start_response, str(os.getpid()))";
+    assert!(text.contains(old));
+    std::fs::write(
+        &script,
+        text.replace(old, "return _text(start_response, 'v2 %d' % os.getpid())"),
+    )
+    .unwrap();
+    // Every request is answered, and by the new script: a daemon that had
+    // loaded the old one restarts when it notices.
+    for _ in 0..20 {
+        let r = http::get(a.port, "/site/pid");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(
+            r.text().starts_with("v2 "),
+            "{}\n{}",
+            r.text(),
+            a.error_log()
+        );
+    }
+    assert!(a.wait_log("changed; "), "{}", a.error_log());
+    // Those that ran the old script were replaced.
+    assert!(wait_until(Duration::from_secs(5), || {
+        let now = daemons(&a);
+        now.len() == 2 && now.iter().all(|p| !old_script.contains(p))
+    }));
+}

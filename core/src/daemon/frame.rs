@@ -39,6 +39,9 @@ pub enum Kind {
     Abort = 9,
     /// daemon → server: answer with the server's error page (`u16` status).
     Error = 10,
+    /// daemon → server: the request was not run (nor its body read), and
+    /// this daemon is going: send it again on a new connection.
+    Retry = 11,
 }
 
 impl Kind {
@@ -54,6 +57,7 @@ impl Kind {
             8 => Kind::End,
             9 => Kind::Abort,
             10 => Kind::Error,
+            11 => Kind::Retry,
             _ => return None,
         })
     }

@@ -37,6 +37,11 @@
 //!    `Abort` (cut the response: an error after the headers) or `Error`
 //!    (`u16` status: the server answers with its own error page). After
 //!    that the connection is idle again.
+//!    A daemon that is going (its WSGI script changed: the group restarts,
+//!    as mod_wsgi's daemons do) answers `Retry` instead, before it runs the
+//!    app or reads any body, and closes the connection; the server sends
+//!    the request again on a new connection, to another daemon or to the
+//!    replacement.
 //! 4. A client that goes away: the server closes the connection instead
 //!    of reusing it; the daemon's next write fails, which stops the app's
 //!    iteration and runs its `close()`, as in embedded mode. The response

@@ -136,8 +136,17 @@ impl Pool {
                 asked: false,
                 head_limit: self.head_limit,
                 reusable: true,
+                retry: false,
             };
             match state.run(&head, &mut body, sink) {
+                Ok(_) if state.retry && Instant::now() < deadline => {
+                    log::debug!(target: "oxwsgi", "the daemon is restarting; sending the request again");
+                    std::thread::sleep(pause);
+                }
+                Ok(_) if state.retry => {
+                    log::error!(target: "oxwsgi", "the group at {} kept restarting; answering 503", self.path.display());
+                    return crate::responder::error_page(sink, 503);
+                }
                 Ok(outcome) => {
                     if state.reusable && !matches!(outcome, Outcome::ClientGone) {
                         self.put(conn);
@@ -202,6 +211,8 @@ struct Exchange<'c> {
     head_limit: usize,
     /// The exchange ended where the next can start.
     reusable: bool,
+    /// The daemon did not run the request: send it again.
+    retry: bool,
 }
 
 impl Exchange<'_> {
@@ -265,6 +276,11 @@ impl Exchange<'_> {
                 }
                 Kind::Abort => {
                     sink.abort();
+                    return Ok(Outcome::Aborted);
+                }
+                Kind::Retry if !self.started => {
+                    self.retry = true;
+                    self.reusable = false;
                     return Ok(Outcome::Aborted);
                 }
                 Kind::Error => {

@@ -255,6 +255,20 @@ impl Connection {
                 return Ok(true);
             }
         };
+        if let Some(life) = &apps.life {
+            if app.script_changed() {
+                // A whole new process, as mod_wsgi's daemon mode: a module
+                // reloaded in place would leave the project's other modules
+                // as they were.
+                life.end(
+                    super::life::End::Recycle,
+                    &format!("the WSGI script of app {} changed", app.name()),
+                );
+                let mut c = self.conn.lock().recover();
+                c.send(Kind::Retry, b"")?;
+                return Ok(false);
+            }
+        }
         req.body = Some(match body {
             BodyKind::None | BodyKind::Length(0) => Body::Empty,
             _ => Body::Stream(Box::new(PullBody {
