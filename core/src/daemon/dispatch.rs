@@ -1,45 +1,46 @@
-//! A daemon process's requests: one thread waits (poll) on the group's
-//! listening socket and on every idle connection; a connection with a
-//! request goes to one of the Python threads, which serves that request and
-//! hands the connection back. An idle pooled connection therefore never
-//! holds a Python thread: the server may keep far more connections open
-//! than the daemon has threads (every Apache child keeps its own).
+//! A daemon process's requests. The Python threads wait on one epoll set
+//! holding the group's listening socket and every idle connection, each
+//! registered one-shot: the thread woken for a connection serves its
+//! request on the spot and arms it again, so a request costs one wake-up
+//! (no thread hands connections to another), and an idle pooled
+//! connection never holds a thread: the server may keep far more
+//! connections open than the daemon has threads (every Apache child keeps
+//! its own). A request waits, if all threads are busy, in its socket; the
+//! server's stamp in the head tells the queue timeout how long.
 
-use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::collections::HashMap;
+use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::sync::Recover;
 
 use super::options::GroupOptions;
 use super::serve::{Apps, Connection};
-use super::sys::{self, POLLERR, POLLHUP, POLLIN, pollfd};
+use super::sys::{self, Epoll};
 
-#[derive(Default)]
-struct Queues {
-    /// Connections with a request waiting, for the Python threads, with
-    /// when the poller saw the request.
-    ready: VecDeque<(Connection, Instant)>,
-    /// Connections a thread finished a request on, back to the poller.
-    returned: Vec<Connection>,
-}
+/// The listening socket's token; connections count up from 1.
+const LISTENER: u64 = 0;
+
+/// How often a waiting thread looks at `stop`, in ms.
+const STOP_CHECK_MS: i32 = 100;
 
 struct Shared {
-    queues: Mutex<Queues>,
-    work: Condvar,
+    epoll: Epoll,
+    listener: UnixListener,
+    connections: Mutex<HashMap<u64, Arc<Connection>>>,
+    next: AtomicU64,
     stop: Arc<AtomicBool>,
-    /// Written by a thread that returns a connection, to wake the poller.
-    wake: Mutex<UnixStream>,
+    options: GroupOptions,
 }
 
 /// Serves `listener`'s connections with the group's Python threads until
-/// `stop` is set; then closes the idle connections (the server retries a
-/// request it sent on one on another), lets the requests in progress
-/// finish and returns.
+/// `stop` is set; then lets the requests in progress finish, closes the
+/// idle connections (the server sends a request it had written on one
+/// again, on another) and returns.
 pub fn run(
     listener: UnixListener,
     apps: Apps,
@@ -47,14 +48,15 @@ pub fn run(
     stop: Arc<AtomicBool>,
 ) -> io::Result<()> {
     listener.set_nonblocking(true)?;
-    let (wake_rx, wake_tx) = UnixStream::pair()?;
-    wake_rx.set_nonblocking(true)?;
-    wake_tx.set_nonblocking(true)?;
+    let epoll = Epoll::new()?;
+    epoll.add(listener.as_raw_fd(), LISTENER)?;
     let shared = Arc::new(Shared {
-        queues: Mutex::default(),
-        work: Condvar::new(),
+        epoll,
+        listener,
+        connections: Mutex::new(HashMap::new()),
+        next: AtomicU64::new(LISTENER + 1),
         stop,
-        wake: Mutex::new(wake_tx),
+        options: options.clone(),
     });
     let apps = Arc::new(apps);
     let workers: Vec<_> = (0..options.threads.max(1))
@@ -68,138 +70,107 @@ pub fn run(
             b.spawn(move || worker(&shared, &apps))
         })
         .collect::<io::Result<_>>()?;
-    let result = poller(&listener, &wake_rx, &shared, options);
-    shared.stop.store(true, Ordering::Release);
-    shared.work.notify_all();
     for w in workers {
         let _ = w.join();
     }
-    result
-}
-
-fn poller(
-    listener: &UnixListener,
-    wake: &UnixStream,
-    shared: &Shared,
-    options: &GroupOptions,
-) -> io::Result<()> {
-    let mut idle: Vec<Connection> = Vec::new();
-    let mut fds: Vec<pollfd> = Vec::new();
-    while !shared.stop.load(Ordering::Acquire) {
-        fds.clear();
-        for fd in [listener.as_raw_fd(), wake.as_raw_fd()] {
-            fds.push(pollfd {
-                fd,
-                events: POLLIN,
-                revents: 0,
-            });
-        }
-        fds.extend(idle.iter().map(|c| pollfd {
-            fd: c.fd(),
-            events: POLLIN,
-            revents: 0,
-        }));
-        // A tenth of a second at most, to notice `stop` soon.
-        if sys::poll(&mut fds, 100)? == 0 {
-            continue;
-        }
-        let mut ready = Vec::new();
-        // Idle connections with a request (or closed: the thread sees EOF),
-        // taken from the back so the indices stay right.
-        for i in (0..idle.len()).rev() {
-            if fds[i + 2].revents & (POLLIN | POLLHUP | POLLERR) != 0 {
-                ready.push(idle.swap_remove(i));
-            }
-        }
-        if fds[1].revents != 0 {
-            let mut sink = [0u8; 256];
-            while matches!((&*wake).read(&mut sink), Ok(n) if n > 0) {}
-            let back = std::mem::take(&mut shared.queues.lock().recover().returned);
-            for c in back {
-                if c.has_buffered() {
-                    ready.push(c);
-                } else {
-                    idle.push(c);
-                }
-            }
-        }
-        if fds[0].revents != 0 {
-            loop {
-                match listener.accept() {
-                    Ok((stream, _)) => match accepted(stream, options) {
-                        Ok(c) => idle.push(c),
-                        Err(e) => log::error!(target: "oxwsgi", "a new connection failed: {e}"),
-                    },
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        log::error!(target: "oxwsgi", "accept on the group's socket failed: {e}");
-                        break;
-                    }
-                }
-            }
-        }
-        if !ready.is_empty() {
-            let n = ready.len();
-            let now = Instant::now();
-            shared
-                .queues
-                .lock()
-                .recover()
-                .ready
-                .extend(ready.into_iter().map(|c| (c, now)));
-            for _ in 0..n {
-                shared.work.notify_one();
-            }
-        }
+    // What is still open is idle; closing it tells the server.
+    for (_, c) in shared.connections.lock().recover().drain() {
+        let _ = shared.epoll.delete(c.fd());
     }
-    // Idle connections close here; those the threads hand back from now
-    // on are closed by the threads.
-    drop(std::mem::take(&mut shared.queues.lock().recover().returned));
     Ok(())
 }
 
-/// A new connection from the server, with the group's socket buffers.
-fn accepted(stream: UnixStream, options: &GroupOptions) -> io::Result<Connection> {
-    let fd = stream.as_raw_fd();
-    if let Some(n) = options.send_buffer_size {
-        sys::set_buffer(fd, libc::SO_SNDBUF, n);
-    }
-    if let Some(n) = options.receive_buffer_size {
-        sys::set_buffer(fd, libc::SO_RCVBUF, n);
-    }
-    Connection::new(stream, options.response_buffer_size)
-}
-
-/// A Python thread: one request at a time, from whichever connection has one.
+/// A Python thread: waits for whichever socket is ready and serves it.
 fn worker(shared: &Shared, apps: &Apps) {
     crate::embed::ensure_thread_state();
-    loop {
-        let (conn, ready) = {
-            let mut q = shared.queues.lock().recover();
-            loop {
-                if let Some(c) = q.ready.pop_front() {
-                    break c;
-                }
-                if shared.stop.load(Ordering::Acquire) {
-                    return;
-                }
-                q = shared.work.wait(q).recover();
+    while !shared.stop.load(Ordering::Acquire) {
+        let token = match shared.epoll.wait_one(STOP_CHECK_MS) {
+            Ok(Some(t)) => t,
+            Ok(None) => continue,
+            Err(e) => {
+                log::error!(target: "oxwsgi", "waiting for requests failed: {e}");
+                return;
             }
         };
-        match conn.serve_one(apps, ready) {
-            // Stopping: the poller no longer watches connections.
-            Ok(true) if shared.stop.load(Ordering::Acquire) => {}
-            Ok(true) => {
-                shared.queues.lock().recover().returned.push(conn);
-                let _ = shared.wake.lock().recover().write(&[1]);
-                if shared.stop.load(Ordering::Acquire) {
-                    // The poller may have closed the others already.
-                    drop(std::mem::take(&mut shared.queues.lock().recover().returned));
-                }
+        if token == LISTENER {
+            accept_all(shared);
+            continue;
+        }
+        let Some(conn) = shared.connections.lock().recover().get(&token).cloned() else {
+            continue;
+        };
+        serve(shared, apps, token, &conn);
+    }
+}
+
+/// Serves the requests `conn` has (more than one when the next was read
+/// with the last), then arms it again or lets it go.
+fn serve(shared: &Shared, apps: &Apps, token: u64, conn: &Connection) {
+    loop {
+        let keep = match conn.serve_one(apps, Instant::now()) {
+            Ok(keep) => keep,
+            Err(e) => {
+                log::error!(target: "oxwsgi", "a connection from the server failed: {e}");
+                false
             }
-            Ok(false) => {}
-            Err(e) => log::error!(target: "oxwsgi", "a connection from the server failed: {e}"),
+        };
+        // Stopping: idle connections close (the server retries there).
+        if !keep || shared.stop.load(Ordering::Acquire) {
+            let _ = shared.epoll.delete(conn.fd());
+            shared.connections.lock().recover().remove(&token);
+            return;
+        }
+        if !conn.has_buffered() {
+            break;
         }
     }
+    if let Err(e) = shared.epoll.rearm(conn.fd(), token) {
+        log::error!(target: "oxwsgi", "cannot wait on a connection again: {e}");
+        shared.connections.lock().recover().remove(&token);
+    }
+}
+
+fn accept_all(shared: &Shared) {
+    loop {
+        match shared.listener.accept() {
+            Ok((stream, _)) => {
+                if let Err(e) = adopt(shared, stream) {
+                    log::error!(target: "oxwsgi", "a new connection failed: {e}");
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                log::error!(target: "oxwsgi", "accept on the group's socket failed: {e}");
+                break;
+            }
+        }
+    }
+    if let Err(e) = shared.epoll.rearm(shared.listener.as_raw_fd(), LISTENER) {
+        log::error!(target: "oxwsgi", "cannot wait on the group's socket again: {e}");
+    }
+}
+
+/// A new connection from the server, with the group's socket buffers.
+fn adopt(shared: &Shared, stream: UnixStream) -> io::Result<()> {
+    let fd = stream.as_raw_fd();
+    let o = &shared.options;
+    if let Some(n) = o.send_buffer_size {
+        sys::set_buffer(fd, libc::SO_SNDBUF, n);
+    }
+    if let Some(n) = o.receive_buffer_size {
+        sys::set_buffer(fd, libc::SO_RCVBUF, n);
+    }
+    let conn = Arc::new(Connection::new(stream, o.response_buffer_size)?);
+    let token = shared.next.fetch_add(1, Ordering::Relaxed);
+    shared
+        .connections
+        .lock()
+        .recover()
+        .insert(token, conn.clone());
+    if let Err(e) = shared.epoll.add(conn.fd(), token) {
+        shared.connections.lock().recover().remove(&token);
+        return Err(e);
+    }
+    Ok(())
 }

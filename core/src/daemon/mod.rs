@@ -4,9 +4,11 @@
 //! - `frame`: the frames and the encoding of heads;
 //! - `serve`: the daemon's side, where the core's request engine runs the
 //!   request exactly as in embedded mode;
-//! - `dispatch`: a daemon process's threads: a poller owns the idle
-//!   connections, so only a request (never an idle connection) holds a
-//!   Python thread; `sys`: poll(2);
+//! - `dispatch`: a daemon process's threads, waiting together on an epoll
+//!   set of one-shot connections, so only a request (never an idle
+//!   connection) holds a Python thread, and a request costs one wake-up;
+//! - `life`: when a daemon ends, and how (recycling, stopping);
+//! - `sys`: the system calls std does not offer;
 //! - `group`: the daemon processes of a group, forked from the server's
 //!   parent, replaced when they die, stopped with the server;
 //! - `options`: a group's options as mod_wsgi spells them (taken, or

@@ -1,23 +1,74 @@
 //! The system calls of daemons and their groups that std does not offer:
-//! poll(2) over several sockets, fork, signals, identities, limits.
+//! epoll, fork, signals, identities, limits.
 
 use std::io;
 
-pub use libc::{POLLERR, POLLHUP, POLLIN, pollfd};
+/// An epoll set whose descriptors are armed one-shot: a readiness wakes
+/// one waiting thread, and the descriptor stays quiet until that thread
+/// arms it again.
+pub struct Epoll {
+    fd: std::os::fd::OwnedFd,
+}
 
-/// Waits until one of `fds` is ready or `timeout_ms` passed; how many are.
-pub fn poll(fds: &mut [pollfd], timeout_ms: i32) -> io::Result<usize> {
-    // SAFETY: `fds` is a live, exclusively borrowed slice of pollfd structs
-    // and its length is passed with it; poll writes only their `revents`.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        if e.kind() == io::ErrorKind::Interrupted {
-            return Ok(0);
+impl Epoll {
+    pub fn new() -> io::Result<Epoll> {
+        // SAFETY: epoll_create1 takes flags and returns a new descriptor.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
         }
-        return Err(e);
+        // SAFETY: fd is a new descriptor this process owns alone.
+        let fd = unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) };
+        Ok(Epoll { fd })
     }
-    Ok(n as usize)
+
+    fn ctl(&self, op: i32, fd: i32, token: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLONESHOT) as u32,
+            u64: token,
+        };
+        // SAFETY: epoll_ctl reads one live epoll_event (ignored for DEL).
+        if unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut ev) } == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// Adds `fd`, armed, reported as `token`.
+    pub fn add(&self, fd: i32, token: u64) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_ADD, fd, token)
+    }
+
+    /// Arms `fd` again after its readiness was taken.
+    pub fn rearm(&self, fd: i32, token: u64) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_MOD, fd, token)
+    }
+
+    pub fn delete(&self, fd: i32) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_DEL, fd, 0)
+    }
+
+    /// Waits up to `timeout_ms` for one ready descriptor; its token.
+    pub fn wait_one(&self, timeout_ms: i32) -> io::Result<Option<u64>> {
+        use std::os::fd::AsRawFd;
+        let mut ev = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: epoll_wait writes at most 1 event into the live `ev`.
+        let n = unsafe { libc::epoll_wait(self.fd.as_raw_fd(), &mut ev, 1, timeout_ms) };
+        match n {
+            1 => Ok(Some(ev.u64)),
+            0 => Ok(None),
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
 }
 
 /// A process id.
