@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """`make bench`, Apache half: oxwsgi inside Apache against Apache serving the
-same bytes as static files (the ceiling) and Debian's mod_wsgi in embedded
-mode, with the same MPM (event, one child of 8 threads) on CPU 0 and wrk on
-CPU 1, all servers up at once, rounds interleaved; medians over the rounds.
+same bytes as static files (the ceiling) and Debian's mod_wsgi, in embedded
+mode and in daemon mode (one group of 1 process x 8 threads), with the same
+MPM (event, one child of 8 threads) on CPU 0 and wrk on CPU 1, all servers
+up at once, rounds interleaved; medians over the rounds.
 
 Usage: bench/apache.py [--rounds N] [--duration SECONDS] [--only NAME,...]
 """
@@ -70,6 +71,29 @@ DocumentRoot {d}
         first = self.procs[0]
         return [p for p in tree(first.pid) if p != first.pid]
 
+    def daemon_pids(self):
+        return [p for p in self.memory_pids() if comm(p) == DAEMON_NAME]
+
+    def child_pids(self):
+        return [p for p in self.memory_pids() if comm(p) != DAEMON_NAME]
+
+
+DAEMON_NAME = "(wsgi:bench)"
+
+
+def comm(pid):
+    """The name `ps` shows: oxwsgi sets the thread name (comm), mod_wsgi
+    rewrites argv[0]."""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            argv0 = f.read().split(b"\0")[0].decode(errors="replace").strip()
+        if argv0.startswith("(wsgi:"):
+            return argv0
+        with open("/proc/%d/comm" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
 
 WORKLOADS = [
     # name, path, connections, wrk script, static path (None: no ceiling)
@@ -112,6 +136,13 @@ def main():
     # Both modules get the same venv (Flask) and the same two apps.
     alias = (f"Alias /static {static}\nWSGIPythonHome {bench_venv()}\n"
              f"WSGIScriptAlias /app {apps}\nWSGIScriptAlias /flask {flask}\nLimitRequestBody 0")
+    # Daemon mode: the same apps in one group of the child's size, Python
+    # only in the group (the children proxy).
+    daemon = (f"WSGIDaemonProcess bench processes=1 threads={THREADS} python-home={bench_venv()} "
+              f"display-name=%{{GROUP}}\nWSGIProcessGroup bench\nWSGIApplicationGroup %{{GLOBAL}}\n"
+              f"WSGIRestrictEmbedded On\n"
+              f"WSGIScriptAlias /app {apps}\nWSGIScriptAlias /flask {flask}\nLimitRequestBody 0")
+    mod_alias = "LoadModule alias_module /usr/lib/apache2/modules/mod_alias.so\n"
     servers = {
         "static": ApacheServer("apache-static", tmp,
                                "LoadModule alias_module /usr/lib/apache2/modules/mod_alias.so",
@@ -122,6 +153,10 @@ def main():
         "mod_wsgi": ApacheServer("apache-modwsgi", tmp,
                                  "LoadModule alias_module /usr/lib/apache2/modules/mod_alias.so\n"
                                  f"LoadModule wsgi_module {MOD_WSGI}", alias),
+        "oxwsgi-daemon": ApacheServer("apache-oxwsgi-daemon", tmp,
+                                      mod_alias + f"LoadModule oxwsgi_module {MODULE}", daemon),
+        "mod_wsgi-daemon": ApacheServer("apache-modwsgi-daemon", tmp,
+                                        mod_alias + f"LoadModule wsgi_module {MOD_WSGI}", daemon),
     }
     try:
         for name, s in servers.items():
@@ -133,21 +168,26 @@ def main():
             for wl, path, conns, script, static_path in WORKLOADS:
                 if only and wl not in only:
                     continue
-                runs = [("oxwsgi", path), ("mod_wsgi", path)]
+                runs = [(t, path) for t in ["oxwsgi", "mod_wsgi", "oxwsgi-daemon", "mod_wsgi-daemon"]]
                 if static_path:
                     runs.insert(0, ("static", static_path))
                 for t, p in runs:
-                    pids = servers[t].memory_pids()
-                    before = cpu_ticks(pids)
-                    rps, p99 = wrk(servers[t].port, p, conns, args.duration, script)
+                    server = servers[t]
+                    children, daemons = server.child_pids(), server.daemon_pids()
+                    before = (cpu_ticks(children), cpu_ticks(daemons))
+                    rps, p99 = wrk(server.port, p, conns, args.duration, script)
                     # The server's CPU per request: steadier than req/s on a
-                    # noisy machine, and what the module costs.
-                    used = (cpu_ticks(pids) - before) / os.sysconf("SC_CLK_TCK")
-                    cpu_us = used * 1e6 / max(rps * args.duration, 1)
-                    results.setdefault((wl, t), []).append((rps, p99, cpu_us))
-                    print("round %d  %-17s %-9s %10.0f req/s  p99 %7.2f ms  CPU %7.1f us/req"
-                          % (rnd + 1, wl, t, rps, p99, cpu_us), file=sys.stderr)
-        memory = {name: rss_kib(s.memory_pids()) for name, s in servers.items()}
+                    # noisy machine, and what the module costs; Apache's
+                    # child and the daemon apart.
+                    n = max(rps * args.duration, 1)
+                    tick = os.sysconf("SC_CLK_TCK")
+                    cpu_us = (cpu_ticks(children) - before[0]) / tick * 1e6 / n
+                    daemon_us = (cpu_ticks(daemons) - before[1]) / tick * 1e6 / n
+                    results.setdefault((wl, t), []).append((rps, p99, cpu_us, daemon_us))
+                    print("round %d  %-17s %-15s %10.0f req/s  p99 %7.2f ms  CPU %7.1f + %5.1f us/req"
+                          % (rnd + 1, wl, t, rps, p99, cpu_us, daemon_us), file=sys.stderr)
+        memory = {name: rss_kib(s.child_pids()) for name, s in servers.items()}
+        daemon_memory = {name: rss_kib(s.daemon_pids()) for name, s in servers.items() if s.daemon_pids()}
     finally:
         for s in servers.values():
             s.stop()
@@ -176,6 +216,22 @@ def main():
               "(medians of %d rounds of %d s; requests/s, ratio to Apache serving the same bytes as files; "
               "CPU/req: user+system time of the Apache child per request; "
               "event MPM, one child of %d threads)" % (args.rounds, args.duration, THREADS)]
+    lines += ["", "Daemon mode (`WSGIDaemonProcess bench processes=1 threads=%d`, `WSGIRestrictEmbedded On`):" % THREADS, "",
+              "| workload | oxwsgi daemon | mod_wsgi daemon | ratio | oxwsgi p99 | mod_wsgi p99 "
+              "| oxwsgi CPU/req child + daemon | mod_wsgi CPU/req child + daemon |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for wl, *_ in WORKLOADS:
+        if (wl, "oxwsgi-daemon") not in results:
+            continue
+        o, m = results[(wl, "oxwsgi-daemon")], results[(wl, "mod_wsgi-daemon")]
+        lines.append("| %s | %.0f | %.0f | %.2fx | %.1f ms | %.1f ms | %.0f + %.0f us | %.0f + %.0f us |" % (
+            wl, med(o, 0), med(m, 0), med(o, 0) / med(m, 0), med(o, 1), med(m, 1),
+            med(o, 2), med(o, 3), med(m, 2), med(m, 3)))
+    lines += ["", "| memory after the run (RSS) | oxwsgi | mod_wsgi |", "| --- | --- | --- |",
+              "| the daemon process (apps and Flask) | %.1f MiB | %.1f MiB |" % (
+                  daemon_memory.get("oxwsgi-daemon", 0) / 1024, daemon_memory.get("mod_wsgi-daemon", 0) / 1024),
+              "| the Apache child proxying to it | %.1f MiB | %.1f MiB |" % (
+                  memory["oxwsgi-daemon"] / 1024, memory["mod_wsgi-daemon"] / 1024)]
     print("\n".join(lines))
 
 

@@ -70,6 +70,33 @@ pub trait BodyStream: Read + Send {
     fn ready(&self, _want: usize) -> bool {
         false
     }
+
+    /// Whether more body bytes are already waiting (a read now returns
+    /// some without waiting for the client); false (the default) when the
+    /// stream cannot tell. Daemon mode's proxy sends what is waiting in one
+    /// frame instead of one read's worth.
+    fn pending(&self) -> bool {
+        false
+    }
+}
+
+/// An in-memory body: every read completes at once.
+struct InMemory<R>(R);
+
+impl<R: Read> Read for InMemory<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl<R: Read + Send> BodyStream for InMemory<R> {
+    fn ready(&self, _want: usize) -> bool {
+        true
+    }
+
+    fn pending(&self) -> bool {
+        true
+    }
 }
 
 impl BodyStream for File {}
@@ -89,6 +116,16 @@ impl Body {
     /// A streamed body read from `r`.
     pub fn stream(r: impl Read + Send + 'static) -> Body {
         Body::Stream(Box::new(Plain(r)))
+    }
+
+    /// The body as a stream (in-memory bodies are always ready).
+    pub fn into_stream(self) -> Box<dyn BodyStream> {
+        match self {
+            Body::Empty => Box::new(InMemory(io::empty())),
+            Body::Memory(v) => Box::new(InMemory(io::Cursor::new(v))),
+            Body::File(f) => Box::new(f),
+            Body::Stream(r) => r,
+        }
     }
 
     /// A blocking reader over the whole body, for the core's own consumers

@@ -110,6 +110,12 @@ fn main() {
     for pid in &pids {
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
         assert_eq!(comm.trim(), "(wsgi:test)", "ps shows the group");
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        assert!(
+            cmdline.starts_with(b"(wsgi:test)\0"),
+            "ps -f shows the group: {:?}",
+            String::from_utf8_lossy(&cmdline)
+        );
     }
     // The daemons run in the group's home, with its locale.
     let (_, env) = get(&pool, "/env");

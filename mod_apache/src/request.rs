@@ -62,6 +62,7 @@ pub unsafe fn from_request_rec(
             Body::Stream(Box::new(ApacheBody {
                 r,
                 writer: writer.clone(),
+                socket: client_socket(r),
             }))
         } else {
             Body::Empty
@@ -121,6 +122,32 @@ struct ApacheBody {
     r: *mut request_rec,
     /// A streamed response's writer may hold the request: wait for it.
     writer: Arc<WriteBehind>,
+    /// The client's socket, to tell whether more body is waiting (`None`
+    /// for a stream of an HTTP/2 connection: its body does not come from
+    /// a socket of its own).
+    socket: Option<std::os::fd::RawFd>,
+}
+
+/// The descriptor of `r`'s client connection, unless the request is a
+/// stream of a multiplexed (HTTP/2) connection.
+///
+/// # Safety
+/// `r` is a live request.
+unsafe fn client_socket(r: *mut request_rec) -> Option<std::os::fd::RawFd> {
+    // SAFETY: r and its connection are live (the contract); the socket is
+    // the connection's, and apr_os_sock_get writes one int.
+    unsafe {
+        let c = (*r).connection;
+        if !(*c).master.is_null() {
+            return None;
+        }
+        let sock = ffi::ap_get_conn_socket(c);
+        if sock.is_null() {
+            return None;
+        }
+        let mut fd: ffi::apr_os_sock_t = -1;
+        (ffi::apr_os_sock_get(&mut fd, sock) == 0 && fd >= 0).then_some(fd)
+    }
 }
 
 // SAFETY: the body is read only by the core, on the handler's thread, while
@@ -159,5 +186,17 @@ impl oxwsgi_core::BodyStream for ApacheBody {
     fn read_uninit(&mut self, buf: &mut [std::mem::MaybeUninit<u8>]) -> Option<io::Result<usize>> {
         // SAFETY: buf is writable for its length; Apache only writes to it.
         Some(unsafe { self.read_raw(buf.as_mut_ptr().cast(), buf.len()) })
+    }
+
+    /// Bytes in the client socket's receive queue (over TLS, at worst the
+    /// rest of a record the client is sending).
+    fn pending(&self) -> bool {
+        let Some(fd) = self.socket else {
+            return false;
+        };
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int; fd is the live connection's.
+        let r = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
+        r == 0 && n > 0
     }
 }

@@ -514,3 +514,108 @@ fn touching_the_script_restarts_the_group() {
         now.len() == 2 && now.iter().all(|p| !old_script.contains(p))
     }));
 }
+
+/// The typical daemon-mode Django site of mod_wsgi's and Django's guides
+/// answers the same under oxwsgi as under Debian's mod_wsgi, with only the
+/// LoadModule line swapped; `ps` shows the daemons by their display name
+/// under both.
+#[test]
+fn a_daemon_mode_django_site_answers_as_under_mod_wsgi() {
+    let venv = oxwsgi_e2e::venv::sites_venv();
+    let site_dir = oxwsgi_e2e::repo().join("examples/django_site");
+    let site = format!(
+        "<VirtualHost 127.0.0.1:{{port}}>\n\
+         ServerName site.test\n\
+         WSGIDaemonProcess site processes=2 threads=15 user=www-data python-home={venv} python-path={site} display-name=%{{GROUP}}\n\
+         WSGIProcessGroup site\n\
+         WSGIApplicationGroup %{{GLOBAL}}\n\
+         WSGIScriptAlias / {site}/mysite/wsgi.py\n\
+         <Directory {site}/mysite>\n<Files wsgi.py>\nRequire all granted\n</Files>\n</Directory>\n\
+         </VirtualHost>",
+        venv = venv.display(),
+        site = site_dir.display(),
+    );
+    let ours = Apache::start_with(
+        "event",
+        &format!("LoadModule oxwsgi_module {}", apache::module().display()),
+        &site,
+    );
+    let theirs = Apache::start_with("event", &apache::mod_wsgi(), &site);
+    let upload = {
+        let mut b =
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\n\
+                      Content-Type: application/octet-stream\r\n\r\n"
+                .to_vec();
+        b.extend((0..300_000u32).map(|i| (i % 253) as u8));
+        b.extend_from_slice(b"\r\n--XyZ--\r\n");
+        b
+    };
+    let exchanges = |port: u16| {
+        let mut out = Vec::new();
+        for path in ["/", "/info", "/info/?x=1", "/nowhere"] {
+            let r = http::get(port, path);
+            out.push((path.to_string(), r.status, r.body.clone(), String::new()));
+        }
+        let r = http::Request::post("/name", "application/x-www-form-urlencoded", b"name=Ann")
+            .send(port);
+        let cookie = r
+            .headers_named("Set-Cookie")
+            .iter()
+            .map(|c| c.split(';').next().unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+            .join("; ");
+        out.push((
+            "POST /name".into(),
+            r.status,
+            Vec::new(),
+            r.header("Location").unwrap_or("").to_string(),
+        ));
+        let r = http::Request::get("/").header("Cookie", &cookie).send(port);
+        out.push((
+            "/ with the session".into(),
+            r.status,
+            r.body.clone(),
+            String::new(),
+        ));
+        let r =
+            http::Request::post("/upload", "multipart/form-data; boundary=XyZ", &upload).send(port);
+        out.push((
+            "POST /upload".into(),
+            r.status,
+            r.body.clone(),
+            String::new(),
+        ));
+        out
+    };
+    let (a, b) = (exchanges(ours.port), exchanges(theirs.port));
+    assert!(
+        String::from_utf8_lossy(&a[5].2).contains("Hello, Ann!"),
+        "{:?}",
+        String::from_utf8_lossy(&a[5].2)
+    );
+    let differ: Vec<_> = a.iter().zip(&b).filter(|(x, y)| x != y).collect();
+    assert!(differ.is_empty(), "oxwsgi and mod_wsgi differ: {differ:#?}");
+    // ps -f / ps aux show the daemons as "(wsgi:site)" under both.
+    for server in [&ours, &theirs] {
+        let shown: Vec<String> = oxwsgi_e2e::children_of(server.pid())
+            .into_iter()
+            .filter_map(|p| std::fs::read(format!("/proc/{p}/cmdline")).ok())
+            .map(|c| {
+                String::from_utf8_lossy(c.split(|b| *b == 0).next().unwrap_or(&[]))
+                    .trim()
+                    .to_string()
+            })
+            .filter(|c| c == "(wsgi:site)")
+            .collect();
+        assert_eq!(
+            shown.len(),
+            2,
+            "two daemons named in ps: {:?}",
+            oxwsgi_e2e::children_of(server.pid())
+                .into_iter()
+                .map(|p| std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default())
+                .map(|c| String::from_utf8_lossy(&c).into_owned())
+                .collect::<Vec<_>>()
+        );
+    }
+}

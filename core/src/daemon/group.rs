@@ -311,6 +311,7 @@ fn become_daemon(spec: &GroupSpec) -> Result<(), String> {
         .clone()
         .unwrap_or_else(|| format!("(wsgi:{})", spec.name));
     sys::set_name(&title);
+    sys::set_cmdline(&title);
     if let Some(mask) = o.umask {
         sys::set_umask(mask);
     }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::request::{Body, Request};
+use crate::request::{Body, BodyStream, Request};
 use crate::responder::Outcome;
 use crate::sink::{Chunk, ResponseSink};
 use crate::sync::Recover;
@@ -103,7 +103,7 @@ impl Pool {
         let idempotent = matches!(req.method(), b"GET" | b"HEAD" | b"OPTIONS");
         let body = req.take_body();
         let kind = body_kind(req, &body);
-        let mut body = Some(body.into_reader());
+        let mut body = Some(body.into_stream());
         let mut head = frame::encode_head(app, req, kind);
         frame::stamp(&mut head, frame::monotonic_us());
         let deadline = Instant::now() + self.connect_timeout;
@@ -219,7 +219,7 @@ impl Exchange<'_> {
     fn run(
         &mut self,
         head: &[u8],
-        body: &mut Option<Box<dyn Read + Send>>,
+        body: &mut Option<Box<dyn BodyStream>>,
         sink: &mut dyn ResponseSink,
     ) -> io::Result<Outcome> {
         frame::write(&mut self.conn.writer, Kind::Head, head)?;
@@ -237,7 +237,7 @@ impl Exchange<'_> {
                         .min(frame::MAX_READ);
                     chunk.resize(want, 0);
                     let got = match body.as_mut() {
-                        Some(r) => read_some(r, &mut chunk),
+                        Some(r) => read_waiting(r, &mut chunk),
                         None => Ok(0),
                     };
                     match got {
@@ -306,9 +306,22 @@ impl Exchange<'_> {
     }
 }
 
-/// One read that fills what the source has now (at least one byte unless
-/// the body ended).
-fn read_some(r: &mut Box<dyn Read + Send>, buf: &mut [u8]) -> io::Result<usize> {
+/// One read that waits for the client (at least one byte unless the body
+/// ended), then more while more is already waiting, up to `buf`'s size: a
+/// server reads a socket a few KiB at a time, and a frame per read would
+/// cost the daemon a round trip each.
+fn read_waiting(r: &mut Box<dyn BodyStream>, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = read_some(r, buf)?;
+    while n > 0 && n < buf.len() && r.pending() {
+        match read_some(r, &mut buf[n..])? {
+            0 => break,
+            m => n += m,
+        }
+    }
+    Ok(n)
+}
+
+fn read_some(r: &mut Box<dyn BodyStream>, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         match r.read(buf) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

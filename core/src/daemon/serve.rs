@@ -271,10 +271,7 @@ impl Connection {
         }
         req.body = Some(match body {
             BodyKind::None | BodyKind::Length(0) => Body::Empty,
-            _ => Body::Stream(Box::new(PullBody {
-                conn: self.conn.clone(),
-                eof: false,
-            })),
+            _ => Body::Stream(Box::new(PullBody::new(self.conn.clone()))),
         });
         let sink = FrameSink {
             conn: self.conn.clone(),
@@ -305,28 +302,68 @@ pub fn serve_connection(apps: &Apps, stream: UnixStream) -> io::Result<()> {
     Ok(())
 }
 
-/// The request body, asked for as the app reads it.
+/// The request body, asked for as the app reads it. A read asks for at
+/// least `READ_AHEAD` bytes and keeps what the app did not take for its
+/// next reads: framework parsers read in 8-64 KiB pieces, and each ask is
+/// a round trip to the server.
 struct PullBody {
     conn: Arc<Mutex<Conn>>,
     eof: bool,
+    ahead: Vec<u8>,
+    /// Where the unread part of `ahead` starts.
+    at: usize,
+}
+
+/// The least a read asks the server for: the most a frame may carry, so a
+/// 1 MiB body read in any pieces costs about four round trips.
+const READ_AHEAD: usize = frame::MAX_READ;
+
+impl PullBody {
+    fn new(conn: Arc<Mutex<Conn>>) -> PullBody {
+        PullBody {
+            conn,
+            eof: false,
+            ahead: Vec::new(),
+            at: 0,
+        }
+    }
+
+    fn buffered(&self) -> usize {
+        self.ahead.len() - self.at
+    }
 }
 
 impl Read for PullBody {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.eof || buf.is_empty() {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.buffered() > 0 {
+            let n = self.buffered().min(buf.len());
+            buf[..n].copy_from_slice(&self.ahead[self.at..self.at + n]);
+            self.at += n;
+            return Ok(n);
+        }
+        if self.eof {
             return Ok(0);
         }
         let mut c = self.conn.lock().recover();
-        let want = buf.len().min(frame::MAX_READ) as u32;
+        let want = READ_AHEAD as u32;
         c.send(Kind::Read, &want.to_le_bytes())?;
         let (kind, len) = frame::read_header(&mut c.reader)?;
         match kind {
-            Kind::Body if len <= buf.len() => {
-                c.reader.read_exact(&mut buf[..len])?;
+            Kind::Body if len <= want as usize => {
+                let direct = len.min(buf.len());
+                c.reader.read_exact(&mut buf[..direct])?;
+                if len > direct {
+                    self.ahead.resize(len - direct, 0);
+                    c.reader.read_exact(&mut self.ahead)?;
+                    self.at = 0;
+                }
                 if len == 0 {
                     self.eof = true;
                 }
-                Ok(len)
+                Ok(direct)
             }
             Kind::BodyError => {
                 let mut why = vec![0; len];
@@ -345,7 +382,13 @@ impl Read for PullBody {
     }
 }
 
-impl BodyStream for PullBody {}
+impl BodyStream for PullBody {
+    /// A read served from what was read ahead needs no round trip, so it
+    /// may keep the GIL.
+    fn ready(&self, want: usize) -> bool {
+        self.buffered() >= want.max(1)
+    }
+}
 
 /// The response, as frames to the server.
 struct FrameSink {

@@ -358,6 +358,42 @@ pub fn set_name(name: &str) {
     unsafe { libc::prctl(libc::PR_SET_NAME, c.as_ptr()) };
 }
 
+/// Sets what `ps -f`, `ps aux` and `pgrep -f` show as the process's command
+/// line, as mod_wsgi does for its display-name: the title is written over
+/// the command line's own memory (the rest of it zeroed; a longer title is
+/// cut there). Only in a freshly forked, single-threaded daemon.
+pub fn set_cmdline(title: &str) {
+    let Some((start, end)) = cmdline_area() else {
+        return;
+    };
+    let len = end.saturating_sub(start);
+    if len < 2 {
+        return;
+    }
+    let n = title.len().min(len - 1);
+    // SAFETY: [start, end) is this process's command line as the kernel
+    // reports it: the strings argv points to, in the initial stack's
+    // writable memory. The caller is the only thread, and nothing holds a
+    // Rust reference to those bytes.
+    unsafe {
+        let p = start as *mut u8;
+        std::ptr::copy_nonoverlapping(title.as_ptr(), p, n);
+        std::ptr::write_bytes(p.add(n), 0, len - n);
+    }
+}
+
+/// Where the command line lies: fields 48 and 49 of /proc/self/stat.
+fn cmdline_area() -> Option<(usize, usize)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The name (field 2) may hold spaces: count fields after its ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3.
+    let start = fields.get(48 - 3)?.parse().ok()?;
+    let end = fields.get(49 - 3)?.parse().ok()?;
+    Some((start, end))
+}
+
 /// Sets the file mode creation mask.
 pub fn set_umask(mask: u32) {
     // SAFETY: umask takes a plain integer.
