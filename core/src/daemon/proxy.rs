@@ -35,6 +35,17 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// Whether the daemon's next frame is already read or in the socket.
+    fn more_waiting(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        if !self.reader.buffer().is_empty() {
+            return true;
+        }
+        super::sys::bytes_waiting(self.writer.as_raw_fd())
+    }
+}
+
 /// The connections of one process group's socket: reused, so a request
 /// costs no connect().
 pub struct Pool {
@@ -267,6 +278,11 @@ impl Exchange<'_> {
                     sink.start(head)
                 }
                 Kind::Data => sink.write(Chunk::owned(std::mem::take(&mut buf))),
+                // More of the response is already here: it goes out with
+                // the flush that follows it (a streamed response whose
+                // daemon is ahead of its client costs one flush a batch,
+                // not one a chunk).
+                Kind::Flush if self.conn.more_waiting() => Ok(()),
                 Kind::Flush => sink.flush(),
                 Kind::End => {
                     return Ok(match sink.finish() {

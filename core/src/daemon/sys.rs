@@ -71,6 +71,14 @@ impl Epoll {
     }
 }
 
+/// Whether bytes wait in socket `fd`'s receive queue.
+pub fn bytes_waiting(fd: i32) -> bool {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through a pointer to a live local.
+    let r = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
+    r == 0 && n > 0
+}
+
 /// A process id.
 pub type Pid = libc::pid_t;
 
