@@ -619,3 +619,103 @@ fn a_daemon_mode_django_site_answers_as_under_mod_wsgi() {
         );
     }
 }
+
+/// Each process's resident memory, by pid.
+fn rss_each(pids: &[i32]) -> Vec<(i32, u64)> {
+    pids.iter()
+        .map(|p| (*p, oxwsgi_e2e::rss_kib(&[*p])))
+        .collect()
+}
+
+/// Runs `step` every 20 ms for 3 s; the largest growth of one process's
+/// RSS (KiB) over its size before.
+fn peak_growth(a: &Apache, mut step: impl FnMut()) -> u64 {
+    let before = rss_each(&a.children());
+    let mut peak = 0;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        step();
+        std::thread::sleep(Duration::from_millis(20));
+        for (pid, now) in rss_each(&a.children()) {
+            let was = before.iter().find(|(p, _)| *p == pid).map_or(now, |b| b.1);
+            peak = peak.max(now.saturating_sub(was));
+        }
+    }
+    peak
+}
+
+/// A 1 GiB response to a slow reader, a 1 GiB upload to an app that reads
+/// slowly, and a slow uploader: no process (Apache's children, the daemon)
+/// grows by more than 16 MiB; the bytes wait in the sockets, not in memory.
+#[test]
+fn huge_bodies_to_slow_peers_stay_out_of_memory() {
+    use std::io::{Read, Write};
+    let a = hello_group("processes=1 threads=4");
+    for _ in 0..20 {
+        http::get(a.port, "/cases/cookies");
+    }
+    let limit = 16 * 1024;
+
+    let mut s = http::connect(a.port);
+    s.write_all(&http::Request::get("/cases/stream?n=16384&size=65536").to_bytes(a.port))
+        .unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0;
+    let growth = peak_growth(&a, || got += s.read(&mut buf).unwrap());
+    assert!(
+        got > 0 && got < 512 << 20,
+        "read {got} bytes: not slow enough to test"
+    );
+    assert!(
+        growth < limit,
+        "a slow reader grew a process by {growth} KiB"
+    );
+    drop(s);
+
+    let mut s = http::connect(a.port);
+    s.set_write_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    s.write_all(
+        format!(
+            "POST /cases/consume?delay=0.05 HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            1u64 << 30
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let chunk = vec![b'u'; 1 << 20];
+    let mut sent = 0;
+    let growth = peak_growth(&a, || {
+        // As fast as the server takes it (a write that would wait times out).
+        if let Ok(n) = s.write(&chunk) {
+            sent += n;
+        }
+    });
+    assert!(
+        sent > 0 && sent < 512 << 20,
+        "sent {sent} bytes: not slow enough to test"
+    );
+    assert!(
+        growth < limit,
+        "a slow-reading app grew a process by {growth} KiB"
+    );
+    drop(s);
+
+    let mut s = http::connect(a.port);
+    s.write_all(
+        format!(
+            "POST /cases/consume HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            1u64 << 30
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let piece = vec![b's'; 64 << 10];
+    let growth = peak_growth(&a, || s.write_all(&piece).unwrap());
+    assert!(
+        growth < limit,
+        "a slow uploader grew a process by {growth} KiB"
+    );
+    drop(s);
+    assert_eq!(http::get(a.port, "/hello").status, 200);
+}
