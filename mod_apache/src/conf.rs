@@ -72,7 +72,8 @@ impl Inline {
     }
 
     /// The group the script runs in: `Some(None)` embedded (`%{GLOBAL}`),
-    /// `None` when the alias does not say.
+    /// `None` when the alias does not say. A `%{ENV:VAR}` comes back as
+    /// it is (`resolve_group` reads it for a request).
     pub fn group(&self) -> Option<Option<&str>> {
         self.process_group
             .as_deref()
@@ -80,14 +81,49 @@ impl Inline {
     }
 }
 
-/// A WSGIProcessGroup name: a group or `%{GLOBAL}` (embedded).
+/// A WSGIProcessGroup name: a group, `%{GLOBAL}` (embedded) or
+/// `%{ENV:VAR}` (the group the request's environment variable names).
 fn check_group(name: &str) -> Result<String, String> {
-    if name.is_empty() || (name.starts_with("%{") && name != "%{GLOBAL}") {
+    let env_ok = env_var(name).is_some_and(|v| !v.is_empty());
+    if name.is_empty() || (name.starts_with("%{") && name != "%{GLOBAL}" && !env_ok) {
         return Err(format!(
-            "{name:?}: a group name or %{{GLOBAL}} (other %{{...}} forms are not supported by oxwsgi yet)"
+            "{name:?}: a group name, %{{GLOBAL}} or %{{ENV:VARIABLE}} (other %{{...}} forms are not supported by oxwsgi yet)"
         ));
     }
     Ok(name.to_string())
+}
+
+/// `VAR` of `%{ENV:VAR}`.
+fn env_var(name: &str) -> Option<&str> {
+    name.strip_prefix("%{ENV:")?.strip_suffix('}')
+}
+
+/// The group a WSGIProcessGroup value names for request `r`: `None` for
+/// embedded (`%{GLOBAL}`, or `%{ENV:VAR}` with VAR unset or empty).
+///
+/// # Safety
+/// `r` is a live request, and the result is used only while it lives (a
+/// `%{ENV:VAR}` value is in the request's pool).
+pub unsafe fn resolve_group(r: *const ffi::request_rec, name: &str) -> Option<&str> {
+    if name == "%{GLOBAL}" {
+        return None;
+    }
+    let Some(var) = env_var(name) else {
+        return Some(name);
+    };
+    let var = CString::new(var).ok()?;
+    // SAFETY: r is live (the contract); its subprocess_env table and the
+    // value (a C string in the request pool) outlive the returned slice.
+    unsafe {
+        let v = ffi::apr_table_get((*r).subprocess_env, var.as_ptr());
+        if v.is_null() {
+            return None;
+        }
+        CStr::from_ptr(v)
+            .to_str()
+            .ok()
+            .filter(|g| !g.is_empty() && *g != "%{GLOBAL}")
+    }
 }
 
 /// An Apache regex, compiled in the configuration pool.
@@ -190,7 +226,7 @@ impl Config {
             .chain(self.matches.iter().map(|m| ("(match)", &m.inline)));
         for (prefix, inline) in named {
             if let Some(Some(g)) = inline.group() {
-                if !self.daemons.iter().any(|(n, _)| n == g) {
+                if env_var(g).is_none() && !self.daemons.iter().any(|(n, _)| n == g) {
                     return Err(format!(
                         "WSGIScriptAlias {}: process-group={g}: no WSGIDaemonProcess of that name",
                         if prefix.is_empty() { "/" } else { prefix }
@@ -553,8 +589,9 @@ pub unsafe fn callable_of<'r>(r: *const ffi::request_rec) -> Option<&'r str> {
 /// # Safety
 /// `r` is a live request of a server that loaded this module.
 pub unsafe fn process_group_of<'r>(r: *const ffi::request_rec) -> Option<&'r str> {
-    // SAFETY: as dir_string's contract, which is this function's.
-    unsafe { dir_string(r, |c| c.process_group) }.filter(|g| *g != "%{GLOBAL}")
+    // SAFETY: as dir_string's and resolve_group's contract, which is this
+    // function's.
+    unsafe { dir_string(r, |c| c.process_group).and_then(|g| resolve_group(r, g)) }
 }
 
 directive1!(
@@ -723,7 +760,7 @@ mod tests {
         assert_eq!(embedded.group(), Some(None));
         assert_eq!(Inline::default().group(), None);
         for (bad, message) in [
-            ("process-group=%{ENV:G}", "not supported by oxwsgi yet"),
+            ("process-group=%{HTTP_HOST}", "not supported by oxwsgi yet"),
             (
                 "pass-authorization=On",
                 "pass-authorization is not supported",

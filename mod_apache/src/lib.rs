@@ -489,7 +489,7 @@ unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
                 let c = conf::get();
                 // An alias's process-group= wins over WSGIProcessGroup.
                 let group = match inline_of(r, &c).and_then(|i| i.group()) {
-                    Some(inline) => inline,
+                    Some(inline) => inline.and_then(|g| conf::resolve_group(r, g)),
                     None => conf::process_group_of(r),
                 };
                 if let Some(group) = group {

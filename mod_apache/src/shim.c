@@ -46,7 +46,7 @@ const command_rec oxwsgi_cmds[] = {
                   "how long an app may take for a request (e.g. 30s; off)"),
     AP_INIT_RAW_ARGS("WSGIDaemonProcess", oxwsgi_cmd_daemon_process, NULL, RSRC_CONF,
                      "a process group: NAME option=value ..."),
-    AP_INIT_TAKE1("WSGIProcessGroup", oxwsgi_cmd_process_group, NULL, ACCESS_CONF | RSRC_CONF,
+    AP_INIT_TAKE1("WSGIProcessGroup", oxwsgi_cmd_process_group, NULL, ACCESS_CONF | RSRC_CONF | OR_FILEINFO,
                   "the process group that runs the app (%{GLOBAL}: embedded)"),
     AP_INIT_TAKE1("WSGISocketPrefix", oxwsgi_cmd_socket_prefix, NULL, RSRC_CONF,
                   "where the process groups' sockets go"),

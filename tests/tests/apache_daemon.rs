@@ -719,3 +719,47 @@ fn huge_bodies_to_slow_peers_stay_out_of_memory() {
     drop(s);
     assert_eq!(http::get(a.port, "/hello").status, 200);
 }
+
+/// WSGIProcessGroup %{ENV:VAR} (the group a request's environment names:
+/// SetEnv, SetEnvIf, mod_rewrite) and WSGIProcessGroup in .htaccess
+/// (AllowOverride FileInfo), as mod_wsgi.
+#[test]
+fn the_group_may_come_from_the_environment_or_htaccess() {
+    let dir = oxwsgi_e2e::temp_dir("htaccess");
+    let script = dir.join("site.wsgi");
+    std::fs::copy(app("cases.py"), &script).unwrap();
+    std::fs::write(dir.join(".htaccess"), "WSGIProcessGroup site\n").unwrap();
+    let a = Apache::start(
+        "event",
+        &format!(
+            "WSGIDaemonProcess site processes=1 threads=2 display-name=%{{GROUP}}\n\
+             WSGIProcessGroup %{{ENV:GROUP_NAME}}\n\
+             WSGIScriptAlias /env {cases}\n\
+             WSGIScriptAlias /plain {cases}\n\
+             <Location /env>\nSetEnv GROUP_NAME site\n</Location>\n\
+             Alias /ht {dir}\n\
+             <Directory {dir}>\nAllowOverride FileInfo\nOptions +ExecCGI\nRequire all granted\n\
+             <Files site.wsgi>\nSetHandler wsgi-script\n</Files>\n</Directory>",
+            cases = app("cases.py"),
+            dir = dir.display()
+        ),
+    );
+    assert!(wait_until(Duration::from_secs(5), || daemons(&a).len() == 1));
+    let daemon = daemons(&a)[0];
+    let pid = |path: &str| -> i32 {
+        let r = http::get(a.port, path);
+        assert_eq!(r.status, 200, "{path}: {}", a.error_log());
+        r.text().parse().unwrap()
+    };
+    assert_eq!(
+        pid("/env/pid"),
+        daemon,
+        "%{{ENV:GROUP_NAME}} names the group"
+    );
+    assert_ne!(pid("/plain/pid"), daemon, "unset: embedded");
+    assert_eq!(
+        pid("/ht/site.wsgi/pid"),
+        daemon,
+        ".htaccess names the group"
+    );
+}

@@ -17,6 +17,11 @@ use crate::sync::Recover;
 
 use super::frame::{self, AppRef, BodyKind, Kind};
 
+/// A pooled connection's read buffer: heads and small frames come through
+/// it; larger frames are read past it. Every Apache thread keeps its own
+/// connections, so this is per thread and group.
+const READ_BUFFER: usize = 16 << 10;
+
 /// A connection to a daemon, idle between requests.
 pub struct Connection {
     reader: BufReader<UnixStream>,
@@ -29,7 +34,7 @@ impl Connection {
         writer.set_read_timeout(timeout)?;
         writer.set_write_timeout(timeout)?;
         Ok(Connection {
-            reader: BufReader::with_capacity(64 << 10, writer.try_clone()?),
+            reader: BufReader::with_capacity(READ_BUFFER, writer.try_clone()?),
             writer,
         })
     }

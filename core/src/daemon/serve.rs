@@ -189,9 +189,9 @@ impl Connection {
     pub fn new(stream: UnixStream, gather: usize) -> io::Result<Connection> {
         Ok(Connection {
             conn: Arc::new(Mutex::new(Conn {
-                reader: BufReader::with_capacity(64 << 10, stream.try_clone()?),
+                reader: BufReader::with_capacity(16 << 10, stream.try_clone()?),
                 writer: stream,
-                out: Vec::with_capacity(gather.min(GATHER)),
+                out: Vec::new(),
                 gather,
                 broken: false,
                 head_queued: false,
