@@ -230,6 +230,11 @@ impl App {
         loaded.is_some() && mtime(path) != loaded
     }
 
+    /// Whether the app's last load failed.
+    pub fn load_failed(&self) -> bool {
+        matches!(*self.state.lock().recover(), State::Failed { .. })
+    }
+
     /// Loads the app now (at worker start, to fail early and warm up).
     /// Returns whether it is ready; a failure has been logged.
     pub fn preload(&self, py: Python<'_>) -> bool {

@@ -294,16 +294,52 @@ pub unsafe fn serve(r: *mut request_rec, group: &str, app: &App, c: &Config) -> 
     // contract), used by this thread (and its writer) only.
     unsafe {
         let writer = crate::writer::WriteBehind::for_request(r);
-        let mut req = match crate::request::from_request_rec(r, c, &writer) {
+        let mut req = match crate::request::from_request_rec(r, c, &writer, Some(group)) {
             Ok(q) => q,
             Err(status) => return status,
         };
         let (mut sink, status) = crate::sink::ApacheSink::new(r, writer.clone());
+        let options = c.daemons.iter().find(|(n, _)| n == group).map(|(_, o)| o);
+        let limit = options.and_then(|o| o.response_socket_timeout.or(o.socket_timeout));
+        let restore = limit.and_then(|t| client_timeout(r, t));
         let outcome = pool.serve(&target, &mut req, &mut sink);
         let _ = writer.sync();
+        if let Some((sock, old)) = restore {
+            ffi::apr_socket_timeout_set(sock, old);
+        }
         match outcome {
             Outcome::Error(_) => status.load(std::sync::atomic::Ordering::Relaxed) as c_int,
             _ => ffi::OK as c_int,
         }
+    }
+}
+
+/// Sets how long a write to `r`'s client may wait (response-socket-timeout)
+/// while the response is relayed; the socket and its old timeout, to put
+/// back. Not for a stream of an HTTP/2 connection (its socket is shared).
+///
+/// # Safety
+/// `r` is a live request.
+unsafe fn client_timeout(
+    r: *mut request_rec,
+    limit: Duration,
+) -> Option<(*mut ffi::apr_socket_t, ffi::apr_interval_time_t)> {
+    // SAFETY: r and its connection are live (the contract); the socket is
+    // the connection's, and the get writes one value.
+    unsafe {
+        let c = (*r).connection;
+        if !(*c).master.is_null() {
+            return None;
+        }
+        let sock = ffi::ap_get_conn_socket(c);
+        if sock.is_null() {
+            return None;
+        }
+        let mut old: ffi::apr_interval_time_t = 0;
+        if ffi::apr_socket_timeout_get(sock, &mut old) != 0 {
+            return None;
+        }
+        ffi::apr_socket_timeout_set(sock, limit.as_micros() as ffi::apr_interval_time_t);
+        Some((sock, old))
     }
 }

@@ -506,7 +506,7 @@ unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
                     return ffi::HTTP_NOT_FOUND as c_int;
                 };
                 let writer = writer::WriteBehind::for_request(r);
-                let mut req = match request::from_request_rec(r, &c, &writer) {
+                let mut req = match request::from_request_rec(r, &c, &writer, None) {
                     Ok(q) => q,
                     Err(status) => return status,
                 };

@@ -107,7 +107,7 @@ fn unsupported_mod_wsgi_directives_fail_the_config_test() {
         out.contains("option chroot is not supported by oxwsgi yet"),
         "{out}"
     );
-    let (ok, out) = apache::check("WSGIProcessGroup %{ENV:GROUP}");
+    let (ok, out) = apache::check("WSGIProcessGroup %{SERVER}");
     assert!(!ok);
     assert!(out.contains("not supported by oxwsgi yet"), "{out}");
     let (ok, out) = apache::check("WSGIPythonHome /nonexistent/venv");

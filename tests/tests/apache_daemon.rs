@@ -127,13 +127,14 @@ fn daemon_options_are_taken_or_refused_by_name() {
          memory-limit=1073741824 virtual-memory-limit=4g stack-size=524288 cpu-priority=5 \
          header-buffer-size=32768 response-buffer-size=65536 send-buffer-size=65536 \
          receive-buffer-size=65536 supplementary-groups=www-data python-eggs=/tmp \
-         socket-user=www-data server-metrics=On",
+         socket-user=www-data server-metrics=On startup-timeout=10 script-user=www-data \
+         response-socket-timeout=30",
     );
     assert!(ok, "{out}");
-    let (ok, out) = apache::check("WSGIDaemonProcess site startup-timeout=10");
+    let (ok, out) = apache::check("WSGIDaemonProcess site chroot=/srv/jail");
     assert!(!ok);
     assert!(
-        out.contains("option startup-timeout is not supported by oxwsgi yet"),
+        out.contains("option chroot is not supported by oxwsgi yet"),
         "{out}"
     );
     let (ok, out) = apache::check("WSGIDaemonProcess site header-buffer-size=10");
@@ -452,7 +453,7 @@ fn inline_alias_options_choose_the_group() {
             "a URL path and a WSGI script are needed",
         ),
         (
-            "WSGIScriptAliasMatch ^/x /srv/x.wsgi process-group=%{ENV:X}",
+            "WSGIScriptAliasMatch ^/x /srv/x.wsgi process-group=%{RESOURCE}",
             "other %{...} forms are not supported",
         ),
     ] {
@@ -762,4 +763,65 @@ fn the_group_may_come_from_the_environment_or_htaccess() {
         daemon,
         ".htaccess names the group"
     );
+    // As mod_wsgi, environ says which.
+    let env = http::get(a.port, "/env/env").text();
+    assert!(
+        env.contains("\"mod_wsgi.process_group\": \"site\""),
+        "{env}"
+    );
+    let env = http::get(a.port, "/plain/env").text();
+    assert!(env.contains("\"mod_wsgi.process_group\": \"\""), "{env}");
+}
+
+/// script-user: a group runs only scripts of that owner (403 otherwise);
+/// startup-timeout: a daemon whose app still fails to load after it is
+/// replaced by a fresh one.
+#[test]
+fn script_owner_and_startup_timeout() {
+    let dir = oxwsgi_e2e::temp_dir("owner");
+    let script = dir.join("site.wsgi");
+    std::fs::copy(app("cases.py"), &script).unwrap();
+    std::os::unix::fs::chown(&script, Some(65534), Some(65534)).unwrap();
+    let a = Apache::start(
+        "event",
+        &format!(
+            "WSGIDaemonProcess owned processes=1 threads=2 script-user=www-data\n\
+             WSGIDaemonProcess broken processes=1 threads=2 startup-timeout=1 display-name=%{{GROUP}}\n\
+             WSGIScriptAlias /own {script} process-group=owned\n\
+             WSGIScriptAlias /broken {broken} process-group=broken\n\
+             <Directory {dir}>\nRequire all granted\n</Directory>",
+            script = script.display(),
+            broken = app("broken_import.py"),
+            dir = dir.display()
+        ),
+    );
+    assert_eq!(http::get(a.port, "/own/pid").status, 403);
+    assert!(
+        a.wait_log("is not owned by the group's script-user"),
+        "{}",
+        a.error_log()
+    );
+    std::os::unix::fs::chown(&script, Some(33), Some(33)).unwrap();
+    assert_eq!(http::get(a.port, "/own/pid").status, 200);
+
+    let broken = || -> Vec<i32> {
+        oxwsgi_e2e::children_of(a.pid())
+            .into_iter()
+            .filter(|p| comm(*p) == "(wsgi:broken)")
+            .collect()
+    };
+    assert!(wait_until(Duration::from_secs(5), || broken().len() == 1));
+    let first = broken()[0];
+    assert_eq!(http::get(a.port, "/broken/").status, 500);
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(http::get(a.port, "/broken/").status, 500);
+    assert!(
+        a.wait_log("its app did not load within 1 s (startup-timeout)"),
+        "{}",
+        a.error_log()
+    );
+    assert!(wait_until(Duration::from_secs(5), || {
+        let now = broken();
+        now.len() == 1 && now[0] != first
+    }));
 }

@@ -27,6 +27,7 @@ use crate::interpreter::Interpreter;
 
 use super::life::{End, Life};
 use super::options::GroupOptions;
+use super::serve::Owner;
 use super::sys::{self, Pid};
 
 /// What a group is made of (from `WSGIDaemonProcess` or
@@ -248,9 +249,17 @@ fn daemon_main(
     on_start();
     let o = &spec.options;
     if let Err(e) = become_daemon(spec) {
-        log::error!(target: "oxwsgi", "group {}: {e}", spec.name);
-        return 1;
+        return fail_slowly(&spec.name, &e);
     }
+    let owner = match (&o.script_user, &o.script_group) {
+        (Some(u), _) => sys::user_id(u).map(|id| Some(Owner::User(id))),
+        (_, Some(g)) => sys::group_id(g).map(|id| Some(Owner::Group(id))),
+        _ => Ok(None),
+    };
+    let owner = match owner {
+        Ok(o) => o,
+        Err(e) => return fail_slowly(&spec.name, &e),
+    };
     let apps: Vec<Arc<App>> = spec
         .apps
         .iter()
@@ -268,10 +277,7 @@ fn daemon_main(
         apps.iter().map(|a| &**a),
     ) {
         Ok(i) => i,
-        Err(e) => {
-            log::error!(target: "oxwsgi", "group {}: {e}", spec.name);
-            return 1;
-        }
+        Err(e) => return fail_slowly(&spec.name, &e.to_string()),
     };
     let life = Life::new(&spec.name, lifecycle);
     {
@@ -285,21 +291,35 @@ fn daemon_main(
         Ok(l)
     }) {
         Ok(l) => l,
-        Err(e) => {
-            log::error!(target: "oxwsgi", "group {}: {e}", spec.name);
-            return 1;
-        }
+        Err(e) => return fail_slowly(&spec.name, &e.to_string()),
     };
     log::info!(target: "oxwsgi", "group {}: daemon process {} serving", spec.name, std::process::id());
     let apps = super::serve::Apps::new(apps, o.threads > 1, o.processes > 1)
         .with_options(o)
-        .with_life(life.clone());
+        .with_life(life.clone())
+        .with_owner(owner);
     let result = super::dispatch::run(listener, apps, o, life.stop_flag());
     if let Err(e) = result {
         log::error!(target: "oxwsgi", "group {}: {e}", spec.name);
     }
     interpreter.shutdown();
     0
+}
+
+/// How long a daemon that cannot start waits before it exits: the server's
+/// parent starts another at once, and a mistake that fails every start
+/// (a user that does not exist, a broken virtualenv) must not become a
+/// fork loop filling the error log (mod_wsgi waits 20 s).
+const FAILED_START_PAUSE: Duration = Duration::from_secs(5);
+
+fn fail_slowly(group: &str, why: &str) -> i32 {
+    log::error!(
+        target: "oxwsgi",
+        "group {group}: {why}; this daemon exits in {} s and another is started",
+        FAILED_START_PAUSE.as_secs()
+    );
+    std::thread::sleep(FAILED_START_PAUSE);
+    1
 }
 
 /// What a new daemon becomes before Python starts: its name, mask,

@@ -45,6 +45,8 @@ pub struct Life {
     last_request_ms: AtomicU64,
     /// When the GIL was last taken by the deadlock probe, ms since `born`.
     gil_seen_ms: AtomicU64,
+    /// Some app loaded (startup-timeout no longer applies).
+    loaded_any: AtomicBool,
     /// Set when the process stops taking requests (the dispatcher's stop).
     stopping: Arc<AtomicBool>,
     ending: Mutex<Option<(End, Instant)>>,
@@ -60,6 +62,7 @@ impl Life {
             active: AtomicUsize::new(0),
             last_request_ms: AtomicU64::new(0),
             gil_seen_ms: AtomicU64::new(0),
+            loaded_any: AtomicBool::new(false),
             stopping: Arc::new(AtomicBool::new(false)),
             ending: Mutex::new(None),
         })
@@ -94,6 +97,29 @@ impl Life {
             self.end(
                 End::Recycle,
                 &format!("it served {served} requests (maximum-requests)"),
+            );
+        }
+    }
+
+    /// A request's app is loaded.
+    pub fn app_loaded(&self) {
+        self.loaded_any.store(true, Ordering::Release);
+    }
+
+    /// A request's app failed to load: past the startup timeout with no app
+    /// loaded yet, the process is replaced (as mod_wsgi's startup-timeout:
+    /// a fresh interpreter, not one a failed import left half-made).
+    pub fn app_failed(&self) {
+        let Some(limit) = self.spec.startup_timeout else {
+            return;
+        };
+        if !self.loaded_any.load(Ordering::Acquire) && self.born.elapsed() >= limit {
+            self.end(
+                End::Recycle,
+                &format!(
+                    "its app did not load within {} s (startup-timeout)",
+                    limit.as_secs()
+                ),
             );
         }
     }
@@ -298,6 +324,21 @@ mod tests {
         let d = l.deadline().unwrap();
         assert!(d <= Instant::now() + Duration::from_secs(2));
         assert!(d > Instant::now() + Duration::from_secs(1));
+    }
+
+    #[test]
+    fn startup_timeout_counts_until_an_app_loads() {
+        let l = life(|s| s.startup_timeout = Some(Duration::from_millis(5)));
+        l.app_failed();
+        assert!(!l.stopping(), "within the startup timeout");
+        std::thread::sleep(Duration::from_millis(10));
+        l.app_loaded();
+        l.app_failed();
+        assert!(!l.stopping(), "an app loaded once");
+        let l = life(|s| s.startup_timeout = Some(Duration::from_millis(5)));
+        std::thread::sleep(Duration::from_millis(10));
+        l.app_failed();
+        assert!(l.stopping());
     }
 
     #[test]

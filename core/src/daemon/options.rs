@@ -48,16 +48,14 @@ pub const SUPPORTED: &[&str] = &[
     "virtual-memory-limit",
     "stack-size",
     "server-metrics",
+    "startup-timeout",
+    "script-user",
+    "script-group",
+    "response-socket-timeout",
 ];
 
 /// Options mod_wsgi documents that oxwsgi does not implement.
-pub const NOT_YET: &[&str] = &[
-    "chroot",
-    "script-user",
-    "script-group",
-    "startup-timeout",
-    "response-socket-timeout",
-];
+pub const NOT_YET: &[&str] = &["chroot"];
 
 /// How a daemon process's life goes: when it is replaced, and how long its
 /// requests may take to finish when it is.
@@ -79,6 +77,9 @@ pub struct Lifecycle {
     pub shutdown_timeout: Duration,
     /// The process exits when Python's GIL could not be taken for this long.
     pub deadlock_timeout: Option<Duration>,
+    /// Replaced when no app has loaded this long after it started (a
+    /// failed import leaves a half-imported interpreter behind).
+    pub startup_timeout: Option<Duration>,
 }
 
 impl Default for Lifecycle {
@@ -92,6 +93,7 @@ impl Default for Lifecycle {
             eviction_timeout: None,
             shutdown_timeout: Duration::from_secs(5),
             deadlock_timeout: Some(Duration::from_secs(300)),
+            startup_timeout: None,
         }
     }
 }
@@ -155,6 +157,13 @@ pub struct GroupOptions {
     pub header_buffer_size: usize,
     /// How many response bytes a daemon gathers before writing them.
     pub response_buffer_size: usize,
+    /// How long a write to the client may wait while the server relays a
+    /// response (default: `socket_timeout`, else the server's own).
+    pub response_socket_timeout: Option<Duration>,
+    /// Scripts the group runs must belong to this user ...
+    pub script_user: Option<String>,
+    /// ... or to this group.
+    pub script_group: Option<String>,
 }
 
 impl Default for GroupOptions {
@@ -185,6 +194,9 @@ impl Default for GroupOptions {
             receive_buffer_size: None,
             header_buffer_size: 32 << 10,
             response_buffer_size: 64 << 10,
+            response_socket_timeout: None,
+            script_user: None,
+            script_group: None,
         }
     }
 }
@@ -207,6 +219,9 @@ impl GroupOptions {
                     format!("{key}: {e}")
                 }
             })?;
+        }
+        if o.script_user.is_some() && o.script_group.is_some() {
+            return Err("only one of script-user and script-group".into());
         }
         Ok(o)
     }
@@ -260,12 +275,16 @@ impl GroupOptions {
             "eviction-timeout" => life.eviction_timeout = time(key, value)?,
             "shutdown-timeout" => life.shutdown_timeout = time(key, value)?.unwrap_or_default(),
             "deadlock-timeout" => life.deadlock_timeout = time(key, value)?,
+            "startup-timeout" => life.startup_timeout = time(key, value)?,
             "request-timeout" => self.request_timeout = time(key, value)?,
             "queue-timeout" => self.queue_timeout = time(key, value)?,
             "connect-timeout" => {
                 self.connect_timeout = time(key, value)?.unwrap_or(Duration::from_secs(15))
             }
             "socket-timeout" => self.socket_timeout = time(key, value)?,
+            "response-socket-timeout" => self.response_socket_timeout = time(key, value)?,
+            "script-user" => self.script_user = Some(nonempty(key, value)?),
+            "script-group" => self.script_group = Some(nonempty(key, value)?),
             "listen-backlog" => self.listen_backlog = count(key, value, 1, 65535)? as u32,
             "socket-user" => self.socket_user = Some(nonempty(key, value)?),
             "send-buffer-size" => self.send_buffer_size = buffer(key, value, 512)?,
@@ -456,5 +475,10 @@ mod tests {
                 .contains("option=value")
         );
         assert!(GroupOptions::parse("a/b", &[]).is_err());
+        assert!(
+            GroupOptions::parse("g", &["script-user=a", "script-group=b"])
+                .unwrap_err()
+                .contains("only one of script-user and script-group")
+        );
     }
 }

@@ -103,6 +103,15 @@ pub struct Apps {
     queue_timeout: Option<Duration>,
     gather: usize,
     life: Option<Arc<Life>>,
+    /// The scripts' required owner (`script-user`, `script-group`).
+    owner: Option<Owner>,
+}
+
+/// Who a group's scripts must belong to.
+#[derive(Clone, Copy, Debug)]
+pub enum Owner {
+    User(u32),
+    Group(u32),
 }
 
 impl Apps {
@@ -116,6 +125,39 @@ impl Apps {
             queue_timeout: None,
             gather: GATHER,
             life: None,
+            owner: None,
+        }
+    }
+
+    /// Runs only scripts that belong to `owner`.
+    pub fn with_owner(mut self, owner: Option<Owner>) -> Apps {
+        self.owner = owner;
+        self
+    }
+
+    /// Whether the script a request names may run here.
+    fn check_owner(&self, r: &AppRef) -> Result<(), String> {
+        use std::os::unix::fs::MetadataExt;
+        let (Some(owner), AppRef::Named { target, .. }) = (self.owner, r) else {
+            return Ok(());
+        };
+        if !target.starts_with('/') {
+            // A module, not a script.
+            return Ok(());
+        }
+        let meta = std::fs::metadata(target).map_err(|e| format!("script {target}: {e}"))?;
+        let ok = match owner {
+            Owner::User(uid) => meta.uid() == uid,
+            Owner::Group(gid) => meta.gid() == gid,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "script {target} is not owned by the group's script-user/script-group ({owner:?}; it is uid {}, gid {})",
+                meta.uid(),
+                meta.gid()
+            ))
         }
     }
 
@@ -246,6 +288,12 @@ impl Connection {
                 frame::monotonic_us().saturating_sub(since),
             ));
         }
+        if let Err(e) = apps.check_owner(&app) {
+            let mut c = self.conn.lock().recover();
+            log::error!(target: "oxwsgi", "{e}; answering 403");
+            c.send(Kind::Error, &403u16.to_le_bytes())?;
+            return Ok(true);
+        }
         let app = match apps.get(&app) {
             Ok(app) => app,
             Err(e) => {
@@ -286,6 +334,11 @@ impl Connection {
         }
         let outcome = crate::handler::handle_after_wait(&app, &mut req, Box::new(sink), waited);
         if let Some(life) = &apps.life {
+            if app.load_failed() {
+                life.app_failed();
+            } else {
+                life.app_loaded();
+            }
             life.request_finished();
         }
         let c = self.conn.lock().recover();

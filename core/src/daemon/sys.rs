@@ -284,7 +284,8 @@ pub fn user_id(user: &str) -> Result<u32, String> {
     Ok(unsafe { (*pw).pw_uid })
 }
 
-fn group_id(group: &str) -> Result<u32, String> {
+/// The gid of `group` (a name, or `#gid`).
+pub fn group_id(group: &str) -> Result<u32, String> {
     if let Some(n) = group.strip_prefix('#') {
         return n.parse().map_err(|_| format!("group {group:?}"));
     }
