@@ -148,6 +148,7 @@ fn main() {
 
     recycling(&apps, &dir);
     timeouts(&apps, &dir);
+    managed(&apps, &dir);
     let _ = std::fs::remove_dir_all(&dir);
     println!("{NAME}: ok");
 }
@@ -271,4 +272,117 @@ fn timeouts(apps: &std::path::Path, dir: &std::path::Path) {
         assert_eq!(get(&pool, "/pid").0, 200);
     });
     group.stop(Duration::from_secs(5));
+}
+
+/// The processes whose parent is `parent`.
+fn children_of(parent: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        let mut f = rest.split_whitespace();
+        let state = f.next();
+        if f.next().and_then(|p| p.parse::<i32>().ok()) == Some(parent) && state != Some("Z") {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn managed_spec(apps: &std::path::Path, dir: &std::path::Path, name: &str) -> GroupSpec {
+    GroupSpec {
+        name: name.into(),
+        options: GroupOptions {
+            processes: 2,
+            threads: 2,
+            python_path: vec![apps.to_path_buf()],
+            ..Default::default()
+        },
+        socket: dir.join(format!("{name}.sock")),
+        socket_owner: None,
+        apps: vec![AppOptions::new(
+            AppSpec::parse(apps.join("cases.py").to_str().unwrap(), None).unwrap(),
+        )],
+    }
+}
+
+/// A manager process owns the groups (nginx's master reaps every child it
+/// has, so it must not have the daemons): it replaces a daemon that dies by
+/// itself, stops them on SIGTERM, and when its master dies however it dies.
+fn managed(apps: &std::path::Path, dir: &std::path::Path) {
+    use oxwsgi_core::daemon::manager;
+    let spec = managed_spec(apps, dir, "managed");
+    let pool = Pool::new(spec.socket.clone(), Some(Duration::from_secs(30)));
+    let manager = manager::spawn(vec![spec], "oxwsgi: groups", logger).unwrap();
+    let m = manager.pid;
+    wait_for("2 daemons", Duration::from_secs(10), || {
+        children_of(m).len() == 2
+    });
+    let daemons = children_of(m);
+    assert_eq!(get(&pool, "/cookies").0, 200);
+    let pid: i32 = get(&pool, "/pid").1.parse().unwrap();
+    assert!(daemons.contains(&pid), "{pid} is one of the manager's");
+    // SAFETY: signalling a daemon this test started.
+    unsafe { libc::kill(daemons[0], libc::SIGKILL) };
+    wait_for("the daemon replaced", Duration::from_secs(1), || {
+        let now = children_of(m);
+        now.len() == 2 && !now.contains(&daemons[0])
+    });
+    assert_eq!(get(&pool, "/cookies").0, 200);
+    let all = children_of(m);
+    // SAFETY: signalling the manager this test started.
+    unsafe { libc::kill(m, libc::SIGTERM) };
+    let mut status = 0;
+    // SAFETY: waiting for this process's own child.
+    unsafe { libc::waitpid(m, &mut status, 0) };
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{status}"
+    );
+    for p in all {
+        assert!(!alive(p), "daemon {p} outlived its manager");
+    }
+
+    drop(manager);
+
+    // A master killed with SIGKILL: its manager and daemons go too (the
+    // lifeline it held closes).
+    let spec = managed_spec(apps, dir, "orphans");
+    // SAFETY: this process is single-threaded here (the clients' threads
+    // have ended); the child only forks the manager and sleeps.
+    let master = unsafe { libc::fork() };
+    if master == 0 {
+        let kept = manager::spawn(vec![spec], "oxwsgi: groups", logger);
+        std::thread::sleep(Duration::from_secs(60));
+        drop(kept);
+        std::process::exit(0);
+    }
+    wait_for("a manager", Duration::from_secs(10), || {
+        children_of(master).len() == 1
+    });
+    let m = children_of(master)[0];
+    wait_for("its daemons", Duration::from_secs(10), || {
+        children_of(m).len() == 2
+    });
+    let daemons = children_of(m);
+    // SAFETY: killing the stand-in master this test forked.
+    unsafe { libc::kill(master, libc::SIGKILL) };
+    // SAFETY: reaping it.
+    unsafe { libc::waitpid(master, &mut status, 0) };
+    wait_for("no orphan", Duration::from_secs(10), || {
+        !alive(m) && daemons.iter().all(|p| !alive(*p))
+    });
 }

@@ -324,17 +324,10 @@ unsafe fn client_timeout(
     r: *mut request_rec,
     limit: Duration,
 ) -> Option<(*mut ffi::apr_socket_t, ffi::apr_interval_time_t)> {
-    // SAFETY: r and its connection are live (the contract); the socket is
-    // the connection's, and the get writes one value.
+    // SAFETY: r is live (the contract); the socket is its connection's, and
+    // the get writes one value.
     unsafe {
-        let c = (*r).connection;
-        if !(*c).master.is_null() {
-            return None;
-        }
-        let sock = ffi::ap_get_conn_socket(c);
-        if sock.is_null() {
-            return None;
-        }
+        let sock = crate::request::own_socket(r)?;
         let mut old: ffi::apr_interval_time_t = 0;
         if ffi::apr_socket_timeout_get(sock, &mut old) != 0 {
             return None;

@@ -136,23 +136,32 @@ struct ApacheBody {
     socket: Option<std::os::fd::RawFd>,
 }
 
-/// The descriptor of `r`'s client connection, unless the request is a
-/// stream of a multiplexed (HTTP/2) connection.
+/// `r`'s client socket, unless the request is a stream of a multiplexed
+/// (HTTP/2) connection, whose socket is shared and whose body does not
+/// come through it.
 ///
 /// # Safety
 /// `r` is a live request.
-unsafe fn client_socket(r: *mut request_rec) -> Option<std::os::fd::RawFd> {
-    // SAFETY: r and its connection are live (the contract); the socket is
-    // the connection's, and apr_os_sock_get writes one int.
+pub unsafe fn own_socket(r: *mut request_rec) -> Option<*mut ffi::apr_socket_t> {
+    // SAFETY: r and its connection are live (the contract).
     unsafe {
         let c = (*r).connection;
         if !(*c).master.is_null() {
             return None;
         }
         let sock = ffi::ap_get_conn_socket(c);
-        if sock.is_null() {
-            return None;
-        }
+        (!sock.is_null()).then_some(sock)
+    }
+}
+
+/// The descriptor of `own_socket`.
+///
+/// # Safety
+/// `r` is a live request.
+unsafe fn client_socket(r: *mut request_rec) -> Option<std::os::fd::RawFd> {
+    // SAFETY: r is live (the contract); apr_os_sock_get writes one int.
+    unsafe {
+        let sock = own_socket(r)?;
         let mut fd: ffi::apr_os_sock_t = -1;
         (ffi::apr_os_sock_get(&mut fd, sock) == 0 && fd >= 0).then_some(fd)
     }

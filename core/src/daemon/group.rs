@@ -50,6 +50,9 @@ pub struct GroupSpec {
 pub struct Group {
     spec: Arc<GroupSpec>,
     listener: UnixListener,
+    /// The socket file this group bound (to remove it only if it is still
+    /// there, not another generation's at the same path).
+    socket_id: Option<(u64, u64)>,
     pids: Vec<Option<Pid>>,
     /// Runs first in every new daemon (the server installs its logger).
     on_start: fn(),
@@ -74,6 +77,7 @@ impl Group {
         }
         let mut group = Group {
             pids: vec![None; spec.options.processes.max(1)],
+            socket_id: file_id(&spec.socket),
             spec: Arc::new(spec),
             listener,
             on_start,
@@ -197,8 +201,18 @@ impl Group {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        let _ = std::fs::remove_file(&self.spec.socket);
+        // Only if the path is still this group's socket: the next
+        // generation of a server may have bound its own there already.
+        if self.socket_id.is_some() && file_id(&self.spec.socket) == self.socket_id {
+            let _ = std::fs::remove_file(&self.spec.socket);
+        }
     }
+}
+
+/// The identity (device, inode) of the file at `path`.
+fn file_id(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// For a server's parent that sleeps between its looks at its children:

@@ -8,6 +8,8 @@
 //!   set of one-shot connections, so only a request (never an idle
 //!   connection) holds a Python thread, and a request costs one wake-up;
 //! - `life`: when a daemon ends, and how (recycling, stopping);
+//! - `manager`: a process that owns a server's groups, for servers whose
+//!   master reaps every child itself (nginx);
 //! - `sys`: the system calls std does not offer;
 //! - `group`: the daemon processes of a group, forked from the server's
 //!   parent, replaced when they die, stopped with the server;
@@ -54,6 +56,7 @@ pub mod dispatch;
 pub mod frame;
 pub mod group;
 pub mod life;
+pub mod manager;
 pub mod options;
 pub mod proxy;
 pub mod serve;

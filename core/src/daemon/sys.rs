@@ -79,6 +79,37 @@ pub fn bytes_waiting(fd: i32) -> bool {
     r == 0 && n > 0
 }
 
+/// A pipe (read end, write end), both close-on-exec.
+pub fn pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the live array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors are new and owned by nothing else.
+    let (r, w) = unsafe {
+        use std::os::fd::FromRawFd;
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    };
+    Ok((r, w))
+}
+
+/// Whether the pipe's read end `fd` sees its every writer gone (nothing
+/// is ever written to a lifeline).
+pub fn closed(fd: i32) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll reads and writes one live pollfd; a zero timeout.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n > 0 && p.revents & (libc::POLLHUP | libc::POLLIN) != 0
+}
+
 /// A process id.
 pub type Pid = libc::pid_t;
 
