@@ -153,25 +153,35 @@ fn main() {
     println!("{NAME}: ok");
 }
 
+/// A group of the cases app, listening in `dir`.
+fn spec(
+    apps: &std::path::Path,
+    dir: &std::path::Path,
+    name: &str,
+    options: GroupOptions,
+) -> GroupSpec {
+    GroupSpec {
+        name: name.into(),
+        options: GroupOptions {
+            python_path: vec![apps.to_path_buf()],
+            ..options
+        },
+        socket: dir.join(format!("{name}.sock")),
+        socket_owner: None,
+        apps: vec![AppOptions::new(
+            AppSpec::parse(apps.join("cases.py").to_str().unwrap(), None).unwrap(),
+        )],
+    }
+}
+
 fn start(
     apps: &std::path::Path,
     dir: &std::path::Path,
     name: &str,
     options: GroupOptions,
 ) -> (Group, Pool) {
-    let socket = dir.join(format!("{name}.sock"));
-    let spec = GroupSpec {
-        name: name.into(),
-        options: GroupOptions {
-            python_path: vec![apps.to_path_buf()],
-            ..options
-        },
-        socket: socket.clone(),
-        socket_owner: None,
-        apps: vec![AppOptions::new(
-            AppSpec::parse(apps.join("cases.py").to_str().unwrap(), None).unwrap(),
-        )],
-    };
+    let spec = spec(apps, dir, name, options);
+    let socket = spec.socket.clone();
     let group = Group::start(spec, logger).unwrap();
     (group, Pool::new(socket, Some(Duration::from_secs(30))))
 }
@@ -303,20 +313,12 @@ fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
 }
 
 fn managed_spec(apps: &std::path::Path, dir: &std::path::Path, name: &str) -> GroupSpec {
-    GroupSpec {
-        name: name.into(),
-        options: GroupOptions {
-            processes: 2,
-            threads: 2,
-            python_path: vec![apps.to_path_buf()],
-            ..Default::default()
-        },
-        socket: dir.join(format!("{name}.sock")),
-        socket_owner: None,
-        apps: vec![AppOptions::new(
-            AppSpec::parse(apps.join("cases.py").to_str().unwrap(), None).unwrap(),
-        )],
-    }
+    let options = GroupOptions {
+        processes: 2,
+        threads: 2,
+        ..Default::default()
+    };
+    spec(apps, dir, name, options)
 }
 
 /// A manager process owns the groups (nginx's master reaps every child it
@@ -326,7 +328,7 @@ fn managed(apps: &std::path::Path, dir: &std::path::Path) {
     use oxwsgi_core::daemon::manager;
     let spec = managed_spec(apps, dir, "managed");
     let pool = Pool::new(spec.socket.clone(), Some(Duration::from_secs(30)));
-    let manager = manager::spawn(vec![spec], "oxwsgi: groups", logger).unwrap();
+    let manager = manager::spawn(vec![spec], "oxwsgi: groups", None, logger).unwrap();
     let m = manager.pid;
     wait_for("2 daemons", Duration::from_secs(10), || {
         children_of(m).len() == 2
@@ -365,7 +367,7 @@ fn managed(apps: &std::path::Path, dir: &std::path::Path) {
     // have ended); the child only forks the manager and sleeps.
     let master = unsafe { libc::fork() };
     if master == 0 {
-        let kept = manager::spawn(vec![spec], "oxwsgi: groups", logger);
+        let kept = manager::spawn(vec![spec], "oxwsgi: groups", None, logger);
         std::thread::sleep(Duration::from_secs(60));
         drop(kept);
         std::process::exit(0);

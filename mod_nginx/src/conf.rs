@@ -37,6 +37,8 @@ pub struct MainConf {
     pub metrics_zone: Option<std::ptr::NonNull<ngx::ffi::ngx_shm_zone_t>>,
     /// Every app of this configuration, preloaded when a worker starts.
     pub apps: Vec<Arc<App>>,
+    /// `wsgi_process_group`, in order.
+    pub groups: Vec<(String, oxwsgi_core::daemon::options::GroupOptions)>,
 }
 
 impl MainConf {
@@ -143,7 +145,7 @@ const ANY: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
 const MAIN: usize = NGX_HTTP_MAIN_CONF_OFFSET;
 const LOC: usize = NGX_HTTP_LOC_CONF_OFFSET;
 
-pub static mut COMMANDS: [ngx_command_t; 16] = [
+pub static mut COMMANDS: [ngx_command_t; 17] = [
     command(ngx_string!("wsgi_app"), NGX_HTTP_LOC_CONF, LOC, set_app),
     command(ngx_string!("wsgi_callable"), ANY, LOC, set_callable),
     command(
@@ -210,8 +212,90 @@ pub static mut COMMANDS: [ngx_command_t; 16] = [
         MAIN,
         set_threads,
     ),
+    ngx_command_t {
+        type_: (NGX_HTTP_MAIN_CONF | ngx::ffi::NGX_CONF_1MORE) as ngx_uint_t,
+        ..command(
+            ngx_string!("wsgi_process_group"),
+            0,
+            MAIN,
+            set_process_group,
+        )
+    },
     ngx_command_t::empty(),
 ];
+
+/// A `wsgi_process_group` option as nginx spells it (`python_home=`,
+/// `max_requests=`) in mod_wsgi's spelling, which the core parses.
+fn mod_wsgi_spelling(word: &str) -> String {
+    let (key, value) = word.split_once('=').unwrap_or((word, ""));
+    let key = match key {
+        "max_requests" => "maximum-requests".to_string(),
+        k => k.replace('_', "-"),
+    };
+    if word.contains('=') {
+        format!("{key}={value}")
+    } else {
+        key
+    }
+}
+
+/// An error of the core's in nginx's spelling of the options.
+fn nginx_spelling(error: &str) -> String {
+    let mut e = error.replace("maximum-requests", "max_requests");
+    for (mod_wsgi, nginx) in oxwsgi_core::daemon::options::SUPPORTED
+        .iter()
+        .chain(oxwsgi_core::daemon::options::NOT_YET)
+        .map(|o| (*o, o.replace('-', "_")))
+    {
+        e = e.replace(mod_wsgi, &nginx);
+    }
+    e
+}
+
+/// `wsgi_process_group NAME option=value ...;`: the options of mod_wsgi's
+/// WSGIDaemonProcess with `_` for `-` (and `max_requests`), checked now.
+unsafe extern "C" fn set_process_group(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    guard::entry(
+        "the wsgi_process_group directive",
+        crate::DIRECTIVE_PANICKED,
+        || {
+            // SAFETY: nginx has put the name and the arguments in cf->args,
+            // which lives as long as the configuration pass.
+            let args: &[ngx_str_t] = unsafe { (*(*cf).args).as_slice() };
+            let words: Result<Vec<&str>, _> = args[1..].iter().map(|a| a.to_str()).collect();
+            let parsed = words
+                .map_err(|_| "a value is not valid UTF-8".to_string())
+                .and_then(|words| {
+                    let (name, rest) = words.split_first().ok_or("a group name is needed")?;
+                    let rest: Vec<String> = rest.iter().map(|w| mod_wsgi_spelling(w)).collect();
+                    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+                    let options = oxwsgi_core::daemon::options::GroupOptions::parse(name, &rest)
+                        .map_err(|e| format!("group {name}: {}", nginx_spelling(&e)))?;
+                    Ok((name.to_string(), options))
+                });
+            // SAFETY: nginx hands this module's main configuration (the
+            // directive's offset).
+            let main = unsafe { &mut *conf.cast::<MainConf>() };
+            match parsed.and_then(|(name, o)| {
+                if main.groups.iter().any(|(n, _)| *n == name) {
+                    return Err(format!("group {name} is defined twice"));
+                }
+                main.groups.push((name, o));
+                Ok(())
+            }) {
+                Ok(()) => NGX_CONF_OK,
+                Err(e) => {
+                    ngx_conf_log_error!(NGX_LOG_EMERG, cf, "\"wsgi_process_group\": {e}");
+                    NGX_CONF_ERROR
+                }
+            }
+        },
+    )
+}
 
 /// The directive's name and its arguments, joined by spaces.
 ///

@@ -17,6 +17,8 @@
 //!   finalises the request.
 //! - `status`: the metrics zone all workers share, and the `wsgi_status`
 //!   handler that shows it (Prometheus, JSON, HTML).
+//! - `groups`: `wsgi_process_group`: the master starts the groups' manager
+//!   for each configuration it loads.
 //! - `log`: the `log` facade onto nginx's error log.
 
 // In the unit-test build the entry points the server calls are not exported
@@ -26,6 +28,7 @@
 mod body;
 mod channel;
 mod conf;
+mod groups;
 mod handler;
 mod log;
 mod msg;
@@ -93,6 +96,7 @@ pub static mut ngx_http_oxwsgi_module: ngx_module_t = ngx_module_t {
     // SAFETY: taking the address of the command table; nginx reads it.
     commands: unsafe { &raw mut conf::COMMANDS[0] },
     type_: NGX_HTTP_MODULE as _,
+    init_module: Some(init_module),
     init_process: Some(init_process),
     exit_process: Some(exit_process),
     ..ngx_module_t::default()
@@ -104,8 +108,30 @@ pub static mut ngx_http_oxwsgi_module: ngx_module_t = ngx_module_t {
 pub(crate) const DIRECTIVE_PANICKED: *mut std::ffi::c_char =
     c"internal error (panic) in oxwsgi".as_ptr().cast_mut();
 
+/// A configuration is loaded (in the master): its process groups start.
+unsafe extern "C" fn init_module(cycle: *mut ngx_cycle_t) -> ngx_int_t {
+    guard::entry(
+        "loading the configuration",
+        ngx::ffi::NGX_ERROR as ngx_int_t,
+        || {
+            // SAFETY: nginx passes the cycle it initialises, in the master.
+            match unsafe { groups::start(cycle) } {
+                Ok(()) => ngx::ffi::NGX_OK as ngx_int_t,
+                Err(e) => {
+                    // SAFETY: the cycle's log is valid while it is initialised.
+                    let log = unsafe { (*cycle).log };
+                    ngx::ngx_log_error!(ngx::ffi::NGX_LOG_EMERG, log, "oxwsgi: {e}");
+                    ngx::ffi::NGX_ERROR as ngx_int_t
+                }
+            }
+        },
+    )
+}
+
 /// A worker process starts: Python starts here, never in the master.
 unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
+    // Only the master holds the groups' lifeline.
+    groups::forget_in_worker();
     // A worker without Python still serves everything else; WSGI locations
     // answer 503 and the error log says why.
     guard::entry("worker start", (), || {

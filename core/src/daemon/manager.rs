@@ -36,8 +36,14 @@ pub struct Manager {
 
 /// Starts a manager for `groups`, named `title` in `ps`. Call from the
 /// server's single-threaded master. `on_start` runs first in the manager
-/// and in every daemon (the server's logger).
-pub fn spawn(groups: Vec<GroupSpec>, title: &str, on_start: fn()) -> io::Result<Manager> {
+/// and in every daemon (the server's logger); `log_fd`, when given, becomes
+/// their standard error (the server's error log).
+pub fn spawn(
+    groups: Vec<GroupSpec>,
+    title: &str,
+    log_fd: Option<i32>,
+    on_start: fn(),
+) -> io::Result<Manager> {
     let (read, write) = sys::pipe()?;
     match sys::fork()? {
         Some(pid) => {
@@ -49,6 +55,9 @@ pub fn spawn(groups: Vec<GroupSpec>, title: &str, on_start: fn()) -> io::Result<
         }
         None => {
             drop(write);
+            if let Some(fd) = log_fd {
+                sys::use_as_stderr(fd);
+            }
             let code = manage(groups, title, &read, on_start);
             sys::exit_now(code)
         }
@@ -88,4 +97,11 @@ fn manage(specs: Vec<GroupSpec>, title: &str, lifeline: &OwnedFd, on_start: fn()
         g.stop(grace);
     }
     0
+}
+
+/// The local time as nginx's error log writes it (`2026/12/02 03:58:17`),
+/// for the lines of the manager and its daemons.
+pub fn log_time() -> String {
+    let (y, mo, d, h, mi, s) = sys::local_time();
+    format!("{y:04}/{mo:02}/{d:02} {h:02}:{mi:02}:{s:02}")
 }

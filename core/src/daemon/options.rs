@@ -223,7 +223,34 @@ impl GroupOptions {
         if o.script_user.is_some() && o.script_group.is_some() {
             return Err("only one of script-user and script-group".into());
         }
+        o.check_accounts()?;
         Ok(o)
+    }
+
+    /// Every user and group the options name exists (checked when the
+    /// configuration is read: a typo must not become a daemon that fails
+    /// to start again and again).
+    fn check_accounts(&self) -> Result<(), String> {
+        let users = [
+            ("user", &self.user),
+            ("socket-user", &self.socket_user),
+            ("script-user", &self.script_user),
+        ];
+        for (key, user) in users {
+            if let Some(u) = user {
+                super::sys::user_id(u).map_err(|e| format!("{key}={u}: {e}"))?;
+            }
+        }
+        let groups = [("group", &self.group), ("script-group", &self.script_group)];
+        for (key, group) in groups {
+            if let Some(g) = group {
+                super::sys::group_id(g).map_err(|e| format!("{key}={g}: {e}"))?;
+            }
+        }
+        for g in self.supplementary_groups.iter().flatten() {
+            super::sys::group_id(g).map_err(|e| format!("supplementary-groups={g}: {e}"))?;
+        }
+        Ok(())
     }
 
     fn set(&mut self, name: &str, key: &str, value: &str) -> Result<(), String> {
@@ -462,6 +489,8 @@ mod tests {
             "header-buffer-size=100",
             "response-buffer-size=1k",
             "cpu-priority=40",
+            "user=no-such-user-here",
+            "group=no-such-group-here",
             "listen-backlog=0",
             "server-metrics=maybe",
         ] {

@@ -110,6 +110,33 @@ pub fn closed(fd: i32) -> bool {
     n > 0 && p.revents & (libc::POLLHUP | libc::POLLIN) != 0
 }
 
+/// The local time: year, month, day, hour, minute, second.
+pub fn local_time() -> (i32, i32, i32, i32, i32, i32) {
+    // SAFETY: time and localtime_r write into live locals; a zeroed tm is
+    // a valid output buffer.
+    unsafe {
+        let t = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&t, &mut tm);
+        (
+            tm.tm_year + 1900,
+            tm.tm_mon + 1,
+            tm.tm_mday,
+            tm.tm_hour,
+            tm.tm_min,
+            tm.tm_sec,
+        )
+    }
+}
+
+/// Makes `fd` this process's standard error.
+pub fn use_as_stderr(fd: i32) {
+    if fd != 2 {
+        // SAFETY: dup2 between descriptors; a bad `fd` is only an error.
+        unsafe { libc::dup2(fd, 2) };
+    }
+}
+
 /// A process id.
 pub type Pid = libc::pid_t;
 

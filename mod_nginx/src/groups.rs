@@ -1,0 +1,166 @@
+//! Process groups (`wsgi_process_group`): for each configuration nginx's
+//! master loads, it starts a manager (`oxwsgi_core::daemon::manager`) that
+//! owns the groups' daemons, and retires the previous configuration's
+//! manager once the new one runs (the groups keep their socket paths, so the
+//! old workers' new connections reach the new daemons, while the old
+//! daemons finish what they have). Workers let go of the manager's
+//! lifeline: only the master holds it, so the groups go when it goes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use ngx::ffi::{ngx_core_conf_t, ngx_core_module, ngx_cycle_t};
+use oxwsgi_core::daemon::manager::{self, Manager};
+use oxwsgi_core::sync::Recover;
+
+use crate::Module;
+use ngx::http::HttpModuleMainConf;
+
+/// The manager of the running configuration (in the master).
+static CURRENT: Mutex<Option<Manager>> = Mutex::new(None);
+
+/// Where group `name` listens: beside nginx's pid file (a runtime
+/// directory), the same path from one configuration to the next.
+pub fn socket_path(pid_file: &Path, name: &str) -> PathBuf {
+    let dir = pid_file.parent().unwrap_or(Path::new("/run"));
+    dir.join(format!("nginx-oxwsgi.{name}.sock"))
+}
+
+/// Starts the groups of `cycle`'s configuration and retires the previous
+/// ones (init_module, in the master; not for `nginx -t` nor `nginx -s`).
+///
+/// # Safety
+/// `cycle` is the cycle nginx is initialising, in its single-threaded
+/// master (or the process that becomes it).
+pub unsafe fn start(cycle: *mut ngx_cycle_t) -> Result<(), String> {
+    // SAFETY: a plain global nginx sets while it parses its command line.
+    if unsafe { ngx::ffi::ngx_test_config } != 0 || signaller() {
+        return Ok(());
+    }
+    // SAFETY: the cycle is live; the http main conf exists when the http
+    // block was configured.
+    let groups = unsafe { Module::main_conf(&*cycle) }.map_or(&[][..], |m| &m.groups[..]);
+    if groups.is_empty() {
+        retire(CURRENT.lock().recover().take());
+        return Ok(());
+    }
+    // SAFETY: the core module's configuration of a live cycle is an
+    // ngx_core_conf_t at the core module's index.
+    let ccf =
+        unsafe { &*(*(*cycle).conf_ctx.add(ngx_core_module.index)).cast::<ngx_core_conf_t>() };
+    let pid_file = PathBuf::from(ccf.pid.to_str().unwrap_or("/run/nginx.pid"));
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let worker_user = (!ccf.username.is_null())
+        // SAFETY: nginx's `user` name, a C string of the configuration.
+        .then(|| unsafe { std::ffi::CStr::from_ptr(ccf.username) })
+        .and_then(|u| u.to_str().ok())
+        .map(str::to_string);
+    let specs = groups
+        .iter()
+        .map(|(name, options)| {
+            let mut options = options.clone();
+            if root && options.user.is_none() {
+                // Without user=, the daemons run as nginx's workers do.
+                options.user = worker_user.clone();
+            }
+            let owner = root.then_some((ccf.user, ccf.group));
+            options.into_spec(name, socket_path(&pid_file, name), owner, Vec::new())
+        })
+        .collect();
+    // nginx points its standard error at the error log only after it has
+    // started (and a reload's new log may be another file): the manager and
+    // its daemons get the configuration's log as theirs.
+    // SAFETY: the cycle's log and its file are set while it is initialised.
+    let log_fd = unsafe {
+        let log = (*cycle).log;
+        (!log.is_null() && !(*log).file.is_null()).then(|| (*(*log).file).fd)
+    };
+    let m = manager::spawn(specs, "oxwsgi: groups", log_fd, crate::log::install_stderr)
+        .map_err(|e| format!("cannot start the process groups: {e}"))?;
+    let old = CURRENT.lock().recover().replace(m);
+    retire(old);
+    Ok(())
+}
+
+/// Stops a previous configuration's groups: their requests in progress get
+/// their shutdown timeout.
+fn retire(old: Option<Manager>) {
+    if let Some(old) = old {
+        // SAFETY: signalling the manager this master started.
+        unsafe { libc::kill(old.pid, libc::SIGTERM) };
+    }
+}
+
+/// In a worker (or any process nginx forks from the master): let go of the
+/// lifeline, which only the master may hold.
+pub fn forget_in_worker() {
+    drop(CURRENT.lock().recover().take());
+}
+
+/// Whether this nginx only signals a running one (`nginx -s reload`): it
+/// reads the configuration too, but must start nothing. nginx keeps the
+/// flag to itself, so its command line is read as nginx reads it.
+fn signaller() -> bool {
+    // SAFETY: nginx's saved argc/argv, set before the configuration is read.
+    let args: Vec<String> = unsafe {
+        (0..ngx::ffi::ngx_argc.max(0) as usize)
+            .map(|i| *ngx::ffi::ngx_argv.add(i))
+            .filter(|p| !p.is_null())
+            .map(|p| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
+            .collect()
+    };
+    has_signal(&args)
+}
+
+/// nginx's option parsing, for `-s`: flags may be grouped (`-qs stop`), and
+/// `-p`, `-c`, `-g`, `-e`, `-s` take the rest of the word or the next one.
+fn has_signal(args: &[String]) -> bool {
+    let mut i = 1;
+    while i < args.len() {
+        let Some(flags) = args[i].strip_prefix('-') else {
+            return false;
+        };
+        for (at, c) in flags.char_indices() {
+            match c {
+                's' => return true,
+                'p' | 'c' | 'g' | 'e' => {
+                    if at + 1 == flags.len() {
+                        i += 1;
+                    }
+                    break;
+                }
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn the_signaller_is_told_from_a_server() {
+        assert!(has_signal(&args("nginx -s reload")));
+        assert!(has_signal(&args("nginx -c /etc/nginx.conf -sreload")));
+        assert!(has_signal(&args("nginx -qs stop")));
+        assert!(!has_signal(&args("nginx -c /etc/s.conf -g daemon_off;")));
+        assert!(!has_signal(&args("nginx -p /srv/s -e stderr")));
+        assert!(!has_signal(&args("nginx")));
+    }
+
+    #[test]
+    fn a_group_listens_beside_the_pid_file() {
+        assert_eq!(
+            socket_path(Path::new("/run/nginx.pid"), "site"),
+            Path::new("/run/nginx-oxwsgi.site.sock")
+        );
+    }
+}
