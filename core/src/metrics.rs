@@ -165,6 +165,12 @@ pub struct RequestSlot {
     stack: Text<256>,
 }
 
+impl std::fmt::Debug for Region {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("metrics::Region")
+    }
+}
+
 /// The shared memory of one server's metrics.
 #[repr(C)]
 pub struct Region {

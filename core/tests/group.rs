@@ -83,6 +83,7 @@ fn main() {
         },
         socket: socket.clone(),
         socket_owner: None,
+        metrics: None,
         apps: vec![AppOptions::new(
             AppSpec::parse(apps.join("cases.py").to_str().unwrap(), None).unwrap(),
         )],
@@ -168,6 +169,7 @@ fn spec(
         },
         socket: dir.join(format!("{name}.sock")),
         socket_owner: None,
+        metrics: None,
         apps: vec![AppOptions::new(
             AppSpec::parse(apps.join("cases.py").to_str().unwrap(), None).unwrap(),
         )],

@@ -29,7 +29,10 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 ///
 /// # Safety
 /// Called from post_config with its configuration pool.
-pub unsafe fn start(pconf: *mut apr_pool_t) -> Result<(), String> {
+pub unsafe fn start(
+    pconf: *mut apr_pool_t,
+    metrics: Option<&'static oxwsgi_core::metrics::Region>,
+) -> Result<(), String> {
     let c = conf::get();
     if c.daemons.is_empty() {
         return Ok(());
@@ -74,7 +77,8 @@ pub unsafe fn start(pconf: *mut apr_pool_t) -> Result<(), String> {
             // SAFETY: Apache's static unixd configuration, filled in by now.
             options.user = Some(unsafe { crate::cstr_str(ffi::ap_unixd_config.user_name) });
         }
-        let spec = options.into_spec(name, socket.clone().into(), owner, preloaded(&c, name));
+        let mut spec = options.into_spec(name, socket.clone().into(), owner, preloaded(&c, name));
+        spec.metrics = metrics;
         match Group::start(spec, daemon_logger) {
             Ok(g) => {
                 for pid in g.pids() {

@@ -178,8 +178,10 @@ unsafe extern "C" fn post_config(
             // parent.
             let metrics = unsafe { status::create(s) };
             let built = metrics.and_then(|()| conf::build_apps(threaded, forked));
-            // SAFETY: post_config's own configuration pool, in the parent.
-            match built.and_then(|()| unsafe { daemon::start(pconf) }) {
+            // SAFETY: post_config's own configuration pool and main server,
+            // in the parent (the metrics, made just above, are inherited by
+            // the daemons the parent forks).
+            match built.and_then(|()| unsafe { daemon::start(pconf, status::region(s)) }) {
                 Ok(()) => ffi::OK as c_int,
                 Err(e) => {
                     eprintln!("oxwsgi: {e}");

@@ -39,7 +39,9 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) -> Result<(), String> {
     }
     // SAFETY: the cycle is live; the http main conf exists when the http
     // block was configured.
-    let groups = unsafe { Module::main_conf(&*cycle) }.map_or(&[][..], |m| &m.groups[..]);
+    let main = unsafe { Module::main_conf(&*cycle) };
+    let groups = main.map_or(&[][..], |m| &m.groups[..]);
+    let metrics = main.and_then(crate::status::region);
     if groups.is_empty() {
         retire(CURRENT.lock().recover().take());
         return Ok(());
@@ -65,7 +67,9 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) -> Result<(), String> {
                 options.user = worker_user.clone();
             }
             let owner = root.then_some((ccf.user, ccf.group));
-            options.into_spec(name, socket_path(&pid_file, name), owner, Vec::new())
+            let mut spec = options.into_spec(name, socket_path(&pid_file, name), owner, Vec::new());
+            spec.metrics = metrics;
+            spec
         })
         .collect();
     // nginx points its standard error at the error log only after it has

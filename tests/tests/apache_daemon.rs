@@ -825,3 +825,50 @@ fn script_owner_and_startup_timeout() {
         now.len() == 1 && now[0] != first
     }));
 }
+
+/// The status page counts what the daemons serve: each daemon is a process
+/// of its own there, with its requests, and maximum-requests recycles are
+/// counted by reason.
+#[test]
+fn the_status_page_shows_the_daemons() {
+    let a = Apache::start(
+        "prefork",
+        &format!(
+            "WSGIDaemonProcess site processes=1 threads=2 maximum-requests=15 display-name=%{{GROUP}}\n\
+             WSGIProcessGroup site\n\
+             WSGIScriptAlias /cases {}\n\
+             <Location /status>\nSetHandler wsgi-status\n</Location>",
+            app("cases.py")
+        ),
+    );
+    for _ in 0..10 {
+        assert_eq!(http::get(a.port, "/cases/cookies").status, 200);
+    }
+    let daemon = served_by(&a);
+    let metrics = http::get(a.port, "/status?format=prometheus").text();
+    let line = format!("oxwsgi_process_requests_total{{pid=\"{daemon}\"}} ");
+    let served: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .unwrap_or_else(|| panic!("no {line}in\n{metrics}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(served >= 1, "{metrics}");
+    let total = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("oxwsgi_requests_total{") && l.contains("cases.py") && l.contains("2xx")
+        })
+        .find_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(total >= 11, "every request the daemons served: {metrics}");
+    for _ in 0..10 {
+        assert_eq!(http::get(a.port, "/cases/cookies").status, 200);
+    }
+    assert!(wait_until(Duration::from_secs(5), || {
+        http::get(a.port, "/status?format=prometheus")
+            .text()
+            .contains("oxwsgi_recycles_total{reason=\"max_requests\"} 1")
+    }));
+}

@@ -44,6 +44,9 @@ pub struct GroupSpec {
     pub socket_owner: Option<(u32, u32)>,
     /// The group's apps, by the number the server names in a request.
     pub apps: Vec<AppOptions>,
+    /// The server's metrics (shared memory mapped before the fork): the
+    /// daemons count their requests there, so the status page shows them.
+    pub metrics: Option<&'static crate::metrics::Region>,
 }
 
 /// A running group, owned by the server's parent process.
@@ -293,12 +296,18 @@ fn daemon_main(
         Ok(i) => i,
         Err(e) => return fail_slowly(&spec.name, &e.to_string()),
     };
+    if let Some(region) = spec.metrics {
+        crate::metrics::attach(region, o.threads);
+    }
     let life = Life::new(&spec.name, lifecycle);
     {
         let life = life.clone();
         // A request thread that did not come back after its timeout: the
         // process is replaced once the others finish.
-        crate::timeouts::on_stuck(Box::new(move |why| life.end(End::Recycle, why)));
+        crate::timeouts::on_stuck(Box::new(move |why| {
+            crate::metrics::recycled(crate::metrics::RecycleReason::Stuck);
+            life.end(End::Recycle, why)
+        }));
     }
     let listener = match listener.try_clone().and_then(|l| {
         life.watch()?;

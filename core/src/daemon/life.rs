@@ -93,7 +93,8 @@ impl Life {
         self.last_request_ms
             .store(self.now_ms().max(1), Ordering::Release);
         let served = self.served.fetch_add(1, Ordering::AcqRel) + 1;
-        if self.spec.maximum_requests.is_some_and(|n| served >= n) {
+        if self.spec.maximum_requests.is_some_and(|n| served >= n) && !self.stopping() {
+            crate::metrics::recycled(crate::metrics::RecycleReason::MaxRequests);
             self.end(
                 End::Recycle,
                 &format!("it served {served} requests (maximum-requests)"),

@@ -365,6 +365,7 @@ impl GroupOptions {
             socket,
             socket_owner,
             apps,
+            metrics: None,
         }
     }
 }
