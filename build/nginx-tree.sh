@@ -7,7 +7,9 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 src=/usr/share/nginx/src
-out="$top/build/out/nginx"
+# One tree per Debian release (OXWSGI_DIST: set inside another release's
+# root, build/debian-root.sh), each for that release's nginx.
+out="$top/build/out/nginx${OXWSGI_DIST:+-$OXWSGI_DIST}"
 stamp="$out/.configured"
 version=$(dpkg-query -W -f='${Version}' nginx-dev)
 
