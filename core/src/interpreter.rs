@@ -419,6 +419,19 @@ mod tests {
 
     #[test]
     fn embedded_version_is_the_build_python() {
-        assert_eq!(embedded_version(), (3, 11));
+        // The interpreter the build was configured with (cargo passes
+        // PYO3_PYTHON to tests too): 3.11 on Debian 12, 3.13 on Debian 13.
+        let python = std::env::var("PYO3_PYTHON").unwrap_or_else(|_| "python3".into());
+        let out = std::process::Command::new(&python)
+            .args([
+                "-c",
+                "import sys; print(sys.version_info[0], sys.version_info[1])",
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut v = text.split_whitespace().map(|n| n.parse::<u32>().unwrap());
+        let expected = (v.next().unwrap(), v.next().unwrap());
+        assert_eq!(embedded_version(), expected, "{python}");
     }
 }

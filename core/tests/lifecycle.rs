@@ -160,14 +160,15 @@ fn make_venv(dir: &Path) -> PathBuf {
         .args(["-m", "venv", "--without-pip"])
         .arg(&venv)
         .status()
-        .expect("python3.11 -m venv runs");
+        .expect("python -m venv runs");
     assert!(status.success(), "creating a venv failed");
     venv
 }
 
 fn venv_site_packages_are_used(dir: &Path) {
     let venv = make_venv(dir);
-    let site = venv.join("lib/python3.11/site-packages");
+    let (major, minor) = oxwsgi_core::interpreter::embedded_version();
+    let site = venv.join(format!("lib/python{major}.{minor}/site-packages"));
     std::fs::write(site.join("venv_marker.py"), "WHERE = 'inside the venv'\n").unwrap();
     let config = InterpreterConfig {
         python_home: Some(venv.clone()),
@@ -203,7 +204,11 @@ fn venv_for_another_python_is_refused(dir: &Path) {
     let msg = err.to_string();
     assert!(msg.contains(venv.to_str().unwrap()), "{msg}");
     assert!(msg.contains("virtualenv for Python 3.9"), "{msg}");
-    assert!(msg.contains("python3.11 -m venv"), "{msg}");
+    let (major, minor) = oxwsgi_core::interpreter::embedded_version();
+    assert!(
+        msg.contains(&format!("python{major}.{minor} -m venv")),
+        "{msg}"
+    );
 }
 
 fn missing_home_is_refused(dir: &Path) {
