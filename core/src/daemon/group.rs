@@ -282,9 +282,7 @@ fn daemon_main(
         .iter()
         .cloned()
         .map(|mut a| {
-            a.request_timeout = a.request_timeout.or(o.request_timeout);
-            a.queue_timeout = a.queue_timeout.or(o.queue_timeout);
-            a.queue_timeout_status = 504;
+            o.apply_to(&mut a);
             Arc::new(App::new(a))
         })
         .collect();

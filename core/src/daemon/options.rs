@@ -351,6 +351,16 @@ impl GroupOptions {
         Ok(())
     }
 
+    /// What a group's options mean for each of its apps (those it preloads
+    /// and those the server names): the group's request and queue timeouts
+    /// where the app has none, and 504 for a queue timeout, as mod_wsgi's
+    /// daemon mode answers.
+    pub fn apply_to(&self, app: &mut crate::app::AppOptions) {
+        app.request_timeout = app.request_timeout.or(self.request_timeout);
+        app.queue_timeout = app.queue_timeout.or(self.queue_timeout);
+        app.queue_timeout_status = 504;
+    }
+
     /// The group's full description.
     pub fn into_spec(
         self,

@@ -42,9 +42,6 @@ struct Conn {
     answered: bool,
 }
 
-/// Frames gathered before a write, by default (`response-buffer-size`).
-const GATHER: usize = 64 << 10;
-
 impl Conn {
     /// Adds a frame to those to be written.
     fn queue(&mut self, kind: Kind, payload: &[u8]) -> io::Result<()> {
@@ -99,9 +96,9 @@ pub struct Apps {
     named: Mutex<Vec<(AppRef, Arc<App>)>>,
     multithread: bool,
     multiprocess: bool,
-    request_timeout: Option<Duration>,
-    queue_timeout: Option<Duration>,
-    gather: usize,
+    /// The group's options (its defaults when the daemon is not a group's:
+    /// tests).
+    options: GroupOptions,
     life: Option<Arc<Life>>,
     /// The scripts' required owner (`script-user`, `script-group`).
     owner: Option<Owner>,
@@ -121,9 +118,7 @@ impl Apps {
             named: Mutex::new(Vec::new()),
             multithread,
             multiprocess,
-            request_timeout: None,
-            queue_timeout: None,
-            gather: GATHER,
+            options: GroupOptions::default(),
             life: None,
             owner: None,
         }
@@ -164,9 +159,7 @@ impl Apps {
     /// Takes the group's per-request options (timeouts, the response
     /// buffer) for the apps the server names.
     pub fn with_options(mut self, o: &GroupOptions) -> Apps {
-        self.request_timeout = o.request_timeout;
-        self.queue_timeout = o.queue_timeout;
-        self.gather = o.response_buffer_size;
+        self.options = o.clone();
         self
     }
 
@@ -212,10 +205,7 @@ impl Apps {
         options.multithread = self.multithread;
         options.multiprocess = self.multiprocess;
         options.reload_on_change = true;
-        options.request_timeout = self.request_timeout;
-        options.queue_timeout = self.queue_timeout;
-        // mod_wsgi's daemon mode answers a queue timeout with 504.
-        options.queue_timeout_status = 504;
+        self.options.apply_to(&mut options);
         let app = Arc::new(App::new(options));
         named.push((r.clone(), app.clone()));
         Ok(app)
@@ -350,7 +340,7 @@ impl Connection {
 /// the calling thread. `apps` are the daemon's apps, by the number a head
 /// names.
 pub fn serve_connection(apps: &Apps, stream: UnixStream) -> io::Result<()> {
-    let conn = Connection::new(stream, apps.gather)?;
+    let conn = Connection::new(stream, apps.options.response_buffer_size)?;
     while conn.serve_one(apps, Instant::now())? {}
     Ok(())
 }
