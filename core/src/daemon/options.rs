@@ -354,11 +354,14 @@ impl GroupOptions {
     /// What a group's options mean for each of its apps (those it preloads
     /// and those the server names): the group's request and queue timeouts
     /// where the app has none, and 504 for a queue timeout, as mod_wsgi's
-    /// daemon mode answers.
+    /// daemon mode answers. No reload in place: a daemon that sees its
+    /// script changed is replaced (`serve`), which also looks at the file
+    /// once a request instead of twice.
     pub fn apply_to(&self, app: &mut crate::app::AppOptions) {
         app.request_timeout = app.request_timeout.or(self.request_timeout);
         app.queue_timeout = app.queue_timeout.or(self.queue_timeout);
         app.queue_timeout_status = 504;
+        app.reload_on_change = false;
     }
 
     /// The group's full description.

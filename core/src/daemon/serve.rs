@@ -204,7 +204,6 @@ impl Apps {
         options.mount = mount.clone();
         options.multithread = self.multithread;
         options.multiprocess = self.multiprocess;
-        options.reload_on_change = true;
         self.options.apply_to(&mut options);
         let app = Arc::new(App::new(options));
         named.push((r.clone(), app.clone()));
