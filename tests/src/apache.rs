@@ -69,6 +69,13 @@ pub fn check(body: &str) -> (bool, String) {
     check_env(body, &[])
 }
 
+/// `apache2ctl -t` with `body` fails, and says `message`.
+pub fn assert_refused(body: &str, message: &str) {
+    let (ok, out) = check(body);
+    assert!(!ok, "{body}: accepted");
+    assert!(out.contains(message), "{body}: {out}");
+}
+
 /// As `check`, with extra environment variables for apache2.
 pub fn check_env(body: &str, env: &[(&str, &str)]) -> (bool, String) {
     let dir = temp_dir("apache-t");

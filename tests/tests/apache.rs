@@ -101,24 +101,16 @@ fn bodies_streaming_and_aborts() {
 fn unsupported_mod_wsgi_directives_fail_the_config_test() {
     // Daemon mode's options: those not implemented yet are refused by name
     // (tests/tests/apache_daemon.rs has the rest).
-    let (ok, out) = apache::check("WSGIDaemonProcess site threads=5 chroot=/srv/jail");
-    assert!(!ok);
-    assert!(
-        out.contains("option chroot is not supported by oxwsgi yet"),
-        "{out}"
+    apache::assert_refused(
+        "WSGIDaemonProcess site threads=5 chroot=/srv/jail",
+        "option chroot is not supported by oxwsgi yet",
     );
-    let (ok, out) = apache::check("WSGIProcessGroup %{SERVER}");
-    assert!(!ok);
-    assert!(out.contains("not supported by oxwsgi yet"), "{out}");
-    let (ok, out) = apache::check("WSGIPythonHome /nonexistent/venv");
-    assert!(!ok);
-    assert!(
-        out.contains("WSGIPythonHome: python home /nonexistent/venv does not exist"),
-        "{out}"
+    apache::assert_refused("WSGIProcessGroup %{SERVER}", "not supported by oxwsgi yet");
+    apache::assert_refused(
+        "WSGIPythonHome /nonexistent/venv",
+        "WSGIPythonHome: python home /nonexistent/venv does not exist",
     );
-    let (ok, out) = apache::check("WSGIScriptAlias app /srv/app.py");
-    assert!(!ok);
-    assert!(out.contains("must start with \"/\""), "{out}");
+    apache::assert_refused("WSGIScriptAlias app /srv/app.py", "must start with \"/\"");
 }
 
 #[test]

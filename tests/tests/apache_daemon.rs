@@ -131,24 +131,22 @@ fn daemon_options_are_taken_or_refused_by_name() {
          response-socket-timeout=30",
     );
     assert!(ok, "{out}");
-    let (ok, out) = apache::check("WSGIDaemonProcess site chroot=/srv/jail");
-    assert!(!ok);
-    assert!(
-        out.contains("option chroot is not supported by oxwsgi yet"),
-        "{out}"
+    apache::assert_refused(
+        "WSGIDaemonProcess site chroot=/srv/jail",
+        "option chroot is not supported by oxwsgi yet",
     );
-    let (ok, out) = apache::check("WSGIDaemonProcess site header-buffer-size=10");
-    assert!(!ok);
-    assert!(
-        out.contains("header-buffer-size=10: must be 8192 bytes or more"),
-        "{out}"
+    apache::assert_refused(
+        "WSGIDaemonProcess site header-buffer-size=10",
+        "header-buffer-size=10: must be 8192 bytes or more",
     );
-    let (ok, out) = apache::check("WSGIDaemonProcess site colour=blue");
-    assert!(!ok);
-    assert!(out.contains("unknown option colour"), "{out}");
-    let (ok, out) = apache::check("WSGIDaemonProcess a\nWSGIDaemonProcess a");
-    assert!(!ok);
-    assert!(out.contains("process group a is defined twice"), "{out}");
+    apache::assert_refused(
+        "WSGIDaemonProcess site colour=blue",
+        "unknown option colour",
+    );
+    apache::assert_refused(
+        "WSGIDaemonProcess a\nWSGIDaemonProcess a",
+        "process group a is defined twice",
+    );
 }
 
 /// A graceful restart replaces the group; requests arriving meanwhile wait
@@ -457,9 +455,7 @@ fn inline_alias_options_choose_the_group() {
             "other %{...} forms are not supported",
         ),
     ] {
-        let (ok, out) = apache::check(line);
-        assert!(!ok, "{line}");
-        assert!(out.contains(message), "{line}: {out}");
+        apache::assert_refused(line, message);
     }
 }
 

@@ -218,11 +218,9 @@ fn apache_stops_a_busy_app_with_504_and_logs_its_stack() {
 
 #[test]
 fn apache_checks_the_timeout_value() {
-    let (ok, out) = oxwsgi_e2e::apache::check("WSGIRequestTimeout soon");
-    assert!(!ok);
-    assert!(
-        out.contains("WSGIRequestTimeout: invalid time \"soon\""),
-        "{out}"
+    oxwsgi_e2e::apache::assert_refused(
+        "WSGIRequestTimeout soon",
+        "WSGIRequestTimeout: invalid time \"soon\"",
     );
     let (ok, out) = oxwsgi_e2e::apache::check("WSGIRequestTimeout 90");
     assert!(ok, "{out}");
