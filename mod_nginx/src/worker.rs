@@ -209,8 +209,13 @@ unsafe extern "C" fn on_watchdog(_: *mut ngx_event_t) {
         unsafe { drain_ready(w) };
         quit_if_recycling(w);
         // Requests whose thread is written off as stuck no longer keep the
-        // timer (and with it a graceful exit) alive.
-        if w.inflight.load(Ordering::Relaxed) > timeouts::stuck_threads() {
+        // timer (and with it a graceful exit) alive. A thread queues its
+        // finished response before it stops counting the job (Release /
+        // Acquire), so with no job counted, what is not delivered is in
+        // `ready`: the timer stays for it. Without that an exiting worker,
+        // seeing no timer left, exited with answers it had not sent.
+        let counted = w.inflight.load(Ordering::Acquire) > timeouts::stuck_threads();
+        if counted || !w.ready.lock().recover().is_empty() {
             // SAFETY: the watchdog's handler runs on the event loop thread,
             // after `start` set the watchdog up.
             unsafe { arm_watchdog() };
@@ -241,7 +246,7 @@ fn refuse_expired(w: &Worker) {
         let sink = Box::new(NginxSink::new(job.channel.clone()));
         let waited = job.queued_at.elapsed();
         oxwsgi_core::handler::refuse_queued(&job.app, &job.request, waited, sink);
-        w.inflight.fetch_sub(1, Ordering::Relaxed);
+        w.inflight.fetch_sub(1, Ordering::Release);
     }
 }
 
@@ -484,7 +489,7 @@ fn run_jobs(me: usize) {
         let sink = Box::new(NginxSink::new(job.channel.clone()));
         let waited = job.queued_at.elapsed();
         oxwsgi_core::handle_after_wait(&job.app, &mut job.request, sink, waited);
-        w.inflight.fetch_sub(1, Ordering::Relaxed);
+        w.inflight.fetch_sub(1, Ordering::Release);
         if let Some(why) = w.recycler.after_request() {
             recycle(w, &why);
         }
