@@ -94,6 +94,11 @@ fn protocol_error(what: String) -> io::Error {
 pub fn read_header(r: &mut impl Read) -> io::Result<(Kind, usize)> {
     let mut header = [0u8; HEADER];
     r.read_exact(&mut header)?;
+    parse_header(header)
+}
+
+/// A frame's kind and payload length from its header.
+pub fn parse_header(header: [u8; HEADER]) -> io::Result<(Kind, usize)> {
     let kind = Kind::from_u8(header[0])
         .ok_or_else(|| protocol_error(format!("unknown frame kind {}", header[0])))?;
     let len = u32::from_le_bytes([header[1], header[2], header[3], header[4]]) as usize;

@@ -15,7 +15,10 @@
 //!   parent, replaced when they die, stopped with the server;
 //! - `options`: a group's options as mod_wsgi spells them (taken, or
 //!   refused by name);
-//! - `proxy`: the server's side, with pooled connections.
+//! - `exchange`: the server's side of one request, without I/O: what the
+//!   daemon's bytes mean (both servers read the daemon with it);
+//! - `proxy`: the server's side with blocking I/O (Apache), with pooled
+//!   connections.
 //!
 //! # The protocol
 //!
@@ -53,6 +56,7 @@
 //!    the server's reads, and with them the app's writes.
 
 pub mod dispatch;
+pub mod exchange;
 pub mod frame;
 pub mod group;
 pub mod life;

@@ -4,7 +4,7 @@
 //! Blocking I/O: for servers whose request threads may block (Apache); an
 //! event loop (nginx) drives the same frames without blocking.
 
-use std::io::{self, BufReader, Read};
+use std::io::{self, Read};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -15,39 +15,20 @@ use crate::responder::Outcome;
 use crate::sink::{Chunk, ResponseSink};
 use crate::sync::Recover;
 
+use super::exchange::{Event, Lost};
 use super::frame::{self, AppRef, BodyKind, Kind};
-
-/// A pooled connection's read buffer: heads and small frames come through
-/// it; larger frames are read past it. Every Apache thread keeps its own
-/// connections, so this is per thread and group.
-const READ_BUFFER: usize = 16 << 10;
 
 /// A connection to a daemon, idle between requests.
 pub struct Connection {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
+    stream: UnixStream,
 }
 
 impl Connection {
     pub fn open(path: &Path, timeout: Option<Duration>) -> io::Result<Connection> {
-        let writer = UnixStream::connect(path)?;
-        writer.set_read_timeout(timeout)?;
-        writer.set_write_timeout(timeout)?;
-        Ok(Connection {
-            reader: BufReader::with_capacity(READ_BUFFER, writer.try_clone()?),
-            writer,
-        })
-    }
-}
-
-impl Connection {
-    /// Whether the daemon's next frame is already read or in the socket.
-    fn more_waiting(&self) -> bool {
-        use std::os::fd::AsRawFd;
-        if !self.reader.buffer().is_empty() {
-            return true;
-        }
-        super::sys::bytes_waiting(self.writer.as_raw_fd())
+        let stream = UnixStream::connect(path)?;
+        stream.set_read_timeout(timeout)?;
+        stream.set_write_timeout(timeout)?;
+        Ok(Connection { stream })
     }
 }
 
@@ -116,7 +97,7 @@ impl Pool {
         req: &mut R,
         sink: &mut dyn ResponseSink,
     ) -> Outcome {
-        let idempotent = matches!(req.method(), b"GET" | b"HEAD" | b"OPTIONS");
+        let idempotent = super::exchange::idempotent(req.method());
         let body = req.take_body();
         let kind = body_kind(req, &body);
         let mut body = Some(body.into_stream());
@@ -148,10 +129,7 @@ impl Pool {
             };
             let mut state = Exchange {
                 conn: &mut conn,
-                started: false,
-                asked: false,
-                head_limit: self.head_limit,
-                reusable: true,
+                daemon: super::exchange::Exchange::new(self.head_limit),
                 retry: false,
             };
             match state.run(&head, &mut body, sink) {
@@ -164,29 +142,27 @@ impl Pool {
                     return crate::responder::error_page(sink, 503);
                 }
                 Ok(outcome) => {
-                    if state.reusable && !matches!(outcome, Outcome::ClientGone) {
+                    if state.daemon.reusable() && !matches!(outcome, Outcome::ClientGone) {
                         self.put(conn);
                     }
                     return outcome;
                 }
-                // Nothing came back: the daemon closed the connection or
-                // went away before it answered.
-                Err(e)
-                    if !state.asked
-                        && !state.started
-                        && (was_pooled || idempotent)
-                        && Instant::now() < deadline =>
-                {
-                    log::debug!(target: "oxwsgi", "daemon connection lost before an answer ({e}); retrying");
-                }
-                Err(e) => {
-                    log::error!(target: "oxwsgi", "the daemon's connection failed: {e}");
-                    if state.started {
+                Err(e) => match state.daemon.lost(was_pooled, idempotent) {
+                    // Nothing came back: the daemon closed the connection
+                    // or went away before it answered.
+                    Lost::Resend if Instant::now() < deadline => {
+                        log::debug!(target: "oxwsgi", "daemon connection lost before an answer ({e}); retrying");
+                    }
+                    Lost::Cut => {
+                        log::error!(target: "oxwsgi", "the daemon's connection failed: {e}");
                         sink.abort();
                         return Outcome::Aborted;
                     }
-                    return crate::responder::error_page(sink, 502);
-                }
+                    _ => {
+                        log::error!(target: "oxwsgi", "the daemon's connection failed: {e}");
+                        return crate::responder::error_page(sink, 502);
+                    }
+                },
             }
         }
     }
@@ -220,13 +196,7 @@ fn body_kind<R: Request + ?Sized>(req: &R, body: &Body) -> BodyKind {
 /// One request on one connection.
 struct Exchange<'c> {
     conn: &'c mut Connection,
-    /// The response head went to the client.
-    started: bool,
-    /// The daemon asked for body: its app runs.
-    asked: bool,
-    head_limit: usize,
-    /// The exchange ended where the next can start.
-    reusable: bool,
+    daemon: super::exchange::Exchange,
     /// The daemon did not run the request: send it again.
     retry: bool,
 }
@@ -238,85 +208,57 @@ impl Exchange<'_> {
         body: &mut Option<Box<dyn BodyStream>>,
         sink: &mut dyn ResponseSink,
     ) -> io::Result<Outcome> {
-        frame::write(&mut self.conn.writer, Kind::Head, head)?;
-        let mut buf = Vec::new();
+        frame::write(&mut self.conn.stream, Kind::Head, head)?;
         let mut chunk = Vec::new();
         loop {
-            let kind = frame::read(&mut self.conn.reader, &mut buf)?;
-            self.asked = true;
-            let to_client = match kind {
-                Kind::Read => {
-                    let want = buf
-                        .get(..4)
-                        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-                        .unwrap_or(0)
-                        .min(frame::MAX_READ);
+            let Some(event) = self.daemon.next_event()? else {
+                let n = self.conn.stream.read(self.daemon.buffer())?;
+                if n == 0 {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                self.daemon.filled(n);
+                continue;
+            };
+            let to_client = match event {
+                Event::Read(want) => {
                     chunk.resize(want, 0);
                     let got = match body.as_mut() {
                         Some(r) => read_waiting(r, &mut chunk),
                         None => Ok(0),
                     };
                     match got {
-                        Ok(n) => frame::write(&mut self.conn.writer, Kind::Body, &chunk[..n])?,
+                        Ok(n) => frame::write(&mut self.conn.stream, Kind::Body, &chunk[..n])?,
                         Err(e) => frame::write(
-                            &mut self.conn.writer,
+                            &mut self.conn.stream,
                             Kind::BodyError,
                             e.to_string().as_bytes(),
                         )?,
                     }
                     continue;
                 }
-                Kind::ResponseHead if buf.len() > self.head_limit => {
-                    log::error!(
-                        target: "oxwsgi",
-                        "the app's response head is {} bytes, more than the {} of header-buffer-size; answering 502",
-                        buf.len(),
-                        self.head_limit
-                    );
-                    // The rest of the response is still coming.
-                    self.reusable = false;
-                    return Ok(crate::responder::error_page(sink, 502));
-                }
-                Kind::ResponseHead => {
-                    let head = frame::decode_response_head(&buf)?;
-                    self.started = true;
-                    sink.start(head)
-                }
-                Kind::Data => sink.write(Chunk::owned(std::mem::take(&mut buf))),
+                Event::Start(head) => sink.start(head),
+                Event::Data(bytes) => sink.write(Chunk::owned(bytes)),
                 // More of the response is already here: it goes out with
                 // the flush that follows it (a streamed response whose
                 // daemon is ahead of its client costs one flush a batch,
                 // not one a chunk).
-                Kind::Flush if self.conn.more_waiting() => Ok(()),
-                Kind::Flush => sink.flush(),
-                Kind::End => {
+                Event::Flush if self.more_waiting() => Ok(()),
+                Event::Flush => sink.flush(),
+                Event::End => {
                     return Ok(match sink.finish() {
                         Ok(()) => Outcome::Complete,
                         Err(_) => Outcome::ClientGone,
                     });
                 }
-                Kind::Abort => {
+                Event::Abort => {
                     sink.abort();
                     return Ok(Outcome::Aborted);
                 }
-                Kind::Retry if !self.started => {
+                Event::Retry => {
                     self.retry = true;
-                    self.reusable = false;
                     return Ok(Outcome::Aborted);
                 }
-                Kind::Error => {
-                    let status = buf
-                        .get(..2)
-                        .map(|b| u16::from_le_bytes([b[0], b[1]]))
-                        .unwrap_or(500);
-                    return Ok(crate::responder::error_page(sink, status));
-                }
-                other => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("unexpected {other:?} from the daemon"),
-                    ));
-                }
+                Event::Error(status) => return Ok(crate::responder::error_page(sink, status)),
             };
             if to_client.is_err() {
                 // The client is gone: dropping the connection tells the
@@ -324,6 +266,12 @@ impl Exchange<'_> {
                 return Ok(Outcome::ClientGone);
             }
         }
+    }
+
+    /// Whether the daemon's next frame is already read or in the socket.
+    fn more_waiting(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        self.daemon.has_buffered() || super::sys::bytes_waiting(self.conn.stream.as_raw_fd())
     }
 }
 
