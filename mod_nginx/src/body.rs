@@ -8,7 +8,7 @@ use ngx::ffi::{
     NGX_ERROR, NGX_HTTP_SPECIAL_RESPONSE, NGX_OK, ngx_chain_t,
     ngx_http_read_unbuffered_request_body, ngx_http_request_t, ngx_int_t,
 };
-use oxwsgi_core::body_pipe::{BodyPipe, Feeder, Next};
+use oxwsgi_core::body_pipe::{BodyPipe, Next};
 
 use crate::channel::FailsWith;
 
@@ -25,12 +25,12 @@ impl FailsWith for BodyPipe {
     }
 }
 
-/// Moves what nginx read into the pipe and marks nginx's buffers consumed
-/// (so it can reuse them for the next read).
+/// Hands what nginx read to `take` and marks nginx's buffers consumed (so
+/// it can reuse them for the next read).
 ///
 /// # Safety
 /// `r` is live, on the event loop, reading its body unbuffered.
-unsafe fn take_bufs(r: *mut ngx_http_request_t, feed: &mut Feeder<'_>) -> bool {
+pub unsafe fn take_bufs(r: *mut ngx_http_request_t, take: &mut dyn FnMut(&[u8])) -> bool {
     let mut got = false;
     // SAFETY: r is live on the event loop and reading its body unbuffered, so
     // its request_body and the buffer chain in it are nginx's current ones,
@@ -45,7 +45,7 @@ unsafe fn take_bufs(r: *mut ngx_http_request_t, feed: &mut Feeder<'_>) -> bool {
             let b = (*cl).buf;
             if !(*b).pos.is_null() && (*b).last > (*b).pos {
                 let len = (*b).last.offset_from((*b).pos) as usize;
-                feed.push(std::slice::from_raw_parts((*b).pos, len));
+                take(std::slice::from_raw_parts((*b).pos, len));
                 got = true;
                 (*b).pos = (*b).last;
             }
@@ -66,7 +66,7 @@ pub unsafe fn start(r: *mut ngx_http_request_t, pipe: &BodyPipe) {
     // SAFETY: r is live, on the event loop, right after nginx started
     // reading its body unbuffered: what take_bufs needs.
     unsafe {
-        take_bufs(r, &mut feed);
+        take_bufs(r, &mut |b| feed.push(b));
         if (*r).reading_body() == 0 {
             feed.end();
         }
@@ -104,7 +104,7 @@ pub unsafe fn read_more(r: *mut ngx_http_request_t, pipe: &BodyPipe) -> Option<n
             return Some(rc);
         }
         // SAFETY: r is still live on the event loop, reading unbuffered.
-        let got = unsafe { take_bufs(r, &mut feed) };
+        let got = unsafe { take_bufs(r, &mut |b| feed.push(b)) };
         // SAFETY: reading a flag of the live request r on its event loop.
         if rc == NGX_OK as ngx_int_t || unsafe { (*r).reading_body() } == 0 {
             feed.end();

@@ -75,7 +75,12 @@ pub struct LocConf {
     request_timeout: Option<Option<Duration>>,
     /// `wsgi_queue_timeout`.
     queue_timeout: Option<Option<Duration>>,
+    /// `wsgi_group` (the inner `None` is `off`).
+    group_name: Option<Option<String>>,
     pub app: Option<Arc<App>>,
+    /// The process group that serves the app (its number in
+    /// `MainConf::groups`); none: the app runs in the nginx workers.
+    pub group: Option<usize>,
 }
 
 impl LocConf {
@@ -99,6 +104,47 @@ impl LocConf {
         self.body_buffer = self.body_buffer.or(prev.body_buffer);
         self.request_timeout = self.request_timeout.or(prev.request_timeout);
         self.queue_timeout = self.queue_timeout.or(prev.queue_timeout);
+        if self.group_name.is_none() {
+            self.group_name = prev.group_name.clone();
+        }
+    }
+
+    /// The group this location's app runs in, checked against the groups
+    /// defined (`names`, in order); an error names what does not fit.
+    fn group_of(&self, names: &[&str]) -> Result<Option<usize>, String> {
+        let Some(Some(name)) = &self.group_name else {
+            return Ok(None);
+        };
+        let index = names
+            .iter()
+            .position(|n| n == name)
+            .ok_or_else(|| format!("\"wsgi_group\": no wsgi_process_group is named \"{name}\""))?;
+        // The worker's own settings for its Python do not reach a group's
+        // daemons: say so rather than ignore them.
+        let embedded_only = [
+            (
+                "wsgi_request_timeout",
+                self.request_timeout.flatten().is_some(),
+                "its request_timeout= option",
+            ),
+            (
+                "wsgi_queue_timeout",
+                self.queue_timeout.flatten().is_some(),
+                "its queue_timeout= option",
+            ),
+            ("wsgi_gzip", self.gzip == Some(true), "nginx's gzip"),
+            (
+                "wsgi_inflate_request",
+                self.inflate == Some(true),
+                "nothing yet",
+            ),
+        ];
+        if let Some((directive, _, instead)) = embedded_only.iter().find(|(_, set, _)| *set) {
+            return Err(format!(
+                "\"{directive}\" applies to apps in nginx's workers, not to those of group \"{name}\" (for the group: {instead})"
+            ));
+        }
+        Ok(Some(index))
     }
 
     /// How this location's app is served, when it has one; an error says
@@ -145,7 +191,7 @@ const ANY: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
 const MAIN: usize = NGX_HTTP_MAIN_CONF_OFFSET;
 const LOC: usize = NGX_HTTP_LOC_CONF_OFFSET;
 
-pub static mut COMMANDS: [ngx_command_t; 17] = [
+pub static mut COMMANDS: [ngx_command_t; 18] = [
     command(ngx_string!("wsgi_app"), NGX_HTTP_LOC_CONF, LOC, set_app),
     command(ngx_string!("wsgi_callable"), ANY, LOC, set_callable),
     command(
@@ -175,6 +221,7 @@ pub static mut COMMANDS: [ngx_command_t; 17] = [
         LOC,
         set_queue_timeout,
     ),
+    command(ngx_string!("wsgi_group"), ANY, LOC, set_group),
     ngx_command_t {
         type_: crate::status::STATUS_TYPE,
         ..command(
@@ -431,6 +478,7 @@ setter!(
     values::parse_timeout,
     queue_timeout
 );
+setter!(set_group, LocConf, parse_group, group_name);
 setter!(
     set_python_home,
     MainConf,
@@ -445,6 +493,15 @@ setter!(
     max_requests
 );
 setter!(set_max_rss, MainConf, values::parse_size, max_rss);
+
+/// `wsgi_group NAME|off`.
+fn parse_group(v: &str) -> Result<Option<String>, String> {
+    match v {
+        "off" => Ok(None),
+        "" => Err("a group name is needed".into()),
+        name => Ok(Some(name.to_string())),
+    }
+}
 
 fn parse_script_name(v: &str) -> Result<String, String> {
     if v.is_empty() || v.starts_with('/') {
@@ -529,9 +586,21 @@ pub unsafe extern "C" fn merge_loc_conf(
                 return NGX_CONF_ERROR;
             }
         };
+        let names: Vec<&str> = main.groups.iter().map(|(n, _)| n.as_str()).collect();
+        let group = match conf.group_of(&names) {
+            Ok(g) => g,
+            Err(e) => {
+                ngx_conf_log_error!(NGX_LOG_EMERG, cf, "{e}");
+                return NGX_CONF_ERROR;
+            }
+        };
         let app = Arc::new(App::new(options));
-        main.apps.push(app.clone());
+        if group.is_none() {
+            // Only the workers' own apps start in them.
+            main.apps.push(app.clone());
+        }
         conf.app = Some(app);
+        conf.group = group;
         NGX_CONF_OK
     })
 }
@@ -606,6 +675,39 @@ mod tests {
         });
         let e = loc.app_options(8).unwrap().unwrap_err();
         assert!(e.contains("not-a-name"), "{e}");
+    }
+
+    #[test]
+    fn a_location_runs_in_the_group_it_inherits_unless_off() {
+        let server = LocConf {
+            group_name: Some(Some("site".into())),
+            ..LocConf::default()
+        };
+        let mut loc = location("/", "/srv/site/wsgi.py");
+        loc.inherit(&server);
+        assert_eq!(loc.group_of(&["other", "site"]).unwrap(), Some(1));
+        let e = loc.group_of(&["other"]).unwrap_err();
+        assert!(e.contains("no wsgi_process_group is named \"site\""), "{e}");
+
+        let mut off = LocConf {
+            group_name: Some(None),
+            ..location("/", "/srv/site/wsgi.py")
+        };
+        off.inherit(&server);
+        assert_eq!(off.group_of(&["site"]).unwrap(), None, "wsgi_group off");
+
+        let mut timed = LocConf {
+            request_timeout: Some(Some(Duration::from_secs(5))),
+            ..location("/", "/srv/site/wsgi.py")
+        };
+        timed.inherit(&server);
+        let e = timed.group_of(&["site"]).unwrap_err();
+        assert!(
+            e.contains("wsgi_request_timeout") && e.contains("request_timeout="),
+            "{e}"
+        );
+        assert_eq!(parse_group("off").unwrap(), None);
+        assert!(parse_group("").is_err());
     }
 
     #[test]

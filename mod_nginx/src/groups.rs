@@ -46,11 +46,10 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) -> Result<(), String> {
         retire(CURRENT.lock().recover().take());
         return Ok(());
     }
-    // SAFETY: the core module's configuration of a live cycle is an
-    // ngx_core_conf_t at the core module's index.
-    let ccf =
-        unsafe { &*(*(*cycle).conf_ctx.add(ngx_core_module.index)).cast::<ngx_core_conf_t>() };
-    let pid_file = PathBuf::from(ccf.pid.to_str().unwrap_or("/run/nginx.pid"));
+    // SAFETY: the cycle is live (start's contract).
+    let ccf = unsafe { core_conf(cycle) };
+    // SAFETY: as above.
+    let pid_file = unsafe { pid_file(cycle) };
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     let worker_user = (!ccf.username.is_null())
@@ -85,6 +84,24 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) -> Result<(), String> {
     let old = CURRENT.lock().recover().replace(m);
     retire(old);
     Ok(())
+}
+
+/// # Safety
+/// `cycle` is live, its configuration read.
+unsafe fn core_conf<'a>(cycle: *mut ngx_cycle_t) -> &'a ngx_core_conf_t {
+    // SAFETY: the core module's configuration of a live cycle is an
+    // ngx_core_conf_t at the core module's index.
+    unsafe { &*(*(*cycle).conf_ctx.add(ngx_core_module.index)).cast::<ngx_core_conf_t>() }
+}
+
+/// nginx's pid file, beside which the groups listen.
+///
+/// # Safety
+/// `cycle` is live, its configuration read.
+pub unsafe fn pid_file(cycle: *mut ngx_cycle_t) -> PathBuf {
+    // SAFETY: by pid_file's contract.
+    let ccf = unsafe { core_conf(cycle) };
+    PathBuf::from(ccf.pid.to_str().unwrap_or("/run/nginx.pid"))
 }
 
 /// Stops a previous configuration's groups: their requests in progress get

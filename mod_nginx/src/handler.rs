@@ -26,6 +26,22 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
     let failed = NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
     guard::entry("the content handler", failed, || {
         guard::failpoint("content_handler");
+        // SAFETY: r is the live request of the content phase.
+        let in_group = unsafe {
+            Module::location_conf(ngx::http::Request::from_ngx_http_request(r))
+                .is_some_and(|lc| lc.group.is_some())
+        };
+        if in_group {
+            // SAFETY: as above; the body streams to the daemon as it asks.
+            let rc = unsafe {
+                (*r).set_request_body_no_buffering(1);
+                read_body_with_our_buffer(r, group_body_ready)
+            };
+            if rc >= NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t {
+                return rc;
+            }
+            return NGX_DONE as ngx_int_t;
+        }
         if !worker::ready() {
             log::error!(
                 target: "oxwsgi",
@@ -38,7 +54,7 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
         // never goes through a temporary file.
         let rc = unsafe {
             (*r).set_request_body_no_buffering(1);
-            read_body_with_our_buffer(r)
+            read_body_with_our_buffer(r, body_ready)
         };
         if rc >= NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t {
             return rc;
@@ -54,7 +70,10 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
 ///
 /// # Safety
 /// `r` is the live request of the content phase, on the event loop.
-unsafe fn read_body_with_our_buffer(r: *mut ngx_http_request_t) -> ngx_int_t {
+unsafe fn read_body_with_our_buffer(
+    r: *mut ngx_http_request_t,
+    ready: unsafe extern "C" fn(*mut ngx_http_request_t),
+) -> ngx_int_t {
     // SAFETY: r is the live request of the content phase, on the event
     // loop; the core location conf is the
     // request's, and nothing else reads it during this synchronous call on
@@ -66,11 +85,11 @@ unsafe fn read_body_with_our_buffer(r: *mut ngx_http_request_t) -> ngx_int_t {
             ngx::http::NgxHttpCoreModule::location_conf_mut(req)
                 .map_or(std::ptr::null_mut(), |c| c as *mut _);
         let (Some(ours), false) = (ours, core.is_null()) else {
-            return ngx_http_read_client_request_body(r, Some(body_ready));
+            return ngx_http_read_client_request_body(r, Some(ready));
         };
         let configured = (*core).client_body_buffer_size;
         (*core).client_body_buffer_size = ours.body_buffer(configured);
-        let rc = ngx_http_read_client_request_body(r, Some(body_ready));
+        let rc = ngx_http_read_client_request_body(r, Some(ready));
         (*core).client_body_buffer_size = configured;
         rc
     }
@@ -85,6 +104,28 @@ unsafe extern "C" fn body_ready(r: *mut ngx_http_request_t) {
     if !queued {
         // SAFETY: nginx called body_ready with r, live on the event loop;
         // this finalises the reference read_client_request_body took.
+        unsafe { ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t) };
+    }
+}
+
+/// A `wsgi_group` request's body reader started: the exchange with the
+/// group begins.
+unsafe extern "C" fn group_body_ready(r: *mut ngx_http_request_t) {
+    let started = guard::entry("the group body handler", false, || {
+        // SAFETY: nginx calls this on the event loop with the live request,
+        // reading its body unbuffered; the location's conf is its own.
+        unsafe {
+            let req = ngx::http::Request::from_ngx_http_request(r);
+            let Some((app, group)) =
+                Module::location_conf(req).and_then(|lc| Some((lc.app.clone()?, lc.group?)))
+            else {
+                return false;
+            };
+            crate::link::start(r, &app, group)
+        }
+    });
+    if !started {
+        // SAFETY: as in body_ready.
         unsafe { ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t) };
     }
 }

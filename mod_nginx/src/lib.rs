@@ -19,6 +19,9 @@
 //!   handler that shows it (Prometheus, JSON, HTML).
 //! - `groups`: `wsgi_process_group`: the master starts the groups' manager
 //!   for each configuration it loads.
+//! - `link`: a `wsgi_group` request: the core's daemon protocol driven by
+//!   the event loop (never a blocking call), into the same `output`;
+//!   `pool`: the worker's connections to the groups, kept between requests.
 //! - `log`: the `log` facade onto nginx's error log.
 
 // In the unit-test build the entry points the server calls are not exported
@@ -30,9 +33,11 @@ mod channel;
 mod conf;
 mod groups;
 mod handler;
+mod link;
 mod log;
 mod msg;
 mod output;
+mod pool;
 mod request;
 mod status;
 mod worker;
@@ -136,7 +141,12 @@ unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
     // answer 503 and the error log says why.
     guard::entry("worker start", (), || {
         // SAFETY: nginx passes the new cycle of this worker.
-        unsafe { worker::start(cycle) }
+        unsafe {
+            // Group requests log too, in workers that run no Python.
+            log::install();
+            pool::start(cycle);
+            worker::start(cycle)
+        }
     });
     ngx::ffi::NGX_OK as ngx_int_t
 }
@@ -144,6 +154,7 @@ unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
 /// A worker process exits: stop the Python threads, then finalise Python.
 unsafe extern "C" fn exit_process(cycle: *mut ngx_cycle_t) {
     guard::entry("worker exit", (), || {
+        pool::close_all();
         // SAFETY: nginx passes the cycle of this exiting worker.
         unsafe { worker::stop(cycle) }
     })

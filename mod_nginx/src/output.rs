@@ -53,6 +53,9 @@ pub struct ReqCtx {
     spare: Vec<*mut ngx_buf_t>,
     /// When the request was handed to Python, for the debug trace.
     queued: std::time::Instant,
+    /// The exchange with a group's daemon, for a `wsgi_group` request
+    /// (dropped with the request, which ends it).
+    pub link: Option<crate::link::LinkRef>,
 }
 
 impl ReqCtx {
@@ -97,6 +100,7 @@ impl ReqCtx {
                 held: VecDeque::new(),
                 spare: Vec::new(),
                 queued: std::time::Instant::now(),
+                link: None,
             });
             if ctx.is_null() {
                 return None;
@@ -137,7 +141,15 @@ impl ReqCtx {
             // Cheap when nobody waits; a Python thread may be waiting either
             // for nginx to send or for this delivery to take its queue.
             self.channel.wake_writer();
+            if let Some(link) = &self.link {
+                link.room();
+            }
         }
+    }
+
+    /// Whether nginx holds less response than the high-water mark.
+    pub fn has_room(&self) -> bool {
+        self.held_bytes() <= RESPONSE_HIGH_WATER
     }
 
     /// A fresh (or reused) zeroed buffer struct from the request's pool.
@@ -263,6 +275,21 @@ pub unsafe fn deliver(channel: &Arc<Channel>) {
     // SAFETY: the connection is still allocated (it outlives the request's
     // pool cleanup within this call), as nginx's own handlers assume.
     unsafe { ngx_http_run_posted_requests(c) };
+}
+
+/// Applies `msgs` from a group's daemon to the request of `ctx`.
+///
+/// # Safety
+/// `ctx` is live, on the event loop thread; it may be freed when this
+/// returns (the request ended).
+pub unsafe fn apply_msgs(ctx: *mut ReqCtx, msgs: VecDeque<Msg>) {
+    // SAFETY: ctx is live (apply_msgs' contract), and so are its request
+    // and the connection, which outlives the request within this call.
+    unsafe {
+        let c = (*(*ctx).r).connection;
+        apply(&mut *ctx, msgs);
+        ngx_http_run_posted_requests(c);
+    }
 }
 
 /// The chain one batch of messages builds for a single output filter call.
@@ -660,12 +687,7 @@ pub unsafe fn read_body(ctx: &mut ReqCtx) -> bool {
     // (read_body's contract), and the request reads its body unbuffered.
     unsafe {
         if let Some(rc) = body::read_more(ctx.r, &pipe) {
-            let rc = if ctx.header_sent {
-                NGX_ERROR as ngx_int_t
-            } else {
-                rc
-            };
-            finish(ctx, rc);
+            end_after_body_error(ctx, rc);
             return true;
         }
         if (*ctx.r).reading_body() == 0 {
@@ -688,6 +710,39 @@ pub unsafe extern "C" fn on_body_readable(r: *mut ngx_http_request_t) {
             }
         }
     });
+}
+
+/// Ends the request after reading its body failed with nginx's `rc` (a
+/// response already begun is cut).
+///
+/// # Safety
+/// `ctx` and its request are live, on the event loop thread; the context
+/// may be freed when this returns.
+pub unsafe fn end_after_body_error(ctx: &mut ReqCtx, rc: ngx_int_t) {
+    if ctx.finished {
+        return;
+    }
+    let rc = if ctx.header_sent {
+        NGX_ERROR as ngx_int_t
+    } else {
+        rc
+    };
+    // SAFETY: by the contract; finalising once.
+    unsafe { finish(ctx, rc) };
+}
+
+/// The group link of request `r`, if it has one.
+///
+/// # Safety
+/// `r` is live, on the event loop thread.
+pub unsafe fn link_of(r: *mut ngx_http_request_t) -> Option<*mut crate::link::Link> {
+    // SAFETY: r is live (link_of's contract).
+    let ctx = unsafe { ctx_of(r) };
+    if ctx.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null context of ours is a live ReqCtx.
+    unsafe { (*ctx).link.as_ref().map(crate::link::LinkRef::link) }
 }
 
 /// # Safety

@@ -1,0 +1,746 @@
+//! A request served by a process group (`wsgi_group`): the event loop's
+//! side of the daemon protocol (`oxwsgi_core::daemon`). The request's head
+//! goes to a daemon over a pooled connection (`pool`); what the daemon
+//! sends is read when nginx's event loop says it is there, understood by
+//! the core (`daemon::exchange`), and given to the same output as embedded
+//! apps' responses (`output`: nginx's filters, its writer). Nothing here
+//! blocks or waits on a thread:
+//! - the response: reading from the daemon stops while nginx holds
+//!   `RESPONSE_HIGH_WATER` bytes it has not sent, and goes on when the
+//!   client has taken them (the daemon's socket fills, and its app waits);
+//! - the request body: read from the client only when the daemon asks for
+//!   some (`Read`), so it moves at the app's pace and the client's socket
+//!   holds the rest;
+//! - a client that goes away ends the request; its daemon connection is
+//!   closed, never reused, so the daemon's next write fails, which stops
+//!   the app and runs its `close()`;
+//! - a group that is not there (its daemons are being replaced) is waited
+//!   for, up to its connect timeout, then 503; a connection lost before the
+//!   daemon answered is tried again when nothing can have run twice.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::io;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ngx::ffi::{
+    NGX_OK, ngx_close_connection, ngx_connection_t, ngx_event_t, ngx_http_request_t, ngx_int_t,
+};
+use oxwsgi_core::daemon::exchange::{self, Event, Exchange, Lost};
+use oxwsgi_core::daemon::frame::{self, AppRef, BodyKind, Kind};
+use oxwsgi_core::{App, Body, Chunk, guard};
+
+use crate::channel::Channel;
+use crate::msg::Msg;
+use crate::output::ReqCtx;
+use crate::pool;
+use crate::request::NginxRequest;
+
+/// Response bytes read from the daemon before they go to nginx's filters
+/// (and before the high-water mark is looked at).
+const BATCH_BYTES: usize = 64 << 10;
+
+/// What the request's output and the link share: the request's side says
+/// through it that the request is gone or that the client took what nginx
+/// held. Apart from the link's memory, so that neither holds a reference
+/// into the other while nginx calls back.
+#[derive(Default)]
+struct Shared {
+    /// The request (and its `ReqCtx`) is alive.
+    alive: Cell<bool>,
+    /// Link code is running: the link is freed when it returns.
+    busy: Cell<u32>,
+    /// Reading from the daemon stopped for the client.
+    paused: Cell<bool>,
+    /// The daemon connection's read event, to resume reading.
+    read_ev: Cell<*mut ngx_event_t>,
+}
+
+/// The request's hold on its link (a field of its `ReqCtx`): dropped with
+/// the request, which ends the exchange.
+pub struct LinkRef {
+    shared: Rc<Shared>,
+    link: *mut Link,
+}
+
+impl LinkRef {
+    /// nginx sent what it held: read from the daemon again (on the next
+    /// turn of the event loop, not inside nginx's write handling).
+    pub fn room(&self) {
+        let s = &self.shared;
+        let ev = s.read_ev.get();
+        if s.paused.replace(false) && !ev.is_null() {
+            // SAFETY: read_ev is the live connection's read event while it
+            // is set (cleared when the connection goes), on the event loop.
+            unsafe { ngx::ffi::ngx_post_event(ev, &raw mut ngx::ffi::ngx_posted_events) };
+        }
+    }
+}
+
+impl Drop for LinkRef {
+    fn drop(&mut self) {
+        self.shared.alive.set(false);
+        if self.shared.busy.get() == 0 {
+            // SAFETY: the link was leaked by `start` for this LinkRef, and
+            // no link code runs (busy is 0) that could still use it.
+            drop(unsafe { Box::from_raw(self.link) });
+        }
+    }
+}
+
+pub struct Link {
+    shared: Rc<Shared>,
+    r: *mut ngx_http_request_t,
+    /// Valid while `shared.alive`.
+    ctx: *mut ReqCtx,
+    group: usize,
+    /// The connection to a daemon (null between attempts, or once the
+    /// exchange is over).
+    conn: *mut ngx_connection_t,
+    /// The next connection may come from the pool (the first attempt).
+    try_pool: bool,
+    pooled: bool,
+    idempotent: bool,
+    /// The request's head frame, kept to send it again.
+    head: Vec<u8>,
+    /// Frames for the daemon not written yet.
+    out: Vec<u8>,
+    sent: usize,
+    x: Exchange,
+    /// Request body read from nginx and not sent yet.
+    body: VecDeque<u8>,
+    body_ended: bool,
+    /// The daemon's unanswered `Read`.
+    want: Option<usize>,
+    deadline: Instant,
+    pause: Duration,
+    /// Waits before the next connection attempt.
+    wait: ngx_event_t,
+    /// `wait`'s stand-in connection (nginx's timer code reads an event's
+    /// data as a connection); its data is the link.
+    wait_conn: ngx_connection_t,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        // SAFETY: on the event loop; the timer and the connection are this
+        // link's own.
+        unsafe {
+            if self.wait.timer_set() != 0 {
+                ngx::ffi::ngx_del_timer(&mut self.wait);
+            }
+        }
+        // The exchange did not end: the daemon must see the connection go.
+        self.close_conn();
+    }
+}
+
+/// Starts serving `r` with `app` in group `group`: called once nginx
+/// started reading the body. False when it could not (the caller answers
+/// 500).
+///
+/// # Safety
+/// `r` is live, on the event loop, reading its body unbuffered.
+pub unsafe fn start(r: *mut ngx_http_request_t, app: &App, group: usize) -> bool {
+    let o = app.options();
+    let target = AppRef::Named {
+        target: o.spec.target(),
+        callable: Some(o.spec.callable.clone()),
+        mount: o.mount.clone(),
+    };
+    // SAFETY: r is live on the event loop (start's contract).
+    let request = match unsafe { NginxRequest::snapshot(r, Some(Body::Empty)) } {
+        Ok(q) => q,
+        Err(e) => {
+            log::error!(target: "oxwsgi", "cannot read the request: {e}");
+            return false;
+        }
+    };
+    // SAFETY: as above.
+    let kind = unsafe {
+        let h = &(*r).headers_in;
+        if h.chunked() != 0 {
+            BodyKind::Chunked
+        } else if h.content_length_n > 0 {
+            BodyKind::Length(h.content_length_n as u64)
+        } else {
+            BodyKind::None
+        }
+    };
+    let mut head = frame::encode_head(&target, &request, kind);
+    frame::stamp(&mut head, frame::monotonic_us());
+    let Some((connect_timeout, head_limit)) =
+        pool::with(group, |p| (p.connect_timeout, p.head_limit))
+    else {
+        return false;
+    };
+    let channel = Arc::new(Channel::new(&crate::worker::NOTIFIER));
+    // SAFETY: r is live on the event loop, as attach requires.
+    let Some(ctx) = (unsafe { ReqCtx::attach(r, channel, None) }) else {
+        return false;
+    };
+    let shared = Rc::new(Shared::default());
+    shared.alive.set(true);
+    let link = Box::into_raw(Box::new(Link {
+        shared: shared.clone(),
+        r,
+        ctx,
+        group,
+        conn: std::ptr::null_mut(),
+        try_pool: true,
+        pooled: false,
+        idempotent: exchange::idempotent(oxwsgi_core::Request::method(&request)),
+        head,
+        out: Vec::new(),
+        sent: 0,
+        x: Exchange::new(head_limit),
+        body: VecDeque::new(),
+        body_ended: false,
+        want: None,
+        deadline: Instant::now() + connect_timeout,
+        pause: Duration::from_millis(10),
+        // SAFETY: ngx_event_t and ngx_connection_t are plain C data, for
+        // which all zeroes is the state nginx gives a new one.
+        wait: unsafe { std::mem::zeroed() },
+        // SAFETY: as above.
+        wait_conn: unsafe { std::mem::zeroed() },
+    }));
+    // SAFETY: ctx was just attached to the live r; link was just leaked,
+    // and its event and stand-in connection live inside it.
+    unsafe {
+        (*ctx).link = Some(LinkRef { shared, link });
+        let l = &mut *link;
+        l.wait_conn.fd = -1;
+        l.wait_conn.data = link.cast();
+        l.wait.data = (&raw mut l.wait_conn).cast();
+        l.wait.handler = Some(on_wait);
+        l.wait.log = (*(*r).connection).log;
+        crate::body::take_bufs(r, &mut |b| l.body.extend(b));
+        l.body_ended = (*r).reading_body() == 0;
+        (*r).read_event_handler = Some(if l.body_ended {
+            ngx::ffi::ngx_http_test_reading
+        } else {
+            on_client_body
+        });
+        (*r).write_event_handler = Some(ngx::ffi::ngx_http_request_empty_handler);
+        enter(link, |l| l.connect());
+    }
+    true
+}
+
+/// Runs link code; frees the link afterwards if the request went meanwhile.
+///
+/// # Safety
+/// `link` is a live link, on the event loop.
+unsafe fn enter(link: *mut Link, f: impl FnOnce(&mut Link)) {
+    // SAFETY: link is live (enter's contract); `shared` is its own
+    // allocation, kept by the clone.
+    let shared = unsafe { (*link).shared.clone() };
+    shared.busy.set(shared.busy.get() + 1);
+    // SAFETY: live, and no other reference to it is used meanwhile: the
+    // request's side touches only `shared`.
+    f(unsafe { &mut *link });
+    shared.busy.set(shared.busy.get() - 1);
+    if shared.busy.get() == 0 && !shared.alive.get() {
+        // SAFETY: the request went (its LinkRef left the link to us) and no
+        // link code runs any more.
+        drop(unsafe { Box::from_raw(link) });
+    }
+}
+
+impl Link {
+    fn alive(&self) -> bool {
+        self.shared.alive.get()
+    }
+
+    fn name(&self) -> String {
+        pool::with(self.group, |p| p.name.clone()).unwrap_or_default()
+    }
+
+    fn timeout(&self) -> Duration {
+        pool::with(self.group, |p| p.timeout).unwrap_or(Duration::from_secs(60))
+    }
+
+    /// Gives `msgs` to the request's output. False once the request is gone
+    /// (nothing of it may be touched then).
+    fn deliver(&mut self, msgs: VecDeque<Msg>) -> bool {
+        if !msgs.is_empty() && self.alive() {
+            // SAFETY: ctx is live while shared.alive, on the event loop.
+            unsafe { crate::output::apply_msgs(self.ctx, msgs) };
+        }
+        self.alive()
+    }
+
+    /// Sends the request on a connection: a pooled one first, then new
+    /// ones; waits while the group cannot be reached.
+    fn connect(&mut self) {
+        if !self.alive() {
+            return;
+        }
+        let pooled = if self.try_pool {
+            pool::take(self.group)
+        } else {
+            None
+        };
+        self.try_pool = false;
+        let c = match pooled {
+            Some(c) => c,
+            // SAFETY: on the event loop, after the worker's pool started.
+            None => match unsafe { pool::open(self.group) } {
+                Ok(c) => c,
+                Err(e) => return self.unreachable(e),
+            },
+        };
+        self.pooled = pooled.is_some();
+        self.conn = c;
+        // SAFETY: c is a live connection of ours that no request uses; the
+        // request's connection log lives as long as the request, and the
+        // connection is handed back to the pool (with the cycle's log) or
+        // closed before the request ends.
+        unsafe {
+            (*c).data = (self as *mut Link).cast();
+            let log = (*(*self.r).connection).log;
+            (*c).log = log;
+            (*(*c).read).log = log;
+            (*(*c).write).log = log;
+            (*(*c).read).handler = Some(on_read);
+            (*(*c).write).handler = Some(on_write);
+            self.shared.read_ev.set((*c).read);
+        }
+        self.x = Exchange::new(self.x_limit());
+        self.out.clear();
+        self.sent = 0;
+        self.want = None;
+        let _ = frame::write(&mut self.out, Kind::Head, &self.head);
+        match self.write_out() {
+            Ok(()) => self.arm_read_timer(),
+            Err(e) => self.broken(e),
+        }
+    }
+
+    fn x_limit(&self) -> usize {
+        pool::with(self.group, |p| p.head_limit).unwrap_or(frame::MAX_FRAME)
+    }
+
+    /// The group cannot be reached (yet): wait, or answer 503 at the
+    /// deadline.
+    fn unreachable(&mut self, e: io::Error) {
+        if Instant::now() < self.deadline {
+            log::debug!(target: "oxwsgi", "group {}: not reachable yet ({e}); waiting", self.name());
+            self.wait_a_little();
+            return;
+        }
+        log::error!(
+            target: "oxwsgi",
+            "group {}: cannot reach its daemons: {e}; answering 503",
+            self.name()
+        );
+        self.deliver([Msg::Error(503)].into());
+    }
+
+    fn wait_a_little(&mut self) {
+        let ms = self.pause.as_millis() as ngx::ffi::ngx_msec_t;
+        self.pause = (self.pause * 2).min(Duration::from_millis(200));
+        // SAFETY: the link's own timer, on the event loop.
+        unsafe { ngx::ffi::ngx_add_timer(&mut self.wait, ms) };
+    }
+
+    /// Lets the connection go: back to the pool when the exchange ended
+    /// cleanly, closed otherwise.
+    fn close_conn(&mut self) {
+        let c = std::mem::replace(&mut self.conn, std::ptr::null_mut());
+        self.shared.read_ev.set(std::ptr::null_mut());
+        self.shared.paused.set(false);
+        if c.is_null() {
+            return;
+        }
+        // SAFETY: c is this link's live connection, which nothing else uses.
+        unsafe {
+            if self.x.reusable() && self.out.len() == self.sent {
+                pool::put(self.group, c);
+            } else {
+                ngx_close_connection(c);
+            }
+        }
+    }
+
+    /// The connection failed before the exchange ended.
+    fn broken(&mut self, e: io::Error) {
+        // Not reusable: the exchange is not over.
+        self.close_conn();
+        match self.x.lost(self.pooled, self.idempotent) {
+            Lost::Resend if Instant::now() < self.deadline => {
+                log::debug!(target: "oxwsgi", "group {}: connection lost before an answer ({e}); sending again", self.name());
+                if self.pooled {
+                    // A connection the daemon closed while it was idle.
+                    self.connect();
+                } else {
+                    self.wait_a_little();
+                }
+            }
+            Lost::Cut => {
+                log::error!(target: "oxwsgi", "group {}: the daemon's connection failed: {e}", self.name());
+                self.deliver([Msg::Abort].into());
+            }
+            _ => {
+                log::error!(target: "oxwsgi", "group {}: the daemon's connection failed: {e}; answering 502", self.name());
+                self.deliver([Msg::Error(502)].into());
+            }
+        }
+    }
+
+    /// Writes what waits for the daemon; waits for the socket when it is
+    /// full.
+    fn write_out(&mut self) -> io::Result<()> {
+        let c = self.conn;
+        if c.is_null() {
+            return Ok(());
+        }
+        while self.sent < self.out.len() {
+            let rest = &self.out[self.sent..];
+            // SAFETY: writing from a live slice to the connection's socket.
+            let n = unsafe {
+                libc::send(
+                    (*c).fd,
+                    rest.as_ptr().cast(),
+                    rest.len(),
+                    libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+                )
+            };
+            if n >= 0 {
+                self.sent += n as usize;
+                continue;
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => {
+                    // SAFETY: the live connection's write event, on the
+                    // event loop.
+                    unsafe {
+                        let wev = (*c).write;
+                        (*wev).set_ready(0);
+                        if ngx::ffi::ngx_handle_write_event(wev, 0) != NGX_OK as ngx_int_t {
+                            return Err(io::Error::other("cannot watch the daemon's socket"));
+                        }
+                        ngx::ffi::ngx_add_timer(wev, self.timeout().as_millis() as _);
+                    }
+                    return Ok(());
+                }
+                _ => return Err(e),
+            }
+        }
+        self.out.clear();
+        self.sent = 0;
+        // SAFETY: the live connection's write event, on the event loop.
+        unsafe {
+            let wev = (*c).write;
+            if (*wev).timer_set() != 0 {
+                ngx::ffi::ngx_del_timer(wev);
+            }
+        }
+        Ok(())
+    }
+
+    /// The daemon's read timer runs while the daemon owes an answer: not
+    /// while reading is paused for the client, nor while the daemon waits
+    /// for the client's body (nginx's own timers watch the client then).
+    fn arm_read_timer(&mut self) {
+        let c = self.conn;
+        if c.is_null() {
+            return;
+        }
+        let waiting = !self.shared.paused.get() && self.want.is_none();
+        // SAFETY: the live connection's read event, on the event loop.
+        unsafe {
+            let rev = (*c).read;
+            if waiting {
+                ngx::ffi::ngx_add_timer(rev, self.timeout().as_millis() as _);
+            } else if (*rev).timer_set() != 0 {
+                ngx::ffi::ngx_del_timer(rev);
+            }
+        }
+    }
+
+    /// Reads and applies what the daemon sent, as far as the client keeps
+    /// up.
+    fn read(&mut self) {
+        let c = self.conn;
+        if c.is_null() {
+            return;
+        }
+        // SAFETY: the live connection's read event.
+        if unsafe { (*(*c).read).timedout() } != 0 {
+            // SAFETY: as above; the flag is ours to clear.
+            unsafe { (*(*c).read).set_timedout(0) };
+            log::error!(
+                target: "oxwsgi",
+                "group {}: the daemon sent nothing for {:?} (socket_timeout); answering 504",
+                self.name(),
+                self.timeout()
+            );
+            let started = self.x.started();
+            self.x = Exchange::new(0);
+            self.close_conn();
+            self.deliver([if started { Msg::Abort } else { Msg::Error(504) }].into());
+            return;
+        }
+        let mut msgs = VecDeque::new();
+        let mut bytes = 0;
+        let failed = loop {
+            if self.shared.paused.get() {
+                break None;
+            }
+            let event = match self.x.next_event() {
+                Ok(Some(e)) => e,
+                Ok(None) => match self.recv() {
+                    Ok(true) => continue,
+                    Ok(false) => break None,
+                    Err(e) => break Some(e),
+                },
+                Err(e) => break Some(e),
+            };
+            match event {
+                Event::Read(n) => {
+                    self.want = Some(n);
+                    self.supply_body();
+                    if !self.alive() || self.conn.is_null() {
+                        return;
+                    }
+                }
+                Event::Start(head) => msgs.push_back(Msg::Start(head)),
+                Event::Data(v) => {
+                    bytes += v.len();
+                    msgs.push_back(Msg::Data(Chunk::owned(v)));
+                }
+                Event::Flush => msgs.push_back(Msg::Flush),
+                Event::End => msgs.push_back(Msg::Finish),
+                Event::Abort => msgs.push_back(Msg::Abort),
+                Event::Error(status) => msgs.push_back(Msg::Error(status)),
+                Event::Retry => {
+                    self.close_conn();
+                    if Instant::now() < self.deadline {
+                        log::debug!(target: "oxwsgi", "group {}: the daemon is restarting; sending the request again", self.name());
+                        self.wait_a_little();
+                    } else {
+                        log::error!(target: "oxwsgi", "group {}: its daemons kept restarting; answering 503", self.name());
+                        self.deliver([Msg::Error(503)].into());
+                    }
+                    return;
+                }
+            }
+            if self.x.is_over() {
+                // The connection is free before the client has it all.
+                self.close_conn();
+                self.deliver(msgs);
+                return;
+            }
+            if bytes >= BATCH_BYTES {
+                bytes = 0;
+                if !self.deliver(std::mem::take(&mut msgs)) {
+                    return;
+                }
+                self.pause_if_full();
+            }
+        };
+        if !self.deliver(msgs) {
+            return;
+        }
+        if let Some(e) = failed {
+            return self.broken(e);
+        }
+        self.pause_if_full();
+        self.arm_read_timer();
+    }
+
+    /// Stops reading from the daemon while nginx holds a full response
+    /// window (the request's output resumes it: `LinkRef::room`).
+    fn pause_if_full(&mut self) {
+        // SAFETY: ctx is live while shared.alive, on the event loop.
+        if self.alive() && !unsafe { (*self.ctx).has_room() } {
+            self.shared.paused.set(true);
+        }
+    }
+
+    /// One read from the daemon into the exchange: true when bytes came,
+    /// false when there are none for now; an error at the end of the
+    /// stream (the daemon closed it mid-exchange).
+    fn recv(&mut self) -> io::Result<bool> {
+        let c = self.conn;
+        loop {
+            let buf = self.x.buffer();
+            // SAFETY: reading into a live buffer from the connection's
+            // socket.
+            let n = unsafe { libc::recv((*c).fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n > 0 {
+                self.x.filled(n as usize);
+                return Ok(true);
+            }
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the daemon closed the connection",
+                ));
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => {
+                    // SAFETY: the live connection's read event: nginx tells
+                    // us again when more comes.
+                    unsafe { (*(*c).read).set_ready(0) };
+                    return Ok(false);
+                }
+                _ => return Err(e),
+            }
+        }
+    }
+
+    /// Answers the daemon's `Read` with what the client has sent, reading
+    /// from the client now if nothing is kept; or waits for the client.
+    fn supply_body(&mut self) {
+        let Some(n) = self.want else { return };
+        if self.body.is_empty() && !self.body_ended {
+            if let Err(rc) = self.read_client() {
+                // The request ends with nginx's status (or is cut): the
+                // connection closes with it, which fails the app's read.
+                if self.alive() {
+                    // SAFETY: ctx is live while shared.alive.
+                    unsafe { crate::output::end_after_body_error(&mut *self.ctx, rc) };
+                }
+                return;
+            }
+        }
+        if self.body.is_empty() && !self.body_ended {
+            // The client's timers run meanwhile, not the daemon's.
+            self.arm_read_timer();
+            return;
+        }
+        let k = n.min(self.body.len());
+        let chunk: Vec<u8> = self.body.drain(..k).collect();
+        let _ = frame::write(&mut self.out, Kind::Body, &chunk);
+        self.want = None;
+        // Until the daemon asks again, the client may wait.
+        // SAFETY: the request and its connection are live (alive).
+        unsafe {
+            let rev = (*(*self.r).connection).read;
+            if (*rev).timer_set() != 0 && !self.body_ended {
+                ngx::ffi::ngx_del_timer(rev);
+            }
+        }
+        if let Err(e) = self.write_out() {
+            return self.broken(e);
+        }
+        self.arm_read_timer();
+    }
+
+    /// Reads what the client has sent into `body`; nginx's status when
+    /// reading failed.
+    fn read_client(&mut self) -> Result<(), ngx_int_t> {
+        let r = self.r;
+        // SAFETY: r is live (the link runs only while the request does, or
+        // returns first) and reads its body unbuffered, on the event loop.
+        unsafe {
+            if (*r).reading_body() == 0 {
+                self.body_ended = true;
+                return Ok(());
+            }
+            let rc = ngx::ffi::ngx_http_read_unbuffered_request_body(r);
+            if rc == ngx::ffi::NGX_ERROR as ngx_int_t
+                || rc >= ngx::ffi::NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t
+            {
+                return Err(rc);
+            }
+            let body = &mut self.body;
+            crate::body::take_bufs(r, &mut |b| body.extend(b));
+            if rc == NGX_OK as ngx_int_t || (*r).reading_body() == 0 {
+                self.body_ended = true;
+                // From now on, watch for the client leaving.
+                (*r).read_event_handler = Some(ngx::ffi::ngx_http_test_reading);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// # Safety
+/// `ev` is an event of a daemon connection with a link as its data.
+unsafe fn link_of(ev: *mut ngx_event_t) -> *mut Link {
+    // SAFETY: by link_of's contract.
+    unsafe { (*(*ev).data.cast::<ngx_connection_t>()).data.cast::<Link>() }
+}
+
+/// The daemon sent something (or the read timer fired).
+unsafe extern "C" fn on_read(ev: *mut ngx_event_t) {
+    guard::entry("a group connection's read event", (), || {
+        // SAFETY: nginx calls this with the read event of a connection a
+        // link set it on; the link lives while the connection is its.
+        unsafe { enter(link_of(ev), |l| l.read()) }
+    })
+}
+
+/// The daemon's socket has room again (or the write timer fired).
+unsafe extern "C" fn on_write(ev: *mut ngx_event_t) {
+    guard::entry("a group connection's write event", (), || {
+        // SAFETY: as in on_read, for the write event.
+        unsafe {
+            let timedout = (*ev).timedout() != 0;
+            enter(link_of(ev), |l| {
+                let done = if timedout {
+                    Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the daemon took nothing (socket_timeout)",
+                    ))
+                } else {
+                    l.write_out()
+                };
+                if let Err(e) = done {
+                    l.broken(e);
+                }
+            })
+        }
+    })
+}
+
+/// Time to try the group again.
+unsafe extern "C" fn on_wait(ev: *mut ngx_event_t) {
+    guard::entry("a group connection's wait", (), || {
+        // SAFETY: the wait event's data is the link's stand-in connection,
+        // whose data is the link; the link deletes the timer when it goes.
+        unsafe { enter(link_of(ev), |l| l.connect()) }
+    })
+}
+
+/// The client sent more of the body (or its read timer fired).
+unsafe extern "C" fn on_client_body(r: *mut ngx_http_request_t) {
+    guard::entry("a group request's body event", (), || {
+        // SAFETY: nginx calls this with a live request whose context is a
+        // ReqCtx with a link (`start` set this handler after attaching it).
+        unsafe {
+            let Some(link) = crate::output::link_of(r) else {
+                return;
+            };
+            enter(link, |l| {
+                if l.want.is_some() {
+                    l.supply_body();
+                } else {
+                    // The daemon has not asked: leave it in the socket, and
+                    // do not let the client time out for the app's pace.
+                    let rev = (*(*r).connection).read;
+                    if (*rev).timedout() == 0 && (*rev).timer_set() != 0 {
+                        ngx::ffi::ngx_del_timer(rev);
+                    }
+                }
+            })
+        }
+    })
+}
+
+/// The link of a request's `LinkRef`.
+impl LinkRef {
+    pub fn link(&self) -> *mut Link {
+        self.link
+    }
+}

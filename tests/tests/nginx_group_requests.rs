@@ -1,0 +1,235 @@
+//! Requests served by nginx's process groups (`wsgi_group`): the apps run in
+//! the group's daemons, never in the workers (which then run no Python at
+//! all), and what embedded apps get holds there too: the shared behaviour
+//! and mistake tables, uploads and responses that stream both ways with
+//! backpressure, a client that leaves stops the app, nginx's filters apply.
+
+use std::io::{BufReader, Read, Write};
+use std::time::Duration;
+
+use oxwsgi_e2e::http::{self, Request};
+use oxwsgi_e2e::nginx::{Config, Nginx};
+use oxwsgi_e2e::{app, wait_until, wire};
+
+fn comm(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// The group's daemons (children of the master's manager).
+fn daemons(n: &Nginx) -> Vec<i32> {
+    oxwsgi_e2e::children_of(n.master_pid())
+        .into_iter()
+        .filter(|p| comm(*p) == "oxwsgi: groups")
+        .flat_map(oxwsgi_e2e::children_of)
+        .filter(|p| comm(*p) == "(wsgi:site)")
+        .collect()
+}
+
+/// nginx's workers (the master's children that are not the manager).
+fn workers(n: &Nginx) -> Vec<i32> {
+    oxwsgi_e2e::children_of(n.master_pid())
+        .into_iter()
+        .filter(|p| comm(*p) != "oxwsgi: groups")
+        .collect()
+}
+
+fn group_site(location: &str) -> Nginx {
+    Nginx::start(
+        Config::new(&format!(
+            "location / {{ wsgi_group site; wsgi_app {}; client_max_body_size 200m; {location} }}",
+            app("cases.py")
+        ))
+        .http("wsgi_process_group site processes=2 threads=4;"),
+    )
+}
+
+/// Whether `pid` has Python threads (the module links libpython, so its
+/// mapping says nothing; an embedded worker starts `oxwsgi-N` threads).
+fn runs_python(pid: i32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with("oxwsgi-"))
+        })
+}
+
+#[test]
+fn apps_run_in_the_group_and_behave_as_embedded() {
+    let n = group_site("");
+    let pid: i32 = http::get(n.port, "/pid").text().parse().unwrap();
+    assert!(wait_until(Duration::from_secs(10), || daemons(&n).len() == 2));
+    assert!(
+        daemons(&n).contains(&pid),
+        "{pid} is no daemon of the group"
+    );
+    for w in workers(&n) {
+        assert!(!runs_python(w), "worker {w} started Python");
+    }
+    let env = http::get(n.port, "/env").text();
+    assert!(env.contains("\"SCRIPT_NAME\": \"\""), "{env}");
+    assert!(env.contains("\"wsgi.multiprocess\": true"), "{env}");
+    wire::no_body_leaks(n.port, "");
+    wire::latin1_headers(n.port, "");
+    wire::length_promises(n.port, "");
+    wire::each_chunk_leaves_at_once(n.port, "");
+    wire::streaming_while_reading_and_logging(n.port, "", || n.error_log());
+    for &(path, message) in oxwsgi_e2e::cases::MISTAKES {
+        let r = http::get(n.port, path);
+        assert_eq!(r.status, 500, "{path}");
+        assert!(n.wait_log(message), "{path}: {message:?} not logged");
+    }
+    // Keep-alive connections reuse the daemons' connections.
+    let mut c = http::Conn::open(n.port);
+    for _ in 0..50 {
+        assert_eq!(c.send(Request::get("/cookies")).unwrap().status, 200);
+    }
+}
+
+#[test]
+fn uploads_stream_to_the_daemon_at_the_apps_pace() {
+    let n = group_site("");
+    let large: Vec<u8> = (0..3_000_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    for (how, chunked) in [
+        ("chunks&size=8192", false),
+        ("chunks&size=65536", true),
+        ("lines", false),
+    ] {
+        let mut req = Request::post(
+            &format!("/echo?how={how}"),
+            "application/octet-stream",
+            &large,
+        );
+        if chunked {
+            req = req.chunked();
+        }
+        let r = req.send(n.port);
+        assert_eq!(r.status, 200, "{how}");
+        assert!(r.body == large, "{how} chunked={chunked}: the body differs");
+    }
+    // 64 MiB to an app that reads slowly: nothing piles up in the worker.
+    let worker = workers(&n)[0];
+    let baseline = oxwsgi_e2e::rss_kib(&[worker]);
+    let size = 64 << 20;
+    let mut s = http::connect(n.port);
+    let head = format!(
+        "POST /consume?delay=0.002 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {size}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let block = vec![b'u'; 1 << 20];
+    let mut peak = 0;
+    for _ in 0..(size >> 20) {
+        s.write_all(&block).unwrap();
+        peak = peak.max(oxwsgi_e2e::rss_kib(&[worker]));
+    }
+    let r = http::read_response(&mut BufReader::new(s), false).unwrap();
+    assert_eq!(r.text(), size.to_string());
+    let growth = peak.saturating_sub(baseline);
+    assert!(
+        growth < 16 * 1024,
+        "worker RSS grew by {growth} KiB during a 64 MiB upload"
+    );
+}
+
+#[test]
+fn a_slow_client_throttles_the_daemon_and_one_that_leaves_stops_the_app() {
+    let n = group_site("");
+    let worker = workers(&n)[0];
+    wire::slow_reader_is_throttled(n.port, "", || oxwsgi_e2e::rss_kib(&[worker]));
+
+    // Which daemon counts the closes is up to the pool: ask until the sum
+    // over both has moved.
+    let closed = || -> u64 {
+        (0..8)
+            .map(|_| http::get(n.port, "/closed").text().parse::<u64>().unwrap())
+            .max()
+            .unwrap()
+    };
+    let before = closed();
+    {
+        let mut s = http::connect(n.port);
+        s.write_all(&Request::get("/stream?n=100000&size=1000&delay=0.01").to_bytes(n.port))
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).unwrap();
+    }
+    assert!(
+        wait_until(Duration::from_secs(10), || closed() > before),
+        "close() was not called after the client left"
+    );
+}
+
+#[test]
+fn nginx_filters_apply_to_group_responses() {
+    let n =
+        group_site("gzip on; gzip_types text/plain; gzip_min_length 1; add_header X-Filter yes;");
+    let r = Request::get("/big?size=100000")
+        .header("Accept-Encoding", "gzip")
+        .send(n.port);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Encoding"), Some("gzip"));
+    assert_eq!(r.header("X-Filter"), Some("yes"));
+    // nginx logs a request once it has sent the response.
+    let logged = || std::fs::read_to_string(n.dir.join("access.log")).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(5), || logged()
+            .contains("GET /big?size=100000")),
+        "{}",
+        logged()
+    );
+}
+
+#[test]
+fn a_group_that_is_not_there_is_a_503_after_its_connect_timeout() {
+    let n = Nginx::start(
+        Config::new(&format!(
+            "location / {{ wsgi_group site; wsgi_app {}; }}",
+            app("cases.py")
+        ))
+        .http("wsgi_process_group site processes=1 connect_timeout=1;"),
+    );
+    let pid: i32 = http::get(n.port, "/pid").text().parse().unwrap();
+    // Nobody can reach the daemons any more: the socket's name is gone, and
+    // the daemon that the worker's pooled connection leads to dies.
+    std::fs::remove_file(n.dir.join("nginx-oxwsgi.site.sock")).unwrap();
+    // SAFETY: signalling a daemon of the nginx this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert!(wait_until(Duration::from_secs(5), || {
+        let d = daemons(&n);
+        d.len() == 1 && d[0] != pid
+    }));
+    let t = std::time::Instant::now();
+    let r = http::get(n.port, "/cookies");
+    let waited = t.elapsed();
+    assert_eq!(r.status, 503);
+    assert!(waited >= Duration::from_millis(900), "{waited:?}");
+    assert!(n.wait_log("group site: cannot reach its daemons"));
+}
+
+#[test]
+fn nginx_t_checks_wsgi_group() {
+    for (server, message) in [
+        (
+            "location / { wsgi_group nosuch; wsgi_app /srv/a.py; }",
+            "no wsgi_process_group is named \"nosuch\"",
+        ),
+        (
+            "location / { wsgi_group site; wsgi_request_timeout 5s; wsgi_app /srv/a.py; }",
+            "\"wsgi_request_timeout\" applies to apps in nginx's workers, not to those of group \"site\"",
+        ),
+    ] {
+        let (ok, out) =
+            oxwsgi_e2e::nginx::check(&Config::new(server).http("wsgi_process_group site;"));
+        assert!(!ok, "{server}");
+        assert!(out.contains(message), "{server}: {out}");
+    }
+    let (ok, out) = oxwsgi_e2e::nginx::check(
+        &Config::new("wsgi_group site; location / { wsgi_app /srv/a.py; } location /e { wsgi_group off; wsgi_app /srv/b.py; }")
+            .http("wsgi_process_group site;"),
+    );
+    assert!(ok, "{out}");
+}
