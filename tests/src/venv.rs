@@ -1,7 +1,7 @@
-//! A virtualenv with the example sites' requirements (Flask, Django), made
-//! with Debian's python3.11 and pip, cached under build/out by the
-//! requirements' contents, and shared by the tests (a file lock serialises
-//! its creation between test processes).
+//! Virtualenvs for the tests, made with the system's python3 and pip,
+//! cached under build/out by their requirements' contents, and shared by
+//! the tests (a file lock serialises their creation between test
+//! processes).
 
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
@@ -9,35 +9,56 @@ use std::process::Command;
 
 use crate::repo;
 
-/// The path of a ready virtualenv with examples/requirements.txt installed.
+/// The interpreter venvs are made with: the one the modules are built
+/// against (`PYO3_PYTHON`, set per Debian release), else the system's.
+pub fn python() -> PathBuf {
+    std::env::var_os("PYO3_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/python3"))
+}
+
+/// The path of a ready virtualenv with examples/requirements.txt installed
+/// (the example sites: Flask, Django).
 pub fn sites_venv() -> PathBuf {
     let reqs = repo().join("examples/requirements.txt");
     let text = std::fs::read_to_string(&reqs).expect("examples/requirements.txt");
-    let key = text.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100000001b3)
-    });
+    with_requirements("sites", &text)
+}
+
+/// The path of a ready virtualenv named `tag` with `requirements` (the
+/// text of a requirements file) installed.
+pub fn with_requirements(tag: &str, requirements: &str) -> PathBuf {
+    let python = python();
+    let key = requirements
+        .bytes()
+        .chain(python.to_string_lossy().bytes())
+        .fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100000001b3)
+        });
     let base = repo().join("build/out");
     std::fs::create_dir_all(&base).unwrap();
-    let venv = base.join(format!("venv-sites-{key:016x}"));
-    let lock = std::fs::File::create(base.join("venv-sites.lock")).unwrap();
+    let venv = base.join(format!("venv-{tag}-{key:016x}"));
+    let lock = std::fs::File::create(base.join(format!("venv-{tag}.lock"))).unwrap();
     // SAFETY: flock on a descriptor we own; released when `lock` is dropped.
     unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
     if !venv.join(".ready").exists() {
         let _ = std::fs::remove_dir_all(&venv);
-        let ok = Command::new("/usr/bin/python3.11")
+        let ok = Command::new(&python)
             .args(["-m", "venv"])
             .arg(&venv)
             .status()
-            .expect("python3.11 -m venv")
+            .expect("python3 -m venv")
             .success();
         assert!(ok, "creating the venv failed");
+        let reqs = venv.join("requirements.txt");
+        std::fs::write(&reqs, requirements).unwrap();
         let ok = Command::new(venv.join("bin/pip"))
             .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
             .arg(&reqs)
             .status()
             .expect("pip install")
             .success();
-        assert!(ok, "pip install -r examples/requirements.txt failed");
+        assert!(ok, "pip install of {requirements:?} failed");
         std::fs::write(venv.join(".ready"), "").unwrap();
     }
     drop(lock);

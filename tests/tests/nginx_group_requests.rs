@@ -233,3 +233,61 @@ fn nginx_t_checks_wsgi_group() {
     );
     assert!(ok, "{out}");
 }
+
+/// The multi-project server: two sites in one nginx, each in its own group,
+/// virtualenv (two Flask versions) and user; each sees only its own
+/// packages.
+#[test]
+fn two_projects_each_with_its_own_venv_flask_and_user() {
+    let one = oxwsgi_e2e::venv::sites_venv();
+    let two = oxwsgi_e2e::venv::with_requirements("flask2", "flask==2.3.3\n");
+    let dir = oxwsgi_e2e::temp_dir("projects");
+    let script = "import os, sys\n\
+                  import flask\n\
+                  app = flask.Flask(__name__)\n\
+                  @app.route('/')\n\
+                  def index():\n\
+                  \x20   try:\n\
+                  \x20       import django\n\
+                  \x20       other = 'django'\n\
+                  \x20   except ImportError:\n\
+                  \x20       other = 'no-django'\n\
+                  \x20   from importlib.metadata import version\n\
+                  \x20   return ' '.join([version('flask'), str(os.getuid()), sys.prefix, other])\n\
+                  application = app\n";
+    for name in ["one", "two"] {
+        let path = dir.join(format!("{name}.py"));
+        std::fs::write(&path, script).unwrap();
+        oxwsgi_e2e::set_mode(&path, 0o644);
+    }
+    let n = Nginx::start(
+        Config::new(&format!(
+            "location /one/ {{ wsgi_group one; wsgi_app {d}/one.py; }}\n\
+             location /two/ {{ wsgi_group two; wsgi_app {d}/two.py; }}",
+            d = dir.display()
+        ))
+        .http(&format!(
+            "wsgi_process_group one processes=1 threads=2 user=www-data python_home={};\n\
+             wsgi_process_group two processes=1 threads=2 user=nobody group=nogroup python_home={};",
+            one.display(),
+            two.display()
+        )),
+    );
+    let answer = |path: &str| -> Vec<String> {
+        let r = http::get(n.port, path);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        r.text().split(' ').map(str::to_string).collect()
+    };
+    let a = answer("/one/");
+    let b = answer("/two/");
+    assert_eq!(a[0], "3.1.3", "{a:?}");
+    assert_eq!(b[0], "2.3.3", "{b:?}");
+    assert_eq!(
+        (a[1].as_str(), b[1].as_str()),
+        ("33", "65534"),
+        "www-data, nobody"
+    );
+    assert_eq!(std::path::Path::new(&a[2]), one.as_path());
+    assert_eq!(std::path::Path::new(&b[2]), two.as_path());
+    assert_eq!((a[3].as_str(), b[3].as_str()), ("django", "no-django"));
+}
