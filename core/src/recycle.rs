@@ -25,7 +25,8 @@ pub struct Limits {
 
 /// How often the resident set is read (a request at most this often pays
 /// for reading /proc).
-const RSS_EVERY: Duration = Duration::from_secs(1);
+/// How often a process looks at its RSS (after a request, at most).
+pub const RSS_EVERY: Duration = Duration::from_secs(1);
 
 /// One process's recycling state.
 pub struct Recycler {

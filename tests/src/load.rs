@@ -10,7 +10,14 @@ pub struct Load {
 
 /// `wrk` on `path` for `secs` seconds with 16 kept-alive connections.
 pub fn wrk(port: u16, path: &str, secs: u32) -> Load {
+    wrk_with(port, path, secs, &[])
+}
+
+/// `wrk` on `path` for `secs` seconds with 16 connections, sending
+/// `headers` (`Connection: close`: a connection per request).
+pub fn wrk_with(port: u16, path: &str, secs: u32, headers: &[&str]) -> Load {
     let out = Command::new("wrk")
+        .args(headers.iter().flat_map(|h| ["-H", h]))
         .args([
             "-t2",
             "-c16",

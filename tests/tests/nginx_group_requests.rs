@@ -291,3 +291,93 @@ fn two_projects_each_with_its_own_venv_flask_and_user() {
     assert_eq!(std::path::Path::new(&b[2]), two.as_path());
     assert_eq!((a[3].as_str(), b[3].as_str()), ("django", "no-django"));
 }
+
+fn hello_group(options: &str) -> Nginx {
+    Nginx::start(
+        Config::new(&format!(
+            "location / {{ wsgi_group site; wsgi_app {}; }}",
+            app("cases.py")
+        ))
+        .http(&format!(
+            "wsgi_process_group site processes=2 threads=4 {options};"
+        )),
+    )
+}
+
+#[test]
+fn under_load_a_killed_daemon_costs_at_most_its_requests() {
+    let n = hello_group("");
+    assert!(wait_until(Duration::from_secs(10), || daemons(&n).len() == 2));
+    let port = n.port;
+    let wrk = std::thread::spawn(move || oxwsgi_e2e::load::wrk(port, "/cookies", 4));
+    std::thread::sleep(Duration::from_millis(1500));
+    let victim = daemons(&n)[0];
+    // SAFETY: signalling a daemon of the nginx this test started.
+    unsafe { libc::kill(victim, libc::SIGKILL) };
+    let t = std::time::Instant::now();
+    assert!(wait_until(Duration::from_secs(5), || {
+        let d = daemons(&n);
+        d.len() == 2 && !d.contains(&victim)
+    }));
+    let back = t.elapsed();
+    let l = wrk.join().unwrap();
+    assert!(
+        back < Duration::from_millis(1500),
+        "replaced after {back:?}"
+    );
+    // What the killed daemon had begun to answer (threads=4) may fail;
+    // what it had not, goes to the other daemon.
+    assert!(l.failures() <= 4, "{}", l.output);
+    assert!(l.requests > 1000, "{}", l.output);
+}
+
+/// nginx closes the old workers' idle kept-alive connections when it
+/// reloads, and a client that sent a request on one just then sees it
+/// closed (HTTP lets a server do so; browsers send such a request again,
+/// wrk counts an error): that is nginx's, with any content. What a reload
+/// must not lose is a request it took, so the load here opens a
+/// connection per request.
+#[test]
+fn reloads_under_load_fail_no_request() {
+    let n = hello_group("");
+    assert!(wait_until(Duration::from_secs(10), || daemons(&n).len() == 2));
+    let port = n.port;
+    let wrk = std::thread::spawn(move || {
+        oxwsgi_e2e::load::wrk_with(port, "/cookies", 6, &["Connection: close"])
+    });
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(2000));
+        n.signal(libc::SIGHUP);
+    }
+    let l = wrk.join().unwrap();
+    assert_eq!(l.failures(), 0, "{}", l.output);
+    assert!(l.requests > 1000, "{}", l.output);
+    assert!(
+        n.error_log().matches("the group is stopping").count() >= 4,
+        "both reloads retired the old daemons\n{}",
+        n.error_log()
+    );
+}
+
+#[test]
+fn a_leaking_app_is_recycled_by_max_rss_without_failing_a_request() {
+    let n = hello_group("max_rss=96m graceful_timeout=5");
+    let stop = std::time::Instant::now() + Duration::from_secs(5);
+    let mut c = http::Conn::open(n.port);
+    let (mut served, mut failed) = (0, Vec::new());
+    while std::time::Instant::now() < stop {
+        match c.send(Request::get("/leak?mb=2")) {
+            Ok(r) if r.status == 200 => served += 1,
+            Ok(r) => failed.push(r.status.to_string()),
+            Err(e) => {
+                failed.push(e.to_string());
+                c = http::Conn::open(n.port);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(served > 100, "{served}");
+    let recycles = n.error_log().matches("(max-rss)").count();
+    assert!(recycles >= 2, "{recycles} recycles\n{}", n.error_log());
+}

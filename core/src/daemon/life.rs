@@ -50,6 +50,8 @@ pub struct Life {
     /// Set when the process stops taking requests (the dispatcher's stop).
     stopping: Arc<AtomicBool>,
     ending: Mutex<Option<(End, Instant)>>,
+    /// When the RSS is next looked at (ms since `born`).
+    rss_due_ms: AtomicU64,
 }
 
 impl Life {
@@ -63,6 +65,7 @@ impl Life {
             last_request_ms: AtomicU64::new(0),
             gil_seen_ms: AtomicU64::new(0),
             loaded_any: AtomicBool::new(false),
+            rss_due_ms: AtomicU64::new(0),
             stopping: Arc::new(AtomicBool::new(false)),
             ending: Mutex::new(None),
         })
@@ -98,6 +101,40 @@ impl Life {
             self.end(
                 End::Recycle,
                 &format!("it served {served} requests (maximum-requests)"),
+            );
+        }
+        if let Some(limit) = self.spec.max_rss {
+            self.check_rss(limit);
+        }
+    }
+
+    /// Recycles the process once its resident memory passed `limit`
+    /// (looked at once a second at most: a leak is slow, /proc is not free).
+    fn check_rss(&self, limit: u64) {
+        let now = self.now_ms();
+        let due = self.rss_due_ms.load(Ordering::Relaxed);
+        let next = now + crate::recycle::RSS_EVERY.as_millis() as u64;
+        if now < due
+            || self.stopping()
+            || self
+                .rss_due_ms
+                .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let Some(rss) = crate::recycle::rss_bytes() else {
+            return;
+        };
+        if rss > limit {
+            crate::metrics::recycled(crate::metrics::RecycleReason::MaxRss);
+            self.end(
+                End::Recycle,
+                &format!(
+                    "its memory (RSS {} MiB) passed the limit of {} MiB (max-rss)",
+                    rss >> 20,
+                    limit >> 20
+                ),
             );
         }
     }
@@ -274,6 +311,19 @@ mod tests {
         let mut spec = Lifecycle::default();
         f(&mut spec);
         Life::new("t", spec)
+    }
+
+    #[test]
+    fn passing_max_rss_ends_gracefully() {
+        let l = life(|s| s.max_rss = Some(1 << 40));
+        l.request_started();
+        l.request_finished();
+        assert!(!l.stopping(), "under the limit");
+        let l = life(|s| s.max_rss = Some(1));
+        l.request_started();
+        l.request_finished();
+        assert!(l.stopping(), "over the limit");
+        assert!(l.deadline().unwrap() > Instant::now() + Duration::from_secs(14));
     }
 
     #[test]

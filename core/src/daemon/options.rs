@@ -52,6 +52,8 @@ pub const SUPPORTED: &[&str] = &[
     "script-user",
     "script-group",
     "response-socket-timeout",
+    // oxwsgi's own (nginx's wsgi_max_rss, for a group).
+    "max-rss",
 ];
 
 /// Options mod_wsgi documents that oxwsgi does not implement.
@@ -63,6 +65,9 @@ pub const NOT_YET: &[&str] = &["chroot"];
 pub struct Lifecycle {
     /// Replaced after this many requests.
     pub maximum_requests: Option<u64>,
+    /// Replaced when its resident memory passes this many bytes (looked at
+    /// after a request, at most once a second).
+    pub max_rss: Option<u64>,
     /// Replaced after running this long.
     pub restart_interval: Option<Duration>,
     /// Replaced after this long without a request (once it served one).
@@ -87,6 +92,7 @@ impl Default for Lifecycle {
         // mod_wsgi's defaults.
         Lifecycle {
             maximum_requests: None,
+            max_rss: None,
             restart_interval: None,
             inactivity_timeout: None,
             graceful_timeout: Duration::from_secs(15),
@@ -296,6 +302,7 @@ impl GroupOptions {
                 life.maximum_requests =
                     Some(count(key, value, 0, usize::MAX)? as u64).filter(|n| *n > 0)
             }
+            "max-rss" => life.max_rss = bytes(key, value)?,
             "restart-interval" => life.restart_interval = time(key, value)?,
             "inactivity-timeout" => life.inactivity_timeout = time(key, value)?,
             "graceful-timeout" => life.graceful_timeout = time(key, value)?.unwrap_or_default(),
