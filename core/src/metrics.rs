@@ -20,13 +20,15 @@ pub const APPS: usize = 64;
 pub const PROCS: usize = 256;
 /// Requests in flight shown at once (more are counted, not listed).
 pub const REQUESTS: usize = 512;
+/// Process groups one server can report on (by name).
+pub const GROUPS: usize = 32;
 /// Upper bounds of the duration histograms' buckets, in seconds (`+Inf`
 /// is the count).
 pub const BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-const MAGIC: u64 = 0x6f78_7773_6769_0001;
+const MAGIC: u64 = 0x6f78_7773_6769_0002;
 
 /// Why a process's Python was recycled (the label of the counter).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,10 +146,78 @@ pub struct AppSlot {
 pub struct ProcSlot {
     /// The process's pid; 0 when free.
     pid: AtomicU64,
+    /// The process group it is a daemon of (empty: a server process).
+    group: Text<4>,
     started_unix: AtomicU64,
     requests: AtomicU64,
     rss: AtomicU64,
     threads: AtomicU64,
+}
+
+/// A process group's own counters (its processes come and go).
+#[repr(C)]
+pub struct GroupSlot {
+    /// 0: free; 1: being named; 2: in use.
+    state: AtomicU64,
+    name: Text<4>,
+    recycles: [AtomicU64; 3],
+}
+
+/// A table slot found by name (apps, groups).
+trait Named<const W: usize> {
+    fn state(&self) -> &AtomicU64;
+    fn name(&self) -> &Text<W>;
+}
+
+impl Named<24> for AppSlot {
+    fn state(&self) -> &AtomicU64 {
+        &self.state
+    }
+    fn name(&self) -> &Text<24> {
+        &self.name
+    }
+}
+
+impl Named<4> for GroupSlot {
+    fn state(&self) -> &AtomicU64 {
+        &self.state
+    }
+    fn name(&self) -> &Text<4> {
+        &self.name
+    }
+}
+
+/// The slot called `name` in `slots`, taken if there is none yet.
+fn named_slot<const W: usize, S: Named<W>>(slots: &[S], name: &str) -> Option<usize> {
+    let named =
+        |s: &S| s.state().load(Ordering::Acquire) == 2 && s.name().load() == name.as_bytes();
+    loop {
+        let mut free = None;
+        for (i, slot) in slots.iter().enumerate() {
+            match slot.state().load(Ordering::Acquire) {
+                0 => {
+                    free.get_or_insert(i);
+                }
+                2 if named(slot) => return Some(i),
+                2 => {}
+                // Being named by another process: look again.
+                _ => std::thread::yield_now(),
+            }
+        }
+        let i = free?;
+        let slot = &slots[i];
+        if slot
+            .state()
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            slot.name().store(name.as_bytes());
+            slot.state().store(2, Ordering::Release);
+            // Two processes may have named the same one in two slots at
+            // once; the lower one wins from now on.
+            return slots.iter().position(named).or(Some(i));
+        }
+    }
 }
 
 #[repr(C)]
@@ -180,6 +250,7 @@ pub struct Region {
     apps: [AppSlot; APPS],
     procs: [ProcSlot; PROCS],
     requests: [RequestSlot; REQUESTS],
+    groups: [GroupSlot; GROUPS],
 }
 
 fn unix_now() -> Duration {
@@ -207,44 +278,12 @@ impl Region {
 
     /// The slot of the app called `name`, taken if it has none yet.
     pub fn app(&self, name: &str) -> Option<usize> {
-        loop {
-            let mut free = None;
-            for (i, slot) in self.apps.iter().enumerate() {
-                match slot.state.load(Ordering::Acquire) {
-                    0 => {
-                        free.get_or_insert(i);
-                    }
-                    2 if slot.name.load() == name.as_bytes() => return Some(i),
-                    2 => {}
-                    // Being named by another process: look again.
-                    _ => std::thread::yield_now(),
-                }
-            }
-            let i = free?;
-            let slot = &self.apps[i];
-            if slot
-                .state
-                .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                slot.name.store(name.as_bytes());
-                slot.state.store(2, Ordering::Release);
-                // Two processes may have named the same app in two slots
-                // at once; the lower one wins from now on.
-                return self
-                    .apps
-                    .iter()
-                    .position(|s| {
-                        s.state.load(Ordering::Acquire) == 2 && s.name.load() == name.as_bytes()
-                    })
-                    .or(Some(i));
-            }
-        }
+        named_slot(&self.apps, name)
     }
 
     /// The slot of process `pid` (taken; a dead process's slot is reused,
     /// pids being unique among live processes).
-    fn proc(&self, pid: u64, threads: usize) -> Option<usize> {
+    fn proc(&self, pid: u64, threads: usize, group: &str) -> Option<usize> {
         let i = self
             .procs
             .iter()
@@ -261,6 +300,7 @@ impl Region {
             .store(unix_now().as_secs(), Ordering::Relaxed);
         p.requests.store(0, Ordering::Relaxed);
         p.threads.store(threads as u64, Ordering::Relaxed);
+        p.group.store(group.as_bytes());
         Some(i)
     }
 
@@ -290,19 +330,28 @@ struct Attached {
     region: &'static Region,
     proc: usize,
     pid: u64,
+    /// The slot of its process group, for a group's daemon.
+    group: Option<usize>,
 }
 
 static ATTACHED: OnceLock<Attached> = OnceLock::new();
 
-/// Attaches this process (an nginx worker, an Apache child) to `region`,
-/// with `threads` Python threads. Recording is a no-op until then.
-pub fn attach(region: &'static Region, threads: usize) {
+/// Attaches this process (an nginx worker, an Apache child, a daemon of
+/// process group `group`) to `region`, with `threads` Python threads.
+/// Recording is a no-op until then.
+pub fn attach(region: &'static Region, threads: usize, group: Option<&str>) {
     region.init();
     let pid = u64::from(std::process::id());
     let alive = |p: u64| p == pid || std::path::Path::new(&format!("/proc/{p}")).exists();
     region.sweep(alive);
-    if let Some(proc) = region.proc(pid, threads) {
-        let _ = ATTACHED.set(Attached { region, proc, pid });
+    let group_slot = group.and_then(|g| named_slot(&region.groups, g));
+    if let Some(proc) = region.proc(pid, threads, group.unwrap_or("")) {
+        let _ = ATTACHED.set(Attached {
+            region,
+            proc,
+            pid,
+            group: group_slot,
+        });
         sampler::start();
     }
 }
@@ -312,10 +361,15 @@ pub fn region() -> Option<&'static Region> {
     ATTACHED.get().map(|a| a.region)
 }
 
-/// Counts a recycle of this process's Python.
+/// Counts a recycle of this process's Python: the server's, or its
+/// group's for a daemon.
 pub fn recycled(why: RecycleReason) {
-    if let Some(a) = ATTACHED.get() {
-        a.region.recycled(why);
+    let Some(a) = ATTACHED.get() else { return };
+    match a.group.and_then(|g| a.region.groups.get(g)) {
+        Some(g) => {
+            g.recycles[why as usize].fetch_add(1, Ordering::Relaxed);
+        }
+        None => a.region.recycled(why),
     }
 }
 
@@ -467,6 +521,8 @@ pub struct AppSnapshot {
 #[derive(Clone, Debug)]
 pub struct ProcSnapshot {
     pub pid: u64,
+    /// Its process group (empty: a server process).
+    pub group: String,
     pub started_unix: u64,
     pub requests: u64,
     pub rss: u64,
@@ -487,6 +543,14 @@ pub struct RequestSnapshot {
     pub stack: String,
 }
 
+#[derive(Clone, Debug)]
+pub struct GroupSnapshot {
+    pub name: String,
+    /// Its daemons alive now.
+    pub processes: u64,
+    pub recycles: Vec<(RecycleReason, u64)>,
+}
+
 /// Everything the status page shows, read at one moment.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
@@ -496,6 +560,7 @@ pub struct Snapshot {
     pub apps: Vec<AppSnapshot>,
     pub procs: Vec<ProcSnapshot>,
     pub requests: Vec<RequestSnapshot>,
+    pub groups: Vec<GroupSnapshot>,
 }
 
 fn lossy(b: Vec<u8>) -> String {
@@ -505,7 +570,14 @@ fn lossy(b: Vec<u8>) -> String {
 impl Region {
     /// Reads the whole region (processes that are gone are swept first).
     pub fn snapshot(&self) -> Snapshot {
-        self.sweep(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
+        Region::snapshot_of(self, |p| {
+            std::path::Path::new(&format!("/proc/{p}")).exists()
+        })
+    }
+
+    /// Reads the whole region, after sweeping the processes `alive` denies.
+    fn snapshot_of(&self, alive: impl Fn(u64) -> bool) -> Snapshot {
+        self.sweep(alive);
         let now = unix_now();
         let apps: Vec<AppSnapshot> = self
             .apps
@@ -562,19 +634,36 @@ impl Region {
             }
         }
         requests.sort_by_key(|r| std::cmp::Reverse(r.elapsed));
-        let procs = self
+        let procs: Vec<ProcSnapshot> = self
             .procs
             .iter()
             .filter_map(|p| {
                 let pid = p.pid.load(Ordering::Acquire);
                 (pid != 0).then(|| ProcSnapshot {
                     pid,
+                    group: lossy(p.group.load()),
                     started_unix: p.started_unix.load(Ordering::Relaxed),
                     requests: p.requests.load(Ordering::Relaxed),
                     rss: p.rss.load(Ordering::Relaxed),
                     threads: p.threads.load(Ordering::Relaxed),
                     busy: requests.iter().filter(|r| r.pid == pid).count() as u64,
                 })
+            })
+            .collect();
+        let groups = self
+            .groups
+            .iter()
+            .filter(|g| g.state.load(Ordering::Acquire) == 2)
+            .map(|g| {
+                let name = lossy(g.name.load());
+                GroupSnapshot {
+                    processes: procs.iter().filter(|p| p.group == name).count() as u64,
+                    name,
+                    recycles: RecycleReason::ALL
+                        .iter()
+                        .map(|r| (*r, g.recycles[*r as usize].load(Ordering::Relaxed)))
+                        .collect(),
+                }
             })
             .collect();
         let (major, minor) = crate::interpreter::embedded_version();
@@ -590,6 +679,7 @@ impl Region {
             apps,
             procs,
             requests,
+            groups,
         }
     }
 }
@@ -711,6 +801,7 @@ mod tests {
             }),
             procs: std::array::from_fn(|_| ProcSlot {
                 pid: u(),
+                group: text(),
                 started_unix: u(),
                 requests: u(),
                 rss: u(),
@@ -726,6 +817,11 @@ mod tests {
                 path: text(),
                 client: text(),
                 stack: text(),
+            }),
+            groups: std::array::from_fn(|_| GroupSlot {
+                state: u(),
+                name: text(),
+                recycles: std::array::from_fn(|_| u()),
             }),
         }
     }
@@ -756,6 +852,26 @@ mod tests {
     }
 
     #[test]
+    fn groups_count_their_processes_and_recycles() {
+        let r = region();
+        r.init();
+        let g = named_slot(&r.groups, "site").unwrap();
+        assert_eq!(named_slot(&r.groups, "site"), Some(g));
+        r.groups[g].recycles[RecycleReason::MaxRss as usize].fetch_add(2, Ordering::Relaxed);
+        r.proc(4_000_001, 4, "site").unwrap();
+        r.proc(4_000_002, 8, "").unwrap();
+        r.proc(4_000_003, 4, "site").unwrap();
+        // Every pid counts as alive for this snapshot's sweep only if it is;
+        // keep the test's pids by reading without a sweep.
+        let snap = Region::snapshot_of(r, |_| true);
+        let site = snap.groups.iter().find(|g| g.name == "site").unwrap();
+        assert_eq!(site.processes, 2);
+        assert!(site.recycles.contains(&(RecycleReason::MaxRss, 2)));
+        let grouped: Vec<_> = snap.procs.iter().filter(|p| p.group == "site").collect();
+        assert_eq!(grouped.len(), 2);
+    }
+
+    #[test]
     fn histograms_are_cumulative() {
         let r = region();
         let h = &r.apps[0].duration;
@@ -773,7 +889,7 @@ mod tests {
     #[test]
     fn sweeping_frees_the_slots_of_dead_processes() {
         let r = region();
-        let p = r.proc(4_000_000, 8).unwrap();
+        let p = r.proc(4_000_000, 8, "").unwrap();
         assert_eq!(r.procs[p].pid.load(Ordering::Relaxed), 4_000_000);
         r.requests[3].pid.store(4_000_000, Ordering::Relaxed);
         r.sweep(|_| false);

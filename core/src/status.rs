@@ -9,7 +9,7 @@
 
 use std::fmt::Write;
 
-use crate::metrics::{AppSnapshot, BUCKETS, HistogramSnapshot, Snapshot};
+use crate::metrics::{AppSnapshot, BUCKETS, HistogramSnapshot, ProcSnapshot, Snapshot};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -214,18 +214,11 @@ pub fn prometheus(s: &Snapshot) -> String {
         "gauge",
         "Python threads of each server process, busy or idle.",
     );
-    for p in &s.procs {
+    let procs: Vec<(String, &ProcSnapshot)> = s.procs.iter().map(|p| (proc_labels(p), p)).collect();
+    for (l, p) in &procs {
         let idle = p.threads.saturating_sub(p.busy);
-        let _ = writeln!(
-            out,
-            "oxwsgi_threads{{pid=\"{}\",state=\"busy\"}} {}",
-            p.pid, p.busy
-        );
-        let _ = writeln!(
-            out,
-            "oxwsgi_threads{{pid=\"{}\",state=\"idle\"}} {idle}",
-            p.pid
-        );
+        let _ = writeln!(out, "oxwsgi_threads{{{l},state=\"busy\"}} {}", p.busy);
+        let _ = writeln!(out, "oxwsgi_threads{{{l},state=\"idle\"}} {idle}");
     }
     family(
         &mut out,
@@ -233,12 +226,8 @@ pub fn prometheus(s: &Snapshot) -> String {
         "gauge",
         "Resident memory of each server process running Python.",
     );
-    for p in &s.procs {
-        let _ = writeln!(
-            out,
-            "oxwsgi_process_resident_memory_bytes{{pid=\"{}\"}} {}",
-            p.pid, p.rss
-        );
+    for (l, p) in &procs {
+        let _ = writeln!(out, "oxwsgi_process_resident_memory_bytes{{{l}}} {}", p.rss);
     }
     family(
         &mut out,
@@ -246,12 +235,8 @@ pub fn prometheus(s: &Snapshot) -> String {
         "counter",
         "Requests each server process served since it started.",
     );
-    for p in &s.procs {
-        let _ = writeln!(
-            out,
-            "oxwsgi_process_requests_total{{pid=\"{}\"}} {}",
-            p.pid, p.requests
-        );
+    for (l, p) in &procs {
+        let _ = writeln!(out, "oxwsgi_process_requests_total{{{l}}} {}", p.requests);
     }
     family(
         &mut out,
@@ -266,7 +251,49 @@ pub fn prometheus(s: &Snapshot) -> String {
             why.label()
         );
     }
+    if s.groups.is_empty() {
+        return out;
+    }
+    family(
+        &mut out,
+        "oxwsgi_group_processes",
+        "gauge",
+        "Daemon processes of each process group alive now.",
+    );
+    for g in &s.groups {
+        let _ = writeln!(
+            out,
+            "oxwsgi_group_processes{{group=\"{}\"}} {}",
+            label(&g.name),
+            g.processes
+        );
+    }
+    family(
+        &mut out,
+        "oxwsgi_group_recycles_total",
+        "counter",
+        "Daemon processes of each process group replaced, by reason.",
+    );
+    for g in &s.groups {
+        for (why, n) in &g.recycles {
+            let _ = writeln!(
+                out,
+                "oxwsgi_group_recycles_total{{group=\"{}\",reason=\"{}\"}} {n}",
+                label(&g.name),
+                why.label()
+            );
+        }
+    }
     out
+}
+
+/// A process's labels: its pid, and its group for a group's daemon.
+fn proc_labels(p: &ProcSnapshot) -> String {
+    if p.group.is_empty() {
+        format!("pid=\"{}\"", p.pid)
+    } else {
+        format!("pid=\"{}\",group=\"{}\"", p.pid, label(&p.group))
+    }
 }
 
 /// A JSON string literal.
@@ -338,8 +365,14 @@ pub fn json(s: &Snapshot) -> String {
         .iter()
         .map(|p| {
             format!(
-                "{{\"pid\":{},\"started\":{},\"requests\":{},\"rss_bytes\":{},\"threads\":{},\"busy\":{}}}",
-                p.pid, p.started_unix, p.requests, p.rss, p.threads, p.busy
+                "{{\"pid\":{},\"group\":{},\"started\":{},\"requests\":{},\"rss_bytes\":{},\"threads\":{},\"busy\":{}}}",
+                p.pid,
+                js(&p.group),
+                p.started_unix,
+                p.requests,
+                p.rss,
+                p.threads,
+                p.busy
             )
         })
         .collect();
@@ -361,20 +394,34 @@ pub fn json(s: &Snapshot) -> String {
             )
         })
         .collect();
-    let recycles: Vec<String> = s
-        .recycles
+    let recycles = |r: &[(crate::metrics::RecycleReason, u64)]| -> String {
+        r.iter()
+            .map(|(why, n)| format!("{}:{n}", js(why.label())))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let groups: Vec<String> = s
+        .groups
         .iter()
-        .map(|(why, n)| format!("{}:{n}", js(why.label())))
+        .map(|g| {
+            format!(
+                "{{\"name\":{},\"processes\":{},\"recycles\":{{{}}}}}",
+                js(&g.name),
+                g.processes,
+                recycles(&g.recycles)
+            )
+        })
         .collect();
     format!(
         "{{\"uptime_seconds\":{},\"python\":{},\"version\":{},\"recycles\":{{{}}},\
-         \"apps\":[{}],\"processes\":[{}],\"requests\":[{}]}}\n",
+         \"apps\":[{}],\"processes\":[{}],\"groups\":[{}],\"requests\":[{}]}}\n",
         s.uptime.as_secs(),
         js(&s.python),
         js(env!("CARGO_PKG_VERSION")),
-        recycles.join(","),
+        recycles(&s.recycles),
         apps.join(","),
         procs.join(","),
+        groups.join(","),
         requests.join(",")
     )
 }
@@ -461,15 +508,39 @@ pub fn html(s: &Snapshot) -> String {
             mib(a.bytes_out)
         );
     }
+    if !s.groups.is_empty() {
+        out.push_str(
+            "</table><h2>Process groups</h2><table><tr><th class=\"l\">group</th>\
+             <th>processes</th><th class=\"l\">recycles</th></tr>",
+        );
+        for g in &s.groups {
+            let _ = write!(
+                out,
+                "<tr><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+                h(&g.name),
+                g.processes,
+                g.recycles
+                    .iter()
+                    .map(|(why, n)| format!("{} {n}", why.label()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
     out.push_str(
-        "</table><h2>Processes</h2><table><tr><th>pid</th><th>requests</th><th>threads busy</th>\
-         <th>threads</th><th>memory</th></tr>",
+        "</table><h2>Processes</h2><table><tr><th>pid</th><th class=\"l\">group</th>\
+         <th>requests</th><th>threads busy</th><th>threads</th><th>memory</th></tr>",
     );
     for p in &s.procs {
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             p.pid,
+            if p.group.is_empty() {
+                "(server)".to_string()
+            } else {
+                h(&p.group)
+            },
             p.requests,
             p.busy,
             p.threads,
@@ -507,7 +578,7 @@ pub fn html(s: &Snapshot) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::{AppSnapshot, ProcSnapshot, RecycleReason, RequestSnapshot};
+    use crate::metrics::{AppSnapshot, GroupSnapshot, RecycleReason, RequestSnapshot};
     use std::time::Duration;
 
     fn snapshot() -> Snapshot {
@@ -533,13 +604,30 @@ mod tests {
                 bytes_in: 100,
                 bytes_out: 2000,
             }],
-            procs: vec![ProcSnapshot {
-                pid: 77,
-                started_unix: 1,
-                requests: 16,
-                rss: 30 << 20,
-                threads: 8,
-                busy: 1,
+            procs: vec![
+                ProcSnapshot {
+                    pid: 77,
+                    group: String::new(),
+                    started_unix: 1,
+                    requests: 16,
+                    rss: 30 << 20,
+                    threads: 8,
+                    busy: 1,
+                },
+                ProcSnapshot {
+                    pid: 78,
+                    group: "site".into(),
+                    started_unix: 1,
+                    requests: 5,
+                    rss: 20 << 20,
+                    threads: 4,
+                    busy: 0,
+                },
+            ],
+            groups: vec![GroupSnapshot {
+                name: "site".into(),
+                processes: 1,
+                recycles: vec![(RecycleReason::MaxRss, 3)],
             }],
             requests: vec![RequestSnapshot {
                 pid: 77,
@@ -584,6 +672,9 @@ mod tests {
         ));
         assert!(text.contains(r#"oxwsgi_threads{pid="77",state="idle"} 7"#));
         assert!(text.contains(r#"oxwsgi_recycles_total{reason="max_requests"} 2"#));
+        assert!(text.contains(r#"oxwsgi_threads{pid="78",group="site",state="idle"} 4"#));
+        assert!(text.contains(r#"oxwsgi_group_processes{group="site"} 1"#));
+        assert!(text.contains(r#"oxwsgi_group_recycles_total{group="site",reason="max_rss"} 3"#));
         // Every sample belongs to a family declared before it.
         let mut declared = std::collections::HashSet::new();
         for line in text.lines() {
@@ -609,6 +700,10 @@ mod tests {
         );
         assert!(text.contains(r#""name":"/srv/\"odd\"\\app.py""#));
         assert!(text.contains(r#""recycles":{"max_requests":2,"stuck":0}"#));
+        assert!(
+            text.contains(r#""groups":[{"name":"site","processes":1,"recycles":{"max_rss":3}}]"#)
+        );
+        assert!(text.contains(r#""pid":78,"group":"site""#));
     }
 
     #[test]

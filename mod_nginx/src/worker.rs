@@ -333,7 +333,7 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) {
         }
     };
     if let Some(region) = crate::status::region(main) {
-        oxwsgi_core::metrics::attach(region, main.threads());
+        oxwsgi_core::metrics::attach(region, main.threads(), None);
     }
 
     // SAFETY: plain syscall; the fd is owned below.

@@ -4,14 +4,16 @@
 //! their error logs.
 //!
 //! - `http`: the client; `nginx`, `apache`: a server under test; `venv`:
-//!   virtualenvs with Flask and Django for the site tests; `cases`, `wire`:
-//!   behaviour both servers must show, checked by each server's tests.
+//!   virtualenvs (Flask and Django for the site tests); `cases`, `wire`:
+//!   behaviour both servers must show, checked by each server's tests;
+//!   `load`: wrk; `prometheus`: the status page's metrics, and promtool.
 
 pub mod apache;
 pub mod cases;
 pub mod http;
 pub mod load;
 pub mod nginx;
+pub mod prometheus;
 pub mod venv;
 pub mod wire;
 

@@ -381,3 +381,48 @@ fn a_leaking_app_is_recycled_by_max_rss_without_failing_a_request() {
     let recycles = n.error_log().matches("(max-rss)").count();
     assert!(recycles >= 2, "{recycles} recycles\n{}", n.error_log());
 }
+
+/// The status page shows the groups: each daemon with its group, the
+/// group's live processes and recycles; the text passes promtool.
+#[test]
+fn the_status_page_shows_the_groups_and_their_processes() {
+    let n = Nginx::start(
+        Config::new(&format!(
+            "location / {{ wsgi_group site; wsgi_app {}; }}\nlocation = /status {{ wsgi_status; }}",
+            app("cases.py")
+        ))
+        .http("wsgi_process_group site processes=2 threads=3 max_requests=5;"),
+    );
+    for _ in 0..20 {
+        assert_eq!(http::get(n.port, "/cookies").status, 200);
+    }
+    let metrics = || http::get(n.port, "/status?format=prometheus").text();
+    let sample = |text: &str, series: &str| oxwsgi_e2e::prometheus::sample(text, series);
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let m = metrics();
+            sample(&m, "oxwsgi_group_processes{group=\"site\"}") == Some(2.0)
+                && sample(
+                    &m,
+                    "oxwsgi_group_recycles_total{group=\"site\",reason=\"max_requests\"}",
+                )
+                .is_some_and(|n| n >= 2.0)
+        }),
+        "{}",
+        metrics()
+    );
+    let m = metrics();
+    let d = daemons(&n);
+    for pid in &d {
+        let series = format!("oxwsgi_threads{{pid=\"{pid}\",group=\"site\",state=\"idle\"}}");
+        assert!(sample(&m, &series).is_some(), "{series} in\n{m}");
+    }
+    oxwsgi_e2e::prometheus::promtool_check(&m);
+    let json = http::get(n.port, "/status?format=json").text();
+    assert!(
+        json.contains("\"groups\":[{\"name\":\"site\",\"processes\":2"),
+        "{json}"
+    );
+    let page = http::get(n.port, "/status").text();
+    assert!(page.contains("<h2>Process groups</h2>"), "{page}");
+}

@@ -3,12 +3,13 @@
 //! (with the Python stack of slow ones), and nothing from a request reaches
 //! the page unescaped or beyond what it may show.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use oxwsgi_e2e::http::{self, Request};
 use oxwsgi_e2e::nginx::{Config, Nginx};
+use oxwsgi_e2e::prometheus::{promtool_check, sample};
+use std::process::Command;
+
 use oxwsgi_e2e::{app, repo, wait_until};
 
 fn nginx_with_status(workers: usize) -> Nginx {
@@ -18,39 +19,6 @@ fn nginx_with_status(workers: usize) -> Nginx {
     ));
     c.workers = workers;
     Nginx::start(c)
-}
-
-/// The value of the sample `name{labels}` in Prometheus text.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
-fn promtool_check(text: &str) {
-    let promtool = repo().join("build/out/prometheus/usr/bin/promtool");
-    let mut child = Command::new(&promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e} (build/deps.sh unpacks it)", promtool.display()));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "promtool: {said}\n{text}");
-    assert!(said.trim().is_empty(), "promtool found problems: {said}");
 }
 
 #[test]

@@ -295,7 +295,7 @@ fn daemon_main(
         Err(e) => return fail_slowly(&spec.name, &e.to_string()),
     };
     if let Some(region) = spec.metrics {
-        crate::metrics::attach(region, o.threads);
+        crate::metrics::attach(region, o.threads, Some(&spec.name));
     }
     let life = Life::new(&spec.name, lifecycle);
     {
