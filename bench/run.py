@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """`make bench`: oxwsgi inside nginx against its ceiling and its peers.
 
-Every server gets the same budget: one process on CPU 0 (nginx: one worker,
-8 Python threads; uWSGI: one process, 8 threads, behind the same nginx via
-uwsgi_pass on a unix socket; granian: one worker, 8 blocking threads). wrk
+Every server gets the same budget: CPU 0 (nginx: one worker, 8 Python
+threads; oxwsgi's process group: one nginx worker and one daemon of 8
+threads; uWSGI: one process, 8 threads, behind the same nginx via uwsgi_pass
+on a unix socket; granian: one worker, 8 blocking threads). wrk
 runs on CPU 1. The ceiling is nginx serving the same bytes itself. All
 servers are up at once and the rounds are interleaved, so a noisy moment
 hits everyone; the table gives medians over the rounds, and ratios against
@@ -73,6 +74,14 @@ def tree(pid):
         out.append(p)
         todo.extend(kids.get(p, []))
     return out
+
+
+def comm(pid):
+    try:
+        with open("/proc/%d/comm" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 def rss_kib(pids):
@@ -145,6 +154,8 @@ class Server:
         first = self.procs[0]
         if self.kind == "nginx":
             return [p for p in tree(first.pid) if p != first.pid]
+        if self.kind == "group":
+            return [p for p in tree(first.pid) if comm(p) == "(wsgi:site)"]
         return tree(first.pid)
 
     def stop(self):
@@ -178,6 +189,16 @@ def oxwsgi_server(tmp, name, app, venv):
     s = Server(name, tmp, "nginx")
     s.nginx("location / { wsgi_app %s; client_max_body_size 2m; }" % app,
             "wsgi_threads %d;\n wsgi_python_home %s;" % (THREADS, venv))
+    return s
+
+
+def group_server(tmp, name, app, venv):
+    """oxwsgi's process group: the app in a daemon behind the nginx worker
+    (the shape of nginx + uWSGI, without the second server)."""
+    s = Server(name, tmp, "group")
+    s.nginx("location / { wsgi_group site; wsgi_app %s; client_max_body_size 2m; }" % app,
+            "wsgi_process_group site processes=1 threads=%d python_home=%s;"
+            % (THREADS, venv))
     return s
 
 
@@ -220,6 +241,10 @@ def wrk(port, path, conns, duration, script=None):
     return rps, p99
 
 
+# Every server but the ceiling, in the table's order.
+PEERS = ["oxwsgi", "group", "uwsgi", "granian"]
+NAMES = {"oxwsgi": "oxwsgi", "group": "oxwsgi group", "uwsgi": "uWSGI (+nginx)", "granian": "granian"}
+
 WORKLOADS = [
     # name, path, connections, wrk script, app ("apps" or "flask"), has a static ceiling
     ("hello", "/", 64, None, "apps", True),
@@ -256,6 +281,8 @@ def main():
         "static": static_server(tmp),
         "oxwsgi": oxwsgi_server(tmp, "oxwsgi", apps, venv),
         "oxwsgi-flask": oxwsgi_server(tmp, "oxwsgi-flask", flask, venv),
+        "group": group_server(tmp, "group", apps, venv),
+        "group-flask": group_server(tmp, "group-flask", flask, venv),
         "uwsgi": uwsgi_server(tmp, "uwsgi", apps, venv),
         "uwsgi-flask": uwsgi_server(tmp, "uwsgi-flask", flask, venv),
         "granian": granian_server(tmp, "granian", apps, venv),
@@ -271,7 +298,7 @@ def main():
             for wl, path, conns, script, app, has_static in WORKLOADS:
                 if only and wl not in only:
                     continue
-                peers = ["oxwsgi", "uwsgi", "granian"]
+                peers = PEERS
                 if app == "flask":
                     peers = [p + "-flask" for p in peers]
                 targets = (["static"] if has_static else []) + peers
@@ -287,26 +314,34 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
 
     med = lambda xs, i: statistics.median(x[i] for x in xs)
-    lines = ["| workload | nginx static | oxwsgi | uWSGI (+nginx) | granian | oxwsgi p99 | uWSGI p99 | granian p99 |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| workload | nginx static | " + " | ".join(NAMES[t] for t in PEERS) + " | "
+             + " | ".join(NAMES[t] + " p99" for t in PEERS) + " |",
+             "| --- " * (2 + 2 * len(PEERS)) + "|"]
     for wl, *_ in WORKLOADS:
         if (wl, "oxwsgi") not in results:
             continue
         st = results.get((wl, "static"))
         base = med(st, 0) if st else None
         cells = [wl, "%.0f" % base if base else "-"]
-        for t in ["oxwsgi", "uwsgi", "granian"]:
+        for t in PEERS:
             v = med(results[(wl, t)], 0)
             cells.append("%.0f (%.2fx)" % (v, v / base) if base else "%.0f" % v)
-        for t in ["oxwsgi", "uwsgi", "granian"]:
+        for t in PEERS:
             cells.append("%.1f ms" % med(results[(wl, t)], 1))
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "| group against | " + " | ".join(wl for wl, *_ in WORKLOADS
+                                                  if (wl, "group") in results) + " |",
+              "| --- " * (1 + sum(1 for wl, *_ in WORKLOADS if (wl, "group") in results)) + "|"]
+    for other in ["uwsgi", "oxwsgi"]:
+        cells = ["%.2fx" % (med(results[(wl, "group")], 0) / med(results[(wl, other)], 0))
+                 for wl, *_ in WORKLOADS if (wl, "group") in results]
+        lines.append("| %s | %s |" % (NAMES[other], " | ".join(cells)))
     lines += ["", "| memory (RSS after the run) | apps | Flask |", "| --- | --- | --- |"]
-    for t in ["oxwsgi", "uwsgi", "granian"]:
-        lines.append("| %s | %.1f MiB | %.1f MiB |" % (t, memory[t] / 1024, memory[t + "-flask"] / 1024))
+    for t in PEERS:
+        lines.append("| %s | %.1f MiB | %.1f MiB |" % (NAMES[t], memory[t] / 1024, memory[t + "-flask"] / 1024))
     lines.append("")
     lines.append("(medians of %d rounds of %d s; requests/s, ratio to nginx static; "
-                 "memory: the nginx worker, the uWSGI process, granian's processes)" % (args.rounds, args.duration))
+                 "memory: the nginx worker, the group's daemon, the uWSGI process, granian's processes)" % (args.rounds, args.duration))
     print("\n".join(lines))
 
 

@@ -28,6 +28,9 @@ pub struct State {
     pub in_nginx: usize,
     /// The request or the client is gone: writes fail from now on.
     pub closed: bool,
+    /// Python threads waiting for room (a wake-up is a system call even
+    /// for nobody: it is made only for them).
+    writers_waiting: usize,
 }
 
 /// How a channel wakes the event loop: given when it is made (the worker's
@@ -74,7 +77,16 @@ impl Channel {
 
     /// Called by the event loop when bytes left nginx or the request ended.
     pub fn wake_writer(&self) {
-        self.room.notify_all();
+        self.wake_waiting(self.lock());
+    }
+
+    /// Wakes the threads waiting for room, if any (`st` is released first).
+    fn wake_waiting(&self, st: MutexGuard<'_, State>) {
+        let waiting = st.writers_waiting > 0;
+        drop(st);
+        if waiting {
+            self.room.notify_all();
+        }
     }
 
     /// Marks the channel dead (the request was finalised or its pool freed).
@@ -82,8 +94,7 @@ impl Channel {
         let mut st = self.lock();
         st.closed = true;
         st.msgs.clear();
-        drop(st);
-        self.room.notify_all();
+        self.wake_waiting(st);
         if let Some(pipe) = self.body.get() {
             pipe.fail("the request ended before its body was read");
         }
@@ -101,8 +112,7 @@ impl Channel {
         st.closed = true;
         let first = !st.queued;
         st.queued = true;
-        drop(st);
-        self.room.notify_all();
+        self.wake_waiting(st);
         if let Some(pipe) = self.body.get() {
             pipe.fail("the request timed out");
         }
@@ -156,9 +166,11 @@ impl Channel {
             self.notifier.flush_deferred();
             st = self.lock();
         }
+        st.writers_waiting += 1;
         while !st.closed && st.pending + st.in_nginx > RESPONSE_HIGH_WATER {
             st = self.room.wait(st).recover();
         }
+        st.writers_waiting -= 1;
         if st.closed { Err(gone()) } else { Ok(()) }
     }
 }

@@ -109,8 +109,10 @@ pub struct Link {
     out: Vec<u8>,
     sent: usize,
     x: Exchange,
-    /// Request body read from nginx and not sent yet.
-    body: VecDeque<u8>,
+    /// Request body read from nginx; the part not sent yet starts at
+    /// `body_at`.
+    body: Vec<u8>,
+    body_at: usize,
     body_ended: bool,
     /// The daemon's unanswered `Read`.
     want: Option<usize>,
@@ -169,13 +171,14 @@ pub unsafe fn start(r: *mut ngx_http_request_t, app: &App, group: usize) -> bool
             BodyKind::None
         }
     };
-    let mut head = frame::encode_head(&target, &request, kind);
-    frame::stamp(&mut head, frame::monotonic_us());
-    let Some((connect_timeout, head_limit)) =
-        pool::with(group, |p| (p.connect_timeout, p.head_limit))
+    let Some((connect_timeout, head_limit, name)) =
+        pool::with(group, |p| (p.connect_timeout, p.head_limit, p.name.clone()))
     else {
         return false;
     };
+    let mut head = frame::encode_head(&target, &request, kind);
+    frame::add_var(&mut head, b"mod_wsgi.process_group", name.as_bytes());
+    frame::stamp(&mut head, frame::monotonic_us());
     let channel = Arc::new(Channel::new(&crate::worker::NOTIFIER));
     // SAFETY: r is live on the event loop, as attach requires.
     let Some(ctx) = (unsafe { ReqCtx::attach(r, channel, None) }) else {
@@ -196,7 +199,8 @@ pub unsafe fn start(r: *mut ngx_http_request_t, app: &App, group: usize) -> bool
         out: Vec::new(),
         sent: 0,
         x: Exchange::new(head_limit),
-        body: VecDeque::new(),
+        body: Vec::new(),
+        body_at: 0,
         body_ended: false,
         want: None,
         deadline: Instant::now() + connect_timeout,
@@ -217,7 +221,7 @@ pub unsafe fn start(r: *mut ngx_http_request_t, app: &App, group: usize) -> bool
         l.wait.data = (&raw mut l.wait_conn).cast();
         l.wait.handler = Some(on_wait);
         l.wait.log = (*(*r).connection).log;
-        crate::body::take_bufs(r, &mut |b| l.body.extend(b));
+        crate::body::take_bufs(r, &mut |b| l.body.extend_from_slice(b));
         l.body_ended = (*r).reading_body() == 0;
         (*r).read_event_handler = Some(if l.body_ended {
             ngx::ffi::ngx_http_test_reading
@@ -504,6 +508,11 @@ impl Link {
             };
             match event {
                 Event::Read(n) => {
+                    // What came before goes first: the body may fail the
+                    // request, and the response must not be lost then.
+                    if !self.deliver(std::mem::take(&mut msgs)) {
+                        return;
+                    }
                     self.want = Some(n);
                     self.supply_body();
                     if !self.alive() || self.conn.is_null() {
@@ -602,7 +611,10 @@ impl Link {
     /// from the client now if nothing is kept; or waits for the client.
     fn supply_body(&mut self) {
         let Some(n) = self.want else { return };
-        if self.body.is_empty() && !self.body_ended {
+        // As much as the client has sent, up to what was asked: a frame per
+        // buffer nginx reads would cost the daemon a round trip each.
+        while self.body_kept() < n && !self.body_ended {
+            let before = self.body_kept();
             if let Err(rc) = self.read_client() {
                 // The request ends with nginx's status (or is cut): the
                 // connection closes with it, which fails the app's read.
@@ -612,15 +624,26 @@ impl Link {
                 }
                 return;
             }
+            if self.body_kept() == before {
+                break;
+            }
         }
-        if self.body.is_empty() && !self.body_ended {
+        if self.body_kept() == 0 && !self.body_ended {
             // The client's timers run meanwhile, not the daemon's.
             self.arm_read_timer();
             return;
         }
-        let k = n.min(self.body.len());
-        let chunk: Vec<u8> = self.body.drain(..k).collect();
-        let _ = frame::write(&mut self.out, Kind::Body, &chunk);
+        let k = n.min(self.body_kept());
+        let _ = frame::write(
+            &mut self.out,
+            Kind::Body,
+            &self.body[self.body_at..self.body_at + k],
+        );
+        self.body_at += k;
+        if self.body_at == self.body.len() {
+            self.body.clear();
+            self.body_at = 0;
+        }
         self.want = None;
         // Until the daemon asks again, the client may wait.
         // SAFETY: the request and its connection are live (alive).
@@ -634,6 +657,11 @@ impl Link {
             return self.broken(e);
         }
         self.arm_read_timer();
+    }
+
+    /// Body bytes read from the client and not sent to the daemon yet.
+    fn body_kept(&self) -> usize {
+        self.body.len() - self.body_at
     }
 
     /// Reads what the client has sent into `body`; nginx's status when
@@ -653,8 +681,12 @@ impl Link {
             {
                 return Err(rc);
             }
+            if self.body_at > 0 {
+                self.body.drain(..self.body_at);
+                self.body_at = 0;
+            }
             let body = &mut self.body;
-            crate::body::take_bufs(r, &mut |b| body.extend(b));
+            crate::body::take_bufs(r, &mut |b| body.extend_from_slice(b));
             if rc == NGX_OK as ngx_int_t || (*r).reading_body() == 0 {
                 self.body_ended = true;
                 // From now on, watch for the client leaving.

@@ -823,8 +823,8 @@ fn script_owner_and_startup_timeout() {
 }
 
 /// The status page counts what the daemons serve: each daemon is a process
-/// of its own there, with its requests, and maximum-requests recycles are
-/// counted by reason.
+/// of its own there, with its requests and its group, and maximum-requests
+/// recycles are counted as the group's, by reason.
 #[test]
 fn the_status_page_shows_the_daemons() {
     let a = Apache::start(
@@ -842,7 +842,7 @@ fn the_status_page_shows_the_daemons() {
     }
     let daemon = served_by(&a);
     let metrics = http::get(a.port, "/status?format=prometheus").text();
-    let line = format!("oxwsgi_process_requests_total{{pid=\"{daemon}\"}} ");
+    let line = format!("oxwsgi_process_requests_total{{pid=\"{daemon}\",group=\"site\"}} ");
     let served: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix(&line))
@@ -876,6 +876,6 @@ fn the_status_page_shows_the_daemons() {
     assert!(wait_until(Duration::from_secs(5), || {
         http::get(a.port, "/status?format=prometheus")
             .text()
-            .contains("oxwsgi_recycles_total{reason=\"max_requests\"} 1")
+            .contains("oxwsgi_group_recycles_total{group=\"site\",reason=\"max_requests\"} 1")
     }));
 }

@@ -73,6 +73,10 @@ fn apps_run_in_the_group_and_behave_as_embedded() {
     let env = http::get(n.port, "/env").text();
     assert!(env.contains("\"SCRIPT_NAME\": \"\""), "{env}");
     assert!(env.contains("\"wsgi.multiprocess\": true"), "{env}");
+    assert!(
+        env.contains("\"mod_wsgi.process_group\": \"site\""),
+        "{env}"
+    );
     wire::no_body_leaks(n.port, "");
     wire::latin1_headers(n.port, "");
     wire::length_promises(n.port, "");

@@ -261,6 +261,13 @@ pub fn monotonic_us() -> u64 {
     ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000
 }
 
+/// Adds an environ variable of the server's to a head (after the
+/// request's own).
+pub fn add_var(head: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    field(head, tag::VAR_NAME, name);
+    field(head, tag::VAR_VALUE, value);
+}
+
 /// Adds to a head when the server handed the request over, so the daemon
 /// can tell how long it waited (for the queue timeout).
 pub fn stamp(head: &mut Vec<u8>, at_us: u64) {
@@ -485,7 +492,17 @@ mod tests {
         };
         let mut head = encode_head(&named, &req, BodyKind::None);
         stamp(&mut head, 12345);
-        let Head { app, since_us, .. } = decode_head(&head).unwrap();
+        add_var(&mut head, b"mod_wsgi.process_group", b"site");
+        let Head {
+            app,
+            since_us,
+            request: with_var,
+            ..
+        } = decode_head(&head).unwrap();
+        assert_eq!(
+            with_var.extra_vars.last().unwrap(),
+            &(b"mod_wsgi.process_group".to_vec(), b"site".to_vec())
+        );
         assert_eq!(since_us, Some(12345));
         assert_eq!(app, named);
         assert_eq!(back.method(), b"POST");
