@@ -1,30 +1,20 @@
-//! A daemon process's requests. One epoll set holds the group's listening
-//! socket and every idle connection, each registered one-shot: the thread
-//! woken for a connection serves its request on the spot and arms it
-//! again, so a request costs one wake-up (no thread hands connections to
-//! another), and an idle pooled connection never holds a thread: the
-//! server may keep far more connections open than the daemon has threads
-//! (every Apache child keeps its own). A request waits, if all threads are
-//! busy, in its socket; the server's stamp in the head tells the queue
-//! timeout how long.
-//!
-//! One thread at a time waits on the set (the poller); the others are
-//! parked. The poller that got a request serves it and then polls again,
-//! so under load one thread takes request after request while the others
-//! sleep: Python runs one thread at a time anyway, and more awake threads
-//! would only take turns with the GIL (a futex storm that cost a third of
-//! a hello request). Threads are for apps that block: when nobody polls,
-//! nobody took a request for `HELP_AFTER` and the process is not using
-//! the CPU (the busy threads are blocked in their apps), the watchdog lets
-//! a parked thread poll.
+//! A daemon process's requests. The Python threads wait on one epoll set
+//! holding the group's listening socket and every idle connection, each
+//! registered one-shot: the thread woken for a connection serves its
+//! request on the spot and arms it again, so a request costs one wake-up
+//! (no thread hands connections to another), and an idle pooled
+//! connection never holds a thread: the server may keep far more
+//! connections open than the daemon has threads (every Apache child keeps
+//! its own). A request waits, if all threads are busy, in its socket; the
+//! server's stamp in the head tells the queue timeout how long.
 
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use crate::sync::Recover;
 
@@ -38,10 +28,6 @@ const LISTENER: u64 = 0;
 /// How often a waiting thread looks at `stop`, in ms.
 const STOP_CHECK_MS: i32 = 100;
 
-/// How long requests may wait while every awake thread is in its app
-/// before another thread polls.
-const HELP_AFTER: Duration = Duration::from_millis(1);
-
 struct Shared {
     epoll: Epoll,
     listener: UnixListener,
@@ -49,75 +35,6 @@ struct Shared {
     next: AtomicU64,
     stop: Arc<AtomicBool>,
     options: GroupOptions,
-    /// A thread waits on the epoll set.
-    polling: AtomicBool,
-    /// Parked threads, and the permits to poll the watchdog gave them.
-    parked: Mutex<Parked>,
-    gate: Condvar,
-    /// When a thread last took a request (µs since `epoch`), and which.
-    last_take_us: AtomicU64,
-    last_taker: AtomicUsize,
-    epoch: Instant,
-}
-
-#[derive(Default)]
-struct Parked {
-    waiting: usize,
-    permits: usize,
-}
-
-impl Shared {
-    fn now_us(&self) -> u64 {
-        self.epoch.elapsed().as_micros() as u64
-    }
-
-    /// Parks this thread until the watchdog lets it poll (or the group
-    /// stops).
-    fn park(&self) {
-        let mut p = self.parked.lock().recover();
-        p.waiting += 1;
-        while p.permits == 0 && !self.stop.load(Ordering::Acquire) {
-            p = self
-                .gate
-                .wait_timeout(p, Duration::from_millis(STOP_CHECK_MS as u64))
-                .recover()
-                .0;
-        }
-        p.permits = p.permits.saturating_sub(1);
-        p.waiting -= 1;
-    }
-
-    /// Lets a parked thread poll when the awake ones are all blocked in
-    /// their apps: nobody polls, nobody took a request for `HELP_AFTER`,
-    /// and the process hardly used the CPU meanwhile. A thread that
-    /// computes (or waits for a CPU the server's own process uses: the two
-    /// often share one) gets no helper, which would only take turns with
-    /// it for the GIL.
-    fn watchdog(&self) {
-        let mut cpu_then = sys::process_cpu_us();
-        let mut then = self.now_us();
-        while !self.stop.load(Ordering::Acquire) {
-            let polling = self.polling.load(Ordering::Acquire);
-            // While somebody polls, requests are being taken: look rarely.
-            std::thread::sleep(if polling { HELP_AFTER * 20 } else { HELP_AFTER });
-            let (cpu, now) = (sys::process_cpu_us(), self.now_us());
-            let busy = cpu.saturating_sub(cpu_then) * 4 > now.saturating_sub(then);
-            (cpu_then, then) = (cpu, now);
-            let idle_for = now.saturating_sub(self.last_take_us.load(Ordering::Relaxed));
-            if !busy
-                && !self.polling.load(Ordering::Acquire)
-                && idle_for >= HELP_AFTER.as_micros() as u64
-            {
-                let mut p = self.parked.lock().recover();
-                if p.waiting > p.permits {
-                    p.permits += 1;
-                    drop(p);
-                    self.gate.notify_one();
-                }
-            }
-        }
-        self.gate.notify_all();
-    }
 }
 
 /// Serves `listener`'s connections with the group's Python threads until
@@ -140,12 +57,6 @@ pub fn run(
         next: AtomicU64::new(LISTENER + 1),
         stop,
         options: options.clone(),
-        polling: AtomicBool::new(false),
-        parked: Mutex::new(Parked::default()),
-        gate: Condvar::new(),
-        last_take_us: AtomicU64::new(0),
-        last_taker: AtomicUsize::new(usize::MAX),
-        epoch: Instant::now(),
     });
     let apps = Arc::new(apps);
     let workers: Vec<_> = (0..options.threads.max(1))
@@ -156,19 +67,12 @@ pub fn run(
             if let Some(size) = options.limits.stack_size {
                 b = b.stack_size(size);
             }
-            b.spawn(move || worker(&shared, &apps, i))
+            b.spawn(move || worker(&shared, &apps))
         })
         .collect::<io::Result<_>>()?;
-    let watchdog = {
-        let shared = shared.clone();
-        std::thread::Builder::new()
-            .name("oxwsgi-dispatch".into())
-            .spawn(move || shared.watchdog())?
-    };
     for w in workers {
         let _ = w.join();
     }
-    let _ = watchdog.join();
     // What is still open is idle; closing it tells the server.
     for (_, c) in shared.connections.lock().recover().drain() {
         let _ = shared.epoll.delete(c.fd());
@@ -176,28 +80,11 @@ pub fn run(
     Ok(())
 }
 
-/// How recent another thread's take must be for this one to step aside.
-const STEP_ASIDE: Duration = Duration::from_millis(2);
-
-/// A Python thread: polls for whichever socket is ready and serves it, or
-/// parks.
-fn worker(shared: &Shared, apps: &Apps, me: usize) {
+/// A Python thread: waits for whichever socket is ready and serves it.
+fn worker(shared: &Shared, apps: &Apps) {
     crate::embed::ensure_thread_state();
-    let mut step_aside = false;
     while !shared.stop.load(Ordering::Acquire) {
-        if step_aside
-            || shared
-                .polling
-                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-                .is_err()
-        {
-            step_aside = false;
-            shared.park();
-            continue;
-        }
-        let waited = shared.epoll.wait_one(STOP_CHECK_MS);
-        shared.polling.store(false, Ordering::Release);
-        let token = match waited {
+        let token = match shared.epoll.wait_one(STOP_CHECK_MS) {
             Ok(Some(t)) => t,
             Ok(None) => continue,
             Err(e) => {
@@ -205,10 +92,6 @@ fn worker(shared: &Shared, apps: &Apps, me: usize) {
                 return;
             }
         };
-        shared
-            .last_take_us
-            .store(shared.now_us(), Ordering::Relaxed);
-        shared.last_taker.store(me, Ordering::Relaxed);
         if token == LISTENER {
             accept_all(shared);
             continue;
@@ -217,14 +100,6 @@ fn worker(shared: &Shared, apps: &Apps, me: usize) {
             continue;
         };
         serve(shared, apps, token, &conn);
-        // Another thread took a request while this one served: the app did
-        // not block it, and two threads would only take turns with the GIL.
-        // This one parks; the watchdog wakes it if the other one blocks.
-        step_aside = shared.last_taker.load(Ordering::Relaxed) != me
-            && shared
-                .now_us()
-                .saturating_sub(shared.last_take_us.load(Ordering::Relaxed))
-                < STEP_ASIDE.as_micros() as u64;
     }
 }
 

@@ -71,17 +71,6 @@ impl Epoll {
     }
 }
 
-/// CPU time this process has used, all threads, in microseconds.
-pub fn process_cpu_us() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec through a live pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000
-}
-
 /// Whether bytes wait in socket `fd`'s receive queue.
 pub fn bytes_waiting(fd: i32) -> bool {
     let mut n: libc::c_int = 0;
