@@ -82,3 +82,35 @@ impl Load {
         !self.output.contains("Non-2xx") && !self.output.contains("Socket errors")
     }
 }
+
+/// Under `wrk` on `path`, SIGKILLs the first of `processes()` (a group's
+/// daemons) and fails unless a replacement is there within 1.5 s and at
+/// most `threads` requests (what the killed one had begun) failed.
+pub fn a_killed_process_costs_at_most(
+    port: u16,
+    path: &str,
+    threads: u64,
+    processes: impl Fn() -> Vec<i32>,
+) {
+    use std::time::{Duration, Instant};
+    let before = processes().len();
+    let path = path.to_string();
+    let load = std::thread::spawn(move || wrk(port, &path, 4));
+    std::thread::sleep(Duration::from_millis(1500));
+    let victim = processes()[0];
+    // SAFETY: signalling a process of the server the calling test started.
+    unsafe { libc::kill(victim, libc::SIGKILL) };
+    let t = Instant::now();
+    assert!(crate::wait_until(Duration::from_secs(5), || {
+        let now = processes();
+        now.len() == before && !now.contains(&victim)
+    }));
+    let back = t.elapsed();
+    let l = load.join().unwrap();
+    assert!(
+        back < Duration::from_millis(1500),
+        "replaced after {back:?}"
+    );
+    assert!(l.failures() <= threads, "{}", l.output);
+    assert!(l.requests > 1000, "{}", l.output);
+}

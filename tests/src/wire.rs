@@ -240,3 +240,29 @@ pub fn slow_reader_is_throttled(port: u16, prefix: &str, rss: impl Fn() -> u64) 
         "server RSS grew by {growth} KiB for a slow reader"
     );
 }
+
+/// Uploads 64 MiB to `prefix`/consume (an app that reads it slowly) and
+/// fails if the server's memory (`rss`, KiB) grows by 16 MiB or more
+/// meanwhile: the body must stream at the app's pace, not pile up.
+pub fn slow_upload_keeps_memory_flat(port: u16, prefix: &str, rss: impl Fn() -> u64) {
+    let baseline = rss();
+    let size = 64 << 20;
+    let mut s = http::connect(port);
+    let head = format!(
+        "POST {prefix}/consume?delay=0.002 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {size}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let block = vec![b'u'; 1 << 20];
+    let mut peak = 0;
+    for _ in 0..(size >> 20) {
+        s.write_all(&block).unwrap();
+        peak = peak.max(rss());
+    }
+    let r = http::read_response(&mut std::io::BufReader::new(s), false).unwrap();
+    assert_eq!(r.text(), size.to_string());
+    let growth = peak.saturating_sub(baseline);
+    assert!(
+        growth < 16 * 1024,
+        "the server's RSS grew by {growth} KiB during a 64 MiB upload"
+    );
+}

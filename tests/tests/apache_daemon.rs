@@ -267,25 +267,7 @@ fn under_load_maximum_requests_recycles_without_failing_a_request() {
 #[test]
 fn under_load_a_killed_daemon_costs_at_most_its_requests() {
     let a = hello_group("processes=2 threads=4");
-    let port = a.port;
-    let wrk = std::thread::spawn(move || oxwsgi_e2e::load::wrk(port, "/hello", 4));
-    std::thread::sleep(Duration::from_millis(1500));
-    let victim = daemons(&a)[0];
-    // SAFETY: signalling a daemon of the Apache this test started.
-    unsafe { libc::kill(victim, libc::SIGKILL) };
-    let t = Instant::now();
-    assert!(wait_until(Duration::from_secs(5), || {
-        let d = daemons(&a);
-        d.len() == 2 && !d.contains(&victim)
-    }));
-    let back = t.elapsed();
-    let l = wrk.join().unwrap();
-    assert!(
-        back < Duration::from_millis(1500),
-        "replaced after {back:?}"
-    );
-    assert!(l.failures() <= 4, "{}", l.output);
-    assert!(l.requests > 1000, "{}", l.output);
+    oxwsgi_e2e::load::a_killed_process_costs_at_most(a.port, "/hello", 4, || daemons(&a));
 
     let evicted = daemons(&a)[0];
     // SAFETY: as above.

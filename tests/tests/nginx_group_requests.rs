@@ -4,7 +4,7 @@
 //! and mistake tables, uploads and responses that stream both ways with
 //! backpressure, a client that leaves stops the app, nginx's filters apply.
 
-use std::io::{BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use oxwsgi_e2e::http::{self, Request};
@@ -117,26 +117,7 @@ fn uploads_stream_to_the_daemon_at_the_apps_pace() {
     }
     // 64 MiB to an app that reads slowly: nothing piles up in the worker.
     let worker = workers(&n)[0];
-    let baseline = oxwsgi_e2e::rss_kib(&[worker]);
-    let size = 64 << 20;
-    let mut s = http::connect(n.port);
-    let head = format!(
-        "POST /consume?delay=0.002 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {size}\r\n\r\n"
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    let block = vec![b'u'; 1 << 20];
-    let mut peak = 0;
-    for _ in 0..(size >> 20) {
-        s.write_all(&block).unwrap();
-        peak = peak.max(oxwsgi_e2e::rss_kib(&[worker]));
-    }
-    let r = http::read_response(&mut BufReader::new(s), false).unwrap();
-    assert_eq!(r.text(), size.to_string());
-    let growth = peak.saturating_sub(baseline);
-    assert!(
-        growth < 16 * 1024,
-        "worker RSS grew by {growth} KiB during a 64 MiB upload"
-    );
+    wire::slow_upload_keeps_memory_flat(n.port, "", || oxwsgi_e2e::rss_kib(&[worker]));
 }
 
 #[test]
@@ -312,27 +293,7 @@ fn hello_group(options: &str) -> Nginx {
 fn under_load_a_killed_daemon_costs_at_most_its_requests() {
     let n = hello_group("");
     assert!(wait_until(Duration::from_secs(10), || daemons(&n).len() == 2));
-    let port = n.port;
-    let wrk = std::thread::spawn(move || oxwsgi_e2e::load::wrk(port, "/cookies", 4));
-    std::thread::sleep(Duration::from_millis(1500));
-    let victim = daemons(&n)[0];
-    // SAFETY: signalling a daemon of the nginx this test started.
-    unsafe { libc::kill(victim, libc::SIGKILL) };
-    let t = std::time::Instant::now();
-    assert!(wait_until(Duration::from_secs(5), || {
-        let d = daemons(&n);
-        d.len() == 2 && !d.contains(&victim)
-    }));
-    let back = t.elapsed();
-    let l = wrk.join().unwrap();
-    assert!(
-        back < Duration::from_millis(1500),
-        "replaced after {back:?}"
-    );
-    // What the killed daemon had begun to answer (threads=4) may fail;
-    // what it had not, goes to the other daemon.
-    assert!(l.failures() <= 4, "{}", l.output);
-    assert!(l.requests > 1000, "{}", l.output);
+    oxwsgi_e2e::load::a_killed_process_costs_at_most(n.port, "/cookies", 4, || daemons(&n));
 }
 
 /// nginx closes the old workers' idle kept-alive connections when it
