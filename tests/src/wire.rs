@@ -266,3 +266,31 @@ pub fn slow_upload_keeps_memory_flat(port: u16, prefix: &str, rss: impl Fn() -> 
         "the server's RSS grew by {growth} KiB during a 64 MiB upload"
     );
 }
+
+/// A 3 MB body posted to `prefix`/echo, read by the app in 8 KiB and 64 KiB
+/// pieces and by lines, with a length and chunked: it comes back whole
+/// every time (`what` names the server's setup in a failure).
+pub fn uploads_in_pieces_arrive_whole(port: u16, prefix: &str, what: &str) {
+    let large: Vec<u8> = (0..3_000_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    for (how, chunked) in [
+        ("chunks&size=8192", false),
+        ("chunks&size=65536", false),
+        ("chunks&size=65536", true),
+        ("lines", false),
+    ] {
+        let mut req = Request::post(
+            &format!("{prefix}/echo?how={how}"),
+            "application/octet-stream",
+            &large,
+        );
+        if chunked {
+            req = req.chunked();
+        }
+        let r = req.send(port);
+        assert_eq!(r.status, 200, "{what} {how}");
+        assert!(
+            r.body == large,
+            "{what} {how} chunked={chunked}: the body differs"
+        );
+    }
+}

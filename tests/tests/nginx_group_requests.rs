@@ -97,24 +97,7 @@ fn apps_run_in_the_group_and_behave_as_embedded() {
 #[test]
 fn uploads_stream_to_the_daemon_at_the_apps_pace() {
     let n = group_site("");
-    let large: Vec<u8> = (0..3_000_000u32).map(|i| (i * 13 % 251) as u8).collect();
-    for (how, chunked) in [
-        ("chunks&size=8192", false),
-        ("chunks&size=65536", true),
-        ("lines", false),
-    ] {
-        let mut req = Request::post(
-            &format!("/echo?how={how}"),
-            "application/octet-stream",
-            &large,
-        );
-        if chunked {
-            req = req.chunked();
-        }
-        let r = req.send(n.port);
-        assert_eq!(r.status, 200, "{how}");
-        assert!(r.body == large, "{how} chunked={chunked}: the body differs");
-    }
+    wire::uploads_in_pieces_arrive_whole(n.port, "", "a group");
     // 64 MiB to an app that reads slowly: nothing piles up in the worker.
     let worker = workers(&n)[0];
     wire::slow_upload_keeps_memory_flat(n.port, "", || oxwsgi_e2e::rss_kib(&[worker]));
