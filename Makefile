@@ -1,6 +1,7 @@
 # oxwsgi: WSGI apps inside nginx and Apache.
 #   make run    build and serve examples/hello.py through nginx on 127.0.0.1:8000
 #   make test   every test of the workspace (installs what it needs first)
+#   make test-dist DIST=trixie   the same suite in a Debian 13 root
 #   make check  formatting and lints (the workspace's [workspace.lints]); make test runs it
 #   make build  build the modules (release)
 #   make bench  benchmarks (not tests)
@@ -10,7 +11,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: all deps build check test run bench deb clean
+.PHONY: all deps build check test test-dist run bench deb clean
 
 all: build
 
@@ -34,6 +35,12 @@ test: deps check deb
 	else \
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
+
+# The suite inside another Debian release's root, made from Debian's archive
+# by build/debian-root.sh (e.g. `make test-dist DIST=trixie`); not yet part
+# of `make test` (issue #14).
+test-dist:
+	@bash build/test-in-root.sh $(DIST)
 
 run: build
 	@bash build/run-nginx.sh
