@@ -11,7 +11,17 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 root=$top/build/out/root-$suite
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
-if [ -e "$root/.ready" ]; then
+# What the root holds, besides the base system; `.ready` records it, so a
+# package added here is installed on the next run.
+packages="build-essential pkg-config git
+    python3 python3-dev python3-venv python3-pip
+    clang libclang-dev
+    nginx nginx-dev apache2 apache2-dev
+    debhelper fakeroot dpkg-dev lintian
+    curl wrk openssl procps chromium"
+packages=$(echo $packages)
+
+if [ -e "$root/.ready" ] && [ "$(cat "$root/.ready")" = "$packages" ]; then
     exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -29,16 +39,10 @@ fi
 # The packaged servers must not start on install inside the root.
 printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
 chmod +x "$root/usr/sbin/policy-rc.d"
-"$top/build/in-root.sh" "$root" /bin/sh -c '
+"$top/build/in-root.sh" "$root" /bin/sh -c "
     set -e
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends \
-        build-essential pkg-config git \
-        python3 python3-dev python3-venv python3-pip \
-        clang libclang-dev \
-        nginx nginx-dev apache2 apache2-dev \
-        debhelper fakeroot dpkg-dev lintian \
-        curl wrk openssl procps
-'
-touch "$root/.ready"
+    apt-get install -y -qq --no-install-recommends $packages
+"
+echo "$packages" >"$root/.ready"

@@ -12,7 +12,14 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 root=$top/build/out/root-$suite
 
 bash "$top/build/debian-root.sh" "$suite"
-exec "$top/build/in-root.sh" "$root" /bin/bash -s "$top" "$suite" "$@" <<'INNER'
+# The host's cargo-nextest, when it has one (a static binary).
+if nextest=$(command -v cargo-nextest); then
+    install -m 755 "$nextest" "$root/usr/local/bin/cargo-nextest"
+fi
+# in-root.sh reads its own script from standard input: this one goes
+# through a file (the repository is at the same path inside the root).
+script=$top/build/out/test-in-root-$suite.sh
+cat >"$script" <<'INNER'
 set -euo pipefail
 top=$1 suite=$2
 shift 2
@@ -26,5 +33,10 @@ export OXWSGI_NGINX_MODULE=$CARGO_TARGET_DIR/debug/libngx_http_oxwsgi_module.so
 export OXWSGI_APACHE_MODULE=$CARGO_TARGET_DIR/debug/libmod_oxwsgi.so
 export OXWSGI_DIST=$suite
 cargo build -p oxwsgi-nginx -p oxwsgi-apache
-cargo nextest run --workspace --no-fail-fast "$@"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-fail-fast "$@"
+else
+    cargo test --workspace --no-fail-fast "$@"
+fi
 INNER
+exec "$top/build/in-root.sh" "$root" /bin/bash "$script" "$top" "$suite" "$@"

@@ -17,6 +17,20 @@ pub fn python() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/usr/bin/python3"))
 }
 
+/// `python()`'s version, `3.11` style (what the modules embed).
+pub fn python_version() -> String {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION
+        .get_or_init(|| {
+            let out = Command::new(python())
+                .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+                .output()
+                .expect("run python3");
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        })
+        .clone()
+}
+
 /// The path of a ready virtualenv with examples/requirements.txt installed
 /// (the example sites: Flask, Django).
 pub fn sites_venv() -> PathBuf {

@@ -366,10 +366,13 @@ fn the_status_page_shows_the_groups_and_their_processes() {
         assert!(sample(&m, &series).is_some(), "{series} in\n{m}");
     }
     oxwsgi_e2e::prometheus::promtool_check(&m);
-    let json = http::get(n.port, "/status?format=json").text();
+    // A daemon recycled a moment ago may not have attached yet.
+    let json = || http::get(n.port, "/status?format=json").text();
     assert!(
-        json.contains("\"groups\":[{\"name\":\"site\",\"processes\":2"),
-        "{json}"
+        wait_until(Duration::from_secs(10), || json()
+            .contains("\"groups\":[{\"name\":\"site\",\"processes\":2")),
+        "{}",
+        json()
     );
     let page = http::get(n.port, "/status").text();
     assert!(page.contains("<h2>Process groups</h2>"), "{page}");
