@@ -359,12 +359,24 @@ fn the_status_page_shows_the_groups_and_their_processes() {
         "{}",
         metrics()
     );
+    // Every daemon shows with its group (one that replaced a recycled one
+    // a moment ago attaches once its Python runs).
+    let all_shown = |m: &str| {
+        let d = daemons(&n);
+        d.len() == 2
+            && d.iter().all(|pid| {
+                let series =
+                    format!("oxwsgi_threads{{pid=\"{pid}\",group=\"site\",state=\"idle\"}}");
+                sample(m, &series).is_some()
+            })
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || all_shown(&metrics())),
+        "daemons {:?} in\n{}",
+        daemons(&n),
+        metrics()
+    );
     let m = metrics();
-    let d = daemons(&n);
-    for pid in &d {
-        let series = format!("oxwsgi_threads{{pid=\"{pid}\",group=\"site\",state=\"idle\"}}");
-        assert!(sample(&m, &series).is_some(), "{series} in\n{m}");
-    }
     oxwsgi_e2e::prometheus::promtool_check(&m);
     // A daemon recycled a moment ago may not have attached yet.
     let json = || http::get(n.port, "/status?format=json").text();
