@@ -56,6 +56,21 @@ pub unsafe fn take_bufs(r: *mut ngx_http_request_t, take: &mut dyn FnMut(&[u8]))
     got
 }
 
+/// Stops the client's body read timer while the app, not the client, is
+/// behind: a client that is not slow must not time out meanwhile.
+///
+/// # Safety
+/// `r` is live, on the event loop.
+pub unsafe fn let_client_wait(r: *mut ngx_http_request_t) {
+    // SAFETY: r's connection and read event are live (the contract).
+    unsafe {
+        let rev = (*(*r).connection).read;
+        if (*rev).timer_set() != 0 {
+            ngx::ffi::ngx_del_timer(rev);
+        }
+    }
+}
+
 /// Takes the part of the body nginx already has (right after
 /// `ngx_http_read_client_request_body`), and whether it is all of it.
 ///
@@ -84,14 +99,8 @@ pub unsafe fn read_more(r: *mut ngx_http_request_t, pipe: &BodyPipe) -> Option<n
         match feed.next_step() {
             Next::Done => return None,
             Next::Paused => {
-                // The client is not slow: do not let it time out meanwhile.
-                // SAFETY: r's connection and read event are live.
-                unsafe {
-                    let rev = (*(*r).connection).read;
-                    if (*rev).timer_set() != 0 {
-                        ngx::ffi::ngx_del_timer(rev);
-                    }
-                }
+                // SAFETY: r is live (read_more's contract).
+                unsafe { let_client_wait(r) };
                 return None;
             }
             Next::Read => {}

@@ -31,18 +31,7 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
             Module::location_conf(ngx::http::Request::from_ngx_http_request(r))
                 .is_some_and(|lc| lc.group.is_some())
         };
-        if in_group {
-            // SAFETY: as above; the body streams to the daemon as it asks.
-            let rc = unsafe {
-                (*r).set_request_body_no_buffering(1);
-                read_body_with_our_buffer(r, group_body_ready)
-            };
-            if rc >= NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t {
-                return rc;
-            }
-            return NGX_DONE as ngx_int_t;
-        }
-        if !worker::ready() {
+        if !in_group && !worker::ready() {
             log::error!(
                 target: "oxwsgi",
                 "Python is not running in this worker (its start failed: see the error log above)"
@@ -50,11 +39,18 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
             return NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t;
         }
         // SAFETY: r is the live request nginx is running the content phase of.
-        // Unbuffered: the app gets the body as it arrives, and a large one
-        // never goes through a temporary file.
+        // Unbuffered: the app gets the body as it arrives (a group's daemon
+        // as it asks), and a large one never goes through a temporary file.
         let rc = unsafe {
             (*r).set_request_body_no_buffering(1);
-            read_body_with_our_buffer(r, body_ready)
+            read_body_with_our_buffer(
+                r,
+                if in_group {
+                    group_body_ready
+                } else {
+                    body_ready
+                },
+            )
         };
         if rc >= NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t {
             return rc;

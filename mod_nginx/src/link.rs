@@ -66,6 +66,11 @@ pub struct LinkRef {
 }
 
 impl LinkRef {
+    /// The link itself (for nginx's handlers of the request).
+    pub fn link(&self) -> *mut Link {
+        self.link
+    }
+
     /// nginx sent what it held: read from the daemon again (on the next
     /// turn of the event loop, not inside nginx's write handling).
     pub fn room(&self) {
@@ -96,6 +101,9 @@ pub struct Link {
     /// Valid while `shared.alive`.
     ctx: *mut ReqCtx,
     group: usize,
+    /// The group's response head limit and socket timeout.
+    head_limit: usize,
+    timeout: Duration,
     /// The connection to a daemon (null between attempts, or once the
     /// exchange is over).
     conn: *mut ngx_connection_t,
@@ -171,9 +179,9 @@ pub unsafe fn start(r: *mut ngx_http_request_t, app: &App, group: usize) -> bool
             BodyKind::None
         }
     };
-    let Some((connect_timeout, head_limit, name)) =
-        pool::with(group, |p| (p.connect_timeout, p.head_limit, p.name.clone()))
-    else {
+    let Some((connect_timeout, head_limit, timeout, name)) = pool::with(group, |p| {
+        (p.connect_timeout, p.head_limit, p.timeout, p.name.clone())
+    }) else {
         return false;
     };
     let mut head = frame::encode_head(&target, &request, kind);
@@ -191,6 +199,8 @@ pub unsafe fn start(r: *mut ngx_http_request_t, app: &App, group: usize) -> bool
         r,
         ctx,
         group,
+        head_limit,
+        timeout,
         conn: std::ptr::null_mut(),
         try_pool: true,
         pooled: false,
@@ -263,10 +273,6 @@ impl Link {
         pool::with(self.group, |p| p.name.clone()).unwrap_or_default()
     }
 
-    fn timeout(&self) -> Duration {
-        pool::with(self.group, |p| p.timeout).unwrap_or(Duration::from_secs(60))
-    }
-
     /// Gives `msgs` to the request's output. False once the request is gone
     /// (nothing of it may be touched then).
     fn deliver(&mut self, msgs: VecDeque<Msg>) -> bool {
@@ -313,7 +319,7 @@ impl Link {
             (*(*c).write).handler = Some(on_write);
             self.shared.read_ev.set((*c).read);
         }
-        self.x = Exchange::new(self.x_limit());
+        self.x = Exchange::new(self.head_limit);
         self.out.clear();
         self.sent = 0;
         self.want = None;
@@ -322,10 +328,6 @@ impl Link {
             Ok(()) => self.arm_read_timer(),
             Err(e) => self.broken(e),
         }
-    }
-
-    fn x_limit(&self) -> usize {
-        pool::with(self.group, |p| p.head_limit).unwrap_or(frame::MAX_FRAME)
     }
 
     /// The group cannot be reached (yet): wait, or answer 503 at the
@@ -429,7 +431,7 @@ impl Link {
                         if ngx::ffi::ngx_handle_write_event(wev, 0) != NGX_OK as ngx_int_t {
                             return Err(io::Error::other("cannot watch the daemon's socket"));
                         }
-                        ngx::ffi::ngx_add_timer(wev, self.timeout().as_millis() as _);
+                        ngx::ffi::ngx_add_timer(wev, self.timeout.as_millis() as _);
                     }
                     return Ok(());
                 }
@@ -461,7 +463,7 @@ impl Link {
         unsafe {
             let rev = (*c).read;
             if waiting {
-                ngx::ffi::ngx_add_timer(rev, self.timeout().as_millis() as _);
+                ngx::ffi::ngx_add_timer(rev, self.timeout.as_millis() as _);
             } else if (*rev).timer_set() != 0 {
                 ngx::ffi::ngx_del_timer(rev);
             }
@@ -483,10 +485,10 @@ impl Link {
                 target: "oxwsgi",
                 "group {}: the daemon sent nothing for {:?} (socket_timeout); answering 504",
                 self.name(),
-                self.timeout()
+                self.timeout
             );
+            // The exchange is not over: the connection closes.
             let started = self.x.started();
-            self.x = Exchange::new(0);
             self.close_conn();
             self.deliver([if started { Msg::Abort } else { Msg::Error(504) }].into());
             return;
@@ -646,12 +648,9 @@ impl Link {
         }
         self.want = None;
         // Until the daemon asks again, the client may wait.
-        // SAFETY: the request and its connection are live (alive).
-        unsafe {
-            let rev = (*(*self.r).connection).read;
-            if (*rev).timer_set() != 0 && !self.body_ended {
-                ngx::ffi::ngx_del_timer(rev);
-            }
+        if !self.body_ended {
+            // SAFETY: the request is live (alive).
+            unsafe { crate::body::let_client_wait(self.r) };
         }
         if let Err(e) = self.write_out() {
             return self.broken(e);
@@ -760,19 +759,11 @@ unsafe extern "C" fn on_client_body(r: *mut ngx_http_request_t) {
                 } else {
                     // The daemon has not asked: leave it in the socket, and
                     // do not let the client time out for the app's pace.
-                    let rev = (*(*r).connection).read;
-                    if (*rev).timedout() == 0 && (*rev).timer_set() != 0 {
-                        ngx::ffi::ngx_del_timer(rev);
+                    if (*(*(*r).connection).read).timedout() == 0 {
+                        crate::body::let_client_wait(r);
                     }
                 }
             })
         }
     })
-}
-
-/// The link of a request's `LinkRef`.
-impl LinkRef {
-    pub fn link(&self) -> *mut Link {
-        self.link
-    }
 }

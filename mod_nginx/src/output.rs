@@ -265,26 +265,19 @@ pub unsafe fn deliver(channel: &Arc<Channel>) {
     }
     // SAFETY: target is the live ReqCtx of this channel (Drop clears it), and
     // we are on the event loop thread, the only one that touches it.
-    let ctx = unsafe { &mut *target.cast::<ReqCtx>() };
-    let r = ctx.r;
-    // SAFETY: the request lives as long as its ReqCtx.
-    let c = unsafe { (*r).connection };
-    // SAFETY: ctx is the live ReqCtx of this channel on the event loop
-    // thread (checked just above).
-    unsafe { apply(ctx, msgs) };
-    // SAFETY: the connection is still allocated (it outlives the request's
-    // pool cleanup within this call), as nginx's own handlers assume.
-    unsafe { ngx_http_run_posted_requests(c) };
+    unsafe { apply_msgs(target.cast(), msgs) };
 }
 
-/// Applies `msgs` from a group's daemon to the request of `ctx`.
+/// Applies `msgs` (from a Python thread's channel or a group's daemon) to
+/// the request of `ctx`, then runs the requests nginx posted meanwhile.
 ///
 /// # Safety
 /// `ctx` is live, on the event loop thread; it may be freed when this
 /// returns (the request ended).
 pub unsafe fn apply_msgs(ctx: *mut ReqCtx, msgs: VecDeque<Msg>) {
     // SAFETY: ctx is live (apply_msgs' contract), and so are its request
-    // and the connection, which outlives the request within this call.
+    // and the connection, which outlives the request's pool cleanup within
+    // this call, as nginx's own handlers assume.
     unsafe {
         let c = (*(*ctx).r).connection;
         apply(&mut *ctx, msgs);
