@@ -25,17 +25,57 @@ pub struct Limits {
 
 /// How often the resident set is read (a request at most this often pays
 /// for reading /proc).
-/// How often a process looks at its RSS (after a request, at most).
-pub const RSS_EVERY: Duration = Duration::from_secs(1);
+const RSS_EVERY: Duration = Duration::from_secs(1);
+
+/// A limit on the process's resident memory, looked at after requests, at
+/// most every `RSS_EVERY` (a leak is slow; /proc is not free). Shared by
+/// the server processes' recycling and the groups' daemons.
+pub struct RssLimit {
+    limit: u64,
+    epoch: Instant,
+    /// When the RSS is read next (ms since `epoch`).
+    due: AtomicU64,
+}
+
+impl RssLimit {
+    pub fn new(limit: u64) -> RssLimit {
+        RssLimit {
+            limit,
+            epoch: Instant::now(),
+            due: AtomicU64::new(0),
+        }
+    }
+
+    /// Why the process should be recycled, when it is time to look (for
+    /// one caller at a time) and the RSS passed the limit.
+    pub fn passed(&self) -> Option<String> {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        let due = self.due.load(Ordering::Relaxed);
+        let next = now + RSS_EVERY.as_millis() as u64;
+        if now < due
+            || self
+                .due
+                .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return None;
+        }
+        let rss = rss_bytes()?;
+        (rss > self.limit).then(|| {
+            format!(
+                "its memory (RSS {} MiB) passed the limit of {} MiB",
+                rss >> 20,
+                self.limit >> 20
+            )
+        })
+    }
+}
 
 /// One process's recycling state.
 pub struct Recycler {
     max_requests: Option<u64>,
-    max_rss: Option<u64>,
+    max_rss: Option<RssLimit>,
     served: AtomicU64,
-    epoch: Instant,
-    /// When the RSS is read next (ms since `epoch`).
-    rss_due: AtomicU64,
     decided: AtomicBool,
     why: Mutex<Option<String>>,
 }
@@ -49,10 +89,8 @@ impl Recycler {
         };
         Recycler {
             max_requests: limits.max_requests.map(|n| n.saturating_add(extra)),
-            max_rss: limits.max_rss,
+            max_rss: limits.max_rss.map(RssLimit::new),
             served: AtomicU64::new(0),
-            epoch: Instant::now(),
-            rss_due: AtomicU64::new(0),
             decided: AtomicBool::new(false),
             why: Mutex::new(None),
         }
@@ -73,30 +111,8 @@ impl Recycler {
                 format!("it served {served} requests (wsgi_max_requests)"),
             );
         }
-        let limit = self.max_rss?;
-        let now = self.epoch.elapsed().as_millis() as u64;
-        let due = self.rss_due.load(Ordering::Relaxed);
-        let next = now + RSS_EVERY.as_millis() as u64;
-        if now < due
-            || self
-                .rss_due
-                .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
-            return None;
-        }
-        let rss = rss_bytes()?;
-        if rss > limit {
-            return self.decide(
-                RecycleReason::MaxRss,
-                format!(
-                    "its memory (RSS {} MiB) passed the limit of {} MiB",
-                    rss >> 20,
-                    limit >> 20
-                ),
-            );
-        }
-        None
+        let why = self.max_rss.as_ref()?.passed()?;
+        self.decide(RecycleReason::MaxRss, why)
     }
 
     /// Records `why` as the reason to recycle (counted in the metrics);

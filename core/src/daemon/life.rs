@@ -50,13 +50,14 @@ pub struct Life {
     /// Set when the process stops taking requests (the dispatcher's stop).
     stopping: Arc<AtomicBool>,
     ending: Mutex<Option<(End, Instant)>>,
-    /// When the RSS is next looked at (ms since `born`).
-    rss_due_ms: AtomicU64,
+    /// `max-rss`, when set.
+    max_rss: Option<crate::recycle::RssLimit>,
 }
 
 impl Life {
     pub fn new(group: &str, spec: Lifecycle) -> Arc<Life> {
         Arc::new(Life {
+            max_rss: spec.max_rss.map(crate::recycle::RssLimit::new),
             spec,
             group: group.to_string(),
             born: Instant::now(),
@@ -65,7 +66,6 @@ impl Life {
             last_request_ms: AtomicU64::new(0),
             gil_seen_ms: AtomicU64::new(0),
             loaded_any: AtomicBool::new(false),
-            rss_due_ms: AtomicU64::new(0),
             stopping: Arc::new(AtomicBool::new(false)),
             ending: Mutex::new(None),
         })
@@ -103,39 +103,11 @@ impl Life {
                 &format!("it served {served} requests (maximum-requests)"),
             );
         }
-        if let Some(limit) = self.spec.max_rss {
-            self.check_rss(limit);
-        }
-    }
-
-    /// Recycles the process once its resident memory passed `limit`
-    /// (looked at once a second at most: a leak is slow, /proc is not free).
-    fn check_rss(&self, limit: u64) {
-        let now = self.now_ms();
-        let due = self.rss_due_ms.load(Ordering::Relaxed);
-        let next = now + crate::recycle::RSS_EVERY.as_millis() as u64;
-        if now < due
-            || self.stopping()
-            || self
-                .rss_due_ms
-                .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
-            return;
-        }
-        let Some(rss) = crate::recycle::rss_bytes() else {
-            return;
-        };
-        if rss > limit {
-            crate::metrics::recycled(crate::metrics::RecycleReason::MaxRss);
-            self.end(
-                End::Recycle,
-                &format!(
-                    "its memory (RSS {} MiB) passed the limit of {} MiB (max-rss)",
-                    rss >> 20,
-                    limit >> 20
-                ),
-            );
+        if let Some(why) = self.max_rss.as_ref().and_then(|l| l.passed()) {
+            if !self.stopping() {
+                crate::metrics::recycled(crate::metrics::RecycleReason::MaxRss);
+                self.end(End::Recycle, &format!("{why} (max-rss)"));
+            }
         }
     }
 
