@@ -32,3 +32,23 @@ pub const MISTAKES: &[(&str, &str)] = &[
     ("/ctl-header", "control character"),
     ("/two-lengths", "two different Content-Length values"),
 ];
+
+/// Every path of `MISTAKES` under `prefix` answers 500 from `server` (on
+/// `port`), and its message reaches the error log (`what`: the setup, for
+/// a failure's message).
+pub fn mistakes_answer_500_and_are_logged(
+    server: &crate::ServerProcess,
+    port: u16,
+    prefix: &str,
+    what: &str,
+) {
+    for &(path, message) in MISTAKES {
+        let r = crate::http::get(port, &format!("{prefix}{path}"));
+        assert_eq!(r.status, 500, "{what} {path}");
+        assert!(
+            server.wait_log(message),
+            "{what} {path}: {message:?} not logged:\n{}",
+            server.error_log()
+        );
+    }
+}

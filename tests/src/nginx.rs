@@ -141,6 +141,13 @@ impl Nginx {
             .expect("start nginx");
         let mut server = ServerProcess::new("nginx", dir, child, Duration::from_secs(10));
         server.wait_listening(port);
+        // The master listens before it forks its workers, and the kernel
+        // takes connections meanwhile: a test that looks at the workers
+        // must find them there.
+        let master = server.pid();
+        wait_until(Duration::from_secs(10), || {
+            crate::children_of(master).len() >= config.workers
+        });
         Nginx { port, server }
     }
 

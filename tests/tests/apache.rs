@@ -63,15 +63,7 @@ fn script_alias_splits_script_name_and_path_info() {
 #[test]
 fn wsgi_mistakes_become_500_with_a_log_line() {
     let a = hello_and_cases("event");
-    for &(path, message) in oxwsgi_e2e::cases::MISTAKES {
-        let r = http::get(a.port, &format!("/cases{path}"));
-        assert_eq!(r.status, 500, "{path}");
-        assert!(
-            a.wait_log(message),
-            "{path}: {message:?} not logged:\n{}",
-            a.error_log()
-        );
-    }
+    oxwsgi_e2e::cases::mistakes_answer_500_and_are_logged(&a, a.port, "/cases", "event");
     assert_eq!(http::get(a.port, "/cases/cookies").status, 200);
 }
 

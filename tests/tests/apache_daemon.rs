@@ -78,11 +78,7 @@ fn apps_run_in_the_groups_processes_under_every_mpm() {
         wire::length_promises(a.port, "/cases");
         wire::each_chunk_leaves_at_once(a.port, "/cases");
         wire::streaming_while_reading_and_logging(a.port, "/cases", || a.error_log());
-        for &(path, message) in oxwsgi_e2e::cases::MISTAKES {
-            let r = http::get(a.port, &format!("/cases{path}"));
-            assert_eq!(r.status, 500, "{mpm} {path}");
-            assert!(a.wait_log(message), "{mpm} {path}: {message:?} not logged");
-        }
+        oxwsgi_e2e::cases::mistakes_answer_500_and_are_logged(&a, a.port, "/cases", mpm);
     }
 }
 

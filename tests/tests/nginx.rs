@@ -226,15 +226,7 @@ fn client_max_body_size_is_honoured() {
 #[test]
 fn wsgi_mistakes_become_500_with_a_log_line() {
     let n = cases_at_root();
-    for &(path, message) in oxwsgi_e2e::cases::MISTAKES {
-        let r = http::get(n.port, path);
-        assert_eq!(r.status, 500, "{path}");
-        assert!(
-            n.wait_log(message),
-            "{path}: {message:?} not logged:\n{}",
-            n.error_log()
-        );
-    }
+    oxwsgi_e2e::cases::mistakes_answer_500_and_are_logged(&n, n.port, "", "embedded");
     // The worker kept serving.
     assert_eq!(http::get(n.port, "/cookies").status, 200);
     assert_eq!(n.workers().len(), 1);
