@@ -1,17 +1,29 @@
 # oxwsgi: WSGI apps inside nginx and Apache.
 #   make run    build and serve examples/hello.py through nginx on 127.0.0.1:8000
-#   make test   every test of the workspace (installs what it needs first)
-#   make test-dist DIST=trixie   the same suite in a Debian 13 root
+#   make test   every test of the workspace, for Debian 12 and Debian 13
+#               (installs what it needs first); DIST=trixie for one release
 #   make check  formatting and lints (the workspace's [workspace.lints]); make test runs it
 #   make build  build the modules (release)
 #   make bench  benchmarks (not tests)
-#   make deb    Debian packages into dist/
+#   make deb    Debian packages into dist/RELEASE/ (DIST=trixie for Debian 13)
 
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: all deps build check test test-dist run bench deb clean
+.PHONY: all deps build check test test-here run bench deb clean
+
+# The Debian releases oxwsgi is built and tested for. The machine's own is
+# tested on the machine; another runs in a root of that release made from
+# Debian's archive (build/debian-root.sh, build/test-in-root.sh).
+RELEASES := bookworm trixie
+HOST_DIST := $(shell . /etc/os-release && echo $$VERSION_CODENAME)
+ifeq ($(origin DIST),undefined)
+TEST_DISTS := $(RELEASES)
+DIST := $(HOST_DIST)
+else
+TEST_DISTS := $(DIST)
+endif
 
 all: build
 
@@ -27,8 +39,19 @@ check: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# The package tests (tests/tests/packages.rs) install what `make deb` built.
-test: deps check deb
+# Every release's suite, even when one fails; fails if any did.
+test:
+	@failed=""; \
+	for d in $(TEST_DISTS); do \
+		echo "== make test: Debian $$d"; \
+		if [ "$$d" = "$(HOST_DIST)" ]; then $(MAKE) --no-print-directory test-here || failed="$$failed $$d"; \
+		else bash build/test-in-root.sh "$$d" || failed="$$failed $$d"; fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make test: failed for$$failed"; exit 1; fi
+
+# The suite on this machine. The package tests (tests/tests/packages.rs)
+# install what `make deb` built.
+test-here: deps check deb
 	$(CARGO) build -p oxwsgi-nginx -p oxwsgi-apache
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast; \
@@ -36,23 +59,17 @@ test: deps check deb
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
 
-# The suite inside another Debian release's root, made from Debian's archive
-# by build/debian-root.sh (e.g. `make test-dist DIST=trixie`); not yet part
-# of `make test` (issue #14).
-test-dist:
-	@bash build/test-in-root.sh $(DIST)
-
 run: build
 	@bash build/run-nginx.sh
 
 bench: build
 	@bash build/deps.sh --bench
 	$(CARGO) bench -p oxwsgi-core --bench hello
-	/usr/bin/python3.11 bench/run.py
-	/usr/bin/python3.11 bench/apache.py
+	/usr/bin/python3 bench/run.py
+	/usr/bin/python3 bench/apache.py
 
 deb: deps
-	@bash packaging/build-deb.sh
+	@bash packaging/build-deb.sh --dist $(DIST)
 
 clean:
 	$(CARGO) clean

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # debian-root.sh SUITE: makes, once, a root of Debian SUITE (trixie) in
-# build/out/root-SUITE with debootstrap from Debian's archive, with the
-# packages oxwsgi needs to build, test and package there (build/deps.sh's
-# list for that release). A second run reuses it; `make test DIST=trixie`
-# runs the suite inside it (build/in-root.sh).
+# build/out/root-SUITE with debootstrap from Debian's archive. What oxwsgi
+# needs there to build, test and package is build/deps.sh's, run inside it
+# (build/test-in-root.sh does, every time: it asks apt only for what is
+# missing); this script adds what a minimal base lacks and a host has.
 set -euo pipefail
 
 suite=${1:?usage: debian-root.sh SUITE}
@@ -11,15 +11,8 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 root=$top/build/out/root-$suite
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
-# What the root holds, besides the base system; `.ready` records it, so a
-# package added here is installed on the next run.
-packages="build-essential pkg-config git
-    python3 python3-dev python3-venv python3-pip
-    clang libclang-dev
-    nginx nginx-dev apache2 apache2-dev
-    debhelper fakeroot dpkg-dev lintian
-    curl wrk openssl procps chromium"
-packages=$(echo $packages)
+# `.ready` records the list, so a package added here is installed next run.
+packages="build-essential pkg-config git procps ca-certificates"
 
 if [ -e "$root/.ready" ] && [ "$(cat "$root/.ready")" = "$packages" ]; then
     exit 0
@@ -36,7 +29,8 @@ if [ ! -e "$root/.base" ]; then
     debootstrap --variant=minbase --include=ca-certificates "$suite" "$root" "$mirror"
     touch "$root/.base"
 fi
-# The packaged servers must not start on install inside the root.
+# The packaged servers must never start on install inside the root: the
+# tests start their own, on ports of their choosing.
 printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
 chmod +x "$root/usr/sbin/policy-rc.d"
 "$top/build/in-root.sh" "$root" /bin/sh -c "

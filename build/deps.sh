@@ -5,10 +5,15 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
+# What is unpacked under build/out is per Debian release, as the nginx tree
+# is (build/nginx-tree.sh): OXWSGI_DIST is set inside another release's root.
+out="$top/build/out"
+suffix=${OXWSGI_DIST:+-$OXWSGI_DIST}
 
 packages=(
-    # CPython the modules embed, chosen explicitly (see .cargo/config.toml)
-    python3.11 python3.11-dev libpython3.11-dev python3.11-venv python3-pip
+    # The release's CPython the modules embed (3.11 on Debian 12, 3.13 on
+    # Debian 13): /usr/bin/python3, see .cargo/config.toml
+    python3 python3-dev libpython3-dev python3-venv python3-pip
     # bindgen (nginx-sys, the Apache bindings) needs libclang
     clang libclang-dev
     # the servers, and the headers/trees the modules are built against
@@ -74,7 +79,7 @@ unpack() {
 # Debian's mod_wsgi, the reference the Apache module is compared with (tests)
 # and measured against (benchmarks): it conflicts with libapache2-mod-oxwsgi
 # (the same directives), which the package tests install and purge.
-unpack libapache2-mod-wsgi-py3 "$top/build/out/mod_wsgi" usr/lib/apache2/modules/mod_wsgi.so
+unpack libapache2-mod-wsgi-py3 "$out/mod_wsgi$suffix" usr/lib/apache2/modules/mod_wsgi.so
 # promtool, from Debian's Prometheus, checks the status page's metrics in
 # the tests; unpacked, so no Prometheus server is installed or started.
-unpack prometheus "$top/build/out/prometheus" usr/bin/promtool
+unpack prometheus "$out/prometheus$suffix" usr/bin/promtool

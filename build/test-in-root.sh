@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# test-in-root.sh SUITE [NEXTEST ARGS...]: builds the modules for Debian
-# SUITE inside its root (build/debian-root.sh makes it, once) against that
-# release's Python and nginx tree, with a target directory of its own, and
-# runs the workspace's tests there (`make test-dist DIST=SUITE`). The host's
-# Rust toolchain is used (build/in-root.sh binds it in).
+# test-in-root.sh SUITE [NEXTEST ARGS...]: `make test` for Debian SUITE,
+# inside its root (build/debian-root.sh makes it, once): what it needs from
+# that release's archive (build/deps.sh), its nginx tree, its packages
+# (packaging/build-deb.sh, which builds the modules in release mode against
+# that release's Python, nginx and Apache, into a target directory of its
+# own), then the workspace's tests against those modules (`make test
+# DIST=SUITE`; `make test` runs it for every release but the machine's).
+# The host's Rust toolchain is used (build/in-root.sh binds it in).
 set -euo pipefail
 
 suite=${1:?usage: test-in-root.sh SUITE [nextest args]}
@@ -24,15 +27,16 @@ set -euo pipefail
 top=$1 suite=$2
 shift 2
 cd "$top"
-OXWSGI_DIST=$suite bash build/nginx-tree.sh
-out=$top/build/out
-export PYO3_PYTHON=/usr/bin/python3
-export NGINX_SOURCE_DIR=$out/nginx-$suite/src NGINX_BUILD_DIR=$out/nginx-$suite/objs
-export CARGO_TARGET_DIR=$out/target-$suite
-export OXWSGI_NGINX_MODULE=$CARGO_TARGET_DIR/debug/libngx_http_oxwsgi_module.so
-export OXWSGI_APACHE_MODULE=$CARGO_TARGET_DIR/debug/libmod_oxwsgi.so
 export OXWSGI_DIST=$suite
-cargo build -p oxwsgi-nginx -p oxwsgi-apache
+bash build/deps.sh
+bash build/nginx-tree.sh
+. build/dist-env.sh
+bash packaging/build-deb.sh
+# The packaged build is what the tests load: a debug build of the modules
+# as well would add minutes to every run of both releases (the machine's
+# own release tests debug builds).
+export OXWSGI_NGINX_MODULE=$CARGO_TARGET_DIR/release/libngx_http_oxwsgi_module.so
+export OXWSGI_APACHE_MODULE=$CARGO_TARGET_DIR/release/libmod_oxwsgi.so
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast "$@"
 else

@@ -33,7 +33,10 @@ pub fn render(dir: &std::path::Path, port: u16, mpm: &str, body: &str) -> String
 pub fn mod_wsgi() -> String {
     let p = built_file(
         None,
-        "build/out/mod_wsgi/usr/lib/apache2/modules/mod_wsgi.so",
+        &format!(
+            "{}/usr/lib/apache2/modules/mod_wsgi.so",
+            crate::unpacked("mod_wsgi")
+        ),
         "build/deps.sh unpacks it (make test runs it)",
     );
     format!("LoadModule wsgi_module {}", p.display())

@@ -28,6 +28,16 @@ pub fn repo() -> PathBuf {
         .to_path_buf()
 }
 
+/// `build/out/NAME` for the Debian release the tests run on: build/deps.sh
+/// unpacks per release, into `NAME-SUITE` inside another release's root
+/// (where OXWSGI_DIST is set).
+pub fn unpacked(name: &str) -> String {
+    match std::env::var("OXWSGI_DIST") {
+        Ok(dist) if !dist.is_empty() => format!("build/out/{name}-{dist}"),
+        _ => format!("build/out/{name}"),
+    }
+}
+
 /// A fixture app from tests/apps.
 pub fn app(name: &str) -> String {
     repo().join("tests/apps").join(name).display().to_string()

@@ -16,7 +16,9 @@ pub fn sample(text: &str, series: &str) -> Option<f64> {
 /// Fails unless Prometheus's own `promtool check metrics` (from Debian's
 /// package, unpacked by build/deps.sh) takes `text` without a word.
 pub fn promtool_check(text: &str) {
-    let promtool = repo().join("build/out/prometheus/usr/bin/promtool");
+    let promtool = repo()
+        .join(crate::unpacked("prometheus"))
+        .join("usr/bin/promtool");
     let mut child = Command::new(&promtool)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

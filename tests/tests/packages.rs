@@ -32,9 +32,15 @@ fn apt(args: &[&str]) -> String {
         .args(args))
 }
 
-/// The one build of `pkg` in dist/ (`make deb`; `make test` runs it first).
+/// The one build of `pkg` for this Debian release, in dist/RELEASE/ (`make
+/// deb`; `make test` runs it first).
 fn built(pkg: &str) -> PathBuf {
-    let dist = repo().join("dist");
+    let release = std::fs::read_to_string("/etc/os-release")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VERSION_CODENAME=").map(str::to_string))
+        .expect("/etc/os-release names the release");
+    let dist = repo().join("dist").join(release);
     let found: Vec<PathBuf> = std::fs::read_dir(&dist)
         .map(|d| {
             d.filter_map(|e| e.ok().map(|e| e.path()))
