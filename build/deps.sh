@@ -82,4 +82,7 @@ unpack() {
 unpack libapache2-mod-wsgi-py3 "$out/mod_wsgi$suffix" usr/lib/apache2/modules/mod_wsgi.so
 # promtool, from Debian's Prometheus, checks the status page's metrics in
 # the tests; unpacked, so no Prometheus server is installed or started.
-unpack prometheus "$out/prometheus$suffix" usr/bin/promtool
+# Debian 13 ships it as a package of its own.
+promtool=prometheus
+apt-cache show promtool >/dev/null 2>&1 && promtool=promtool
+unpack "$promtool" "$out/prometheus$suffix" usr/bin/promtool

@@ -32,11 +32,11 @@ bash build/deps.sh
 bash build/nginx-tree.sh
 . build/dist-env.sh
 bash packaging/build-deb.sh
-# The packaged build is what the tests load: a debug build of the modules
-# as well would add minutes to every run of both releases (the machine's
-# own release tests debug builds).
-export OXWSGI_NGINX_MODULE=$CARGO_TARGET_DIR/release/libngx_http_oxwsgi_module.so
-export OXWSGI_APACHE_MODULE=$CARGO_TARGET_DIR/release/libmod_oxwsgi.so
+# The tests load debug builds, as on the machine's own release: their
+# failpoints (core::guard) exist only there.
+cargo build -p oxwsgi-nginx -p oxwsgi-apache
+export OXWSGI_NGINX_MODULE=$CARGO_TARGET_DIR/debug/libngx_http_oxwsgi_module.so
+export OXWSGI_APACHE_MODULE=$CARGO_TARGET_DIR/debug/libmod_oxwsgi.so
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast "$@"
 else

@@ -719,11 +719,22 @@ directive1!(
 );
 
 directive1!(
-    /// WSGISocketPrefix PATH: the groups' sockets are PATH.<pid>.<n>.sock.
+    /// WSGISocketPrefix PATH: the groups' sockets are PATH.<pid>.<n>.sock;
+    /// a relative PATH is under the ServerRoot, as in mod_wsgi.
     oxwsgi_cmd_socket_prefix(cmd, _dir, raw, prefix) {
-        if !prefix.starts_with('/') {
-            return Err(format!("socket prefix {prefix:?} must be absolute"));
-        }
+        let prefix = if prefix.starts_with('/') {
+            prefix
+        } else {
+            // (In take1's unsafe block:) cmd is live while its directive is
+            // parsed and raw is its NUL-terminated argument; the result is a
+            // C string in the configuration pool, NULL for a path Apache
+            // refuses.
+            let p = ffi::ap_server_root_relative((*cmd).pool, raw);
+            if p.is_null() {
+                return Err(format!("socket prefix {prefix:?} is not a valid path"));
+            }
+            crate::cstr_str(p)
+        };
         update(|c| {
             c.socket_prefix = Some(prefix);
             Ok(())

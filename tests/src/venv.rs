@@ -1,5 +1,6 @@
 //! Virtualenvs for the tests, made with the system's python3 and pip,
-//! cached under build/out by their requirements' contents, and shared by
+//! cached under build/out by their requirements' contents and Python
+//! version, and shared by
 //! the tests (a file lock serialises their creation between test
 //! processes).
 
@@ -43,9 +44,12 @@ pub fn sites_venv() -> PathBuf {
 /// text of a requirements file) installed.
 pub fn with_requirements(tag: &str, requirements: &str) -> PathBuf {
     let python = python();
+    // The version too: /usr/bin/python3 is 3.11 on one release and 3.13 on
+    // the other, and both releases' tests share build/out.
     let key = requirements
         .bytes()
         .chain(python.to_string_lossy().bytes())
+        .chain(python_version().into_bytes())
         .fold(0xcbf29ce484222325u64, |h, b| {
             (h ^ b as u64).wrapping_mul(0x100000001b3)
         });

@@ -493,13 +493,15 @@ fn touching_the_script_restarts_the_group() {
 /// The typical daemon-mode Django site of mod_wsgi's and Django's guides
 /// answers the same under oxwsgi as under Debian's mod_wsgi, with only the
 /// LoadModule line swapped; `ps` shows the daemons by their display name
-/// under both.
+/// under both, and both put the daemons' sockets where a relative
+/// WSGISocketPrefix says: under the ServerRoot.
 #[test]
 fn a_daemon_mode_django_site_answers_as_under_mod_wsgi() {
     let venv = oxwsgi_e2e::venv::sites_venv();
     let site_dir = oxwsgi_e2e::repo().join("examples/django_site");
     let site = format!(
-        "<VirtualHost 127.0.0.1:{{port}}>\n\
+        "WSGISocketPrefix wsgi\n\
+         <VirtualHost 127.0.0.1:{{port}}>\n\
          ServerName site.test\n\
          WSGIDaemonProcess site processes=2 threads=15 user=www-data python-home={venv} python-path={site} display-name=%{{GROUP}}\n\
          WSGIProcessGroup site\n\
@@ -516,6 +518,23 @@ fn a_daemon_mode_django_site_answers_as_under_mod_wsgi() {
         &site,
     );
     let theirs = Apache::start_with("event", &apache::mod_wsgi(), &site);
+    for server in [&ours, &theirs] {
+        // Apache listens before its second configuration pass starts the
+        // daemons: wait for their sockets.
+        let sockets = || {
+            std::fs::read_dir(&server.dir)
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("wsgi.") && n.ends_with(".sock"))
+                .count()
+        };
+        assert!(
+            wait_until(Duration::from_secs(5), || sockets() >= 1),
+            "no wsgi.*.sock in {}",
+            server.dir.display()
+        );
+    }
     let upload = {
         let mut b =
             b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\n\
