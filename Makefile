@@ -4,14 +4,14 @@
 #               (installs what it needs first); DIST=trixie for one release
 #   make check  formatting and lints (the workspace's [workspace.lints]); make test runs it
 #   make build  build the modules (release)
-#   make bench  benchmarks (not tests)
+#   make bench  benchmarks (not tests); DIST=trixie in the Debian 13 root
 #   make deb    Debian packages into dist/RELEASE/ (DIST=trixie for Debian 13)
 
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: all deps build check test test-here run bench deb clean
+.PHONY: all deps build check test test-here run bench bench-here deb clean
 
 # The Debian releases oxwsgi is built and tested for. The machine's own is
 # tested on the machine; another runs in a root of that release made from
@@ -62,11 +62,20 @@ test-here: deps check deb
 run: build
 	@bash build/run-nginx.sh
 
-bench: build
+# Another release's benchmarks run in its root, with its servers, Python
+# and peers (make bench DIST=trixie).
+bench:
+	@if [ "$(DIST)" = "$(HOST_DIST)" ]; then $(MAKE) --no-print-directory bench-here; \
+	else bash build/debian-root.sh $(DIST) && \
+		build/in-root.sh build/out/root-$(DIST) /usr/bin/env OXWSGI_DIST=$(DIST) \
+		bash -c 'cd "$$0" && . build/dist-env.sh && make bench-here' "$(CURDIR)"; fi
+
+bench-here: build
 	@bash build/deps.sh --bench
 	$(CARGO) bench -p oxwsgi-core --bench hello
 	/usr/bin/python3 bench/run.py
 	/usr/bin/python3 bench/apache.py
+	bash bench/interp_speed.sh
 
 deb: deps
 	@bash packaging/build-deb.sh --dist $(DIST)

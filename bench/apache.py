@@ -15,12 +15,12 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import (BENCH, TOP, THREADS, Server, bench_args, bench_venv, proc_stat,  # noqa: E402
-                 rss_kib, tree, wrk, wait_port)
+from run import (BENCH, TARGET, THREADS, Server, bench_args, bench_venv, proc_stat,  # noqa: E402
+                 rss_kib, tree, unpacked, wrk, wait_port)
 
-MODULE = os.path.join(TOP, "target/release/libmod_oxwsgi.so")
-# Debian's mod_wsgi, unpacked by build/deps.sh (see there).
-MOD_WSGI = os.path.join(TOP, "build/out/mod_wsgi/usr/lib/apache2/modules/mod_wsgi.so")
+MODULE = os.path.join(TARGET, "release/libmod_oxwsgi.so")
+# The release's Debian mod_wsgi, unpacked by build/deps.sh (see there).
+MOD_WSGI = os.path.join(unpacked("mod_wsgi"), "usr/lib/apache2/modules/mod_wsgi.so")
 
 
 class ApacheServer(Server):

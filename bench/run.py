@@ -25,7 +25,18 @@ import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(TOP, "bench")
-MODULE = os.path.join(TOP, "target/release/libngx_http_oxwsgi_module.so")
+# Inside another Debian release's root (make bench DIST=trixie), its own
+# target directory and unpacked peers (build/dist-env.sh, build/deps.sh).
+DIST = os.environ.get("OXWSGI_DIST", "")
+OUT = os.path.join(TOP, "build/out")
+TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(TOP, "target")
+MODULE = os.path.join(TARGET, "release/libngx_http_oxwsgi_module.so")
+
+
+def unpacked(name):
+    """build/out/NAME for this release (NAME-SUITE in another's root)."""
+    return os.path.join(OUT, name + ("-" + DIST if DIST else ""))
+
 SERVER_CPU, CLIENT_CPU = "0", "1"
 THREADS = 8
 HELLO = "<h1>Hello, web!</h1>"
@@ -101,11 +112,11 @@ def bench_venv():
     """A venv with granian and Flask, cached by the requirements."""
     reqs = os.path.join(BENCH, "requirements.txt")
     key = open(reqs).read()
-    venv = os.path.join(TOP, "build/out/venv-bench")
+    venv = unpacked("venv-bench")
     stamp = os.path.join(venv, ".ready")
     if not os.path.exists(stamp) or open(stamp).read() != key:
         shutil.rmtree(venv, ignore_errors=True)
-        subprocess.check_call(["/usr/bin/python3.11", "-m", "venv", venv])
+        subprocess.check_call(["/usr/bin/python3", "-m", "venv", venv])
         subprocess.check_call([os.path.join(venv, "bin/pip"), "install", "--quiet",
                                "--disable-pip-version-check", "-r", reqs])
         with open(stamp, "w") as f:
