@@ -1,5 +1,5 @@
 """One Flask request as a plain Python call, timed: run by interp_speed.sh in
-Debian's static /usr/bin/python3.11 and in the shared libpython3.11.so that
+Debian's static /usr/bin/python3.X and in the shared libpython3.X.so that
 an embedding server (oxwsgi, mod_wsgi) uses."""
 import sys, time
 sys.path.insert(0, __import__("os").path.dirname(__import__("os").path.abspath(__file__)))

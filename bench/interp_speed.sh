@@ -18,7 +18,7 @@ int main(void) {
     PyConfig_SetBytesString(&c, &c.program_name, "$venv/bin/python3");
     Py_InitializeFromConfig(&c);
     FILE *f = fopen("$here/flask_call.py", "r");
-    PyRun_SimpleFile(f, "flask_call.py");
+    PyRun_SimpleFile(f, "$here/flask_call.py");
     return Py_FinalizeEx() < 0;
 }
 C
