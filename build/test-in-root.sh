@@ -2,10 +2,12 @@
 # test-in-root.sh SUITE [NEXTEST ARGS...]: `make test` for Debian SUITE,
 # inside its root (build/debian-root.sh makes it, once): what it needs from
 # that release's archive (build/deps.sh), its nginx tree, its packages
-# (packaging/build-deb.sh, which builds the modules in release mode against
-# that release's Python, nginx and Apache, into a target directory of its
-# own), then the workspace's tests against those modules (`make test
-# DIST=SUITE`; `make test` runs it for every release but the machine's).
+# (packaging/build-deb.sh: the modules in release mode against that
+# release's Python, nginx and Apache, into a target directory of its own,
+# checked by its lintian), then the workspace's tests, the package test
+# among them (`make test DIST=SUITE`; `make test` runs it for every release
+# but the machine's). Formatting and lints are checked once, on the
+# machine's release: the source is the same.
 # The host's Rust toolchain is used (build/in-root.sh binds it in).
 set -euo pipefail
 
