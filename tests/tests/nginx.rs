@@ -501,6 +501,67 @@ fn https_and_http2_are_reflected_in_environ() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "3000000");
 }
 
+/// nginx 1.25 and later speak HTTP/3 (Debian 13's is built with it): a
+/// request over QUIC reaches the app with its protocol in environ, and
+/// streamed responses and uploads go through whole. Debian 12's nginx 1.22
+/// has no HTTP/3; there the test checks only that it is that old.
+#[test]
+fn http3_requests_reach_the_app_where_nginx_speaks_it() {
+    let v = std::process::Command::new(oxwsgi_e2e::nginx::NGINX)
+        .arg("-V")
+        .output()
+        .expect("nginx -V");
+    let v = String::from_utf8_lossy(&v.stderr).into_owned();
+    if !v.contains("--with-http_v3_module") {
+        let version = v
+            .split("nginx/")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .expect("nginx -V names the version");
+        let minor: u32 = version.split('.').nth(1).unwrap().parse().unwrap();
+        assert!(
+            version.starts_with("1.") && minor < 25,
+            "nginx {version} should have HTTP/3"
+        );
+        return;
+    }
+    let q = oxwsgi_e2e::free_port();
+    let dir = oxwsgi_e2e::temp_dir("quic");
+    let (cert, key) = oxwsgi_e2e::test_certificate(&dir);
+    let n = Nginx::start(Config::new(&format!(
+        "listen 127.0.0.1:{q} quic;\nlisten 127.0.0.1:{q} ssl;\n\
+         ssl_certificate {};\nssl_certificate_key {};\n\
+         location / {{ wsgi_app {}; client_max_body_size 10m; }}",
+        cert.display(),
+        key.display(),
+        app("cases.py")
+    )));
+    let curl = |args: &[&str], path: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-sSk", "--http3-only"])
+            .args(args)
+            .arg(format!("https://127.0.0.1:{q}{path}"))
+            .output()
+            .expect("curl");
+        assert!(
+            out.status.success(),
+            "curl --http3-only {path}: {}\n{}",
+            oxwsgi_e2e::output_text(&out),
+            n.error_log()
+        );
+        out.stdout
+    };
+    let env = String::from_utf8_lossy(&curl(&[], "/env")).into_owned();
+    assert!(env.contains("\"SERVER_PROTOCOL\": \"HTTP/3.0\""), "{env}");
+    assert!(env.contains("\"wsgi.url_scheme\": \"https\""), "{env}");
+    assert_eq!(curl(&[], "/stream?n=50&size=1000").len(), 50_000);
+    let upload = dir.join("upload.bin");
+    std::fs::write(&upload, vec![b'q'; 3_000_000]).unwrap();
+    let at = format!("@{}", upload.display());
+    let got = curl(&["-X", "POST", "--data-binary", &at], "/consume");
+    assert_eq!(String::from_utf8_lossy(&got), "3000000");
+}
+
 #[test]
 fn large_uploads_stream_to_the_app_without_temp_files() {
     let n = Nginx::start(Config::new(&format!(
