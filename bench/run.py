@@ -246,9 +246,11 @@ def wrk(port, path, conns, duration, script=None):
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)", out, re.M)
     p99 = float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)] if m else 0.0
+    # Error pages are fast: a server that answers them must not score.
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
-        print("  warning: %s non-2xx responses on %s" % (errors.group(1), path), file=sys.stderr)
+        sys.exit("port %d answered %s requests to %s with errors: its numbers would mean nothing"
+                 % (port, errors.group(1), path))
     return rps, p99
 
 

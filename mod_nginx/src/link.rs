@@ -18,7 +18,7 @@
 //!   for, up to its connect timeout, then 503; a connection lost before the
 //!   daemon answered is tried again when nothing can have run twice.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
 use std::rc::Rc;
@@ -41,6 +41,34 @@ use crate::request::NginxRequest;
 /// Response bytes read from the daemon before they go to nginx's filters
 /// (and before the high-water mark is looked at).
 const BATCH_BYTES: usize = 64 << 10;
+
+thread_local! {
+    /// Read buffers of finished exchanges, kept for the next ones (a busy
+    /// worker then neither allocates nor clears 16 KiB per request); the
+    /// worker's own, as its requests all run on its event loop.
+    static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+const SPARE_KEEP: usize = 32;
+/// Larger buffers (a big frame grew them) go back to the allocator.
+const SPARE_LARGEST: usize = 256 << 10;
+
+fn new_exchange(head_limit: usize) -> Exchange {
+    let buf = SPARE.with(|s| s.borrow_mut().pop()).unwrap_or_default();
+    Exchange::with_buffer(head_limit, buf)
+}
+
+fn give_back(x: &mut Exchange) {
+    let buf = x.take_buffer();
+    if buf.capacity() == 0 || buf.capacity() > SPARE_LARGEST {
+        return;
+    }
+    SPARE.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < SPARE_KEEP {
+            s.push(buf);
+        }
+    });
+}
 
 /// What the request's output and the link share: the request's side says
 /// through it that the request is gone or that the client took what nginx
@@ -144,6 +172,7 @@ impl Drop for Link {
         }
         // The exchange did not end: the daemon must see the connection go.
         self.close_conn();
+        give_back(&mut self.x);
     }
 }
 
@@ -208,7 +237,7 @@ pub unsafe fn start(r: *mut ngx_http_request_t, app: &App, group: usize) -> bool
         head,
         out: Vec::new(),
         sent: 0,
-        x: Exchange::new(head_limit),
+        x: new_exchange(head_limit),
         body: Vec::new(),
         body_at: 0,
         body_ended: false,
@@ -319,7 +348,7 @@ impl Link {
             (*(*c).write).handler = Some(on_write);
             self.shared.read_ev.set((*c).read);
         }
-        self.x = Exchange::new(self.head_limit);
+        self.x = Exchange::with_buffer(self.head_limit, self.x.take_buffer());
         self.out.clear();
         self.sent = 0;
         self.want = None;

@@ -82,6 +82,16 @@ pub fn run(
 
 /// A Python thread: waits for whichever socket is ready and serves it.
 fn worker(shared: &Shared, apps: &Apps) {
+    // The server hands a request over with a write that wakes this thread.
+    // A normal thread, woken, would take the CPU from the server on the
+    // spot (when they share one), serve that one request and give it back:
+    // two process switches per request. As a batch thread it runs once
+    // the server has handed over all it has, and serves them one after
+    // another (on nginx's hello: 0.17 switches per request instead of 1.9,
+    // and 25 % more requests).
+    if let Err(e) = sys::batch_scheduling() {
+        log::debug!(target: "oxwsgi", "batch scheduling refused: {e}");
+    }
     crate::embed::ensure_thread_state();
     while !shared.stop.load(Ordering::Acquire) {
         let token = match shared.epoll.wait_one(STOP_CHECK_MS) {

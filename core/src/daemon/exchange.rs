@@ -80,6 +80,23 @@ impl Exchange {
         }
     }
 
+    /// A new exchange reading into `buf` (a buffer an earlier exchange gave
+    /// back: a busy server then neither allocates nor clears one per
+    /// request).
+    pub fn with_buffer(head_limit: usize, buf: Vec<u8>) -> Exchange {
+        Exchange {
+            buf,
+            ..Exchange::new(head_limit)
+        }
+    }
+
+    /// Gives the read buffer back (what it holds is discarded).
+    pub fn take_buffer(&mut self) -> Vec<u8> {
+        self.pos = 0;
+        self.end = 0;
+        std::mem::take(&mut self.buf)
+    }
+
     /// The header of the frame at `pos`, once its five bytes are in.
     fn next_header(&self) -> io::Result<Option<(Kind, usize)>> {
         let Some(h) = self.buf.get(self.pos..self.pos + frame::HEADER) else {
@@ -275,6 +292,28 @@ mod tests {
             status_line: "200 OK".into(),
             headers: vec![("Content-Type".into(), "text/plain".into())],
         })
+    }
+
+    #[test]
+    fn a_buffer_given_back_serves_the_next_exchange() {
+        let bytes = wire(&[
+            (Kind::ResponseHead, &head()),
+            (Kind::Data, b"hello"),
+            (Kind::End, b""),
+        ]);
+        let mut x = Exchange::new(8192);
+        assert_eq!(events(&mut x, &bytes, 64).len(), 3);
+        let buf = x.take_buffer();
+        let cap = buf.capacity();
+        assert!(cap > 0);
+        // What the first exchange left in it is not read again.
+        let mut y = Exchange::with_buffer(8192, buf);
+        assert!(!y.is_over());
+        let got = events(&mut y, &bytes, 64);
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[1], Event::Data(b"hello".to_vec()));
+        assert_eq!(got[2], Event::End);
+        assert_eq!(y.take_buffer().capacity(), cap);
     }
 
     #[test]

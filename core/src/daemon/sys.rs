@@ -300,6 +300,21 @@ pub fn set_priority(nice: i32) -> io::Result<()> {
     }
 }
 
+/// Marks the calling thread as a batch thread (`SCHED_BATCH`): when it is
+/// woken it does not preempt the thread that woke it, but waits for that
+/// one to sleep or use up its slice. Its share of the CPU and its nice
+/// value are unchanged.
+pub fn batch_scheduling() -> io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler reads one live sched_param; pid 0 is the
+    // calling thread.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Sets a listening socket's backlog (listen(2) again on a listening
 /// socket changes it).
 pub fn set_backlog(fd: i32, backlog: u32) -> io::Result<()> {
