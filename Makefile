@@ -11,11 +11,11 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: all deps build check test test-here run bench bench-here deb clean
+.PHONY: all deps build check test test-here test-suite run bench bench-here deb clean
 
 # The Debian releases oxwsgi is built and tested for. The machine's own is
 # tested on the machine; another runs in a root of that release made from
-# Debian's archive (build/debian-root.sh, build/test-in-root.sh).
+# Debian's archive (build/in-dist.sh).
 RELEASES := bookworm trixie
 HOST_DIST := $(shell . /etc/os-release && echo $$VERSION_CODENAME)
 ifeq ($(origin DIST),undefined)
@@ -45,18 +45,25 @@ test:
 	for d in $(TEST_DISTS); do \
 		echo "== make test: Debian $$d"; \
 		if [ "$$d" = "$(HOST_DIST)" ]; then $(MAKE) --no-print-directory test-here || failed="$$failed $$d"; \
-		else bash build/test-in-root.sh "$$d" || failed="$$failed $$d"; fi; \
+		else bash build/in-dist.sh "$$d" make --no-print-directory test-suite TESTS="$(TESTS)" || failed="$$failed $$d"; fi; \
 	done; \
 	if [ -n "$$failed" ]; then echo "make test: failed for$$failed"; exit 1; fi
 
-# The suite on this machine. The package tests (tests/tests/packages.rs)
-# install what `make deb` built.
-test-here: deps check deb
+# The suite on this machine: formatting and lints, then the tests.
+test-here: deps check test-suite
+
+# The tests, on the release make runs on (in another release's root, make
+# test comes here: formatting and lints are checked once, on the machine's,
+# as the source is the same). The package tests (tests/tests/packages.rs)
+# install what `make deb` built; the others load debug builds, whose
+# failpoints (core::guard) exist only there. TESTS: nextest's filter
+# arguments, e.g. make test TESTS="-E 'test(http3)'".
+test-suite: deps deb
 	$(CARGO) build -p oxwsgi-nginx -p oxwsgi-apache
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
-		$(CARGO) nextest run --workspace --no-fail-fast; \
+		$(CARGO) nextest run --workspace --no-fail-fast $(TESTS); \
 	else \
-		$(CARGO) test --workspace --no-fail-fast; \
+		$(CARGO) test --workspace --no-fail-fast $(TESTS); \
 	fi
 
 run: build
@@ -66,9 +73,7 @@ run: build
 # and peers (make bench DIST=trixie).
 bench:
 	@if [ "$(DIST)" = "$(HOST_DIST)" ]; then $(MAKE) --no-print-directory bench-here; \
-	else bash build/debian-root.sh $(DIST) && \
-		build/in-root.sh build/out/root-$(DIST) /usr/bin/env OXWSGI_DIST=$(DIST) \
-		bash -c 'cd "$$0" && . build/dist-env.sh && make bench-here' "$(CURDIR)"; fi
+	else bash build/in-dist.sh $(DIST) make --no-print-directory bench-here; fi
 
 bench-here: build
 	@bash build/deps.sh --bench

@@ -2,7 +2,7 @@
 # debian-root.sh SUITE: makes, once, a root of Debian SUITE (trixie) in
 # build/out/root-SUITE with debootstrap from Debian's archive. What oxwsgi
 # needs there to build, test and package is build/deps.sh's, run inside it
-# (build/test-in-root.sh does, every time: it asks apt only for what is
+# (build/in-dist.sh does, every time: it asks apt only for what is
 # missing); this script adds what a minimal base lacks and a host has.
 set -euo pipefail
 

@@ -4,7 +4,7 @@
 # staging directory with a generated changelog, and debhelper builds both
 # modules from this workspace against that release's nginx, Apache and
 # Python. Another release than the machine's is built inside its root
-# (build/debian-root.sh makes it, once).
+# (build/in-dist.sh: made once by build/debian-root.sh, and prepared).
 #
 # Usage: packaging/build-deb.sh [--dist SUITE] [--version VERSION] [--out DIR]
 #   SUITE    bookworm (Debian 12) or trixie (Debian 13); default: the
@@ -34,10 +34,7 @@ done
 if [ "$dist" != "$here" ]; then
     # The same script, inside that release's root (the repository is at the
     # same path there): its servers' headers, its Python, its lintian.
-    bash "$top/build/debian-root.sh" "$dist"
-    exec "$top/build/in-root.sh" "$top/build/out/root-$dist" /usr/bin/env OXWSGI_DIST="$dist" \
-        bash -c 'cd "$0" && bash build/deps.sh && bash build/nginx-tree.sh && exec bash packaging/build-deb.sh "$@"' \
-        "$top" "${args[@]}"
+    exec "$top/build/in-dist.sh" "$dist" bash packaging/build-deb.sh "${args[@]}"
 fi
 out=${out:-$top/dist/$dist}
 # shellcheck source=../build/dist-env.sh

@@ -83,7 +83,15 @@ pub fn built_file(env: Option<&str>, path: &str, how: &str) -> PathBuf {
     if let Some(p) = env.and_then(std::env::var_os) {
         return PathBuf::from(p);
     }
-    let p = repo().join(path);
+    // Another release's root builds into a target directory of its own
+    // (build/dist-env.sh).
+    let p = match (
+        path.strip_prefix("target/"),
+        std::env::var_os("CARGO_TARGET_DIR"),
+    ) {
+        (Some(rest), Some(dir)) => repo().join(dir).join(rest),
+        _ => repo().join(path),
+    };
     assert!(p.exists(), "{} is missing: {how}", p.display());
     p
 }
