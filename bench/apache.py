@@ -137,8 +137,10 @@ def main():
     alias = (f"Alias /static {static}\nWSGIPythonHome {bench_venv()}\n"
              f"WSGIScriptAlias /app {apps}\nWSGIScriptAlias /flask {flask}\nLimitRequestBody 0")
     # Daemon mode: the same apps in one group of the child's size, Python
-    # only in the group (the children proxy).
-    daemon = (f"WSGIDaemonProcess bench processes=1 threads={THREADS} python-home={bench_venv()} "
+    # only in the group (the children proxy). The sockets go under each
+    # server's own root: mod_wsgi's compiled-in directory (/var/run/apache2)
+    # exists only once the system's Apache has run.
+    daemon = (f"WSGISocketPrefix wsgi\nWSGIDaemonProcess bench processes=1 threads={THREADS} python-home={bench_venv()} "
               f"display-name=%{{GROUP}}\nWSGIProcessGroup bench\nWSGIApplicationGroup %{{GLOBAL}}\n"
               f"WSGIRestrictEmbedded On\n"
               f"WSGIScriptAlias /app {apps}\nWSGIScriptAlias /flask {flask}\nLimitRequestBody 0")

@@ -290,6 +290,7 @@ fn a_named_app_is_loaded_on_first_use() {
         target: fixture("cases.py").to_str().unwrap().to_string(),
         callable: None,
         mount: "/m".into(),
+        reload: true,
     };
     for _ in 0..3 {
         let (mut sink, shared) = MemorySink::new();
@@ -303,6 +304,7 @@ fn a_named_app_is_loaded_on_first_use() {
         target: "relative.py".into(),
         callable: None,
         mount: String::new(),
+        reload: true,
     };
     let (mut sink, shared) = MemorySink::new();
     assert_eq!(

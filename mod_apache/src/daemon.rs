@@ -293,6 +293,7 @@ pub unsafe fn serve(r: *mut request_rec, group: &str, app: &App, c: &Config) -> 
         target: spec.target(),
         callable: Some(spec.callable.clone()),
         mount: app.options().mount.clone(),
+        reload: app.options().reload_on_change,
     };
     // SAFETY: r is the live request of the calling handler (serve's
     // contract), used by this thread (and its writer) only.

@@ -188,6 +188,9 @@ pub unsafe fn start(r: *mut ngx_http_request_t, app: &App, group: usize) -> bool
         target: o.spec.target(),
         callable: Some(o.spec.callable.clone()),
         mount: o.mount.clone(),
+        // A group restarts when its script changes, as mod_wsgi's daemons
+        // (nginx has no WSGIScriptReloading to say otherwise).
+        reload: true,
     };
     // SAFETY: r is live on the event loop (start's contract).
     let request = match unsafe { NginxRequest::snapshot(r, Some(Body::Empty)) } {

@@ -490,6 +490,44 @@ fn touching_the_script_restarts_the_group() {
     }));
 }
 
+/// `WSGIScriptReloading Off` holds in daemon mode too, as in mod_wsgi: a
+/// changed script neither restarts the daemons nor reaches the app.
+#[test]
+fn script_reloading_off_keeps_the_daemons_running_the_old_script() {
+    let dir = oxwsgi_e2e::temp_dir("touch-off");
+    let script = dir.join("site.wsgi");
+    std::fs::copy(app("cases.py"), &script).unwrap();
+    let a = Apache::start(
+        "event",
+        &format!(
+            "WSGIScriptReloading Off\n\
+             WSGIDaemonProcess site processes=1 threads=2 display-name=%{{GROUP}}\n\
+             WSGIProcessGroup site\n\
+             WSGIScriptAlias /site {}",
+            script.display()
+        ),
+    );
+    let r = http::get(a.port, "/site/pid");
+    assert_eq!(r.status, 200);
+    let pid = r.text().parse::<i32>().unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let text = std::fs::read_to_string(&script).unwrap();
+    let old = "return _text(start_response, str(os.getpid()))";
+    assert!(text.contains(old));
+    std::fs::write(
+        &script,
+        text.replace(old, "return _text(start_response, 'v2 %d' % os.getpid())"),
+    )
+    .unwrap();
+    for _ in 0..10 {
+        let r = http::get(a.port, "/site/pid");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.text(), pid.to_string(), "{}", a.error_log());
+    }
+    assert_eq!(daemons(&a), vec![pid]);
+    assert!(!a.error_log().contains("changed; "), "{}", a.error_log());
+}
+
 /// The typical daemon-mode Django site of mod_wsgi's and Django's guides
 /// answers the same under oxwsgi as under Debian's mod_wsgi, with only the
 /// LoadModule line swapped; `ps` shows the daemons by their display name

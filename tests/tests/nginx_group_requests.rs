@@ -270,6 +270,88 @@ fn hello_group(options: &str) -> Nginx {
     )
 }
 
+/// The scheduling policy of each of `pid`'s request threads
+/// (`oxwsgi-group-N`), from /proc (field 41 of a task's stat).
+fn request_thread_policies(pid: i32) -> Vec<u32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| c.starts_with("oxwsgi-group-"))
+        })
+        .filter_map(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            stat.rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(38)?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// Writing a group's script restarts its daemons, as Apache's daemon mode
+/// does: every request is answered, and by the new script. Their request
+/// threads run as batch threads (so that a daemon handed a request does not
+/// take the CPU from the nginx worker handing it over).
+#[test]
+fn a_changed_script_restarts_the_group() {
+    let dir = oxwsgi_e2e::temp_dir("group-script");
+    let script = dir.join("site.py");
+    std::fs::copy(app("cases.py"), &script).unwrap();
+    let n = Nginx::start(
+        Config::new(&format!(
+            "location / {{ wsgi_group site; wsgi_app {}; }}",
+            script.display()
+        ))
+        .http("wsgi_process_group site processes=2 threads=2;"),
+    );
+    assert!(wait_until(Duration::from_secs(10), || daemons(&n).len() == 2));
+    let old = daemons(&n);
+    for pid in &old {
+        assert_eq!(
+            request_thread_policies(*pid),
+            vec![libc::SCHED_BATCH as u32; 2]
+        );
+    }
+    // The daemons that ran the old script.
+    let mut ran_old = std::collections::HashSet::new();
+    for _ in 0..10 {
+        let r = http::get(n.port, "/pid");
+        assert_eq!(r.status, 200);
+        ran_old.insert(r.text().parse::<i32>().unwrap());
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    let text = std::fs::read_to_string(&script).unwrap();
+    let before = "return _text(start_response, str(os.getpid()))";
+    assert!(text.contains(before));
+    std::fs::write(
+        &script,
+        text.replace(
+            before,
+            "return _text(start_response, 'v2 %d' % os.getpid())",
+        ),
+    )
+    .unwrap();
+    for _ in 0..20 {
+        let r = http::get(n.port, "/pid");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(
+            r.text().starts_with("v2 "),
+            "{}\n{}",
+            r.text(),
+            n.error_log()
+        );
+    }
+    assert!(wait_until(Duration::from_secs(10), || {
+        let now = daemons(&n);
+        now.len() == 2 && now.iter().all(|p| !ran_old.contains(p))
+    }));
+}
+
 #[test]
 fn under_load_a_killed_daemon_costs_at_most_its_requests() {
     let n = hello_group("");

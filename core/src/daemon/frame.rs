@@ -141,6 +141,8 @@ mod tag {
     pub const APP_CALLABLE: u8 = 14;
     pub const APP_MOUNT: u8 = 15;
     pub const SINCE: u8 = 16;
+    /// The app's script changes do not restart the daemon.
+    pub const APP_NO_RELOAD: u8 = 17;
 }
 
 fn field(out: &mut Vec<u8>, tag: u8, value: &[u8]) {
@@ -185,11 +187,13 @@ pub enum AppRef {
     Index(u32),
     /// An app the server names (a script the group did not preload: the
     /// daemon loads it on first use): its target (script path or
-    /// `module:callable`), callable and mount point.
+    /// `module:callable`), callable and mount point, and whether a change
+    /// of its script restarts the daemon (`WSGIScriptReloading`).
     Named {
         target: String,
         callable: Option<String>,
         mount: String,
+        reload: bool,
     },
 }
 
@@ -202,12 +206,16 @@ pub fn encode_head<R: crate::Request + ?Sized>(app: &AppRef, req: &R, body: Body
             target,
             callable,
             mount,
+            reload,
         } => {
             field(&mut out, tag::APP_TARGET, target.as_bytes());
             if let Some(c) = callable {
                 field(&mut out, tag::APP_CALLABLE, c.as_bytes());
             }
             field(&mut out, tag::APP_MOUNT, mount.as_bytes());
+            if !reload {
+                field(&mut out, tag::APP_NO_RELOAD, b"");
+            }
         }
     }
     field(&mut out, tag::METHOD, req.method());
@@ -296,6 +304,7 @@ pub fn decode_head(payload: &[u8]) -> io::Result<Head> {
     let mut target: Option<String> = None;
     let mut callable = None;
     let mut mount = String::new();
+    let mut reload = true;
     let text = |v: &[u8]| {
         String::from_utf8(v.to_vec())
             .map_err(|_| protocol_error("an app field is not UTF-8".into()))
@@ -326,6 +335,7 @@ pub fn decode_head(payload: &[u8]) -> io::Result<Head> {
             tag::APP_TARGET => target = Some(text(v)?),
             tag::APP_CALLABLE => callable = Some(text(v)?),
             tag::APP_MOUNT => mount = text(v)?,
+            tag::APP_NO_RELOAD => reload = false,
             tag::SINCE => {
                 since_us = Some(u64::from_le_bytes(
                     v.try_into()
@@ -371,6 +381,7 @@ pub fn decode_head(payload: &[u8]) -> io::Result<Head> {
             target,
             callable,
             mount,
+            reload,
         },
         None => AppRef::Index(app),
     };
@@ -489,6 +500,7 @@ mod tests {
             target: "/srv/site/wsgi.py".into(),
             callable: Some("app".into()),
             mount: "/site".into(),
+            reload: true,
         };
         let mut head = encode_head(&named, &req, BodyKind::None);
         stamp(&mut head, 12345);
@@ -505,6 +517,14 @@ mod tests {
         );
         assert_eq!(since_us, Some(12345));
         assert_eq!(app, named);
+        let fixed = AppRef::Named {
+            target: "/srv/site/wsgi.py".into(),
+            callable: None,
+            mount: String::new(),
+            reload: false,
+        };
+        let decoded = decode_head(&encode_head(&fixed, &req, BodyKind::None)).unwrap();
+        assert_eq!(decoded.app, fixed);
         assert_eq!(back.method(), b"POST");
         assert_eq!(back.path(), b"/a b");
         assert!(back.is_https());

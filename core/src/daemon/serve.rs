@@ -184,6 +184,7 @@ impl Apps {
                 target,
                 callable,
                 mount,
+                ..
             } => (target, callable, mount),
         };
         // A listed app the server names (a script preloaded in the group).
@@ -277,13 +278,14 @@ impl Connection {
                 frame::monotonic_us().saturating_sub(since),
             ));
         }
-        if let Err(e) = apps.check_owner(&app) {
+        let app_ref = app;
+        if let Err(e) = apps.check_owner(&app_ref) {
             let mut c = self.conn.lock().recover();
             log::error!(target: "oxwsgi", "{e}; answering 403");
             c.send(Kind::Error, &403u16.to_le_bytes())?;
             return Ok(true);
         }
-        let app = match apps.get(&app) {
+        let app = match apps.get(&app_ref) {
             Ok(app) => app,
             Err(e) => {
                 let mut c = self.conn.lock().recover();
@@ -292,8 +294,10 @@ impl Connection {
                 return Ok(true);
             }
         };
+        // `WSGIScriptReloading Off`: the script is not even looked at.
+        let reloads = !matches!(app_ref, AppRef::Named { reload: false, .. });
         if let Some(life) = &apps.life {
-            if app.script_changed() {
+            if reloads && app.script_changed() {
                 // A whole new process, as mod_wsgi's daemon mode: a module
                 // reloaded in place would leave the project's other modules
                 // as they were.
