@@ -43,6 +43,31 @@ pub fn app(name: &str) -> String {
     repo().join("tests/apps").join(name).display().to_string()
 }
 
+/// A copy of the `cases.py` fixture, named `name`, in a temp dir of its
+/// own: for tests that change a script while it is served.
+pub fn script_copy(tag: &str, name: &str) -> PathBuf {
+    let script = temp_dir(tag).join(name);
+    std::fs::copy(app("cases.py"), &script).expect("copy cases.py");
+    script
+}
+
+/// Rewrites a `script_copy` so that its `/pid` answers `v2 PID`: new
+/// contents and a new mtime (after a pause, so the two differ).
+pub fn change_script(script: &std::path::Path) {
+    std::thread::sleep(Duration::from_millis(20));
+    let text = std::fs::read_to_string(script).expect("read the script");
+    let old = "return _text(start_response, str(os.getpid()))";
+    assert!(
+        text.contains(old),
+        "cases.py's /pid changed: update change_script"
+    );
+    std::fs::write(
+        script,
+        text.replace(old, "return _text(start_response, 'v2 %d' % os.getpid())"),
+    )
+    .expect("write the script");
+}
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");

@@ -442,9 +442,7 @@ fn inline_alias_options_choose_the_group() {
 /// fresh daemon, which loads the new script; nothing fails.
 #[test]
 fn touching_the_script_restarts_the_group() {
-    let dir = oxwsgi_e2e::temp_dir("touch");
-    let script = dir.join("site.wsgi");
-    std::fs::copy(app("cases.py"), &script).unwrap();
+    let script = oxwsgi_e2e::script_copy("touch", "site.wsgi");
     let a = Apache::start(
         "event",
         &format!(
@@ -461,15 +459,7 @@ fn touching_the_script_restarts_the_group() {
         assert_eq!(r.status, 200);
         old_script.insert(r.text().parse::<i32>().unwrap());
     }
-    std::thread::sleep(Duration::from_millis(20));
-    let text = std::fs::read_to_string(&script).unwrap();
-    let old = "return _text(start_response, str(os.getpid()))";
-    assert!(text.contains(old));
-    std::fs::write(
-        &script,
-        text.replace(old, "return _text(start_response, 'v2 %d' % os.getpid())"),
-    )
-    .unwrap();
+    oxwsgi_e2e::change_script(&script);
     // Every request is answered, and by the new script: a daemon that had
     // loaded the old one restarts when it notices.
     for _ in 0..20 {
@@ -494,9 +484,7 @@ fn touching_the_script_restarts_the_group() {
 /// changed script neither restarts the daemons nor reaches the app.
 #[test]
 fn script_reloading_off_keeps_the_daemons_running_the_old_script() {
-    let dir = oxwsgi_e2e::temp_dir("touch-off");
-    let script = dir.join("site.wsgi");
-    std::fs::copy(app("cases.py"), &script).unwrap();
+    let script = oxwsgi_e2e::script_copy("touch-off", "site.wsgi");
     let a = Apache::start(
         "event",
         &format!(
@@ -510,15 +498,7 @@ fn script_reloading_off_keeps_the_daemons_running_the_old_script() {
     let r = http::get(a.port, "/site/pid");
     assert_eq!(r.status, 200);
     let pid = r.text().parse::<i32>().unwrap();
-    std::thread::sleep(Duration::from_millis(20));
-    let text = std::fs::read_to_string(&script).unwrap();
-    let old = "return _text(start_response, str(os.getpid()))";
-    assert!(text.contains(old));
-    std::fs::write(
-        &script,
-        text.replace(old, "return _text(start_response, 'v2 %d' % os.getpid())"),
-    )
-    .unwrap();
+    oxwsgi_e2e::change_script(&script);
     for _ in 0..10 {
         let r = http::get(a.port, "/site/pid");
         assert_eq!(r.status, 200, "{}", r.text());
