@@ -88,7 +88,7 @@ fn worker(shared: &Shared, apps: &Apps) {
     // two process switches per request. As a batch thread it runs once
     // the server has handed over all it has, and serves them one after
     // another (on nginx's hello: 0.17 switches per request instead of 1.9,
-    // and 25 % more requests).
+    // and 17-25 % more requests).
     if let Err(e) = sys::batch_scheduling() {
         log::debug!(target: "oxwsgi", "batch scheduling refused: {e}");
     }

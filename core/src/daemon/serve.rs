@@ -267,7 +267,7 @@ impl Connection {
             ));
         }
         let frame::Head {
-            app,
+            app: app_ref,
             request: mut req,
             body,
             since_us,
@@ -278,7 +278,6 @@ impl Connection {
                 frame::monotonic_us().saturating_sub(since),
             ));
         }
-        let app_ref = app;
         if let Err(e) = apps.check_owner(&app_ref) {
             let mut c = self.conn.lock().recover();
             log::error!(target: "oxwsgi", "{e}; answering 403");
