@@ -46,16 +46,22 @@ fn group_site(location: &str) -> Nginx {
     )
 }
 
-/// Whether `pid` has Python threads (the module links libpython, so its
-/// mapping says nothing; an embedded worker starts `oxwsgi-N` threads).
-fn runs_python(pid: i32) -> bool {
+/// The /proc directories of `pid`'s threads whose name starts with
+/// `prefix`.
+fn threads_named(pid: i32, prefix: &str) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(format!("/proc/{pid}/task"))
         .into_iter()
         .flatten()
         .flatten()
-        .any(|t| {
-            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with("oxwsgi-"))
-        })
+        .map(|t| t.path())
+        .filter(|t| std::fs::read_to_string(t.join("comm")).is_ok_and(|c| c.starts_with(prefix)))
+        .collect()
+}
+
+/// Whether `pid` has Python threads (the module links libpython, so its
+/// mapping says nothing; an embedded worker starts `oxwsgi-N` threads).
+fn runs_python(pid: i32) -> bool {
+    !threads_named(pid, "oxwsgi-").is_empty()
 }
 
 #[test]
@@ -273,16 +279,10 @@ fn hello_group(options: &str) -> Nginx {
 /// The scheduling policy of each of `pid`'s request threads
 /// (`oxwsgi-group-N`), from /proc (field 41 of a task's stat).
 fn request_thread_policies(pid: i32) -> Vec<u32> {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
+    threads_named(pid, "oxwsgi-group-")
         .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|t| {
-            std::fs::read_to_string(t.path().join("comm"))
-                .is_ok_and(|c| c.starts_with("oxwsgi-group-"))
-        })
         .filter_map(|t| {
-            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            let stat = std::fs::read_to_string(t.join("stat")).ok()?;
             stat.rsplit_once(')')?
                 .1
                 .split_whitespace()
