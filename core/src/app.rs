@@ -105,7 +105,7 @@ impl AppSpec {
 }
 
 /// What an app is served with.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct AppOptions {
     pub spec: AppSpec,
     /// The mount point, `SCRIPT_NAME` (normalised: `""` for the root).

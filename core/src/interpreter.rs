@@ -170,6 +170,9 @@ static STARTED: AtomicBool = AtomicBool::new(false);
 #[derive(Debug)]
 pub struct Interpreter {
     config: InterpreterConfig,
+    /// Python was started by the program this process runs (`adopt`), not
+    /// by oxwsgi: that program finalises it.
+    adopted: bool,
 }
 
 impl Interpreter {
@@ -208,6 +211,42 @@ impl Interpreter {
         Ok(interpreter)
     }
 
+    /// Takes over the Python this process already runs (a group's daemon
+    /// that became its virtualenv's interpreter, with oxwsgi loaded into it
+    /// as an extension module), set up as `start_in_worker` sets up the
+    /// Python it starts: `print()` and stderr to the log, the server's
+    /// signal handling kept (`signal.signal()` a logged no-op), the python
+    /// path added, `apps` loaded. Call on Python's main thread, detached.
+    pub fn adopt<'a>(
+        python_path: Vec<PathBuf>,
+        apps: impl IntoIterator<Item = &'a crate::App>,
+    ) -> Result<Interpreter, InitError> {
+        embed::tune_heap();
+        if STARTED.swap(true, Ordering::AcqRel) {
+            return Err(InitError(
+                "Python was already set up in this process".into(),
+            ));
+        }
+        let config = InterpreterConfig {
+            python_path,
+            stdout_level: log::Level::Error,
+            stderr_level: log::Level::Error,
+            ..InterpreterConfig::default()
+        };
+        Python::attach(|py| setup(py, &config))
+            .map_err(|e| InitError(format!("cannot set up Python: {e}")))?;
+        embed::ensure_thread_state();
+        Python::attach(|py| {
+            for app in apps {
+                app.preload(py);
+            }
+        });
+        Ok(Interpreter {
+            config,
+            adopted: true,
+        })
+    }
+
     /// Starts Python in this (worker) process. Once per process.
     pub fn start(config: InterpreterConfig) -> Result<Interpreter, InitError> {
         let home = match &config.python_home {
@@ -237,7 +276,10 @@ impl Interpreter {
         embed::start(&params).map_err(|e| InitError(format!("cannot start Python: {e}")))?;
         Python::attach(|py| setup(py, &config))
             .map_err(|e| InitError(format!("cannot set up Python: {e}")))?;
-        Ok(Interpreter { config })
+        Ok(Interpreter {
+            config,
+            adopted: false,
+        })
     }
 
     pub fn config(&self) -> &InterpreterConfig {
@@ -248,7 +290,9 @@ impl Interpreter {
     /// `shutdown_timeout` for non-daemon threads. When threads are still
     /// running after that, the atexit handlers run but the interpreter is left
     /// as is (the process is about to exit), so a stuck thread cannot hang the
-    /// worker's exit.
+    /// worker's exit. An adopted Python is never finalised here (its
+    /// program is still running): its atexit handlers run, and the caller
+    /// ends the process.
     pub fn shutdown(self) {
         let timeout = self.config.shutdown_timeout.as_secs_f64();
         embed::ensure_thread_state();
@@ -257,18 +301,20 @@ impl Interpreter {
             f.call1((timeout,))?.extract()
         });
         match stuck {
-            Ok(names) if names.is_empty() => {
+            Ok(names) if names.is_empty() && !self.adopted => {
                 if let Err(e) = embed::finalize() {
                     log::warn!(target: "oxwsgi", "Python shutdown: {e}");
                 }
             }
             Ok(names) => {
-                log::warn!(
-                    target: "oxwsgi",
-                    "Python threads still running after {timeout}s ({}): running atexit \
-                     handlers and leaving the interpreter to process exit",
-                    names.join(", ")
-                );
+                if !names.is_empty() {
+                    log::warn!(
+                        target: "oxwsgi",
+                        "Python threads still running after {timeout}s ({}): running atexit \
+                         handlers and leaving the interpreter to process exit",
+                        names.join(", ")
+                    );
+                }
                 Python::attach(|py| {
                     let r = py
                         .import("atexit")
@@ -281,7 +327,9 @@ impl Interpreter {
             }
             Err(e) => {
                 Python::attach(|py| crate::errors::log_py_err(py, &e, "shutdown"));
-                let _ = embed::finalize();
+                if !self.adopted {
+                    let _ = embed::finalize();
+                }
             }
         }
     }

@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use oxwsgi_core::daemon::frame::AppRef;
-use oxwsgi_core::daemon::group::Group;
+use oxwsgi_core::daemon::group::{ExecSpec, Group};
 use oxwsgi_core::daemon::proxy::Pool;
+use oxwsgi_core::daemon::stderr_log::LogStyle;
 use oxwsgi_core::sync::Recover;
 use oxwsgi_core::{App, Outcome};
 
@@ -67,18 +68,27 @@ pub unsafe fn start(
         // restart, reach the new group there (they wait while it starts).
         let socket = format!("{prefix}.{}.{name}.sock", std::process::id());
         let mut options = options.clone();
-        if options.request_timeout.is_none() {
+        let mut added = Vec::new();
+        if let (None, Some(t)) = (options.request_timeout, c.request_timeout) {
             // WSGIRequestTimeout applies to daemon mode too, unless the
             // group sets its own.
-            options.request_timeout = c.request_timeout;
+            added.push(format!("request-timeout={}ms", t.as_millis()));
         }
         if owner.is_some() && options.user.is_none() {
             // As mod_wsgi: without user=, daemons run as Apache's User.
             // SAFETY: Apache's static unixd configuration, filled in by now.
-            options.user = Some(unsafe { crate::cstr_str(ffi::ap_unixd_config.user_name) });
+            added.push(format!("user={}", unsafe {
+                crate::cstr_str(ffi::ap_unixd_config.user_name)
+            }));
+        }
+        for word in added {
+            options
+                .add(name, &word)
+                .map_err(|e| format!("process group {name}: {e}"))?;
         }
         let mut spec = options.into_spec(name, socket.clone().into(), owner, preloaded(&c, name));
         spec.metrics = metrics;
+        spec.exec = ExecSpec::beside_this_module(LogStyle::Apache);
         match Group::start(spec, daemon_logger) {
             Ok(g) => {
                 for pid in g.pids() {

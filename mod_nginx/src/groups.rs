@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use ngx::ffi::{ngx_core_conf_t, ngx_core_module, ngx_cycle_t};
+use oxwsgi_core::daemon::group::ExecSpec;
 use oxwsgi_core::daemon::manager::{self, Manager};
+use oxwsgi_core::daemon::stderr_log::LogStyle;
 use oxwsgi_core::sync::Recover;
 
 use crate::Module;
@@ -61,16 +63,19 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) -> Result<(), String> {
         .iter()
         .map(|(name, options)| {
             let mut options = options.clone();
-            if root && options.user.is_none() {
+            if let (true, None, Some(user)) = (root, &options.user, &worker_user) {
                 // Without user=, the daemons run as nginx's workers do.
-                options.user = worker_user.clone();
+                options
+                    .add(name, &format!("user={user}"))
+                    .map_err(|e| format!("process group {name}: {e}"))?;
             }
             let owner = root.then_some((ccf.user, ccf.group));
             let mut spec = options.into_spec(name, socket_path(&pid_file, name), owner, Vec::new());
             spec.metrics = metrics;
-            spec
+            spec.exec = ExecSpec::beside_this_module(LogStyle::Nginx);
+            Ok(spec)
         })
-        .collect();
+        .collect::<Result<Vec<_>, String>>()?;
     // nginx points its standard error at the error log only after it has
     // started (and a reload's new log may be another file): the manager and
     // its daemons get the configuration's log as theirs.

@@ -62,45 +62,9 @@ pub fn install() {
     }
 }
 
-/// The `log` facade onto standard error, in nginx's format: for the
+/// Routes the `log` facade to standard error, in nginx's format: for the
 /// process group manager and its daemons, forked from the master, which
-/// keep none of nginx's open files but standard error (nginx points it at
-/// the main error log).
-struct StderrLog;
-
-static STDERR_LOGGER: StderrLog = StderrLog;
-
-impl log::Log for StderrLog {
-    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
-        m.level() <= log::Level::Info
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        if !self.enabled(record.metadata()) {
-            return;
-        }
-        let level = match record.level() {
-            log::Level::Error => "error",
-            log::Level::Warn => "warn",
-            log::Level::Info => "info",
-            log::Level::Debug | log::Level::Trace => "debug",
-        };
-        let line = format!(
-            "{} [{level}] {}#0: oxwsgi: {}\n",
-            oxwsgi_core::daemon::manager::log_time(),
-            std::process::id(),
-            record.args()
-        );
-        // One write, as nginx's own lines.
-        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
-    }
-
-    fn flush(&self) {}
-}
-
-/// Routes the `log` facade to standard error (once per process).
+/// keep none of nginx's open files but standard error.
 pub fn install_stderr() {
-    if log::set_logger(&STDERR_LOGGER).is_ok() {
-        log::set_max_level(log::LevelFilter::Info);
-    }
+    oxwsgi_core::daemon::stderr_log::install(oxwsgi_core::daemon::stderr_log::LogStyle::Nginx);
 }

@@ -145,13 +145,13 @@ mod tag {
     pub const APP_NO_RELOAD: u8 = 17;
 }
 
-fn field(out: &mut Vec<u8>, tag: u8, value: &[u8]) {
+pub(crate) fn field(out: &mut Vec<u8>, tag: u8, value: &[u8]) {
     out.push(tag);
     out.extend_from_slice(&(value.len() as u32).to_le_bytes());
     out.extend_from_slice(value);
 }
 
-fn fields(mut p: &[u8]) -> impl Iterator<Item = io::Result<(u8, &[u8])>> {
+pub(crate) fn fields(mut p: &[u8]) -> impl Iterator<Item = io::Result<(u8, &[u8])>> {
     std::iter::from_fn(move || {
         if p.is_empty() {
             return None;

@@ -3,13 +3,17 @@
 //! dies, stopped with the server.
 //!
 //! Daemons are forked from the server's parent (Apache's parent, nginx's
-//! master), not exec'ed: that process is single-threaded and has no Python
-//! (it never starts one), the configuration is already in its memory, and
-//! its error log is the daemons' stderr. Exec would allow a different
-//! libpython per group, which the embedded library cannot offer anyway (a
-//! group's virtualenv must be of the Python oxwsgi was built for, as in
-//! embedded mode), at the cost of a second binary and of passing the
-//! configuration to it.
+//! master): that process is single-threaded and has no Python (it never
+//! starts one), the configuration is already in its memory, and its error
+//! log is the daemons' stderr. A daemon then becomes its group's Python
+//! (`python-executable`, by default where the server ships oxwsgi's daemon
+//! extension module): once it has its identity, limits and directory, it
+//! executes the virtualenv's own interpreter, which loads the extension and
+//! carries on where the fork left off (`handoff`). That interpreter is the
+//! one `python -m venv` linked, statically on Debian, which runs apps
+//! faster than the shared libpython a server module must load; without
+//! the extension, or with `python-executable=off`, the daemon starts the
+//! server's embedded Python itself.
 //!
 //! The listening socket is made by the parent, so a daemon that is replaced
 //! leaves it in place: requests wait in its backlog meanwhile.
@@ -25,9 +29,11 @@ use std::time::{Duration, Instant};
 use crate::app::{App, AppOptions};
 use crate::interpreter::Interpreter;
 
+use super::handoff::Handoff;
 use super::life::{End, Life};
-use super::options::GroupOptions;
+use super::options::{GroupOptions, Lifecycle, PythonExecutable};
 use super::serve::Owner;
+use super::stderr_log::{self, LogStyle};
 use super::sys::{self, Pid};
 
 /// What a group is made of (from `WSGIDaemonProcess` or
@@ -47,7 +53,31 @@ pub struct GroupSpec {
     /// The server's metrics (shared memory mapped before the fork): the
     /// daemons count their requests there, so the status page shows them.
     pub metrics: Option<&'static crate::metrics::Region>,
+    /// How the daemons can become their virtualenv's Python (`None`: the
+    /// server ships no daemon extension module).
+    pub exec: Option<ExecSpec>,
 }
+
+/// What a server gives its daemons to become another Python: oxwsgi's
+/// daemon extension module, built for the Python the server embeds, and
+/// the format of the server's error log (which stays their stderr).
+#[derive(Clone, Debug)]
+pub struct ExecSpec {
+    pub extension: PathBuf,
+    pub log: LogStyle,
+}
+
+impl ExecSpec {
+    /// The extension module beside the server's module (the shared
+    /// object the core is linked into), if it is there.
+    pub fn beside_this_module(log: LogStyle) -> Option<ExecSpec> {
+        let extension = sys::this_object()?.with_file_name(EXTENSION_FILE);
+        extension.is_file().then_some(ExecSpec { extension, log })
+    }
+}
+
+/// The daemon extension module's file name, beside each server's module.
+pub const EXTENSION_FILE: &str = "oxwsgi_daemon.so";
 
 /// A running group, owned by the server's parent process.
 pub struct Group {
@@ -57,6 +87,8 @@ pub struct Group {
     /// there, not another generation's at the same path).
     socket_id: Option<(u64, u64)>,
     pids: Vec<Option<Pid>>,
+    /// When each daemon was started.
+    born: Vec<Instant>,
     /// Runs first in every new daemon (the server installs its logger).
     on_start: fn(),
 }
@@ -80,13 +112,14 @@ impl Group {
         }
         let mut group = Group {
             pids: vec![None; spec.options.processes.max(1)],
+            born: vec![Instant::now(); spec.options.processes.max(1)],
             socket_id: file_id(&spec.socket),
             spec: Arc::new(spec),
             listener,
             on_start,
         };
         for i in 0..group.pids.len() {
-            group.spawn(i, true)?;
+            group.spawn(i, true, Duration::ZERO)?;
         }
         Ok(group)
     }
@@ -102,14 +135,18 @@ impl Group {
 
     /// Starts daemon number `index`; `first`: of the group's first
     /// generation.
-    fn spawn(&mut self, index: usize, first: bool) -> io::Result<()> {
+    /// `pause`: the new daemon waits this long before it starts (its
+    /// predecessor failed as it started).
+    fn spawn(&mut self, index: usize, first: bool, pause: Duration) -> io::Result<()> {
         let parent = std::process::id() as Pid;
         match sys::fork()? {
             Some(pid) => {
                 self.pids[index] = Some(pid);
+                self.born[index] = Instant::now();
                 Ok(())
             }
             None => {
+                std::thread::sleep(pause);
                 let mut lifecycle = self.spec.options.lifecycle.clone();
                 if first {
                     lifecycle.maximum_requests = lifecycle
@@ -169,7 +206,18 @@ impl Group {
                 self.spec.name
             );
         }
-        if let Err(e) = self.spawn(i, false) {
+        // One that failed within a second of its start, before it could
+        // say why (its Python did not start): the next waits, so a broken
+        // interpreter is not a fork loop filling the error log.
+        let failed_at_once = status
+            .is_some_and(|s| libc::WIFEXITED(s) && libc::WEXITSTATUS(s) != 0)
+            && self.born[i].elapsed() < Duration::from_secs(1);
+        let pause = if failed_at_once {
+            FAILED_START_PAUSE
+        } else {
+            Duration::ZERO
+        };
+        if let Err(e) = self.spawn(i, false, pause) {
             log::error!(target: "oxwsgi", "cannot start a daemon of group {}: {e}", self.spec.name);
         }
     }
@@ -245,10 +293,11 @@ fn staggered(max: u64, index: usize, n: usize) -> u64 {
     (max * (index as u64 % n + 1) / n).max(1)
 }
 
-/// A daemon process, from fork to exit; the exit status.
+/// A daemon process, from fork to exit (or to the Python it becomes); the
+/// exit status.
 fn daemon_main(
     spec: &GroupSpec,
-    lifecycle: super::options::Lifecycle,
+    lifecycle: Lifecycle,
     listener: &UnixListener,
     parent: Pid,
     on_start: fn(),
@@ -260,14 +309,227 @@ fn daemon_main(
         return 0;
     }
     sys::close_other_fds(&[0, 1, 2, listener.as_raw_fd()]);
-    // Before any thread exists: every thread inherits the mask, and the
-    // monitor thread takes the signals.
+    // Before any thread exists: every thread inherits the mask (the
+    // Python this process may become too), and the monitor thread takes
+    // the signals.
     sys::block_signals();
     on_start();
-    let o = &spec.options;
+    let python = match python_to_become(spec) {
+        Ok(p) => p,
+        Err(e) => return fail_slowly(&spec.name, &e),
+    };
+    // Opened while the daemon still has the server's identity: the mapping
+    // of the metrics can be reopened only with CAP_SYS_ADMIN.
+    let metrics = match (&python, spec.metrics) {
+        (Some(_), Some(region)) => {
+            let at = std::ptr::from_ref(region) as usize;
+            match sys::share_mapping(at, crate::metrics::Region::SIZE) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    log::warn!(target: "oxwsgi", "group {}: the metrics memory cannot be passed on ({e}): this daemon's requests are not counted on the status page", spec.name);
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     if let Err(e) = become_daemon(spec) {
         return fail_slowly(&spec.name, &e);
     }
+    // A change of identity clears the parent-death signal.
+    sys::die_with_parent(libc::SIGTERM);
+    if std::os::unix::process::parent_id() as Pid != parent {
+        return 0;
+    }
+    if let Some((program, exec)) = python {
+        let e = become_python(spec, &program, &exec, &lifecycle, listener, parent, metrics);
+        return fail_slowly(&spec.name, &e);
+    }
+    let listener = match listener.try_clone() {
+        Ok(l) => l,
+        Err(e) => return fail_slowly(&spec.name, &e.to_string()),
+    };
+    serve_group(spec, lifecycle, listener, None)
+}
+
+/// The interpreter a daemon of `spec` becomes, and how; `None`: it starts
+/// the server's embedded Python.
+fn python_to_become(spec: &GroupSpec) -> Result<Option<(PathBuf, ExecSpec)>, String> {
+    let o = &spec.options;
+    let (major, minor) = crate::interpreter::embedded_version();
+    let versioned = format!("python{major}.{minor}");
+    let program = match &o.python_executable {
+        PythonExecutable::Off => return Ok(None),
+        PythonExecutable::Path(p) => p.clone(),
+        // A virtualenv's (or a prefix's) bin/python3.X; the build's own
+        // Python's without one.
+        PythonExecutable::Auto => match &o.python_home {
+            Some(home) => home.join("bin").join(&versioned),
+            None => std::path::Path::new(env!("OXWSGI_BUILD_PYTHON")).with_file_name(&versioned),
+        },
+    };
+    let explicit = matches!(o.python_executable, PythonExecutable::Path(_));
+    let Some(exec) = spec.exec.clone() else {
+        if explicit {
+            return Err(format!(
+                "python-executable={}: the server has no {EXTENSION_FILE} beside its module \
+                 to load into it",
+                program.display()
+            ));
+        }
+        return Ok(None);
+    };
+    if !program.is_file() {
+        if explicit {
+            return Err(format!(
+                "python-executable={}: no such file",
+                program.display()
+            ));
+        }
+        // A prefix or virtualenv without it: the embedded Python checks
+        // the home and says what is wrong with it.
+        return Ok(None);
+    }
+    Ok(Some((program, exec)))
+}
+
+/// The script the interpreter runs: it checks its version, loads the
+/// extension by path (nothing of it is importable from the app's path)
+/// and hands over to it; a failure before that waits as `fail_slowly`.
+const BOOTSTRAP: &str = r#"import sys, time
+try:
+    if sys.version_info[:2] != (MAJOR, MINOR):
+        raise RuntimeError(f"{sys.executable} is Python {sys.version_info[0]}.{sys.version_info[1]}, oxwsgi was built for Python MAJOR.MINOR (python-executable)")
+    from importlib.machinery import ExtensionFileLoader
+    from importlib.util import module_from_spec, spec_from_loader
+    loader = ExtensionFileLoader("oxwsgi_daemon", sys.argv[1])
+    daemon = module_from_spec(spec_from_loader("oxwsgi_daemon", loader))
+    loader.exec_module(daemon)
+except BaseException as e:
+    sys.stderr.write(f"oxwsgi: a process group's daemon cannot start: {e!r}; it exits in 5 s and another is started\n")
+    sys.stderr.flush()
+    time.sleep(5)
+    sys.exit(1)
+sys.exit(daemon.serve(int(sys.argv[2])))
+"#;
+
+/// Executes `program` with the daemon extension; returns only why that
+/// failed.
+fn become_python(
+    spec: &GroupSpec,
+    program: &std::path::Path,
+    exec: &ExecSpec,
+    lifecycle: &Lifecycle,
+    listener: &UnixListener,
+    parent: Pid,
+    metrics: Option<(std::fs::File, usize, usize)>,
+) -> String {
+    let handoff = Handoff {
+        name: spec.name.clone(),
+        words: spec.options.words.clone(),
+        apps: spec.apps.clone(),
+        maximum_requests: lifecycle.maximum_requests,
+        parent,
+        listener: listener.as_raw_fd(),
+        metrics: metrics
+            .as_ref()
+            .map(|(f, len, offset)| (f.as_raw_fd(), *len, *offset)),
+        log: exec.log,
+    };
+    let (major, minor) = crate::interpreter::embedded_version();
+    let bootstrap = BOOTSTRAP
+        .replace("MAJOR", &major.to_string())
+        .replace("MINOR", &minor.to_string());
+    let run = || -> io::Result<io::Error> {
+        let memfd = sys::memfd_with(&handoff.encode())?;
+        sys::keep_on_exec(listener.as_raw_fd())?;
+        if let Some((f, ..)) = &metrics {
+            sys::keep_on_exec(f.as_raw_fd())?;
+        }
+        let fd = memfd.as_raw_fd().to_string();
+        // -I: neither PYTHON* variables nor the user's site-packages (as
+        // the embedded Python); -X utf8: UTF-8 mode, as embedded.
+        let args = [
+            program.as_os_str(),
+            "-I".as_ref(),
+            "-X".as_ref(),
+            "utf8".as_ref(),
+            "-c".as_ref(),
+            bootstrap.as_ref(),
+            exec.extension.as_os_str(),
+            fd.as_ref(),
+        ];
+        Ok(sys::exec(program, &args))
+    };
+    let e = run().unwrap_or_else(|e| e);
+    format!("cannot run {}: {e}", program.display())
+}
+
+/// A daemon's life in the Python it became: called by oxwsgi's daemon
+/// extension module (`serve`), on that Python's main thread, detached,
+/// with the handoff's descriptor; the exit status.
+pub fn serve_in_python(handoff: i32) -> i32 {
+    let read = sys::inherited(handoff).and_then(|fd| {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::fs::File::from(fd), &mut bytes)?;
+        Handoff::decode(&bytes)
+    });
+    let h = match read {
+        Ok(h) => h,
+        Err(e) => {
+            // No logger yet: stderr is the server's error log all the same.
+            eprintln!("oxwsgi: a process group's daemon cannot read its handoff: {e}");
+            return 1;
+        }
+    };
+    stderr_log::install(h.log);
+    if std::os::unix::process::parent_id() as Pid != h.parent {
+        return 0;
+    }
+    sys::block_signals();
+    let words: Vec<&str> = h.words.iter().map(String::as_str).collect();
+    let options = match GroupOptions::parse(&h.name, &words) {
+        Ok(o) => o,
+        Err(e) => return fail_slowly(&h.name, &e),
+    };
+    set_title(&h.name, &options);
+    let listener = match sys::inherited(h.listener) {
+        Ok(fd) => UnixListener::from(fd),
+        Err(e) => return fail_slowly(&h.name, &e.to_string()),
+    };
+    let metrics = h.metrics.and_then(|(fd, len, offset)| {
+        let fd = sys::inherited(fd).ok()?;
+        sys::map_region(fd.as_raw_fd(), len, offset)
+            .map_err(|e| log::warn!(target: "oxwsgi", "group {}: the metrics memory: {e}", h.name))
+            .ok()
+    });
+    let mut lifecycle = options.lifecycle.clone();
+    lifecycle.maximum_requests = h.maximum_requests;
+    let spec = GroupSpec {
+        name: h.name,
+        options,
+        socket: PathBuf::new(),
+        socket_owner: None,
+        apps: h.apps,
+        metrics,
+        exec: None,
+    };
+    let program = std::env::current_exe().unwrap_or_default();
+    let code = serve_group(&spec, lifecycle, listener, Some(&program));
+    // Python is not finalised by its own program either: request threads
+    // may still be in it (they had their shutdown timeout).
+    sys::exit_now(code)
+}
+
+/// Starts Python (or adopts the one this process became: `adopted`, its
+/// program) and serves the group's requests until the daemon's life ends.
+fn serve_group(
+    spec: &GroupSpec,
+    lifecycle: Lifecycle,
+    listener: UnixListener,
+    adopted: Option<&std::path::Path>,
+) -> i32 {
+    let o = &spec.options;
     let owner = match (&o.script_user, &o.script_group) {
         (Some(u), _) => sys::user_id(u).map(|id| Some(Owner::User(id))),
         (_, Some(g)) => sys::group_id(g).map(|id| Some(Owner::Group(id))),
@@ -286,11 +548,15 @@ fn daemon_main(
             Arc::new(App::new(a))
         })
         .collect();
-    let interpreter = match Interpreter::start_in_worker(
-        o.python_home.clone(),
-        o.python_path.clone(),
-        apps.iter().map(|a| &**a),
-    ) {
+    let interpreter = match adopted {
+        Some(_) => Interpreter::adopt(o.python_path.clone(), apps.iter().map(|a| &**a)),
+        None => Interpreter::start_in_worker(
+            o.python_home.clone(),
+            o.python_path.clone(),
+            apps.iter().map(|a| &**a),
+        ),
+    };
+    let interpreter = match interpreter {
         Ok(i) => i,
         Err(e) => return fail_slowly(&spec.name, &e.to_string()),
     };
@@ -307,14 +573,14 @@ fn daemon_main(
             life.end(End::Recycle, why)
         }));
     }
-    let listener = match listener.try_clone().and_then(|l| {
-        life.watch()?;
-        Ok(l)
-    }) {
-        Ok(l) => l,
-        Err(e) => return fail_slowly(&spec.name, &e.to_string()),
+    if let Err(e) = life.watch() {
+        return fail_slowly(&spec.name, &e.to_string());
+    }
+    let python = match adopted {
+        Some(program) => program.display().to_string(),
+        None => "the server's embedded Python".to_string(),
     };
-    log::info!(target: "oxwsgi", "group {}: daemon process {} serving", spec.name, std::process::id());
+    log::info!(target: "oxwsgi", "group {}: daemon process {} serving ({python})", spec.name, std::process::id());
     let apps = super::serve::Apps::new(apps, o.threads > 1, o.processes > 1)
         .with_options(o)
         .with_life(life.clone())
@@ -343,16 +609,21 @@ fn fail_slowly(group: &str, why: &str) -> i32 {
     1
 }
 
+/// The name `ps` and `top` show for a daemon of group `name`.
+fn set_title(name: &str, o: &GroupOptions) {
+    let title = o
+        .display_name
+        .clone()
+        .unwrap_or_else(|| format!("(wsgi:{name})"));
+    sys::set_name(&title);
+    sys::set_cmdline(&title);
+}
+
 /// What a new daemon becomes before Python starts: its name, mask,
 /// locale, limits, priority, identity and directory.
 fn become_daemon(spec: &GroupSpec) -> Result<(), String> {
     let o = &spec.options;
-    let title = o
-        .display_name
-        .clone()
-        .unwrap_or_else(|| format!("(wsgi:{})", spec.name));
-    sys::set_name(&title);
-    sys::set_cmdline(&title);
+    set_title(&spec.name, o);
     if let Some(mask) = o.umask {
         sys::set_umask(mask);
     }

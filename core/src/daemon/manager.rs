@@ -98,10 +98,3 @@ fn manage(specs: Vec<GroupSpec>, title: &str, lifeline: &OwnedFd, on_start: fn()
     }
     0
 }
-
-/// The local time as nginx's error log writes it (`2026/12/02 03:58:17`),
-/// for the lines of the manager and its daemons.
-pub fn log_time() -> String {
-    let (y, mo, d, h, mi, s) = sys::local_time();
-    format!("{y:04}/{mo:02}/{d:02} {h:02}:{mi:02}:{s:02}")
-}

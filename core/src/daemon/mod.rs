@@ -12,7 +12,10 @@
 //!   master reaps every child itself (nginx);
 //! - `sys`: the system calls std does not offer;
 //! - `group`: the daemon processes of a group, forked from the server's
-//!   parent, replaced when they die, stopped with the server;
+//!   parent (then, by default, running their virtualenv's own Python),
+//!   replaced when they die, stopped with the server;
+//! - `handoff`: what a daemon carries into the Python it becomes;
+//! - `stderr_log`: log lines on stderr in the server's error log format;
 //! - `options`: a group's options as mod_wsgi spells them (taken, or
 //!   refused by name);
 //! - `exchange`: the server's side of one request, without I/O: what the
@@ -59,9 +62,11 @@ pub mod dispatch;
 pub mod exchange;
 pub mod frame;
 pub mod group;
+pub mod handoff;
 pub mod life;
 pub mod manager;
 pub mod options;
 pub mod proxy;
 pub mod serve;
+pub mod stderr_log;
 mod sys;

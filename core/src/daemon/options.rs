@@ -52,8 +52,9 @@ pub const SUPPORTED: &[&str] = &[
     "script-user",
     "script-group",
     "response-socket-timeout",
-    // oxwsgi's own (nginx's wsgi_max_rss, for a group).
+    // oxwsgi's own: nginx's wsgi_max_rss, for a group; which Python runs.
     "max-rss",
+    "python-executable",
 ];
 
 /// Options mod_wsgi documents that oxwsgi does not implement.
@@ -119,6 +120,22 @@ pub struct Limits {
     pub cpu_priority: Option<i32>,
 }
 
+/// Which Python a group's daemons run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum PythonExecutable {
+    /// The virtualenv's own interpreter (`python-home`'s `bin/python3.X`;
+    /// the system's `python3.X` without one), with oxwsgi's daemon loaded
+    /// into it as an extension module, where the server ships that module;
+    /// else `Off`.
+    #[default]
+    Auto,
+    /// The server's own (embedded) Python, in a process forked from the
+    /// server's parent.
+    Off,
+    /// This interpreter (of the Python version oxwsgi was built for).
+    Path(PathBuf),
+}
+
 /// A group's options, before the server adds where it listens and its apps.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupOptions {
@@ -170,6 +187,10 @@ pub struct GroupOptions {
     pub script_user: Option<String>,
     /// ... or to this group.
     pub script_group: Option<String>,
+    pub python_executable: PythonExecutable,
+    /// The words the options were parsed from (a daemon that becomes
+    /// another program parses them again there).
+    pub words: Vec<String>,
 }
 
 impl Default for GroupOptions {
@@ -203,6 +224,8 @@ impl Default for GroupOptions {
             response_socket_timeout: None,
             script_user: None,
             script_group: None,
+            python_executable: PythonExecutable::Auto,
+            words: Vec::new(),
         }
     }
 }
@@ -225,12 +248,25 @@ impl GroupOptions {
                     format!("{key}: {e}")
                 }
             })?;
+            o.words.push(word.to_string());
         }
         if o.script_user.is_some() && o.script_group.is_some() {
             return Err("only one of script-user and script-group".into());
         }
         o.check_accounts()?;
         Ok(o)
+    }
+
+    /// Sets one more option (`key=value`), as if the configuration gave it
+    /// last: what a server decides for a group (its request timeout, the
+    /// user its daemons run as) is then among the words too.
+    pub fn add(&mut self, name: &str, word: &str) -> Result<(), String> {
+        let (key, value) = word
+            .split_once('=')
+            .ok_or_else(|| format!("{word:?} is not an option=value"))?;
+        self.set(name, key, value)?;
+        self.words.push(word.to_string());
+        Ok(())
     }
 
     /// Every user and group the options name exists (checked when the
@@ -317,6 +353,18 @@ impl GroupOptions {
             }
             "socket-timeout" => self.socket_timeout = time(key, value)?,
             "response-socket-timeout" => self.response_socket_timeout = time(key, value)?,
+            "python-executable" => {
+                self.python_executable = match value {
+                    "auto" => PythonExecutable::Auto,
+                    "off" => PythonExecutable::Off,
+                    v if v.starts_with('/') => PythonExecutable::Path(PathBuf::from(v)),
+                    v => {
+                        return Err(format!(
+                            "{key}={v}: expected auto, off or an interpreter's absolute path"
+                        ));
+                    }
+                }
+            }
             "script-user" => self.script_user = Some(nonempty(key, value)?),
             "script-group" => self.script_group = Some(nonempty(key, value)?),
             "listen-backlog" => self.listen_backlog = count(key, value, 1, 65535)? as u32,
@@ -386,6 +434,7 @@ impl GroupOptions {
             socket_owner,
             apps,
             metrics: None,
+            exec: None,
         }
     }
 }
@@ -469,6 +518,19 @@ mod tests {
         assert_eq!(o.queue_timeout, Some(Duration::from_millis(500)));
         assert_eq!(o.limits.memory, Some(512 << 20));
         assert_eq!(o.lifecycle.inactivity_timeout, None, "0 is off");
+        assert_eq!(o.python_executable, PythonExecutable::Auto);
+        let words: Vec<&str> = o.words.iter().map(String::as_str).collect();
+        assert_eq!(
+            GroupOptions::parse("site", &words).unwrap(),
+            o,
+            "parsed again"
+        );
+        assert_eq!(
+            GroupOptions::parse("g", &["python-executable=off"])
+                .unwrap()
+                .python_executable,
+            PythonExecutable::Off
+        );
         let spec = o.into_spec("site", "/run/x.sock".into(), None, vec![]);
         assert_eq!(spec.options.processes, 2);
     }
@@ -514,6 +576,7 @@ mod tests {
             "group=no-such-group-here",
             "listen-backlog=0",
             "server-metrics=maybe",
+            "python-executable=python3",
         ] {
             let e = GroupOptions::parse("g", &[bad]).unwrap_err();
             let key = bad.split('=').next().unwrap();

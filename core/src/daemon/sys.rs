@@ -110,23 +110,20 @@ pub fn closed(fd: i32) -> bool {
     n > 0 && p.revents & (libc::POLLHUP | libc::POLLIN) != 0
 }
 
-/// The local time: year, month, day, hour, minute, second.
-pub fn local_time() -> (i32, i32, i32, i32, i32, i32) {
-    // SAFETY: time and localtime_r write into live locals; a zeroed tm is
-    // a valid output buffer.
-    unsafe {
-        let t = libc::time(std::ptr::null_mut());
+/// The local time, broken down, and its microseconds.
+pub fn local_tm() -> (libc::tm, u32) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let t = now.as_secs() as libc::time_t;
+    // SAFETY: localtime_r reads a live time_t and writes a live tm; a
+    // zeroed tm is a valid output buffer.
+    let tm = unsafe {
         let mut tm: libc::tm = std::mem::zeroed();
         libc::localtime_r(&t, &mut tm);
-        (
-            tm.tm_year + 1900,
-            tm.tm_mon + 1,
-            tm.tm_mday,
-            tm.tm_hour,
-            tm.tm_min,
-            tm.tm_sec,
-        )
-    }
+        tm
+    };
+    (tm, now.subsec_micros())
 }
 
 /// Makes `fd` this process's standard error.
@@ -512,4 +509,165 @@ pub fn wake_on_child_exit(on: bool) {
         libc::sigemptyset(&mut sa.sa_mask);
         libc::sigaction(libc::SIGCHLD, &sa, std::ptr::null_mut());
     }
+}
+
+/// A new anonymous memory file holding `bytes`, read from its start, open
+/// across exec (a daemon's handoff to the program it becomes).
+pub fn memfd_with(bytes: &[u8]) -> io::Result<std::fs::File> {
+    use std::io::{Seek, Write};
+    use std::os::fd::FromRawFd;
+    // SAFETY: memfd_create reads a NUL-terminated name; no flags (the
+    // descriptor must survive exec).
+    let fd = unsafe { libc::memfd_create(c"oxwsgi-handoff".as_ptr(), 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor is new and owned by nothing else.
+    let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
+    f.write_all(bytes)?;
+    f.seek(io::SeekFrom::Start(0))?;
+    Ok(f)
+}
+
+/// Lets `fd` stay open across exec.
+pub fn keep_on_exec(fd: i32) -> io::Result<()> {
+    // SAFETY: F_GETFD/F_SETFD on a descriptor number; a bad one is an error.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Replaces this process with `program` run with `args` (`args[0]` is
+/// the name it sees for itself); returns only on failure.
+pub fn exec(program: &std::path::Path, args: &[&std::ffi::OsStr]) -> io::Error {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |s: &std::ffi::OsStr| std::ffi::CString::new(s.as_bytes());
+    let (Ok(path), Ok(args)) = (
+        c(program.as_os_str()),
+        args.iter().map(|a| c(a)).collect::<Result<Vec<_>, _>>(),
+    ) else {
+        return io::Error::new(io::ErrorKind::InvalidInput, "a NUL in an argument");
+    };
+    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    // SAFETY: path and every argv entry are NUL-terminated strings that
+    // outlive the call, argv ends with a null pointer, and `environ` is the
+    // process's own environment (execv passes it on).
+    unsafe { libc::execv(path.as_ptr(), argv.as_ptr()) };
+    io::Error::last_os_error()
+}
+
+/// A descriptor for the shared mapping that holds `len` bytes at `addr`,
+/// with the mapping's length and `addr`'s offset in it: another program
+/// this process becomes maps the same memory with `map_shared`. Opening a
+/// mapping through /proc/self/map_files needs CAP_SYS_ADMIN (a server's
+/// master running as root, before the daemon gives up its identity).
+pub fn share_mapping(addr: usize, len: usize) -> io::Result<(std::fs::File, usize, usize)> {
+    let maps = std::fs::read_to_string("/proc/self/maps")?;
+    let range = maps
+        .lines()
+        .filter_map(|l| {
+            let (range, rest) = l.split_once(' ')?;
+            let (a, b) = range.split_once('-')?;
+            let (a, b) = (
+                usize::from_str_radix(a, 16).ok()?,
+                usize::from_str_radix(b, 16).ok()?,
+            );
+            // A shared mapping ("rw-s"), holding the whole of [addr, addr+len).
+            (rest.starts_with("rw-s") && a <= addr && addr + len <= b).then_some((range, a, b))
+        })
+        .next();
+    let Some((range, start, end)) = range else {
+        return Err(io::Error::other(
+            "the metrics memory is not a shared mapping",
+        ));
+    };
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/proc/self/map_files/{range}"))?;
+    Ok((f, end - start, addr - start))
+}
+
+/// Maps the metrics region another process shared with `share_mapping`
+/// (`len`: the mapping's length, `offset`: the region's place in it), for
+/// the rest of the process's life.
+pub fn map_region(
+    fd: i32,
+    len: usize,
+    offset: usize,
+) -> io::Result<&'static crate::metrics::Region> {
+    use crate::metrics::Region;
+    if offset.checked_add(Region::SIZE).is_none_or(|end| end > len)
+        || offset % std::mem::align_of::<Region>() != 0
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the metrics region does not fit the shared mapping",
+        ));
+    }
+    // SAFETY: a new shared mapping placed by the kernel; it is never
+    // unmapped, so addresses in it stay valid for the process's life.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: [p+offset, p+offset+SIZE) lies inside the mapping (checked
+    // above), is aligned for Region (the mapping is page-aligned, the
+    // offset checked), and a Region is nothing but atomics, for which any
+    // bytes are a valid value; other processes change it only through
+    // atomics too.
+    Ok(unsafe { &*(p as *const u8).add(offset).cast::<Region>() })
+}
+
+/// Takes descriptor `fd`, which this program was given when it was
+/// started (a handoff names each once), and closes it on exec again.
+pub fn inherited(fd: i32) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: F_SETFD on a descriptor number; a closed one is an error.
+    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("descriptor {fd} was not passed on"),
+        ));
+    }
+    // SAFETY: the descriptor is open (checked above) and was passed to this
+    // program for this one owner: nothing else in the process holds it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// The file of the shared object this code was loaded from (a server's
+/// module, into which the core is linked).
+pub fn this_object() -> Option<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let here = this_object as fn() -> Option<std::path::PathBuf> as *const libc::c_void;
+    // SAFETY: dladdr reads an address of this process and writes a live,
+    // zeroed Dl_info; dli_fname, when set, is a NUL-terminated string the
+    // loader keeps while the object is loaded (it is copied at once).
+    unsafe {
+        let mut info: libc::Dl_info = std::mem::zeroed();
+        if libc::dladdr(here, &mut info) == 0 || info.dli_fname.is_null() {
+            return None;
+        }
+        let name = std::ffi::CStr::from_ptr(info.dli_fname).to_bytes();
+        Some(std::path::PathBuf::from(std::ffi::OsStr::from_bytes(name)))
+    }
+}
+
+/// The calling thread's id (as Apache's error log shows it).
+pub fn thread_id() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
 }
