@@ -32,7 +32,8 @@ deps:
 	@bash build/nginx-tree.sh
 
 build: deps
-	$(CARGO) build --release --workspace
+	$(CARGO) build --release --workspace --exclude oxwsgi-daemon
+	bash build/daemon-ext.sh --release
 
 # Formatting and every lint, as errors: the house rules are the build's.
 check: deps
@@ -60,10 +61,11 @@ test-here: deps check test-suite
 # arguments, e.g. make test TESTS="-E 'test(http3)'".
 test-suite: deps deb
 	$(CARGO) build -p oxwsgi-nginx -p oxwsgi-apache
+	bash build/daemon-ext.sh
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
-		$(CARGO) nextest run --workspace --no-fail-fast $(TESTS); \
+		$(CARGO) nextest run --workspace --exclude oxwsgi-daemon --no-fail-fast $(TESTS); \
 	else \
-		$(CARGO) test --workspace --no-fail-fast $(TESTS); \
+		$(CARGO) test --workspace --exclude oxwsgi-daemon --no-fail-fast $(TESTS); \
 	fi
 
 run: build

@@ -294,7 +294,10 @@ fn a_daemons_request_timeout_answers_504_with_the_stack() {
 }
 
 /// Two projects in one Apache, each in its own group, virtualenv and user:
-/// each app sees its own `sys.prefix` and uid.
+/// each app sees its own `sys.prefix` and uid. Group one's daemons run
+/// their virtualenv's interpreter (the default), group two's Apache's
+/// embedded Python (`python-executable=off`), and both log in Apache's
+/// format.
 #[test]
 fn two_groups_run_as_their_own_users_in_their_own_venvs() {
     let dir = oxwsgi_e2e::temp_dir("venvs");
@@ -314,7 +317,7 @@ fn two_groups_run_as_their_own_users_in_their_own_venvs() {
         "event",
         &format!(
             "WSGIDaemonProcess one user=www-data python-home={}\n\
-             WSGIDaemonProcess two user=nobody group=nogroup python-home={}\n\
+             WSGIDaemonProcess two user=nobody group=nogroup python-home={} python-executable=off\n\
              WSGIScriptAlias /one {cases}\n\
              WSGIScriptAlias /two {cases}\n\
              <Location /one>\nWSGIProcessGroup one\n</Location>\n\
@@ -324,7 +327,7 @@ fn two_groups_run_as_their_own_users_in_their_own_venvs() {
             cases = app("cases.py")
         ),
     );
-    let who = |path: &str| -> (u32, String) {
+    let who = |path: &str| -> (u32, String, i32) {
         let r = http::get(a.port, path);
         assert_eq!(r.status, 200, "{path}: {}", r.text());
         let text = r.text();
@@ -337,14 +340,33 @@ fn two_groups_run_as_their_own_users_in_their_own_venvs() {
                 .trim_matches('"')
                 .to_string()
         };
-        (field("uid").parse().unwrap(), field("prefix"))
+        (
+            field("uid").parse().unwrap(),
+            field("prefix"),
+            field("pid").parse().unwrap(),
+        )
     };
-    let (uid_one, prefix_one) = who("/one/whoami");
-    let (uid_two, prefix_two) = who("/two/whoami");
+    let (uid_one, prefix_one, pid_one) = who("/one/whoami");
+    let (uid_two, prefix_two, pid_two) = who("/two/whoami");
     assert_eq!(uid_one, 33, "www-data");
     assert_eq!(uid_two, 65534, "nobody");
     assert_eq!(std::path::Path::new(&prefix_one), one.as_path());
     assert_eq!(std::path::Path::new(&prefix_two), two.as_path());
+    let exe = |pid: i32| std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    let venv_python = std::fs::canonicalize(one.join("bin/python3")).unwrap();
+    assert_eq!(exe(pid_one), venv_python);
+    assert_eq!(exe(pid_two), std::path::Path::new("/usr/sbin/apache2"));
+    assert!(
+        a.wait_log(&format!(
+            "[pid {pid_one}:tid {pid_one}] oxwsgi: group one: daemon process {pid_one} serving ({})",
+            venv_python.display()
+        )),
+        "{}",
+        a.error_log()
+    );
+    assert!(a.wait_log(&format!(
+        "[pid {pid_two}:tid {pid_two}] oxwsgi: group two: daemon process {pid_two} serving (the server's embedded Python)"
+    )));
 }
 
 /// WSGIScriptAlias's inline options, as mod_wsgi: `process-group=` runs the

@@ -18,14 +18,23 @@ fn comm(pid: i32) -> String {
         .to_string()
 }
 
-/// The group's daemons (children of the master's manager).
+/// Group site's daemons (children of the master's manager).
 fn daemons(n: &Nginx) -> Vec<i32> {
+    daemons_of(n, "site")
+}
+
+fn daemons_of(n: &Nginx, group: &str) -> Vec<i32> {
     oxwsgi_e2e::children_of(n.master_pid())
         .into_iter()
         .filter(|p| comm(*p) == "oxwsgi: groups")
         .flat_map(oxwsgi_e2e::children_of)
-        .filter(|p| comm(*p) == "(wsgi:site)")
+        .filter(|p| comm(*p) == format!("(wsgi:{group})"))
         .collect()
+}
+
+/// The program process `pid` runs.
+fn exe(pid: i32) -> std::path::PathBuf {
+    std::fs::read_link(format!("/proc/{pid}/exe")).unwrap()
 }
 
 /// nginx's workers (the master's children that are not the manager).
@@ -208,7 +217,9 @@ fn nginx_t_checks_wsgi_group() {
 
 /// The multi-project server: two sites in one nginx, each in its own group,
 /// virtualenv (two Flask versions) and user; each sees only its own
-/// packages.
+/// packages. The first group's daemons run their virtualenv's interpreter
+/// (the default, `python_executable=auto`), the second's nginx's embedded
+/// Python (`python_executable=off`): the same answers either way.
 #[test]
 fn two_projects_each_with_its_own_venv_flask_and_user() {
     let one = oxwsgi_e2e::venv::sites_venv();
@@ -240,7 +251,8 @@ fn two_projects_each_with_its_own_venv_flask_and_user() {
         ))
         .http(&format!(
             "wsgi_process_group one processes=1 threads=2 user=www-data python_home={};\n\
-             wsgi_process_group two processes=1 threads=2 user=nobody group=nogroup python_home={};",
+             wsgi_process_group two processes=1 threads=2 user=nobody group=nogroup python_home={} \
+             python_executable=off;",
             one.display(),
             two.display()
         )),
@@ -262,6 +274,49 @@ fn two_projects_each_with_its_own_venv_flask_and_user() {
     assert_eq!(std::path::Path::new(&a[2]), one.as_path());
     assert_eq!(std::path::Path::new(&b[2]), two.as_path());
     assert_eq!((a[3].as_str(), b[3].as_str()), ("django", "no-django"));
+    let (d1, d2) = (daemons_of(&n, "one"), daemons_of(&n, "two"));
+    assert_eq!((d1.len(), d2.len()), (1, 1));
+    let venv_python = std::fs::canonicalize(one.join("bin/python3")).unwrap();
+    assert_eq!(exe(d1[0]), venv_python, "group one runs its venv's Python");
+    assert_eq!(exe(d2[0]), std::path::Path::new(oxwsgi_e2e::nginx::NGINX));
+    assert!(
+        n.wait_log(&format!(
+            "group one: daemon process {} serving ({})",
+            d1[0],
+            venv_python.display()
+        )),
+        "{}",
+        n.error_log()
+    );
+    assert!(n.wait_log(&format!(
+        "group two: daemon process {} serving (the server's embedded Python)",
+        d2[0]
+    )));
+}
+
+/// An interpreter that is not there: the daemon says so in the error log
+/// and waits before it exits (no fork loop), requests wait in the group's
+/// socket until its socket timeout, and nginx goes on serving its other
+/// locations.
+#[test]
+fn a_python_executable_that_is_not_there_is_logged_and_waits_no_more_than_the_socket_timeout() {
+    let n = Nginx::start(
+        Config::new(&format!(
+            "location / {{ wsgi_group site; wsgi_app {}; }}\nlocation /e {{ wsgi_app {}; }}",
+            app("cases.py"),
+            app("cases.py")
+        ))
+        .http("wsgi_process_group site socket_timeout=1 python_executable=/nonexistent/python3;"),
+    );
+    assert!(n.wait_log(
+        "group site: python-executable=/nonexistent/python3: no such file; \
+         this daemon exits in 5 s and another is started"
+    ));
+    assert_eq!(http::get(n.port, "/cookies").status, 504);
+    assert_eq!(http::get(n.port, "/e/cookies").status, 200);
+    let starts = || n.error_log().matches("no such file").count();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(starts(), 1, "no daemon started again within 5 s");
 }
 
 fn hello_group(options: &str) -> Nginx {

@@ -134,6 +134,10 @@ fn nginx_t_checks_the_group_options() {
             "python_home",
         ),
         (
+            "wsgi_process_group site python_executable=python3;",
+            "python_executable=python3: expected auto, off or an interpreter's absolute path",
+        ),
+        (
             "wsgi_process_group site chroot=/srv;",
             "option chroot is not supported by oxwsgi yet",
         ),
