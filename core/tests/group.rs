@@ -84,6 +84,7 @@ fn main() {
         socket: socket.clone(),
         socket_owner: None,
         metrics: None,
+        exec: None,
         apps: vec![AppOptions::new(
             AppSpec::parse(apps.join("cases.py").to_str().unwrap(), None).unwrap(),
         )],
@@ -170,6 +171,7 @@ fn spec(
         socket: dir.join(format!("{name}.sock")),
         socket_owner: None,
         metrics: None,
+        exec: None,
         apps: vec![AppOptions::new(
             AppSpec::parse(apps.join("cases.py").to_str().unwrap(), None).unwrap(),
         )],

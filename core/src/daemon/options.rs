@@ -188,8 +188,9 @@ pub struct GroupOptions {
     /// ... or to this group.
     pub script_group: Option<String>,
     pub python_executable: PythonExecutable,
-    /// The words the options were parsed from (a daemon that becomes
-    /// another program parses them again there).
+    /// The words the options were parsed from (`parse`, `add`): a daemon
+    /// that becomes another program parses them again there, so options
+    /// set field by field (in tests) go only to forked daemons.
     pub words: Vec<String>,
 }
 
