@@ -3,12 +3,16 @@
 
 Every server gets the same budget: CPU 0 (nginx: one worker, 8 Python
 threads; oxwsgi's process group: one nginx worker and one daemon of 8
-threads; uWSGI: one process, 8 threads, behind the same nginx via uwsgi_pass
+threads, running the venv's interpreter (the default) or, as "group on
+libpython", nginx's embedded libpython (python_executable=off); uWSGI: one process, 8 threads, behind the same nginx via uwsgi_pass
 on a unix socket; granian: one worker, 8 blocking threads). wrk
 runs on CPU 1. The ceiling is nginx serving the same bytes itself. All
 servers are up at once and the rounds are interleaved, so a noisy moment
 hits everyone; the table gives medians over the rounds, and ratios against
-the ceiling measured in the same run.
+the ceiling measured in the same run. Interpreters: oxwsgi in nginx's
+workers, "group on libpython" and uWSGI's python3 plugin load the shared
+libpython3.X.so; the group and granian run the venv's python3.X (on
+Debian, the statically linked /usr/bin/python3.X).
 
 Usage: bench/run.py [--rounds N] [--duration SECONDS] [--only NAME,...]
 """
@@ -203,13 +207,14 @@ def oxwsgi_server(tmp, name, app, venv):
     return s
 
 
-def group_server(tmp, name, app, venv):
+def group_server(tmp, name, app, venv, executable="auto"):
     """oxwsgi's process group: the app in a daemon behind the nginx worker
-    (the shape of nginx + uWSGI, without the second server)."""
+    (the shape of nginx + uWSGI, without the second server), running the
+    venv's interpreter (`auto`) or nginx's embedded libpython (`off`)."""
     s = Server(name, tmp, "group")
     s.nginx("location / { wsgi_group site; wsgi_app %s; client_max_body_size 2m; }" % app,
-            "wsgi_process_group site processes=1 threads=%d python_home=%s;"
-            % (THREADS, venv))
+            "wsgi_process_group site processes=1 threads=%d python_home=%s python_executable=%s;"
+            % (THREADS, venv, executable))
     return s
 
 
@@ -255,8 +260,9 @@ def wrk(port, path, conns, duration, script=None):
 
 
 # Every server but the ceiling, in the table's order.
-PEERS = ["oxwsgi", "group", "uwsgi", "granian"]
-NAMES = {"oxwsgi": "oxwsgi", "group": "oxwsgi group", "uwsgi": "uWSGI (+nginx)", "granian": "granian"}
+PEERS = ["oxwsgi", "group", "group-libpython", "uwsgi", "granian"]
+NAMES = {"oxwsgi": "oxwsgi", "group": "oxwsgi group", "group-libpython": "group on libpython",
+         "uwsgi": "uWSGI (+nginx)", "granian": "granian"}
 
 WORKLOADS = [
     # name, path, connections, wrk script, app ("apps" or "flask"), has a static ceiling
@@ -296,6 +302,8 @@ def main():
         "oxwsgi-flask": oxwsgi_server(tmp, "oxwsgi-flask", flask, venv),
         "group": group_server(tmp, "group", apps, venv),
         "group-flask": group_server(tmp, "group-flask", flask, venv),
+        "group-libpython": group_server(tmp, "group-libpython", apps, venv, "off"),
+        "group-libpython-flask": group_server(tmp, "group-libpython-flask", flask, venv, "off"),
         "uwsgi": uwsgi_server(tmp, "uwsgi", apps, venv),
         "uwsgi-flask": uwsgi_server(tmp, "uwsgi-flask", flask, venv),
         "granian": granian_server(tmp, "granian", apps, venv),
@@ -345,7 +353,7 @@ def main():
     lines += ["", "| group against | " + " | ".join(wl for wl, *_ in WORKLOADS
                                                   if (wl, "group") in results) + " |",
               "| --- " * (1 + sum(1 for wl, *_ in WORKLOADS if (wl, "group") in results)) + "|"]
-    for other in ["uwsgi", "oxwsgi"]:
+    for other in ["uwsgi", "oxwsgi", "group-libpython", "granian"]:
         cells = ["%.2fx" % (med(results[(wl, "group")], 0) / med(results[(wl, other)], 0))
                  for wl, *_ in WORKLOADS if (wl, "group") in results]
         lines.append("| %s | %s |" % (NAMES[other], " | ".join(cells)))
