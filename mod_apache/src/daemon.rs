@@ -88,7 +88,7 @@ pub unsafe fn start(
         }
         let mut spec = options.into_spec(name, socket.clone().into(), owner, preloaded(&c, name));
         spec.metrics = metrics;
-        spec.exec = ExecSpec::beside_this_module(LogStyle::Apache);
+        spec.exec = ExecSpec::find("apache2", LogStyle::Apache);
         match Group::start(spec, daemon_logger) {
             Ok(g) => {
                 for pid in g.pids() {

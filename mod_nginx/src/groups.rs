@@ -72,7 +72,7 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) -> Result<(), String> {
             let owner = root.then_some((ccf.user, ccf.group));
             let mut spec = options.into_spec(name, socket_path(&pid_file, name), owner, Vec::new());
             spec.metrics = metrics;
-            spec.exec = ExecSpec::beside_this_module(LogStyle::Nginx);
+            spec.exec = ExecSpec::find("nginx", LogStyle::Nginx);
             Ok(spec)
         })
         .collect::<Result<Vec<_>, String>>()?;

@@ -243,8 +243,10 @@ fn configure_sites() -> (u16, u16) {
     std::fs::write(
         format!("/etc/nginx/sites-enabled/{SITE}"),
         format!(
-            "server {{\n    listen 127.0.0.1:{nginx_port};\n    location / {{\n        wsgi_app {};\n    }}\n}}\n",
-            hello.display()
+            "wsgi_process_group pkgn processes=1 threads=2;\n\
+             server {{\n    listen 127.0.0.1:{nginx_port};\n    location / {{\n        wsgi_app {h};\n    }}\n\
+             \x20   location /group {{\n        wsgi_group pkgn;\n        wsgi_app {h};\n    }}\n}}\n",
+            h = hello.display()
         ),
     )
     .unwrap();
@@ -252,7 +254,9 @@ fn configure_sites() -> (u16, u16) {
     std::fs::write(
         format!("/etc/apache2/sites-available/{SITE}.conf"),
         format!(
-            "<VirtualHost 127.0.0.1:{apache_port}>\n    WSGIScriptAlias / {}\n    <Directory {}>\n        Require all granted\n    </Directory>\n</VirtualHost>\n",
+            "WSGIDaemonProcess pkga processes=1 threads=2\n\
+             <VirtualHost 127.0.0.1:{apache_port}>\n    WSGIScriptAlias / {}\n    <Directory {}>\n        Require all granted\n    </Directory>\n\
+             \x20   <Location /group>\n        WSGIProcessGroup pkga\n    </Location>\n</VirtualHost>\n",
             hello.display(),
             examples.display()
         ),
@@ -288,6 +292,31 @@ fn serve(m: &mut Machine, ports: (u16, u16)) {
             http::get(port, "/packages").text(),
             "<h1>Hello, packages!</h1>",
             "{server}"
+        );
+        assert_eq!(
+            http::get(port, "/group").text(),
+            "<h1>Hello, group!</h1>",
+            "{server}"
+        );
+    }
+    // Each server's group runs the system's Python with the daemon
+    // extension its package ships.
+    let python = std::fs::canonicalize("/usr/bin/python3").unwrap();
+    for group in ["pkgn", "pkga"] {
+        let daemons: Vec<PathBuf> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                std::fs::read_to_string(p.join("comm"))
+                    .is_ok_and(|c| c.trim() == format!("(wsgi:{group})"))
+            })
+            .collect();
+        assert_eq!(daemons.len(), 1, "{group}: {daemons:?}");
+        assert_eq!(
+            std::fs::read_link(daemons[0].join("exe")).unwrap(),
+            python,
+            "{group}"
         );
     }
 }
@@ -390,5 +419,9 @@ fn install_serve_upgrade_and_purge_the_packages() {
     let _ = std::fs::remove_file(format!("/etc/apache2/sites-available/{SITE}.conf"));
     let left = leftovers();
     assert!(left.is_empty(), "left behind after purge: {left:#?}");
+    assert!(
+        !Path::new("/usr/lib/oxwsgi").exists(),
+        "left behind after purge"
+    );
     drop(m);
 }

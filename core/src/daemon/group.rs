@@ -68,15 +68,26 @@ pub struct ExecSpec {
 }
 
 impl ExecSpec {
-    /// The extension module beside the server's module (the shared
-    /// object the core is linked into), if it is there.
-    pub fn beside_this_module(log: LogStyle) -> Option<ExecSpec> {
-        let extension = sys::this_object()?.with_file_name(EXTENSION_FILE);
-        extension.is_file().then_some(ExecSpec { extension, log })
+    /// The extension module of `server` (`nginx`, `apache2`): beside the
+    /// server's module (the shared object the core is linked into: a
+    /// build tree), else where its package puts it
+    /// (`/usr/lib/oxwsgi/SERVER/`: Debian's tools take every file in the
+    /// servers' module directories for a server module); `None` if neither
+    /// is there.
+    pub fn find(server: &str, log: LogStyle) -> Option<ExecSpec> {
+        let beside = sys::this_object().map(|m| m.with_file_name(EXTENSION_FILE));
+        let packaged = std::path::Path::new("/usr/lib/oxwsgi")
+            .join(server)
+            .join(EXTENSION_FILE);
+        beside
+            .into_iter()
+            .chain([packaged])
+            .find(|p| p.is_file())
+            .map(|extension| ExecSpec { extension, log })
     }
 }
 
-/// The daemon extension module's file name, beside each server's module.
+/// The daemon extension module's file name.
 pub const EXTENSION_FILE: &str = "oxwsgi_daemon.so";
 
 /// A running group, owned by the server's parent process.
@@ -402,7 +413,10 @@ try:
         raise RuntimeError(f"{sys.executable} is Python {sys.version_info[0]}.{sys.version_info[1]}, oxwsgi was built for Python MAJOR.MINOR (python-executable)")
     from importlib.machinery import ExtensionFileLoader
     from importlib.util import module_from_spec, spec_from_loader
-    loader = ExtensionFileLoader("oxwsgi_daemon", sys.argv[1])
+    path, handoff = sys.argv[1], int(sys.argv[2])
+    # As the embedded Python's: the app is not a script run from a command line.
+    sys.argv[:] = [""]
+    loader = ExtensionFileLoader("oxwsgi_daemon", path)
     daemon = module_from_spec(spec_from_loader("oxwsgi_daemon", loader))
     loader.exec_module(daemon)
 except BaseException as e:
@@ -410,7 +424,7 @@ except BaseException as e:
     sys.stderr.flush()
     time.sleep(5)
     sys.exit(1)
-sys.exit(daemon.serve(int(sys.argv[2])))
+sys.exit(daemon.serve(handoff))
 "#;
 
 /// Executes `program` with the daemon extension; returns only why that
@@ -486,6 +500,8 @@ pub fn serve_in_python(handoff: i32) -> i32 {
     if std::os::unix::process::parent_id() as Pid != h.parent {
         return 0;
     }
+    // Python's own handlers (SIGINT's) out, as in a forked daemon.
+    sys::default_signals();
     sys::block_signals();
     let words: Vec<&str> = h.words.iter().map(String::as_str).collect();
     let options = match GroupOptions::parse(&h.name, &words) {
