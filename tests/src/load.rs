@@ -84,16 +84,22 @@ impl Load {
 }
 
 /// Under `wrk` on `path`, SIGKILLs the first of `processes()` (a group's
-/// daemons) and fails unless a replacement is there within 1.5 s and at
-/// most `threads` requests (what the killed one had begun) failed.
+/// daemons, `count` of them once started) and fails unless a replacement is
+/// there within 1.5 s and at most `threads` requests (what the killed one
+/// had begun) failed.
 pub fn a_killed_process_costs_at_most(
     port: u16,
     path: &str,
     threads: u64,
+    count: usize,
     processes: impl Fn() -> Vec<i32>,
 ) {
     use std::time::{Duration, Instant};
-    let before = processes().len();
+    // A daemon shows under its group's name once its Python has started.
+    assert!(crate::wait_until(Duration::from_secs(10), || processes()
+        .len()
+        == count));
+    let before = count;
     let path = path.to_string();
     let load = std::thread::spawn(move || wrk(port, &path, 4));
     std::thread::sleep(Duration::from_millis(1500));

@@ -263,7 +263,7 @@ fn under_load_maximum_requests_recycles_without_failing_a_request() {
 #[test]
 fn under_load_a_killed_daemon_costs_at_most_its_requests() {
     let a = hello_group("processes=2 threads=4");
-    oxwsgi_e2e::load::a_killed_process_costs_at_most(a.port, "/hello", 4, || daemons(&a));
+    oxwsgi_e2e::load::a_killed_process_costs_at_most(a.port, "/hello", 4, 2, || daemons(&a));
 
     let evicted = daemons(&a)[0];
     // SAFETY: as above.

@@ -401,8 +401,7 @@ fn a_changed_script_restarts_the_group() {
 #[test]
 fn under_load_a_killed_daemon_costs_at_most_its_requests() {
     let n = hello_group("");
-    assert!(wait_until(Duration::from_secs(10), || daemons(&n).len() == 2));
-    oxwsgi_e2e::load::a_killed_process_costs_at_most(n.port, "/cookies", 4, || daemons(&n));
+    oxwsgi_e2e::load::a_killed_process_costs_at_most(n.port, "/cookies", 4, 2, || daemons(&n));
 }
 
 /// nginx closes the old workers' idle kept-alive connections when it

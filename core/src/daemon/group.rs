@@ -65,6 +65,10 @@ pub struct GroupSpec {
 pub struct ExecSpec {
     pub extension: PathBuf,
     pub log: LogStyle,
+    /// The extension's file as the server found it (device, inode, mtime):
+    /// one replaced since (a package upgrade) may not be of the server
+    /// module's build.
+    stamp: Option<(u64, u64, i64)>,
 }
 
 impl ExecSpec {
@@ -83,7 +87,11 @@ impl ExecSpec {
             .into_iter()
             .chain([packaged])
             .find(|p| p.is_file())
-            .map(|extension| ExecSpec { extension, log })
+            .map(|extension| ExecSpec {
+                stamp: file_stamp(&extension),
+                extension,
+                log,
+            })
     }
 }
 
@@ -271,6 +279,14 @@ impl Group {
     }
 }
 
+/// The identity and modification time of the file at `path`.
+fn file_stamp(path: &std::path::Path) -> Option<(u64, u64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino(), m.mtime()))
+}
+
 /// The identity (device, inode) of the file at `path`.
 fn file_id(path: &std::path::Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
@@ -390,6 +406,19 @@ fn python_to_become(spec: &GroupSpec) -> Result<Option<(PathBuf, ExecSpec)>, Str
         }
         return Ok(None);
     };
+    if file_stamp(&exec.extension) != exec.stamp {
+        // The handoff is the module's and the extension's private
+        // protocol: both must be of one build.
+        log::warn!(
+            target: "oxwsgi",
+            "group {}: {} changed since the server read its configuration (an upgrade?): \
+             this daemon runs the server's embedded Python; reload the server to run {}",
+            spec.name,
+            exec.extension.display(),
+            program.display()
+        );
+        return Ok(None);
+    }
     if !program.is_file() {
         if explicit {
             return Err(format!(
@@ -691,12 +720,39 @@ fn become_daemon(spec: &GroupSpec) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_replaced_extension_keeps_the_daemons_on_the_embedded_python() {
+        let dir = std::env::temp_dir().join(format!("oxwsgi-ext-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ext = dir.join(EXTENSION_FILE);
+        std::fs::write(&ext, b"one build").unwrap();
+        let options = GroupOptions::parse("g", &["python-executable=/bin/sh"]).unwrap();
+        let mut spec = options.into_spec("g", dir.join("g.sock"), None, vec![]);
+        assert!(python_to_become(&spec).is_err(), "named, with no extension");
+        spec.exec = Some(ExecSpec {
+            stamp: file_stamp(&ext),
+            extension: ext.clone(),
+            log: LogStyle::Nginx,
+        });
+        let (program, _) = python_to_become(&spec).unwrap().unwrap();
+        assert_eq!(program, std::path::Path::new("/bin/sh"));
+        // An upgrade puts another build in its place.
+        std::fs::write(dir.join("next"), b"another build").unwrap();
+        std::fs::rename(dir.join("next"), &ext).unwrap();
+        assert!(python_to_become(&spec).unwrap().is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn the_first_generation_recycles_apart() {
-        assert_eq!(super::staggered(400, 0, 2), 200);
-        assert_eq!(super::staggered(400, 1, 2), 400);
-        assert_eq!(super::staggered(400, 0, 1), 400);
-        assert_eq!(super::staggered(3, 0, 4), 1);
-        assert_eq!(super::staggered(1000, 2, 4), 750);
+        assert_eq!(staggered(400, 0, 2), 200);
+        assert_eq!(staggered(400, 1, 2), 400);
+        assert_eq!(staggered(400, 0, 1), 400);
+        assert_eq!(staggered(3, 0, 4), 1);
+        assert_eq!(staggered(1000, 2, 4), 750);
     }
 }

@@ -8,7 +8,7 @@
 use std::io;
 use std::time::Duration;
 
-use crate::app::{AppOptions, AppSpec};
+use crate::app::{AppOptions, AppSource, AppSpec};
 
 use super::frame::{field, fields};
 use super::stderr_log::LogStyle;
@@ -35,7 +35,8 @@ pub struct Handoff {
 mod tag {
     pub const NAME: u8 = 1;
     pub const WORD: u8 = 2;
-    /// Starts an app: its target; the app fields after it are that app's.
+    /// Starts an app: `s` and a script's path, or `m` and a module; the app
+    /// fields after it are that app's (a module named `x.wsgi` is no script).
     pub const APP: u8 = 3;
     pub const APP_CALLABLE: u8 = 4;
     pub const APP_MOUNT: u8 = 5;
@@ -68,7 +69,11 @@ impl Handoff {
             field(&mut out, tag::WORD, w.as_bytes());
         }
         for a in &self.apps {
-            field(&mut out, tag::APP, a.spec.target().as_bytes());
+            let source = match &a.spec.source {
+                AppSource::Script(p) => [b"s", p.as_os_str().as_encoded_bytes()].concat(),
+                AppSource::Module(m) => [b"m", m.as_bytes()].concat(),
+            };
+            field(&mut out, tag::APP, &source);
             field(&mut out, tag::APP_CALLABLE, a.spec.callable.as_bytes());
             field(&mut out, tag::APP_MOUNT, a.mount.as_bytes());
             let flags = [
@@ -137,9 +142,15 @@ impl Handoff {
         for f in fields(bytes) {
             let (t, v) = f?;
             if t == tag::APP {
-                h.apps.push(AppOptions::new(
-                    AppSpec::parse(&text(v)?, None).map_err(bad)?,
-                ));
+                let source = match (v.first(), text(v.get(1..).unwrap_or_default())?) {
+                    (Some(b's'), path) => AppSource::Script(path.into()),
+                    (Some(b'm'), module) => AppSource::Module(module),
+                    _ => return Err(bad("an app that is neither script nor module".into())),
+                };
+                h.apps.push(AppOptions::new(AppSpec {
+                    source,
+                    callable: "application".into(),
+                }));
                 continue;
             }
             if (tag::APP_CALLABLE..=tag::APP_QUEUE_STATUS).contains(&t) {
@@ -147,9 +158,7 @@ impl Handoff {
                     return Err(bad("an app field before any app".into()));
                 };
                 match t {
-                    tag::APP_CALLABLE => {
-                        a.spec = AppSpec::parse(&a.spec.target(), Some(&text(v)?)).map_err(bad)?
-                    }
+                    tag::APP_CALLABLE => a.spec.callable = text(v)?,
                     tag::APP_MOUNT => a.mount = text(v)?,
                     tag::APP_FLAGS => {
                         let [gzip, inflate, thread, process, reload] = v else {
@@ -215,7 +224,8 @@ mod tests {
         script.multithread = false;
         script.request_timeout = Some(Duration::from_millis(1500));
         script.queue_timeout_status = 504;
-        let module = AppOptions::new(AppSpec::parse("site.wsgi:application", None).unwrap());
+        let module = AppOptions::new(AppSpec::parse("site.wsgi:app", None).unwrap());
+        assert_eq!(module.spec.source, AppSource::Module("site.wsgi".into()));
         let h = Handoff {
             name: "site".into(),
             words: vec!["threads=4".into(), "python-path=/srv/a b:/srv/c".into()],

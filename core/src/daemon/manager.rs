@@ -58,6 +58,12 @@ pub fn spawn(
             if let Some(fd) = log_fd {
                 sys::use_as_stderr(fd);
             }
+            // Forked while nginx reads its configuration, before it
+            // detaches from whoever started it: the manager and its daemons
+            // must not hold that one's terminal or pipe open (a
+            // `ssh host nginx`, or a script reading nginx's output, would
+            // wait for them to end).
+            sys::null_stdio();
             let code = manage(groups, title, &read, on_start);
             sys::exit_now(code)
         }

@@ -671,3 +671,19 @@ pub fn thread_id() -> i32 {
     // SAFETY: gettid has no preconditions.
     unsafe { libc::gettid() }
 }
+
+/// Points standard input and output at /dev/null.
+pub fn null_stdio() {
+    let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    else {
+        return;
+    };
+    use std::os::fd::AsRawFd;
+    for fd in [0, 1] {
+        // SAFETY: dup2 between descriptors this process has.
+        unsafe { libc::dup2(null.as_raw_fd(), fd) };
+    }
+}
