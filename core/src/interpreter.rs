@@ -195,20 +195,8 @@ impl Interpreter {
                  are the app's to wait for (the server's handler reaped them all)"
             );
         }
-        let interpreter = Interpreter::start(InterpreterConfig {
-            python_home,
-            python_path,
-            stdout_level: log::Level::Error,
-            stderr_level: log::Level::Error,
-            ..InterpreterConfig::default()
-        })?;
-        embed::ensure_thread_state();
-        Python::attach(|py| {
-            for app in apps {
-                app.preload(py);
-            }
-        });
-        Ok(interpreter)
+        let interpreter = Interpreter::start(worker_config(python_home, python_path))?;
+        Ok(interpreter.with_apps(apps))
     }
 
     /// Takes over the Python this process already runs (a group's daemon
@@ -227,24 +215,25 @@ impl Interpreter {
                 "Python was already set up in this process".into(),
             ));
         }
-        let config = InterpreterConfig {
-            python_path,
-            stdout_level: log::Level::Error,
-            stderr_level: log::Level::Error,
-            ..InterpreterConfig::default()
-        };
+        let config = worker_config(None, python_path);
         Python::attach(|py| setup(py, &config))
             .map_err(|e| InitError(format!("cannot set up Python: {e}")))?;
+        let interpreter = Interpreter {
+            config,
+            adopted: true,
+        };
+        Ok(interpreter.with_apps(apps))
+    }
+
+    /// A thread state for the calling thread, and `apps` loaded.
+    fn with_apps<'a>(self, apps: impl IntoIterator<Item = &'a crate::App>) -> Interpreter {
         embed::ensure_thread_state();
         Python::attach(|py| {
             for app in apps {
                 app.preload(py);
             }
         });
-        Ok(Interpreter {
-            config,
-            adopted: true,
-        })
+        self
     }
 
     /// Starts Python in this (worker) process. Once per process.
@@ -332,6 +321,18 @@ impl Interpreter {
                 }
             }
         }
+    }
+}
+
+/// A worker's Python: `print()` and stderr logged at error level (visible
+/// at the servers' default levels).
+fn worker_config(python_home: Option<PathBuf>, python_path: Vec<PathBuf>) -> InterpreterConfig {
+    InterpreterConfig {
+        python_home,
+        python_path,
+        stdout_level: log::Level::Error,
+        stderr_level: log::Level::Error,
+        ..InterpreterConfig::default()
     }
 }
 

@@ -3,7 +3,8 @@
 //! nginx and Apache modules only move bytes and events.
 //!
 //! Where things live:
-//! - `interpreter`: the worker's Python (config, `python_home`, start, shutdown);
+//! - `interpreter`: the worker's Python (config, `python_home`, start, or
+//!   adopting the Python a group's daemon became; shutdown);
 //!   `embed`: the only raw CPython calls (init, thread states, bytes views).
 //! - `app`: loading apps from scripts or `module:callable`, per-app options;
 //!   `conf`: directive values both servers parse alike (sizes, flags, paths).
