@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """`make bench`, Apache half: oxwsgi inside Apache against Apache serving the
 same bytes as static files (the ceiling) and Debian's mod_wsgi, in embedded
-mode and in daemon mode (one group of 1 process x 8 threads), with the same
+mode and in daemon mode (one group of 1 process x 8 threads; oxwsgi's daemon
+runs the venv's interpreter, and again, as mod_wsgi's, Apache's embedded
+libpython: python-executable=off), with the same
 MPM (event, one child of 8 threads) on CPU 0 and wrk on CPU 1, all servers
 up at once, rounds interleaved; medians over the rounds.
 
@@ -15,7 +17,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import (BENCH, TARGET, THREADS, Server, bench_args, bench_venv, proc_stat,  # noqa: E402
+from run import (BENCH, TARGET, THREADS, Server, bench_args, bench_venv, cpu_ticks,  # noqa: E402
                  rss_kib, tree, unpacked, wrk, wait_port)
 
 MODULE = os.path.join(TARGET, "release/libmod_oxwsgi.so")
@@ -113,12 +115,6 @@ WORKLOADS = [
 ]
 
 
-def cpu_ticks(pids):
-    """User and system CPU time of `pids`, in clock ticks."""
-    stats = (proc_stat(p) for p in pids)
-    return sum(int(f[11]) + int(f[12]) for f in stats if f)
-
-
 def main():
     args = bench_args(MODULE)
     if not os.path.exists(MOD_WSGI):
@@ -159,6 +155,11 @@ def main():
                                       mod_alias + f"LoadModule oxwsgi_module {MODULE}", daemon),
         "mod_wsgi-daemon": ApacheServer("apache-modwsgi-daemon", tmp,
                                         mod_alias + f"LoadModule wsgi_module {MOD_WSGI}", daemon),
+        # Like for like with mod_wsgi: the daemon on Apache's embedded
+        # libpython instead of the venv's interpreter.
+        "oxwsgi-daemon-libpython": ApacheServer(
+            "apache-oxwsgi-daemon-libpython", tmp, mod_alias + f"LoadModule oxwsgi_module {MODULE}",
+            daemon.replace("display-name=", "python-executable=off display-name=")),
     }
     try:
         for name, s in servers.items():
@@ -170,7 +171,8 @@ def main():
             for wl, path, conns, script, static_path in WORKLOADS:
                 if only and wl not in only:
                     continue
-                runs = [(t, path) for t in ["oxwsgi", "mod_wsgi", "oxwsgi-daemon", "mod_wsgi-daemon"]]
+                runs = [(t, path) for t in ["oxwsgi", "mod_wsgi", "oxwsgi-daemon", "mod_wsgi-daemon",
+                                            "oxwsgi-daemon-libpython"]]
                 if static_path:
                     runs.insert(0, ("static", static_path))
                 for t, p in runs:
@@ -219,19 +221,22 @@ def main():
               "CPU/req: user+system time of the Apache child per request; "
               "event MPM, one child of %d threads)" % (args.rounds, args.duration, THREADS)]
     lines += ["", "Daemon mode (`WSGIDaemonProcess bench processes=1 threads=%d`, `WSGIRestrictEmbedded On`):" % THREADS, "",
-              "| workload | oxwsgi daemon | mod_wsgi daemon | ratio | oxwsgi p99 | mod_wsgi p99 "
-              "| oxwsgi CPU/req child + daemon | mod_wsgi CPU/req child + daemon |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "| workload | oxwsgi daemon | mod_wsgi daemon | ratio | oxwsgi daemon on libpython | ratio "
+              "| oxwsgi p99 | mod_wsgi p99 | oxwsgi CPU/req child + daemon | mod_wsgi CPU/req child + daemon |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for wl, *_ in WORKLOADS:
         if (wl, "oxwsgi-daemon") not in results:
             continue
         o, m = results[(wl, "oxwsgi-daemon")], results[(wl, "mod_wsgi-daemon")]
-        lines.append("| %s | %.0f | %.0f | %.2fx | %.1f ms | %.1f ms | %.0f + %.0f us | %.0f + %.0f us |" % (
-            wl, med(o, 0), med(m, 0), med(o, 0) / med(m, 0), med(o, 1), med(m, 1),
-            med(o, 2), med(o, 3), med(m, 2), med(m, 3)))
+        lib = results[(wl, "oxwsgi-daemon-libpython")]
+        lines.append("| %s | %.0f | %.0f | %.2fx | %.0f | %.2fx | %.1f ms | %.1f ms | %.0f + %.0f us | %.0f + %.0f us |" % (
+            wl, med(o, 0), med(m, 0), med(o, 0) / med(m, 0), med(lib, 0), med(lib, 0) / med(m, 0),
+            med(o, 1), med(m, 1), med(o, 2), med(o, 3), med(m, 2), med(m, 3)))
     lines += ["", "| memory after the run (RSS) | oxwsgi | mod_wsgi |", "| --- | --- | --- |",
               "| the daemon process (apps and Flask) | %.1f MiB | %.1f MiB |" % (
                   daemon_memory.get("oxwsgi-daemon", 0) / 1024, daemon_memory.get("mod_wsgi-daemon", 0) / 1024),
+              "| the daemon on libpython (apps and Flask) | %.1f MiB | - |" % (
+                  daemon_memory.get("oxwsgi-daemon-libpython", 0) / 1024),
               "| the Apache child proxying to it | %.1f MiB | %.1f MiB |" % (
                   memory["oxwsgi-daemon"] / 1024, memory["mod_wsgi-daemon"] / 1024)]
     print("\n".join(lines))

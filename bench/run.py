@@ -75,6 +75,12 @@ def proc_stat(pid):
         return None
 
 
+def cpu_ticks(pids):
+    """User and system CPU time of `pids`, in clock ticks."""
+    stats = (proc_stat(p) for p in pids)
+    return sum(int(f[11]) + int(f[12]) for f in stats if f)
+
+
 def tree(pid):
     """pid and all its descendants."""
     kids = {}
@@ -324,10 +330,17 @@ def main():
                     peers = [p + "-flask" for p in peers]
                 targets = (["static"] if has_static else []) + peers
                 for t in targets:
-                    r = wrk(servers[t].port, path, conns, args.duration, script)
-                    results.setdefault((wl, t.replace("-flask", "")), []).append(r)
-                    print("round %d  %-17s %-8s %10.0f req/s  p99 %7.2f ms"
-                          % (rnd + 1, wl, t, r[0], r[1]), file=sys.stderr)
+                    # The CPU time of the processes that run the app (the
+                    # group's daemon without the nginx worker in front):
+                    # steadier than requests/s on a noisy machine.
+                    pids = servers[t].memory_pids()
+                    before = cpu_ticks(pids)
+                    rps, p99 = wrk(servers[t].port, path, conns, args.duration, script)
+                    cpu_us = ((cpu_ticks(pids) - before) / os.sysconf("SC_CLK_TCK") * 1e6
+                              / max(rps * args.duration, 1))
+                    results.setdefault((wl, t.replace("-flask", "")), []).append((rps, p99, cpu_us))
+                    print("round %d  %-17s %-8s %10.0f req/s  p99 %7.2f ms  CPU %6.1f us/req"
+                          % (rnd + 1, wl, t, rps, p99, cpu_us), file=sys.stderr)
         memory = {name: rss_kib(s.memory_pids()) for name, s in servers.items()}
     finally:
         for s in servers.values():
@@ -357,12 +370,18 @@ def main():
         cells = ["%.2fx" % (med(results[(wl, "group")], 0) / med(results[(wl, other)], 0))
                  for wl, *_ in WORKLOADS if (wl, "group") in results]
         lines.append("| %s | %s |" % (NAMES[other], " | ".join(cells)))
+    shown = [wl for wl, *_ in WORKLOADS if (wl, "group") in results]
+    lines += ["", "| CPU per request (app processes) | " + " | ".join(shown) + " |",
+              "| --- " * (1 + len(shown)) + "|"]
+    for t in PEERS:
+        lines.append("| %s | %s |" % (NAMES[t], " | ".join(
+            "%.0f us" % med(results[(wl, t)], 2) for wl in shown)))
     lines += ["", "| memory (RSS after the run) | apps | Flask |", "| --- | --- | --- |"]
     for t in PEERS:
         lines.append("| %s | %.1f MiB | %.1f MiB |" % (NAMES[t], memory[t] / 1024, memory[t + "-flask"] / 1024))
     lines.append("")
     lines.append("(medians of %d rounds of %d s; requests/s, ratio to nginx static; "
-                 "memory: the nginx worker, the group's daemon, the uWSGI process, granian's processes)" % (args.rounds, args.duration))
+                 "CPU and memory: the nginx worker, the group's daemon, the uWSGI process, granian's processes)" % (args.rounds, args.duration))
     print("\n".join(lines))
 
 
