@@ -2,7 +2,7 @@
 //! daemon, forked from the server, executes its virtualenv's interpreter
 //! (`python-executable`), which loads this module by path and calls
 //! `serve`: everything after that is the core's
-//! (`oxwsgi_core::daemon::group::serve_in_python`), the same daemon a forked
+//! (`oxwsgi_core::daemon::exec::serve_in_python`), the same daemon a forked
 //! one runs with the server's embedded Python.
 
 use pyo3::prelude::*;
@@ -15,7 +15,7 @@ use pyo3::prelude::*;
 fn serve(py: Python<'_>, handoff: i32) -> i32 {
     py.detach(|| {
         oxwsgi_core::guard::entry("a process group's daemon", 1, || {
-            oxwsgi_core::daemon::group::serve_in_python(handoff)
+            oxwsgi_core::daemon::exec::serve_in_python(handoff)
         })
     })
 }

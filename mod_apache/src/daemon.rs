@@ -8,8 +8,9 @@ use std::ffi::{c_int, c_void};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use oxwsgi_core::daemon::exec::ExecSpec;
 use oxwsgi_core::daemon::frame::AppRef;
-use oxwsgi_core::daemon::group::{ExecSpec, Group};
+use oxwsgi_core::daemon::group::Group;
 use oxwsgi_core::daemon::proxy::Pool;
 use oxwsgi_core::daemon::stderr_log::LogStyle;
 use oxwsgi_core::sync::Recover;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use ngx::ffi::{ngx_core_conf_t, ngx_core_module, ngx_cycle_t};
-use oxwsgi_core::daemon::group::ExecSpec;
+use oxwsgi_core::daemon::exec::ExecSpec;
 use oxwsgi_core::daemon::manager::{self, Manager};
 use oxwsgi_core::daemon::stderr_log::LogStyle;
 use oxwsgi_core::sync::Recover;

@@ -5,15 +5,9 @@
 //! Daemons are forked from the server's parent (Apache's parent, nginx's
 //! master): that process is single-threaded and has no Python (it never
 //! starts one), the configuration is already in its memory, and its error
-//! log is the daemons' stderr. A daemon then becomes its group's Python
-//! (`python-executable`, by default where the server ships oxwsgi's daemon
-//! extension module): once it has its identity, limits and directory, it
-//! executes the virtualenv's own interpreter, which loads the extension and
-//! carries on where the fork left off (`handoff`). That interpreter is the
-//! one `python -m venv` linked, statically on Debian, which runs apps
-//! faster than the shared libpython a server module must load; without
-//! the extension, or with `python-executable=off`, the daemon starts the
-//! server's embedded Python itself.
+//! log is the daemons' stderr. Once it has its identity, limits and
+//! directory, a daemon becomes its virtualenv's own Python (`exec`), or
+//! starts the server's embedded Python itself.
 //!
 //! The listening socket is made by the parent, so a daemon that is replaced
 //! leaves it in place: requests wait in its backlog meanwhile.
@@ -29,11 +23,10 @@ use std::time::{Duration, Instant};
 use crate::app::{App, AppOptions};
 use crate::interpreter::Interpreter;
 
-use super::handoff::Handoff;
+use super::exec::{become_python, python_to_become};
 use super::life::{End, Life};
-use super::options::{GroupOptions, Lifecycle, PythonExecutable};
+use super::options::{GroupOptions, Lifecycle};
 use super::serve::Owner;
-use super::stderr_log::{self, LogStyle};
 use super::sys::{self, Pid};
 
 /// What a group is made of (from `WSGIDaemonProcess` or
@@ -55,48 +48,8 @@ pub struct GroupSpec {
     pub metrics: Option<&'static crate::metrics::Region>,
     /// How the daemons can become their virtualenv's Python (`None`: the
     /// server ships no daemon extension module).
-    pub exec: Option<ExecSpec>,
+    pub exec: Option<super::exec::ExecSpec>,
 }
-
-/// What a server gives its daemons to become another Python: oxwsgi's
-/// daemon extension module, built for the Python the server embeds, and
-/// the format of the server's error log (which stays their stderr).
-#[derive(Clone, Debug)]
-pub struct ExecSpec {
-    pub extension: PathBuf,
-    pub log: LogStyle,
-    /// The extension's file as the server found it (device, inode, mtime):
-    /// one replaced since (a package upgrade) may not be of the server
-    /// module's build.
-    stamp: Option<(u64, u64, i64)>,
-}
-
-impl ExecSpec {
-    /// The extension module of `server` (`nginx`, `apache2`): beside the
-    /// server's module (the shared object the core is linked into: a
-    /// build tree), else where its package puts it
-    /// (`/usr/lib/oxwsgi/SERVER/`: Debian's tools take every file in the
-    /// servers' module directories for a server module); `None` if neither
-    /// is there.
-    pub fn find(server: &str, log: LogStyle) -> Option<ExecSpec> {
-        let beside = sys::this_object().map(|m| m.with_file_name(EXTENSION_FILE));
-        let packaged = std::path::Path::new("/usr/lib/oxwsgi")
-            .join(server)
-            .join(EXTENSION_FILE);
-        beside
-            .into_iter()
-            .chain([packaged])
-            .find(|p| p.is_file())
-            .map(|extension| ExecSpec {
-                stamp: file_stamp(&extension),
-                extension,
-                log,
-            })
-    }
-}
-
-/// The daemon extension module's file name.
-pub const EXTENSION_FILE: &str = "oxwsgi_daemon.so";
 
 /// A running group, owned by the server's parent process.
 pub struct Group {
@@ -279,14 +232,6 @@ impl Group {
     }
 }
 
-/// The identity and modification time of the file at `path`.
-fn file_stamp(path: &std::path::Path) -> Option<(u64, u64, i64)> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path)
-        .ok()
-        .map(|m| (m.dev(), m.ino(), m.mtime()))
-}
-
 /// The identity (device, inode) of the file at `path`.
 fn file_id(path: &std::path::Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
@@ -379,196 +324,9 @@ fn daemon_main(
     serve_group(spec, lifecycle, listener, None)
 }
 
-/// The interpreter a daemon of `spec` becomes, and how; `None`: it starts
-/// the server's embedded Python.
-fn python_to_become(spec: &GroupSpec) -> Result<Option<(PathBuf, ExecSpec)>, String> {
-    let o = &spec.options;
-    let (major, minor) = crate::interpreter::embedded_version();
-    let versioned = format!("python{major}.{minor}");
-    let program = match &o.python_executable {
-        PythonExecutable::Off => return Ok(None),
-        PythonExecutable::Path(p) => p.clone(),
-        // A virtualenv's (or a prefix's) bin/python3.X; the build's own
-        // Python's without one.
-        PythonExecutable::Auto => match &o.python_home {
-            Some(home) => home.join("bin").join(&versioned),
-            None => std::path::Path::new(env!("OXWSGI_BUILD_PYTHON")).with_file_name(&versioned),
-        },
-    };
-    let explicit = matches!(o.python_executable, PythonExecutable::Path(_));
-    let Some(exec) = spec.exec.clone() else {
-        if explicit {
-            return Err(format!(
-                "python-executable={}: the server has no {EXTENSION_FILE} beside its module \
-                 to load into it",
-                program.display()
-            ));
-        }
-        return Ok(None);
-    };
-    if file_stamp(&exec.extension) != exec.stamp {
-        // The handoff is the module's and the extension's private
-        // protocol: both must be of one build.
-        log::warn!(
-            target: "oxwsgi",
-            "group {}: {} changed since the server read its configuration (an upgrade?): \
-             this daemon runs the server's embedded Python; reload the server to run {}",
-            spec.name,
-            exec.extension.display(),
-            program.display()
-        );
-        return Ok(None);
-    }
-    if !program.is_file() {
-        if explicit {
-            return Err(format!(
-                "python-executable={}: no such file",
-                program.display()
-            ));
-        }
-        // A prefix or virtualenv without it: the embedded Python checks
-        // the home and says what is wrong with it.
-        return Ok(None);
-    }
-    Ok(Some((program, exec)))
-}
-
-/// The script the interpreter runs: it checks its version, loads the
-/// extension by path (nothing of it is importable from the app's path)
-/// and hands over to it; a failure before that waits as `fail_slowly`.
-const BOOTSTRAP: &str = r#"import sys, time
-try:
-    if sys.version_info[:2] != (MAJOR, MINOR):
-        raise RuntimeError(f"{sys.executable} is Python {sys.version_info[0]}.{sys.version_info[1]}, oxwsgi was built for Python MAJOR.MINOR (python-executable)")
-    from importlib.machinery import ExtensionFileLoader
-    from importlib.util import module_from_spec, spec_from_loader
-    path, handoff = sys.argv[1], int(sys.argv[2])
-    # As the embedded Python's: the app is not a script run from a command line.
-    sys.argv[:] = [""]
-    loader = ExtensionFileLoader("oxwsgi_daemon", path)
-    daemon = module_from_spec(spec_from_loader("oxwsgi_daemon", loader))
-    loader.exec_module(daemon)
-except BaseException as e:
-    sys.stderr.write(f"oxwsgi: a process group's daemon cannot start: {e!r}; it exits in 5 s and another is started\n")
-    sys.stderr.flush()
-    time.sleep(5)
-    sys.exit(1)
-sys.exit(daemon.serve(handoff))
-"#;
-
-/// Executes `program` with the daemon extension; returns only why that
-/// failed.
-fn become_python(
-    spec: &GroupSpec,
-    program: &std::path::Path,
-    exec: &ExecSpec,
-    lifecycle: &Lifecycle,
-    listener: &UnixListener,
-    parent: Pid,
-    metrics: Option<(std::fs::File, usize, usize)>,
-) -> String {
-    let handoff = Handoff {
-        name: spec.name.clone(),
-        words: spec.options.words.clone(),
-        apps: spec.apps.clone(),
-        maximum_requests: lifecycle.maximum_requests,
-        parent,
-        listener: listener.as_raw_fd(),
-        metrics: metrics
-            .as_ref()
-            .map(|(f, len, offset)| (f.as_raw_fd(), *len, *offset)),
-        log: exec.log,
-    };
-    let (major, minor) = crate::interpreter::embedded_version();
-    let bootstrap = BOOTSTRAP
-        .replace("MAJOR", &major.to_string())
-        .replace("MINOR", &minor.to_string());
-    let run = || -> io::Result<io::Error> {
-        let memfd = sys::memfd_with(&handoff.encode())?;
-        sys::keep_on_exec(listener.as_raw_fd())?;
-        if let Some((f, ..)) = &metrics {
-            sys::keep_on_exec(f.as_raw_fd())?;
-        }
-        let fd = memfd.as_raw_fd().to_string();
-        // -I: neither PYTHON* variables nor the user's site-packages (as
-        // the embedded Python); -X utf8: UTF-8 mode, as embedded.
-        let args = [
-            program.as_os_str(),
-            "-I".as_ref(),
-            "-X".as_ref(),
-            "utf8".as_ref(),
-            "-c".as_ref(),
-            bootstrap.as_ref(),
-            exec.extension.as_os_str(),
-            fd.as_ref(),
-        ];
-        Ok(sys::exec(program, &args))
-    };
-    let e = run().unwrap_or_else(|e| e);
-    format!("cannot run {}: {e}", program.display())
-}
-
-/// A daemon's life in the Python it became: called by oxwsgi's daemon
-/// extension module (`serve`), on that Python's main thread, detached,
-/// with the handoff's descriptor; the exit status.
-pub fn serve_in_python(handoff: i32) -> i32 {
-    let read = sys::inherited(handoff).and_then(|fd| {
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut std::fs::File::from(fd), &mut bytes)?;
-        Handoff::decode(&bytes)
-    });
-    let h = match read {
-        Ok(h) => h,
-        Err(e) => {
-            // No logger yet: stderr is the server's error log all the same.
-            eprintln!("oxwsgi: a process group's daemon cannot read its handoff: {e}");
-            return 1;
-        }
-    };
-    stderr_log::install(h.log);
-    if std::os::unix::process::parent_id() as Pid != h.parent {
-        return 0;
-    }
-    // Python's own handlers (SIGINT's) out, as in a forked daemon.
-    sys::default_signals();
-    sys::block_signals();
-    let words: Vec<&str> = h.words.iter().map(String::as_str).collect();
-    let options = match GroupOptions::parse(&h.name, &words) {
-        Ok(o) => o,
-        Err(e) => return fail_slowly(&h.name, &e),
-    };
-    set_title(&h.name, &options);
-    let listener = match sys::inherited(h.listener) {
-        Ok(fd) => UnixListener::from(fd),
-        Err(e) => return fail_slowly(&h.name, &e.to_string()),
-    };
-    let metrics = h.metrics.and_then(|(fd, len, offset)| {
-        let fd = sys::inherited(fd).ok()?;
-        sys::map_region(fd.as_raw_fd(), len, offset)
-            .map_err(|e| log::warn!(target: "oxwsgi", "group {}: the metrics memory: {e}", h.name))
-            .ok()
-    });
-    let mut lifecycle = options.lifecycle.clone();
-    lifecycle.maximum_requests = h.maximum_requests;
-    let spec = GroupSpec {
-        name: h.name,
-        options,
-        socket: PathBuf::new(),
-        socket_owner: None,
-        apps: h.apps,
-        metrics,
-        exec: None,
-    };
-    let program = std::env::current_exe().unwrap_or_default();
-    let code = serve_group(&spec, lifecycle, listener, Some(&program));
-    // Python is not finalised by its own program either: request threads
-    // may still be in it (they had their shutdown timeout).
-    sys::exit_now(code)
-}
-
 /// Starts Python (or adopts the one this process became: `adopted`, its
 /// program) and serves the group's requests until the daemon's life ends.
-fn serve_group(
+pub(super) fn serve_group(
     spec: &GroupSpec,
     lifecycle: Lifecycle,
     listener: UnixListener,
@@ -644,7 +402,7 @@ fn serve_group(
 /// fork loop filling the error log (mod_wsgi waits 20 s).
 const FAILED_START_PAUSE: Duration = Duration::from_secs(5);
 
-fn fail_slowly(group: &str, why: &str) -> i32 {
+pub(super) fn fail_slowly(group: &str, why: &str) -> i32 {
     log::error!(
         target: "oxwsgi",
         "group {group}: {why}; this daemon exits in {} s and another is started",
@@ -655,7 +413,7 @@ fn fail_slowly(group: &str, why: &str) -> i32 {
 }
 
 /// The name `ps` and `top` show for a daemon of group `name`.
-fn set_title(name: &str, o: &GroupOptions) {
+pub(super) fn set_title(name: &str, o: &GroupOptions) {
     let title = o
         .display_name
         .clone()
@@ -720,32 +478,7 @@ fn become_daemon(spec: &GroupSpec) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use super::*;
-
-    #[test]
-    fn a_replaced_extension_keeps_the_daemons_on_the_embedded_python() {
-        let dir = std::env::temp_dir().join(format!("oxwsgi-ext-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let ext = dir.join(EXTENSION_FILE);
-        std::fs::write(&ext, b"one build").unwrap();
-        let options = GroupOptions::parse("g", &["python-executable=/bin/sh"]).unwrap();
-        let mut spec = options.into_spec("g", dir.join("g.sock"), None, vec![]);
-        assert!(python_to_become(&spec).is_err(), "named, with no extension");
-        spec.exec = Some(ExecSpec {
-            stamp: file_stamp(&ext),
-            extension: ext.clone(),
-            log: LogStyle::Nginx,
-        });
-        let (program, _) = python_to_become(&spec).unwrap().unwrap();
-        assert_eq!(program, std::path::Path::new("/bin/sh"));
-        // An upgrade puts another build in its place.
-        std::fs::write(dir.join("next"), b"another build").unwrap();
-        std::fs::rename(dir.join("next"), &ext).unwrap();
-        assert!(python_to_become(&spec).unwrap().is_none());
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 
     #[test]
     fn the_first_generation_recycles_apart() {

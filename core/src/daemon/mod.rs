@@ -12,9 +12,9 @@
 //!   master reaps every child itself (nginx);
 //! - `sys`: the system calls std does not offer;
 //! - `group`: the daemon processes of a group, forked from the server's
-//!   parent (then, by default, running their virtualenv's own Python),
-//!   replaced when they die, stopped with the server;
-//! - `handoff`: what a daemon carries into the Python it becomes;
+//!   parent, replaced when they die, stopped with the server;
+//! - `exec`: a daemon becoming its virtualenv's own Python, with oxwsgi's
+//!   daemon extension module; `handoff`: what it carries over;
 //! - `stderr_log`: log lines on stderr in the server's error log format;
 //! - `options`: a group's options as mod_wsgi spells them (taken, or
 //!   refused by name);
@@ -60,6 +60,7 @@
 
 pub mod dispatch;
 pub mod exchange;
+pub mod exec;
 pub mod frame;
 pub mod group;
 pub mod handoff;
