@@ -1,5 +1,6 @@
 //! The system calls of daemons and their groups that std does not offer:
-//! epoll, fork, signals, identities, limits.
+//! epoll, fork, signals, identities, limits, and exec with the descriptors
+//! a daemon passes on to the Python it becomes.
 
 use std::io;
 
@@ -562,7 +563,7 @@ pub fn exec(program: &std::path::Path, args: &[&std::ffi::OsStr]) -> io::Error {
 
 /// A descriptor for the shared mapping that holds `len` bytes at `addr`,
 /// with the mapping's length and `addr`'s offset in it: another program
-/// this process becomes maps the same memory with `map_shared`. Opening a
+/// this process becomes maps the same memory with `map_region`. Opening a
 /// mapping through /proc/self/map_files needs CAP_SYS_ADMIN (a server's
 /// master running as root, before the daemon gives up its identity).
 pub fn share_mapping(addr: usize, len: usize) -> io::Result<(std::fs::File, usize, usize)> {
