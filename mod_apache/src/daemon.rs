@@ -63,6 +63,7 @@ pub unsafe fn start(
     let mut sockets = Vec::new();
     PCONF.store(pconf, std::sync::atomic::Ordering::Release);
     let mut groups = GROUPS.lock().recover();
+    let exec = ExecSpec::find("apache2", LogStyle::Apache);
     for (name, options) in &c.daemons {
         // The same path from one generation to the next: the children of
         // the last one, still finishing their requests on a graceful
@@ -89,7 +90,7 @@ pub unsafe fn start(
         }
         let mut spec = options.into_spec(name, socket.clone().into(), owner, preloaded(&c, name));
         spec.metrics = metrics;
-        spec.exec = ExecSpec::find("apache2", LogStyle::Apache);
+        spec.exec = exec.clone();
         match Group::start(spec, daemon_logger) {
             Ok(g) => {
                 for pid in g.pids() {

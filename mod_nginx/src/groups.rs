@@ -59,6 +59,7 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) -> Result<(), String> {
         .then(|| unsafe { std::ffi::CStr::from_ptr(ccf.username) })
         .and_then(|u| u.to_str().ok())
         .map(str::to_string);
+    let exec = ExecSpec::find("nginx", LogStyle::Nginx);
     let specs = groups
         .iter()
         .map(|(name, options)| {
@@ -72,7 +73,7 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) -> Result<(), String> {
             let owner = root.then_some((ccf.user, ccf.group));
             let mut spec = options.into_spec(name, socket_path(&pid_file, name), owner, Vec::new());
             spec.metrics = metrics;
-            spec.exec = ExecSpec::find("nginx", LogStyle::Nginx);
+            spec.exec = exec.clone();
             Ok(spec)
         })
         .collect::<Result<Vec<_>, String>>()?;

@@ -12,7 +12,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 
-use super::group::{GroupSpec, fail_slowly, serve_group, set_title};
+use super::group::{GroupSpec, bound_to, fail_slowly, serve_group, set_title};
 use super::handoff::Handoff;
 use super::options::{GroupOptions, Lifecycle, PythonExecutable};
 use super::stderr_log::{self, LogStyle};
@@ -213,7 +213,9 @@ pub fn serve_in_python(handoff: i32) -> i32 {
         }
     };
     stderr_log::install(h.log);
-    if std::os::unix::process::parent_id() as Pid != h.parent {
+    // The parent-death signal outlives exec; set again all the same, by
+    // the same code as before it.
+    if !bound_to(h.parent) {
         return 0;
     }
     // Python's own handlers (SIGINT's) out, as in a forked daemon.
@@ -246,8 +248,7 @@ pub fn serve_in_python(handoff: i32) -> i32 {
         metrics,
         exec: None,
     };
-    let program = std::env::current_exe().unwrap_or_default();
-    let code = serve_group(&spec, lifecycle, listener, Some(&program));
+    let code = serve_group(&spec, lifecycle, listener, true);
     // Python is not finalised by its own program either: request threads
     // may still be in it (they had their shutdown timeout).
     sys::exit_now(code)

@@ -275,9 +275,7 @@ fn daemon_main(
     on_start: fn(),
 ) -> i32 {
     sys::default_signals();
-    // The daemon goes when the server's parent goes, however it goes.
-    sys::die_with_parent(libc::SIGTERM);
-    if std::os::unix::process::parent_id() as Pid != parent {
+    if !bound_to(parent) {
         return 0;
     }
     sys::close_other_fds(&[0, 1, 2, listener.as_raw_fd()]);
@@ -309,8 +307,7 @@ fn daemon_main(
         return fail_slowly(&spec.name, &e);
     }
     // A change of identity clears the parent-death signal.
-    sys::die_with_parent(libc::SIGTERM);
-    if std::os::unix::process::parent_id() as Pid != parent {
+    if !bound_to(parent) {
         return 0;
     }
     if let Some((program, exec)) = python {
@@ -321,16 +318,23 @@ fn daemon_main(
         Ok(l) => l,
         Err(e) => return fail_slowly(&spec.name, &e.to_string()),
     };
-    serve_group(spec, lifecycle, listener, None)
+    serve_group(spec, lifecycle, listener, false)
 }
 
-/// Starts Python (or adopts the one this process became: `adopted`, its
-/// program) and serves the group's requests until the daemon's life ends.
+/// Makes the daemon go when the server's parent `parent` goes, however it
+/// goes; false if it is gone already.
+pub(super) fn bound_to(parent: Pid) -> bool {
+    sys::die_with_parent(libc::SIGTERM);
+    std::os::unix::process::parent_id() as Pid == parent
+}
+
+/// Starts Python (or adopts the one this process became: `adopted`) and
+/// serves the group's requests until the daemon's life ends.
 pub(super) fn serve_group(
     spec: &GroupSpec,
     lifecycle: Lifecycle,
     listener: UnixListener,
-    adopted: Option<&std::path::Path>,
+    adopted: bool,
 ) -> i32 {
     let o = &spec.options;
     let owner = match (&o.script_user, &o.script_group) {
@@ -351,13 +355,11 @@ pub(super) fn serve_group(
             Arc::new(App::new(a))
         })
         .collect();
-    let interpreter = match adopted {
-        Some(_) => Interpreter::adopt(o.python_path.clone(), apps.iter().map(|a| &**a)),
-        None => Interpreter::start_in_worker(
-            o.python_home.clone(),
-            o.python_path.clone(),
-            apps.iter().map(|a| &**a),
-        ),
+    let preload = apps.iter().map(|a| &**a);
+    let interpreter = if adopted {
+        Interpreter::adopt(o.python_path.clone(), preload)
+    } else {
+        Interpreter::start_in_worker(o.python_home.clone(), o.python_path.clone(), preload)
     };
     let interpreter = match interpreter {
         Ok(i) => i,
@@ -379,9 +381,9 @@ pub(super) fn serve_group(
     if let Err(e) = life.watch() {
         return fail_slowly(&spec.name, &e.to_string());
     }
-    let python = match adopted {
-        Some(program) => program.display().to_string(),
-        None => "the server's embedded Python".to_string(),
+    let python = match std::env::current_exe() {
+        Ok(program) if adopted => program.display().to_string(),
+        _ => "the server's embedded Python".to_string(),
     };
     log::info!(target: "oxwsgi", "group {}: daemon process {} serving ({python})", spec.name, std::process::id());
     let apps = super::serve::Apps::new(apps, o.threads > 1, o.processes > 1)
