@@ -68,6 +68,33 @@ pub fn change_script(script: &std::path::Path) {
     .expect("write the script");
 }
 
+/// A changed script reaches every request: `path` (the `/pid` of a
+/// `script_copy` served on `port`) is asked ten times, the script is
+/// changed, and each of the next twenty requests must be answered by the
+/// new script (a daemon that loaded the old one restarts when it
+/// notices). `log`: the server's error log, for failures. The pids that
+/// answered with the old script.
+pub fn change_script_under_requests(
+    port: u16,
+    path: &str,
+    script: &std::path::Path,
+    log: impl Fn() -> String,
+) -> std::collections::HashSet<i32> {
+    let mut old = std::collections::HashSet::new();
+    for _ in 0..10 {
+        let r = http::get(port, path);
+        assert_eq!(r.status, 200);
+        old.insert(r.text().parse::<i32>().expect("a pid"));
+    }
+    change_script(script);
+    for _ in 0..20 {
+        let r = http::get(port, path);
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(r.text().starts_with("v2 "), "{}\n{}", r.text(), log());
+    }
+    old
+}
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");

@@ -475,25 +475,10 @@ fn touching_the_script_restarts_the_group() {
         ),
     );
     assert!(wait_until(Duration::from_secs(5), || daemons(&a).len() == 2));
-    let mut old_script = std::collections::HashSet::new();
-    for _ in 0..10 {
-        let r = http::get(a.port, "/site/pid");
-        assert_eq!(r.status, 200);
-        old_script.insert(r.text().parse::<i32>().unwrap());
-    }
-    oxwsgi_e2e::change_script(&script);
     // Every request is answered, and by the new script: a daemon that had
     // loaded the old one restarts when it notices.
-    for _ in 0..20 {
-        let r = http::get(a.port, "/site/pid");
-        assert_eq!(r.status, 200, "{}", r.text());
-        assert!(
-            r.text().starts_with("v2 "),
-            "{}\n{}",
-            r.text(),
-            a.error_log()
-        );
-    }
+    let old_script =
+        oxwsgi_e2e::change_script_under_requests(a.port, "/site/pid", &script, || a.error_log());
     assert!(a.wait_log("changed; "), "{}", a.error_log());
     // Those that ran the old script were replaced.
     assert!(wait_until(Duration::from_secs(5), || {

@@ -375,23 +375,8 @@ fn a_changed_script_restarts_the_group() {
         );
     }
     // The daemons that ran the old script.
-    let mut ran_old = std::collections::HashSet::new();
-    for _ in 0..10 {
-        let r = http::get(n.port, "/pid");
-        assert_eq!(r.status, 200);
-        ran_old.insert(r.text().parse::<i32>().unwrap());
-    }
-    oxwsgi_e2e::change_script(&script);
-    for _ in 0..20 {
-        let r = http::get(n.port, "/pid");
-        assert_eq!(r.status, 200, "{}", r.text());
-        assert!(
-            r.text().starts_with("v2 "),
-            "{}\n{}",
-            r.text(),
-            n.error_log()
-        );
-    }
+    let ran_old =
+        oxwsgi_e2e::change_script_under_requests(n.port, "/pid", &script, || n.error_log());
     assert!(wait_until(Duration::from_secs(10), || {
         let now = daemons(&n);
         now.len() == 2 && now.iter().all(|p| !ran_old.contains(p))
