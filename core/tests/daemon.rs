@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use common::{cases, fixture};
+use oxwsgi_core::daemon::auth::Admission;
 use oxwsgi_core::daemon::frame::AppRef;
 use oxwsgi_core::daemon::proxy::Pool;
 use oxwsgi_core::daemon::serve::Apps;
@@ -34,15 +35,20 @@ fn daemon() -> &'static Pool {
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let stream = stream.unwrap();
-                let apps = Apps::new(vec![app.clone()], true, false);
+                let apps = Apps::new(vec![app.clone()], true, false).with_admission(admission());
                 std::thread::spawn(move || {
                     oxwsgi_core::ensure_thread_state();
                     let _ = oxwsgi_core::daemon::serve::serve_connection(&apps, stream);
                 });
             }
         });
-        Pool::new(path, None)
+        Pool::new(path, None, admission().token)
     })
+}
+
+/// The test daemons' admission: this process's user, group `test`'s token.
+fn admission() -> Admission {
+    Admission::for_group("test", None).unwrap()
 }
 
 fn via_daemon(mut req: MemoryRequest) -> (MemoryResponse, Outcome) {
@@ -163,7 +169,7 @@ fn connections_are_reused() {
 
 #[test]
 fn no_daemon_is_a_503() {
-    let pool = Pool::new("/nonexistent/oxwsgi.sock".into(), None)
+    let pool = Pool::new("/nonexistent/oxwsgi.sock".into(), None, admission().token)
         .with_connect_timeout(std::time::Duration::from_millis(300));
     let t = std::time::Instant::now();
     let (mut sink, shared) = MemorySink::new();
@@ -181,18 +187,20 @@ fn no_daemon_is_a_503() {
 /// A daemon process's dispatcher with 2 Python threads, behind its own
 /// socket; `stop` ends it.
 fn dispatched(
+    name: &str,
     threads: usize,
 ) -> (
     Pool,
     Arc<std::sync::atomic::AtomicBool>,
     std::thread::JoinHandle<()>,
+    PathBuf,
 ) {
     let app: Arc<App> = Arc::new(common::app_with(
         fixture("cases.py").to_str().unwrap(),
         |_| {},
     ));
     let dir = std::env::temp_dir().join(format!(
-        "oxwsgi-dispatch-test-{}-{threads}",
+        "oxwsgi-dispatch-test-{}-{name}",
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&dir);
@@ -205,7 +213,7 @@ fn dispatched(
         std::thread::spawn(move || {
             oxwsgi_core::daemon::dispatch::run(
                 listener,
-                Apps::new(vec![app], true, false),
+                Apps::new(vec![app], true, false).with_admission(admission()),
                 &oxwsgi_core::daemon::options::GroupOptions {
                     threads,
                     ..Default::default()
@@ -215,12 +223,17 @@ fn dispatched(
             .unwrap();
         })
     };
-    (Pool::new(path, None), stop, run)
+    (
+        Pool::new(path.clone(), None, admission().token),
+        stop,
+        run,
+        path,
+    )
 }
 
 #[test]
 fn idle_pooled_connections_do_not_hold_the_daemons_threads() {
-    let (pool, stop, run) = dispatched(2);
+    let (pool, stop, run, _) = dispatched("idle", 2);
     let pool = Arc::new(pool);
     // 16 clients at once: 16 pooled connections to a daemon of 2 threads.
     let clients: Vec<_> = (0..16)
@@ -312,4 +325,140 @@ fn a_named_app_is_loaded_on_first_use() {
         Outcome::Error(500)
     );
     assert_eq!(shared.lock().unwrap().status(), 500);
+}
+
+/// Sends `bytes` on a new connection to the daemon at `path` (as a process
+/// that is not the server would) and reads what comes back until the
+/// daemon closes the connection; `None` if it kept it open for 10 s.
+fn raw(path: &std::path::Path, bytes: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write;
+    let mut s = std::os::unix::net::UnixStream::connect(path).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    s.write_all(bytes).unwrap();
+    let mut back = Vec::new();
+    match s.read_to_end(&mut back) {
+        Ok(_) => Some(back),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Some(back),
+        Err(_) => {
+            eprintln!(
+                "kept open after {} bytes: {:?}",
+                back.len(),
+                String::from_utf8_lossy(&back)
+            );
+            None
+        }
+    }
+}
+
+/// A head naming a script of the sender's choice, with a forged user.
+fn forged_head(script: &std::path::Path) -> Vec<u8> {
+    use oxwsgi_core::daemon::frame::{self, BodyKind, Kind};
+    let req = MemoryRequest::get("/").extra_var("REMOTE_USER", "admin");
+    let named = AppRef::Named {
+        target: script.to_str().unwrap().to_string(),
+        callable: None,
+        mount: String::new(),
+        reload: true,
+    };
+    let mut out = Vec::new();
+    frame::write(
+        &mut out,
+        Kind::Head,
+        &frame::encode_head(&named, &req, BodyKind::None),
+    )
+    .unwrap();
+    out
+}
+
+/// Only the server may talk to a daemon: a request head sent without the
+/// group's token, or with another, is refused before anything of it runs
+/// (the script it names is never even loaded); with the token (what the
+/// server sends) the same head runs.
+#[test]
+fn a_request_without_the_groups_token_runs_nothing() {
+    use oxwsgi_core::daemon::frame::{self, Kind};
+    let (_pool, stop, run, path) = dispatched("forged", 1);
+    let dir = path.parent().unwrap().to_path_buf();
+    let marker = dir.join("ran");
+    let script = dir.join("attacker.py");
+    std::fs::write(
+        &script,
+        format!(
+            "open({:?}, 'w').write('loaded')\n\
+             def application(environ, start_response):\n\
+             \x20   start_response('200 OK', [])\n\
+             \x20   return [environ.get('REMOTE_USER', '').encode()]\n",
+            marker.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let hello = |token: &[u8]| {
+        let mut out = Vec::new();
+        frame::write(&mut out, Kind::Hello, token).unwrap();
+        out
+    };
+    let other = Admission::for_group("another-group", None).unwrap().token;
+    let attempts: [(&str, Vec<u8>); 4] = [
+        ("no introduction", forged_head(&script)),
+        (
+            "another group's token",
+            [hello(other.as_bytes()), forged_head(&script)].concat(),
+        ),
+        (
+            "a token cut short",
+            [
+                hello(&admission().token.as_bytes()[..31]),
+                forged_head(&script),
+            ]
+            .concat(),
+        ),
+        ("a body frame first", {
+            let mut out = Vec::new();
+            frame::write(&mut out, Kind::Body, b"x").unwrap();
+            [out, forged_head(&script)].concat()
+        }),
+    ];
+    for (what, bytes) in attempts {
+        let back = raw(&path, &bytes);
+        assert_eq!(back, Some(Vec::new()), "{what}: closed, nothing answered");
+        assert!(!marker.exists(), "{what}: the script ran");
+    }
+    // The control: the server's introduction, then the same head.
+    let back = raw(
+        &path,
+        &[hello(admission().token.as_bytes()), forged_head(&script)].concat(),
+    );
+    assert_eq!(back, None, "served, and the connection kept for the next");
+    assert!(marker.exists(), "with the token, the request runs");
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    run.join().unwrap();
+}
+
+/// A connection that never introduces itself is closed after a few
+/// seconds (it holds no thread, but a descriptor of the daemon's).
+#[test]
+fn a_silent_connection_is_dropped() {
+    let (pool, stop, run, path) = dispatched("silent", 1);
+    let t = std::time::Instant::now();
+    let back = raw(&path, b"");
+    assert_eq!(back, Some(Vec::new()));
+    let took = t.elapsed();
+    assert!(
+        took >= std::time::Duration::from_secs(5) && took < std::time::Duration::from_secs(9),
+        "{took:?}"
+    );
+    // The daemon serves on.
+    let (mut sink, shared) = MemorySink::new();
+    assert_eq!(
+        pool.serve(
+            &AppRef::Index(0),
+            &mut MemoryRequest::get("/cookies"),
+            &mut sink
+        ),
+        Outcome::Complete
+    );
+    assert_eq!(shared.lock().unwrap().status(), 200);
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    run.join().unwrap();
 }

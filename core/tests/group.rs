@@ -11,6 +11,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use oxwsgi_core::daemon::auth::{self, Admission, Token};
 use oxwsgi_core::daemon::frame::AppRef;
 use oxwsgi_core::daemon::group::{Group, GroupSpec};
 use oxwsgi_core::daemon::options::GroupOptions;
@@ -85,6 +86,7 @@ fn main() {
         socket_owner: None,
         metrics: None,
         exec: None,
+        admission: Admission::for_group("test", None).unwrap(),
         apps: vec![AppOptions::new(
             AppSpec::parse(apps.join("cases.py").to_str().unwrap(), None).unwrap(),
         )],
@@ -98,7 +100,7 @@ fn main() {
         0o600
     );
 
-    let pool = Pool::new(socket.clone(), Some(Duration::from_secs(30)));
+    let pool = Pool::new(socket.clone(), Some(Duration::from_secs(30)), token("test"));
     let mut served_by = std::collections::HashSet::new();
     for _ in 0..40 {
         let (status, pid) = get(&pool, "/pid");
@@ -155,6 +157,11 @@ fn main() {
     println!("{NAME}: ok");
 }
 
+/// Group `name`'s token, as the server that started it has it.
+fn token(name: &str) -> Token {
+    auth::group_token(name).unwrap()
+}
+
 /// A group of the cases app, listening in `dir`.
 fn spec(
     apps: &std::path::Path,
@@ -172,6 +179,7 @@ fn spec(
         socket_owner: None,
         metrics: None,
         exec: None,
+        admission: Admission::for_group(name, None).unwrap(),
         apps: vec![AppOptions::new(
             AppSpec::parse(apps.join("cases.py").to_str().unwrap(), None).unwrap(),
         )],
@@ -187,7 +195,10 @@ fn start(
     let spec = spec(apps, dir, name, options);
     let socket = spec.socket.clone();
     let group = Group::start(spec, logger).unwrap();
-    (group, Pool::new(socket, Some(Duration::from_secs(30))))
+    (
+        group,
+        Pool::new(socket, Some(Duration::from_secs(30)), token(name)),
+    )
 }
 
 /// Runs `client` on a thread while this (the groups' parent) looks after
@@ -331,7 +342,11 @@ fn managed_spec(apps: &std::path::Path, dir: &std::path::Path, name: &str) -> Gr
 fn managed(apps: &std::path::Path, dir: &std::path::Path) {
     use oxwsgi_core::daemon::manager;
     let spec = managed_spec(apps, dir, "managed");
-    let pool = Pool::new(spec.socket.clone(), Some(Duration::from_secs(30)));
+    let pool = Pool::new(
+        spec.socket.clone(),
+        Some(Duration::from_secs(30)),
+        token("managed"),
+    );
     let manager = manager::spawn(vec![spec], "oxwsgi: groups", None, logger).unwrap();
     let m = manager.pid;
     wait_for("2 daemons", Duration::from_secs(10), || {

@@ -33,12 +33,15 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// Called from post_config with its configuration pool.
 pub unsafe fn start(
     pconf: *mut apr_pool_t,
+    s: *mut server_rec,
     metrics: Option<&'static oxwsgi_core::metrics::Region>,
 ) -> Result<(), String> {
     let c = conf::get();
     if c.daemons.is_empty() {
         return Ok(());
     }
+    // SAFETY: s is post_config's main server, in the parent.
+    unsafe { keep_secret(s) }?;
     // SAFETY: ap_state_query reads Apache's process state.
     let (state, mode) = unsafe {
         (
@@ -88,7 +91,8 @@ pub unsafe fn start(
                 .add(name, &word)
                 .map_err(|e| format!("process group {name}: {e}"))?;
         }
-        let mut spec = options.into_spec(name, socket.clone().into(), owner, preloaded(&c, name));
+        let mut spec =
+            options.into_spec(name, socket.clone().into(), owner, preloaded(&c, name))?;
         spec.metrics = metrics;
         spec.exec = exec.clone();
         match Group::start(spec, daemon_logger) {
@@ -119,6 +123,36 @@ pub unsafe fn start(
             Some(stop_all),
             Some(ffi::apr_pool_cleanup_null),
         );
+    }
+    Ok(())
+}
+
+const SECRET_KEY: &std::ffi::CStr = c"oxwsgi-secret";
+
+/// The server's secret, from which the groups' tokens come
+/// (`oxwsgi_core::daemon::auth`): drawn once, and kept in the process
+/// pool, which outlives this module (Apache unloads it on a restart), so
+/// the last generation's children still reach the new daemons.
+///
+/// # Safety
+/// `s` is the main server, in the parent.
+unsafe fn keep_secret(s: *mut server_rec) -> Result<(), String> {
+    const LEN: usize = 32;
+    // SAFETY: s and its process pool are live (the contract); the user
+    // data, when set, is LEN bytes this function allocated in that pool,
+    // which lives as long as the parent.
+    unsafe {
+        let pool = (*(*s).process).pool;
+        let mut found: *mut c_void = std::ptr::null_mut();
+        ffi::apr_pool_userdata_get(&mut found, SECRET_KEY.as_ptr(), pool);
+        let kept = (!found.is_null()).then(|| *found.cast::<[u8; LEN]>());
+        let key = oxwsgi_core::daemon::auth::server_secret(kept)
+            .map_err(|e| format!("cannot draw the process groups' secret: {e}"))?;
+        if found.is_null() {
+            let p = ffi::apr_palloc(pool, LEN).cast::<[u8; LEN]>();
+            p.write(key);
+            ffi::apr_pool_userdata_set(p.cast(), SECRET_KEY.as_ptr(), None, pool);
+        }
     }
     Ok(())
 }
@@ -286,7 +320,13 @@ fn pool(c: &Config, group: &str) -> Option<Arc<Pool>> {
     }
     let (_, socket) = c.sockets.iter().find(|(n, _)| n == group)?;
     let (_, options) = c.daemons.iter().find(|(n, _)| n == group)?;
-    let p = Arc::new(Pool::for_group(socket.clone(), options));
+    let p = match Pool::for_group(socket.clone(), group, options) {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            log::error!(target: "oxwsgi", "process group {group}: {e}");
+            return None;
+        }
+    };
     pools.push((group.to_string(), p.clone()));
     Some(p)
 }

@@ -181,7 +181,7 @@ unsafe extern "C" fn post_config(
             // SAFETY: post_config's own configuration pool and main server,
             // in the parent (the metrics, made just above, are inherited by
             // the daemons the parent forks).
-            match built.and_then(|()| unsafe { daemon::start(pconf, status::region(s)) }) {
+            match built.and_then(|()| unsafe { daemon::start(pconf, s, status::region(s)) }) {
                 Ok(()) => ffi::OK as c_int,
                 Err(e) => {
                     eprintln!("oxwsgi: {e}");

@@ -71,7 +71,8 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) -> Result<(), String> {
                     .map_err(|e| format!("process group {name}: {e}"))?;
             }
             let owner = root.then_some((ccf.user, ccf.group));
-            let mut spec = options.into_spec(name, socket_path(&pid_file, name), owner, Vec::new());
+            let mut spec =
+                options.into_spec(name, socket_path(&pid_file, name), owner, Vec::new())?;
             spec.metrics = metrics;
             spec.exec = exec.clone();
             Ok(spec)

@@ -14,6 +14,7 @@ use ngx::ffi::{
     ngx_handle_read_event, ngx_handle_write_event, ngx_int_t,
 };
 use ngx::http::HttpModuleMainConf;
+use oxwsgi_core::daemon::auth::{self, Token};
 use oxwsgi_core::daemon::options::GroupOptions;
 use oxwsgi_core::guard;
 
@@ -36,6 +37,9 @@ pub struct Peer {
     pub timeout: Duration,
     /// The largest response head taken.
     pub head_limit: usize,
+    /// What introduces a new connection to the group's daemons (`None`:
+    /// none could be drawn; the group is not reached).
+    token: Option<Token>,
     idle: Vec<*mut ngx_connection_t>,
 }
 
@@ -55,6 +59,9 @@ impl Peer {
             connect_timeout: o.connect_timeout,
             timeout,
             head_limit: o.header_buffer_size,
+            token: auth::group_token(name)
+                .map_err(|e| log::error!(target: "oxwsgi", "group {name}: no token: {e}"))
+                .ok(),
             idle: Vec::new(),
         }
     }
@@ -137,7 +144,9 @@ pub unsafe fn put(group: usize, c: *mut ngx_connection_t) {
 /// # Safety
 /// On the event loop thread, after `start`.
 pub unsafe fn open(group: usize) -> io::Result<*mut ngx_connection_t> {
-    let path = with(group, |p| p.path.clone()).ok_or(io::ErrorKind::NotFound)?;
+    let (path, token) =
+        with(group, |p| (p.path.clone(), p.token.clone())).ok_or(io::ErrorKind::NotFound)?;
+    let token = token.ok_or(io::ErrorKind::PermissionDenied)?;
     // SAFETY: a new socket of our own, connected to a path that fits
     // sockaddr_un (checked), without blocking.
     let fd = unsafe {
@@ -165,6 +174,10 @@ pub unsafe fn open(group: usize) -> io::Result<*mut ngx_connection_t> {
         let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
         if libc::connect(fd, (&raw const addr).cast(), len) != 0 {
             let e = io::Error::last_os_error();
+            libc::close(fd);
+            return Err(e);
+        }
+        if let Err(e) = auth::introduce(fd, &token) {
             libc::close(fd);
             return Err(e);
         }

@@ -14,7 +14,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::sync::Recover;
 
@@ -28,6 +28,16 @@ const LISTENER: u64 = 0;
 /// How often a waiting thread looks at `stop`, in ms.
 const STOP_CHECK_MS: i32 = 100;
 
+/// How long a new connection may take to introduce itself (the server
+/// does it as it connects).
+const HELLO_LIMIT: Duration = Duration::from_secs(5);
+
+/// How long a daemon waits for the server in the middle of a frame (a
+/// head sent in part, a body the app waits for) without a group's
+/// `socket-timeout`: Apache's default `Timeout`, which mod_wsgi's
+/// socket-timeout defaults to.
+const DEFAULT_SOCKET_TIMEOUT: Duration = Duration::from_secs(300);
+
 struct Shared {
     epoll: Epoll,
     listener: UnixListener,
@@ -35,6 +45,15 @@ struct Shared {
     next: AtomicU64,
     stop: Arc<AtomicBool>,
     options: GroupOptions,
+    /// The most connections kept open (below the descriptor limit, so the
+    /// app keeps descriptors of its own).
+    max_connections: usize,
+    /// When a refused connection was last logged (a flood logs once in a
+    /// while).
+    refused_logged: Mutex<Option<Instant>>,
+    /// When the connections were last looked at for ones that never
+    /// introduced themselves.
+    swept: Mutex<Instant>,
 }
 
 /// Serves `listener`'s connections with the group's Python threads until
@@ -57,6 +76,9 @@ pub fn run(
         next: AtomicU64::new(LISTENER + 1),
         stop,
         options: options.clone(),
+        max_connections: max_connections(),
+        refused_logged: Mutex::new(None),
+        swept: Mutex::new(Instant::now()),
     });
     let apps = Arc::new(apps);
     let workers: Vec<_> = (0..options.threads.max(1))
@@ -96,14 +118,17 @@ fn worker(shared: &Shared, apps: &Apps) {
     while !shared.stop.load(Ordering::Acquire) {
         let token = match shared.epoll.wait_one(STOP_CHECK_MS) {
             Ok(Some(t)) => t,
-            Ok(None) => continue,
+            Ok(None) => {
+                sweep(shared);
+                continue;
+            }
             Err(e) => {
                 log::error!(target: "oxwsgi", "waiting for requests failed: {e}");
                 return;
             }
         };
         if token == LISTENER {
-            accept_all(shared);
+            accept_all(shared, apps);
             continue;
         }
         let Some(conn) = shared.connections.lock().recover().get(&token).cloned() else {
@@ -140,18 +165,38 @@ fn serve(shared: &Shared, apps: &Apps, token: u64, conn: &Connection) {
     }
 }
 
-fn accept_all(shared: &Shared) {
+fn accept_all(shared: &Shared, apps: &Apps) {
     loop {
         match shared.listener.accept() {
             Ok((stream, _)) => {
-                if let Err(e) = adopt(shared, stream) {
-                    log::error!(target: "oxwsgi", "a new connection failed: {e}");
+                let admitted = apps.admits_peer(stream.as_raw_fd()).and_then(|()| {
+                    let open = shared.connections.lock().recover().len();
+                    if open < shared.max_connections {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "{open} connections are open, the most this daemon keeps; refused one"
+                        ))
+                    }
+                });
+                let adopted = match admitted {
+                    Ok(()) => {
+                        adopt(shared, stream).map_err(|e| format!("a new connection failed: {e}"))
+                    }
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = adopted {
+                    refused(shared, &e);
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
-                log::error!(target: "oxwsgi", "accept on the group's socket failed: {e}");
+                // Out of descriptors (EMFILE) among others: what waits in
+                // the backlog waits until a connection closes, without a
+                // busy loop of wake-ups meanwhile.
+                refused(shared, &format!("accept on the group's socket failed: {e}"));
+                std::thread::sleep(Duration::from_millis(STOP_CHECK_MS as u64));
                 break;
             }
         }
@@ -161,7 +206,63 @@ fn accept_all(shared: &Shared) {
     }
 }
 
-/// A new connection from the server, with the group's socket buffers.
+/// Logs why a connection was refused, at most once every ten seconds.
+fn refused(shared: &Shared, why: &str) {
+    let mut last = shared.refused_logged.lock().recover();
+    if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+        *last = Some(Instant::now());
+        log::error!(target: "oxwsgi", "{why}");
+    }
+}
+
+/// Ends the connections that did not introduce themselves in time (a
+/// connection that sends nothing holds no thread, but a descriptor).
+fn sweep(shared: &Shared) {
+    {
+        let mut swept = shared.swept.lock().recover();
+        if swept.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        *swept = Instant::now();
+    }
+    let stale: Vec<Arc<Connection>> = shared
+        .connections
+        .lock()
+        .recover()
+        .values()
+        .filter(|c| c.accepted().elapsed() > HELLO_LIMIT && !c.admitted())
+        .cloned()
+        .collect();
+    for c in stale {
+        refused(
+            shared,
+            &format!(
+                "a connection sent no introduction in {} s; closed",
+                HELLO_LIMIT.as_secs()
+            ),
+        );
+        c.shut_down();
+    }
+}
+
+/// The most connections a daemon keeps: three quarters of its descriptor
+/// limit.
+fn max_connections() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one live rlimit struct.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur.min(1 << 20) as usize
+    } else {
+        1024
+    };
+    (soft - soft / 4).max(16)
+}
+
+/// A new connection from the server, with the group's socket buffers and
+/// its timeout for a frame the server sends in part.
 fn adopt(shared: &Shared, stream: UnixStream) -> io::Result<()> {
     let fd = stream.as_raw_fd();
     let o = &shared.options;
@@ -171,6 +272,7 @@ fn adopt(shared: &Shared, stream: UnixStream) -> io::Result<()> {
     if let Some(n) = o.receive_buffer_size {
         sys::set_buffer(fd, libc::SO_RCVBUF, n);
     }
+    stream.set_read_timeout(Some(o.socket_timeout.unwrap_or(DEFAULT_SOCKET_TIMEOUT)))?;
     let conn = Arc::new(Connection::new(stream, o.response_buffer_size)?);
     let token = shared.next.fetch_add(1, Ordering::Relaxed);
     shared

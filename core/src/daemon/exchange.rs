@@ -220,7 +220,7 @@ impl Exchange {
                     _ => Event::Abort,
                 }
             }
-            Kind::Head | Kind::Body | Kind::BodyError => {
+            Kind::Head | Kind::Body | Kind::BodyError | Kind::Hello => {
                 return Err(unexpected(kind, "(a server's frame)"));
             }
         };

@@ -165,6 +165,7 @@ pub(super) fn become_python(
             .as_ref()
             .map(|(f, len, offset)| (f.as_raw_fd(), *len, *offset)),
         log: exec.log,
+        admission: spec.admission.clone(),
     };
     let (major, minor) = crate::interpreter::embedded_version();
     let bootstrap = BOOTSTRAP
@@ -247,6 +248,7 @@ pub fn serve_in_python(handoff: i32) -> i32 {
         apps: h.apps,
         metrics,
         exec: None,
+        admission: h.admission,
     };
     let code = serve_group(&spec, lifecycle, listener, true);
     // Python is not finalised by its own program either: request threads
@@ -267,7 +269,9 @@ mod tests {
         let ext = dir.join(EXTENSION_FILE);
         std::fs::write(&ext, b"one build").unwrap();
         let options = GroupOptions::parse("g", &["python-executable=/bin/sh"]).unwrap();
-        let mut spec = options.into_spec("g", dir.join("g.sock"), None, vec![]);
+        let mut spec = options
+            .into_spec("g", dir.join("g.sock"), None, vec![])
+            .unwrap();
         assert!(python_to_become(&spec).is_err(), "named, with no extension");
         spec.exec = Some(ExecSpec {
             stamp: file_stamp(&ext),

@@ -42,6 +42,9 @@ pub enum Kind {
     /// daemon → server: the request was not run (nor its body read), and
     /// this daemon is going: send it again on a new connection.
     Retry = 11,
+    /// server → daemon, first on a new connection: the group's token
+    /// (`auth`).
+    Hello = 12,
 }
 
 impl Kind {
@@ -58,6 +61,7 @@ impl Kind {
             9 => Kind::Abort,
             10 => Kind::Error,
             11 => Kind::Retry,
+            12 => Kind::Hello,
             _ => return None,
         })
     }

@@ -49,6 +49,8 @@ pub struct GroupSpec {
     /// How the daemons can become their virtualenv's Python (`None`: the
     /// server ships no daemon extension module).
     pub exec: Option<super::exec::ExecSpec>,
+    /// Who the daemons serve: the server's users, with the group's token.
+    pub admission: super::auth::Admission,
 }
 
 /// A running group, owned by the server's parent process.
@@ -275,6 +277,9 @@ fn daemon_main(
     on_start: fn(),
 ) -> i32 {
     sys::default_signals();
+    // The daemon keeps its own group's token (in `spec`), not the secret
+    // that makes every group's.
+    super::auth::forget_secret();
     if !bound_to(parent) {
         return 0;
     }
@@ -389,7 +394,8 @@ pub(super) fn serve_group(
     let apps = super::serve::Apps::new(apps, o.threads > 1, o.processes > 1)
         .with_options(o)
         .with_life(life.clone())
-        .with_owner(owner);
+        .with_owner(owner)
+        .with_admission(spec.admission.clone());
     let result = super::dispatch::run(listener, apps, o, life.stop_flag());
     if let Err(e) = result {
         log::error!(target: "oxwsgi", "group {}: {e}", spec.name);

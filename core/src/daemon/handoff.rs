@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::app::{AppOptions, AppSource, AppSpec};
 
+use super::auth::{Admission, Token};
 use super::frame::{field, fields};
 use super::stderr_log::LogStyle;
 use super::sys::Pid;
@@ -30,6 +31,21 @@ pub struct Handoff {
     /// The metrics memory: descriptor, mapping length, the region's offset.
     pub metrics: Option<(i32, usize, usize)>,
     pub log: LogStyle,
+    /// Who the daemon serves.
+    pub admission: Admission,
+}
+
+/// A handoff as it is read, before its token is known.
+struct Partial {
+    name: String,
+    words: Vec<String>,
+    apps: Vec<AppOptions>,
+    maximum_requests: Option<u64>,
+    parent: Pid,
+    listener: i32,
+    metrics: Option<(i32, usize, usize)>,
+    log: LogStyle,
+    uids: Vec<u32>,
 }
 
 mod tag {
@@ -51,6 +67,9 @@ mod tag {
     pub const LISTENER: u8 = 13;
     pub const METRICS: u8 = 14;
     pub const LOG: u8 = 15;
+    /// The group's token, then the users it admits.
+    pub const TOKEN: u8 = 16;
+    pub const PEER_UID: u8 = 17;
 }
 
 fn num(out: &mut Vec<u8>, tag: u8, n: u64) {
@@ -111,6 +130,10 @@ impl Handoff {
             );
         }
         field(&mut out, tag::LOG, self.log.name().as_bytes());
+        field(&mut out, tag::TOKEN, self.admission.token.as_bytes());
+        for uid in &self.admission.uids {
+            num(&mut out, tag::PEER_UID, (*uid).into());
+        }
         out
     }
 
@@ -129,7 +152,7 @@ impl Handoff {
         let duration = |v: &[u8]| -> io::Result<Option<Duration>> {
             Ok(Some(Duration::from_micros(number(v)?)).filter(|d| !d.is_zero()))
         };
-        let mut h = Handoff {
+        let mut h = Partial {
             name: String::new(),
             words: Vec::new(),
             apps: Vec::new(),
@@ -138,7 +161,9 @@ impl Handoff {
             listener: -1,
             metrics: None,
             log: LogStyle::Nginx,
+            uids: Vec::new(),
         };
+        let mut token = None;
         for f in fields(bytes) {
             let (t, v) = f?;
             if t == tag::APP {
@@ -198,6 +223,15 @@ impl Handoff {
                     h.log = LogStyle::from_name(&text(v)?)
                         .ok_or_else(|| bad("an unknown log style".into()))?
                 }
+                tag::TOKEN => {
+                    token = Some(
+                        Token::from_bytes(v)
+                            .ok_or_else(|| bad("a token of another size".into()))?,
+                    )
+                }
+                tag::PEER_UID => h
+                    .uids
+                    .push(u32::try_from(number(v)?).map_err(|_| bad("a uid past 32 bits".into()))?),
                 // A field from a newer oxwsgi: the same build runs both
                 // sides, so this is a corrupted handoff.
                 t => return Err(bad(format!("unknown handoff field {t}"))),
@@ -206,7 +240,22 @@ impl Handoff {
         if h.name.is_empty() || h.listener < 0 {
             return Err(bad("the handoff names no group or socket".into()));
         }
-        Ok(h)
+        let token = token.ok_or_else(|| bad("the handoff has no token".into()))?;
+        Ok(Handoff {
+            admission: Admission {
+                group: h.name.clone(),
+                token,
+                uids: h.uids,
+            },
+            name: h.name,
+            words: h.words,
+            apps: h.apps,
+            maximum_requests: h.maximum_requests,
+            parent: h.parent,
+            listener: h.listener,
+            metrics: h.metrics,
+            log: h.log,
+        })
     }
 }
 
@@ -235,6 +284,11 @@ mod tests {
             listener: 3,
             metrics: Some((5, 1 << 20, 4096)),
             log: LogStyle::Apache,
+            admission: Admission {
+                group: "site".into(),
+                token: Token::from_bytes(&[7; Token::LEN]).unwrap(),
+                uids: vec![0, 33],
+            },
         };
         let back = Handoff::decode(&h.encode()).unwrap();
         assert_eq!(back, h);
@@ -258,6 +312,10 @@ mod tests {
         field(&mut b, tag::NAME, b"g");
         field(&mut b, tag::LISTENER, b"three");
         assert!(Handoff::decode(&b).is_err());
+        let mut c = Vec::new();
+        field(&mut c, tag::NAME, b"g");
+        field(&mut c, tag::LISTENER, b"3");
+        assert!(Handoff::decode(&c).is_err(), "no token");
         b.truncate(b.len() - 2);
         assert!(Handoff::decode(&b).is_err(), "truncated");
     }

@@ -1,6 +1,8 @@
 //! Process groups: apps served by daemon processes of their own (mod_wsgi's
 //! daemon mode; nginx's `wsgi_process_group`), reached over a unix socket.
 //!
+//! - `auth`: who may talk to a daemon (the peer's user, the group's
+//!   token);
 //! - `frame`: the frames and the encoding of heads;
 //! - `serve`: the daemon's side, where the core's request engine runs the
 //!   request exactly as in embedded mode;
@@ -29,6 +31,10 @@
 //! server keeps idle connections and reuses them. Every frame is a kind
 //! byte, a little-endian `u32` length and that many bytes.
 //!
+//! 0. On a new connection the server first sends `Hello` with the group's
+//!    token (`auth`); the daemon closes a connection whose first frame is
+//!    anything else, or that sends none within the socket timeout, and
+//!    accepts connections only from the server's users.
 //! 1. The server sends `Head`: tagged fields (`tag: u8`, `len: u32`,
 //!    bytes) naming the app (its number in the group), the method, URI,
 //!    path, query, protocol, scheme, server and client addresses, how the
@@ -58,6 +64,7 @@
 //!    flows back with the socket's own backpressure: a slow client slows
 //!    the server's reads, and with them the app's writes.
 
+pub mod auth;
 pub mod dispatch;
 pub mod exchange;
 pub mod exec;

@@ -427,8 +427,17 @@ impl GroupOptions {
         socket: PathBuf,
         socket_owner: Option<(u32, u32)>,
         apps: Vec<crate::app::AppOptions>,
-    ) -> GroupSpec {
-        GroupSpec {
+    ) -> Result<GroupSpec, String> {
+        let mut admission =
+            super::auth::Admission::for_group(name, socket_owner.map(|(uid, _)| uid))
+                .map_err(|e| format!("process group {name}: cannot draw its token: {e}"))?;
+        if let Some(user) = &self.socket_user {
+            let uid = super::sys::user_id(user)?;
+            if !admission.uids.contains(&uid) {
+                admission.uids.push(uid);
+            }
+        }
+        Ok(GroupSpec {
             name: name.to_string(),
             options: self,
             socket,
@@ -436,7 +445,8 @@ impl GroupOptions {
             apps,
             metrics: None,
             exec: None,
-        }
+            admission,
+        })
     }
 }
 
@@ -532,7 +542,9 @@ mod tests {
                 .python_executable,
             PythonExecutable::Off
         );
-        let spec = o.into_spec("site", "/run/x.sock".into(), None, vec![]);
+        let spec = o
+            .into_spec("site", "/run/x.sock".into(), None, vec![])
+            .unwrap();
         assert_eq!(spec.options.processes, 2);
     }
 

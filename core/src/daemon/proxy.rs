@@ -15,6 +15,7 @@ use crate::responder::Outcome;
 use crate::sink::{Chunk, ResponseSink};
 use crate::sync::Recover;
 
+use super::auth::Token;
 use super::exchange::{Event, Lost};
 use super::frame::{self, AppRef, BodyKind, Kind};
 
@@ -24,8 +25,12 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn open(path: &Path, timeout: Option<Duration>) -> io::Result<Connection> {
+    /// Connects to the group at `path` and introduces the connection with
+    /// the group's `token` (`auth::introduce`).
+    pub fn open(path: &Path, timeout: Option<Duration>, token: &Token) -> io::Result<Connection> {
+        use std::os::fd::AsRawFd;
         let stream = UnixStream::connect(path)?;
+        super::auth::introduce(stream.as_raw_fd(), token)?;
         stream.set_read_timeout(timeout)?;
         stream.set_write_timeout(timeout)?;
         Ok(Connection { stream })
@@ -36,6 +41,7 @@ impl Connection {
 /// costs no connect().
 pub struct Pool {
     path: PathBuf,
+    token: Token,
     timeout: Option<Duration>,
     connect_timeout: Duration,
     /// The largest response head taken from a daemon.
@@ -44,9 +50,12 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub fn new(path: PathBuf, timeout: Option<Duration>) -> Pool {
+    /// The pool of the group listening at `path`, whose daemons admit
+    /// connections with `token`.
+    pub fn new(path: PathBuf, timeout: Option<Duration>, token: Token) -> Pool {
         Pool {
             path,
+            token,
             timeout,
             connect_timeout: CONNECT_TIMEOUT,
             head_limit: frame::MAX_FRAME,
@@ -54,13 +63,21 @@ impl Pool {
         }
     }
 
-    /// A pool for a group with `options` (its socket and connect
-    /// timeouts, its response head limit).
-    pub fn for_group(path: PathBuf, options: &super::options::GroupOptions) -> Pool {
-        let mut p =
-            Pool::new(path, options.socket_timeout).with_connect_timeout(options.connect_timeout);
+    /// A pool for group `name` of this server, with `options` (its
+    /// socket and connect timeouts, its response head limit).
+    pub fn for_group(
+        path: PathBuf,
+        name: &str,
+        options: &super::options::GroupOptions,
+    ) -> io::Result<Pool> {
+        let mut p = Pool::new(
+            path,
+            options.socket_timeout,
+            super::auth::group_token(name)?,
+        )
+        .with_connect_timeout(options.connect_timeout);
         p.head_limit = options.header_buffer_size;
-        p
+        Ok(p)
     }
 
     /// How long a request waits for the group to be reachable (default
@@ -74,7 +91,7 @@ impl Pool {
         if let Some(c) = self.idle.lock().recover().pop() {
             return Ok(c);
         }
-        Connection::open(&self.path, self.timeout)
+        Connection::open(&self.path, self.timeout, &self.token)
     }
 
     fn put(&self, c: Connection) {
@@ -110,7 +127,7 @@ impl Pool {
             let opened = if pooled {
                 self.get()
             } else {
-                Connection::open(&self.path, self.timeout)
+                Connection::open(&self.path, self.timeout, &self.token)
             };
             let was_pooled = pooled;
             pooled = false;

@@ -5,6 +5,7 @@
 
 use std::io::{self, BufReader, Read};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use crate::response::ResponseHead;
 use crate::sink::{Chunk, ResponseSink, TimeoutAction};
 use crate::sync::Recover;
 
+use super::auth::Admission;
 use super::frame::{self, AppRef, BodyKind, Kind};
 use super::life::Life;
 use super::options::GroupOptions;
@@ -102,6 +104,9 @@ pub struct Apps {
     life: Option<Arc<Life>>,
     /// The scripts' required owner (`script-user`, `script-group`).
     owner: Option<Owner>,
+    /// Who may talk to this daemon; `None`: nobody (a daemon must be
+    /// given its group's admission).
+    admission: Option<Admission>,
 }
 
 /// Who a group's scripts must belong to.
@@ -121,6 +126,23 @@ impl Apps {
             options: GroupOptions::default(),
             life: None,
             owner: None,
+            admission: None,
+        }
+    }
+
+    /// Serves connections from the users of `a` that introduce themselves
+    /// with its token.
+    pub fn with_admission(mut self, a: Admission) -> Apps {
+        self.admission = Some(a);
+        self
+    }
+
+    /// Whether the process at the other end of a new connection may talk
+    /// to this daemon.
+    pub fn admits_peer(&self, fd: std::os::fd::RawFd) -> Result<(), String> {
+        match &self.admission {
+            Some(a) => a.admits_peer(fd),
+            None => Err("this daemon admits nobody (it was given no token)".into()),
         }
     }
 
@@ -215,6 +237,9 @@ impl Apps {
 /// A connection from the server, between requests.
 pub struct Connection {
     conn: Arc<Mutex<Conn>>,
+    accepted: Instant,
+    /// The server introduced the connection with the group's token.
+    admitted: AtomicBool,
 }
 
 impl Connection {
@@ -230,7 +255,27 @@ impl Connection {
                 head_written: false,
                 answered: false,
             })),
+            accepted: Instant::now(),
+            admitted: AtomicBool::new(false),
         })
+    }
+
+    /// Whether the server introduced this connection.
+    pub fn admitted(&self) -> bool {
+        self.admitted.load(Ordering::Acquire)
+    }
+
+    /// When the connection was accepted.
+    pub fn accepted(&self) -> Instant {
+        self.accepted
+    }
+
+    /// Ends the connection from another thread: the thread that serves it
+    /// (or the next woken for it) sees it closed.
+    pub fn shut_down(&self) {
+        if let Ok(c) = self.conn.try_lock() {
+            let _ = c.writer.shutdown(std::net::Shutdown::Both);
+        }
     }
 
     /// The socket, to wait for its next request.
@@ -253,11 +298,26 @@ impl Connection {
         let mut head = Vec::new();
         let kind = {
             let mut c = self.conn.lock().recover();
-            match frame::read(&mut c.reader, &mut head) {
-                Ok(k) => k,
-                // The server closed an idle connection.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
-                Err(e) => return Err(e),
+            loop {
+                let kind = match frame::read(&mut c.reader, &mut head) {
+                    Ok(k) => k,
+                    // The server closed an idle connection.
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
+                    Err(e) => return Err(e),
+                };
+                if self.admitted() {
+                    break kind;
+                }
+                if !admit(apps, kind, &head) {
+                    return Ok(false);
+                }
+                self.admitted.store(true, Ordering::Release);
+                use std::os::fd::AsRawFd;
+                if c.reader.buffer().is_empty() && !super::sys::bytes_waiting(c.writer.as_raw_fd())
+                {
+                    // Back to waiting: the head has not come yet.
+                    return Ok(true);
+                }
             }
         };
         if kind != Kind::Head {
@@ -336,6 +396,23 @@ impl Connection {
         let c = self.conn.lock().recover();
         Ok(!c.broken && outcome != Outcome::ClientGone)
     }
+}
+
+/// Whether a connection's first frame is the server's introduction.
+fn admit(apps: &Apps, kind: Kind, payload: &[u8]) -> bool {
+    let Some(a) = &apps.admission else {
+        return false;
+    };
+    if kind == Kind::Hello && a.token.matches(payload) {
+        return true;
+    }
+    log::error!(
+        target: "oxwsgi",
+        "group {}: a connection did not introduce itself with the group's token (it sent {kind:?} of {} bytes); closed, nothing of it runs",
+        a.group,
+        payload.len()
+    );
+    false
 }
 
 /// Serves the requests of one connection until the server closes it, on
