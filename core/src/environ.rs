@@ -85,6 +85,13 @@ pub fn header_key(name: &[u8]) -> HeaderKey {
     {
         return HeaderKey::Drop;
     }
+    // httpoxy (CVE-2016-5385): `HTTP_PROXY` is the name CGI-era libraries
+    // (requests, urllib) read as the proxy for the app's own outgoing
+    // calls, so a client's `Proxy:` header would route them through the
+    // client. No legitimate request sends it.
+    if name.eq_ignore_ascii_case(b"proxy") {
+        return HeaderKey::Drop;
+    }
     if name.eq_ignore_ascii_case(b"content-type") {
         return HeaderKey::ContentType;
     }
@@ -409,6 +416,12 @@ mod tests {
         assert_eq!(header_key(b"X_Forwarded_For"), HeaderKey::Drop);
         assert_eq!(header_key(b"Bad Header"), HeaderKey::Drop);
         assert_eq!(header_key(b""), HeaderKey::Drop);
+        assert_eq!(header_key(b"Proxy"), HeaderKey::Drop, "httpoxy");
+        assert_eq!(header_key(b"PROXY"), HeaderKey::Drop, "httpoxy");
+        assert_eq!(
+            header_key(b"Proxy-Authorization"),
+            HeaderKey::Http("HTTP_PROXY_AUTHORIZATION".into())
+        );
     }
 
     #[test]

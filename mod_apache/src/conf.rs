@@ -237,6 +237,18 @@ impl Config {
         Ok(())
     }
 
+    /// A warning when WSGISocketPrefix puts the groups' sockets where users
+    /// other than the server's may write.
+    pub fn socket_place_warning(&self) -> Option<String> {
+        let prefix = self
+            .socket_prefix
+            .as_ref()
+            .filter(|_| !self.daemons.is_empty())?;
+        let dir = std::path::Path::new(prefix).parent()?;
+        let w = oxwsgi_core::daemon::listen::others_may_write(dir)?;
+        Some(format!("WSGISocketPrefix {prefix}: {w}"))
+    }
+
     /// The server-level WSGICallableObject of `server`, else the main
     /// server's (a virtual host's directory defaults inherit it).
     fn callable_of(&self, server: usize) -> Option<&str> {

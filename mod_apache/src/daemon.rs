@@ -11,6 +11,7 @@ use std::time::Duration;
 use oxwsgi_core::daemon::exec::ExecSpec;
 use oxwsgi_core::daemon::frame::AppRef;
 use oxwsgi_core::daemon::group::Group;
+use oxwsgi_core::daemon::listen;
 use oxwsgi_core::daemon::proxy::Pool;
 use oxwsgi_core::daemon::stderr_log::LogStyle;
 use oxwsgi_core::sync::Recover;
@@ -53,11 +54,17 @@ pub unsafe fn start(
         return Ok(());
     }
     crate::install_logger(false);
+    // WSGISocketPrefix as mod_wsgi reads it (PREFIX.PID.NAME.sock, where
+    // the configuration says: `-t` warns if others may write there); by
+    // default a directory of the server's own in its runtime directory.
     let prefix = match &c.socket_prefix {
         Some(p) => p.clone(),
         None => {
             // SAFETY: pconf is live; the result is a C string in it.
-            unsafe { crate::cstr_str(ffi::ap_runtime_dir_relative(pconf, c"oxwsgi".as_ptr())) }
+            let dir =
+                unsafe { crate::cstr_str(ffi::ap_runtime_dir_relative(pconf, c"oxwsgi".as_ptr())) };
+            listen::private_dir(std::path::Path::new(&dir))?;
+            format!("{dir}/group")
         }
     };
     // SAFETY: geteuid has no preconditions; ap_unixd_config is Apache's

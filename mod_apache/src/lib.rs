@@ -145,7 +145,12 @@ unsafe extern "C" fn check_config(
         "check_config",
         ffi::HTTP_INTERNAL_SERVER_ERROR as c_int,
         || match conf::get().check() {
-            Ok(()) => ffi::OK as c_int,
+            Ok(()) => {
+                if let Some(w) = conf::get().socket_place_warning() {
+                    eprintln!("oxwsgi: warning: {w}");
+                }
+                ffi::OK as c_int
+            }
             Err(e) => {
                 eprintln!("oxwsgi: {e}");
                 ffi::HTTP_INTERNAL_SERVER_ERROR as c_int

@@ -36,8 +36,12 @@ pub unsafe fn from_request_rec(
         }
         let mut headers = Vec::new();
         for (k, v) in table((*r).headers_in) {
-            // Credentials reach the app only when WSGIPassAuthorization On.
-            if !conf.pass_authorization && k.eq_ignore_ascii_case(b"authorization") {
+            // Credentials reach the app only when WSGIPassAuthorization On
+            // (a proxy's as the origin's, as Apache's CGIPassAuth).
+            if !conf.pass_authorization
+                && (k.eq_ignore_ascii_case(b"authorization")
+                    || k.eq_ignore_ascii_case(b"proxy-authorization"))
+            {
                 continue;
             }
             headers.push((k.to_vec(), v.to_vec()));

@@ -11,6 +11,7 @@ use std::sync::Mutex;
 
 use ngx::ffi::{ngx_core_conf_t, ngx_core_module, ngx_cycle_t};
 use oxwsgi_core::daemon::exec::ExecSpec;
+use oxwsgi_core::daemon::listen;
 use oxwsgi_core::daemon::manager::{self, Manager};
 use oxwsgi_core::daemon::stderr_log::LogStyle;
 use oxwsgi_core::sync::Recover;
@@ -21,11 +22,19 @@ use ngx::http::HttpModuleMainConf;
 /// The manager of the running configuration (in the master).
 static CURRENT: Mutex<Option<Manager>> = Mutex::new(None);
 
-/// Where group `name` listens: beside nginx's pid file (a runtime
-/// directory), the same path from one configuration to the next.
+/// The directory of the groups' sockets: `nginx-oxwsgi` beside nginx's
+/// pid file (a runtime directory), the server's own (`listen::private_dir`).
+pub fn socket_dir(pid_file: &Path) -> PathBuf {
+    pid_file
+        .parent()
+        .unwrap_or(Path::new("/run"))
+        .join("nginx-oxwsgi")
+}
+
+/// Where group `name` listens: the same path from one configuration to
+/// the next.
 pub fn socket_path(pid_file: &Path, name: &str) -> PathBuf {
-    let dir = pid_file.parent().unwrap_or(Path::new("/run"));
-    dir.join(format!("nginx-oxwsgi.{name}.sock"))
+    socket_dir(pid_file).join(format!("{name}.sock"))
 }
 
 /// Starts the groups of `cycle`'s configuration and retires the previous
@@ -35,14 +44,33 @@ pub fn socket_path(pid_file: &Path, name: &str) -> PathBuf {
 /// `cycle` is the cycle nginx is initialising, in its single-threaded
 /// master (or the process that becomes it).
 pub unsafe fn start(cycle: *mut ngx_cycle_t) -> Result<(), String> {
-    // SAFETY: a plain global nginx sets while it parses its command line.
-    if unsafe { ngx::ffi::ngx_test_config } != 0 || signaller() {
-        return Ok(());
-    }
     // SAFETY: the cycle is live; the http main conf exists when the http
     // block was configured.
     let main = unsafe { Module::main_conf(&*cycle) };
     let groups = main.map_or(&[][..], |m| &m.groups[..]);
+    // SAFETY: a plain global nginx sets while it parses its command line.
+    if unsafe { ngx::ffi::ngx_test_config } != 0 {
+        if !groups.is_empty() {
+            // SAFETY: the cycle is live (start's contract).
+            let pid_file = unsafe { pid_file(cycle) };
+            if let Some(dir) = pid_file.parent() {
+                if let Some(w) = listen::others_may_write(dir) {
+                    // SAFETY: the cycle's log is valid while it is read.
+                    let log = unsafe { (*cycle).log };
+                    ngx::ngx_log_error!(
+                        ngx::ffi::NGX_LOG_WARN,
+                        log,
+                        "oxwsgi: the process groups' sockets go in {}: {w}",
+                        socket_dir(&pid_file).display()
+                    );
+                }
+            }
+        }
+        return Ok(());
+    }
+    if signaller() {
+        return Ok(());
+    }
     let metrics = main.and_then(crate::status::region);
     if groups.is_empty() {
         retire(CURRENT.lock().recover().take());
@@ -59,6 +87,7 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) -> Result<(), String> {
         .then(|| unsafe { std::ffi::CStr::from_ptr(ccf.username) })
         .and_then(|u| u.to_str().ok())
         .map(str::to_string);
+    listen::private_dir(&socket_dir(&pid_file))?;
     let exec = ExecSpec::find("nginx", LogStyle::Nginx);
     let specs = groups
         .iter()
@@ -188,7 +217,7 @@ mod tests {
     fn a_group_listens_beside_the_pid_file() {
         assert_eq!(
             socket_path(Path::new("/run/nginx.pid"), "site"),
-            Path::new("/run/nginx-oxwsgi.site.sock")
+            Path::new("/run/nginx-oxwsgi/site.sock")
         );
     }
 }

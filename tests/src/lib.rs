@@ -6,9 +6,11 @@
 //! - `http`: the client; `nginx`, `apache`: a server under test; `venv`:
 //!   virtualenvs (Flask and Django for the site tests); `cases`, `wire`:
 //!   behaviour both servers must show, checked by each server's tests;
-//!   `load`: wrk; `prometheus`: the status page's metrics, and promtool.
+//!   `load`: wrk; `prometheus`: the status page's metrics, and promtool;
+//!   `attack`: a local attacker's client for the groups' sockets.
 
 pub mod apache;
+pub mod attack;
 pub mod cases;
 pub mod http;
 pub mod load;

@@ -176,7 +176,7 @@ fn a_group_that_is_not_there_is_a_503_after_its_connect_timeout() {
     let pid: i32 = http::get(n.port, "/pid").text().parse().unwrap();
     // Nobody can reach the daemons any more: the socket's name is gone, and
     // the daemon that the worker's pooled connection leads to dies.
-    std::fs::remove_file(n.dir.join("nginx-oxwsgi.site.sock")).unwrap();
+    std::fs::remove_file(n.dir.join("nginx-oxwsgi/site.sock")).unwrap();
     // SAFETY: signalling a daemon of the nginx this test started.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     assert!(wait_until(Duration::from_secs(5), || {

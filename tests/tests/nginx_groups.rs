@@ -58,7 +58,7 @@ fn groups_follow_nginx_from_start_to_reload_to_stop() {
     };
     let worker = n.workers().into_iter().find(|p| *p != manager).unwrap();
     assert_eq!(uid(first[0]), uid(worker));
-    assert!(n.dir.join("nginx-oxwsgi.site.sock").exists());
+    assert!(n.dir.join("nginx-oxwsgi/site.sock").exists());
 
     // kill -9: the manager replaces the daemon within a second.
     // SAFETY: signalling a daemon of the nginx this test started.
@@ -78,7 +78,7 @@ fn groups_follow_nginx_from_start_to_reload_to_stop() {
     assert!(wait_until(Duration::from_secs(10), || !alive(manager)
         && before.iter().all(|p| !alive(*p))));
     assert!(
-        n.dir.join("nginx-oxwsgi.site.sock").exists(),
+        n.dir.join("nginx-oxwsgi/site.sock").exists(),
         "the new group's socket stays"
     );
 

@@ -14,7 +14,6 @@
 
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -71,19 +70,12 @@ impl Group {
     /// Makes the socket and starts the daemons. Call from the server's
     /// single-threaded parent.
     pub fn start(spec: GroupSpec, on_start: fn()) -> io::Result<Group> {
-        let _ = std::fs::remove_file(&spec.socket);
-        let listener = UnixListener::bind(&spec.socket)?;
-        sys::set_backlog(listener.as_raw_fd(), spec.options.listen_backlog)?;
-        std::fs::set_permissions(&spec.socket, std::fs::Permissions::from_mode(0o600))?;
         let mut owner = spec.socket_owner;
         if let Some(user) = &spec.options.socket_user {
             let uid = sys::user_id(user).map_err(io::Error::other)?;
             owner = Some((uid, owner.map_or(u32::MAX, |(_, gid)| gid)));
         }
-        if let Some((uid, gid)) = owner {
-            let gid = (gid != u32::MAX).then_some(gid);
-            std::os::unix::fs::chown(&spec.socket, Some(uid), gid)?;
-        }
+        let listener = super::listen::bind(&spec.socket, owner, spec.options.listen_backlog)?;
         let mut group = Group {
             pids: vec![None; spec.options.processes.max(1)],
             born: vec![Instant::now(); spec.options.processes.max(1)],
@@ -436,7 +428,7 @@ fn become_daemon(spec: &GroupSpec) -> Result<(), String> {
     let o = &spec.options;
     set_title(&spec.name, o);
     if let Some(mask) = o.umask {
-        sys::set_umask(mask);
+        let _ = sys::set_umask(mask);
     }
     if let Some(lang) = &o.lang {
         sys::set_env("LANG", lang);

@@ -13,6 +13,8 @@
 //! - `manager`: a process that owns a server's groups, for servers whose
 //!   master reaps every child itself (nginx);
 //! - `sys`: the system calls std does not offer;
+//! - `listen`: where a group's socket is made, and how (a directory of the
+//!   server's own, a mode that never exposes it);
 //! - `group`: the daemon processes of a group, forked from the server's
 //!   parent, replaced when they die, stopped with the server;
 //! - `exec`: a daemon becoming its virtualenv's own Python, with oxwsgi's
@@ -72,6 +74,7 @@ pub mod frame;
 pub mod group;
 pub mod handoff;
 pub mod life;
+pub mod listen;
 pub mod manager;
 pub mod options;
 pub mod proxy;

@@ -266,6 +266,9 @@ impl GroupOptions {
             .split_once('=')
             .ok_or_else(|| format!("{word:?} is not an option=value"))?;
         self.set(name, key, value)?;
+        if key == "user" {
+            not_root(value)?;
+        }
         self.words.push(word.to_string());
         Ok(())
     }
@@ -283,6 +286,9 @@ impl GroupOptions {
             if let Some(u) = user {
                 super::sys::user_id(u).map_err(|e| format!("{key}={u}: {e}"))?;
             }
+        }
+        if let Some(u) = &self.user {
+            not_root(u)?;
         }
         let groups = [("group", &self.group), ("script-group", &self.script_group)];
         for (key, group) in groups {
@@ -450,6 +456,17 @@ impl GroupOptions {
     }
 }
 
+/// A group's daemons never run as root (as mod_wsgi's): its apps would
+/// own the machine.
+fn not_root(user: &str) -> Result<(), String> {
+    match super::sys::user_id(user) {
+        Ok(0) => Err(format!(
+            "user={user}: a process group's daemons never run as root; name an unprivileged user"
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn count(key: &str, value: &str, min: usize, max: usize) -> Result<usize, String> {
     value
         .parse::<usize>()
@@ -546,6 +563,18 @@ mod tests {
             .into_spec("site", "/run/x.sock".into(), None, vec![])
             .unwrap();
         assert_eq!(spec.options.processes, 2);
+    }
+
+    #[test]
+    fn no_daemon_runs_as_root() {
+        for user in ["root", "#0"] {
+            let e = GroupOptions::parse("g", &[&format!("user={user}")]).unwrap_err();
+            assert!(e.contains("never run as root"), "{e}");
+            let mut o = GroupOptions::parse("g", &[]).unwrap();
+            let e = o.add("g", &format!("user={user}")).unwrap_err();
+            assert!(e.contains("never run as root"), "{e}");
+        }
+        assert!(GroupOptions::parse("g", &["user=nobody"]).is_ok());
     }
 
     #[test]

@@ -474,10 +474,10 @@ fn cmdline_area() -> Option<(usize, usize)> {
     Some((start, end))
 }
 
-/// Sets the file mode creation mask.
-pub fn set_umask(mask: u32) {
+/// Sets the file mode creation mask; the one it replaced.
+pub fn set_umask(mask: u32) -> u32 {
     // SAFETY: umask takes a plain integer.
-    unsafe { libc::umask(mask as libc::mode_t) };
+    unsafe { libc::umask(mask as libc::mode_t) as u32 }
 }
 
 /// Sets an environment variable. Only while the process is

@@ -1,0 +1,246 @@
+//! Process groups as a trust boundary, tried as an attacker on the same
+//! machine would (issue #22): a process running as the server's worker
+//! user, or as another user, that talks to a group's socket itself; a user
+//! who puts a socket of their own where a group listens; a configuration
+//! that would run a group as root; a client's `Proxy:` header (httpoxy).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use oxwsgi_e2e::apache::{self, Apache};
+use oxwsgi_e2e::attack::{self, Reply};
+use oxwsgi_e2e::http::{self, Request};
+use oxwsgi_e2e::nginx::{self, Config, Nginx};
+use oxwsgi_e2e::{ServerProcess, app, set_mode, temp_dir, wait_until};
+
+/// Sends forged heads to the group listening at `socket`: as `server_user`
+/// (who may connect) without a token and with a made-up one, and as a user
+/// of nobody's (kept out by the socket's mode, then, with the mode opened,
+/// by the daemon). Nothing of them may run; the server must log each.
+fn forged_requests_run_nothing(server: &ServerProcess, socket: &Path, server_user: &str) {
+    let dir = temp_dir("attacker");
+    let marker = dir.join("ran");
+    let script = attack::marker_script(&dir, &marker);
+    let forged = attack::forged_head(&script);
+    let guessed = [attack::hello(&[0x5a; 32]), forged.clone()].concat();
+    for (what, bytes) in [("no token", &forged), ("a guessed token", &guessed)] {
+        let reply = attack::send_as(server_user, socket, bytes);
+        assert_eq!(
+            reply,
+            Reply::Closed(Vec::new()),
+            "as {server_user}, {what}: {}",
+            server.error_log()
+        );
+    }
+    assert!(
+        server.wait_log("did not introduce itself with the group's token"),
+        "{}",
+        server.error_log()
+    );
+    // Another user: the socket (0600, the workers') keeps them out...
+    let reply = attack::send_as("4242", socket, &forged);
+    assert!(matches!(reply, Reply::Refused(_)), "{reply:?}");
+    // ...and where it would not (a socket opened up by hand), the daemon
+    // does, by the peer's credentials.
+    set_mode(socket, 0o666);
+    let reply = attack::send_as("4242", socket, &guessed);
+    set_mode(socket, 0o600);
+    assert_eq!(reply, Reply::Closed(Vec::new()));
+    assert!(
+        server.wait_log("running as uid 4242 (not one of the server's users)"),
+        "{}",
+        server.error_log()
+    );
+    assert!(
+        !marker.exists(),
+        "the attacker's script ran: {:?}",
+        std::fs::read_to_string(&marker)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn nginx_group(extra: &str) -> Nginx {
+    Nginx::start(
+        Config::new(&format!(
+            "location / {{ wsgi_group site; wsgi_app {}; }}",
+            app("cases.py")
+        ))
+        .http(&format!(
+            "wsgi_process_group site processes=1 threads=2 user=www-data {extra};"
+        )),
+    )
+}
+
+#[test]
+fn nginx_groups_serve_only_nginx() {
+    let n = nginx_group("");
+    let me = http::get(n.port, "/whoami");
+    assert_eq!(me.status, 200);
+    // Workers run as nobody (nginx's default user, the master being root).
+    let socket = n.dir.join("nginx-oxwsgi/site.sock");
+    forged_requests_run_nothing(&n, &socket, "nobody");
+    assert_eq!(http::get(n.port, "/whoami").status, 200, "still serving");
+}
+
+/// The socket directory is the server's, and whoever holds the socket
+/// must be the server: a socket another user put at the group's path gets
+/// nothing (not a request, not a cookie), and requests get 503.
+#[test]
+fn nginx_sends_nothing_to_a_socket_it_did_not_make() {
+    let n = nginx_group("connect_timeout=2s");
+    // No request before: a worker's pooled connection to the real daemon
+    // would still be used.
+    n.expect_logged(&["daemon process"]);
+    let sockets = n.dir.join("nginx-oxwsgi");
+    let meta = std::fs::symlink_metadata(&sockets).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (0, 0o755));
+    // A misconfigured directory lets another user in: they replace the
+    // socket with theirs, and record what arrives.
+    set_mode(&sockets, 0o777);
+    let socket = sockets.join("site.sock");
+    std::fs::remove_file(&socket).unwrap();
+    let got = n.dir.join("squatter-got");
+    let mut squatter = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=4242",
+            "--regid=4242",
+            "--clear-groups",
+            "/usr/bin/python3",
+            "-c",
+        ])
+        .arg(
+            "import os, socket, sys\n\
+             s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(8)\n\
+             os.chmod(sys.argv[1], 0o777)\n\
+             out = open(sys.argv[2], 'ab', buffering=0)\n\
+             while True:\n\
+             \x20   c, _ = s.accept(); c.settimeout(1)\n\
+             \x20   try:\n\
+             \x20       while (b := c.recv(65536)): out.write(b)\n\
+             \x20   except OSError: pass\n",
+        )
+        .arg(&socket)
+        .arg(&got)
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(5), || socket.exists()));
+    let t = Instant::now();
+    let resp = Request::get("/whoami")
+        .header("Cookie", "session=secret")
+        .send(n.port);
+    let took = t.elapsed();
+    let _ = squatter.kill();
+    let _ = squatter.wait();
+    assert_eq!(resp.status, 503, "{}", n.error_log());
+    assert!(took < Duration::from_secs(6), "{took:?}");
+    assert!(
+        std::fs::read(&got).unwrap_or_default().is_empty(),
+        "the squatter received the request"
+    );
+    n.expect_logged(&["running as uid 4242, not by the server"]);
+}
+
+fn apache_group() -> Apache {
+    Apache::start(
+        "event",
+        &format!(
+            "WSGIDaemonProcess site processes=1 threads=2 user=nobody\n\
+             WSGIProcessGroup site\n\
+             WSGIScriptAlias /cases {}",
+            app("cases.py")
+        ),
+    )
+}
+
+/// The socket of Apache's group `name`: in the server's own directory
+/// under its runtime directory.
+fn apache_socket(a: &Apache, name: &str) -> PathBuf {
+    let dir = a.dir.join("oxwsgi");
+    std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.to_string_lossy().ends_with(&format!(".{name}.sock")))
+        .unwrap_or_else(|| panic!("no socket of group {name} in {}", dir.display()))
+}
+
+#[test]
+fn apache_groups_serve_only_apache() {
+    let a = apache_group();
+    assert_eq!(http::get(a.port, "/cases/whoami").status, 200);
+    let socket = apache_socket(&a, "site");
+    forged_requests_run_nothing(&a, &socket, "www-data");
+    assert_eq!(http::get(a.port, "/cases/whoami").status, 200);
+}
+
+/// mod_wsgi refuses a daemon that would run as root; so do both servers,
+/// when the configuration is checked.
+#[test]
+fn no_group_runs_as_root() {
+    for user in ["root", "#0"] {
+        let (ok, out) = nginx::check(
+            &Config::new("location / { return 200; }")
+                .http(&format!("wsgi_process_group site user={user};")),
+        );
+        assert!(!ok && out.contains("never run as root"), "{out}");
+        apache::assert_refused(
+            &format!("WSGIDaemonProcess site user={user}"),
+            "never run as root",
+        );
+    }
+}
+
+/// httpoxy (CVE-2016-5385): a client's `Proxy:` header never becomes
+/// `HTTP_PROXY`, embedded or in a group, on either server. Proxy
+/// credentials follow the Authorization rules: Apache passes neither
+/// without WSGIPassAuthorization On; nginx passes both (it has no such
+/// switch; README).
+#[test]
+fn the_proxy_header_never_reaches_the_app() {
+    let env_of = |port: u16, path: &str| {
+        Request::get(path)
+            .header("Proxy", "http://attacker.example:8080")
+            .header("Proxy-Authorization", "Basic c2VjcmV0")
+            .header("Authorization", "Basic b3RoZXI=")
+            .send(port)
+            .text()
+    };
+    let embedded = Nginx::start(Config::new(&format!(
+        "location / {{ wsgi_app {}; }}",
+        app("cases.py")
+    )));
+    let group = nginx_group("");
+    for (what, env) in [
+        ("nginx embedded", env_of(embedded.port, "/env")),
+        ("nginx group", env_of(group.port, "/env")),
+    ] {
+        assert!(!env.contains("HTTP_PROXY\""), "{what}: {env}");
+        assert!(env.contains("attacker") == false, "{what}: {env}");
+        assert!(
+            env.contains("\"HTTP_PROXY_AUTHORIZATION\": \"Basic c2VjcmV0\""),
+            "{what}: {env}"
+        );
+        assert!(env.contains("\"HTTP_AUTHORIZATION\""), "{what}: {env}");
+    }
+    let apache_embedded = Apache::start(
+        "event",
+        &format!("WSGIScriptAlias /cases {}", app("cases.py")),
+    );
+    let apache_daemon = apache_group();
+    for (what, env) in [
+        (
+            "Apache embedded",
+            env_of(apache_embedded.port, "/cases/env"),
+        ),
+        ("Apache daemon", env_of(apache_daemon.port, "/cases/env")),
+    ] {
+        assert!(env.contains("\"PATH_INFO\": \"/env\""), "{what}: {env}");
+        for key in [
+            "HTTP_PROXY\"",
+            "HTTP_PROXY_AUTHORIZATION",
+            "HTTP_AUTHORIZATION",
+        ] {
+            assert!(!env.contains(key), "{what}: {key} in {env}");
+        }
+    }
+}
