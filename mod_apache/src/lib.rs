@@ -144,7 +144,15 @@ unsafe extern "C" fn check_config(
     guard::entry(
         "check_config",
         ffi::HTTP_INTERNAL_SERVER_ERROR as c_int,
-        || match conf::get().check() {
+        || match conf::get().check().and_then(|()| {
+            // SAFETY: geteuid has no preconditions; Apache's User is read
+            // by now (mod_unixd, at configuration).
+            let workers = unsafe { (libc::geteuid() == 0).then(|| ffi::ap_unixd_config.user_id) };
+            conf::get().daemons.iter().try_for_each(|(name, o)| {
+                o.check_isolation(workers)
+                    .map_err(|e| format!("WSGIDaemonProcess {name}: {e}"))
+            })
+        }) {
             Ok(()) => {
                 if let Some(w) = conf::get().socket_place_warning() {
                     eprintln!("oxwsgi: warning: {w}");

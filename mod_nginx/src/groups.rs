@@ -49,29 +49,10 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) -> Result<(), String> {
     let main = unsafe { Module::main_conf(&*cycle) };
     let groups = main.map_or(&[][..], |m| &m.groups[..]);
     // SAFETY: a plain global nginx sets while it parses its command line.
-    if unsafe { ngx::ffi::ngx_test_config } != 0 {
-        if !groups.is_empty() {
-            // SAFETY: the cycle is live (start's contract).
-            let pid_file = unsafe { pid_file(cycle) };
-            if let Some(dir) = pid_file.parent() {
-                if let Some(w) = listen::others_may_write(dir) {
-                    // SAFETY: the cycle's log is valid while it is read.
-                    let log = unsafe { (*cycle).log };
-                    ngx::ngx_log_error!(
-                        ngx::ffi::NGX_LOG_WARN,
-                        log,
-                        "oxwsgi: the process groups' sockets go in {}: {w}",
-                        socket_dir(&pid_file).display()
-                    );
-                }
-            }
-        }
+    let testing = unsafe { ngx::ffi::ngx_test_config } != 0;
+    if (!testing && signaller()) || (testing && groups.is_empty()) {
         return Ok(());
     }
-    if signaller() {
-        return Ok(());
-    }
-    let metrics = main.and_then(crate::status::region);
     if groups.is_empty() {
         retire(CURRENT.lock().recover().take());
         return Ok(());
@@ -87,19 +68,42 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) -> Result<(), String> {
         .then(|| unsafe { std::ffi::CStr::from_ptr(ccf.username) })
         .and_then(|u| u.to_str().ok())
         .map(str::to_string);
-    listen::private_dir(&socket_dir(&pid_file))?;
-    let exec = ExecSpec::find("nginx", LogStyle::Nginx);
-    let specs = groups
+    let owner = root.then_some((ccf.user, ccf.group));
+    // What the daemons will be, checked for `nginx -t` too.
+    let configured = groups
         .iter()
         .map(|(name, options)| {
             let mut options = options.clone();
-            if let (true, None, Some(user)) = (root, &options.user, &worker_user) {
-                // Without user=, the daemons run as nginx's workers do.
-                options
-                    .add(name, &format!("user={user}"))
-                    .map_err(|e| format!("process group {name}: {e}"))?;
-            }
-            let owner = root.then_some((ccf.user, ccf.group));
+            let checked = (|| {
+                if let (true, None, Some(user)) = (root, &options.user, &worker_user) {
+                    // Without user=, the daemons run as nginx's workers do.
+                    options.add(name, &format!("user={user}"))?;
+                }
+                options.check_isolation(owner.map(|(uid, _)| uid))
+            })();
+            checked.map_err(|e| format!("process group {name}: {e}"))?;
+            Ok((name, options))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    if testing {
+        if let Some(w) = pid_file.parent().and_then(listen::others_may_write) {
+            // SAFETY: the cycle's log is valid while it is read.
+            let log = unsafe { (*cycle).log };
+            ngx::ngx_log_error!(
+                ngx::ffi::NGX_LOG_WARN,
+                log,
+                "oxwsgi: the process groups' sockets go in {}: {w}",
+                socket_dir(&pid_file).display()
+            );
+        }
+        return Ok(());
+    }
+    let metrics = main.and_then(crate::status::region);
+    listen::private_dir(&socket_dir(&pid_file))?;
+    let exec = ExecSpec::find("nginx", LogStyle::Nginx);
+    let specs = configured
+        .into_iter()
+        .map(|(name, options)| {
             let mut spec =
                 options.into_spec(name, socket_path(&pid_file, name), owner, Vec::new())?;
             spec.metrics = metrics;

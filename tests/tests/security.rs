@@ -244,3 +244,129 @@ fn the_proxy_header_never_reaches_the_app() {
         }
     }
 }
+
+/// The bytes of an RSA key's first prime as OpenSSL keeps them in memory
+/// (little-endian words) and as the key file has them (big-endian): 24
+/// bytes of each end, enough to be found nowhere by chance.
+fn key_needles(key: &Path) -> Vec<Vec<u8>> {
+    let out = std::process::Command::new("openssl")
+        .args(["rsa", "-noout", "-text", "-in"])
+        .arg(key)
+        .output()
+        .expect("openssl rsa");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let hex: String = text
+        .split("prime1:")
+        .nth(1)
+        .expect("a prime in the key")
+        .lines()
+        .skip(1)
+        .take_while(|l| l.starts_with(' '))
+        .flat_map(|l| l.trim().split(':'))
+        .collect();
+    let mut be: Vec<u8> = (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    while be.first() == Some(&0) {
+        be.remove(0);
+    }
+    let le: Vec<u8> = be.iter().rev().copied().collect();
+    vec![be[..24].to_vec(), le[..24].to_vec()]
+}
+
+/// Whether any of `needles` is in the memory of process `pid` (read as
+/// root through /proc).
+fn memory_holds(pid: i32, needles: &[Vec<u8>]) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    for line in maps.lines() {
+        let mut f = line.split_whitespace();
+        let (range, perms) = (f.next().unwrap(), f.next().unwrap());
+        if !perms.starts_with('r') || line.ends_with("[vvar]") || line.ends_with("[vsyscall]") {
+            continue;
+        }
+        let (a, b) = range.split_once('-').unwrap();
+        let (a, b) = (
+            u64::from_str_radix(a, 16).unwrap(),
+            u64::from_str_radix(b, 16).unwrap(),
+        );
+        let mut buf = vec![0u8; (b - a) as usize];
+        if mem.seek(SeekFrom::Start(a)).is_err() || mem.read_exact(&mut buf).is_err() {
+            continue;
+        }
+        if needles
+            .iter()
+            .any(|n| buf.windows(n.len()).any(|w| w == n.as_slice()))
+        {
+            return true;
+        }
+    }
+    false
+}
+
+fn group_daemons(n: &Nginx, group: &str) -> Vec<i32> {
+    let comm = |p: i32| {
+        std::fs::read_to_string(format!("/proc/{p}/comm"))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    oxwsgi_e2e::children_of(n.master_pid())
+        .into_iter()
+        .filter(|p| comm(*p) == "oxwsgi: groups")
+        .flat_map(oxwsgi_e2e::children_of)
+        .filter(|p| comm(*p) == format!("(wsgi:{group})"))
+        .collect()
+}
+
+/// A group that runs as a user of its own never holds the server's TLS
+/// key: its daemons are a freshly executed interpreter, not a copy of
+/// nginx's master. The scan is shown to work on the master and on a group
+/// that runs as nginx's own user on the embedded Python (a fork); a group
+/// of its own user is refused that mode by `nginx -t`.
+#[test]
+fn a_group_of_its_own_user_never_holds_the_servers_tls_key() {
+    let dir = temp_dir("tls-key");
+    let (cert, key) = oxwsgi_e2e::test_certificate(&dir);
+    let needles = key_needles(&key);
+    let mut config = Config::new(&format!(
+        "ssl_certificate {};\nssl_certificate_key {};\n\
+         location /own {{ wsgi_group own; wsgi_app {app}; }}\n\
+         location /forked {{ wsgi_group forked; wsgi_app {app}; }}",
+        cert.display(),
+        key.display(),
+        app = app("cases.py")
+    ))
+    .http(
+        "wsgi_process_group own processes=1 threads=1 user=www-data;\n\
+         wsgi_process_group forked processes=1 threads=1 python_executable=off;",
+    );
+    config.listen = "ssl".into();
+    let n = Nginx::start(config);
+    assert!(wait_until(Duration::from_secs(10), || {
+        group_daemons(&n, "own").len() == 1 && group_daemons(&n, "forked").len() == 1
+    }));
+    n.expect_logged(&["group own: daemon process", "group forked: daemon process"]);
+    assert!(
+        memory_holds(n.master_pid(), &needles),
+        "the scan does not find the key in nginx's master"
+    );
+    let forked = group_daemons(&n, "forked")[0];
+    assert!(
+        memory_holds(forked, &needles),
+        "the scan does not find the key in a forked daemon"
+    );
+    let own = group_daemons(&n, "own")[0];
+    assert!(
+        !memory_holds(own, &needles),
+        "the daemon of a group with its own user holds the TLS key"
+    );
+    drop(n);
+    let (ok, out) = nginx::check(
+        &Config::new("location / { return 200; }")
+            .http("wsgi_process_group own user=www-data python_executable=off;"),
+    );
+    assert!(!ok && out.contains("never a copy of the server"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -69,6 +69,50 @@ fn file_stamp(path: &std::path::Path) -> Option<(u64, u64, i64)> {
 /// The interpreter a daemon of `spec` becomes, and how; `None`: it starts
 /// the server's embedded Python.
 pub(super) fn python_to_become(spec: &GroupSpec) -> Result<Option<(PathBuf, ExecSpec)>, String> {
+    let found = find_python(spec)?;
+    match (&found, own_user(spec)) {
+        (None, Some(user)) => Err(format!(
+            "it runs as {user}, not as the server's user, so its daemons run a freshly executed \
+             interpreter, never a copy of the server (which holds the server's secrets, its TLS \
+             keys among them): {}",
+            why_no_exec(spec)
+        )),
+        _ => Ok(found),
+    }
+}
+
+/// The user a group runs as when it is not the server's worker user: a
+/// boundary between users, which a daemon forked from the server (with
+/// the server's memory) would not be.
+pub fn own_user(spec: &GroupSpec) -> Option<&str> {
+    let user = spec.options.user.as_deref()?;
+    let (workers, _) = spec.socket_owner?;
+    (sys::user_id(user).ok()? != workers).then_some(user)
+}
+
+/// Why a daemon of `spec` would start the embedded Python.
+fn why_no_exec(spec: &GroupSpec) -> String {
+    let o = &spec.options;
+    match (&o.python_executable, &spec.exec) {
+        (PythonExecutable::Off, _) => "python-executable=off asks for the embedded one".into(),
+        (_, None) => format!("the server has no {EXTENSION_FILE} (oxwsgi's daemon extension)"),
+        (_, Some(exec)) if file_stamp(&exec.extension) != exec.stamp => format!(
+            "{} changed since the server read its configuration (an upgrade?): reload the server",
+            exec.extension.display()
+        ),
+        _ => format!(
+            "{} has no bin/python{}.{}",
+            o.python_home
+                .as_deref()
+                .map_or("the build's Python".into(), |h| h.display().to_string()),
+            crate::interpreter::embedded_version().0,
+            crate::interpreter::embedded_version().1
+        ),
+    }
+}
+
+/// The interpreter a daemon of `spec` can become, if any.
+fn find_python(spec: &GroupSpec) -> Result<Option<(PathBuf, ExecSpec)>, String> {
     let o = &spec.options;
     let (major, minor) = crate::interpreter::embedded_version();
     let versioned = format!("python{major}.{minor}");
@@ -284,6 +328,19 @@ mod tests {
         std::fs::write(dir.join("next"), b"another build").unwrap();
         std::fs::rename(dir.join("next"), &ext).unwrap();
         assert!(python_to_become(&spec).unwrap().is_none());
+        // A group with a user of its own never runs a copy of the server.
+        spec.options.user = Some("nobody".into());
+        spec.socket_owner = Some((0, 0));
+        let e = python_to_become(&spec).unwrap_err();
+        assert!(
+            e.contains("runs as nobody") && e.contains("changed since"),
+            "{e}"
+        );
+        spec.socket_owner = Some((sys::user_id("nobody").unwrap(), 0));
+        assert!(
+            python_to_become(&spec).unwrap().is_none(),
+            "the server's own user"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -434,6 +434,8 @@ impl GroupOptions {
         socket_owner: Option<(u32, u32)>,
         apps: Vec<crate::app::AppOptions>,
     ) -> Result<GroupSpec, String> {
+        self.check_isolation(socket_owner.map(|(uid, _)| uid))
+            .map_err(|e| format!("process group {name}: {e}"))?;
         let mut admission =
             super::auth::Admission::for_group(name, socket_owner.map(|(uid, _)| uid))
                 .map_err(|e| format!("process group {name}: cannot draw its token: {e}"))?;
@@ -453,6 +455,28 @@ impl GroupOptions {
             exec: None,
             admission,
         })
+    }
+}
+
+impl GroupOptions {
+    /// What the server can know when it reads its configuration of a group
+    /// whose daemons could not be a fresh interpreter: one with a user of
+    /// its own (not `workers`, the server's worker uid) and
+    /// `python-executable=off` would be a copy of the server.
+    pub fn check_isolation(&self, workers: Option<u32>) -> Result<(), String> {
+        let (Some(user), Some(workers)) = (&self.user, workers) else {
+            return Ok(());
+        };
+        if self.python_executable == PythonExecutable::Off
+            && super::sys::user_id(user).is_ok_and(|u| u != workers)
+        {
+            return Err(format!(
+                "python-executable=off: the group runs as {user}, not as the server's user, so its \
+                 daemons run a freshly executed interpreter, never a copy of the server (which \
+                 holds the server's secrets, its TLS keys among them)"
+            ));
+        }
+        Ok(())
     }
 }
 
