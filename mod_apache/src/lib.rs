@@ -147,7 +147,7 @@ unsafe extern "C" fn check_config(
         || match conf::get().check().and_then(|()| {
             // SAFETY: geteuid has no preconditions; Apache's User is read
             // by now (mod_unixd, at configuration).
-            let workers = unsafe { (libc::geteuid() == 0).then(|| ffi::ap_unixd_config.user_id) };
+            let workers = unsafe { (libc::geteuid() == 0).then_some(ffi::ap_unixd_config.user_id) };
             conf::get().daemons.iter().try_for_each(|(name, o)| {
                 o.check_isolation(workers)
                     .map_err(|e| format!("WSGIDaemonProcess {name}: {e}"))
