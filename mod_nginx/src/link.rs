@@ -139,6 +139,8 @@ pub struct Link {
     try_pool: bool,
     pooled: bool,
     idempotent: bool,
+    /// A HEAD request (its response's Content-Length promises no body).
+    head_request: bool,
     /// The request's head frame, kept to send it again.
     head: Vec<u8>,
     /// Frames for the daemon not written yet.
@@ -237,6 +239,7 @@ pub unsafe fn start(r: *mut ngx_http_request_t, app: &App, group: usize) -> bool
         try_pool: true,
         pooled: false,
         idempotent: exchange::idempotent(oxwsgi_core::Request::method(&request)),
+        head_request: oxwsgi_core::Request::method(&request) == b"HEAD",
         head,
         out: Vec::new(),
         sent: 0,
@@ -351,7 +354,8 @@ impl Link {
             (*(*c).write).handler = Some(on_write);
             self.shared.read_ev.set((*c).read);
         }
-        self.x = Exchange::with_buffer(self.head_limit, self.x.take_buffer());
+        self.x = Exchange::with_buffer(self.head_limit, self.x.take_buffer())
+            .for_head_request(self.head_request);
         self.out.clear();
         self.sent = 0;
         self.want = None;

@@ -370,3 +370,50 @@ fn a_group_of_its_own_user_never_holds_the_servers_tls_key() {
     assert!(!ok && out.contains("never a copy of the server"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The frames an app writes itself on its daemon's connection (app code
+/// of another user can) are checked by the server: a split header, a
+/// hop-by-hop header, a bad status or error page, an unknown frame: 502
+/// and a line naming the group; a body short of its Content-Length: a cut
+/// response. The server serves on.
+fn garbage_is_refused(server: &ServerProcess, port: u16, prefix: &str) {
+    for kind in ["split", "hop", "status", "error0", "unknown"] {
+        let r = http::get(port, &format!("{prefix}?{kind}"));
+        assert_eq!(r.status, 502, "{kind}: {}", server.error_log());
+        assert!(r.header("Set-Cookie").is_none(), "{kind}");
+        assert!(r.header("X-A").is_none(), "{kind}");
+    }
+    let raw = Request::get(&format!("{prefix}?short")).to_bytes(port);
+    let cut = http::send(port, &raw, false);
+    assert!(
+        cut.as_ref().map_or(true, |r| !r.complete),
+        "a short body must not look complete: {cut:?}"
+    );
+    server.expect_logged(&[
+        "group site: the daemon's connection failed: a malformed response from the daemon",
+        "unknown frame kind 99",
+    ]);
+    assert_eq!(http::get(port, &format!("{prefix}?fine")).text(), "fine");
+}
+
+#[test]
+fn a_daemon_answering_garbage_gets_502_on_both_servers() {
+    let n = Nginx::start(
+        Config::new(&format!(
+            "location / {{ wsgi_group site; wsgi_app {}; }}",
+            app("hostile_daemon.py")
+        ))
+        .http("wsgi_process_group site processes=1 threads=1;"),
+    );
+    garbage_is_refused(&n, n.port, "/");
+    let a = Apache::start(
+        "event",
+        &format!(
+            "WSGIDaemonProcess site processes=1 threads=1\n\
+             WSGIProcessGroup site\n\
+             WSGIScriptAlias /h {}",
+            app("hostile_daemon.py")
+        ),
+    );
+    garbage_is_refused(&a, a.port, "/h");
+}

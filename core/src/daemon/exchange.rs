@@ -62,6 +62,13 @@ pub struct Exchange {
     over: bool,
     /// The connection can carry the next request once this one is over.
     reusable: bool,
+    /// The request is a HEAD: its response has no body whatever it says.
+    head_request: bool,
+    /// The response's Content-Length, and the body bytes that came.
+    promised: Option<u64>,
+    sent: u64,
+    /// The response has no body (HEAD, 204, 304).
+    bodiless: bool,
 }
 
 impl Exchange {
@@ -77,7 +84,18 @@ impl Exchange {
             answered: false,
             over: false,
             reusable: true,
+            head_request: false,
+            promised: None,
+            sent: 0,
+            bodiless: false,
         }
+    }
+
+    /// The request is a HEAD (its response's Content-Length promises no
+    /// body).
+    pub fn for_head_request(mut self, yes: bool) -> Exchange {
+        self.head_request = yes;
+        self
     }
 
     /// A new exchange reading into `buf` (a buffer an earlier exchange gave
@@ -135,6 +153,9 @@ impl Exchange {
     /// `n` bytes were read into what `buffer` gave.
     pub fn filled(&mut self, n: usize) {
         self.end = (self.end + n).min(self.buf.len());
+        // Whatever the bytes are (a frame that cannot be read too), the
+        // daemon has answered: the request may have run.
+        self.answered |= n > 0;
     }
 
     /// Whether read bytes wait to be parsed (a `Flush` followed by more of
@@ -194,23 +215,46 @@ impl Exchange {
                 Event::Error(502)
             }
             Kind::ResponseHead => {
+                let head = frame::decode_response_head(payload)?;
+                self.promised = checked_head(&head).map_err(untrusted)?;
+                self.bodiless = self.head_request || head.no_content();
                 self.started = true;
-                Event::Start(frame::decode_response_head(payload)?)
+                Event::Start(head)
             }
             Kind::Data if !self.started => {
                 return Err(unexpected(kind, "before the response head"));
             }
-            Kind::Data => Event::Data(payload.to_vec()),
+            Kind::Data => {
+                self.sent += len as u64;
+                if let Some(p) = self.promised.filter(|p| self.sent > *p && !self.bodiless) {
+                    return Err(untrusted(format!(
+                        "the daemon sent more than the response's Content-Length of {p} bytes"
+                    )));
+                }
+                Event::Data(payload.to_vec())
+            }
             Kind::Flush => Event::Flush,
             Kind::End | Kind::Abort | Kind::Error | Kind::Retry => {
                 self.over = true;
                 match kind {
-                    Kind::End => Event::End,
-                    Kind::Error if !self.started => Event::Error(
-                        payload
+                    Kind::End => match self.promised {
+                        Some(p) if self.sent < p && !self.bodiless => {
+                            return Err(untrusted(format!(
+                                "the response ended {} bytes short of its Content-Length of {p}",
+                                p - self.sent
+                            )));
+                        }
+                        _ => Event::End,
+                    },
+                    Kind::Error if !self.started => {
+                        let status = payload
                             .get(..2)
-                            .map_or(500, |b| u16::from_le_bytes([b[0], b[1]])),
-                    ),
+                            .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
+                        if !(400..=599).contains(&status) {
+                            return Err(untrusted(format!("an error page of status {status}")));
+                        }
+                        Event::Error(status)
+                    }
                     Kind::Retry if !self.started => {
                         // The daemon closes it.
                         self.reusable = false;
@@ -239,6 +283,32 @@ impl Exchange {
             Lost::BadGateway
         }
     }
+}
+
+/// What a response head from a daemon must be, as the core requires of an
+/// app's (a daemon runs another user's code: its frames are untrusted
+/// input): every header valid, no hop-by-hop header, at most one
+/// Content-Length. The Content-Length, if any.
+fn checked_head(head: &ResponseHead) -> Result<Option<u64>, String> {
+    let mut length = None;
+    for (i, (name, value)) in head.headers.iter().enumerate() {
+        crate::response::check_header(i, name, value)?;
+        if name.eq_ignore_ascii_case("content-length") {
+            let n = crate::response::parse_content_length(value)?;
+            if length.is_some_and(|m| m != n) {
+                return Err("two different Content-Length values".into());
+            }
+            length = Some(n);
+        }
+    }
+    Ok(length)
+}
+
+fn untrusted(what: String) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("a malformed response from the daemon: {what}"),
+    )
 }
 
 fn unexpected(kind: Kind, when: &str) -> io::Error {
@@ -341,6 +411,113 @@ mod tests {
         }
     }
 
+    /// The first error of `frames`, fed to an exchange.
+    fn refused(frames: &[(Kind, &[u8])], head_request: bool) -> String {
+        let mut x = Exchange::new(8192).for_head_request(head_request);
+        let bytes = wire(frames);
+        let room = x.buffer();
+        room[..bytes.len()].copy_from_slice(&bytes);
+        x.filled(bytes.len());
+        loop {
+            match x.next_event() {
+                Ok(Some(_)) => {}
+                Ok(None) => return String::new(),
+                Err(e) => return e.to_string(),
+            }
+        }
+    }
+
+    fn head_with(status: &str, headers: &[(&str, &str)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        frame::field(&mut out, 30, status.as_bytes());
+        for (n, v) in headers {
+            frame::field(&mut out, 20, n.as_bytes());
+            frame::field(&mut out, 21, v.as_bytes());
+        }
+        out
+    }
+
+    /// A daemon runs another user's code: what it sends is checked as the
+    /// core checks an app's answer, and anything malformed is an error
+    /// (the server answers 502, or cuts a response begun).
+    #[test]
+    fn a_daemon_answering_garbage_is_refused() {
+        let bad_heads: [(&str, Vec<u8>); 7] = [
+            ("status", head_with("0 OK", &[])),
+            ("status", head_with("HTTP/1.1 200 OK", &[])),
+            (
+                "split",
+                head_with("200 OK", &[("X-A", "1\r\nSet-Cookie: a=1")]),
+            ),
+            (
+                "hop-by-hop",
+                head_with("200 OK", &[("Transfer-Encoding", "chunked")]),
+            ),
+            ("name", head_with("200 OK", &[("Bad Name", "1")])),
+            (
+                "not a number",
+                head_with("200 OK", &[("Content-Length", "-1")]),
+            ),
+            (
+                "two different",
+                head_with(
+                    "200 OK",
+                    &[("Content-Length", "1"), ("content-length", "2")],
+                ),
+            ),
+        ];
+        for (what, head) in bad_heads {
+            let e = refused(&[(Kind::ResponseHead, &head)], false);
+            assert!(
+                e.contains("malformed") || e.contains("status"),
+                "{what}: {e:?}"
+            );
+        }
+        let five = head_with("200 OK", &[("Content-Length", "5")]);
+        let e = refused(
+            &[
+                (Kind::ResponseHead, &five),
+                (Kind::Data, b"123456"),
+                (Kind::End, b""),
+            ],
+            false,
+        );
+        assert!(e.contains("more than the response's Content-Length"), "{e}");
+        let e = refused(
+            &[
+                (Kind::ResponseHead, &five),
+                (Kind::Data, b"123"),
+                (Kind::End, b""),
+            ],
+            false,
+        );
+        assert!(e.contains("2 bytes short"), "{e}");
+        // A HEAD's response promises a body it does not carry.
+        let ok = refused(&[(Kind::ResponseHead, &five), (Kind::End, b"")], true);
+        assert_eq!(ok, "");
+        let e = refused(&[(Kind::Error, &0u16.to_le_bytes())], false);
+        assert!(e.contains("status 0"), "{e}");
+        let e = refused(&[(Kind::Error, &302u16.to_le_bytes())], false);
+        assert!(e.contains("status 302"), "{e}");
+        let e = refused(&[(Kind::Hello, &[0; 32])], false);
+        assert!(e.contains("a server's frame"), "{e}");
+        // What is well formed passes.
+        let good = head_with("200 OK", &[("Content-Length", "5"), ("X-Caf\u{e9}", "a")]);
+        assert!(refused(&[(Kind::ResponseHead, &good)], false).contains("name"));
+        let good = head_with("200 OK", &[("Content-Length", "5"), ("X-A", "caf\u{e9}")]);
+        assert_eq!(
+            refused(
+                &[
+                    (Kind::ResponseHead, &good),
+                    (Kind::Data, b"12345"),
+                    (Kind::End, b"")
+                ],
+                false
+            ),
+            ""
+        );
+    }
+
     #[test]
     fn a_read_never_asks_for_more_than_the_protocol_allows() {
         let mut x = Exchange::new(8192);
@@ -420,5 +597,14 @@ mod tests {
         events(&mut x, &bytes, 64);
         assert_eq!(x.lost(true, true), Lost::Cut);
         assert!(idempotent(b"HEAD") && !idempotent(b"POST"));
+
+        // A frame that cannot be read is an answer all the same: a GET
+        // whose app wrote garbage is not run again and again.
+        let mut x = Exchange::new(8192);
+        let room = x.buffer();
+        room[..6].copy_from_slice(&[99, 1, 0, 0, 0, b'?']);
+        x.filled(6);
+        assert!(x.next_event().is_err());
+        assert_eq!(x.lost(false, true), Lost::BadGateway);
     }
 }

@@ -40,6 +40,8 @@ impl Connection {
 /// The connections of one process group's socket: reused, so a request
 /// costs no connect().
 pub struct Pool {
+    /// The group's name, for the log.
+    name: String,
     path: PathBuf,
     token: Token,
     timeout: Option<Duration>,
@@ -54,6 +56,7 @@ impl Pool {
     /// connections with `token`.
     pub fn new(path: PathBuf, timeout: Option<Duration>, token: Token) -> Pool {
         Pool {
+            name: String::new(),
             path,
             token,
             timeout,
@@ -77,6 +80,7 @@ impl Pool {
         )
         .with_connect_timeout(options.connect_timeout);
         p.head_limit = options.header_buffer_size;
+        p.name = name.to_string();
         Ok(p)
     }
 
@@ -115,6 +119,7 @@ impl Pool {
         sink: &mut dyn ResponseSink,
     ) -> Outcome {
         let idempotent = super::exchange::idempotent(req.method());
+        let head_request = req.method() == b"HEAD";
         let body = req.take_body();
         let kind = body_kind(req, &body);
         let mut body = Some(body.into_stream());
@@ -140,13 +145,14 @@ impl Pool {
                     continue;
                 }
                 Err(e) => {
-                    log::error!(target: "oxwsgi", "cannot reach the daemon at {}: {e}", self.path.display());
+                    log::error!(target: "oxwsgi", "group {}: cannot reach the daemon at {}: {e}; answering 503", self.name, self.path.display());
                     return crate::responder::error_page(sink, 503);
                 }
             };
             let mut state = Exchange {
                 conn: &mut conn,
-                daemon: super::exchange::Exchange::new(self.head_limit),
+                daemon: super::exchange::Exchange::new(self.head_limit)
+                    .for_head_request(head_request),
                 retry: false,
             };
             match state.run(&head, &mut body, sink) {
@@ -171,12 +177,12 @@ impl Pool {
                         log::debug!(target: "oxwsgi", "daemon connection lost before an answer ({e}); retrying");
                     }
                     Lost::Cut => {
-                        log::error!(target: "oxwsgi", "the daemon's connection failed: {e}");
+                        log::error!(target: "oxwsgi", "group {}: the daemon's connection failed: {e}; cutting the response", self.name);
                         sink.abort();
                         return Outcome::Aborted;
                     }
                     _ => {
-                        log::error!(target: "oxwsgi", "the daemon's connection failed: {e}");
+                        log::error!(target: "oxwsgi", "group {}: the daemon's connection failed: {e}; answering 502", self.name);
                         return crate::responder::error_page(sink, 502);
                     }
                 },
