@@ -25,7 +25,7 @@ fn main() {
         .clang_arg(format!("-I{apr}"))
         .allowlist_function("ap_.*|apr_.*")
         .allowlist_type("request_rec|module_struct|cmd_parms|server_rec|command_rec|conn_rec|unixd_config_rec|apr_.*")
-        .allowlist_var("MODULE_MAGIC_.*|OK|DECLINED|DONE|HTTP_.*|APR_HOOK_.*|REQUEST_CHUNKED_.*|APLOG_.*|AP_CONN_CLOSE|AP_MPMQ_.*|APR_FOPEN_.*|M_GET|AP_SQ_.*|APR_OC_REASON_.*|ap_unixd_config")
+        .allowlist_var("MODULE_MAGIC_.*|OK|DECLINED|DONE|HTTP_.*|APR_HOOK_.*|REQUEST_CHUNKED_.*|APLOG_.*|AP_CONN_CLOSE|AP_MPMQ_.*|APR_FOPEN_.*|M_GET|AP_SQ_.*|APR_OC_REASON_.*|ap_unixd_config|OPT_EXECCGI|OR_FILEINFO|ap_server_conf")
         .derive_default(true)
         .layout_tests(false)
         .generate()

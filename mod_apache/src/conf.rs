@@ -174,16 +174,15 @@ pub struct Config {
     /// WSGICallableObject at server level, by server key (see `server_key`):
     /// the aliases of a server are built with it, so they can be preloaded.
     callables: Vec<(usize, String)>,
-    /// WSGIPassAuthorization (mod_wsgi's default: Off).
-    pub pass_authorization: bool,
-    /// WSGIChunkedRequest (default Off: 411 for chunked bodies).
-    pub chunked_request: bool,
     /// WSGIScriptReloading (default On).
     script_reloading: bool,
     /// WSGIRequestTimeout (default off).
     pub request_timeout: Option<std::time::Duration>,
     /// WSGIDaemonProcess, in order.
     pub daemons: Vec<(String, oxwsgi_core::daemon::options::GroupOptions)>,
+    /// The server each group was defined in (`server_key`): a group of a
+    /// virtual host serves only that host (and hosts of its name).
+    pub daemon_servers: Vec<(String, usize)>,
     /// WSGISocketPrefix.
     pub socket_prefix: Option<String>,
     /// WSGIRestrictEmbedded.
@@ -203,11 +202,10 @@ impl Default for Config {
             python_home: None,
             python_path: Vec::new(),
             callables: Vec::new(),
-            pass_authorization: false,
-            chunked_request: false,
             script_reloading: true,
             request_timeout: None,
             daemons: Vec::new(),
+            daemon_servers: Vec::new(),
             socket_prefix: None,
             restrict_embedded: false,
             sockets: Vec::new(),
@@ -218,7 +216,10 @@ impl Default for Config {
 impl Config {
     /// What needs the whole configuration: every group an alias names is
     /// defined.
-    pub fn check(&self) -> Result<(), String> {
+    ///
+    /// # Safety
+    /// `main` is the main server of the configuration (or null).
+    pub unsafe fn check(&self, main: *const ffi::server_rec) -> Result<(), String> {
         let named = self
             .aliases
             .iter()
@@ -234,7 +235,55 @@ impl Config {
                 }
             }
         }
+        for a in &self.aliases {
+            let Some(Some(g)) = a.inline.group() else {
+                continue;
+            };
+            // SAFETY: the keys are the live server_recs of the configuration
+            // being checked (or 0), and `main` is its main server.
+            if env_var(g).is_none() && !unsafe { self.group_serves(g, a.server, main) } {
+                return Err(format!(
+                    "WSGIScriptAlias {}: process-group={g}: WSGI process group not accessible \
+                     (it is defined in another virtual host)",
+                    if a.prefix.is_empty() { "/" } else { &a.prefix }
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// Whether group `group` may serve requests of server `server` (a
+    /// `server_key`), as mod_wsgi decides: a group defined at the top
+    /// level serves every host; one defined in a virtual host serves that
+    /// host, and hosts of the same ServerName (its other ports). `main`:
+    /// the main server, whose key is 0.
+    ///
+    /// # Safety
+    /// `server` and the groups' keys are 0 or live server_recs of this
+    /// configuration; `main` is its main server.
+    pub unsafe fn group_serves(
+        &self,
+        group: &str,
+        server: usize,
+        main: *const ffi::server_rec,
+    ) -> bool {
+        let Some(&(_, home)) = self.daemon_servers.iter().find(|(n, _)| n == group) else {
+            return true;
+        };
+        let host = |key: usize| {
+            let s = if key == 0 {
+                main
+            } else {
+                key as *const ffi::server_rec
+            };
+            // SAFETY: a live server_rec (the contract); its hostname is a C
+            // string of the configuration, or null.
+            unsafe {
+                (!s.is_null() && !(*s).server_hostname.is_null())
+                    .then(|| CStr::from_ptr((*s).server_hostname).to_bytes().to_vec())
+            }
+        };
+        reachable(home, server, || (host(home), host(server)))
     }
 
     /// A warning when WSGISocketPrefix puts the groups' sockets where users
@@ -341,6 +390,21 @@ fn update(f: impl FnOnce(&mut Config) -> Result<(), String>) -> Result<(), Strin
     let r = f(&mut next);
     *slot = Some(Arc::new(next));
     r
+}
+
+/// mod_wsgi's rule for a group defined in server `home` (a `server_key`)
+/// and a request (or alias) of server `server`: `names` gives both
+/// servers' ServerNames, looked at only when the two differ.
+fn reachable(
+    home: usize,
+    server: usize,
+    names: impl FnOnce() -> (Option<Vec<u8>>, Option<Vec<u8>>),
+) -> bool {
+    if home == 0 || home == server {
+        return true;
+    }
+    let (a, b) = names();
+    a.is_some() && a == b
 }
 
 /// The configuration key of a server: 0 for the main server, else the
@@ -510,6 +574,10 @@ pub struct DirConf {
     callable: *const c_char,
     /// WSGIProcessGroup, or null when not set at this level.
     process_group: *const c_char,
+    /// WSGIPassAuthorization, WSGIChunkedRequest: -1 when not set at this
+    /// level, else 0 or 1.
+    pass_authorization: i8,
+    chunked_request: i8,
 }
 
 /// # Safety
@@ -518,7 +586,17 @@ pub unsafe extern "C" fn create_dir_config(p: *mut ffi::apr_pool_t, _: *mut c_ch
     guard::entry("create_dir_config", std::ptr::null_mut(), || {
         // SAFETY: the pool outlives the configuration; the memory is written
         // whole before Apache sees it.
-        unsafe { new_dir_conf(p, std::ptr::null(), std::ptr::null()) }
+        unsafe {
+            new_dir_conf(
+                p,
+                DirConf {
+                    callable: std::ptr::null(),
+                    process_group: std::ptr::null(),
+                    pass_authorization: -1,
+                    chunked_request: -1,
+                },
+            )
+        }
     })
 }
 
@@ -534,33 +612,64 @@ pub unsafe extern "C" fn merge_dir_config(
         unsafe {
             let (base, add) = (&*base.cast::<DirConf>(), &*add.cast::<DirConf>());
             let inner = |a: *const c_char, b: *const c_char| if a.is_null() { b } else { a };
+            let flag = |a: i8, b: i8| if a < 0 { b } else { a };
             new_dir_conf(
                 p,
-                inner(add.callable, base.callable),
-                inner(add.process_group, base.process_group),
+                DirConf {
+                    callable: inner(add.callable, base.callable),
+                    process_group: inner(add.process_group, base.process_group),
+                    pass_authorization: flag(add.pass_authorization, base.pass_authorization),
+                    chunked_request: flag(add.chunked_request, base.chunked_request),
+                },
             )
         }
     })
 }
 
 /// # Safety
-/// `p` is a live pool; `callable` is null or a string in a pool that lives
-/// at least as long.
-unsafe fn new_dir_conf(
-    p: *mut ffi::apr_pool_t,
-    callable: *const c_char,
-    process_group: *const c_char,
-) -> *mut c_void {
+/// `p` is a live pool; the strings of `conf` are null or in a pool that
+/// lives at least as long.
+unsafe fn new_dir_conf(p: *mut ffi::apr_pool_t, conf: DirConf) -> *mut c_void {
     // SAFETY: p is a live pool (new_dir_conf's contract); apr_palloc returns memory aligned
     // for any type, written here before use.
     unsafe {
         let c = ffi::apr_palloc(p, std::mem::size_of::<DirConf>()).cast::<DirConf>();
-        c.write(DirConf {
-            callable,
-            process_group,
-        });
+        c.write(conf);
         c.cast()
     }
+}
+
+/// The request's merged DirConf.
+///
+/// # Safety
+/// `r` is a live request of a server that loaded this module.
+unsafe fn dir_conf<'r>(r: *const ffi::request_rec) -> Option<&'r DirConf> {
+    // SAFETY: r is a live request of a server that loaded this module, so
+    // the request's merged directory configuration holds our DirConf at our
+    // module's index, in a pool that outlives the request.
+    unsafe {
+        ffi::ap_get_module_config((*r).per_dir_config, &raw const crate::oxwsgi_module)
+            .cast::<DirConf>()
+            .as_ref()
+    }
+}
+
+/// WSGIPassAuthorization in force for a request (mod_wsgi's default: Off).
+///
+/// # Safety
+/// `r` is a live request of a server that loaded this module.
+pub unsafe fn pass_authorization(r: *const ffi::request_rec) -> bool {
+    // SAFETY: dir_conf's contract is this function's.
+    unsafe { dir_conf(r) }.is_some_and(|c| c.pass_authorization == 1)
+}
+
+/// WSGIChunkedRequest in force for a request (default Off: 411).
+///
+/// # Safety
+/// `r` is a live request of a server that loaded this module.
+pub unsafe fn chunked_request(r: *const ffi::request_rec) -> bool {
+    // SAFETY: dir_conf's contract is this function's.
+    unsafe { dir_conf(r) }.is_some_and(|c| c.chunked_request == 1)
 }
 
 /// A string of the request's merged DirConf, when set.
@@ -571,13 +680,10 @@ unsafe fn dir_string<'r>(
     r: *const ffi::request_rec,
     field: fn(&DirConf) -> *const c_char,
 ) -> Option<&'r str> {
-    // SAFETY: r is a live request of a server that loaded this module, so
-    // the request's merged directory configuration holds our DirConf at our
-    // module's index; its strings live in the configuration pool.
+    // SAFETY: r is live (the contract); the DirConf's strings live in the
+    // configuration pool.
     unsafe {
-        let c = ffi::ap_get_module_config((*r).per_dir_config, &raw const crate::oxwsgi_module)
-            .cast::<DirConf>();
-        let p = field(c.as_ref()?);
+        let p = field(dir_conf(r)?);
         if p.is_null() {
             None
         } else {
@@ -650,7 +756,7 @@ directive1!(
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn oxwsgi_cmd_flag(
     cmd: *mut cmd_parms,
-    _: *mut c_void,
+    dir: *mut c_void,
     on: std::ffi::c_int,
 ) -> *const c_char {
     guard::entry("an on/off directive", DIRECTIVE_PANICKED, || {
@@ -659,10 +765,24 @@ pub unsafe extern "C" fn oxwsgi_cmd_flag(
             .to_bytes()
             .to_vec();
         let on = on != 0;
+        // Per directory (a tenant's .htaccess may set them, as mod_wsgi's):
+        // never the server-wide configuration.
+        // SAFETY: dir is our DirConf for the context being parsed (made by
+        // create_dir_config), as Apache passes it to the handler.
+        let dir = unsafe { &mut *dir.cast::<DirConf>() };
+        match name.as_slice() {
+            b"WSGIPassAuthorization" => {
+                dir.pass_authorization = i8::from(on);
+                return std::ptr::null();
+            }
+            b"WSGIChunkedRequest" => {
+                dir.chunked_request = i8::from(on);
+                return std::ptr::null();
+            }
+            _ => {}
+        }
         let r = update(|c| {
             match name.as_slice() {
-                b"WSGIPassAuthorization" => c.pass_authorization = on,
-                b"WSGIChunkedRequest" => c.chunked_request = on,
                 b"WSGIScriptReloading" => c.script_reloading = on,
                 b"WSGIRestrictEmbedded" => c.restrict_embedded = on,
                 _ => return Err("unknown flag".into()),
@@ -710,10 +830,12 @@ directive1!(
         let name = name.clone();
         let words: Vec<&str> = words.iter().map(String::as_str).collect();
         let options = oxwsgi_core::daemon::options::GroupOptions::parse(&name, &words)?;
+        let server = server_key((*cmd).server);
         update(|c| {
             if c.daemons.iter().any(|(n, _)| *n == name) {
                 return Err(format!("process group {name} is defined twice"));
             }
+            c.daemon_servers.push((name.clone(), server));
             c.daemons.push((name, options));
             Ok(())
         })
@@ -798,12 +920,13 @@ mod tests {
         let mut c = config(&[(0, "/a")]);
         c.aliases[0].inline.process_group = Some("site".into());
         assert!(
-            c.check()
+            unsafe { c.check(std::ptr::null()) }
                 .unwrap_err()
                 .contains("process-group=site: no WSGIDaemonProcess")
         );
         c.daemons.push(("site".into(), Default::default()));
-        assert!(c.check().is_ok());
+        // SAFETY: no server_recs: every key is 0.
+        assert!(unsafe { c.check(std::ptr::null()) }.is_ok());
     }
 
     fn config(aliases: &[(usize, &str)]) -> Config {
@@ -878,5 +1001,31 @@ mod tests {
         );
         let e = defaults.app("site/wsgi.py", "", None).err().unwrap();
         assert!(e.contains("absolute"), "{e}");
+    }
+
+    #[test]
+    fn a_virtual_hosts_group_serves_that_host_only() {
+        let names = |a: &str, b: &str| {
+            let (a, b) = (a.as_bytes().to_vec(), b.as_bytes().to_vec());
+            move || (Some(a), Some(b))
+        };
+        assert!(
+            reachable(0, 7, names("a", "b")),
+            "a top-level group serves all"
+        );
+        assert!(reachable(7, 7, names("a", "b")), "its own host");
+        assert!(
+            !reachable(7, 9, names("a.example", "b.example")),
+            "another host"
+        );
+        assert!(
+            !reachable(7, 0, names("a.example", "main")),
+            "the main server"
+        );
+        assert!(
+            reachable(7, 9, names("a.example", "a.example")),
+            "its name on another port"
+        );
+        assert!(!reachable(7, 9, || (None, None)), "no names to match");
     }
 }

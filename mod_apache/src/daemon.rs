@@ -343,6 +343,16 @@ fn pool(c: &Config, group: &str) -> Option<Arc<Pool>> {
 /// # Safety
 /// `r` is the live request of the calling handler.
 pub unsafe fn serve(r: *mut request_rec, group: &str, app: &App, c: &Config) -> c_int {
+    // A group defined in a virtual host serves that host only (a tenant
+    // elsewhere must not run its scripts in another site's daemons).
+    // SAFETY: r is live (the contract): its server and the main server
+    // (ap_server_conf) are live server_recs of the running configuration.
+    let serves =
+        unsafe { c.group_serves(group, conf::server_key((*r).server), ffi::ap_server_conf) };
+    if !serves {
+        log::error!(target: "oxwsgi", "Daemon process called '{group}' cannot be accessed by this WSGI application.");
+        return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
+    }
     let Some(pool) = pool(c, group) else {
         log::error!(target: "oxwsgi", "WSGIProcessGroup {group}: no WSGIDaemonProcess of that name");
         return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
@@ -358,7 +368,7 @@ pub unsafe fn serve(r: *mut request_rec, group: &str, app: &App, c: &Config) -> 
     // contract), used by this thread (and its writer) only.
     unsafe {
         let writer = crate::writer::WriteBehind::for_request(r);
-        let mut req = match crate::request::from_request_rec(r, c, &writer, Some(group)) {
+        let mut req = match crate::request::from_request_rec(r, &writer, Some(group)) {
             Ok(q) => q,
             Err(status) => return status,
         };

@@ -139,12 +139,13 @@ unsafe extern "C" fn check_config(
     _: *mut apr_pool_t,
     _: *mut apr_pool_t,
     _: *mut apr_pool_t,
-    _: *mut server_rec,
+    s: *mut server_rec,
 ) -> c_int {
     guard::entry(
         "check_config",
         ffi::HTTP_INTERNAL_SERVER_ERROR as c_int,
-        || match conf::get().check().and_then(|()| {
+        // SAFETY: Apache passes the main server of the configuration read.
+        || match unsafe { conf::get().check(s) }.and_then(|()| {
             // SAFETY: geteuid has no preconditions; Apache's User is read
             // by now (mod_unixd, at configuration).
             let workers = unsafe { (libc::geteuid() == 0).then_some(ffi::ap_unixd_config.user_id) };
@@ -502,6 +503,20 @@ unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
                     return ffi::HTTP_VERSION_NOT_SUPPORTED as c_int;
                 }
                 let c = conf::get();
+                // A script mapped by a handler (SetHandler, AddHandler: a
+                // tenant's .htaccess can) runs only where the server's
+                // configuration allows scripts, as with mod_wsgi; an alias
+                // is the configuration's own word.
+                if inline_of(r, &c).is_none()
+                    && ffi::ap_allow_options(r) & ffi::OPT_EXECCGI as c_int == 0
+                {
+                    log::error!(
+                        target: "oxwsgi",
+                        "Options ExecCGI is off in this directory: {}",
+                        cstr_str((*r).filename)
+                    );
+                    return ffi::HTTP_FORBIDDEN as c_int;
+                }
                 // An alias's process-group= wins over WSGIProcessGroup.
                 let group = match inline_of(r, &c).and_then(|i| i.group()) {
                     Some(inline) => inline.and_then(|g| conf::resolve_group(r, g)),
@@ -521,7 +536,7 @@ unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
                     return ffi::HTTP_NOT_FOUND as c_int;
                 };
                 let writer = writer::WriteBehind::for_request(r);
-                let mut req = match request::from_request_rec(r, &c, &writer, None) {
+                let mut req = match request::from_request_rec(r, &writer, None) {
                     Ok(q) => q,
                     Err(status) => return status,
                 };

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use oxwsgi_core::{Body, OwnedRequest};
 
-use crate::conf::Config;
 use crate::cstr_bytes;
 use crate::ffi::{self, request_rec};
 use crate::writer::WriteBehind;
@@ -19,7 +18,6 @@ use crate::writer::WriteBehind;
 /// `r` is the live request of the calling thread's handler.
 pub unsafe fn from_request_rec(
     r: *mut request_rec,
-    conf: &Config,
     writer: &Arc<WriteBehind>,
     process_group: Option<&str>,
 ) -> Result<OwnedRequest, i32> {
@@ -30,15 +28,16 @@ pub unsafe fn from_request_rec(
         if rc != ffi::OK as i32 {
             return Err(rc);
         }
-        if (*r).read_chunked != 0 && !conf.chunked_request {
+        if (*r).read_chunked != 0 && !crate::conf::chunked_request(r) {
             // mod_wsgi's behaviour unless WSGIChunkedRequest On.
             return Err(ffi::HTTP_LENGTH_REQUIRED as i32);
         }
         let mut headers = Vec::new();
+        let pass_authorization = crate::conf::pass_authorization(r);
         for (k, v) in table((*r).headers_in) {
             // Credentials reach the app only when WSGIPassAuthorization On
             // (a proxy's as the origin's, as Apache's CGIPassAuth).
-            if !conf.pass_authorization
+            if !pass_authorization
                 && (k.eq_ignore_ascii_case(b"authorization")
                     || k.eq_ignore_ascii_case(b"proxy-authorization"))
             {

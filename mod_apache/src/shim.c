@@ -34,9 +34,11 @@ const command_rec oxwsgi_cmds[] = {
                   "extra module directories, separated by ':'"),
     AP_INIT_TAKE1("WSGICallableObject", oxwsgi_cmd_callable, NULL, OR_FILEINFO,
                   "the name of the WSGI callable (default: application)"),
-    AP_INIT_FLAG("WSGIPassAuthorization", oxwsgi_cmd_flag, NULL, RSRC_CONF | ACCESS_CONF,
+    /* Contexts as mod_wsgi's: what a tenant's .htaccess may set (FileInfo)
+     * is per directory; what picks a process group is not. */
+    AP_INIT_FLAG("WSGIPassAuthorization", oxwsgi_cmd_flag, NULL, OR_FILEINFO,
                  "pass the Authorization header to the app as HTTP_AUTHORIZATION"),
-    AP_INIT_FLAG("WSGIChunkedRequest", oxwsgi_cmd_flag, NULL, RSRC_CONF | ACCESS_CONF,
+    AP_INIT_FLAG("WSGIChunkedRequest", oxwsgi_cmd_flag, NULL, OR_FILEINFO,
                  "accept chunked request bodies (411 otherwise)"),
     AP_INIT_FLAG("WSGIScriptReloading", oxwsgi_cmd_flag, NULL, RSRC_CONF | ACCESS_CONF,
                  "reload a script when its file changes"),
@@ -46,7 +48,7 @@ const command_rec oxwsgi_cmds[] = {
                   "how long an app may take for a request (e.g. 30s; off)"),
     AP_INIT_RAW_ARGS("WSGIDaemonProcess", oxwsgi_cmd_daemon_process, NULL, RSRC_CONF,
                      "a process group: NAME option=value ..."),
-    AP_INIT_TAKE1("WSGIProcessGroup", oxwsgi_cmd_process_group, NULL, ACCESS_CONF | RSRC_CONF | OR_FILEINFO,
+    AP_INIT_TAKE1("WSGIProcessGroup", oxwsgi_cmd_process_group, NULL, ACCESS_CONF | RSRC_CONF,
                   "the process group that runs the app (%{GLOBAL}: embedded)"),
     AP_INIT_TAKE1("WSGISocketPrefix", oxwsgi_cmd_socket_prefix, NULL, RSRC_CONF,
                   "where the process groups' sockets go"),

@@ -70,6 +70,18 @@ pub unsafe fn respond(r: *mut request_rec) -> c_int {
     // SAFETY: r is live on this thread (respond's contract); the strings
     // handed to Apache are copied into its pool or tables.
     unsafe {
+        // The page shows every group's requests in flight: only the
+        // server's configuration may put it somewhere, never a tenant's
+        // .htaccess (which may set handlers where FileInfo is allowed).
+        if ffi::ap_allow_overrides(r) & ffi::OR_FILEINFO as c_int != 0 {
+            log::error!(
+                target: "oxwsgi",
+                "wsgi-status is not served where .htaccess files may set handlers \
+                 (AllowOverride FileInfo): put it in a <Location> whose directory has \
+                 AllowOverride None"
+            );
+            return ffi::HTTP_FORBIDDEN as c_int;
+        }
         if (*r).method_number != ffi::M_GET as c_int {
             (*r).allowed = 1 << ffi::M_GET;
             return ffi::HTTP_METHOD_NOT_ALLOWED as c_int;

@@ -375,45 +375,239 @@ fn a_group_of_its_own_user_never_holds_the_servers_tls_key() {
 /// of another user can) are checked by the server: a split header, a
 /// hop-by-hop header, a bad status or error page, an unknown frame: 502
 /// and a line naming the group; a body short of its Content-Length: a cut
-/// response. The server serves on.
-fn garbage_is_refused(server: &ServerProcess, port: u16, prefix: &str) {
-    for kind in ["split", "hop", "status", "error0", "unknown"] {
+/// response. The server serves on. Each kind on a fresh server, so the
+/// app's one connection is its request's.
+fn garbage_is_refused<S: std::ops::Deref<Target = ServerProcess>>(
+    start: impl Fn() -> (S, u16),
+    prefix: &str,
+) {
+    for (kind, logged) in [
+        ("split", "header injection"),
+        ("hop", "is a hop-by-hop header"),
+        ("status", "got \"0 OK\""),
+        ("error0", "an error page of status 0"),
+        ("unknown", "unknown frame kind 99"),
+    ] {
+        let (server, port) = start();
         let r = http::get(port, &format!("{prefix}?{kind}"));
         assert_eq!(r.status, 502, "{kind}: {}", server.error_log());
         assert!(r.header("Set-Cookie").is_none(), "{kind}");
         assert!(r.header("X-A").is_none(), "{kind}");
+        server.expect_logged(&[
+            &format!("group site: the daemon's connection failed: "),
+            logged,
+        ]);
+        assert_eq!(
+            http::get(port, &format!("{prefix}?fine")).text(),
+            "fine",
+            "{kind}"
+        );
     }
+    let (server, port) = start();
     let raw = Request::get(&format!("{prefix}?short")).to_bytes(port);
     let cut = http::send(port, &raw, false);
     assert!(
         cut.as_ref().map_or(true, |r| !r.complete),
         "a short body must not look complete: {cut:?}"
     );
-    server.expect_logged(&[
-        "group site: the daemon's connection failed: a malformed response from the daemon",
-        "unknown frame kind 99",
-    ]);
-    assert_eq!(http::get(port, &format!("{prefix}?fine")).text(), "fine");
+    server.expect_logged(&["the response ended 90 bytes short of its Content-Length of 100"]);
 }
 
 #[test]
 fn a_daemon_answering_garbage_gets_502_on_both_servers() {
-    let n = Nginx::start(
-        Config::new(&format!(
-            "location / {{ wsgi_group site; wsgi_app {}; }}",
-            app("hostile_daemon.py")
-        ))
-        .http("wsgi_process_group site processes=1 threads=1;"),
+    garbage_is_refused(
+        || {
+            let n = Nginx::start(
+                Config::new(&format!(
+                    "location / {{ wsgi_group site; wsgi_app {}; }}",
+                    app("hostile_daemon.py")
+                ))
+                .http("wsgi_process_group site processes=1 threads=1;"),
+            );
+            let port = n.port;
+            (n, port)
+        },
+        "/",
     );
-    garbage_is_refused(&n, n.port, "/");
-    let a = Apache::start(
+    garbage_is_refused(
+        || {
+            let a = Apache::start(
+                "event",
+                &format!(
+                    "WSGIDaemonProcess site processes=1 threads=1\n\
+                     WSGIProcessGroup site\n\
+                     WSGIScriptAlias /h {}",
+                    app("hostile_daemon.py")
+                ),
+            );
+            let port = a.port;
+            (a, port)
+        },
+        "/h",
+    );
+}
+
+/// Two virtual hosts on one Apache, as a hosting setup has them: `a.test`
+/// runs its site in its own group (`siteA`, as nobody); `b.test` is a
+/// tenant's, whose directory allows `.htaccess` files with FileInfo (what
+/// mod_rewrite needs). `tenant_dir` extra lines go into the tenant's
+/// `<Directory>` (the operator's), `b_lines` into its virtual host.
+fn hosting(load: &str, tenant: &Path, tenant_dir: &str, b_lines: &str) -> Apache {
+    Apache::start_with(
         "event",
+        load,
         &format!(
-            "WSGIDaemonProcess site processes=1 threads=1\n\
-             WSGIProcessGroup site\n\
-             WSGIScriptAlias /h {}",
-            app("hostile_daemon.py")
+            "LoadModule mime_module /usr/lib/apache2/modules/mod_mime.so\n\
+             TypesConfig /etc/mime.types\n\
+             WSGISocketPrefix wsgi\n\
+             <VirtualHost 127.0.0.1:{{port}}>\n\
+                 ServerName a.test\n\
+                 WSGIDaemonProcess siteA processes=1 threads=2 user=nobody home=/tmp\n\
+                 WSGIScriptAlias /site {cases} process-group=siteA\n\
+             </VirtualHost>\n\
+             <VirtualHost 127.0.0.1:{{port}}>\n\
+                 ServerName b.test\n\
+                 DocumentRoot {tenant}\n\
+                 {b_lines}\n\
+                 <Directory {tenant}>\n\
+                     AllowOverride FileInfo AuthConfig\n\
+                     Require all granted\n\
+                     {tenant_dir}\n\
+                 </Directory>\n\
+             </VirtualHost>",
+            cases = app("cases.py"),
+            tenant = tenant.display(),
         ),
+    )
+}
+
+fn get_host(port: u16, host: &str, path: &str) -> http::Response {
+    Request::get(path).header("Host", host).send(port)
+}
+
+/// A tenant's directory with the attacker's script and `htaccess`.
+fn tenant_dir(htaccess: &str) -> (PathBuf, PathBuf) {
+    let dir = temp_dir("tenant");
+    let marker = dir.join("ran");
+    attack::marker_script(&dir, &marker);
+    std::fs::write(dir.join(".htaccess"), htaccess).unwrap();
+    (dir, marker)
+}
+
+/// A tenant's `.htaccess` cannot move its scripts into another site's
+/// group: WSGIProcessGroup is not a directive for `.htaccess` (as in
+/// mod_wsgi, side by side), and a group defined in another virtual host
+/// does not serve this one even when the server's own configuration names
+/// it there (mod_wsgi's rule and wording).
+#[test]
+fn a_tenant_stays_out_of_another_sites_group() {
+    for (name, load) in [
+        (
+            "oxwsgi",
+            format!("LoadModule oxwsgi_module {}", apache::module().display()),
+        ),
+        ("mod_wsgi", apache::mod_wsgi()),
+    ] {
+        let (dir, marker) = tenant_dir("AddHandler wsgi-script .py\nWSGIProcessGroup siteA\n");
+        let a = hosting(&load, &dir, "Options +ExecCGI", "");
+        assert_eq!(
+            get_host(a.port, "a.test", "/site/whoami").status,
+            200,
+            "{name}"
+        );
+        let r = get_host(a.port, "b.test", "/attacker.py");
+        assert_eq!(r.status, 500, "{name}: {}", a.error_log());
+        a.expect_logged(&["WSGIProcessGroup not allowed here"]);
+        assert!(!marker.exists(), "{name}: the tenant's script ran");
+        drop(a);
+        // The operator names the group in the tenant's <Directory>.
+        std::fs::write(dir.join(".htaccess"), "AddHandler wsgi-script .py\n").unwrap();
+        let a = hosting(&load, &dir, "Options +ExecCGI\nWSGIProcessGroup siteA", "");
+        let r = get_host(a.port, "b.test", "/attacker.py");
+        assert_eq!(r.status, 500, "{name}: {}", a.error_log());
+        a.expect_logged(&[
+            "Daemon process called 'siteA' cannot be accessed by this WSGI application",
+        ]);
+        assert!(!marker.exists(), "{name}: the tenant's script ran in siteA");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// A handler-mapped script (AddHandler in `.htaccess`) runs only where the
+/// server's configuration has `Options ExecCGI`, as with mod_wsgi.
+#[test]
+fn a_handler_mapped_script_needs_execcgi() {
+    for (name, load) in [
+        (
+            "oxwsgi",
+            format!("LoadModule oxwsgi_module {}", apache::module().display()),
+        ),
+        ("mod_wsgi", apache::mod_wsgi()),
+    ] {
+        let (dir, marker) = tenant_dir("AddHandler wsgi-script .py\n");
+        let a = hosting(&load, &dir, "Options -ExecCGI", "");
+        let r = get_host(a.port, "b.test", "/attacker.py");
+        assert_eq!(r.status, 403, "{name}: {}", a.error_log());
+        a.expect_logged(&["Options ExecCGI is off in this directory"]);
+        assert!(!marker.exists(), "{name}");
+        drop(a);
+        let a = hosting(&load, &dir, "Options +ExecCGI", "");
+        let r = get_host(a.port, "b.test", "/attacker.py");
+        assert_eq!((r.status, r.text()), (200, "pwned".into()), "{name}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// What mod_wsgi lets a tenant set in `.htaccess` (FileInfo) applies to
+/// that directory only: WSGIPassAuthorization On there passes credentials
+/// to the tenant's app, and not to the other site's.
+#[test]
+fn pass_authorization_from_htaccess_stays_in_its_directory() {
+    for (name, load) in [
+        (
+            "oxwsgi",
+            format!("LoadModule oxwsgi_module {}", apache::module().display()),
+        ),
+        ("mod_wsgi", apache::mod_wsgi()),
+    ] {
+        let dir = temp_dir("tenant-auth");
+        std::fs::copy(app("cases.py"), dir.join("cases.py")).unwrap();
+        std::fs::write(
+            dir.join(".htaccess"),
+            "AddHandler wsgi-script .py\nWSGIPassAuthorization On\n",
+        )
+        .unwrap();
+        let a = hosting(&load, &dir, "Options +ExecCGI", "");
+        let env = |host: &str, path: &str| {
+            Request::get(path)
+                .header("Host", host)
+                .header("Authorization", "Basic dGVuYW50OnB3")
+                .send(a.port)
+                .text()
+        };
+        let tenant = env("b.test", "/cases.py/env");
+        assert!(tenant.contains("HTTP_AUTHORIZATION"), "{name}: {tenant}");
+        let site = env("a.test", "/site/env");
+        assert!(site.contains("\"PATH_INFO\""), "{name}: {site}");
+        assert!(!site.contains("HTTP_AUTHORIZATION"), "{name}: {site}");
+        drop(a);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// The status page lists every group's requests in flight: a tenant's
+/// `.htaccess` cannot put it in its directory.
+#[test]
+fn a_tenant_cannot_serve_the_status_page() {
+    let (dir, _) = tenant_dir("SetHandler wsgi-status\n");
+    let a = hosting(
+        &format!("LoadModule oxwsgi_module {}", apache::module().display()),
+        &dir,
+        "",
+        "",
     );
-    garbage_is_refused(&a, a.port, "/h");
+    let r = get_host(a.port, "b.test", "/anything");
+    assert_eq!(r.status, 403, "{}", a.error_log());
+    a.expect_logged(&["wsgi-status is not served where .htaccess files may set handlers"]);
+    let _ = std::fs::remove_dir_all(&dir);
 }

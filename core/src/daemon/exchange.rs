@@ -180,8 +180,17 @@ impl Exchange {
     }
 
     /// The next whole frame's meaning, or `None` until more bytes are read.
-    /// An error is a broken or foreign peer: the connection must go.
+    /// An error is a broken or foreign peer: the connection must go (it is
+    /// never reusable after one, whatever came before).
     pub fn next_event(&mut self) -> io::Result<Option<Event>> {
+        let event = self.parse_next();
+        if event.is_err() {
+            self.reusable = false;
+        }
+        event
+    }
+
+    fn parse_next(&mut self) -> io::Result<Option<Event>> {
         let Some((kind, len)) = self.next_header()? else {
             return Ok(None);
         };
@@ -497,6 +506,12 @@ mod tests {
         assert_eq!(ok, "");
         let e = refused(&[(Kind::Error, &0u16.to_le_bytes())], false);
         assert!(e.contains("status 0"), "{e}");
+        let mut x = Exchange::new(8192);
+        let bytes = wire(&[(Kind::Error, &0u16.to_le_bytes())]);
+        x.buffer()[..bytes.len()].copy_from_slice(&bytes);
+        x.filled(bytes.len());
+        assert!(x.next_event().is_err());
+        assert!(!x.reusable(), "a connection that failed is never reused");
         let e = refused(&[(Kind::Error, &302u16.to_le_bytes())], false);
         assert!(e.contains("status 302"), "{e}");
         let e = refused(&[(Kind::Hello, &[0; 32])], false);
