@@ -920,6 +920,7 @@ mod tests {
         let mut c = config(&[(0, "/a")]);
         c.aliases[0].inline.process_group = Some("site".into());
         assert!(
+            // SAFETY: no server_recs: every key is 0.
             unsafe { c.check(std::ptr::null()) }
                 .unwrap_err()
                 .contains("process-group=site: no WSGIDaemonProcess")
