@@ -393,10 +393,7 @@ fn garbage_is_refused<S: std::ops::Deref<Target = ServerProcess>>(
         assert_eq!(r.status, 502, "{kind}: {}", server.error_log());
         assert!(r.header("Set-Cookie").is_none(), "{kind}");
         assert!(r.header("X-A").is_none(), "{kind}");
-        server.expect_logged(&[
-            &format!("group site: the daemon's connection failed: "),
-            logged,
-        ]);
+        server.expect_logged(&["group site: the daemon's connection failed: ", logged]);
         assert_eq!(
             http::get(port, &format!("{prefix}?fine")).text(),
             "fine",
