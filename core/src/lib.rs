@@ -24,6 +24,8 @@
 //! - `sink`: the `ResponseSink` trait servers implement, and `Chunk`.
 //! - `metrics`: counters, histograms and the requests in flight, in memory
 //!   all of a server's processes share;
+//! - `group_metrics`: each process group's own metrics region, and the
+//!   server's view over all of them;
 //! - `status`: the status page from a metrics snapshot (Prometheus, JSON,
 //!   HTML);
 //! - `recycle`: when a process's Python should be replaced (max requests
@@ -42,6 +44,7 @@ mod embed;
 pub mod environ;
 pub mod errors;
 pub mod file_wrapper;
+pub mod group_metrics;
 pub mod guard;
 pub mod gzip;
 pub mod handler;

@@ -100,7 +100,11 @@ pub unsafe fn start(
         }
         let mut spec =
             options.into_spec(name, socket.clone().into(), owner, preloaded(&c, name))?;
-        spec.metrics = metrics;
+        spec.metrics = match metrics {
+            // SAFETY: s is post_config's main server, in the parent.
+            Some(_) => Some(unsafe { group_region(s, name) }?),
+            None => None,
+        };
         spec.exec = exec.clone();
         match Group::start(spec, daemon_logger) {
             Ok(g) => {
@@ -162,6 +166,44 @@ unsafe fn keep_secret(s: *mut server_rec) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Group `name`'s own metrics region (`oxwsgi_core::group_metrics`): made
+/// once, and kept in the process pool with the server's region (a
+/// restart unloads this module, not the parent's mappings), so the group's
+/// counters survive a graceful restart as the server's do.
+///
+/// # Safety
+/// `s` is the main server, in the parent.
+unsafe fn group_region(
+    s: *mut server_rec,
+    name: &str,
+) -> Result<&'static oxwsgi_core::metrics::Region, String> {
+    use oxwsgi_core::group_metrics;
+    let key = std::ffi::CString::new(format!("oxwsgi-group-metrics:{name}"))
+        .map_err(|_| format!("process group {name}: a NUL in its name"))?;
+    // SAFETY: s and its process pool are live (the contract); the user data,
+    // when set, is the address of a region `group_metrics` mapped in this
+    // process (shared, never unmapped in the parent), stored below.
+    unsafe {
+        let pool = (*(*s).process).pool;
+        let mut found: *mut c_void = std::ptr::null_mut();
+        ffi::apr_pool_userdata_get(&mut found, key.as_ptr(), pool);
+        if let Some(region) = found.cast::<oxwsgi_core::metrics::Region>().as_ref() {
+            group_metrics::adopt(name, region);
+            return Ok(region);
+        }
+        let region = group_metrics::region_of(name)
+            .map_err(|e| format!("process group {name}: its metrics memory: {e}"))?;
+        // APR copies the key into the pool.
+        ffi::apr_pool_userdata_set(
+            std::ptr::from_ref(region).cast_mut().cast(),
+            key.as_ptr(),
+            None,
+            pool,
+        );
+        Ok(region)
+    }
 }
 
 /// The apps group `name` loads when its daemons start: those of the

@@ -96,7 +96,10 @@ pub unsafe fn respond(r: *mut request_rec) -> c_int {
         let query = crate::cstr_bytes((*r).args);
         let accept = ffi::apr_table_get((*r).headers_in, c"Accept".as_ptr());
         let accept = (!accept.is_null()).then(|| crate::cstr_bytes(accept));
-        let page = status::render(Format::choose(query, accept), &region.snapshot());
+        let page = status::render(
+            Format::choose(query, accept),
+            &oxwsgi_core::group_metrics::snapshot(region),
+        );
         let Ok(content_type) = CString::new(page.content_type) else {
             return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
         };

@@ -106,7 +106,15 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) -> Result<(), String> {
         .map(|(name, options)| {
             let mut spec =
                 options.into_spec(name, socket_path(&pid_file, name), owner, Vec::new())?;
-            spec.metrics = metrics;
+            // A region of the group's own, made here in the master so every
+            // worker forked after reads it.
+            spec.metrics = match metrics {
+                Some(_) => Some(
+                    oxwsgi_core::group_metrics::region_of(name)
+                        .map_err(|e| format!("process group {name}: its metrics memory: {e}"))?,
+                ),
+                None => None,
+            };
             spec.exec = exec.clone();
             Ok(spec)
         })

@@ -154,7 +154,10 @@ unsafe fn respond(r: *mut ngx_http_request_t) -> ngx_int_t {
                 accept = Some(v);
             }
         });
-        let page = status::render(Format::choose(query, accept), &region.snapshot());
+        let page = status::render(
+            Format::choose(query, accept),
+            &oxwsgi_core::group_metrics::snapshot(region),
+        );
         let mut headers = vec![
             ("Content-Type".to_string(), page.content_type.to_string()),
             ("Content-Length".to_string(), page.body.len().to_string()),

@@ -149,7 +149,7 @@ fn script_alias_match_set_handler_and_import_script() {
         &format!(
             "WSGIScriptAliasMatch ^/apps/([a-z]+) {dir}/$1.wsgi\n\
              Alias /files {dir}\n\
-             <Directory {dir}>\n    SetHandler wsgi-script\n    Require all granted\n</Directory>\n\
+             <Directory {dir}>\n    SetHandler wsgi-script\n    Options +ExecCGI\n    Require all granted\n</Directory>\n\
              WSGIImportScript {cases} process-group=%{{GLOBAL}} application-group=%{{GLOBAL}}",
             dir = dir.display(),
             cases = app("cases.py"),
@@ -517,6 +517,7 @@ fn wsgi_callable_object_applies_per_directory_and_location() {
              <Directory {two}>
     Require all granted
     AllowOverride FileInfo
+    Options +ExecCGI
                  SetHandler wsgi-script
 </Directory>",
             two = two.display(),

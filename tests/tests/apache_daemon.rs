@@ -316,8 +316,8 @@ fn two_groups_run_as_their_own_users_in_their_own_venvs() {
     let a = Apache::start(
         "event",
         &format!(
-            "WSGIDaemonProcess one user=www-data python-home={}\n\
-             WSGIDaemonProcess two user=nobody group=nogroup python-home={} python-executable=off\n\
+            "WSGIDaemonProcess one user=nobody group=nogroup python-home={}\n\
+             WSGIDaemonProcess two user=www-data python-home={} python-executable=off\n\
              WSGIScriptAlias /one {cases}\n\
              WSGIScriptAlias /two {cases}\n\
              <Location /one>\nWSGIProcessGroup one\n</Location>\n\
@@ -348,8 +348,11 @@ fn two_groups_run_as_their_own_users_in_their_own_venvs() {
     };
     let (uid_one, prefix_one, pid_one) = who("/one/whoami");
     let (uid_two, prefix_two, pid_two) = who("/two/whoami");
-    assert_eq!(uid_one, 33, "www-data");
-    assert_eq!(uid_two, 65534, "nobody");
+    assert_eq!(uid_one, 65534, "nobody");
+    assert_eq!(
+        uid_two, 33,
+        "www-data: Apache's User, the only one a copy of Apache may run as"
+    );
     assert_eq!(std::path::Path::new(&prefix_one), one.as_path());
     assert_eq!(std::path::Path::new(&prefix_two), two.as_path());
     let exe = |pid: i32| std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
@@ -367,6 +370,14 @@ fn two_groups_run_as_their_own_users_in_their_own_venvs() {
     assert!(a.wait_log(&format!(
         "[pid {pid_two}:tid {pid_two}] oxwsgi: group two: daemon process {pid_two} serving (the server's embedded Python)"
     )));
+    // A group of a user of its own is never a copy of Apache.
+    apache::assert_refused(
+        &format!(
+            "WSGIDaemonProcess two user=nobody python-home={} python-executable=off",
+            two.display()
+        ),
+        "never a copy of the server",
+    );
 }
 
 /// WSGIScriptAlias's inline options, as mod_wsgi: `process-group=` runs the
@@ -743,11 +754,13 @@ fn huge_bodies_to_slow_peers_stay_out_of_memory() {
 /// SetEnv, SetEnvIf, mod_rewrite) and WSGIProcessGroup in .htaccess
 /// (AllowOverride FileInfo), as mod_wsgi.
 #[test]
-fn the_group_may_come_from_the_environment_or_htaccess() {
+fn the_group_may_come_from_the_environment_or_a_directory_never_htaccess() {
     let dir = oxwsgi_e2e::temp_dir("htaccess");
     let script = dir.join("site.wsgi");
     std::fs::copy(app("cases.py"), &script).unwrap();
     std::fs::write(dir.join(".htaccess"), "WSGIProcessGroup site\n").unwrap();
+    let conf_dir = oxwsgi_e2e::temp_dir("dir-group");
+    std::fs::copy(app("cases.py"), conf_dir.join("site.wsgi")).unwrap();
     let a = Apache::start(
         "event",
         &format!(
@@ -758,9 +771,13 @@ fn the_group_may_come_from_the_environment_or_htaccess() {
              <Location /env>\nSetEnv GROUP_NAME site\n</Location>\n\
              Alias /ht {dir}\n\
              <Directory {dir}>\nAllowOverride FileInfo\nOptions +ExecCGI\nRequire all granted\n\
+             <Files site.wsgi>\nSetHandler wsgi-script\n</Files>\n</Directory>\n\
+             Alias /conf {conf_dir}\n\
+             <Directory {conf_dir}>\nWSGIProcessGroup site\nOptions +ExecCGI\nRequire all granted\n\
              <Files site.wsgi>\nSetHandler wsgi-script\n</Files>\n</Directory>",
             cases = app("cases.py"),
-            dir = dir.display()
+            dir = dir.display(),
+            conf_dir = conf_dir.display()
         ),
     );
     assert!(wait_until(Duration::from_secs(5), || daemons(&a).len() == 1));
@@ -777,10 +794,14 @@ fn the_group_may_come_from_the_environment_or_htaccess() {
     );
     assert_ne!(pid("/plain/pid"), daemon, "unset: embedded");
     assert_eq!(
-        pid("/ht/site.wsgi/pid"),
+        pid("/conf/site.wsgi/pid"),
         daemon,
-        ".htaccess names the group"
+        "the server's <Directory> names the group"
     );
+    // As in mod_wsgi, not a tenant's .htaccess (a tenant would pick any
+    // group): Apache refuses the file.
+    assert_eq!(http::get(a.port, "/ht/site.wsgi/pid").status, 500);
+    a.expect_logged(&["WSGIProcessGroup not allowed here"]);
     // As mod_wsgi, environ says which.
     let env = http::get(a.port, "/env/env").text();
     assert!(

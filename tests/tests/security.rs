@@ -608,3 +608,55 @@ fn a_tenant_cannot_serve_the_status_page() {
     a.expect_logged(&["wsgi-status is not served where .htaccess files may set handlers"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A group's daemons map only their own group's metrics: one group's
+/// requests in flight (their paths, clients, stacks) are not in another
+/// group's memory, while the status page, in nginx's worker, shows both.
+#[test]
+fn a_group_cannot_see_another_groups_requests_in_flight() {
+    let n = Nginx::start(
+        Config::new(&format!(
+            "location /a/ {{ wsgi_group a; wsgi_app {app}; wsgi_script_name /a; }}\n\
+             location /b-Zq8xJpW3/ {{ wsgi_group b; wsgi_app {app}; wsgi_script_name /b-Zq8xJpW3; }}\n\
+             location = /status {{ wsgi_status; allow 127.0.0.1; deny all; }}",
+            app = app("cases.py")
+        ))
+        .http(
+            "wsgi_process_group a processes=1 threads=2 user=www-data;\n\
+             wsgi_process_group b processes=1 threads=2 user=www-data;",
+        ),
+    );
+    assert_eq!(http::get(n.port, "/a/whoami").status, 200);
+    let secret = "/b-Zq8xJpW3/sleep?ms=3000";
+    let port = n.port;
+    let slow = std::thread::spawn(move || http::get(port, secret).status);
+    let needle = vec![b"/b-Zq8xJpW3/sleep".to_vec()];
+    assert!(
+        wait_until(Duration::from_secs(2), || http::get(
+            n.port,
+            "/status?format=json"
+        )
+        .text()
+        .contains("Zq8xJpW3")),
+        "the status page shows group b's request"
+    );
+    let worker = oxwsgi_e2e::children_of(n.master_pid())
+        .into_iter()
+        .find(|p| {
+            !std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .unwrap_or_default()
+                .contains("oxwsgi")
+        })
+        .unwrap();
+    assert!(
+        memory_holds(worker, &needle),
+        "the scan finds it in nginx's worker"
+    );
+    let a = group_daemons(&n, "a");
+    assert_eq!(a.len(), 1);
+    assert!(
+        !memory_holds(a[0], &needle),
+        "group a's daemon can read group b's request in flight"
+    );
+    assert_eq!(slow.join().unwrap(), 200);
+}

@@ -42,8 +42,9 @@ pub struct GroupSpec {
     pub socket_owner: Option<(u32, u32)>,
     /// The group's apps, by the number the server names in a request.
     pub apps: Vec<AppOptions>,
-    /// The server's metrics (shared memory mapped before the fork): the
-    /// daemons count their requests there, so the status page shows them.
+    /// The group's own metrics region (`group_metrics`, mapped before the
+    /// fork): the daemons count their requests there, and the status page
+    /// reads it with the server's.
     pub metrics: Option<&'static crate::metrics::Region>,
     /// How the daemons can become their virtualenv's Python (`None`: the
     /// server ships no daemon extension module).
@@ -270,8 +271,9 @@ fn daemon_main(
 ) -> i32 {
     sys::default_signals();
     // The daemon keeps its own group's token (in `spec`), not the secret
-    // that makes every group's.
+    // that makes every group's, and its own group's metrics only.
     super::auth::forget_secret();
+    crate::group_metrics::keep_only(&spec.name);
     if !bound_to(parent) {
         return 0;
     }
