@@ -462,3 +462,87 @@ fn a_silent_connection_is_dropped() {
     stop.store(true, std::sync::atomic::Ordering::Release);
     run.join().unwrap();
 }
+
+/// A daemon given the configuration's mounts runs those and nothing else,
+/// even for a request with the group's token (an app embedded in the
+/// server's workers could forge one): the script named is never loaded.
+#[test]
+fn a_daemon_runs_only_the_apps_mounted_for_it() {
+    use oxwsgi_core::daemon::group::Mount;
+    // Python started (by the shared daemon's app).
+    let _ = daemon();
+    let dir = std::env::temp_dir().join(format!("oxwsgi-mounts-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let marker = dir.join("ran");
+    let script = dir.join("other.py");
+    std::fs::write(
+        &script,
+        format!(
+            "open({:?}, 'w').write('loaded')\napplication = None\n",
+            marker.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let cases = fixture("cases.py").to_str().unwrap().to_string();
+    let path = dir.join("group.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let run = {
+        let (stop, cases) = (stop.clone(), cases.clone());
+        std::thread::spawn(move || {
+            let apps = Apps::new(vec![], true, false)
+                .with_admission(admission())
+                .with_mounts(Some(vec![Mount {
+                    target: cases,
+                    callable: "application".into(),
+                    mount: "/m".into(),
+                }]));
+            oxwsgi_core::daemon::dispatch::run(
+                listener,
+                apps,
+                &oxwsgi_core::daemon::options::GroupOptions {
+                    threads: 1,
+                    ..Default::default()
+                },
+                stop,
+            )
+            .unwrap();
+        })
+    };
+    let pool = Pool::new(path, None, admission().token);
+    let named = |target: &str, mount: &str| AppRef::Named {
+        target: target.into(),
+        callable: Some("application".into()),
+        mount: mount.into(),
+        reload: true,
+    };
+    let (mut sink, shared) = MemorySink::new();
+    let outcome = pool.serve(
+        &named(&cases, "/m"),
+        &mut MemoryRequest::get("/m/cookies"),
+        &mut sink,
+    );
+    assert_eq!(outcome, Outcome::Complete);
+    assert_eq!(shared.lock().unwrap().status(), 200);
+    for (target, mount) in [
+        (script.to_str().unwrap(), "/m"),
+        (cases.as_str(), "/elsewhere"),
+    ] {
+        let (mut sink, shared) = MemorySink::new();
+        let outcome = pool.serve(
+            &named(target, mount),
+            &mut MemoryRequest::get("/m/x"),
+            &mut sink,
+        );
+        assert_eq!(outcome, Outcome::Error(500), "{target} at {mount}");
+        assert_eq!(shared.lock().unwrap().status(), 500);
+    }
+    assert!(
+        !marker.exists(),
+        "an app the configuration does not mount was loaded"
+    );
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    run.join().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -39,6 +39,9 @@ pub struct MainConf {
     pub apps: Vec<Arc<App>>,
     /// `wsgi_process_group`, in order.
     pub groups: Vec<(String, oxwsgi_core::daemon::options::GroupOptions)>,
+    /// The apps the locations mount in each group (by its number in
+    /// `groups`): all its daemons will run.
+    pub group_mounts: Vec<(usize, oxwsgi_core::daemon::group::Mount)>,
 }
 
 impl MainConf {
@@ -595,9 +598,20 @@ pub unsafe extern "C" fn merge_loc_conf(
             }
         };
         let app = Arc::new(App::new(options));
-        if group.is_none() {
+        match group {
             // Only the workers' own apps start in them.
-            main.apps.push(app.clone());
+            None => main.apps.push(app.clone()),
+            Some(g) => {
+                let o = app.options();
+                main.group_mounts.push((
+                    g,
+                    oxwsgi_core::daemon::group::Mount {
+                        target: o.spec.target(),
+                        callable: o.spec.callable.clone(),
+                        mount: o.mount.clone(),
+                    },
+                ));
+            }
         }
         conf.app = Some(app);
         conf.group = group;

@@ -101,9 +101,11 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) -> Result<(), String> {
     let metrics = main.and_then(crate::status::region);
     listen::private_dir(&socket_dir(&pid_file))?;
     let exec = ExecSpec::find("nginx", LogStyle::Nginx);
+    let mounts = main.map_or(&[][..], |m| &m.group_mounts[..]);
     let specs = configured
         .into_iter()
-        .map(|(name, options)| {
+        .enumerate()
+        .map(|(i, (name, options))| {
             let mut spec =
                 options.into_spec(name, socket_path(&pid_file, name), owner, Vec::new())?;
             // A region of the group's own, made here in the master so every
@@ -116,6 +118,15 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) -> Result<(), String> {
                 None => None,
             };
             spec.exec = exec.clone();
+            // Its daemons run the apps nginx's locations mount for it and
+            // nothing else, whoever asks.
+            spec.mounts = Some(
+                mounts
+                    .iter()
+                    .filter(|(g, _)| *g == i)
+                    .map(|(_, m)| m.clone())
+                    .collect(),
+            );
             Ok(spec)
         })
         .collect::<Result<Vec<_>, String>>()?;

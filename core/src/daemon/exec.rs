@@ -210,6 +210,7 @@ pub(super) fn become_python(
             .map(|(f, len, offset)| (f.as_raw_fd(), *len, *offset)),
         log: exec.log,
         admission: spec.admission.clone(),
+        mounts: spec.mounts.clone(),
     };
     let (major, minor) = crate::interpreter::embedded_version();
     let bootstrap = BOOTSTRAP
@@ -293,6 +294,7 @@ pub fn serve_in_python(handoff: i32) -> i32 {
         metrics,
         exec: None,
         admission: h.admission,
+        mounts: h.mounts,
     };
     let code = serve_group(&spec, lifecycle, listener, true);
     // Python is not finalised by its own program either: request threads

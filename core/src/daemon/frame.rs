@@ -201,6 +201,22 @@ pub enum AppRef {
     },
 }
 
+impl AppRef {
+    /// Whether this names the app mounted as `mount` from `target` with
+    /// `callable` (a configuration's app, whatever its reload flag).
+    pub fn names(&self, target: &str, callable: &str, mount: &str) -> bool {
+        match self {
+            AppRef::Index(_) => false,
+            AppRef::Named {
+                target: t,
+                callable: c,
+                mount: m,
+                ..
+            } => t == target && c.as_deref().unwrap_or("application") == callable && m == mount,
+        }
+    }
+}
+
 /// A request head for `app` of the daemon's group.
 pub fn encode_head<R: crate::Request + ?Sized>(app: &AppRef, req: &R, body: BodyKind) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);

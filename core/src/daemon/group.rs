@@ -51,6 +51,19 @@ pub struct GroupSpec {
     pub exec: Option<super::exec::ExecSpec>,
     /// Who the daemons serve: the server's users, with the group's token.
     pub admission: super::auth::Admission,
+    /// The apps the server's configuration mounts for the group, which
+    /// are all a daemon runs (`None`: any the server names, as mod_wsgi's
+    /// daemons, where a handler may map any script of a directory).
+    pub mounts: Option<Vec<Mount>>,
+}
+
+/// An app a configuration mounts: its target (script or `module:callable`),
+/// callable and mount point.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    pub target: String,
+    pub callable: String,
+    pub mount: String,
 }
 
 /// A running group, owned by the server's parent process.
@@ -389,7 +402,8 @@ pub(super) fn serve_group(
         .with_options(o)
         .with_life(life.clone())
         .with_owner(owner)
-        .with_admission(spec.admission.clone());
+        .with_admission(spec.admission.clone())
+        .with_mounts(spec.mounts.clone());
     let result = super::dispatch::run(listener, apps, o, life.stop_flag());
     if let Err(e) = result {
         log::error!(target: "oxwsgi", "group {}: {e}", spec.name);

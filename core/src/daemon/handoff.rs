@@ -12,6 +12,7 @@ use crate::app::{AppOptions, AppSource, AppSpec};
 
 use super::auth::{Admission, Token};
 use super::frame::{field, fields};
+use super::group::Mount;
 use super::stderr_log::LogStyle;
 use super::sys::Pid;
 
@@ -33,6 +34,8 @@ pub struct Handoff {
     pub log: LogStyle,
     /// Who the daemon serves.
     pub admission: Admission,
+    /// The apps it may run (`None`: any the server names).
+    pub mounts: Option<Vec<Mount>>,
 }
 
 /// A handoff as it is read, before its token is known.
@@ -46,6 +49,7 @@ struct Partial {
     metrics: Option<(i32, usize, usize)>,
     log: LogStyle,
     uids: Vec<u32>,
+    mounts: Option<Vec<Mount>>,
 }
 
 mod tag {
@@ -70,6 +74,10 @@ mod tag {
     /// The group's token, then the users it admits.
     pub const TOKEN: u8 = 16;
     pub const PEER_UID: u8 = 17;
+    /// The group runs only the mounts that follow (none: runs none).
+    pub const MOUNTS: u8 = 18;
+    /// One mount: target, callable and mount point, NUL-separated.
+    pub const MOUNT: u8 = 19;
 }
 
 fn num(out: &mut Vec<u8>, tag: u8, n: u64) {
@@ -134,6 +142,15 @@ impl Handoff {
         for uid in &self.admission.uids {
             num(&mut out, tag::PEER_UID, (*uid).into());
         }
+        if let Some(mounts) = &self.mounts {
+            field(&mut out, tag::MOUNTS, b"");
+            for m in mounts {
+                let v = [&m.target, &m.callable, &m.mount]
+                    .map(|s| s.as_bytes())
+                    .join(&0u8);
+                field(&mut out, tag::MOUNT, &v);
+            }
+        }
         out
     }
 
@@ -162,6 +179,7 @@ impl Handoff {
             metrics: None,
             log: LogStyle::Nginx,
             uids: Vec::new(),
+            mounts: None,
         };
         let mut token = None;
         for f in fields(bytes) {
@@ -229,6 +247,21 @@ impl Handoff {
                             .ok_or_else(|| bad("a token of another size".into()))?,
                     )
                 }
+                tag::MOUNTS => h.mounts = Some(Vec::new()),
+                tag::MOUNT => {
+                    let t = text(v)?;
+                    let [target, callable, mount] = t.split('\0').collect::<Vec<_>>()[..] else {
+                        return Err(bad("a mount is target, callable and mount point".into()));
+                    };
+                    h.mounts
+                        .as_mut()
+                        .ok_or_else(|| bad("a mount before the mounts".into()))?
+                        .push(Mount {
+                            target: target.into(),
+                            callable: callable.into(),
+                            mount: mount.into(),
+                        });
+                }
                 tag::PEER_UID => h
                     .uids
                     .push(u32::try_from(number(v)?).map_err(|_| bad("a uid past 32 bits".into()))?),
@@ -255,6 +288,7 @@ impl Handoff {
             listener: h.listener,
             metrics: h.metrics,
             log: h.log,
+            mounts: h.mounts,
         })
     }
 }
@@ -289,6 +323,11 @@ mod tests {
                 token: Token::from_bytes(&[7; Token::LEN]).unwrap(),
                 uids: vec![0, 33],
             },
+            mounts: Some(vec![Mount {
+                target: "/srv/a/wsgi.py".into(),
+                callable: "app".into(),
+                mount: "/a".into(),
+            }]),
         };
         let back = Handoff::decode(&h.encode()).unwrap();
         assert_eq!(back, h);
@@ -297,6 +336,7 @@ mod tests {
             maximum_requests: None,
             metrics: None,
             log: LogStyle::Nginx,
+            mounts: None,
             ..h
         };
         assert_eq!(Handoff::decode(&h.encode()).unwrap(), h);

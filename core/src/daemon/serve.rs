@@ -107,6 +107,8 @@ pub struct Apps {
     /// Who may talk to this daemon; `None`: nobody (a daemon must be
     /// given its group's admission).
     admission: Option<Admission>,
+    /// The only apps the server may name (`None`: any).
+    mounts: Option<Vec<super::group::Mount>>,
 }
 
 /// Who a group's scripts must belong to.
@@ -127,7 +129,15 @@ impl Apps {
             life: None,
             owner: None,
             admission: None,
+            mounts: None,
         }
+    }
+
+    /// Runs only the apps of `mounts` (those the configuration mounts for
+    /// the group), when given.
+    pub fn with_mounts(mut self, mounts: Option<Vec<super::group::Mount>>) -> Apps {
+        self.mounts = mounts;
+        self
     }
 
     /// Serves connections from the users of `a` that introduce themselves
@@ -217,6 +227,17 @@ impl Apps {
                 && o.mount == *mount
         }) {
             return Ok(app.clone());
+        }
+        if let Some(mounts) = &self.mounts {
+            if !mounts
+                .iter()
+                .any(|m| r.names(&m.target, &m.callable, &m.mount))
+            {
+                return Err(format!(
+                    "refused a request for app {target} mounted at {mount:?}: the configuration \
+                     mounts no such app for this group; nothing of it runs"
+                ));
+            }
         }
         let mut named = self.named.lock().recover();
         if let Some((_, app)) = named.iter().find(|(k, _)| k == r) {
@@ -348,7 +369,8 @@ impl Connection {
             Ok(app) => app,
             Err(e) => {
                 let mut c = self.conn.lock().recover();
-                log::error!(target: "oxwsgi", "{e}");
+                let group = apps.admission.as_ref().map_or("", |a| &a.group);
+                log::error!(target: "oxwsgi", "group {group}: {e}");
                 c.send(Kind::Error, &500u16.to_le_bytes())?;
                 return Ok(true);
             }
