@@ -6,12 +6,14 @@
 #   make build  build the modules (release)
 #   make bench  benchmarks (not tests); DIST=trixie in the Debian 13 root
 #   make deb    Debian packages into dist/RELEASE/ (DIST=trixie for Debian 13)
+#   make fuzz   the fuzz targets, FUZZ_SECONDS each (default 300); make test
+#               runs them for 15 s each
 
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: all deps build check test test-here test-suite run bench bench-here deb clean
+.PHONY: all deps build check test test-here test-suite run bench bench-here deb clean fuzz
 
 # The Debian releases oxwsgi is built and tested for. The machine's own is
 # tested on the machine; another runs in a root of that release made from
@@ -39,6 +41,8 @@ build: deps
 check: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
+	$(CARGO) clippy --manifest-path fuzz/Cargo.toml --target-dir target/fuzz-check -- -D warnings
 
 # Every release's suite, even when one fails; fails if any did.
 test:
@@ -50,8 +54,15 @@ test:
 	done; \
 	if [ -n "$$failed" ]; then echo "make test: failed for$$failed"; exit 1; fi
 
-# The suite on this machine: formatting and lints, then the tests.
+# The suite on this machine: formatting and lints, the tests, and a short
+# run of every fuzz target (the same source is fuzzed once, here).
 test-here: deps check test-suite
+	bash build/fuzz.sh 15
+
+# The fuzz targets (fuzz/, build/fuzz.sh) for as long as asked, each.
+FUZZ_SECONDS ?= 300
+fuzz: deps
+	bash build/fuzz.sh $(FUZZ_SECONDS)
 
 # The tests, on the release make runs on (in another release's root, make
 # test comes here: formatting and lints are checked once, on the machine's,

@@ -111,11 +111,27 @@ impl BodyReader {
                 self.buf.resize(size, 0);
             }
         }
+        // Never past a known length, whatever the source has (PEP 3333: an
+        // app reading to the end stops at CONTENT_LENGTH).
+        let room = match self.length {
+            Some(l) => {
+                let left = l.saturating_sub(self.consumed + (self.end - self.pos) as u64);
+                if left == 0 {
+                    self.eof = true;
+                    return Ok(false);
+                }
+                self.buf.len().min(
+                    self.end
+                        .saturating_add(left.try_into().unwrap_or(usize::MAX)),
+                )
+            }
+            None => self.buf.len(),
+        };
         let Source::Reader(r) = &mut self.source else {
             return Ok(false);
         };
         let n = loop {
-            match r.read(&mut self.buf[self.end..]) {
+            match r.read(&mut self.buf[self.end..room]) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -184,6 +200,18 @@ impl BodyReader {
         }
         self.advance(have);
         let mut n = have;
+        // Never past a known length (see `fill`).
+        let out = match self.remaining() {
+            Some(0) if n == 0 => {
+                self.eof = true;
+                return Ok(0);
+            }
+            Some(left) => {
+                let cap = n.saturating_add(left).min(out.len());
+                &mut out[..cap]
+            }
+            None => out,
+        };
         while n < out.len() && !self.eof {
             let Source::Reader(r) = &mut self.source else {
                 return Ok(n);
@@ -242,6 +270,9 @@ impl BodyReader {
         if matches!(self.source, Source::Reader(_)) && self.buf.len() - self.pos < want {
             self.compact();
             let size = want.min(PRESIZE_MAX).max(self.buf.len());
+            // Exactly: a vector's doubling would reserve up to twice
+            // PRESIZE_MAX (found by the `input` fuzz target).
+            self.buf.reserve_exact(size - self.buf.len());
             self.buf.resize(size, 0);
         }
         while self.buffered().len() < want && self.fill()? {}
@@ -494,6 +525,43 @@ mod tests {
             self.pos += n;
             Some(Ok(n))
         }
+    }
+
+    /// A source with more than its Content-Length: the app never reads past
+    /// the length, in any kind of read (found by the `input` fuzz target).
+    #[test]
+    fn reads_stop_at_the_content_length() {
+        for kind in 0..4 {
+            let body = || {
+                Body::Stream(Box::new(Direct {
+                    data: b"0123456789extra".to_vec(),
+                    pos: 0,
+                }))
+            };
+            let mut r = BodyReader::with_length(body(), Some(10));
+            let got = match kind {
+                0 => r.read(None).unwrap(),
+                1 => [r.read(Some(4)).unwrap(), r.read(Some(100)).unwrap()].concat(),
+                2 => r.readline(None).unwrap(),
+                _ => {
+                    let mut out = vec![MaybeUninit::uninit(); 64];
+                    let n = r.read_into(&mut out).unwrap();
+                    // SAFETY: read_into initialised the first n.
+                    out[..n]
+                        .iter()
+                        .map(|b| unsafe { b.assume_init() })
+                        .collect()
+                }
+            };
+            assert_eq!(got, b"0123456789", "read kind {kind}");
+            assert_eq!(r.read(None).unwrap(), b"", "read kind {kind}");
+        }
+        let mut none = BodyReader::with_length(body_of(b"abc"), Some(0));
+        assert_eq!(none.read(None).unwrap(), b"");
+    }
+
+    fn body_of(data: &[u8]) -> Body {
+        Body::stream(io::Cursor::new(data.to_vec()))
     }
 
     #[test]
