@@ -2,9 +2,11 @@
 daemon group (processes=1 threads=8), oxwsgi and mod_wsgi, all on CPU 0; two
 wrk at once on CPU 1; hello. Requests, and CPU per request of child and daemon.
 
-Usage: python3 bench/paired_daemon.py ROUNDS SECONDS (needs the release
-module, `cargo build --release -p oxwsgi-apache`, and build/deps.sh's
-mod_wsgi).
+Usage: python3 bench/paired_daemon.py ROUNDS SECONDS [A.so B.so] (needs
+the release module, `cargo build --release -p oxwsgi-apache`, and
+build/deps.sh's mod_wsgi). With two builds of oxwsgi's Apache module (each
+with its oxwsgi_daemon.so beside it), it compares those instead: before and
+after a change; run it again with A and B swapped.
 """
 import os, re, subprocess, sys, tempfile, time
 from pairing import REPO, apache_conf, cpu_seconds as cpu
@@ -20,6 +22,9 @@ WSGIScriptAlias / {REPO}/examples/hello.py""")
 
 loads = [("oxwsgi", f"LoadModule oxwsgi_module {REPO}/target/release/libmod_oxwsgi.so", ""),
          ("mod_wsgi", f"LoadModule wsgi_module {REPO}/build/out/mod_wsgi/usr/lib/apache2/modules/mod_wsgi.so", "WSGIApplicationGroup %{GLOBAL}")]
+if len(sys.argv) > 4:
+    loads = [(name, f"LoadModule oxwsgi_module {os.path.abspath(m)}", "")
+             for name, m in zip("AB", sys.argv[3:5])]
 procs = []
 for i, (name, load, extra) in enumerate(loads):
     d = tempfile.mkdtemp(prefix=f"dpair{i}-"); os.chmod(d, 0o777)

@@ -6,7 +6,7 @@ Usage: python3 bench/paired_nginx.py A.so B.so ROUNDS SECONDS [status]
 again with A and B swapped: the two servers share CPU 0).
 """
 import os, subprocess, sys, tempfile, time, re
-from pairing import REPO, cpu_seconds as cpu
+from pairing import REPO, round_line, wrk_round
 
 def conf(d, port, module, app, status):
     loc = "location = /status { wsgi_status; }" if status else ""
@@ -34,18 +34,7 @@ def main():
     workers = [worker(p.pid) for p in procs]
     try:
         for r in range(rounds):
-            before = [cpu(w) for w in workers]
-            wrks = [subprocess.Popen(["taskset", "-c", "1", "wrk", "-t1", "-c16", f"-d{secs}s",
-                                      f"http://127.0.0.1:{19100 + i}/"], stdout=subprocess.PIPE, text=True)
-                    for i in range(2)]
-            outs = [w.communicate()[0] for w in wrks]
-            after = [cpu(w) for w in workers]
-            res = []
-            for i, o in enumerate(outs):
-                n = int(re.search(r"(\d+) requests in", o).group(1))
-                err = "Non-2xx" in o or "Socket errors" in o
-                res.append((n, (after[i] - before[i]) / n * 1e6, err))
-            print(f"round {r}: " + "  |  ".join(f"{'AB'[i]}: {n} req, {c:.1f} us/req{' ERR' if e else ''}" for i, (n, c, e) in enumerate(res)), flush=True)
+            print(round_line(r, wrk_round([19100, 19101], secs, [[w] for w in workers])), flush=True)
     finally:
         for p in procs:
             p.terminate()

@@ -37,3 +37,28 @@ MaxRequestWorkers 8
 Require all granted
 </Directory>
 """
+
+
+def wrk_round(ports, secs, pids_of):
+    """One round: a wrk on CPU 1 against each of `ports` at once for `secs`
+    seconds; for each, its requests, the CPU per request (us) of the
+    processes `pids_of[i]`, and whether anything failed."""
+    import re, subprocess
+    before = [sum(cpu_seconds(p) for p in pids) for pids in pids_of]
+    wrks = [subprocess.Popen(["taskset", "-c", "1", "wrk", "-t1", "-c16", f"-d{secs}s",
+                              f"http://127.0.0.1:{port}/"], stdout=subprocess.PIPE, text=True)
+            for port in ports]
+    outs = [w.communicate()[0] for w in wrks]
+    after = [sum(cpu_seconds(p) for p in pids) for pids in pids_of]
+    res = []
+    for i, o in enumerate(outs):
+        n = int(re.search(r"(\d+) requests in", o).group(1))
+        err = "Non-2xx" in o or "Socket errors" in o
+        res.append((n, (after[i] - before[i]) / n * 1e6, err))
+    return res
+
+
+def round_line(r, res):
+    """A round's results as the paired scripts print them."""
+    return f"round {r}: " + "  |  ".join(
+        f"{'AB'[i]}: {n} req, {c:.1f} us/req{' ERR' if e else ''}" for i, (n, c, e) in enumerate(res))

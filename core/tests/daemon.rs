@@ -199,6 +199,26 @@ fn dispatched(
         fixture("cases.py").to_str().unwrap(),
         |_| {},
     ));
+    let options = oxwsgi_core::daemon::options::GroupOptions {
+        threads,
+        ..Default::default()
+    };
+    run_daemon(name, move || Apps::new(vec![app], true, false), options)
+}
+
+/// A daemon's dispatcher serving the apps `apps` makes (with the test
+/// admission) on a socket of its own, on a thread, until its stop flag is
+/// set; a pool for it, the flag, the thread and the socket's path.
+fn run_daemon(
+    name: &str,
+    apps: impl FnOnce() -> Apps + Send + 'static,
+    options: oxwsgi_core::daemon::options::GroupOptions,
+) -> (
+    Pool,
+    Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<()>,
+    PathBuf,
+) {
     let dir = std::env::temp_dir().join(format!(
         "oxwsgi-dispatch-test-{}-{name}",
         std::process::id()
@@ -213,11 +233,8 @@ fn dispatched(
         std::thread::spawn(move || {
             oxwsgi_core::daemon::dispatch::run(
                 listener,
-                Apps::new(vec![app], true, false).with_admission(admission()),
-                &oxwsgi_core::daemon::options::GroupOptions {
-                    threads,
-                    ..Default::default()
-                },
+                apps().with_admission(admission()),
+                &options,
                 stop,
             )
             .unwrap();
@@ -275,15 +292,7 @@ fn idle_pooled_connections_do_not_hold_the_daemons_threads() {
     std::thread::sleep(std::time::Duration::from_millis(100));
     let t = std::time::Instant::now();
     for _ in 0..10 {
-        let (mut sink, _) = MemorySink::new();
-        assert_eq!(
-            pool.serve(
-                &AppRef::Index(0),
-                &mut MemoryRequest::get("/cookies"),
-                &mut sink
-            ),
-            Outcome::Complete
-        );
+        assert_eq!(cookies(&pool), 200);
     }
     assert!(
         t.elapsed() < std::time::Duration::from_millis(400),
@@ -293,6 +302,18 @@ fn idle_pooled_connections_do_not_hold_the_daemons_threads() {
     assert_eq!(slow.join().unwrap(), 200);
     stop.store(true, std::sync::atomic::Ordering::Release);
     run.join().unwrap();
+}
+
+/// `/cookies` of app 0 through `pool`: its status, once it completed.
+fn cookies(pool: &Pool) -> u16 {
+    let (mut sink, shared) = MemorySink::new();
+    let outcome = pool.serve(
+        &AppRef::Index(0),
+        &mut MemoryRequest::get("/cookies"),
+        &mut sink,
+    );
+    assert_eq!(outcome, Outcome::Complete);
+    shared.lock().unwrap().status()
 }
 
 /// An app the group was not started with, named by the server: loaded on
@@ -449,16 +470,7 @@ fn a_silent_connection_is_dropped() {
         "{took:?}"
     );
     // The daemon serves on.
-    let (mut sink, shared) = MemorySink::new();
-    assert_eq!(
-        pool.serve(
-            &AppRef::Index(0),
-            &mut MemoryRequest::get("/cookies"),
-            &mut sink
-        ),
-        Outcome::Complete
-    );
-    assert_eq!(shared.lock().unwrap().status(), 200);
+    assert_eq!(cookies(&pool), 200);
     stop.store(true, std::sync::atomic::Ordering::Release);
     run.join().unwrap();
 }
@@ -485,32 +497,19 @@ fn a_daemon_runs_only_the_apps_mounted_for_it() {
     )
     .unwrap();
     let cases = fixture("cases.py").to_str().unwrap().to_string();
-    let path = dir.join("group.sock");
-    let listener = UnixListener::bind(&path).unwrap();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let run = {
-        let (stop, cases) = (stop.clone(), cases.clone());
-        std::thread::spawn(move || {
-            let apps = Apps::new(vec![], true, false)
-                .with_admission(admission())
-                .with_mounts(Some(vec![Mount {
-                    target: cases,
-                    callable: "application".into(),
-                    mount: "/m".into(),
-                }]));
-            oxwsgi_core::daemon::dispatch::run(
-                listener,
-                apps,
-                &oxwsgi_core::daemon::options::GroupOptions {
-                    threads: 1,
-                    ..Default::default()
-                },
-                stop,
-            )
-            .unwrap();
-        })
+    let mounted = Mount {
+        target: cases.clone(),
+        callable: "application".into(),
+        mount: "/m".into(),
     };
-    let pool = Pool::new(path, None, admission().token);
+    let (pool, stop, run, _) = run_daemon(
+        "mounts",
+        move || Apps::new(vec![], true, false).with_mounts(Some(vec![mounted])),
+        oxwsgi_core::daemon::options::GroupOptions {
+            threads: 1,
+            ..Default::default()
+        },
+    );
     let named = |target: &str, mount: &str| AppRef::Named {
         target: target.into(),
         callable: Some("application".into()),
@@ -545,4 +544,39 @@ fn a_daemon_runs_only_the_apps_mounted_for_it() {
     stop.store(true, std::sync::atomic::Ordering::Release);
     run.join().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A connection that sends part of a head and then nothing is dropped
+/// after the group's socket timeout: it held a thread only that long.
+#[test]
+fn a_head_sent_in_part_is_dropped_after_the_socket_timeout() {
+    use oxwsgi_core::daemon::frame::{self, Kind};
+    let _ = daemon();
+    let app: Arc<App> = Arc::new(common::app_with(
+        fixture("cases.py").to_str().unwrap(),
+        |_| {},
+    ));
+    let (pool, stop, run, path) = run_daemon(
+        "partial",
+        move || Apps::new(vec![app], true, false),
+        oxwsgi_core::daemon::options::GroupOptions {
+            threads: 1,
+            socket_timeout: Some(std::time::Duration::from_secs(1)),
+            ..Default::default()
+        },
+    );
+    let mut bytes = Vec::new();
+    frame::write(&mut bytes, Kind::Hello, admission().token.as_bytes()).unwrap();
+    bytes.extend_from_slice(&[Kind::Head as u8, 200, 0, 0, 0, 1, 2, 3]);
+    let t = std::time::Instant::now();
+    assert_eq!(raw(&path, &bytes), Some(Vec::new()), "closed");
+    let took = t.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(900) && took < std::time::Duration::from_secs(5),
+        "{took:?}"
+    );
+    // Its one thread is free again.
+    assert_eq!(cookies(&pool), 200);
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    run.join().unwrap();
 }

@@ -98,6 +98,16 @@ impl Config {
     }
 }
 
+/// nginx serving the `cases.py` fixture at `/` from group `site`, with
+/// `options` for its `wsgi_process_group`.
+pub fn cases_in_group(options: &str) -> Config {
+    Config::new(&format!(
+        "location / {{ wsgi_group site; wsgi_app {}; }}",
+        crate::app("cases.py")
+    ))
+    .http(&format!("wsgi_process_group site {options};"))
+}
+
 pub struct Nginx {
     pub port: u16,
     server: ServerProcess,
@@ -158,6 +168,23 @@ impl Nginx {
     /// The master's worker processes.
     pub fn workers(&self) -> Vec<i32> {
         crate::children_of(self.master_pid())
+    }
+
+    /// The daemons of process group `group` (children of the master's
+    /// group manager, named `(wsgi:GROUP)`).
+    pub fn group_daemons(&self, group: &str) -> Vec<i32> {
+        let comm = |p: i32| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
+        crate::children_of(self.master_pid())
+            .into_iter()
+            .filter(|p| comm(*p) == "oxwsgi: groups")
+            .flat_map(crate::children_of)
+            .filter(|p| comm(*p) == format!("(wsgi:{group})"))
+            .collect()
     }
 
     pub fn signal(&self, sig: i32) {

@@ -20,16 +20,7 @@ fn comm(pid: i32) -> String {
 
 /// Group site's daemons (children of the master's manager).
 fn daemons(n: &Nginx) -> Vec<i32> {
-    daemons_of(n, "site")
-}
-
-fn daemons_of(n: &Nginx, group: &str) -> Vec<i32> {
-    oxwsgi_e2e::children_of(n.master_pid())
-        .into_iter()
-        .filter(|p| comm(*p) == "oxwsgi: groups")
-        .flat_map(oxwsgi_e2e::children_of)
-        .filter(|p| comm(*p) == format!("(wsgi:{group})"))
-        .collect()
+    n.group_daemons("site")
 }
 
 /// The program process `pid` runs.
@@ -274,7 +265,7 @@ fn two_projects_each_with_its_own_venv_flask_and_user() {
     assert_eq!(std::path::Path::new(&a[2]), one.as_path());
     assert_eq!(std::path::Path::new(&b[2]), two.as_path());
     assert_eq!((a[3].as_str(), b[3].as_str()), ("django", "no-django"));
-    let (d1, d2) = (daemons_of(&n, "one"), daemons_of(&n, "two"));
+    let (d1, d2) = (n.group_daemons("one"), n.group_daemons("two"));
     assert_eq!((d1.len(), d2.len()), (1, 1));
     let venv_python = std::fs::canonicalize(one.join("bin/python3")).unwrap();
     assert_eq!(exe(d1[0]), venv_python, "group one runs its venv's Python");
@@ -320,15 +311,9 @@ fn a_python_executable_that_is_not_there_is_logged_and_waits_no_more_than_the_so
 }
 
 fn hello_group(options: &str) -> Nginx {
-    Nginx::start(
-        Config::new(&format!(
-            "location / {{ wsgi_group site; wsgi_app {}; }}",
-            app("cases.py")
-        ))
-        .http(&format!(
-            "wsgi_process_group site processes=2 threads=4 {options};"
-        )),
-    )
+    Nginx::start(oxwsgi_e2e::nginx::cases_in_group(&format!(
+        "processes=2 threads=4 {options}"
+    )))
 }
 
 /// The scheduling policy of each of `pid`'s request threads

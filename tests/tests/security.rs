@@ -60,15 +60,9 @@ fn forged_requests_run_nothing(server: &ServerProcess, socket: &Path, server_use
 }
 
 fn nginx_group(extra: &str) -> Nginx {
-    Nginx::start(
-        Config::new(&format!(
-            "location / {{ wsgi_group site; wsgi_app {}; }}",
-            app("cases.py")
-        ))
-        .http(&format!(
-            "wsgi_process_group site processes=1 threads=2 user=www-data {extra};"
-        )),
-    )
+    Nginx::start(nginx::cases_in_group(&format!(
+        "processes=1 threads=2 user=www-data {extra}"
+    )))
 }
 
 #[test]
@@ -305,21 +299,6 @@ fn memory_holds(pid: i32, needles: &[Vec<u8>]) -> bool {
     false
 }
 
-fn group_daemons(n: &Nginx, group: &str) -> Vec<i32> {
-    let comm = |p: i32| {
-        std::fs::read_to_string(format!("/proc/{p}/comm"))
-            .unwrap_or_default()
-            .trim()
-            .to_string()
-    };
-    oxwsgi_e2e::children_of(n.master_pid())
-        .into_iter()
-        .filter(|p| comm(*p) == "oxwsgi: groups")
-        .flat_map(oxwsgi_e2e::children_of)
-        .filter(|p| comm(*p) == format!("(wsgi:{group})"))
-        .collect()
-}
-
 /// A group that runs as a user of its own never holds the server's TLS
 /// key: its daemons are a freshly executed interpreter, not a copy of
 /// nginx's master. The scan is shown to work on the master and on a group
@@ -345,19 +324,19 @@ fn a_group_of_its_own_user_never_holds_the_servers_tls_key() {
     config.listen = "ssl".into();
     let n = Nginx::start(config);
     assert!(wait_until(Duration::from_secs(10), || {
-        group_daemons(&n, "own").len() == 1 && group_daemons(&n, "forked").len() == 1
+        n.group_daemons("own").len() == 1 && n.group_daemons("forked").len() == 1
     }));
     n.expect_logged(&["group own: daemon process", "group forked: daemon process"]);
     assert!(
         memory_holds(n.master_pid(), &needles),
         "the scan does not find the key in nginx's master"
     );
-    let forked = group_daemons(&n, "forked")[0];
+    let forked = n.group_daemons("forked")[0];
     assert!(
         memory_holds(forked, &needles),
         "the scan does not find the key in a forked daemon"
     );
-    let own = group_daemons(&n, "own")[0];
+    let own = n.group_daemons("own")[0];
     assert!(
         !memory_holds(own, &needles),
         "the daemon of a group with its own user holds the TLS key"
@@ -444,6 +423,18 @@ fn a_daemon_answering_garbage_gets_502_on_both_servers() {
     );
 }
 
+/// The LoadModule lines of oxwsgi and of Debian's mod_wsgi, by name: the
+/// same test runs under both.
+fn both_modules() -> [(&'static str, String); 2] {
+    [
+        (
+            "oxwsgi",
+            format!("LoadModule oxwsgi_module {}", apache::module().display()),
+        ),
+        ("mod_wsgi", apache::mod_wsgi()),
+    ]
+}
+
 /// Two virtual hosts on one Apache, as a hosting setup has them: `a.test`
 /// runs its site in its own group (`siteA`, as nobody); `b.test` is a
 /// tenant's, whose directory allows `.htaccess` files with FileInfo (what
@@ -498,13 +489,7 @@ fn tenant_dir(htaccess: &str) -> (PathBuf, PathBuf) {
 /// it there (mod_wsgi's rule and wording).
 #[test]
 fn a_tenant_stays_out_of_another_sites_group() {
-    for (name, load) in [
-        (
-            "oxwsgi",
-            format!("LoadModule oxwsgi_module {}", apache::module().display()),
-        ),
-        ("mod_wsgi", apache::mod_wsgi()),
-    ] {
+    for (name, load) in both_modules() {
         let (dir, marker) = tenant_dir("AddHandler wsgi-script .py\nWSGIProcessGroup siteA\n");
         let a = hosting(&load, &dir, "Options +ExecCGI", "");
         assert_eq!(
@@ -534,13 +519,7 @@ fn a_tenant_stays_out_of_another_sites_group() {
 /// server's configuration has `Options ExecCGI`, as with mod_wsgi.
 #[test]
 fn a_handler_mapped_script_needs_execcgi() {
-    for (name, load) in [
-        (
-            "oxwsgi",
-            format!("LoadModule oxwsgi_module {}", apache::module().display()),
-        ),
-        ("mod_wsgi", apache::mod_wsgi()),
-    ] {
+    for (name, load) in both_modules() {
         let (dir, marker) = tenant_dir("AddHandler wsgi-script .py\n");
         let a = hosting(&load, &dir, "Options -ExecCGI", "");
         let r = get_host(a.port, "b.test", "/attacker.py");
@@ -560,13 +539,7 @@ fn a_handler_mapped_script_needs_execcgi() {
 /// to the tenant's app, and not to the other site's.
 #[test]
 fn pass_authorization_from_htaccess_stays_in_its_directory() {
-    for (name, load) in [
-        (
-            "oxwsgi",
-            format!("LoadModule oxwsgi_module {}", apache::module().display()),
-        ),
-        ("mod_wsgi", apache::mod_wsgi()),
-    ] {
+    for (name, load) in both_modules() {
         let dir = temp_dir("tenant-auth");
         std::fs::copy(app("cases.py"), dir.join("cases.py")).unwrap();
         std::fs::write(
@@ -597,12 +570,8 @@ fn pass_authorization_from_htaccess_stays_in_its_directory() {
 #[test]
 fn a_tenant_cannot_serve_the_status_page() {
     let (dir, _) = tenant_dir("SetHandler wsgi-status\n");
-    let a = hosting(
-        &format!("LoadModule oxwsgi_module {}", apache::module().display()),
-        &dir,
-        "",
-        "",
-    );
+    let [(_, oxwsgi), _] = both_modules();
+    let a = hosting(&oxwsgi, &dir, "", "");
     let r = get_host(a.port, "b.test", "/anything");
     assert_eq!(r.status, 403, "{}", a.error_log());
     a.expect_logged(&["wsgi-status is not served where .htaccess files may set handlers"]);
@@ -652,7 +621,7 @@ fn a_group_cannot_see_another_groups_requests_in_flight() {
         memory_holds(worker, &needle),
         "the scan finds it in nginx's worker"
     );
-    let a = group_daemons(&n, "a");
+    let a = n.group_daemons("a");
     assert_eq!(a.len(), 1);
     assert!(
         !memory_holds(a[0], &needle),

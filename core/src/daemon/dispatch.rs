@@ -248,16 +248,7 @@ fn sweep(shared: &Shared) {
 /// The most connections a daemon keeps: three quarters of its descriptor
 /// limit.
 fn max_connections() -> usize {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one live rlimit struct.
-    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
-        lim.rlim_cur.min(1 << 20) as usize
-    } else {
-        1024
-    };
+    let soft = sys::descriptor_limit();
     (soft - soft / 4).max(16)
 }
 

@@ -208,20 +208,26 @@ fn close_range(first: u32, last: u32) -> bool {
 /// Closes each descriptor number in `first..=last` below the process's
 /// descriptor limit.
 fn close_each(first: u32, last: u32) {
+    let max = u32::try_from(descriptor_limit()).unwrap_or(u32::MAX);
+    for fd in first..=last.min(max.saturating_sub(1)) {
+        // SAFETY: closing a descriptor number (a closed one is EBADF);
+        // nothing in this freshly forked child uses those descriptors.
+        unsafe { libc::close(fd as i32) };
+    }
+}
+
+/// How many descriptors this process may have open (its soft
+/// RLIMIT_NOFILE, at most 2^20; 1024 when it cannot be read).
+pub fn descriptor_limit() -> usize {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit writes one live rlimit struct.
-    let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
-        lim.rlim_cur.min(1 << 20) as u32
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur.min(1 << 20) as usize
     } else {
-        1 << 16
-    };
-    for fd in first..=last.min(max.saturating_sub(1)) {
-        // SAFETY: closing a descriptor number (a closed one is EBADF);
-        // nothing in this freshly forked child uses those descriptors.
-        unsafe { libc::close(fd as i32) };
+        1024
     }
 }
 
