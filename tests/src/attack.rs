@@ -1,5 +1,5 @@
 //! An attacker on the same machine: a process that connects to a process
-//! group's socket as some user (`setpriv`) and sends frames it wrote
+//! group's socket as some user and sends frames it wrote
 //! itself (the daemon protocol's encoding, written here from its
 //! documentation, not taken from the core), to show what a daemon does
 //! with requests that do not come from the server.
@@ -48,24 +48,13 @@ except OSError:
 /// Connects to `socket` as `user` (a name, or a number for a user that
 /// has no name: uid and gid alike), sends `bytes`, and says what came of it.
 pub fn send_as(user: &str, socket: &Path, bytes: &[u8]) -> Reply {
-    let (reuid, regid) = match user.parse::<u32>() {
-        Ok(n) => (n.to_string(), n.to_string()),
-        Err(_) => (user.to_string(), format!("{}", group_of(user))),
-    };
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let out = Command::new("setpriv")
-        .args([
-            &format!("--reuid={reuid}"),
-            &format!("--regid={regid}"),
-            "--clear-groups",
-            "/usr/bin/python3",
-            "-c",
-            CLIENT,
-        ])
+    let out = as_user(user, "/usr/bin/python3")
+        .args(["-c", CLIENT])
         .arg(socket)
         .arg(hex)
         .output()
-        .expect("run setpriv");
+        .expect("run the attacker's client");
     let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let (what, rest) = text.split_once(' ').unwrap_or((&text, ""));
     let bytes = || {
@@ -84,13 +73,27 @@ pub fn send_as(user: &str, socket: &Path, bytes: &[u8]) -> Reply {
     }
 }
 
-/// The primary gid of `user`.
-fn group_of(user: &str) -> u32 {
-    let out = Command::new("id").args(["-g", user]).output().expect("id");
+/// `program`, to be run as `user` (a name, or a number: uid and gid alike)
+/// with no supplementary groups.
+pub fn as_user(user: &str, program: &str) -> Command {
+    use std::os::unix::process::CommandExt;
+    let (uid, gid) = match user.parse::<u32>() {
+        Ok(n) => (n, n),
+        Err(_) => (id("-u", user), id("-g", user)),
+    };
+    let mut c = Command::new(program);
+    // std drops the supplementary groups when root changes the uid.
+    c.uid(uid).gid(gid);
+    c
+}
+
+/// `id FLAG user` as a number.
+fn id(flag: &str, user: &str) -> u32 {
+    let out = Command::new("id").args([flag, user]).output().expect("id");
     String::from_utf8_lossy(&out.stdout)
         .trim()
         .parse()
-        .expect("a gid")
+        .expect("an id")
 }
 
 fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {

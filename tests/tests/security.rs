@@ -95,14 +95,8 @@ fn nginx_sends_nothing_to_a_socket_it_did_not_make() {
     let socket = sockets.join("site.sock");
     std::fs::remove_file(&socket).unwrap();
     let got = n.dir.join("squatter-got");
-    let mut squatter = std::process::Command::new("setpriv")
-        .args([
-            "--reuid=4242",
-            "--regid=4242",
-            "--clear-groups",
-            "/usr/bin/python3",
-            "-c",
-        ])
+    let mut squatter = attack::as_user("4242", "/usr/bin/python3")
+        .arg("-c")
         .arg(
             "import os, socket, sys\n\
              s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(8)\n\
