@@ -147,18 +147,18 @@ def main():
                                f"Alias /static {static}"),
         "oxwsgi": ApacheServer("apache-oxwsgi", tmp,
                                "LoadModule alias_module /usr/lib/apache2/modules/mod_alias.so\n"
-                               f"LoadModule oxwsgi_module {MODULE}", alias),
+                               f"LoadModule wsgi_module {MODULE}", alias),
         "mod_wsgi": ApacheServer("apache-modwsgi", tmp,
                                  "LoadModule alias_module /usr/lib/apache2/modules/mod_alias.so\n"
                                  f"LoadModule wsgi_module {MOD_WSGI}", alias),
         "oxwsgi-daemon": ApacheServer("apache-oxwsgi-daemon", tmp,
-                                      mod_alias + f"LoadModule oxwsgi_module {MODULE}", daemon),
+                                      mod_alias + f"LoadModule wsgi_module {MODULE}", daemon),
         "mod_wsgi-daemon": ApacheServer("apache-modwsgi-daemon", tmp,
                                         mod_alias + f"LoadModule wsgi_module {MOD_WSGI}", daemon),
         # Like for like with mod_wsgi: the daemon on Apache's embedded
         # libpython instead of the venv's interpreter.
         "oxwsgi-daemon-libpython": ApacheServer(
-            "apache-oxwsgi-daemon-libpython", tmp, mod_alias + f"LoadModule oxwsgi_module {MODULE}",
+            "apache-oxwsgi-daemon-libpython", tmp, mod_alias + f"LoadModule wsgi_module {MODULE}",
             daemon.replace("display-name=", "python-executable=off display-name=")),
     }
     try:

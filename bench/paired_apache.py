@@ -9,7 +9,7 @@ from pairing import REPO, apache_conf, cpu_seconds as cpu
 
 
 def conf(d, port, module, path):
-    return apache_conf(d, port, f"LoadModule oxwsgi_module {module}", f"WSGIScriptAlias / {path}")
+    return apache_conf(d, port, f"LoadModule wsgi_module {module}", f"WSGIScriptAlias / {path}")
 
 
 mods = [os.path.abspath(m) for m in sys.argv[1:3]]; rounds = int(sys.argv[3]); secs = sys.argv[4]; url = sys.argv[5] if len(sys.argv) > 5 else "/"

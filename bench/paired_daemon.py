@@ -20,10 +20,10 @@ WSGIProcessGroup site
 WSGIScriptAlias / {REPO}/examples/hello.py""")
 
 
-loads = [("oxwsgi", f"LoadModule oxwsgi_module {REPO}/target/release/libmod_oxwsgi.so", ""),
+loads = [("oxwsgi", f"LoadModule wsgi_module {REPO}/target/release/libmod_oxwsgi.so", ""),
          ("mod_wsgi", f"LoadModule wsgi_module {REPO}/build/out/mod_wsgi/usr/lib/apache2/modules/mod_wsgi.so", "WSGIApplicationGroup %{GLOBAL}")]
 if len(sys.argv) > 4:
-    loads = [(name, f"LoadModule oxwsgi_module {os.path.abspath(m)}", "")
+    loads = [(name, f"LoadModule wsgi_module {os.path.abspath(m)}", "")
              for name, m in zip("AB", sys.argv[3:5])]
 procs = []
 for i, (name, load, extra) in enumerate(loads):

@@ -648,7 +648,7 @@ unsafe fn dir_conf<'r>(r: *const ffi::request_rec) -> Option<&'r DirConf> {
     // the request's merged directory configuration holds our DirConf at our
     // module's index, in a pool that outlives the request.
     unsafe {
-        ffi::ap_get_module_config((*r).per_dir_config, &raw const crate::oxwsgi_module)
+        ffi::ap_get_module_config((*r).per_dir_config, &raw const crate::wsgi_module)
             .cast::<DirConf>()
             .as_ref()
     }

@@ -42,11 +42,13 @@ const HANDLER_NAME: &CStr = c"wsgi-script";
 
 #[cfg_attr(not(test), unsafe(no_mangle))]
 #[allow(non_upper_case_globals)]
-pub static mut oxwsgi_module: module_struct = module_struct {
+pub static mut wsgi_module: module_struct = module_struct {
     version: ffi::MODULE_MAGIC_NUMBER_MAJOR as c_int,
     minor_version: ffi::MODULE_MAGIC_NUMBER_MINOR as c_int,
     module_index: -1,
-    name: c"mod_oxwsgi.c".as_ptr(),
+    // mod_wsgi's names, so `<IfModule mod_wsgi.c>` and `<IfModule
+    // wsgi_module>` blocks apply (the package conflicts with mod_wsgi).
+    name: c"mod_wsgi.c".as_ptr(),
     dynamic_load_handle: ptr::null_mut(),
     next: ptr::null_mut(),
     magic: ffi::MODULE_MAGIC_COOKIE as _,
@@ -638,7 +640,7 @@ static LOGGER: ApacheLog = ApacheLog;
 
 /// Routes the `log` facade to Apache's error log. Debug lines (a request's
 /// way through the module) are made only when Apache logs them for this
-/// module (`LogLevel oxwsgi:debug`, or `LogLevel debug`).
+/// module (`LogLevel wsgi:debug`, or `LogLevel debug`).
 fn install_logger(debug: bool) {
     if log::set_logger(&LOGGER).is_ok() {
         log::set_max_level(if debug {
@@ -659,7 +661,7 @@ unsafe fn logs_debug(s: *const server_rec) -> bool {
     // module record's index is set once Apache loaded the module.
     unsafe {
         let conf = &(*s).log;
-        let index = (*ptr::addr_of!(oxwsgi_module)).module_index;
+        let index = (*ptr::addr_of!(wsgi_module)).module_index;
         let module_level = if index >= 0 && !conf.module_levels.is_null() {
             i32::from(*conf.module_levels.add(index as usize))
         } else {

@@ -5,7 +5,8 @@
 #include "http_log.h"
 #include "http_main.h"
 
-APLOG_USE_MODULE(oxwsgi);
+/* mod_wsgi's module name: log lines say [wsgi:...], LogLevel wsgi:debug. */
+APLOG_USE_MODULE(wsgi);
 
 extern const char *oxwsgi_cmd_script_alias(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_python_home(cmd_parms *, void *, const char *);

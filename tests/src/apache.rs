@@ -23,7 +23,7 @@ pub fn module() -> PathBuf {
 /// Renders a complete configuration around `body` (directives at server
 /// level), loading oxwsgi.
 pub fn render(dir: &std::path::Path, port: u16, mpm: &str, body: &str) -> String {
-    let load = format!("LoadModule oxwsgi_module {}", module().display());
+    let load = format!("LoadModule wsgi_module {}", module().display());
     render_with(dir, port, mpm, &load, body)
 }
 
@@ -103,7 +103,7 @@ pub struct Apache {
 impl Apache {
     /// Starts Apache with the `mpm` MPM (event, worker, prefork) and `body`.
     pub fn start(mpm: &str, body: &str) -> Apache {
-        let load = format!("LoadModule oxwsgi_module {}", module().display());
+        let load = format!("LoadModule wsgi_module {}", module().display());
         Apache::start_with(mpm, &load, body)
     }
 

@@ -188,7 +188,7 @@ fn a_mod_wsgi_site_answers_the_same_under_oxwsgi() {
         .replace("APPS", &repo().join("tests/apps").display().to_string());
     let ours = Apache::start_with(
         "event",
-        &format!("LoadModule oxwsgi_module {}", apache::module().display()),
+        &format!("LoadModule wsgi_module {}", apache::module().display()),
         &site,
     );
     let theirs = Apache::start_with("event", &apache::mod_wsgi(), &site);
@@ -281,7 +281,7 @@ fn aliases_belong_to_their_virtual_host() {
     let hello = repo().join("examples/hello.py").display().to_string();
     let a = Apache::start_with(
         "event",
-        &format!("LoadModule oxwsgi_module {}", apache::module().display()),
+        &format!("LoadModule wsgi_module {}", apache::module().display()),
         &format!(
             "WSGIScriptAlias /main {hello}\n\
              <VirtualHost 127.0.0.1:{{port}}>\n    ServerName a.test\n    WSGIScriptAlias /a {cases}\n</VirtualHost>\n\
@@ -581,7 +581,7 @@ fn a_slow_reader_throttles_a_huge_stream_under_every_mpm() {
 /// in a directive is a configuration error, not a crash.
 #[test]
 fn a_panic_in_an_entry_is_logged_answered_and_survived() {
-    let load = format!("LoadModule oxwsgi_module {}", apache::module().display());
+    let load = format!("LoadModule wsgi_module {}", apache::module().display());
     // One child, so the failpoint fires once for the whole server.
     let body = format!(
         "StartServers 1\nServerLimit 1\nMaxRequestWorkers 25\nWSGIScriptAlias /cases {}",
@@ -602,11 +602,11 @@ fn a_panic_in_an_entry_is_logged_answered_and_survived() {
     assert!(out.contains("internal error (panic) in oxwsgi"), "{out}");
 }
 
-/// `LogLevel oxwsgi:debug` traces a request through the module, with the
+/// `LogLevel wsgi:debug` traces a request through the module, with the
 /// request's context; at the default level none of it is logged.
 #[test]
 fn debug_level_traces_a_request_through_the_module() {
-    let a = with_directives("event", "LogLevel info oxwsgi:debug");
+    let a = with_directives("event", "LogLevel info wsgi:debug");
     assert_eq!(http::get(a.port, "/cases/stream?n=2").status, 200);
     a.expect_logged(&[
         "GET /cases/stream?n=2: calling the app",
@@ -623,4 +623,27 @@ fn debug_level_traces_a_request_through_the_module() {
         "{}",
         a.error_log()
     );
+}
+
+/// mod_wsgi's names, where Apache looks a module up: a configuration's
+/// `<IfModule mod_wsgi.c>` and `<IfModule wsgi_module>` blocks apply, as
+/// under Debian's mod_wsgi (side by side), and their negations do not.
+#[test]
+fn ifmodule_blocks_written_for_mod_wsgi_apply() {
+    let body = format!(
+        "<IfModule mod_wsgi.c>\nWSGIScriptAlias /a {cases}\n</IfModule>\n\
+         <IfModule wsgi_module>\nWSGIScriptAlias /b {cases}\n</IfModule>\n\
+         <IfModule !mod_wsgi.c>\nWSGIScriptAlias /c {cases}\n</IfModule>",
+        cases = app("cases.py")
+    );
+    for load in [
+        format!("LoadModule wsgi_module {}", apache::module().display()),
+        apache::mod_wsgi(),
+    ] {
+        let a = Apache::start_with("event", &load, &body);
+        for path in ["/a/pid", "/b/pid"] {
+            assert_eq!(http::get(a.port, path).status, 200, "{load}: {path}");
+        }
+        assert_eq!(http::get(a.port, "/c/pid").status, 404, "{load}");
+    }
 }

@@ -550,7 +550,7 @@ fn a_daemon_mode_django_site_answers_as_under_mod_wsgi() {
     );
     let ours = Apache::start_with(
         "event",
-        &format!("LoadModule oxwsgi_module {}", apache::module().display()),
+        &format!("LoadModule wsgi_module {}", apache::module().display()),
         &site,
     );
     let theirs = Apache::start_with("event", &apache::mod_wsgi(), &site);

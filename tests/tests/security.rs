@@ -423,7 +423,7 @@ fn both_modules() -> [(&'static str, String); 2] {
     [
         (
             "oxwsgi",
-            format!("LoadModule oxwsgi_module {}", apache::module().display()),
+            format!("LoadModule wsgi_module {}", apache::module().display()),
         ),
         ("mod_wsgi", apache::mod_wsgi()),
     ]

@@ -12,7 +12,7 @@ use super::sys;
 pub enum LogStyle {
     /// `2026/12/02 03:58:17 [error] 123#0: oxwsgi: ...`
     Nginx,
-    /// `[Wed Dec 02 03:58:17.123456 2026] [oxwsgi:error] [pid 123:tid 124] oxwsgi: ...`
+    /// `[Wed Dec 02 03:58:17.123456 2026] [wsgi:error] [pid 123:tid 124] oxwsgi: ...`
     Apache,
 }
 
@@ -68,7 +68,7 @@ impl LogStyle {
                     log::Level::Trace => "trace1",
                 };
                 format!(
-                    "[{} {} {:02} {:02}:{:02}:{:02}.{us:06} {}] [oxwsgi:{level}] [pid {pid}:tid {}] oxwsgi: {message}\n",
+                    "[{} {} {:02} {:02}:{:02}:{:02}.{us:06} {}] [wsgi:{level}] [pid {pid}:tid {}] oxwsgi: {message}\n",
                     DAYS[tm.tm_wday.clamp(0, 6) as usize],
                     MONTHS[tm.tm_mon.clamp(0, 11) as usize],
                     tm.tm_mday,
@@ -133,7 +133,7 @@ mod tests {
         assert!(a.starts_with('['), "{a}");
         assert!(
             a.ends_with(&format!(
-                "] [oxwsgi:error] [pid {pid}:tid {}] oxwsgi: boom\n",
+                "] [wsgi:error] [pid {pid}:tid {}] oxwsgi: boom\n",
                 super::sys::thread_id()
             )),
             "{a}"
