@@ -336,6 +336,56 @@ fn worker_config(python_home: Option<PathBuf>, python_path: Vec<PathBuf>) -> Int
     }
 }
 
+/// What `import mod_wsgi` gives an app under Apache, as mod_wsgi's module
+/// does (`offer_mod_wsgi`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModWsgi {
+    /// The process group serving this process's apps ("": embedded).
+    pub process_group: String,
+    /// The most processes, and threads in each, that serve its apps.
+    pub maximum_processes: usize,
+    pub threads_per_process: usize,
+}
+
+/// The mod_wsgi version whose module oxwsgi offers (the interface of
+/// Debian 12's).
+pub const MOD_WSGI_VERSION: (u32, u32, u32) = (4, 9, 4);
+
+static MOD_WSGI: std::sync::Mutex<Option<ModWsgi>> = std::sync::Mutex::new(None);
+
+/// Makes `import mod_wsgi` work in the Python this process starts next
+/// (Apache's children and daemons), before its apps load.
+pub fn offer_mod_wsgi(info: ModWsgi) {
+    *MOD_WSGI
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(info);
+}
+
+/// Puts the `mod_wsgi` module in `sys.modules`, when offered.
+fn install_mod_wsgi(py: Python<'_>, modules: &Bound<'_, PyAny>) -> PyResult<()> {
+    let Some(info) = MOD_WSGI
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+    else {
+        return Ok(());
+    };
+    let m = pyo3::types::PyModule::new(py, "mod_wsgi")?;
+    m.setattr(
+        "__doc__",
+        "mod_wsgi's module as oxwsgi offers it: the process group, application group, \
+         version and process limits (no metrics or event functions).",
+    )?;
+    m.setattr("version", MOD_WSGI_VERSION)?;
+    m.setattr("process_group", info.process_group)?;
+    // Every app of a process runs in its one interpreter (%{GLOBAL}).
+    m.setattr("application_group", "")?;
+    m.setattr("maximum_processes", info.maximum_processes)?;
+    m.setattr("threads_per_process", info.threads_per_process)?;
+    m.setattr("oxwsgi", true)?;
+    modules.set_item("mod_wsgi", m)
+}
+
 const SUPPORT: &str = include_str!("support.py");
 const PUBLIC: &str = include_str!("oxwsgi.py");
 
@@ -368,6 +418,7 @@ fn setup(py: Python<'_>, config: &InterpreterConfig) -> PyResult<()> {
         c"oxwsgi",
     )?;
     sys.getattr("modules")?.set_item("oxwsgi", &public)?;
+    install_mod_wsgi(py, &sys.getattr("modules")?)?;
     crate::errors::set_error_stream(py, config.stderr_level)?;
     // The server owns signals: import `signal` now (it grabs SIGINT when first
     // imported), make signal.signal() a logged no-op, and restore SIGINT.

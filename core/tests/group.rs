@@ -87,6 +87,7 @@ fn main() {
         metrics: None,
         exec: None,
         admission: Admission::for_group("test", None).unwrap(),
+        mod_wsgi: false,
         mounts: None,
         apps: vec![AppOptions::new(
             AppSpec::parse(apps.join("cases.py").to_str().unwrap(), None).unwrap(),
@@ -181,6 +182,7 @@ fn spec(
         metrics: None,
         exec: None,
         admission: Admission::for_group(name, None).unwrap(),
+        mod_wsgi: false,
         mounts: None,
         apps: vec![AppOptions::new(
             AppSpec::parse(apps.join("cases.py").to_str().unwrap(), None).unwrap(),

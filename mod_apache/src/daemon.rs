@@ -106,6 +106,7 @@ pub unsafe fn start(
             None => None,
         };
         spec.exec = exec.clone();
+        spec.mod_wsgi = true;
         match Group::start(spec, daemon_logger) {
             Ok(g) => {
                 for pid in g.pids() {

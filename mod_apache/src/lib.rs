@@ -243,6 +243,24 @@ unsafe extern "C" fn child_init(pool: *mut apr_pool_t, s: *mut server_rec) {
             .filter_map(|script| script_app(&c, script, "", None))
             .collect();
         let apps = c.aliases.iter().filter_map(|a| a.app.as_deref());
+        let query = |what: u32| {
+            let mut v: c_int = 0;
+            // SAFETY: ap_mpm_query writes one int.
+            unsafe { ffi::ap_mpm_query(what as c_int, &mut v) };
+            v
+        };
+        // As mod_wsgi counts them: the process slots used so far (else
+        // the most there may be), the threads of a child.
+        let processes = match query(ffi::AP_MPMQ_MAX_DAEMON_USED) {
+            -1 => query(ffi::AP_MPMQ_MAX_DAEMONS),
+            n => n,
+        };
+        let positive = |n: c_int| usize::try_from(n).unwrap_or(1).max(1);
+        oxwsgi_core::interpreter::offer_mod_wsgi(oxwsgi_core::interpreter::ModWsgi {
+            process_group: String::new(),
+            maximum_processes: positive(processes),
+            threads_per_process: positive(query(ffi::AP_MPMQ_MAX_THREADS)),
+        });
         let started = match Interpreter::start_in_worker(
             c.python_home.clone(),
             c.python_path.clone(),

@@ -922,3 +922,55 @@ fn the_status_page_shows_the_daemons() {
             .contains("oxwsgi_group_recycles_total{group=\"site\",reason=\"max_requests\"} 1")
     }));
 }
+
+/// `import mod_wsgi` gives an app what mod_wsgi's module gives it, embedded
+/// and in a daemon group: the same answer under both modules, side by side.
+#[test]
+fn import_mod_wsgi_answers_as_mod_wsgi() {
+    let body = format!(
+        "WSGIDaemonProcess site processes=2 threads=3\n\
+         WSGIApplicationGroup %{{GLOBAL}}\n\
+         WSGIScriptAlias /embedded {info}\n\
+         WSGIScriptAlias /daemon {info} process-group=site\n\
+         WSGISocketPrefix wsgi\n\
+         ThreadsPerChild 5\nServerLimit 3\nMaxRequestWorkers 15",
+        info = app("mod_wsgi_info.py")
+    );
+    let answers: Vec<(String, String)> = [
+        format!("LoadModule wsgi_module {}", apache::module().display()),
+        apache::mod_wsgi(),
+    ]
+    .into_iter()
+    .map(|load| {
+        let a = Apache::start_with("event", &load, &body);
+        let get = |path: &str| {
+            let r = http::get(a.port, path);
+            assert_eq!(r.status, 200, "{load}: {path}: {}", a.error_log());
+            r.text()
+        };
+        // mod_wsgi counts an embedded child's maximum_processes when it
+        // sets Python up (1 here, before the children forked); oxwsgi the
+        // slots used when the child starts (up to ServerLimit): an
+        // estimate either way, left out of the comparison.
+        let embedded = get("/embedded");
+        let at = embedded.find("\"maximum_processes\": ").unwrap() + 21;
+        let n: usize = embedded[at..].split(',').next().unwrap().parse().unwrap();
+        assert!((1..=3).contains(&n), "{load}: {embedded}");
+        (
+            embedded.replace(&format!("\"maximum_processes\": {n},"), ""),
+            get("/daemon"),
+        )
+    })
+    .collect();
+    assert_eq!(answers[0], answers[1], "oxwsgi, then mod_wsgi");
+    assert!(
+        answers[0].1.contains("\"process_group\": \"site\""),
+        "{:?}",
+        answers[0]
+    );
+    assert!(
+        answers[0].1.contains("\"threads_per_process\": 3"),
+        "{:?}",
+        answers[0]
+    );
+}

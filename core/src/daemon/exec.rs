@@ -211,6 +211,7 @@ pub(super) fn become_python(
         log: exec.log,
         admission: spec.admission.clone(),
         mounts: spec.mounts.clone(),
+        mod_wsgi: spec.mod_wsgi,
     };
     let (major, minor) = crate::interpreter::embedded_version();
     let bootstrap = BOOTSTRAP
@@ -295,6 +296,7 @@ pub fn serve_in_python(handoff: i32) -> i32 {
         exec: None,
         admission: h.admission,
         mounts: h.mounts,
+        mod_wsgi: h.mod_wsgi,
     };
     let code = serve_group(&spec, lifecycle, listener, true);
     // Python is not finalised by its own program either: request threads

@@ -51,6 +51,8 @@ pub struct GroupSpec {
     pub exec: Option<super::exec::ExecSpec>,
     /// Who the daemons serve: the server's users, with the group's token.
     pub admission: super::auth::Admission,
+    /// The group is Apache's: its daemons offer `import mod_wsgi`.
+    pub mod_wsgi: bool,
     /// The apps the server's configuration mounts for the group, which
     /// are all a daemon runs (`None`: any the server names, as mod_wsgi's
     /// daemons, where a handler may map any script of a directory).
@@ -367,6 +369,13 @@ pub(super) fn serve_group(
             Arc::new(App::new(a))
         })
         .collect();
+    if spec.mod_wsgi {
+        crate::interpreter::offer_mod_wsgi(crate::interpreter::ModWsgi {
+            process_group: spec.name.clone(),
+            maximum_processes: o.processes,
+            threads_per_process: o.threads,
+        });
+    }
     let preload = apps.iter().map(|a| &**a);
     let interpreter = if adopted {
         Interpreter::adopt(o.python_path.clone(), preload)

@@ -36,6 +36,8 @@ pub struct Handoff {
     pub admission: Admission,
     /// The apps it may run (`None`: any the server names).
     pub mounts: Option<Vec<Mount>>,
+    /// The group is Apache's (`GroupSpec::mod_wsgi`).
+    pub mod_wsgi: bool,
 }
 
 /// A handoff as it is read, before its token is known.
@@ -50,6 +52,7 @@ struct Partial {
     log: LogStyle,
     uids: Vec<u32>,
     mounts: Option<Vec<Mount>>,
+    mod_wsgi: bool,
 }
 
 mod tag {
@@ -78,6 +81,8 @@ mod tag {
     pub const MOUNTS: u8 = 18;
     /// One mount: target, callable and mount point, NUL-separated.
     pub const MOUNT: u8 = 19;
+    /// The group is Apache's.
+    pub const MOD_WSGI: u8 = 20;
 }
 
 fn num(out: &mut Vec<u8>, tag: u8, n: u64) {
@@ -142,6 +147,9 @@ impl Handoff {
         for uid in &self.admission.uids {
             num(&mut out, tag::PEER_UID, (*uid).into());
         }
+        if self.mod_wsgi {
+            field(&mut out, tag::MOD_WSGI, b"");
+        }
         if let Some(mounts) = &self.mounts {
             field(&mut out, tag::MOUNTS, b"");
             for m in mounts {
@@ -180,6 +188,7 @@ impl Handoff {
             log: LogStyle::Nginx,
             uids: Vec::new(),
             mounts: None,
+            mod_wsgi: false,
         };
         let mut token = None;
         for f in fields(bytes) {
@@ -248,6 +257,7 @@ impl Handoff {
                     )
                 }
                 tag::MOUNTS => h.mounts = Some(Vec::new()),
+                tag::MOD_WSGI => h.mod_wsgi = true,
                 tag::MOUNT => {
                     let t = text(v)?;
                     let [target, callable, mount] = t.split('\0').collect::<Vec<_>>()[..] else {
@@ -289,6 +299,7 @@ impl Handoff {
             metrics: h.metrics,
             log: h.log,
             mounts: h.mounts,
+            mod_wsgi: h.mod_wsgi,
         })
     }
 }
@@ -328,6 +339,7 @@ mod tests {
                 callable: "app".into(),
                 mount: "/a".into(),
             }]),
+            mod_wsgi: true,
         };
         let back = Handoff::decode(&h.encode()).unwrap();
         assert_eq!(back, h);
@@ -337,6 +349,7 @@ mod tests {
             metrics: None,
             log: LogStyle::Nginx,
             mounts: None,
+            mod_wsgi: false,
             ..h
         };
         assert_eq!(Handoff::decode(&h.encode()).unwrap(), h);

@@ -454,6 +454,7 @@ impl GroupOptions {
             metrics: None,
             exec: None,
             admission,
+            mod_wsgi: false,
             mounts: None,
         })
     }
