@@ -129,6 +129,9 @@ pub struct AppOptions {
     /// ... with this status: 503 with `Retry-After`, or 504 (mod_wsgi's
     /// daemon mode).
     pub queue_timeout_status: u16,
+    /// A script loaded for what its import does (`WSGIImportScript`): it
+    /// needs no callable.
+    pub import_only: bool,
 }
 
 impl AppOptions {
@@ -145,6 +148,7 @@ impl AppOptions {
             request_timeout: None,
             queue_timeout: None,
             queue_timeout_status: 503,
+            import_only: false,
         }
     }
 }
@@ -336,6 +340,7 @@ impl App {
                 spec.callable,
                 crate::errors::type_name(&obj)
             ))),
+            Err(_) if self.options.import_only => Ok(py.None()),
             Err(_) => {
                 let found: Vec<String> =
                     support.call_method1("callables", (&module,))?.extract()?;

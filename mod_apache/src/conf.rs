@@ -25,6 +25,16 @@ pub struct Alias {
     pub app: Option<Arc<App>>,
 }
 
+/// A WSGIImportScript.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Import {
+    pub script: String,
+    /// The process group whose daemons load it (`None`: Apache's children).
+    pub group: Option<String>,
+    /// The server it was configured in (`server_key`).
+    pub server: usize,
+}
+
 /// A compiled WSGIScriptAliasMatch.
 #[derive(Clone)]
 pub struct AliasMatch {
@@ -166,8 +176,9 @@ impl AppDefaults {
 pub struct Config {
     pub aliases: Vec<Alias>,
     pub matches: Vec<AliasMatch>,
-    /// WSGIImportScript: scripts loaded when a child starts.
-    pub imports: Vec<String>,
+    /// WSGIImportScript: scripts loaded when a child (group `None`) or a
+    /// group's daemon starts.
+    pub imports: Vec<Import>,
     pub defaults: Option<AppDefaults>,
     pub python_home: Option<PathBuf>,
     pub python_path: Vec<PathBuf>,
@@ -233,6 +244,16 @@ impl Config {
                         if prefix.is_empty() { "/" } else { prefix }
                     ));
                 }
+            }
+        }
+        for i in &self.imports {
+            let Some(g) = &i.group else { continue };
+            // SAFETY: as for the aliases below.
+            if !unsafe { self.group_serves(g, i.server, main) } {
+                return Err(format!(
+                    "WSGIImportScript {}: process-group={g}: WSGI process group not accessible.",
+                    i.script
+                ));
             }
         }
         for a in &self.aliases {
@@ -742,15 +763,52 @@ directive1!(
 );
 
 directive1!(
-    oxwsgi_cmd_import_script(cmd, _dir, raw, v) {
-        let script = v.split_whitespace().next().unwrap_or("").to_string();
-        AppSpec::parse(&script, None)?;
+    oxwsgi_cmd_import_script(cmd, _dir, raw, line) {
+        let words = values::split_words(&line)?;
+        let (script, options) = words
+            .split_first()
+            .ok_or("Location of import script not supplied.")?;
+        AppSpec::parse(script, None)?;
+        let (group, application_group) = import_options(options)?;
+        // Every app of a process shares its one interpreter (%{GLOBAL}).
+        let _ = application_group;
+        let server = server_key((*cmd).server);
         update(|c| {
-            c.imports.push(script);
+            if let Some(g) = &group {
+                if !c.daemons.iter().any(|(n, _)| n == g) {
+                    return Err("WSGI process group not yet configured.".into());
+                }
+            }
+            c.imports.push(Import {
+                script: script.clone(),
+                group,
+                server,
+            });
             Ok(())
         })
     }
 );
+
+/// WSGIImportScript's options, as mod_wsgi takes them: both groups named,
+/// nothing else. The process group (`None`: `%{GLOBAL}`, Apache's
+/// children) and the application group.
+fn import_options(options: &[String]) -> Result<(Option<String>, String), String> {
+    let (mut process, mut application) = (None, None);
+    for o in options {
+        match o.split_once('=') {
+            Some(("process-group", v)) if !v.is_empty() => process = Some(v.to_string()),
+            Some(("process-group", _)) => return Err("Invalid name for WSGI process group.".into()),
+            Some(("application-group", v)) if !v.is_empty() => application = Some(v.to_string()),
+            Some(("application-group", _)) => {
+                return Err("Invalid name for WSGI application group.".into());
+            }
+            _ => return Err("Invalid option to WSGI import script definition.".into()),
+        }
+    }
+    let application = application.ok_or("Name of WSGI application group required.")?;
+    let process = process.ok_or("Name of WSGI process group required.")?;
+    Ok(((process != "%{GLOBAL}").then_some(process), application))
+}
 
 /// The on/off directives, told apart by name.
 #[cfg_attr(not(test), unsafe(no_mangle))]

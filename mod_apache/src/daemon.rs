@@ -211,12 +211,28 @@ unsafe fn group_region(
 /// WSGIScriptAliases naming it with both `process-group=` and
 /// `application-group=` (as mod_wsgi, which preloads those).
 fn preloaded(c: &Config, name: &str) -> Vec<oxwsgi_core::AppOptions> {
+    let imports = c
+        .imports
+        .iter()
+        .filter(|i| i.group.as_deref() == Some(name))
+        .filter_map(|i| {
+            let mut o = c
+                .defaults
+                .as_ref()?
+                .app(&i.script, "", None)
+                .ok()?
+                .options()
+                .clone();
+            o.import_only = true;
+            Some(o)
+        });
     c.aliases
         .iter()
         .filter(|a| a.inline.group() == Some(Some(name)) && a.inline.application_group.is_some())
         .filter_map(|a| a.app.as_ref())
-        .map(|app| {
-            let mut o = app.options().clone();
+        .map(|app| app.options().clone())
+        .chain(imports)
+        .map(|mut o| {
             // The daemon's own: it may be multithreaded when Apache's
             // children are not.
             o.multithread = c.daemons.iter().any(|(n, d)| n == name && d.threads > 1);

@@ -240,7 +240,8 @@ unsafe extern "C" fn child_init(pool: *mut apr_pool_t, s: *mut server_rec) {
         let imports: Vec<_> = c
             .imports
             .iter()
-            .filter_map(|script| script_app(&c, script, "", None))
+            .filter(|i| i.group.is_none())
+            .filter_map(|i| import_app(&c, &i.script))
             .collect();
         let apps = c.aliases.iter().filter_map(|a| a.app.as_deref());
         let query = |what: u32| {
@@ -418,6 +419,20 @@ fn script_app(
         app: app.clone(),
     });
     Some(app)
+}
+
+/// A WSGIImportScript's script as an app to preload: loaded for what its
+/// import does (it needs no callable).
+fn import_app(c: &conf::Config, script: &str) -> Option<std::sync::Arc<oxwsgi_core::App>> {
+    let mut options = match c.defaults.as_ref()?.app(script, "", None) {
+        Ok(a) => a.options().clone(),
+        Err(e) => {
+            log::error!(target: "oxwsgi", "{script}: {e}");
+            return None;
+        }
+    };
+    options.import_only = true;
+    Some(std::sync::Arc::new(oxwsgi_core::App::new(options)))
 }
 
 /// The app of a request: its WSGIScriptAlias, or the script Apache mapped

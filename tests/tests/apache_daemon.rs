@@ -974,3 +974,76 @@ fn import_mod_wsgi_answers_as_mod_wsgi() {
         answers[0]
     );
 }
+
+/// A service script, as mod_wsgi-express's `--service-script` writes it: a
+/// group of no threads loads it when its daemon starts, runs it as the
+/// group's user, and replaces the daemon when it dies; under both modules.
+/// WSGIImportScript takes mod_wsgi's options, and its errors.
+#[test]
+fn a_service_script_runs_in_a_group_without_threads() {
+    for load in [
+        format!("LoadModule wsgi_module {}", apache::module().display()),
+        apache::mod_wsgi(),
+    ] {
+        let dir = oxwsgi_e2e::temp_dir("service");
+        std::fs::copy(app("service.py"), dir.join("service.py")).unwrap();
+        let out = dir.join("service.out");
+        let a = Apache::start_with(
+            "event",
+            &load,
+            &format!(
+                "WSGISocketPrefix wsgi\n\
+                 WSGIDaemonProcess svc threads=0 display-name=%{{GROUP}}\n\
+                 WSGIImportScript {}/service.py process-group=svc application-group=%{{GLOBAL}}",
+                dir.display()
+            ),
+        );
+        // What ps shows (mod_wsgi's display-name sets the command line,
+        // not the process's short name).
+        let title = |pid: i32| {
+            let line = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            line.split('\0').next().unwrap_or("").trim().to_string()
+        };
+        let running = || -> Option<(i32, u32)> {
+            let text = std::fs::read_to_string(&out).ok()?;
+            let (pid, uid) = text.split_once(' ')?;
+            Some((pid.parse().ok()?, uid.parse().ok()?))
+        };
+        assert!(
+            wait_until(Duration::from_secs(10), || running().is_some()),
+            "{load}: the service script did not run\n{}",
+            a.error_log()
+        );
+        let (pid, uid) = running().unwrap();
+        assert_eq!(title(pid), "(wsgi:svc)", "{load}");
+        assert_eq!(uid, 33, "{load}: as Apache's User");
+        // SAFETY: signalling a daemon of the Apache this test started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        assert!(
+            wait_until(Duration::from_secs(10), || running()
+                .is_some_and(|(p, _)| p != pid && title(p) == "(wsgi:svc)")),
+            "{load}: no daemon ran the service script again\n{}",
+            a.error_log()
+        );
+    }
+    for (options, message) in [
+        ("", "Name of WSGI application group required."),
+        (
+            "application-group=%{GLOBAL}",
+            "Name of WSGI process group required.",
+        ),
+        (
+            "process-group=%{GLOBAL} callable-object=x",
+            "Invalid option to WSGI import script definition.",
+        ),
+        (
+            "process-group=nowhere application-group=%{GLOBAL}",
+            "WSGI process group not yet configured.",
+        ),
+    ] {
+        apache::assert_refused(
+            &format!("WSGIImportScript {} {options}", app("service.py")),
+            message,
+        );
+    }
+}

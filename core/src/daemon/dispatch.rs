@@ -66,6 +66,14 @@ pub fn run(
     options: &GroupOptions,
     stop: Arc<AtomicBool>,
 ) -> io::Result<()> {
+    if options.threads == 0 {
+        // A group for service scripts: they run in the daemon's Python
+        // (loaded at its start); no request is taken.
+        while !stop.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(STOP_CHECK_MS as u64));
+        }
+        return Ok(());
+    }
     listener.set_nonblocking(true)?;
     let epoll = Epoll::new()?;
     epoll.add(listener.as_raw_fd(), LISTENER)?;

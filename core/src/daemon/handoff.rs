@@ -63,7 +63,8 @@ mod tag {
     pub const APP: u8 = 3;
     pub const APP_CALLABLE: u8 = 4;
     pub const APP_MOUNT: u8 = 5;
-    /// gzip, inflate, multithread, multiprocess, reload: a byte each.
+    /// gzip, inflate, multithread, multiprocess, reload, import only: a
+    /// byte each.
     pub const APP_FLAGS: u8 = 6;
     pub const APP_INFLATE_MAX: u8 = 7;
     pub const APP_REQUEST_TIMEOUT: u8 = 8;
@@ -114,6 +115,7 @@ impl Handoff {
                 a.multithread,
                 a.multiprocess,
                 a.reload_on_change,
+                a.import_only,
             ]
             .map(u8::from);
             field(&mut out, tag::APP_FLAGS, &flags);
@@ -213,9 +215,10 @@ impl Handoff {
                     tag::APP_CALLABLE => a.spec.callable = text(v)?,
                     tag::APP_MOUNT => a.mount = text(v)?,
                     tag::APP_FLAGS => {
-                        let [gzip, inflate, thread, process, reload] = v else {
-                            return Err(bad("app flags are five bytes".into()));
+                        let [gzip, inflate, thread, process, reload, import] = v else {
+                            return Err(bad("app flags are six bytes".into()));
                         };
+                        a.import_only = *import != 0;
                         a.gzip = *gzip != 0;
                         a.inflate_request = *inflate != 0;
                         a.multithread = *thread != 0;

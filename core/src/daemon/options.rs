@@ -306,7 +306,9 @@ impl GroupOptions {
         let life = &mut self.lifecycle;
         match key {
             "processes" => self.processes = count(key, value, 1, 1024)?,
-            "threads" => self.threads = count(key, value, 1, 1024)?,
+            // 0: a group for service scripts (WSGIImportScript), which
+            // takes no requests, as mod_wsgi's.
+            "threads" => self.threads = count(key, value, 0, 1024)?,
             "user" => self.user = Some(nonempty(key, value)?),
             "group" => self.group = Some(nonempty(key, value)?),
             "supplementary-groups" => {
