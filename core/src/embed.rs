@@ -32,6 +32,10 @@ static MAIN_TSTATE: AtomicPtr<ffi::PyThreadState> = AtomicPtr::new(std::ptr::nul
 pub(crate) struct StartParams<'a> {
     pub program_name: &'a Path,
     pub home: Option<&'a Path>,
+    /// `-O` level, bytecode writing, hash seed (`interpreter::PythonSettings`).
+    pub optimize: u8,
+    pub write_bytecode: bool,
+    pub hash_seed: Option<u32>,
 }
 
 /// The server's own SIGINT disposition, saved before Python starts: importing
@@ -147,6 +151,12 @@ pub(crate) fn start(params: &StartParams<'_>) -> Result<(), String> {
         cfg.user_site_directory = 0;
         cfg.configure_c_stdio = 0;
         cfg.pathconfig_warnings = 0;
+        cfg.optimization_level = params.optimize.into();
+        cfg.write_bytecode = params.write_bytecode.into();
+        if let Some(seed) = params.hash_seed {
+            cfg.use_hash_seed = 1;
+            cfg.hash_seed = seed.into();
+        }
         let result = (|| {
             check(
                 ffi::PyConfig_SetBytesString(cfg, &mut cfg.program_name, program.as_ptr()),

@@ -248,19 +248,18 @@ impl Interpreter {
             ));
         }
         let default_program = PathBuf::from(env!("OXWSGI_BUILD_PYTHON"));
-        let params = match &home {
-            Some(Home::Venv { program, .. }) => embed::StartParams {
-                program_name: program,
-                home: None,
-            },
-            Some(Home::Prefix { dir }) => embed::StartParams {
-                program_name: &default_program,
-                home: Some(dir),
-            },
-            None => embed::StartParams {
-                program_name: &default_program,
-                home: None,
-            },
+        let (program_name, home): (&Path, _) = match &home {
+            Some(Home::Venv { program, .. }) => (program, None),
+            Some(Home::Prefix { dir }) => (&default_program, Some(dir.as_path())),
+            None => (&default_program, None),
+        };
+        let settings = python_settings();
+        let params = embed::StartParams {
+            program_name,
+            home,
+            optimize: settings.optimize,
+            write_bytecode: settings.write_bytecode,
+            hash_seed: settings.hash_seed,
         };
         embed::start(&params).map_err(|e| InitError(format!("cannot start Python: {e}")))?;
         Python::attach(|py| setup(py, &config))
@@ -347,6 +346,68 @@ pub struct ModWsgi {
     pub threads_per_process: usize,
 }
 
+/// The interpreter settings a server sets for all its Pythons (Apache's
+/// `WSGIPythonOptimize`, `WSGIDontWriteBytecode`, `WSGIPythonHashSeed`,
+/// `WSGIPythonWarnings`), as Python's `-O`, `-B`, `PYTHONHASHSEED` and
+/// `-W` set them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PythonSettings {
+    /// 0, 1 (`-O`) or 2 (`-OO`).
+    pub optimize: u8,
+    pub write_bytecode: bool,
+    /// `None`: random (Python's default).
+    pub hash_seed: Option<u32>,
+    /// Warning filters, as `-W` takes them.
+    pub warnings: Vec<String>,
+}
+
+impl Default for PythonSettings {
+    fn default() -> PythonSettings {
+        PythonSettings {
+            optimize: 0,
+            write_bytecode: true,
+            hash_seed: None,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+impl PythonSettings {
+    /// The command line options of `python3` that give an interpreter these
+    /// settings (the hash seed is the environment's: `PYTHONHASHSEED`).
+    pub fn flags(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.optimize > 0 {
+            out.push(format!("-{}", "O".repeat(self.optimize.into())));
+        }
+        if !self.write_bytecode {
+            out.push("-B".into());
+        }
+        for w in &self.warnings {
+            out.push(format!("-W{w}"));
+        }
+        out
+    }
+}
+
+static SETTINGS: std::sync::Mutex<Option<PythonSettings>> = std::sync::Mutex::new(None);
+
+/// Sets the settings of the Python this process starts next.
+pub fn set_python_settings(s: PythonSettings) {
+    *SETTINGS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(s);
+}
+
+/// The settings of this process's Python.
+pub fn python_settings() -> PythonSettings {
+    SETTINGS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+        .unwrap_or_default()
+}
+
 /// The mod_wsgi version whose module oxwsgi offers (the interface of
 /// Debian 12's).
 pub const MOD_WSGI_VERSION: (u32, u32, u32) = (4, 9, 4);
@@ -419,6 +480,15 @@ fn setup(py: Python<'_>, config: &InterpreterConfig) -> PyResult<()> {
     )?;
     sys.getattr("modules")?.set_item("oxwsgi", &public)?;
     install_mod_wsgi(py, &sys.getattr("modules")?)?;
+    let settings = python_settings();
+    if !settings.warnings.is_empty() && !sys.getattr("warnoptions")?.is_truthy()? {
+        // As -W would have: in sys.warnoptions, and in force.
+        let warnings = py.import("warnings")?;
+        for w in &settings.warnings {
+            sys.getattr("warnoptions")?.call_method1("append", (w,))?;
+            warnings.call_method1("_setoption", (w,))?;
+        }
+    }
     crate::errors::set_error_stream(py, config.stderr_level)?;
     // The server owns signals: import `signal` now (it grabs SIGINT when first
     // imported), make signal.signal() a logged no-op, and restore SIGINT.

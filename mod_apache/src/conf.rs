@@ -187,6 +187,9 @@ pub struct Config {
     callables: Vec<(usize, String)>,
     /// WSGIScriptReloading (default On).
     script_reloading: bool,
+    /// WSGIPythonOptimize, WSGIDontWriteBytecode, WSGIPythonHashSeed,
+    /// WSGIPythonWarnings: every Python of the server (children, daemons).
+    pub python: oxwsgi_core::interpreter::PythonSettings,
     /// WSGIRequestTimeout (default off).
     pub request_timeout: Option<std::time::Duration>,
     /// WSGIDaemonProcess, in order.
@@ -214,6 +217,7 @@ impl Default for Config {
             python_path: Vec::new(),
             callables: Vec::new(),
             script_reloading: true,
+            python: Default::default(),
             request_timeout: None,
             daemons: Vec::new(),
             daemon_servers: Vec::new(),
@@ -556,6 +560,52 @@ directive1!(
         })
     }
 );
+
+directive1!(
+    /// The WSGIPython* interpreter settings, told apart by name; at the top
+    /// level only, as mod_wsgi takes them.
+    oxwsgi_cmd_python_setting(cmd, _dir, raw, v) {
+        let name = CStr::from_ptr((*(*cmd).cmd).name).to_string_lossy().into_owned();
+        if (*(*cmd).server).is_virtual != 0 {
+            return Err(format!("{name} cannot occur within <VirtualHost> section"));
+        }
+        update(|c| python_setting(&mut c.python, &name, &v))
+    }
+);
+
+/// Applies one WSGIPython* setting, with mod_wsgi's messages.
+fn python_setting(
+    s: &mut oxwsgi_core::interpreter::PythonSettings,
+    name: &str,
+    v: &str,
+) -> Result<(), String> {
+    match name {
+        "WSGIPythonOptimize" => {
+            s.optimize = v
+                .parse()
+                .ok()
+                .filter(|n| *n <= 2)
+                .ok_or("WSGIPythonOptimize must be 0, 1 or 2")?;
+        }
+        "WSGIDontWriteBytecode" => {
+            s.write_bytecode = match v.to_ascii_lowercase().as_str() {
+                "off" => true,
+                "on" => false,
+                _ => return Err("WSGIDontWriteBytecode must be one of: Off | On".into()),
+            };
+        }
+        "WSGIPythonHashSeed" => {
+            s.hash_seed = match v {
+                "random" => None,
+                n => Some(n.parse().map_err(|_| {
+                    "WSGIPythonHashSeed must be either 'random' or integer in range [0; 4294967295]"
+                })?),
+            };
+        }
+        _ => s.warnings.push(v.to_string()),
+    }
+    Ok(())
+}
 
 directive1!(
     oxwsgi_cmd_python_path(cmd, _dir, raw, v) {

@@ -194,6 +194,9 @@ unsafe extern "C" fn post_config(
             // parent.
             let metrics = unsafe { status::create(s) };
             let built = metrics.and_then(|()| conf::build_apps(threaded, forked));
+            // Every Python of this server (the children's, the daemons')
+            // starts with them; children and daemons inherit it.
+            oxwsgi_core::interpreter::set_python_settings(conf::get().python.clone());
             // SAFETY: post_config's own configuration pool and main server,
             // in the parent (the metrics, made just above, are inherited by
             // the daemons the parent forks).

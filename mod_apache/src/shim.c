@@ -20,6 +20,7 @@ extern const char *oxwsgi_cmd_request_timeout(cmd_parms *, void *, const char *)
 extern const char *oxwsgi_cmd_daemon_process(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_process_group(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_socket_prefix(cmd_parms *, void *, const char *);
+extern const char *oxwsgi_cmd_python_setting(cmd_parms *, void *, const char *);
 
 const command_rec oxwsgi_cmds[] = {
     AP_INIT_RAW_ARGS("WSGIScriptAlias", oxwsgi_cmd_script_alias, NULL, RSRC_CONF,
@@ -33,6 +34,14 @@ const command_rec oxwsgi_cmds[] = {
                   "a virtualenv or Python prefix"),
     AP_INIT_TAKE1("WSGIPythonPath", oxwsgi_cmd_python_path, NULL, RSRC_CONF,
                   "extra module directories, separated by ':'"),
+    AP_INIT_TAKE1("WSGIPythonOptimize", oxwsgi_cmd_python_setting, NULL, RSRC_CONF,
+                  "Python's optimisation level (-O): 0, 1 or 2"),
+    AP_INIT_TAKE1("WSGIDontWriteBytecode", oxwsgi_cmd_python_setting, NULL, RSRC_CONF,
+                  "On: Python writes no .pyc files (-B)"),
+    AP_INIT_TAKE1("WSGIPythonHashSeed", oxwsgi_cmd_python_setting, NULL, RSRC_CONF,
+                  "'random' or the seed of Python's str hashes (PYTHONHASHSEED)"),
+    AP_INIT_TAKE1("WSGIPythonWarnings", oxwsgi_cmd_python_setting, NULL, RSRC_CONF,
+                  "a warnings filter, as Python's -W takes it"),
     AP_INIT_TAKE1("WSGICallableObject", oxwsgi_cmd_callable, NULL, OR_FILEINFO,
                   "the name of the WSGI callable (default: application)"),
     /* Contexts as mod_wsgi's: what a tenant's .htaccess may set (FileInfo)

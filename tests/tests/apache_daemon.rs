@@ -1047,3 +1047,57 @@ fn a_service_script_runs_in_a_group_without_threads() {
         );
     }
 }
+
+/// The WSGIPython* interpreter settings reach every Python of the server,
+/// Apache's children and the daemons (a group's own interpreter too), as
+/// under mod_wsgi: the same answers, side by side; at the top level only.
+#[test]
+fn python_settings_reach_children_and_daemons_as_under_mod_wsgi() {
+    let body = format!(
+        "WSGIPythonOptimize 1\n\
+         WSGIDontWriteBytecode On\n\
+         WSGIPythonHashSeed 12345\n\
+         WSGIPythonWarnings ignore::DeprecationWarning\n\
+         WSGISocketPrefix wsgi\n\
+         WSGIDaemonProcess site processes=1 threads=2\n\
+         WSGIApplicationGroup %{{GLOBAL}}\n\
+         WSGIScriptAlias /embedded {app}\n\
+         WSGIScriptAlias /daemon {app} process-group=site",
+        app = app("python_settings.py")
+    );
+    let answers: Vec<(String, String)> = [
+        format!("LoadModule wsgi_module {}", apache::module().display()),
+        apache::mod_wsgi(),
+    ]
+    .into_iter()
+    .map(|load| {
+        let a = Apache::start_with("event", &load, &body);
+        let get = |path: &str| {
+            let r = http::get(a.port, path);
+            assert_eq!(r.status, 200, "{load}: {path}: {}", a.error_log());
+            r.text()
+        };
+        (get("/embedded"), get("/daemon"))
+    })
+    .collect();
+    assert_eq!(answers[0], answers[1], "oxwsgi, then mod_wsgi");
+    let (embedded, daemon) = &answers[0];
+    assert_eq!(embedded, daemon);
+    assert!(embedded.contains("\"optimize\": 1"), "{embedded}");
+    assert!(
+        embedded.contains("\"dont_write_bytecode\": true"),
+        "{embedded}"
+    );
+    assert!(
+        embedded.contains("\"warnoptions\": [\"ignore::DeprecationWarning\"]"),
+        "{embedded}"
+    );
+    apache::assert_refused(
+        "<VirtualHost 127.0.0.1:80>\nWSGIPythonOptimize 1\n</VirtualHost>",
+        "WSGIPythonOptimize cannot occur within <VirtualHost> section",
+    );
+    apache::assert_refused(
+        "WSGIPythonHashSeed often",
+        "WSGIPythonHashSeed must be either 'random'",
+    );
+}

@@ -224,18 +224,37 @@ pub(super) fn become_python(
             sys::keep_on_exec(f.as_raw_fd())?;
         }
         let fd = memfd.as_raw_fd().to_string();
+        // The server's interpreter settings (WSGIPython*), as options.
+        let settings = crate::interpreter::python_settings();
         // -I: neither PYTHON* variables nor the user's site-packages (as
-        // the embedded Python); -X utf8: UTF-8 mode, as embedded.
-        let args = [
-            program.as_os_str(),
-            "-I".as_ref(),
+        // the embedded Python); with a hash seed, which only the
+        // environment can give, the same by hand: every other PYTHON*
+        // variable gone, -s (no user site), -P (no script directory).
+        let isolation: &[&str] = match settings.hash_seed {
+            None => &["-I"],
+            Some(seed) => {
+                for (name, _) in std::env::vars_os() {
+                    if name.as_encoded_bytes().starts_with(b"PYTHON") {
+                        sys::unset_env(&name);
+                    }
+                }
+                sys::set_env("PYTHONHASHSEED", &seed.to_string());
+                &["-s", "-P"]
+            }
+        };
+        let flags = settings.flags();
+        let mut args: Vec<&std::ffi::OsStr> = vec![program.as_os_str()];
+        args.extend(isolation.iter().map(std::ffi::OsStr::new));
+        args.extend(flags.iter().map(std::ffi::OsStr::new));
+        // -X utf8: UTF-8 mode, as embedded.
+        args.extend::<[&std::ffi::OsStr; 6]>([
             "-X".as_ref(),
             "utf8".as_ref(),
             "-c".as_ref(),
             bootstrap.as_ref(),
             exec.extension.as_os_str(),
             fd.as_ref(),
-        ];
+        ]);
         Ok(sys::exec(program, &args))
     };
     let e = run().unwrap_or_else(|e| e);

@@ -521,6 +521,14 @@ pub fn set_env(name: &str, value: &str) {
     unsafe { std::env::set_var(name, value) };
 }
 
+/// Removes an environment variable. Only while the process is
+/// single-threaded (a daemon before it becomes its Python).
+pub fn unset_env(name: &std::ffi::OsStr) {
+    // SAFETY: the caller is single-threaded (see above), so nothing reads
+    // the environment concurrently.
+    unsafe { std::env::remove_var(name) };
+}
+
 extern "C" fn on_child_exit(_: libc::c_int) {}
 
 /// Makes the death of a child interrupt the calling process's sleeps (a
