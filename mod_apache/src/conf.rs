@@ -54,6 +54,8 @@ pub struct Inline {
     pub application_group: Option<String>,
     /// `callable-object=`.
     pub callable: Option<String>,
+    /// `pass-authorization=`: over WSGIPassAuthorization for this script.
+    pub pass_authorization: Option<bool>,
 }
 
 impl Inline {
@@ -71,9 +73,8 @@ impl Inline {
                 "application-group" => o.application_group = Some(v.to_string()),
                 "callable-object" => o.callable = Some(values::parse_callable(v)?),
                 "pass-authorization" => {
-                    return Err(format!(
-                        "option {k} is not supported by oxwsgi yet (use WSGIPassAuthorization)"
-                    ));
+                    o.pass_authorization =
+                        Some(values::parse_flag(v).map_err(|e| format!("{k}={v}: {e}"))?);
                 }
                 _ => return Err(format!("unknown option {k}")),
             }
@@ -1014,10 +1015,7 @@ mod tests {
         assert_eq!(Inline::default().group(), None);
         for (bad, message) in [
             ("process-group=%{HTTP_HOST}", "not supported by oxwsgi yet"),
-            (
-                "pass-authorization=On",
-                "pass-authorization is not supported",
-            ),
+            ("pass-authorization=maybe", "maybe"),
             ("callable-object=", "needs a value"),
             ("shape=round", "unknown option shape"),
             ("process-group", "not an option=value"),

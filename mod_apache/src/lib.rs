@@ -501,7 +501,7 @@ unsafe fn note_index(r: *mut request_rec, key: &CStr) -> Option<usize> {
 ///
 /// # Safety
 /// `r` is a live request.
-unsafe fn inline_of(r: *mut request_rec, c: &conf::Config) -> Option<&conf::Inline> {
+pub(crate) unsafe fn inline_of(r: *mut request_rec, c: &conf::Config) -> Option<&conf::Inline> {
     // SAFETY: r is live (the contract).
     unsafe {
         if let Some(i) = note_index(r, c"oxwsgi-alias") {

@@ -33,7 +33,10 @@ pub unsafe fn from_request_rec(
             return Err(ffi::HTTP_LENGTH_REQUIRED as i32);
         }
         let mut headers = Vec::new();
-        let pass_authorization = crate::conf::pass_authorization(r);
+        // The alias's pass-authorization=, else WSGIPassAuthorization.
+        let pass_authorization = crate::inline_of(r, &crate::conf::get())
+            .and_then(|i| i.pass_authorization)
+            .unwrap_or_else(|| crate::conf::pass_authorization(r));
         for (k, v) in table((*r).headers_in) {
             // Credentials reach the app only when WSGIPassAuthorization On
             // (a proxy's as the origin's, as Apache's CGIPassAuth).

@@ -647,3 +647,33 @@ fn ifmodule_blocks_written_for_mod_wsgi_apply() {
         assert_eq!(http::get(a.port, "/c/pid").status, 404, "{load}");
     }
 }
+
+/// WSGIScriptAlias's `pass-authorization=On` passes credentials to that
+/// script only, as under mod_wsgi (side by side).
+#[test]
+fn an_aliases_pass_authorization_option_applies_to_it_alone() {
+    let body = format!(
+        "WSGIScriptAlias /with {cases} pass-authorization=On\n\
+         WSGIScriptAlias /without {cases}",
+        cases = app("cases.py")
+    );
+    for load in [
+        format!("LoadModule wsgi_module {}", apache::module().display()),
+        apache::mod_wsgi(),
+    ] {
+        let a = Apache::start_with("event", &load, &body);
+        let env = |path: &str| {
+            Request::get(path)
+                .header("Authorization", "Basic dTpw")
+                .send(a.port)
+                .text()
+        };
+        assert!(
+            env("/with/env").contains("\"HTTP_AUTHORIZATION\": \"Basic dTpw\""),
+            "{load}"
+        );
+        let without = env("/without/env");
+        assert!(without.contains("\"PATH_INFO\""), "{load}: {without}");
+        assert!(!without.contains("HTTP_AUTHORIZATION"), "{load}: {without}");
+    }
+}

@@ -450,8 +450,8 @@ fn inline_alias_options_choose_the_group() {
             "process-group=nosuch: no WSGIDaemonProcess of that name",
         ),
         (
-            "WSGIScriptAlias /x /srv/x.wsgi pass-authorization=On",
-            "option pass-authorization is not supported by oxwsgi yet",
+            "WSGIScriptAlias /x /srv/x.wsgi pass-authorization=sometimes",
+            "pass-authorization",
         ),
         (
             "WSGIScriptAlias /x /srv/x.wsgi colour=blue",
