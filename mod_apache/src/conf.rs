@@ -650,6 +650,8 @@ pub struct DirConf {
     /// level, else 0 or 1.
     pass_authorization: i8,
     chunked_request: i8,
+    /// WSGIErrorOverride: -1, 0 or 1.
+    error_override: i8,
 }
 
 /// # Safety
@@ -666,6 +668,7 @@ pub unsafe extern "C" fn create_dir_config(p: *mut ffi::apr_pool_t, _: *mut c_ch
                     process_group: std::ptr::null(),
                     pass_authorization: -1,
                     chunked_request: -1,
+                    error_override: -1,
                 },
             )
         }
@@ -692,6 +695,7 @@ pub unsafe extern "C" fn merge_dir_config(
                     process_group: inner(add.process_group, base.process_group),
                     pass_authorization: flag(add.pass_authorization, base.pass_authorization),
                     chunked_request: flag(add.chunked_request, base.chunked_request),
+                    error_override: flag(add.error_override, base.error_override),
                 },
             )
         }
@@ -733,6 +737,15 @@ unsafe fn dir_conf<'r>(r: *const ffi::request_rec) -> Option<&'r DirConf> {
 pub unsafe fn pass_authorization(r: *const ffi::request_rec) -> bool {
     // SAFETY: dir_conf's contract is this function's.
     unsafe { dir_conf(r) }.is_some_and(|c| c.pass_authorization == 1)
+}
+
+/// WSGIErrorOverride in force for a request (default Off).
+///
+/// # Safety
+/// `r` is a live request of a server that loaded this module.
+pub unsafe fn error_override(r: *const ffi::request_rec) -> bool {
+    // SAFETY: dir_conf's contract is this function's.
+    unsafe { dir_conf(r) }.is_some_and(|c| c.error_override == 1)
 }
 
 /// WSGIChunkedRequest in force for a request (default Off: 411).
@@ -886,6 +899,10 @@ pub unsafe extern "C" fn oxwsgi_cmd_flag(
             }
             b"WSGIChunkedRequest" => {
                 dir.chunked_request = i8::from(on);
+                return std::ptr::null();
+            }
+            b"WSGIErrorOverride" => {
+                dir.error_override = i8::from(on);
                 return std::ptr::null();
             }
             _ => {}

@@ -48,6 +48,8 @@ const command_rec oxwsgi_cmds[] = {
      * is per directory; what picks a process group is not. */
     AP_INIT_FLAG("WSGIPassAuthorization", oxwsgi_cmd_flag, NULL, OR_FILEINFO,
                  "pass the Authorization header to the app as HTTP_AUTHORIZATION"),
+    AP_INIT_FLAG("WSGIErrorOverride", oxwsgi_cmd_flag, NULL, OR_FILEINFO,
+                 "daemon mode: an error status from the app gets Apache's error page (ErrorDocument)"),
     AP_INIT_FLAG("WSGIChunkedRequest", oxwsgi_cmd_flag, NULL, OR_FILEINFO,
                  "accept chunked request bodies (411 otherwise)"),
     AP_INIT_FLAG("WSGIScriptReloading", oxwsgi_cmd_flag, NULL, RSRC_CONF | ACCESS_CONF,

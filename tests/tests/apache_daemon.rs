@@ -1101,3 +1101,40 @@ fn python_settings_reach_children_and_daemons_as_under_mod_wsgi() {
         "WSGIPythonHashSeed must be either 'random'",
     );
 }
+
+/// WSGIErrorOverride On: in daemon mode an app's error status gets Apache's
+/// ErrorDocument instead of the app's body, as under mod_wsgi (side by
+/// side); without it, the app's own body.
+#[test]
+fn error_override_gives_apaches_error_page_in_daemon_mode() {
+    let body = format!(
+        "WSGISocketPrefix wsgi\n\
+         WSGIDaemonProcess site processes=1 threads=2\n\
+         WSGIProcessGroup site\n\
+         ErrorDocument 404 \"the server's own page\"\n\
+         WSGIScriptAlias /plain {cases}\n\
+         WSGIScriptAlias /over {cases}\n\
+         <Location /over>\nWSGIErrorOverride On\n</Location>",
+        cases = app("cases.py")
+    );
+    for load in [
+        format!("LoadModule wsgi_module {}", apache::module().display()),
+        apache::mod_wsgi(),
+    ] {
+        let a = Apache::start_with("event", &load, &body);
+        let plain = http::get(a.port, "/plain/nowhere");
+        assert_eq!(
+            (plain.status, plain.text()),
+            (404, "no route /nowhere".into()),
+            "{load}"
+        );
+        let over = http::get(a.port, "/over/nowhere");
+        assert_eq!(over.status, 404, "{load}");
+        assert_eq!(over.text(), "the server's own page", "{load}");
+        assert_eq!(
+            http::get(a.port, "/over/pid").status,
+            200,
+            "{load}: serves on"
+        );
+    }
+}

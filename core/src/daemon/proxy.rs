@@ -118,6 +118,19 @@ impl Pool {
         req: &mut R,
         sink: &mut dyn ResponseSink,
     ) -> Outcome {
+        self.serve_with(app, req, sink, false)
+    }
+
+    /// As `serve`; `error_override` (mod_wsgi's `WSGIErrorOverride`): an
+    /// error status from the app (400 or more) becomes the server's own
+    /// error page (its `ErrorDocument`), the app's body dropped.
+    pub fn serve_with<R: Request + ?Sized>(
+        &self,
+        app: &AppRef,
+        req: &mut R,
+        sink: &mut dyn ResponseSink,
+        error_override: bool,
+    ) -> Outcome {
         let idempotent = super::exchange::idempotent(req.method());
         let head_request = req.method() == b"HEAD";
         let body = req.take_body();
@@ -154,6 +167,7 @@ impl Pool {
                 daemon: super::exchange::Exchange::new(self.head_limit)
                     .for_head_request(head_request),
                 retry: false,
+                error_override,
             };
             match state.run(&head, &mut body, sink) {
                 Ok(_) if state.retry && Instant::now() < deadline => {
@@ -222,6 +236,8 @@ struct Exchange<'c> {
     daemon: super::exchange::Exchange,
     /// The daemon did not run the request: send it again.
     retry: bool,
+    /// An error status becomes the server's error page (`serve_with`).
+    error_override: bool,
 }
 
 impl Exchange<'_> {
@@ -258,6 +274,11 @@ impl Exchange<'_> {
                         )?,
                     }
                     continue;
+                }
+                Event::Start(head) if self.error_override && head.status >= 400 => {
+                    // The rest of the app's answer is not read: the
+                    // connection goes with this request.
+                    return Ok(crate::responder::error_page(sink, head.status));
                 }
                 Event::Start(head) => sink.start(head),
                 Event::Data(bytes) => sink.write(Chunk::owned(bytes)),
