@@ -6,6 +6,8 @@
 //! - `interpreter`: the worker's Python (config, `python_home`, start, or
 //!   adopting the Python a group's daemon became; shutdown);
 //!   `embed`: the only raw CPython calls (init, thread states, bytes views).
+//! - `auth_script`: Apache's auth scripts (`check_password`,
+//!   `groups_for_user`), called with a request's environ;
 //! - `app`: loading apps from scripts or `module:callable`, per-app options;
 //!   `conf`: directive values both servers parse alike (sizes, flags, paths).
 //! - `request`: the `Request` trait servers implement, `Body`, and
@@ -37,6 +39,7 @@
 //!   `sync`: locks that survive a panic elsewhere (`Recover`).
 
 pub mod app;
+pub mod auth_script;
 pub mod body_pipe;
 pub mod conf;
 pub mod daemon;

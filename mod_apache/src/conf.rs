@@ -563,6 +563,37 @@ directive1!(
 );
 
 directive1!(
+    /// WSGIAuthUserScript, WSGIAuthGroupScript SCRIPT [application-group=]:
+    /// the script Apache's `wsgi` providers ask, for this directory.
+    oxwsgi_cmd_auth_script(cmd, dir, raw, line) {
+        let words = values::split_words(&line)?;
+        let (script, options) = words
+            .split_first()
+            .ok_or("Location of WSGI auth script not supplied.")?;
+        if !script.starts_with('/') {
+            return Err(format!("{script}: the auth script's absolute path is needed"));
+        }
+        for o in options {
+            match o.split_once('=') {
+                // Every script of a process runs in its one interpreter.
+                Some(("application-group", v)) if !v.is_empty() => {}
+                _ => return Err("Invalid option to WSGI auth script definition.".into()),
+            }
+        }
+        let path = CString::new(script.as_str()).map_err(|_| "a NUL in the script path")?;
+        let copy = ffi::apr_pstrdup((*cmd).pool, path.as_ptr());
+        let name = CStr::from_ptr((*(*cmd).cmd).name).to_bytes();
+        let conf = &mut *dir.cast::<DirConf>();
+        if name == b"WSGIAuthGroupScript" {
+            conf.auth_group_script = copy;
+        } else {
+            conf.auth_user_script = copy;
+        }
+        Ok(())
+    }
+);
+
+directive1!(
     /// The WSGIPython* interpreter settings, told apart by name; at the top
     /// level only, as mod_wsgi takes them.
     oxwsgi_cmd_python_setting(cmd, _dir, raw, v) {
@@ -652,6 +683,9 @@ pub struct DirConf {
     chunked_request: i8,
     /// WSGIErrorOverride: -1, 0 or 1.
     error_override: i8,
+    /// WSGIAuthUserScript, WSGIAuthGroupScript, or null when not set here.
+    auth_user_script: *const c_char,
+    auth_group_script: *const c_char,
 }
 
 /// # Safety
@@ -669,6 +703,8 @@ pub unsafe extern "C" fn create_dir_config(p: *mut ffi::apr_pool_t, _: *mut c_ch
                     pass_authorization: -1,
                     chunked_request: -1,
                     error_override: -1,
+                    auth_user_script: std::ptr::null(),
+                    auth_group_script: std::ptr::null(),
                 },
             )
         }
@@ -696,6 +732,8 @@ pub unsafe extern "C" fn merge_dir_config(
                     pass_authorization: flag(add.pass_authorization, base.pass_authorization),
                     chunked_request: flag(add.chunked_request, base.chunked_request),
                     error_override: flag(add.error_override, base.error_override),
+                    auth_user_script: inner(add.auth_user_script, base.auth_user_script),
+                    auth_group_script: inner(add.auth_group_script, base.auth_group_script),
                 },
             )
         }
@@ -737,6 +775,22 @@ unsafe fn dir_conf<'r>(r: *const ffi::request_rec) -> Option<&'r DirConf> {
 pub unsafe fn pass_authorization(r: *const ffi::request_rec) -> bool {
     // SAFETY: dir_conf's contract is this function's.
     unsafe { dir_conf(r) }.is_some_and(|c| c.pass_authorization == 1)
+}
+
+/// The WSGIAuthUserScript (`group`: WSGIAuthGroupScript) in force for a
+/// request.
+///
+/// # Safety
+/// `r` is a live request of a server that loaded this module.
+pub unsafe fn auth_script<'r>(r: *const ffi::request_rec, group: bool) -> Option<&'r str> {
+    // SAFETY: as dir_string's contract, which is this function's.
+    unsafe {
+        if group {
+            dir_string(r, |c| c.auth_group_script)
+        } else {
+            dir_string(r, |c| c.auth_user_script)
+        }
+    }
 }
 
 /// WSGIErrorOverride in force for a request (default Off).

@@ -17,6 +17,8 @@ include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 unsafe extern "C" {
     /// The directive table (shim.c).
     pub static oxwsgi_cmds: command_rec;
+    /// Registers the auth providers `wsgi` and `wsgi-group` (shim.c).
+    pub fn oxwsgi_register_auth_providers(p: *mut apr_pool_t);
     /// ap_log_error with the module's index (shim.c).
     pub fn oxwsgi_log(level: ::core::ffi::c_int, msg: *const ::core::ffi::c_char);
     /// ap_log_rerror with the module's index: the request's context (client,

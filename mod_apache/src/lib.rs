@@ -7,6 +7,7 @@
 //! - `request`: a `request_rec` seen as the core's `Request`, with its body
 //!   read through Apache's input filters;
 //! - `status`: the metrics' shared memory and the `wsgi-status` handler;
+//! - `auth`: the `wsgi` and `wsgi-group` auth providers (auth scripts);
 //! - `daemon`: daemon mode: the process groups the parent runs, and the
 //!   requests children hand to them;
 //! - `sink`: the core's `ResponseSink` onto Apache's output filters;
@@ -21,6 +22,7 @@
 // (nothing there could resolve the server's symbols), so they are unused.
 #![cfg_attr(test, allow(dead_code))]
 
+mod auth;
 mod conf;
 mod daemon;
 mod ffi;
@@ -63,11 +65,14 @@ pub static mut wsgi_module: module_struct = module_struct {
     flags: 0,
 };
 
-unsafe extern "C" fn register_hooks(_p: *mut apr_pool_t) {
+unsafe extern "C" fn register_hooks(p: *mut apr_pool_t) {
     guard::entry("register_hooks", (), || {
         // SAFETY: registering our hooks while Apache loads the module, on its
         // main thread; the hook functions are 'static.
-        unsafe { register() }
+        unsafe { register() };
+        // SAFETY: p is the pool Apache passes to register_hooks; the
+        // providers are static data of the shim.
+        unsafe { ffi::oxwsgi_register_auth_providers(p) };
     })
 }
 
@@ -209,6 +214,12 @@ unsafe extern "C" fn post_config(
             }
         },
     )
+}
+
+/// Whether Python runs in this child (its apps, and the auth scripts, may
+/// be called).
+pub(crate) fn python_running() -> bool {
+    PYTHON_STARTED.get() == Some(&true)
 }
 
 /// The interpreter of this child process; shut down when the child exits.

@@ -109,7 +109,9 @@ pub unsafe fn from_request_rec(
 ///
 /// # Safety
 /// `t` is a live table whose strings outlive the iteration.
-unsafe fn table<'a>(t: *const ffi::apr_table_t) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+pub(crate) unsafe fn table<'a>(
+    t: *const ffi::apr_table_t,
+) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
     // SAFETY: t is null or a live APR table (table's contract), whose
     // array header describes nelts entries.
     let (elts, n) = unsafe {

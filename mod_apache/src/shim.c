@@ -4,6 +4,8 @@
 #include "http_config.h"
 #include "http_log.h"
 #include "http_main.h"
+#include "http_request.h"
+#include "mod_auth.h"
 
 /* mod_wsgi's module name: log lines say [wsgi:...], LogLevel wsgi:debug. */
 APLOG_USE_MODULE(wsgi);
@@ -21,6 +23,9 @@ extern const char *oxwsgi_cmd_daemon_process(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_process_group(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_socket_prefix(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_python_setting(cmd_parms *, void *, const char *);
+extern const char *oxwsgi_cmd_auth_script(cmd_parms *, void *, const char *);
+extern int oxwsgi_check_password(request_rec *r, const char *user, const char *password);
+extern int oxwsgi_check_group(request_rec *r, const char *require_args);
 
 const command_rec oxwsgi_cmds[] = {
     AP_INIT_RAW_ARGS("WSGIScriptAlias", oxwsgi_cmd_script_alias, NULL, RSRC_CONF,
@@ -64,6 +69,10 @@ const command_rec oxwsgi_cmds[] = {
                   "the process group that runs the app (%{GLOBAL}: embedded)"),
     AP_INIT_TAKE1("WSGISocketPrefix", oxwsgi_cmd_socket_prefix, NULL, RSRC_CONF,
                   "where the process groups' sockets go"),
+    AP_INIT_RAW_ARGS("WSGIAuthUserScript", oxwsgi_cmd_auth_script, NULL, OR_AUTHCFG,
+                     "the script whose check_password() AuthBasicProvider wsgi asks"),
+    AP_INIT_RAW_ARGS("WSGIAuthGroupScript", oxwsgi_cmd_auth_script, NULL, OR_AUTHCFG,
+                     "the script whose groups_for_user() Require wsgi-group asks"),
     AP_INIT_FLAG("WSGIRestrictEmbedded", oxwsgi_cmd_flag, NULL, RSRC_CONF,
                  "no Python in Apache's children: every app runs in a process group"),
     { NULL }
@@ -77,4 +86,37 @@ void oxwsgi_log(int level, const char *msg)
 void oxwsgi_log_r(const request_rec *r, int level, const char *msg)
 {
     ap_log_rerror(APLOG_MARK, level, 0, r, "%s", msg);
+}
+
+/* The auth providers (mod_wsgi's names): `AuthBasicProvider wsgi` and
+ * `Require wsgi-group`, answered by the auth scripts (auth.rs). */
+static authn_status oxwsgi_authn_check_password(request_rec *r, const char *user,
+                                                const char *password)
+{
+    return (authn_status)oxwsgi_check_password(r, user, password);
+}
+
+static const authn_provider oxwsgi_authn_provider = {
+    &oxwsgi_authn_check_password,
+    NULL,
+};
+
+static authz_status oxwsgi_authz_check_group(request_rec *r, const char *require_args,
+                                             const void *parsed)
+{
+    (void)parsed;
+    return (authz_status)oxwsgi_check_group(r, require_args);
+}
+
+static const authz_provider oxwsgi_authz_provider = {
+    &oxwsgi_authz_check_group,
+    NULL,
+};
+
+void oxwsgi_register_auth_providers(apr_pool_t *p)
+{
+    ap_register_auth_provider(p, AUTHN_PROVIDER_GROUP, "wsgi", AUTHN_PROVIDER_VERSION,
+                              &oxwsgi_authn_provider, AP_AUTH_INTERNAL_PER_CONF);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "wsgi-group", AUTHZ_PROVIDER_VERSION,
+                              &oxwsgi_authz_provider, AP_AUTH_INTERNAL_PER_CONF);
 }

@@ -2,6 +2,7 @@
 #include "http_config.h"
 #include "http_core.h"
 #include "http_log.h"
+#include "util_script.h"
 #include "http_main.h"
 #include "http_protocol.h"
 #include "http_request.h"

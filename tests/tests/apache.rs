@@ -677,3 +677,84 @@ fn an_aliases_pass_authorization_option_applies_to_it_alone() {
         assert!(!without.contains("HTTP_AUTHORIZATION"), "{load}: {without}");
     }
 }
+
+/// Apache authenticates against a Python script, as with mod_wsgi (and
+/// Django's "authentication with Apache" recipe): `AuthBasicProvider wsgi`
+/// asks the WSGIAuthUserScript's check_password(), `Require wsgi-group` the
+/// WSGIAuthGroupScript's groups_for_user(); an exception in the script is
+/// logged and denies. The same answers under both modules, side by side.
+#[test]
+fn the_auth_providers_ask_the_auth_scripts() {
+    let modules = "/usr/lib/apache2/modules";
+    let body = format!(
+        "LoadModule auth_basic_module {modules}/mod_auth_basic.so\n\
+         LoadModule authn_core_module {modules}/mod_authn_core.so\n\
+         LoadModule authz_user_module {modules}/mod_authz_user.so\n\
+         WSGIScriptAlias /members {cases}\n\
+         WSGIScriptAlias /staff {cases}\n\
+         <Location /members>\nAuthType Basic\nAuthName members\nAuthBasicProvider wsgi\n\
+         WSGIAuthUserScript {auth}\nRequire valid-user\n</Location>\n\
+         <Location /staff>\nAuthType Basic\nAuthName staff\nAuthBasicProvider wsgi\n\
+         WSGIAuthUserScript {auth}\nWSGIAuthGroupScript {auth}\nRequire wsgi-group staff\n</Location>",
+        cases = app("cases.py"),
+        auth = app("auth_script.py"),
+    );
+    let mut answers = Vec::new();
+    for load in [
+        format!("LoadModule wsgi_module {}", apache::module().display()),
+        apache::mod_wsgi(),
+    ] {
+        let a = Apache::start_with("event", &load, &body);
+        let get = |path: &str, credentials: Option<&str>| {
+            let mut req = Request::get(path);
+            if let Some(c) = credentials {
+                req = req.header("Authorization", &format!("Basic {}", base64(c)));
+            }
+            req.send(a.port).status
+        };
+        let statuses = vec![
+            get("/members/pid", None),
+            get("/members/pid", Some("ann:pw")),
+            get("/members/pid", Some("ann:wrong")),
+            get("/members/pid", Some("zed:pw")),
+            get("/members/boom", Some("ann:pw")),
+            get("/staff/pid", Some("ann:pw")),
+            get("/staff/pid", Some("bob:pw2")),
+        ];
+        assert_eq!(statuses, [401, 200, 401, 401, 500, 200, 401], "{load}");
+        let env = Request::get("/members/env")
+            .header("Authorization", &format!("Basic {}", base64("ann:pw")))
+            .send(a.port)
+            .text();
+        assert!(env.contains("\"REMOTE_USER\": \"ann\""), "{load}: {env}");
+        assert!(
+            a.wait_log("the user database is down"),
+            "{load}: {}",
+            a.error_log()
+        );
+        answers.push(statuses);
+    }
+    assert_eq!(answers[0], answers[1]);
+}
+
+/// Base64 of `text`, for a Basic Authorization header.
+fn base64(text: &str) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in text.as_bytes().chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}

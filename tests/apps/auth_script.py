@@ -1,0 +1,17 @@
+"""An auth script, as mod_wsgi's WSGIAuthUserScript and WSGIAuthGroupScript
+take it (Django's recipe has the same two functions)."""
+
+USERS = {"ann": "pw", "bob": "pw2"}
+GROUPS = {"ann": ["staff"], "bob": ["guests"]}
+
+
+def check_password(environ, user, password):
+    if environ.get("REQUEST_URI", "").endswith("/boom"):
+        raise RuntimeError("the user database is down")
+    if user not in USERS:
+        return None
+    return USERS[user] == password
+
+
+def groups_for_user(environ, user):
+    return GROUPS.get(user, [])
