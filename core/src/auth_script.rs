@@ -1,8 +1,9 @@
 //! Apache's auth scripts, as mod_wsgi runs them (`WSGIAuthUserScript`,
-//! `WSGIAuthGroupScript`): a Python script whose functions Apache's
-//! authentication and authorization ask, with the request's environ
-//! (`check_password(environ, user, password)`,
-//! `groups_for_user(environ, user)`). The script is loaded once and again
+//! `WSGIAuthGroupScript`, `WSGIAccessScript`): a Python script whose
+//! functions Apache's authentication, authorization and access control
+//! ask, with the request's environ (`check_password(environ, user,
+//! password)`, `groups_for_user(environ, user)`, `allow_access(environ,
+//! host)`). The script is loaded once and again
 //! when its file changes; an exception is logged with its traceback and
 //! the answer is an error (the request is denied).
 
@@ -156,5 +157,34 @@ pub fn groups_for_user(
             out.push(text);
         }
         Some(out)
+    })
+}
+
+/// `allow_access(environ, host)` of the script at `script` (mod_wsgi's
+/// `WSGIAccessScript`): `Some(Some(allowed))`, `Some(None)` when it leaves
+/// the decision to the server's other rules, `None` when it failed or
+/// answered something else (logged: the request is denied).
+pub fn allow_access(
+    script: &Path,
+    vars: &[(Vec<u8>, Vec<u8>)],
+    host: &[u8],
+) -> Option<Option<bool>> {
+    crate::embed::ensure_thread_state();
+    Python::attach(|py| {
+        let v = call(py, script, "allow_access", vars, &[host])?;
+        if v.is_none() {
+            return Some(None);
+        }
+        match v.cast::<pyo3::types::PyBool>() {
+            Ok(b) => Some(Some(b.is_true())),
+            Err(_) => {
+                log::error!(
+                    target: "oxwsgi",
+                    "auth script {}: allow_access() must return a boolean or None",
+                    script.display()
+                );
+                None
+            }
+        }
     })
 }

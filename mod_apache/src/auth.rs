@@ -1,16 +1,20 @@
 //! The auth providers, with mod_wsgi's names: `AuthBasicProvider wsgi`
 //! asks the `check_password(environ, user, password)` of the directory's
 //! `WSGIAuthUserScript`, and `Require wsgi-group NAME...` the
-//! `groups_for_user(environ, user)` of its `WSGIAuthGroupScript`, in the
+//! `groups_for_user(environ, user)` of its `WSGIAuthGroupScript`, and
+//! Apache's access check the `allow_access(environ, host)` of its
+//! `WSGIAccessScript`, in the
 //! Python of Apache's child, as mod_wsgi does (the core's `auth_script`
 //! runs them). The shim registers the providers; these are their answers.
 
 use std::ffi::{CStr, c_char, c_int};
 use std::path::Path;
+use std::ptr;
 
 use oxwsgi_core::auth_script::{self, Verdict};
 use oxwsgi_core::guard;
 
+use crate::conf::AuthScript;
 use crate::ffi::{self, request_rec};
 
 // mod_auth.h's authn_status and authz_status.
@@ -23,24 +27,20 @@ const AUTHZ_GRANTED: c_int = 1;
 const AUTHZ_GENERAL_ERROR: c_int = 3;
 const AUTHZ_DENIED_NO_USER: c_int = 4;
 
-/// The script for `r` (`group`: the group script), when Python runs in
-/// this child; why not, otherwise (logged by the caller).
+/// The script of `kind` for `r`, when Python runs in this child; why not,
+/// otherwise (logged by the caller).
 ///
 /// # Safety
 /// `r` is a live request.
-unsafe fn script<'r>(r: *mut request_rec, group: bool) -> Result<&'r str, String> {
-    let directive = if group {
-        "WSGIAuthGroupScript"
-    } else {
-        "WSGIAuthUserScript"
-    };
+unsafe fn script<'r>(r: *mut request_rec, kind: AuthScript) -> Result<&'r str, String> {
+    let directive = kind.directive();
     if !crate::python_running() {
         return Err(format!(
             "{directive}: Python does not run in Apache's children (WSGIRestrictEmbedded On?)"
         ));
     }
     // SAFETY: r is live (the contract).
-    unsafe { crate::conf::auth_script(r, group) }
+    unsafe { crate::conf::auth_script(r, kind) }
         .ok_or_else(|| format!("no {directive} for this location"))
 }
 
@@ -75,7 +75,7 @@ pub unsafe extern "C" fn oxwsgi_check_password(
     guard::entry("an auth script", AUTH_GENERAL_ERROR, || {
         // SAFETY: r is live, user and password C strings (the contract).
         unsafe {
-            let script = match script(r, false) {
+            let script = match script(r, AuthScript::User) {
                 Ok(s) => s,
                 Err(e) => {
                     log::error!(target: "oxwsgi", "{e}");
@@ -112,7 +112,7 @@ pub unsafe extern "C" fn oxwsgi_check_group(r: *mut request_rec, require: *const
             if (*r).user.is_null() {
                 return AUTHZ_DENIED_NO_USER;
             }
-            let script = match script(r, true) {
+            let script = match script(r, AuthScript::Group) {
                 Ok(s) => s,
                 Err(e) => {
                     log::error!(target: "oxwsgi", "{e}");
@@ -131,6 +131,61 @@ pub unsafe extern "C" fn oxwsgi_check_group(r: *mut request_rec, require: *const
                 }
                 Some(_) => AUTHZ_DENIED,
                 None => AUTHZ_GENERAL_ERROR,
+            }
+        }
+    })
+}
+
+/// The access check (an access_checker hook): a directory with a
+/// WSGIAccessScript lets the client in when its `allow_access(environ,
+/// host)` says True, refuses it (403) when False or when the script fails,
+/// and leaves it to the other rules when None.
+///
+/// # Safety
+/// Called by Apache with a live request, on its thread.
+pub unsafe extern "C" fn access_checker(r: *mut request_rec) -> c_int {
+    guard::entry("an access script", ffi::HTTP_FORBIDDEN as c_int, || {
+        // SAFETY: Apache passes a live request on its thread.
+        unsafe {
+            if crate::conf::auth_script(r, AuthScript::Access).is_none() {
+                return ffi::DECLINED as c_int;
+            }
+            let script = match script(r, AuthScript::Access) {
+                Ok(s) => s,
+                Err(e) => {
+                    log::error!(target: "oxwsgi", "{e}");
+                    return ffi::HTTP_FORBIDDEN as c_int;
+                }
+            };
+            // The client's name where Apache looks it up (HostnameLookups),
+            // else its address; 0 is REMOTE_HOST.
+            let host = ffi::ap_get_remote_host(
+                (*r).connection,
+                (*r).per_dir_config.cast(),
+                0,
+                ptr::null_mut(),
+            );
+            let host = if host.is_null() {
+                (*r).useragent_ip.cast_const()
+            } else {
+                host
+            };
+            let host = if host.is_null() {
+                &b""[..]
+            } else {
+                CStr::from_ptr(host).to_bytes()
+            };
+            match auth_script::allow_access(Path::new(script), &vars(r), host) {
+                Some(None) => ffi::DECLINED as c_int,
+                Some(Some(true)) => ffi::OK as c_int,
+                _ => {
+                    log::error!(
+                        target: "oxwsgi",
+                        "Client denied by server configuration: '{}'.",
+                        crate::cstr_str((*r).filename)
+                    );
+                    ffi::HTTP_FORBIDDEN as c_int
+                }
             }
         }
     })

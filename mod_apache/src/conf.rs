@@ -563,8 +563,9 @@ directive1!(
 );
 
 directive1!(
-    /// WSGIAuthUserScript, WSGIAuthGroupScript SCRIPT [application-group=]:
-    /// the script Apache's `wsgi` providers ask, for this directory.
+    /// WSGIAuthUserScript, WSGIAuthGroupScript, WSGIAccessScript SCRIPT
+    /// [application-group=]: the script Apache's `wsgi` providers (or its
+    /// access check) ask, for this directory.
     oxwsgi_cmd_auth_script(cmd, dir, raw, line) {
         let words = values::split_words(&line)?;
         let (script, options) = words
@@ -584,10 +585,10 @@ directive1!(
         let copy = ffi::apr_pstrdup((*cmd).pool, path.as_ptr());
         let name = CStr::from_ptr((*(*cmd).cmd).name).to_bytes();
         let conf = &mut *dir.cast::<DirConf>();
-        if name == b"WSGIAuthGroupScript" {
-            conf.auth_group_script = copy;
-        } else {
-            conf.auth_user_script = copy;
+        match name {
+            b"WSGIAuthGroupScript" => conf.auth_group_script = copy,
+            b"WSGIAccessScript" => conf.access_script = copy,
+            _ => conf.auth_user_script = copy,
         }
         Ok(())
     }
@@ -686,6 +687,8 @@ pub struct DirConf {
     /// WSGIAuthUserScript, WSGIAuthGroupScript, or null when not set here.
     auth_user_script: *const c_char,
     auth_group_script: *const c_char,
+    /// WSGIAccessScript, or null.
+    access_script: *const c_char,
 }
 
 /// # Safety
@@ -705,6 +708,7 @@ pub unsafe extern "C" fn create_dir_config(p: *mut ffi::apr_pool_t, _: *mut c_ch
                     error_override: -1,
                     auth_user_script: std::ptr::null(),
                     auth_group_script: std::ptr::null(),
+                    access_script: std::ptr::null(),
                 },
             )
         }
@@ -734,6 +738,7 @@ pub unsafe extern "C" fn merge_dir_config(
                     error_override: flag(add.error_override, base.error_override),
                     auth_user_script: inner(add.auth_user_script, base.auth_user_script),
                     auth_group_script: inner(add.auth_group_script, base.auth_group_script),
+                    access_script: inner(add.access_script, base.access_script),
                 },
             )
         }
@@ -777,18 +782,35 @@ pub unsafe fn pass_authorization(r: *const ffi::request_rec) -> bool {
     unsafe { dir_conf(r) }.is_some_and(|c| c.pass_authorization == 1)
 }
 
-/// The WSGIAuthUserScript (`group`: WSGIAuthGroupScript) in force for a
-/// request.
+/// The auth script of `kind` in force for a request.
 ///
 /// # Safety
 /// `r` is a live request of a server that loaded this module.
-pub unsafe fn auth_script<'r>(r: *const ffi::request_rec, group: bool) -> Option<&'r str> {
+pub unsafe fn auth_script<'r>(r: *const ffi::request_rec, kind: AuthScript) -> Option<&'r str> {
     // SAFETY: as dir_string's contract, which is this function's.
     unsafe {
-        if group {
-            dir_string(r, |c| c.auth_group_script)
-        } else {
-            dir_string(r, |c| c.auth_user_script)
+        match kind {
+            AuthScript::User => dir_string(r, |c| c.auth_user_script),
+            AuthScript::Group => dir_string(r, |c| c.auth_group_script),
+            AuthScript::Access => dir_string(r, |c| c.access_script),
+        }
+    }
+}
+
+/// Which of a directory's auth scripts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthScript {
+    User,
+    Group,
+    Access,
+}
+
+impl AuthScript {
+    pub fn directive(self) -> &'static str {
+        match self {
+            AuthScript::User => "WSGIAuthUserScript",
+            AuthScript::Group => "WSGIAuthGroupScript",
+            AuthScript::Access => "WSGIAccessScript",
         }
     }
 }

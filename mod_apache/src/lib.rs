@@ -119,6 +119,12 @@ unsafe fn register() {
             ptr::null(),
             ffi::APR_HOOK_FIRST as c_int,
         );
+        ffi::ap_hook_access_checker(
+            Some(auth::access_checker),
+            ptr::null(),
+            ptr::null(),
+            ffi::APR_HOOK_MIDDLE as c_int,
+        );
         ffi::ap_hook_handler(
             Some(handler),
             ptr::null(),

@@ -73,6 +73,8 @@ const command_rec oxwsgi_cmds[] = {
                      "the script whose check_password() AuthBasicProvider wsgi asks"),
     AP_INIT_RAW_ARGS("WSGIAuthGroupScript", oxwsgi_cmd_auth_script, NULL, OR_AUTHCFG,
                      "the script whose groups_for_user() Require wsgi-group asks"),
+    AP_INIT_RAW_ARGS("WSGIAccessScript", oxwsgi_cmd_auth_script, NULL, OR_AUTHCFG,
+                     "the script whose allow_access() lets a client in, or not"),
     AP_INIT_FLAG("WSGIRestrictEmbedded", oxwsgi_cmd_flag, NULL, RSRC_CONF,
                  "no Python in Apache's children: every app runs in a process group"),
     { NULL }

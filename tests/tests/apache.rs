@@ -758,3 +758,31 @@ fn base64(text: &str) -> String {
     }
     out
 }
+
+/// WSGIAccessScript: allow_access(environ, host) lets a client in (True),
+/// keeps it out (False: 403), or leaves it to the other rules (None); an
+/// answer of another kind is logged and denies. As mod_wsgi, side by side.
+#[test]
+fn the_access_script_lets_clients_in_or_not() {
+    let body = format!(
+        "WSGIScriptAlias / {cases}\n\
+         <Location />\nWSGIAccessScript {auth}\n</Location>",
+        cases = app("cases.py"),
+        auth = app("auth_script.py"),
+    );
+    let mut answers = Vec::new();
+    for load in [
+        format!("LoadModule wsgi_module {}", apache::module().display()),
+        apache::mod_wsgi(),
+    ] {
+        let a = Apache::start_with("event", &load, &body);
+        let statuses: Vec<u16> = ["/open/x", "/closed/x", "/other/x", "/odd/x"]
+            .iter()
+            .map(|p| http::get(a.port, p).status)
+            .collect();
+        // The app answers 404 to these paths: it was let in.
+        assert_eq!(statuses, [404, 403, 404, 403], "{load}: {}", a.error_log());
+        answers.push(statuses);
+    }
+    assert_eq!(answers[0], answers[1]);
+}
