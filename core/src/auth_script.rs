@@ -3,7 +3,7 @@
 //! functions Apache's authentication, authorization and access control
 //! ask, with the request's environ (`check_password(environ, user,
 //! password)`, `groups_for_user(environ, user)`, `allow_access(environ,
-//! host)`). The script is loaded once and again
+//! host)`, `get_realm_hash(environ, user, realm)`). The script is loaded once and again
 //! when its file changes; an exception is logged with its traceback and
 //! the answer is an error (the request is denied).
 
@@ -186,5 +186,43 @@ pub fn allow_access(
                 None
             }
         }
+    })
+}
+
+/// `get_realm_hash(environ, user, realm)` of the script at `script` (for
+/// `AuthDigestProvider wsgi`): `Some(Some(hash))`, the hex MD5 of
+/// `user:realm:password`; `Some(None)`: no such user; `None` when it
+/// failed or answered something else (logged).
+pub fn get_realm_hash(
+    script: &Path,
+    vars: &[(Vec<u8>, Vec<u8>)],
+    user: &[u8],
+    realm: &[u8],
+) -> Option<Option<Vec<u8>>> {
+    crate::embed::ensure_thread_state();
+    Python::attach(|py| {
+        let v = call(py, script, "get_realm_hash", vars, &[user, realm])?;
+        if v.is_none() {
+            return Some(None);
+        }
+        let hash = if let Ok(b) = v.extract::<Vec<u8>>() {
+            b
+        } else if let Ok(s) = v.extract::<String>() {
+            s.chars()
+                .map(|c| c as u32)
+                .map(|c| u8::try_from(c).ok())
+                .collect::<Option<Vec<u8>>>()?
+        } else {
+            Vec::new()
+        };
+        if hash.is_empty() {
+            log::error!(
+                target: "oxwsgi",
+                "auth script {}: get_realm_hash() must return the realm hash (a non-empty str or bytes) or None",
+                script.display()
+            );
+            return None;
+        }
+        Some(Some(hash))
     })
 }

@@ -1,4 +1,5 @@
 //! The auth providers, with mod_wsgi's names: `AuthBasicProvider wsgi`
+//! (and `AuthDigestProvider wsgi`, its `get_realm_hash`)
 //! asks the `check_password(environ, user, password)` of the directory's
 //! `WSGIAuthUserScript`, and `Require wsgi-group NAME...` the
 //! `groups_for_user(environ, user)` of its `WSGIAuthGroupScript`, and
@@ -20,6 +21,7 @@ use crate::ffi::{self, request_rec};
 // mod_auth.h's authn_status and authz_status.
 const AUTH_DENIED: c_int = 0;
 const AUTH_GRANTED: c_int = 1;
+const AUTH_USER_FOUND: c_int = 2;
 const AUTH_USER_NOT_FOUND: c_int = 3;
 const AUTH_GENERAL_ERROR: c_int = 4;
 const AUTHZ_DENIED: c_int = 0;
@@ -116,7 +118,7 @@ pub unsafe extern "C" fn oxwsgi_check_group(r: *mut request_rec, require: *const
                 Ok(s) => s,
                 Err(e) => {
                     log::error!(target: "oxwsgi", "{e}");
-                    return AUTHZ_GENERAL_ERROR;
+                    return AUTHZ_DENIED;
                 }
             };
             let wanted = CStr::from_ptr(require).to_string_lossy().into_owned();
@@ -186,6 +188,50 @@ pub unsafe extern "C" fn access_checker(r: *mut request_rec) -> c_int {
                     );
                     ffi::HTTP_FORBIDDEN as c_int
                 }
+            }
+        }
+    })
+}
+
+/// `AuthDigestProvider wsgi`: the user's realm hash from the script.
+///
+/// # Safety
+/// Called by mod_auth_digest (through the shim) with a live request, two C
+/// strings and where to put the hash.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn oxwsgi_get_realm_hash(
+    r: *mut request_rec,
+    user: *const c_char,
+    realm: *const c_char,
+    rethash: *mut *mut c_char,
+) -> c_int {
+    guard::entry("an auth script", AUTH_GENERAL_ERROR, || {
+        // SAFETY: r is live, user and realm C strings, rethash writable
+        // (the contract); the hash is copied into the request pool.
+        unsafe {
+            let script = match script(r, AuthScript::User) {
+                Ok(s) => s,
+                Err(e) => {
+                    log::error!(target: "oxwsgi", "{e}");
+                    return AUTH_GENERAL_ERROR;
+                }
+            };
+            let (user, realm) = (CStr::from_ptr(user), CStr::from_ptr(realm));
+            match auth_script::get_realm_hash(
+                Path::new(script),
+                &vars(r),
+                user.to_bytes(),
+                realm.to_bytes(),
+            ) {
+                Some(Some(hash)) => {
+                    let Ok(hash) = std::ffi::CString::new(hash) else {
+                        return AUTH_GENERAL_ERROR;
+                    };
+                    *rethash = ffi::apr_pstrdup((*r).pool, hash.as_ptr());
+                    AUTH_USER_FOUND
+                }
+                Some(None) => AUTH_USER_NOT_FOUND,
+                None => AUTH_GENERAL_ERROR,
             }
         }
     })

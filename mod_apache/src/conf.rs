@@ -981,6 +981,8 @@ pub unsafe extern "C" fn oxwsgi_cmd_flag(
                 dir.error_override = i8::from(on);
                 return std::ptr::null();
             }
+            // Apache 2.4's Require decides; mod_wsgi accepts and ignores it.
+            b"WSGIGroupAuthoritative" => return std::ptr::null(),
             _ => {}
         }
         let r = update(|c| {

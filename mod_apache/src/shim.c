@@ -26,6 +26,8 @@ extern const char *oxwsgi_cmd_python_setting(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_auth_script(cmd_parms *, void *, const char *);
 extern int oxwsgi_check_password(request_rec *r, const char *user, const char *password);
 extern int oxwsgi_check_group(request_rec *r, const char *require_args);
+extern int oxwsgi_get_realm_hash(request_rec *r, const char *user, const char *realm,
+                                 char **rethash);
 
 const command_rec oxwsgi_cmds[] = {
     AP_INIT_RAW_ARGS("WSGIScriptAlias", oxwsgi_cmd_script_alias, NULL, RSRC_CONF,
@@ -75,6 +77,8 @@ const command_rec oxwsgi_cmds[] = {
                      "the script whose groups_for_user() Require wsgi-group asks"),
     AP_INIT_RAW_ARGS("WSGIAccessScript", oxwsgi_cmd_auth_script, NULL, OR_AUTHCFG,
                      "the script whose allow_access() lets a client in, or not"),
+    AP_INIT_FLAG("WSGIGroupAuthoritative", oxwsgi_cmd_flag, NULL, OR_AUTHCFG,
+                 "accepted, as mod_wsgi does under Apache 2.4, where Require decides"),
     AP_INIT_FLAG("WSGIRestrictEmbedded", oxwsgi_cmd_flag, NULL, RSRC_CONF,
                  "no Python in Apache's children: every app runs in a process group"),
     { NULL }
@@ -98,9 +102,15 @@ static authn_status oxwsgi_authn_check_password(request_rec *r, const char *user
     return (authn_status)oxwsgi_check_password(r, user, password);
 }
 
+static authn_status oxwsgi_authn_get_realm_hash(request_rec *r, const char *user,
+                                                const char *realm, char **rethash)
+{
+    return (authn_status)oxwsgi_get_realm_hash(r, user, realm, rethash);
+}
+
 static const authn_provider oxwsgi_authn_provider = {
     &oxwsgi_authn_check_password,
-    NULL,
+    &oxwsgi_authn_get_realm_hash,
 };
 
 static authz_status oxwsgi_authz_check_group(request_rec *r, const char *require_args,

@@ -1,6 +1,8 @@
 """An auth script, as mod_wsgi's WSGIAuthUserScript and WSGIAuthGroupScript
 take it (Django's recipe has the same two functions)."""
 
+import hashlib
+
 USERS = {"ann": "pw", "bob": "pw2"}
 GROUPS = {"ann": ["staff"], "bob": ["guests"]}
 
@@ -26,3 +28,9 @@ def allow_access(environ, host):
     if "/odd/" in uri:
         return "yes"
     return None
+
+
+def get_realm_hash(environ, user, realm):
+    if user not in USERS:
+        return None
+    return hashlib.md5(("%s:%s:%s" % (user, realm, USERS[user])).encode()).hexdigest()

@@ -786,3 +786,47 @@ fn the_access_script_lets_clients_in_or_not() {
     }
     assert_eq!(answers[0], answers[1]);
 }
+
+/// `AuthDigestProvider wsgi`: the WSGIAuthUserScript's get_realm_hash()
+/// gives the realm hash Digest authentication checks, as with mod_wsgi
+/// (side by side, with curl's Digest client).
+#[test]
+fn digest_authentication_asks_get_realm_hash() {
+    let modules = "/usr/lib/apache2/modules";
+    let body = format!(
+        "LoadModule auth_digest_module {modules}/mod_auth_digest.so\n\
+         LoadModule authn_core_module {modules}/mod_authn_core.so\n\
+         LoadModule authz_user_module {modules}/mod_authz_user.so\n\
+         WSGIScriptAlias /digest {cases}\n\
+         <Location /digest>\nAuthType Digest\nAuthName members\nAuthDigestProvider wsgi\n\
+         WSGIAuthUserScript {auth}\nWSGIGroupAuthoritative Off\nRequire valid-user\n</Location>",
+        cases = app("cases.py"),
+        auth = app("auth_script.py"),
+    );
+    for load in [
+        format!("LoadModule wsgi_module {}", apache::module().display()),
+        apache::mod_wsgi(),
+    ] {
+        let a = Apache::start_with("event", &load, &body);
+        let status = |credentials: &str| {
+            let out = std::process::Command::new("curl")
+                .args([
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    "--digest",
+                    "-u",
+                    credentials,
+                ])
+                .arg(format!("http://127.0.0.1:{}/digest/pid", a.port))
+                .output()
+                .expect("curl");
+            String::from_utf8_lossy(&out.stdout).to_string()
+        };
+        assert_eq!(status("ann:pw"), "200", "{load}: {}", a.error_log());
+        assert_eq!(status("ann:wrong"), "401", "{load}");
+        assert_eq!(status("zed:pw"), "401", "{load}");
+    }
+}
