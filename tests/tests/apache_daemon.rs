@@ -60,7 +60,13 @@ fn apps_run_in_the_groups_processes_under_every_mpm() {
                 .iter()
                 .any(|c| *c == pid && comm(*c) != "(wsgi:site)")
         );
-        assert_eq!(daemons(&a).len(), 2, "{mpm}: processes=2");
+        // The other daemon may still be starting its Python (an exec'd
+        // one takes its name once its interpreter runs): wait for it.
+        assert!(
+            wait_until(Duration::from_secs(10), || daemons(&a).len() == 2),
+            "{mpm}: processes=2, found {:?}",
+            daemons(&a)
+        );
         let www_data = uid_of(
             a.children()
                 .into_iter()
