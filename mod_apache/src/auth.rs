@@ -51,7 +51,7 @@ unsafe fn script<'r>(r: *mut request_rec, kind: AuthScript) -> Result<&'r str, S
 ///
 /// # Safety
 /// `r` is a live request, on its thread.
-unsafe fn vars(r: *mut request_rec) -> Vec<(Vec<u8>, Vec<u8>)> {
+unsafe fn vars(r: *mut request_rec) -> Vars {
     // SAFETY: r is live (the contract); Apache fills its subprocess_env
     // table, whose strings live in the request pool while they are copied.
     unsafe {
@@ -60,6 +60,27 @@ unsafe fn vars(r: *mut request_rec) -> Vec<(Vec<u8>, Vec<u8>)> {
         crate::request::table((*r).subprocess_env)
             .map(|(k, v)| (k.to_vec(), v.to_vec()))
             .collect()
+    }
+}
+
+/// A request's variables, as a CGI script sees them.
+type Vars = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The directory's WSGIAuthUserScript and the request's variables, or
+/// the status an authn provider answers without them (logged).
+///
+/// # Safety
+/// `r` is a live request, on its thread.
+unsafe fn user_script<'r>(r: *mut request_rec) -> Result<(&'r Path, Vars), c_int> {
+    // SAFETY: r is live (the contract).
+    unsafe {
+        match script(r, AuthScript::User) {
+            Ok(s) => Ok((Path::new(s), vars(r))),
+            Err(e) => {
+                log::error!(target: "oxwsgi", "{e}");
+                Err(AUTH_GENERAL_ERROR)
+            }
+        }
     }
 }
 
@@ -77,20 +98,12 @@ pub unsafe extern "C" fn oxwsgi_check_password(
     guard::entry("an auth script", AUTH_GENERAL_ERROR, || {
         // SAFETY: r is live, user and password C strings (the contract).
         unsafe {
-            let script = match script(r, AuthScript::User) {
-                Ok(s) => s,
-                Err(e) => {
-                    log::error!(target: "oxwsgi", "{e}");
-                    return AUTH_GENERAL_ERROR;
-                }
+            let (script, vars) = match user_script(r) {
+                Ok(found) => found,
+                Err(status) => return status,
             };
             let (user, password) = (CStr::from_ptr(user), CStr::from_ptr(password));
-            match auth_script::check_password(
-                Path::new(script),
-                &vars(r),
-                user.to_bytes(),
-                password.to_bytes(),
-            ) {
+            match auth_script::check_password(script, &vars, user.to_bytes(), password.to_bytes()) {
                 Verdict::Granted => AUTH_GRANTED,
                 Verdict::Denied => AUTH_DENIED,
                 Verdict::NoUser => AUTH_USER_NOT_FOUND,
@@ -209,20 +222,12 @@ pub unsafe extern "C" fn oxwsgi_get_realm_hash(
         // SAFETY: r is live, user and realm C strings, rethash writable
         // (the contract); the hash is copied into the request pool.
         unsafe {
-            let script = match script(r, AuthScript::User) {
-                Ok(s) => s,
-                Err(e) => {
-                    log::error!(target: "oxwsgi", "{e}");
-                    return AUTH_GENERAL_ERROR;
-                }
+            let (script, vars) = match user_script(r) {
+                Ok(found) => found,
+                Err(status) => return status,
             };
             let (user, realm) = (CStr::from_ptr(user), CStr::from_ptr(realm));
-            match auth_script::get_realm_hash(
-                Path::new(script),
-                &vars(r),
-                user.to_bytes(),
-                realm.to_bytes(),
-            ) {
+            match auth_script::get_realm_hash(script, &vars, user.to_bytes(), realm.to_bytes()) {
                 Some(Some(hash)) => {
                     let Ok(hash) = std::ffi::CString::new(hash) else {
                         return AUTH_GENERAL_ERROR;

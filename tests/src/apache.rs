@@ -42,6 +42,15 @@ pub fn mod_wsgi() -> String {
     format!("LoadModule wsgi_module {}", p.display())
 }
 
+/// The LoadModule lines of oxwsgi and of Debian's mod_wsgi: a test that
+/// runs the same configuration under both.
+pub fn both_loads() -> [String; 2] {
+    [
+        format!("LoadModule wsgi_module {}", module().display()),
+        mod_wsgi(),
+    ]
+}
+
 /// As `render`, with `load` as the WSGI module's LoadModule line.
 pub fn render_with(dir: &std::path::Path, port: u16, mpm: &str, load: &str, body: &str) -> String {
     format!(
@@ -140,6 +149,14 @@ impl Apache {
 }
 
 impl Apache {
+    /// The body of a GET of `path`, which must answer 200 (the error log
+    /// otherwise shows in the failure).
+    pub fn text_of(&self, path: &str) -> String {
+        let r = crate::http::get(self.port, path);
+        assert_eq!(r.status, 200, "{path}: {}", self.error_log());
+        r.text()
+    }
+
     /// The parent's child processes (the ones that serve requests).
     pub fn children(&self) -> Vec<i32> {
         crate::children_of(self.server.pid())

@@ -636,10 +636,7 @@ fn ifmodule_blocks_written_for_mod_wsgi_apply() {
          <IfModule !mod_wsgi.c>\nWSGIScriptAlias /c {cases}\n</IfModule>",
         cases = app("cases.py")
     );
-    for load in [
-        format!("LoadModule wsgi_module {}", apache::module().display()),
-        apache::mod_wsgi(),
-    ] {
+    for load in apache::both_loads() {
         let a = Apache::start_with("event", &load, &body);
         for path in ["/a/pid", "/b/pid"] {
             assert_eq!(http::get(a.port, path).status, 200, "{load}: {path}");
@@ -657,10 +654,7 @@ fn an_aliases_pass_authorization_option_applies_to_it_alone() {
          WSGIScriptAlias /without {cases}",
         cases = app("cases.py")
     );
-    for load in [
-        format!("LoadModule wsgi_module {}", apache::module().display()),
-        apache::mod_wsgi(),
-    ] {
+    for load in apache::both_loads() {
         let a = Apache::start_with("event", &load, &body);
         let env = |path: &str| {
             Request::get(path)
@@ -700,10 +694,7 @@ fn the_auth_providers_ask_the_auth_scripts() {
         auth = app("auth_script.py"),
     );
     let mut answers = Vec::new();
-    for load in [
-        format!("LoadModule wsgi_module {}", apache::module().display()),
-        apache::mod_wsgi(),
-    ] {
+    for load in apache::both_loads() {
         let a = Apache::start_with("event", &load, &body);
         let get = |path: &str, credentials: Option<&str>| {
             let mut req = Request::get(path);
@@ -771,10 +762,7 @@ fn the_access_script_lets_clients_in_or_not() {
         auth = app("auth_script.py"),
     );
     let mut answers = Vec::new();
-    for load in [
-        format!("LoadModule wsgi_module {}", apache::module().display()),
-        apache::mod_wsgi(),
-    ] {
+    for load in apache::both_loads() {
         let a = Apache::start_with("event", &load, &body);
         let statuses: Vec<u16> = ["/open/x", "/closed/x", "/other/x", "/odd/x"]
             .iter()
@@ -803,10 +791,7 @@ fn digest_authentication_asks_get_realm_hash() {
         cases = app("cases.py"),
         auth = app("auth_script.py"),
     );
-    for load in [
-        format!("LoadModule wsgi_module {}", apache::module().display()),
-        apache::mod_wsgi(),
-    ] {
+    for load in apache::both_loads() {
         let a = Apache::start_with("event", &load, &body);
         let status = |credentials: &str| {
             let out = std::process::Command::new("curl")

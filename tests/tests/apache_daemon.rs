@@ -942,32 +942,25 @@ fn import_mod_wsgi_answers_as_mod_wsgi() {
          ThreadsPerChild 5\nServerLimit 3\nMaxRequestWorkers 15",
         info = app("mod_wsgi_info.py")
     );
-    let answers: Vec<(String, String)> = [
-        format!("LoadModule wsgi_module {}", apache::module().display()),
-        apache::mod_wsgi(),
-    ]
-    .into_iter()
-    .map(|load| {
-        let a = Apache::start_with("event", &load, &body);
-        let get = |path: &str| {
-            let r = http::get(a.port, path);
-            assert_eq!(r.status, 200, "{load}: {path}: {}", a.error_log());
-            r.text()
-        };
-        // mod_wsgi counts an embedded child's maximum_processes when it
-        // sets Python up (1 here, before the children forked); oxwsgi the
-        // slots used when the child starts (up to ServerLimit): an
-        // estimate either way, left out of the comparison.
-        let embedded = get("/embedded");
-        let at = embedded.find("\"maximum_processes\": ").unwrap() + 21;
-        let n: usize = embedded[at..].split(',').next().unwrap().parse().unwrap();
-        assert!((1..=3).contains(&n), "{load}: {embedded}");
-        (
-            embedded.replace(&format!("\"maximum_processes\": {n},"), ""),
-            get("/daemon"),
-        )
-    })
-    .collect();
+    let answers: Vec<(String, String)> = apache::both_loads()
+        .into_iter()
+        .map(|load| {
+            let a = Apache::start_with("event", &load, &body);
+            let get = |path: &str| a.text_of(path);
+            // mod_wsgi counts an embedded child's maximum_processes when it
+            // sets Python up (1 here, before the children forked); oxwsgi the
+            // slots used when the child starts (up to ServerLimit): an
+            // estimate either way, left out of the comparison.
+            let embedded = get("/embedded");
+            let at = embedded.find("\"maximum_processes\": ").unwrap() + 21;
+            let n: usize = embedded[at..].split(',').next().unwrap().parse().unwrap();
+            assert!((1..=3).contains(&n), "{load}: {embedded}");
+            (
+                embedded.replace(&format!("\"maximum_processes\": {n},"), ""),
+                get("/daemon"),
+            )
+        })
+        .collect();
     assert_eq!(answers[0], answers[1], "oxwsgi, then mod_wsgi");
     assert!(
         answers[0].1.contains("\"process_group\": \"site\""),
@@ -987,10 +980,7 @@ fn import_mod_wsgi_answers_as_mod_wsgi() {
 /// WSGIImportScript takes mod_wsgi's options, and its errors.
 #[test]
 fn a_service_script_runs_in_a_group_without_threads() {
-    for load in [
-        format!("LoadModule wsgi_module {}", apache::module().display()),
-        apache::mod_wsgi(),
-    ] {
+    for load in apache::both_loads() {
         let dir = oxwsgi_e2e::temp_dir("service");
         std::fs::copy(app("service.py"), dir.join("service.py")).unwrap();
         let out = dir.join("service.out");
@@ -1071,21 +1061,14 @@ fn python_settings_reach_children_and_daemons_as_under_mod_wsgi() {
          WSGIScriptAlias /daemon {app} process-group=site",
         app = app("python_settings.py")
     );
-    let answers: Vec<(String, String)> = [
-        format!("LoadModule wsgi_module {}", apache::module().display()),
-        apache::mod_wsgi(),
-    ]
-    .into_iter()
-    .map(|load| {
-        let a = Apache::start_with("event", &load, &body);
-        let get = |path: &str| {
-            let r = http::get(a.port, path);
-            assert_eq!(r.status, 200, "{load}: {path}: {}", a.error_log());
-            r.text()
-        };
-        (get("/embedded"), get("/daemon"))
-    })
-    .collect();
+    let answers: Vec<(String, String)> = apache::both_loads()
+        .into_iter()
+        .map(|load| {
+            let a = Apache::start_with("event", &load, &body);
+            let get = |path: &str| a.text_of(path);
+            (get("/embedded"), get("/daemon"))
+        })
+        .collect();
     assert_eq!(answers[0], answers[1], "oxwsgi, then mod_wsgi");
     let (embedded, daemon) = &answers[0];
     assert_eq!(embedded, daemon);
@@ -1123,10 +1106,7 @@ fn error_override_gives_apaches_error_page_in_daemon_mode() {
          <Location /over>\nWSGIErrorOverride On\n</Location>",
         cases = app("cases.py")
     );
-    for load in [
-        format!("LoadModule wsgi_module {}", apache::module().display()),
-        apache::mod_wsgi(),
-    ] {
+    for load in apache::both_loads() {
         let a = Apache::start_with("event", &load, &body);
         let plain = http::get(a.port, "/plain/nowhere");
         assert_eq!(

@@ -420,13 +420,8 @@ fn a_daemon_answering_garbage_gets_502_on_both_servers() {
 /// The LoadModule lines of oxwsgi and of Debian's mod_wsgi, by name: the
 /// same test runs under both.
 fn both_modules() -> [(&'static str, String); 2] {
-    [
-        (
-            "oxwsgi",
-            format!("LoadModule wsgi_module {}", apache::module().display()),
-        ),
-        ("mod_wsgi", apache::mod_wsgi()),
-    ]
+    let [oxwsgi, mod_wsgi] = apache::both_loads();
+    [("oxwsgi", oxwsgi), ("mod_wsgi", mod_wsgi)]
 }
 
 /// Two virtual hosts on one Apache, as a hosting setup has them: `a.test`
