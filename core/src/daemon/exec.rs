@@ -67,57 +67,43 @@ fn file_stamp(path: &std::path::Path) -> Option<(u64, u64, i64)> {
 }
 
 /// The interpreter a daemon of `spec` becomes, and how; `None`: it starts
-/// the server's embedded Python.
+/// the server's embedded Python, which only a group of the server's own
+/// user may do.
 pub(super) fn python_to_become(spec: &GroupSpec) -> Result<Option<(PathBuf, ExecSpec)>, String> {
-    let found = find_python(spec)?;
-    match (&found, own_user(spec)) {
-        (None, Some(user)) => Err(format!(
+    let why = match find_python(spec)? {
+        Found::Exec(program, exec) => return Ok(Some((program, exec))),
+        Found::Embedded(why) => why,
+    };
+    let workers = spec.socket_owner.map(|(uid, _)| uid);
+    match spec.options.own_user(workers) {
+        Some(user) => Err(format!(
             "it runs as {user}, not as the server's user, so its daemons run a freshly executed \
              interpreter, never a copy of the server (which holds the server's secrets, its TLS \
-             keys among them): {}",
-            why_no_exec(spec)
+             keys among them): {why}"
         )),
-        _ => Ok(found),
+        None => Ok(None),
     }
 }
 
-/// The user a group runs as when it is not the server's worker user: a
-/// boundary between users, which a daemon forked from the server (with
-/// the server's memory) would not be.
-pub fn own_user(spec: &GroupSpec) -> Option<&str> {
-    let user = spec.options.user.as_deref()?;
-    let (workers, _) = spec.socket_owner?;
-    (sys::user_id(user).ok()? != workers).then_some(user)
+/// What a daemon of `spec` can run.
+enum Found {
+    /// This interpreter, with the extension.
+    Exec(PathBuf, ExecSpec),
+    /// The server's embedded Python, for this reason.
+    Embedded(String),
 }
 
-/// Why a daemon of `spec` would start the embedded Python.
-fn why_no_exec(spec: &GroupSpec) -> String {
-    let o = &spec.options;
-    match (&o.python_executable, &spec.exec) {
-        (PythonExecutable::Off, _) => "python-executable=off asks for the embedded one".into(),
-        (_, None) => format!("the server has no {EXTENSION_FILE} (oxwsgi's daemon extension)"),
-        (_, Some(exec)) if file_stamp(&exec.extension) != exec.stamp => format!(
-            "{} changed since the server read its configuration (an upgrade?): reload the server",
-            exec.extension.display()
-        ),
-        _ => format!(
-            "{} has no bin/python{}.{}",
-            o.python_home
-                .as_deref()
-                .map_or("the build's Python".into(), |h| h.display().to_string()),
-            crate::interpreter::embedded_version().0,
-            crate::interpreter::embedded_version().1
-        ),
-    }
-}
-
-/// The interpreter a daemon of `spec` can become, if any.
-fn find_python(spec: &GroupSpec) -> Result<Option<(PathBuf, ExecSpec)>, String> {
+/// The interpreter a daemon of `spec` can become, or why it cannot.
+fn find_python(spec: &GroupSpec) -> Result<Found, String> {
     let o = &spec.options;
     let (major, minor) = crate::interpreter::embedded_version();
     let versioned = format!("python{major}.{minor}");
     let program = match &o.python_executable {
-        PythonExecutable::Off => return Ok(None),
+        PythonExecutable::Off => {
+            return Ok(Found::Embedded(
+                "python-executable=off asks for the embedded one".into(),
+            ));
+        }
         PythonExecutable::Path(p) => p.clone(),
         // A virtualenv's (or a prefix's) bin/python3.X; the build's own
         // Python's without one.
@@ -135,7 +121,9 @@ fn find_python(spec: &GroupSpec) -> Result<Option<(PathBuf, ExecSpec)>, String> 
                 program.display()
             ));
         }
-        return Ok(None);
+        return Ok(Found::Embedded(format!(
+            "the server has no {EXTENSION_FILE} (oxwsgi's daemon extension)"
+        )));
     };
     if file_stamp(&exec.extension) != exec.stamp {
         // The handoff is the module's and the extension's private
@@ -148,7 +136,10 @@ fn find_python(spec: &GroupSpec) -> Result<Option<(PathBuf, ExecSpec)>, String> 
             exec.extension.display(),
             program.display()
         );
-        return Ok(None);
+        return Ok(Found::Embedded(format!(
+            "{} changed since the server read its configuration (an upgrade?): reload the server",
+            exec.extension.display()
+        )));
     }
     if !program.is_file() {
         if explicit {
@@ -159,9 +150,12 @@ fn find_python(spec: &GroupSpec) -> Result<Option<(PathBuf, ExecSpec)>, String> 
         }
         // A prefix or virtualenv without it: the embedded Python checks
         // the home and says what is wrong with it.
-        return Ok(None);
+        return Ok(Found::Embedded(format!(
+            "{} does not exist",
+            program.display()
+        )));
     }
-    Ok(Some((program, exec)))
+    Ok(Found::Exec(program, exec))
 }
 
 /// The script the interpreter runs: it checks its version, loads the

@@ -463,24 +463,27 @@ impl GroupOptions {
 }
 
 impl GroupOptions {
+    /// The user the group runs as when it is not the server's worker user
+    /// (`workers`, a uid; `None`: the server cannot change user): a
+    /// boundary between users, which a daemon forked from the server (with
+    /// the server's memory) would not be.
+    pub fn own_user(&self, workers: Option<u32>) -> Option<&str> {
+        let user = self.user.as_deref()?;
+        (super::sys::user_id(user).ok()? != workers?).then_some(user)
+    }
+
     /// What the server can know when it reads its configuration of a group
     /// whose daemons could not be a fresh interpreter: one with a user of
-    /// its own (not `workers`, the server's worker uid) and
-    /// `python-executable=off` would be a copy of the server.
+    /// its own and `python-executable=off` would be a copy of the server.
     pub fn check_isolation(&self, workers: Option<u32>) -> Result<(), String> {
-        let (Some(user), Some(workers)) = (&self.user, workers) else {
-            return Ok(());
-        };
-        if self.python_executable == PythonExecutable::Off
-            && super::sys::user_id(user).is_ok_and(|u| u != workers)
-        {
-            return Err(format!(
+        match self.own_user(workers) {
+            Some(user) if self.python_executable == PythonExecutable::Off => Err(format!(
                 "python-executable=off: the group runs as {user}, not as the server's user, so its \
                  daemons run a freshly executed interpreter, never a copy of the server (which \
                  holds the server's secrets, its TLS keys among them)"
-            ));
+            )),
+            _ => Ok(()),
         }
-        Ok(())
     }
 }
 
