@@ -397,11 +397,18 @@ fn pool(c: &Config, group: &str) -> Option<Arc<Pool>> {
     Some(p)
 }
 
-/// Serves `r` with `app` in process group `group`.
+/// Serves `r` with `app` in process group `group` (`inline`: the options
+/// of the alias serving it).
 ///
 /// # Safety
 /// `r` is the live request of the calling handler.
-pub unsafe fn serve(r: *mut request_rec, group: &str, app: &App, c: &Config) -> c_int {
+pub unsafe fn serve(
+    r: *mut request_rec,
+    group: &str,
+    app: &App,
+    c: &Config,
+    inline: Option<&conf::Inline>,
+) -> c_int {
     // A group defined in a virtual host serves that host only (a tenant
     // elsewhere must not run its scripts in another site's daemons).
     // SAFETY: r is live (the contract): its server and the main server
@@ -427,7 +434,7 @@ pub unsafe fn serve(r: *mut request_rec, group: &str, app: &App, c: &Config) -> 
     // contract), used by this thread (and its writer) only.
     unsafe {
         let writer = crate::writer::WriteBehind::for_request(r);
-        let mut req = match crate::request::from_request_rec(r, &writer, Some(group)) {
+        let mut req = match crate::request::from_request_rec(r, &writer, Some(group), inline) {
             Ok(q) => q,
             Err(status) => return status,
         };

@@ -518,7 +518,7 @@ unsafe fn note_index(r: *mut request_rec, key: &CStr) -> Option<usize> {
 ///
 /// # Safety
 /// `r` is a live request.
-pub(crate) unsafe fn inline_of(r: *mut request_rec, c: &conf::Config) -> Option<&conf::Inline> {
+unsafe fn inline_of(r: *mut request_rec, c: &conf::Config) -> Option<&conf::Inline> {
     // SAFETY: r is live (the contract).
     unsafe {
         if let Some(i) = note_index(r, c"oxwsgi-alias") {
@@ -558,13 +558,12 @@ unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
                     return ffi::HTTP_VERSION_NOT_SUPPORTED as c_int;
                 }
                 let c = conf::get();
+                let inline = inline_of(r, &c);
                 // A script mapped by a handler (SetHandler, AddHandler: a
                 // tenant's .htaccess can) runs only where the server's
                 // configuration allows scripts, as with mod_wsgi; an alias
                 // is the configuration's own word.
-                if inline_of(r, &c).is_none()
-                    && ffi::ap_allow_options(r) & ffi::OPT_EXECCGI as c_int == 0
-                {
+                if inline.is_none() && ffi::ap_allow_options(r) & ffi::OPT_EXECCGI as c_int == 0 {
                     log::error!(
                         target: "oxwsgi",
                         "Options ExecCGI is off in this directory: {}",
@@ -573,7 +572,7 @@ unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
                     return ffi::HTTP_FORBIDDEN as c_int;
                 }
                 // An alias's process-group= wins over WSGIProcessGroup.
-                let group = match inline_of(r, &c).and_then(|i| i.group()) {
+                let group = match inline.and_then(|i| i.group()) {
                     Some(inline) => inline.and_then(|g| conf::resolve_group(r, g)),
                     None => conf::process_group_of(r),
                 };
@@ -581,7 +580,7 @@ unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
                     let Some(app) = app_of(r, &c) else {
                         return ffi::HTTP_NOT_FOUND as c_int;
                     };
-                    return daemon::serve(r, group, &app, &c);
+                    return daemon::serve(r, group, &app, &c, inline);
                 }
                 if PYTHON_STARTED.get() != Some(&true) {
                     log::error!(target: "oxwsgi", "Python is not running in this child (see the error log)");
@@ -591,7 +590,7 @@ unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
                     return ffi::HTTP_NOT_FOUND as c_int;
                 };
                 let writer = writer::WriteBehind::for_request(r);
-                let mut req = match request::from_request_rec(r, &writer, None) {
+                let mut req = match request::from_request_rec(r, &writer, None, inline) {
                     Ok(q) => q,
                     Err(status) => return status,
                 };

@@ -13,6 +13,8 @@ use crate::writer::WriteBehind;
 /// The request as the core sees it: its parts copied out of the
 /// request_rec, its body read through Apache's input filters. An `Err` is
 /// the status Apache should answer with (411 for an unwanted chunked body).
+/// `inline`: the options of the alias serving it (its
+/// `pass-authorization=`).
 ///
 /// # Safety
 /// `r` is the live request of the calling thread's handler.
@@ -20,6 +22,7 @@ pub unsafe fn from_request_rec(
     r: *mut request_rec,
     writer: &Arc<WriteBehind>,
     process_group: Option<&str>,
+    inline: Option<&crate::conf::Inline>,
 ) -> Result<OwnedRequest, i32> {
     // SAFETY: r is the live request of this thread's handler
     // (from_request_rec's contract); every string is copied.
@@ -34,7 +37,7 @@ pub unsafe fn from_request_rec(
         }
         let mut headers = Vec::new();
         // The alias's pass-authorization=, else WSGIPassAuthorization.
-        let pass_authorization = crate::inline_of(r, &crate::conf::get())
+        let pass_authorization = inline
             .and_then(|i| i.pass_authorization)
             .unwrap_or_else(|| crate::conf::pass_authorization(r));
         for (k, v) in table((*r).headers_in) {
