@@ -420,7 +420,7 @@ fn a_request_without_the_groups_token_runs_nothing() {
         out
     };
     let other = Admission::for_group("another-group", None).unwrap().token;
-    let attempts: [(&str, Vec<u8>); 4] = [
+    let attempts: [(&str, Vec<u8>); 5] = [
         ("no introduction", forged_head(&script)),
         (
             "another group's token",
@@ -439,6 +439,9 @@ fn a_request_without_the_groups_token_runs_nothing() {
             frame::write(&mut out, Kind::Body, b"x").unwrap();
             [out, forged_head(&script)].concat()
         }),
+        // Claims 16 MiB of introduction: refused on its header, nothing
+        // read or allocated for it.
+        ("a huge introduction", vec![Kind::Hello as u8, 0, 0, 0, 1]),
     ];
     for (what, bytes) in attempts {
         let back = raw(&path, &bytes);
@@ -576,6 +579,33 @@ fn a_head_sent_in_part_is_dropped_after_the_socket_timeout() {
         "{took:?}"
     );
     // Its one thread is free again.
+    assert_eq!(cookies(&pool), 200);
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    run.join().unwrap();
+}
+
+/// An introduction sent in part holds a daemon thread no longer than an
+/// introduction may take (5 s), whatever the group's socket timeout.
+#[test]
+fn an_introduction_sent_in_part_is_dropped_soon() {
+    let _ = daemon();
+    let app: Arc<App> = Arc::new(common::app_with(
+        fixture("cases.py").to_str().unwrap(),
+        |_| {},
+    ));
+    let (pool, stop, run, path) = run_daemon(
+        "hello-part",
+        move || Apps::new(vec![app], true, false),
+        oxwsgi_core::daemon::options::GroupOptions {
+            threads: 1,
+            socket_timeout: Some(std::time::Duration::from_secs(60)),
+            ..Default::default()
+        },
+    );
+    let t = std::time::Instant::now();
+    assert_eq!(raw(&path, &[12, 32, 0, 0, 0, 1, 2, 3]), Some(Vec::new()));
+    let took = t.elapsed();
+    assert!(took < std::time::Duration::from_secs(9), "{took:?}");
     assert_eq!(cookies(&pool), 200);
     stop.store(true, std::sync::atomic::Ordering::Release);
     run.join().unwrap();

@@ -261,7 +261,7 @@ fn max_connections() -> usize {
 }
 
 /// A new connection from the server, with the group's socket buffers and
-/// its timeout for a frame the server sends in part.
+/// its timeouts for a frame sent in part.
 fn adopt(shared: &Shared, stream: UnixStream) -> io::Result<()> {
     let fd = stream.as_raw_fd();
     let o = &shared.options;
@@ -271,8 +271,14 @@ fn adopt(shared: &Shared, stream: UnixStream) -> io::Result<()> {
     if let Some(n) = o.receive_buffer_size {
         sys::set_buffer(fd, libc::SO_RCVBUF, n);
     }
-    stream.set_read_timeout(Some(o.socket_timeout.unwrap_or(DEFAULT_SOCKET_TIMEOUT)))?;
-    let conn = Arc::new(Connection::new(stream, o.response_buffer_size)?);
+    // Until the server introduces the connection, a read (of the
+    // introduction sent in part) waits no longer than it may take; then
+    // the group's socket timeout.
+    stream.set_read_timeout(Some(HELLO_LIMIT))?;
+    let conn = Arc::new(
+        Connection::new(stream, o.response_buffer_size)?
+            .with_timeout(Some(o.socket_timeout.unwrap_or(DEFAULT_SOCKET_TIMEOUT))),
+    );
     let token = shared.next.fetch_add(1, Ordering::Relaxed);
     shared
         .connections

@@ -16,7 +16,7 @@ use crate::response::ResponseHead;
 use crate::sink::{Chunk, ResponseSink, TimeoutAction};
 use crate::sync::Recover;
 
-use super::auth::Admission;
+use super::auth::{Admission, Token};
 use super::frame::{self, AppRef, BodyKind, Kind};
 use super::life::Life;
 use super::options::GroupOptions;
@@ -261,6 +261,8 @@ pub struct Connection {
     accepted: Instant,
     /// The server introduced the connection with the group's token.
     admitted: AtomicBool,
+    /// How long reads wait for the server once it has (`with_timeout`).
+    timeout: Option<Duration>,
 }
 
 impl Connection {
@@ -278,7 +280,44 @@ impl Connection {
             })),
             accepted: Instant::now(),
             admitted: AtomicBool::new(false),
+            timeout: None,
         })
+    }
+
+    /// Reads the connection's first frame, which must be the server's
+    /// introduction: a `Hello` of the token's size (read no further
+    /// otherwise: an unknown peer allocates nothing) with the group's
+    /// token. Then the connection waits for the server as long as the
+    /// group's socket timeout says. False (logged) for anything else.
+    fn admit(&self, c: &mut Conn, apps: &Apps) -> io::Result<bool> {
+        let Some(a) = &apps.admission else {
+            log::error!(target: "oxwsgi", "this daemon admits nobody (it was given no token)");
+            return Ok(false);
+        };
+        let (kind, len) = frame::read_header(&mut c.reader)?;
+        let mut token = [0u8; Token::LEN];
+        let introduced = kind == Kind::Hello && len == Token::LEN && {
+            c.reader.read_exact(&mut token)?;
+            a.token.matches(&token)
+        };
+        if !introduced {
+            log::error!(
+                target: "oxwsgi",
+                "group {}: a connection did not introduce itself with the group's token (it sent {kind:?} of {len} bytes); closed, nothing of it runs",
+                a.group,
+            );
+            return Ok(false);
+        }
+        self.admitted.store(true, Ordering::Release);
+        c.writer.set_read_timeout(self.timeout)?;
+        Ok(true)
+    }
+
+    /// Once the server introduced the connection, reads wait at most
+    /// `timeout` for it (before, the dispatcher's shorter limit).
+    pub fn with_timeout(mut self, timeout: Option<Duration>) -> Connection {
+        self.timeout = timeout;
+        self
     }
 
     /// Whether the server introduced this connection.
@@ -319,26 +358,25 @@ impl Connection {
         let mut head = Vec::new();
         let kind = {
             let mut c = self.conn.lock().recover();
-            loop {
-                let kind = match frame::read(&mut c.reader, &mut head) {
-                    Ok(k) => k,
-                    // The server closed an idle connection.
+            if !self.admitted() {
+                match self.admit(&mut c, apps) {
+                    Ok(true) => {}
+                    Ok(false) => return Ok(false),
                     Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
                     Err(e) => return Err(e),
-                };
-                if self.admitted() {
-                    break kind;
                 }
-                if !admit(apps, kind, &head) {
-                    return Ok(false);
-                }
-                self.admitted.store(true, Ordering::Release);
                 use std::os::fd::AsRawFd;
                 if c.reader.buffer().is_empty() && !super::sys::bytes_waiting(c.writer.as_raw_fd())
                 {
                     // Back to waiting: the head has not come yet.
                     return Ok(true);
                 }
+            }
+            match frame::read(&mut c.reader, &mut head) {
+                Ok(k) => k,
+                // The server closed an idle connection.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
+                Err(e) => return Err(e),
             }
         };
         if kind != Kind::Head {
@@ -418,23 +456,6 @@ impl Connection {
         let c = self.conn.lock().recover();
         Ok(!c.broken && outcome != Outcome::ClientGone)
     }
-}
-
-/// Whether a connection's first frame is the server's introduction.
-fn admit(apps: &Apps, kind: Kind, payload: &[u8]) -> bool {
-    let Some(a) = &apps.admission else {
-        return false;
-    };
-    if kind == Kind::Hello && a.token.matches(payload) {
-        return true;
-    }
-    log::error!(
-        target: "oxwsgi",
-        "group {}: a connection did not introduce itself with the group's token (it sent {kind:?} of {} bytes); closed, nothing of it runs",
-        a.group,
-        payload.len()
-    );
-    false
 }
 
 /// Serves the requests of one connection until the server closes it, on
