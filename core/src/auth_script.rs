@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use pyo3::prelude::*;
+use pyo3::sync::MutexExt;
 use pyo3::types::PyDict;
 
 use crate::sync::Recover;
@@ -43,7 +44,9 @@ fn mtime(path: &Path) -> Option<SystemTime> {
 /// changed since.
 fn module<'py>(py: Python<'py>, path: &Path) -> PyResult<Bound<'py, PyAny>> {
     let now = mtime(path);
-    let mut scripts = SCRIPTS.lock().recover();
+    // Waiting for the lock lets go of the GIL: the thread loading a script
+    // may need it back to finish.
+    let mut scripts = SCRIPTS.lock_py_attached(py).recover();
     if let Some((_, at, m)) = scripts.iter().find(|(p, _, _)| p == path) {
         if *at == now {
             return Ok(m.bind(py).clone());
