@@ -132,6 +132,9 @@ pub struct AppOptions {
     /// A script loaded for what its import does (`WSGIImportScript`): it
     /// needs no callable.
     pub import_only: bool,
+    /// The application group it runs in (`app_group`): `""` for the main
+    /// interpreter.
+    pub application_group: String,
 }
 
 impl AppOptions {
@@ -149,6 +152,7 @@ impl AppOptions {
             queue_timeout: None,
             queue_timeout_status: 503,
             import_only: false,
+            application_group: String::new(),
         }
     }
 }
@@ -239,10 +243,19 @@ impl App {
         matches!(*self.state.lock().recover(), State::Failed { .. })
     }
 
-    /// Loads the app now (at worker start, to fail early and warm up).
-    /// Returns whether it is ready; a failure has been logged.
+    /// Loads the app now (at worker start, to fail early and warm up), in
+    /// its application group's interpreter. Returns whether it is ready; a
+    /// failure has been logged.
     pub fn preload(&self, py: Python<'_>) -> bool {
-        self.loaded(py).is_some()
+        match crate::app_group::within(py, &self.options.application_group, |py| {
+            self.loaded(py).is_some()
+        }) {
+            Ok(ready) => ready,
+            Err(e) => {
+                log::error!(target: "oxwsgi", "app {}: cannot load: {e}", self.name);
+                false
+            }
+        }
     }
 
     /// The loaded app, loading (or reloading) it when needed. `None` means it

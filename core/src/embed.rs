@@ -13,6 +13,7 @@ use std::fs::File;
 use std::mem::MaybeUninit;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
@@ -460,4 +461,278 @@ pub(crate) fn python_running() -> bool {
     // SAFETY: Py_IsInitialized only reads the runtime's state flag; it is
     // callable at any time, from any thread, without the GIL.
     !FINALIZED.load(Ordering::Acquire) && unsafe { ffi::Py_IsInitialized() } != 0
+}
+
+/// A sub-interpreter (an application group's), made by `new_interpreter`
+/// and never ended: the process exits with it (`interpreters`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SubInterpreter(*mut ffi::PyInterpreterState);
+
+// SAFETY: an interpreter state is process-wide; it is only used under the
+// GIL, through thread states of the thread using it.
+unsafe impl Send for SubInterpreter {}
+// SAFETY: as for Send: shared references only hand the pointer to calls
+// made under the GIL.
+unsafe impl Sync for SubInterpreter {}
+
+/// Makes a sub-interpreter sharing the GIL and the allocator of the main
+/// one (Python's legacy sub-interpreters, mod_wsgi's kind), runs `setup`
+/// in it, and comes back to the caller's thread state. The new
+/// interpreter's first thread state becomes this thread's in it. A setup
+/// that fails ends the interpreter again.
+pub(crate) fn new_interpreter(
+    py: Python<'_>,
+    setup: impl FnOnce(Python<'_>) -> PyResult<()>,
+) -> Result<SubInterpreter, String> {
+    // SAFETY: the GIL is held (`py`) by the caller's thread state, which
+    // Py_NewInterpreter swaps out for the new interpreter's first one;
+    // swapping it back below restores the caller's state on every path.
+    let (first, caller) = unsafe {
+        let caller = ffi::PyThreadState_Get();
+        let first = ffi::Py_NewInterpreter();
+        if first.is_null() {
+            ffi::PyThreadState_Swap(caller);
+            return Err("Py_NewInterpreter failed".into());
+        }
+        (first, caller)
+    };
+    let setup = catch_unwind(AssertUnwindSafe(|| setup(py)));
+    // SAFETY: `first` is current on this thread (setup runs Python, which
+    // may release and retake the GIL, but always with the current state).
+    let interp = unsafe { ffi::PyThreadState_GetInterpreter(first) };
+    let failed = match setup {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => {
+            let msg = e.to_string();
+            crate::errors::log_py_err(py, &e, "application group: setting up its interpreter");
+            Some(msg)
+        }
+        Err(_) => Some("setting up the interpreter panicked".to_string()),
+    };
+    if let Some(msg) = failed {
+        // SAFETY: `first` is the only thread state of the new interpreter
+        // and the current one, which Py_EndInterpreter requires; it leaves
+        // no state current, so the caller's is swapped back in.
+        unsafe {
+            ffi::Py_EndInterpreter(first);
+            ffi::PyThreadState_Swap(caller);
+        }
+        return Err(msg);
+    }
+    // `first` stays parked, never current again and never deleted: Python
+    // 3.11 reuses an interpreter's built-in first state when its list of
+    // states is empty and aborts on it ("thread state already
+    // initialized"), so each interpreter keeps one for good. This thread
+    // gets a state of its own when it enters.
+    // SAFETY: the caller's state was current when we were called, and the
+    // GIL is still held.
+    unsafe { ffi::PyThreadState_Swap(caller) };
+    Ok(SubInterpreter(interp))
+}
+
+thread_local! {
+    /// This thread's state in each sub-interpreter it entered, kept (as
+    /// the main one is) for the thread's life.
+    static SUB_STATES: SubStates = const { SubStates(std::cell::RefCell::new(Vec::new())) };
+}
+
+struct SubStates(std::cell::RefCell<Vec<(SubInterpreter, *mut ffi::PyThreadState)>>);
+
+impl std::ops::Deref for SubStates {
+    type Target = std::cell::RefCell<Vec<(SubInterpreter, *mut ffi::PyThreadState)>>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl Drop for SubStates {
+    fn drop(&mut self) {
+        if !python_running() {
+            return;
+        }
+        for (_, t) in self.0.borrow_mut().drain(..) {
+            // SAFETY: `t` was made for this thread and is not current (the
+            // thread is exiting, attached nowhere); restoring it takes the
+            // GIL, and DeleteCurrent deletes it and releases the GIL.
+            unsafe {
+                ffi::PyEval_RestoreThread(t);
+                ffi::PyThreadState_Clear(t);
+                ffi::PyThreadState_DeleteCurrent();
+            }
+        }
+    }
+}
+
+/// This thread's state in `interp`, made on first use.
+fn state_in(interp: SubInterpreter) -> *mut ffi::PyThreadState {
+    SUB_STATES.with(|s| {
+        let mut s = s.borrow_mut();
+        if let Some((_, t)) = s.iter().find(|(i, _)| *i == interp) {
+            return *t;
+        }
+        // SAFETY: `interp` is a live interpreter (they are never ended
+        // once set up); PyThreadState_New needs no GIL (it locks the
+        // interpreter's list of states itself).
+        let t = unsafe { ffi::PyThreadState_New(interp.0) };
+        s.push((interp, t));
+        t
+    })
+}
+
+/// Runs `f` with this thread's state in `interp` current, and the
+/// caller's back afterwards (also when `f` panics): for a thread that is
+/// attached already.
+pub(crate) fn within<R>(
+    py: Python<'_>,
+    interp: SubInterpreter,
+    f: impl FnOnce(Python<'_>) -> R,
+) -> R {
+    let state = state_in(interp);
+    // SAFETY: the GIL is held (`py`) with the caller's state current.
+    let caller = unsafe { ffi::PyThreadState_Get() };
+    if caller == state {
+        return f(py);
+    }
+    struct Back(*mut ffi::PyThreadState);
+    impl Drop for Back {
+        fn drop(&mut self) {
+            // SAFETY: whatever `f` did with the GIL, it holds it again on
+            // return (or unwind) with `state` current; the caller's state
+            // takes its place.
+            unsafe { ffi::PyThreadState_Swap(self.0) };
+        }
+    }
+    // SAFETY: `state` belongs to this thread and to `interp`, and is
+    // current nowhere else; the GIL is held.
+    unsafe { ffi::PyThreadState_Swap(state) };
+    let _back = Back(caller);
+    f(py)
+}
+
+/// The interpreter of the calling thread's current state: `None` for the
+/// main one.
+pub(crate) fn current_interpreter(_py: Python<'_>) -> Option<SubInterpreter> {
+    // SAFETY: the GIL is held (`_py`), so a thread state is current.
+    unsafe {
+        let interp = ffi::PyThreadState_GetInterpreter(ffi::PyThreadState_Get());
+        (interp != ffi::PyInterpreterState_Main()).then_some(SubInterpreter(interp))
+    }
+}
+
+/// Runs `f` attached to `interp` from a thread that is not attached: the
+/// GIL is taken with this thread's state in `interp` itself, not with its
+/// main one. Python 3.11 asks the GIL's holder to let go only when it runs
+/// in the waiter's interpreter: a thread waiting as a main-interpreter
+/// thread would wait for a busy request of a group to end.
+///
+/// pyo3 counts a thread as attached only through its own entry points, and
+/// PyGILState attaches only to the main interpreter: `f` therefore runs
+/// inside a call of `RUNNER`, a function pyo3 made, whose entry counts the
+/// attachment.
+pub(crate) fn attach_in<R, F: FnOnce(Python<'_>) -> R>(interp: SubInterpreter, f: F) -> R {
+    if this_thread_attached() || RUNNER.get().is_none() {
+        return Python::attach(|py| within(py, interp, f));
+    }
+    let state = state_in(interp);
+    let mut slot = JobSlot {
+        f: Some(f),
+        result: None,
+    };
+    let job = Job {
+        data: (&raw mut slot).cast(),
+        run: run_job::<F, R>,
+    };
+    // SAFETY: this thread is attached nowhere; `state` is its own state in
+    // `interp`, current nowhere, so restoring it takes the GIL.
+    unsafe { ffi::PyEval_RestoreThread(state) };
+    let outer = JOB.replace(Some(job));
+    // SAFETY: the GIL is held; RUNNER is a live function object (kept by
+    // the static), called with no arguments; the new reference it returns
+    // is released, and an error it raised (none is expected) printed.
+    unsafe {
+        let runner = RUNNER.get().map_or(std::ptr::null_mut(), |r| r.as_ptr());
+        let out = ffi::PyObject_CallNoArgs(runner);
+        if out.is_null() {
+            ffi::PyErr_Print();
+        } else {
+            ffi::Py_DECREF(out);
+        }
+    }
+    JOB.set(outer);
+    // SAFETY: `state` is current and holds the GIL, taken above.
+    unsafe { ffi::PyEval_SaveThread() };
+    match slot.result {
+        Some(Ok(r)) => r,
+        Some(Err(panic)) => std::panic::resume_unwind(panic),
+        None => panic!("the interpreter's runner did not run its job"),
+    }
+}
+
+/// Whether the thread state holding the GIL is one of this thread's (its
+/// main one or one in a sub-interpreter). Python 3.11 keeps one current
+/// state for the whole process (the GIL holder's), later versions one per
+/// thread: comparing with this thread's own states answers for both.
+fn this_thread_attached() -> bool {
+    // SAFETY: both calls only read (the current state, this thread's
+    // PyGILState one), need no GIL, and may return NULL.
+    let (current, own) = unsafe {
+        (
+            ffi::compat::PyThreadState_GetUnchecked(),
+            ffi::PyGILState_GetThisThreadState(),
+        )
+    };
+    !current.is_null()
+        && (current == own || SUB_STATES.with(|s| s.borrow().iter().any(|(_, t)| *t == current)))
+}
+
+/// The function `attach_in` enters an interpreter through.
+static RUNNER: std::sync::OnceLock<Py<pyo3::types::PyCFunction>> = std::sync::OnceLock::new();
+
+/// Makes `RUNNER` (in the main interpreter, at its setup).
+pub(crate) fn make_runner(py: Python<'_>) -> PyResult<()> {
+    if RUNNER.get().is_some() {
+        return Ok(());
+    }
+    let f = pyo3::types::PyCFunction::new_closure(
+        py,
+        Some(c"oxwsgi_enter"),
+        None,
+        |args: &Bound<'_, pyo3::types::PyTuple>, _: Option<&Bound<'_, pyo3::types::PyDict>>| {
+            if let Some(job) = JOB.take() {
+                // SAFETY: `job` was set by `attach_in` on this thread for
+                // this call, and its slot lives on that caller's stack
+                // until the call returns.
+                unsafe { (job.run)(job.data, args.py()) };
+            }
+        },
+    )?;
+    let _ = RUNNER.set(f.unbind());
+    Ok(())
+}
+
+/// What `RUNNER` runs: a slot on `attach_in`'s stack and the function that
+/// runs it, typed for it.
+#[derive(Clone, Copy)]
+struct Job {
+    data: *mut (),
+    run: unsafe fn(*mut (), Python<'_>),
+}
+
+thread_local! {
+    static JOB: Cell<Option<Job>> = const { Cell::new(None) };
+}
+
+struct JobSlot<F, R> {
+    f: Option<F>,
+    result: Option<std::thread::Result<R>>,
+}
+
+/// # Safety
+/// `data` points to a live `JobSlot<F, R>` no one else uses meanwhile.
+unsafe fn run_job<F: FnOnce(Python<'_>) -> R, R>(data: *mut (), py: Python<'_>) {
+    // SAFETY: the contract: `attach_in` made `data` from its own slot.
+    let slot = unsafe { &mut *data.cast::<JobSlot<F, R>>() };
+    if let Some(f) = slot.f.take() {
+        slot.result = Some(catch_unwind(AssertUnwindSafe(|| f(py))));
+    }
 }

@@ -174,6 +174,12 @@ struct Keys {
 
 static KEYS: PyOnceLock<Keys> = PyOnceLock::new();
 
+/// Makes the interned keys now, in the interpreter being set up (the main
+/// one: the keys then outlive every application group's).
+pub(crate) fn warm(py: Python<'_>) {
+    keys(py);
+}
+
 fn keys(py: Python<'_>) -> &Keys {
     KEYS.get_or_init(py, || {
         let i = |s: &str| PyString::intern(py, s).unbind();

@@ -12,6 +12,48 @@ pub fn log_py_err(py: Python<'_>, err: &PyErr, context: impl std::fmt::Display) 
     for line in format_py_err(py, err).lines() {
         log::error!(target: "oxwsgi", "{context}: {line}");
     }
+    if let Some(module) = refuses_sub_interpreters(py, err) {
+        log::error!(
+            target: "oxwsgi",
+            "{context}: extension module {module} cannot be loaded in an application group's \
+             sub-interpreter: run this app in the main interpreter (Apache: \
+             WSGIApplicationGroup %{{GLOBAL}}; nginx: wsgi_application_group %{{GLOBAL}})"
+        );
+    }
+}
+
+/// The module an `ImportError` names when an extension refused to load in
+/// a sub-interpreter (PyO3's modules and, from Python 3.12, single-phase
+/// ones in isolated interpreters say so in the message): its name, or
+/// the deepest `spec` the import machinery's frames were loading.
+fn refuses_sub_interpreters(py: Python<'_>, err: &PyErr) -> Option<String> {
+    if !err.is_instance_of::<pyo3::exceptions::PyImportError>(py) {
+        return None;
+    }
+    let value = err.value(py);
+    let text = value.str().ok()?.to_string();
+    if !text.contains("subinterpreter") && !text.contains("sub-interpreter") {
+        return None;
+    }
+    let named = value
+        .getattr("name")
+        .ok()
+        .and_then(|n| n.extract::<String>().ok());
+    let mut loading = None;
+    let mut tb = err.traceback(py).map(Bound::into_any);
+    while let Some(t) = tb.filter(|t| !t.is_none()) {
+        let spec = t
+            .getattr("tb_frame")
+            .and_then(|f| f.getattr("f_locals"))
+            .and_then(|l| l.get_item("spec"))
+            .and_then(|s| s.getattr("name"))
+            .and_then(|n| n.extract::<String>());
+        if let Ok(name) = spec {
+            loading = Some(name);
+        }
+        tb = t.getattr("tb_next").ok();
+    }
+    Some(named.or(loading).unwrap_or_else(|| format!("({text})")))
 }
 
 /// The text Python would print for `err`, traceback included.

@@ -268,7 +268,43 @@ fn run<R: Request + ?Sized>(
     }
 
     embed::ensure_thread_state();
-    Python::attach(|py| {
+    let ran = crate::app_group::attach(&opts.application_group, |py| {
+        run_in_group(
+            py,
+            app,
+            req,
+            body,
+            info,
+            gzip_policy,
+            sink_slot,
+            owner_slot,
+            context,
+            tally,
+        )
+    });
+    ran.unwrap_or_else(|e| {
+        log::error!(target: "oxwsgi", "{context}: {e}");
+        let mut sink = sink_slot.take().expect("sink present before the app runs");
+        error_page(&mut *sink, 500)
+    })
+}
+
+/// The app's part of a request, in its application group's interpreter.
+#[allow(clippy::too_many_arguments)]
+fn run_in_group<R: Request + ?Sized>(
+    py: Python<'_>,
+    app: &App,
+    req: &R,
+    body: Body,
+    info: BodyInfo,
+    gzip_policy: GzipPolicy,
+    sink_slot: &mut Option<Box<dyn ResponseSink>>,
+    owner_slot: &mut Option<Py<StartResponse>>,
+    context: &Context<'_>,
+    tally: &mut metrics::Finished,
+) -> Outcome {
+    let opts = app.options();
+    {
         let Some(loaded) = app.loaded(py) else {
             let mut sink = sink_slot.take().expect("sink present before the app runs");
             return error_page(&mut *sink, 500);
@@ -313,7 +349,7 @@ fn run<R: Request + ?Sized>(
             }
         }
         outcome
-    })
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 
 use crate::embed;
 use crate::logstream::{LogStream, StreamKind};
+use crate::sync::Recover;
 
 /// What a server tells the core about the interpreter of its workers.
 #[derive(Clone, Debug)]
@@ -216,8 +217,9 @@ impl Interpreter {
             ));
         }
         let config = worker_config(None, python_path);
-        Python::attach(|py| setup(py, &config))
+        Python::attach(|py| setup(py, &config, crate::app_group::GLOBAL))
             .map_err(|e| InitError(format!("cannot set up Python: {e}")))?;
+        *GROUP_CONFIG.lock().recover() = Some(config.clone());
         let interpreter = Interpreter {
             config,
             adopted: true,
@@ -262,8 +264,9 @@ impl Interpreter {
             hash_seed: settings.hash_seed,
         };
         embed::start(&params).map_err(|e| InitError(format!("cannot start Python: {e}")))?;
-        Python::attach(|py| setup(py, &config))
+        Python::attach(|py| setup(py, &config, crate::app_group::GLOBAL))
             .map_err(|e| InitError(format!("cannot set up Python: {e}")))?;
+        *GROUP_CONFIG.lock().recover() = Some(config.clone());
         Ok(Interpreter {
             config,
             adopted: false,
@@ -284,12 +287,22 @@ impl Interpreter {
     pub fn shutdown(self) {
         let timeout = self.config.shutdown_timeout.as_secs_f64();
         embed::ensure_thread_state();
+        // Application groups end first, each in its interpreter; Python
+        // then stays as it is to the process's exit (`app_group`).
+        let groups = crate::app_group::made();
+        for (name, interp) in &groups {
+            Python::attach(|py| {
+                crate::app_group::within_interpreter(py, Some(*interp), |py| {
+                    end_group(py, name, timeout)
+                })
+            });
+        }
         let stuck = Python::attach(|py| -> PyResult<Vec<String>> {
             let f = py.import("oxwsgi_support")?.getattr("join_threads")?;
             f.call1((timeout,))?.extract()
         });
         match stuck {
-            Ok(names) if names.is_empty() && !self.adopted => {
+            Ok(names) if names.is_empty() && !self.adopted && groups.is_empty() => {
                 if let Err(e) = embed::finalize() {
                     log::warn!(target: "oxwsgi", "Python shutdown: {e}");
                 }
@@ -321,6 +334,36 @@ impl Interpreter {
             }
         }
     }
+}
+
+/// An application group's end: its threads joined (at most `timeout`
+/// seconds), its atexit handlers run, its streams flushed.
+fn end_group(py: Python<'_>, name: &str, timeout: f64) {
+    let joined = py
+        .import("oxwsgi_support")
+        .and_then(|m| m.call_method1("join_threads", (timeout,)))
+        .and_then(|stuck| stuck.extract::<Vec<String>>());
+    match joined {
+        Ok(stuck) if !stuck.is_empty() => log::warn!(
+            target: "oxwsgi",
+            "application group {name:?}: threads still running after {timeout}s ({}); \
+             running its atexit handlers anyway",
+            stuck.join(", ")
+        ),
+        Ok(_) => {}
+        Err(e) => crate::errors::log_py_err(py, &e, format!("application group {name:?}")),
+    }
+    let r = py
+        .import("atexit")
+        .and_then(|m| m.call_method0("_run_exitfuncs"));
+    if let Err(e) = r {
+        crate::errors::log_py_err(
+            py,
+            &e,
+            format!("application group {name:?}: atexit handlers"),
+        );
+    }
+    flush_streams(py);
 }
 
 /// A worker's Python: `print()` and stderr logged at error level (visible
@@ -423,7 +466,7 @@ pub fn offer_mod_wsgi(info: ModWsgi) {
 }
 
 /// Puts the `mod_wsgi` module in `sys.modules`, when offered.
-fn install_mod_wsgi(py: Python<'_>, modules: &Bound<'_, PyAny>) -> PyResult<()> {
+fn install_mod_wsgi(py: Python<'_>, modules: &Bound<'_, PyAny>, group: &str) -> PyResult<()> {
     let Some(info) = MOD_WSGI
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -439,8 +482,7 @@ fn install_mod_wsgi(py: Python<'_>, modules: &Bound<'_, PyAny>) -> PyResult<()> 
     )?;
     m.setattr("version", MOD_WSGI_VERSION)?;
     m.setattr("process_group", info.process_group)?;
-    // Every app of a process runs in its one interpreter (%{GLOBAL}).
-    m.setattr("application_group", "")?;
+    m.setattr("application_group", group)?;
     m.setattr("maximum_processes", info.maximum_processes)?;
     m.setattr("threads_per_process", info.threads_per_process)?;
     m.setattr("oxwsgi", true)?;
@@ -450,10 +492,38 @@ fn install_mod_wsgi(py: Python<'_>, modules: &Bound<'_, PyAny>) -> PyResult<()> 
 const SUPPORT: &str = include_str!("support.py");
 const PUBLIC: &str = include_str!("oxwsgi.py");
 
-fn setup(py: Python<'_>, config: &InterpreterConfig) -> PyResult<()> {
+/// The configuration the main interpreter was set up with, for the
+/// application groups' interpreters.
+static GROUP_CONFIG: std::sync::Mutex<Option<InterpreterConfig>> = std::sync::Mutex::new(None);
+
+/// Sets up an application group's new interpreter (current on this
+/// thread) as the main one was.
+pub(crate) fn set_up_group(py: Python<'_>, group: &str) -> PyResult<()> {
+    let config = GROUP_CONFIG.lock().recover().clone().ok_or_else(|| {
+        pyo3::exceptions::PyRuntimeError::new_err("the main interpreter is not set up")
+    })?;
+    setup(py, &config, group)
+}
+
+/// Sets up the interpreter current on this thread: the main one (`group`
+/// `""`) or an application group's.
+fn setup(py: Python<'_>, config: &InterpreterConfig, group: &str) -> PyResult<()> {
     // `threading` must first be imported on the starting thread, which it then
     // takes as the main thread (shutdown runs there too).
     py.import("threading")?;
+    if group == crate::app_group::GLOBAL {
+        // The core's types and shared objects are made here, in the main
+        // interpreter, which outlives every group's.
+        let _ = (
+            py.get_type::<crate::start_response::StartResponse>(),
+            py.get_type::<crate::start_response::Write>(),
+            py.get_type::<crate::input::Input>(),
+            py.get_type::<crate::file_wrapper::FileWrapper>(),
+            py.get_type::<LogStream>(),
+        );
+        crate::environ::warm(py);
+        embed::make_runner(py)?;
+    }
     let sys = py.import("sys")?;
     sys.setattr(
         "stdout",
@@ -479,7 +549,7 @@ fn setup(py: Python<'_>, config: &InterpreterConfig) -> PyResult<()> {
         c"oxwsgi",
     )?;
     sys.getattr("modules")?.set_item("oxwsgi", &public)?;
-    install_mod_wsgi(py, &sys.getattr("modules")?)?;
+    install_mod_wsgi(py, &sys.getattr("modules")?, group)?;
     let settings = python_settings();
     if !settings.warnings.is_empty() && !sys.getattr("warnoptions")?.is_truthy()? {
         // As -W would have: in sys.warnoptions, and in force.

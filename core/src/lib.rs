@@ -9,6 +9,7 @@
 //! - `auth_script`: Apache's auth scripts (`check_password`,
 //!   `groups_for_user`), called with a request's environ;
 //! - `app`: loading apps from scripts or `module:callable`, per-app options;
+//!   `app_group`: application groups, the sub-interpreters apps run in;
 //!   `conf`: directive values both servers parse alike (sizes, flags, paths).
 //! - `request`: the `Request` trait servers implement, `Body`, and
 //!   `OwnedRequest` (a request copied out of a server, or built in code).
@@ -39,6 +40,7 @@
 //!   `sync`: locks that survive a panic elsewhere (`Recover`).
 
 pub mod app;
+pub mod app_group;
 pub mod auth_script;
 pub mod body_pipe;
 pub mod conf;

@@ -30,8 +30,11 @@ pub const STUCK_GRACE: Duration = Duration::from_secs(5);
 pub type StuckHandler = Box<dyn Fn(&str) + Send + Sync>;
 
 struct Entry {
-    /// The request thread's Python thread id.
+    /// The request thread's Python thread id ...
     ident: u64,
+    /// ... in this interpreter (`None`: the main one), where the
+    /// exception must be raised.
+    interp: Option<crate::embed::SubInterpreter>,
     started: Instant,
     limit: Duration,
     /// "app X: GET /uri", for the log.
@@ -90,7 +93,7 @@ pub(crate) struct Watched {
 /// Watches the calling thread's request for `limit`. Call with the GIL held
 /// (`_py`): the request thread's id is Python's.
 pub(crate) fn watch(
-    _py: Python<'_>,
+    py: Python<'_>,
     limit: Duration,
     what: String,
     action: Option<TimeoutAction>,
@@ -103,6 +106,7 @@ pub(crate) fn watch(
         id,
         Entry {
             ident: embed::thread_ident(),
+            interp: crate::app_group::current(py),
             started: Instant::now(),
             limit,
             what,
@@ -215,7 +219,19 @@ fn interrupt(id: u64) {
         return;
     }
     embed::ensure_thread_state();
-    Python::attach(|py| {
+    let interp = WATCH
+        .lock()
+        .recover()
+        .as_ref()
+        .and_then(|w| w.entries.get(&id))
+        .map(|e| e.interp);
+    let Some(interp) = interp else {
+        return;
+    };
+    // Attached as a thread of the request's interpreter: there the GIL's
+    // holder is asked to let go (`embed::attach_in`), and the exception is
+    // raised.
+    crate::app_group::attach_interpreter(interp, |py| {
         // Under the GIL the request thread cannot end meanwhile (it ends
         // with the GIL held).
         let found = WATCH

@@ -1,0 +1,2 @@
+NAME = "a"
+HITS = 0

@@ -1,0 +1,2 @@
+NAME = "b"
+HITS = 0
