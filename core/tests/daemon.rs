@@ -325,6 +325,7 @@ fn a_named_app_is_loaded_on_first_use() {
         callable: None,
         mount: "/m".into(),
         reload: true,
+        group: String::new(),
     };
     for _ in 0..3 {
         let (mut sink, shared) = MemorySink::new();
@@ -339,6 +340,7 @@ fn a_named_app_is_loaded_on_first_use() {
         callable: None,
         mount: String::new(),
         reload: true,
+        group: String::new(),
     };
     let (mut sink, shared) = MemorySink::new();
     assert_eq!(
@@ -381,6 +383,7 @@ fn forged_head(script: &std::path::Path) -> Vec<u8> {
         callable: None,
         mount: String::new(),
         reload: true,
+        group: String::new(),
     };
     let mut out = Vec::new();
     frame::write(
@@ -518,6 +521,7 @@ fn a_daemon_runs_only_the_apps_mounted_for_it() {
         callable: Some("application".into()),
         mount: mount.into(),
         reload: true,
+        group: String::new(),
     };
     let (mut sink, shared) = MemorySink::new();
     let outcome = pool.serve(

@@ -31,6 +31,13 @@ pub struct Import {
     pub script: String,
     /// The process group whose daemons load it (`None`: Apache's children).
     pub group: Option<String>,
+    /// The application group it is loaded into (`""`: the main
+    /// interpreter).
+    pub application_group: String,
+    /// How many WSGIScriptAliases came before it in the configuration: a
+    /// group preloads imports and aliases in the order they were written,
+    /// as mod_wsgi.
+    pub after_aliases: usize,
     /// The server it was configured in (`server_key`).
     pub server: usize,
 }
@@ -160,11 +167,19 @@ pub struct AppDefaults {
 
 impl AppDefaults {
     /// An app for `script`, mounted at `mount`, calling `callable` (or the
-    /// server's WSGICallableObject).
-    pub fn app(&self, script: &str, mount: &str, callable: Option<&str>) -> Result<App, String> {
+    /// server's WSGICallableObject), in application group `group` (`""`:
+    /// the main interpreter).
+    pub fn app(
+        &self,
+        script: &str,
+        mount: &str,
+        callable: Option<&str>,
+        group: &str,
+    ) -> Result<App, String> {
         let spec = AppSpec::parse(script, callable.or(self.callable.as_deref()))?;
         let mut options = AppOptions::new(spec);
         options.mount = mount.to_string();
+        options.application_group = group.to_string();
         options.multithread = self.multithread;
         options.multiprocess = self.multiprocess;
         options.reload_on_change = self.reloading;
@@ -380,10 +395,20 @@ pub fn build_apps(multithread: bool, multiprocess: bool) -> Result<(), String> {
             .collect();
 
         for (a, name) in c.aliases.iter_mut().zip(names) {
+            // An alias's app is made ahead for the group its options name
+            // when that does not depend on the request (a literal, or
+            // %{GLOBAL}); others are made on first use (`app_of`).
+            let group = a
+                .inline
+                .application_group
+                .as_deref()
+                .and_then(fixed_application_group)
+                .unwrap_or_default();
             a.app = Some(Arc::new(defaults.app(
                 &a.script,
                 &a.prefix,
                 name.as_deref(),
+                &group,
             )?));
         }
         c.defaults = Some(defaults);
@@ -678,6 +703,8 @@ pub struct DirConf {
     callable: *const c_char,
     /// WSGIProcessGroup, or null when not set at this level.
     process_group: *const c_char,
+    /// WSGIApplicationGroup, or null when not set at this level.
+    application_group: *const c_char,
     /// WSGIPassAuthorization, WSGIChunkedRequest: -1 when not set at this
     /// level, else 0 or 1.
     pass_authorization: i8,
@@ -703,6 +730,7 @@ pub unsafe extern "C" fn create_dir_config(p: *mut ffi::apr_pool_t, _: *mut c_ch
                 DirConf {
                     callable: std::ptr::null(),
                     process_group: std::ptr::null(),
+                    application_group: std::ptr::null(),
                     pass_authorization: -1,
                     chunked_request: -1,
                     error_override: -1,
@@ -733,6 +761,7 @@ pub unsafe extern "C" fn merge_dir_config(
                 DirConf {
                     callable: inner(add.callable, base.callable),
                     process_group: inner(add.process_group, base.process_group),
+                    application_group: inner(add.application_group, base.application_group),
                     pass_authorization: flag(add.pass_authorization, base.pass_authorization),
                     chunked_request: flag(add.chunked_request, base.chunked_request),
                     error_override: flag(add.error_override, base.error_override),
@@ -873,6 +902,118 @@ pub unsafe fn process_group_of<'r>(r: *const ffi::request_rec) -> Option<&'r str
     unsafe { dir_string(r, |c| c.process_group).and_then(|g| resolve_group(r, g)) }
 }
 
+/// An application group that does not depend on the request: `""` for
+/// `%{GLOBAL}`, the name for a name, `None` for the other `%{...}` forms.
+pub fn fixed_application_group(raw: &str) -> Option<String> {
+    match raw {
+        "%{GLOBAL}" => Some(String::new()),
+        r if r.starts_with("%{") => None,
+        r => Some(r.to_string()),
+    }
+}
+
+/// What an application group's name expands to for a request (mod_wsgi's
+/// rules): the request's facts, and its variables for `%{ENV:VAR}`.
+pub struct GroupFacts<'a> {
+    /// ServerName of the virtual host ...
+    pub server_name: &'a str,
+    /// ... the port the request came to (left out when 80 or 443) ...
+    pub port: u16,
+    /// ... the Host the client sent (`%{HOST}`) ...
+    pub host: &'a str,
+    /// ... and SCRIPT_NAME.
+    pub script_name: &'a str,
+}
+
+/// The application group `raw` (`None`: not configured, `%{RESOURCE}`)
+/// names for a request.
+pub fn expand_application_group(
+    raw: Option<&str>,
+    facts: &GroupFacts<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> String {
+    let with_port = |h: &str| {
+        if facts.port == 80 || facts.port == 443 {
+            h.to_string()
+        } else {
+            format!("{h}:{}", facts.port)
+        }
+    };
+    let raw = raw.unwrap_or("%{RESOURCE}");
+    match raw {
+        "%{GLOBAL}" => String::new(),
+        "%{RESOURCE}" => format!("{}|{}", with_port(facts.server_name), facts.script_name),
+        "%{SERVER}" => with_port(facts.server_name),
+        "%{HOST}" => with_port(if facts.host.is_empty() {
+            facts.server_name
+        } else {
+            facts.host
+        }),
+        r => match r.strip_prefix("%{ENV:").and_then(|v| v.strip_suffix('}')) {
+            Some(var) => match env(var) {
+                // A variable may name a %{...} form, but not another variable.
+                Some(v) if v.starts_with('%') && !v.starts_with("%{ENV:") => {
+                    expand_application_group(Some(&v), facts, env)
+                }
+                Some(v) => v,
+                None => r.to_string(),
+            },
+            None => r.to_string(),
+        },
+    }
+}
+
+/// The application group request `r` runs in: the alias's
+/// `application-group=`, else the WSGIApplicationGroup in force, else
+/// `%{RESOURCE}`; `mount` is its SCRIPT_NAME.
+///
+/// # Safety
+/// `r` is a live request of a server that loaded this module.
+pub unsafe fn application_group_of(
+    r: *const ffi::request_rec,
+    inline: Option<&Inline>,
+    mount: &str,
+) -> String {
+    // SAFETY: r is live (the contract); its server, hostname and tables
+    // are Apache's for the request's life, and every string read here is
+    // copied before the function returns.
+    unsafe {
+        let raw = match inline.and_then(|i| i.application_group.as_deref()) {
+            Some(own) => Some(own),
+            None => dir_string(r, |c| c.application_group),
+        };
+        if let Some(fixed) = raw.and_then(fixed_application_group) {
+            return fixed;
+        }
+        let text = |p: *const c_char| {
+            if p.is_null() {
+                String::new()
+            } else {
+                CStr::from_ptr(p).to_string_lossy().into_owned()
+            }
+        };
+        let server_name = text((*(*r).server).server_hostname);
+        let host = text((*r).hostname);
+        let facts = GroupFacts {
+            server_name: &server_name,
+            port: ffi::ap_get_server_port(r),
+            host: &host,
+            script_name: mount,
+        };
+        let env = |var: &str| -> Option<String> {
+            let name = CString::new(var).ok()?;
+            for table in [(*r).notes, (*r).subprocess_env] {
+                let v = ffi::apr_table_get(table, name.as_ptr());
+                if !v.is_null() {
+                    return Some(CStr::from_ptr(v).to_string_lossy().into_owned());
+                }
+            }
+            std::env::var(var).ok()
+        };
+        expand_application_group(raw, &facts, &env)
+    }
+}
+
 directive1!(
     /// WSGIScriptAliasMatch REGEX SCRIPT [options as WSGIScriptAlias].
     oxwsgi_cmd_script_alias_match(cmd, _dir, raw, line) {
@@ -910,8 +1051,12 @@ directive1!(
             .ok_or("Location of import script not supplied.")?;
         AppSpec::parse(script, None)?;
         let (group, application_group) = import_options(options)?;
-        // Every app of a process shares its one interpreter (%{GLOBAL}).
-        let _ = application_group;
+        let application_group = fixed_application_group(&application_group).ok_or_else(|| {
+            format!(
+                "application-group={application_group}: an import script is loaded before any \
+                 request, so its group is a name or %{{GLOBAL}}"
+            )
+        })?;
         let server = server_key((*cmd).server);
         update(|c| {
             if let Some(g) = &group {
@@ -922,6 +1067,8 @@ directive1!(
             c.imports.push(Import {
                 script: script.clone(),
                 group,
+                application_group,
+                after_aliases: c.aliases.len(),
                 server,
             });
             Ok(())
@@ -999,15 +1146,16 @@ pub unsafe extern "C" fn oxwsgi_cmd_flag(
 }
 
 directive1!(
-    /// WSGIApplicationGroup: oxwsgi runs every app of a process in one
-    /// interpreter, which is what `%{GLOBAL}` asks for; other groups are
-    /// accepted and share it (documented).
-    oxwsgi_cmd_application_group(cmd, _dir, raw, v) {
+    /// WSGIApplicationGroup NAME: the interpreter the apps of this server or
+    /// directory run in: `%{GLOBAL}` (the main one), `%{RESOURCE}` (the
+    /// default: one per virtual host and script), `%{SERVER}`, `%{HOST}`,
+    /// `%{ENV:VAR}`, or a name.
+    oxwsgi_cmd_application_group(cmd, dir, raw, v) {
         if v.is_empty() {
-            Err("an application group name is needed (e.g. %{GLOBAL})".into())
-        } else {
-            Ok(())
+            return Err("an application group name is needed (e.g. %{GLOBAL})".into());
         }
+        (*dir.cast::<DirConf>()).application_group = ffi::apr_pstrdup((*cmd).pool, raw);
+        Ok(())
     }
 );
 
@@ -1085,6 +1233,51 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn application_groups_expand_as_mod_wsgi() {
+        let facts = GroupFacts {
+            server_name: "www.example.com",
+            port: 8080,
+            host: "alias.example.com",
+            script_name: "/app",
+        };
+        let env = |v: &str| match v {
+            "SITE" => Some("site-a".to_string()),
+            "INDIRECT" => Some("%{SERVER}".to_string()),
+            "LOOP" => Some("%{ENV:LOOP}".to_string()),
+            _ => None,
+        };
+        let x = |raw: Option<&str>| expand_application_group(raw, &facts, &env);
+        assert_eq!(x(None), "www.example.com:8080|/app");
+        assert_eq!(x(Some("%{RESOURCE}")), "www.example.com:8080|/app");
+        assert_eq!(x(Some("%{GLOBAL}")), "");
+        assert_eq!(x(Some("%{SERVER}")), "www.example.com:8080");
+        assert_eq!(x(Some("%{HOST}")), "alias.example.com:8080");
+        assert_eq!(x(Some("%{ENV:SITE}")), "site-a");
+        assert_eq!(x(Some("%{ENV:INDIRECT}")), "www.example.com:8080");
+        // A variable naming a variable is taken as it is (no loops).
+        assert_eq!(x(Some("%{ENV:LOOP}")), "%{ENV:LOOP}");
+        assert_eq!(x(Some("%{ENV:UNSET}")), "%{ENV:UNSET}");
+        assert_eq!(x(Some("shared")), "shared");
+        let on_80 = GroupFacts {
+            port: 80,
+            host: "",
+            script_name: "",
+            ..facts
+        };
+        assert_eq!(
+            expand_application_group(None, &on_80, &env),
+            "www.example.com|"
+        );
+        assert_eq!(
+            expand_application_group(Some("%{HOST}"), &on_80, &env),
+            "www.example.com"
+        );
+        assert_eq!(fixed_application_group("%{GLOBAL}").as_deref(), Some(""));
+        assert_eq!(fixed_application_group("x").as_deref(), Some("x"));
+        assert_eq!(fixed_application_group("%{RESOURCE}"), None);
+    }
 
     fn alias(server: usize, prefix: &str) -> Alias {
         Alias {
@@ -1187,7 +1380,9 @@ mod tests {
             multithread: false,
             multiprocess: true,
         };
-        let app = defaults.app("/srv/site/wsgi.py", "/site", None).unwrap();
+        let app = defaults
+            .app("/srv/site/wsgi.py", "/site", None, "")
+            .unwrap();
         let o = app.options();
         assert_eq!(
             (o.mount.as_str(), o.spec.callable.as_str()),
@@ -1195,13 +1390,15 @@ mod tests {
         );
         assert!(!o.multithread && o.multiprocess && o.reload_on_change);
         assert_eq!(o.request_timeout, Some(std::time::Duration::from_secs(3)));
-        let app = defaults.app("/srv/site/wsgi.py", "", Some("own")).unwrap();
+        let app = defaults
+            .app("/srv/site/wsgi.py", "", Some("own"), "")
+            .unwrap();
         assert_eq!(
             app.options().spec.callable,
             "own",
             "a directory's own callable wins"
         );
-        let e = defaults.app("site/wsgi.py", "", None).err().unwrap();
+        let e = defaults.app("site/wsgi.py", "", None, "").err().unwrap();
         assert!(e.contains("absolute"), "{e}");
     }
 

@@ -207,39 +207,60 @@ unsafe fn group_region(
     }
 }
 
-/// The apps group `name` loads when its daemons start: those of the
-/// WSGIScriptAliases naming it with both `process-group=` and
-/// `application-group=` (as mod_wsgi, which preloads those).
+/// The apps group `name` loads when its daemons start: its
+/// WSGIImportScripts, and the WSGIScriptAliases naming it with both
+/// `process-group=` and `application-group=` (as mod_wsgi, which preloads
+/// those), in the configuration's order.
 fn preloaded(c: &Config, name: &str) -> Vec<oxwsgi_core::AppOptions> {
-    let imports = c
+    let import = |i: &conf::Import| {
+        let mut o = c
+            .defaults
+            .as_ref()?
+            .app(&i.script, "", None, &i.application_group)
+            .ok()?
+            .options()
+            .clone();
+        o.import_only = true;
+        Some(o)
+    };
+    let imports: Vec<_> = c
         .imports
         .iter()
         .filter(|i| i.group.as_deref() == Some(name))
-        .filter_map(|i| {
-            let mut o = c
-                .defaults
-                .as_ref()?
-                .app(&i.script, "", None)
-                .ok()?
-                .options()
-                .clone();
-            o.import_only = true;
-            Some(o)
-        });
-    c.aliases
-        .iter()
-        .filter(|a| a.inline.group() == Some(Some(name)) && a.inline.application_group.is_some())
-        .filter_map(|a| a.app.as_ref())
-        .map(|app| app.options().clone())
-        .chain(imports)
-        .map(|mut o| {
-            // The daemon's own: it may be multithreaded when Apache's
-            // children are not.
-            o.multithread = c.daemons.iter().any(|(n, d)| n == name && d.threads > 1);
-            o.multiprocess = c.daemons.iter().any(|(n, d)| n == name && d.processes > 1);
-            o
-        })
-        .collect()
+        .collect();
+    let mut out = Vec::new();
+    for (n, a) in c.aliases.iter().enumerate() {
+        out.extend(
+            imports
+                .iter()
+                .filter(|i| i.after_aliases == n)
+                .filter_map(|i| import(i)),
+        );
+        // mod_wsgi preloads an alias naming both groups, when its
+        // application group does not depend on the request.
+        let fixed = a
+            .inline
+            .application_group
+            .as_deref()
+            .and_then(conf::fixed_application_group)
+            .is_some();
+        if a.inline.group() == Some(Some(name)) && fixed {
+            out.extend(a.app.as_ref().map(|app| app.options().clone()));
+        }
+    }
+    out.extend(
+        imports
+            .iter()
+            .filter(|i| i.after_aliases >= c.aliases.len())
+            .filter_map(|i| import(i)),
+    );
+    for o in &mut out {
+        // The daemon's own: it may be multithreaded when Apache's
+        // children are not.
+        o.multithread = c.daemons.iter().any(|(n, d)| n == name && d.threads > 1);
+        o.multiprocess = c.daemons.iter().any(|(n, d)| n == name && d.processes > 1);
+    }
+    out
 }
 
 /// The User and Group Apache's children run as.
@@ -429,12 +450,13 @@ pub unsafe fn serve(
         callable: Some(spec.callable.clone()),
         mount: app.options().mount.clone(),
         reload: app.options().reload_on_change,
+        group: app.options().application_group.clone(),
     };
     // SAFETY: r is the live request of the calling handler (serve's
     // contract), used by this thread (and its writer) only.
     unsafe {
         let writer = crate::writer::WriteBehind::for_request(r);
-        let mut req = match crate::request::from_request_rec(r, &writer, Some(group), inline) {
+        let mut req = match crate::request::from_request_rec(r, &writer, Some(group), inline, app) {
             Ok(q) => q,
             Err(status) => return status,
         };

@@ -261,7 +261,7 @@ unsafe extern "C" fn child_init(pool: *mut apr_pool_t, s: *mut server_rec) {
             .imports
             .iter()
             .filter(|i| i.group.is_none())
-            .filter_map(|i| import_app(&c, &i.script))
+            .filter_map(|i| import_app(&c, i))
             .collect();
         let apps = c.aliases.iter().filter_map(|a| a.app.as_deref());
         let query = |what: u32| {
@@ -407,6 +407,7 @@ struct ScriptApp {
     script: String,
     mount: String,
     callable: Option<String>,
+    group: String,
     app: std::sync::Arc<oxwsgi_core::App>,
 }
 
@@ -417,15 +418,18 @@ fn script_app(
     script: &str,
     mount: &str,
     callable: Option<&str>,
+    group: &str,
 ) -> Option<std::sync::Arc<oxwsgi_core::App>> {
     let mut apps = SCRIPT_APPS.lock().recover();
-    if let Some(known) = apps
-        .iter()
-        .find(|a| a.script == script && a.mount == mount && a.callable.as_deref() == callable)
-    {
+    if let Some(known) = apps.iter().find(|a| {
+        a.script == script
+            && a.mount == mount
+            && a.callable.as_deref() == callable
+            && a.group == group
+    }) {
         return Some(known.app.clone());
     }
-    let app = match c.defaults.as_ref()?.app(script, mount, callable) {
+    let app = match c.defaults.as_ref()?.app(script, mount, callable, group) {
         Ok(a) => std::sync::Arc::new(a),
         Err(e) => {
             log::error!(target: "oxwsgi", "{script}: {e}");
@@ -436,6 +440,7 @@ fn script_app(
         script: script.to_string(),
         mount: mount.to_string(),
         callable: callable.map(str::to_string),
+        group: group.to_string(),
         app: app.clone(),
     });
     Some(app)
@@ -443,8 +448,10 @@ fn script_app(
 
 /// A WSGIImportScript's script as an app to preload: loaded for what its
 /// import does (it needs no callable).
-fn import_app(c: &conf::Config, script: &str) -> Option<std::sync::Arc<oxwsgi_core::App>> {
-    let mut options = match c.defaults.as_ref()?.app(script, "", None) {
+fn import_app(c: &conf::Config, import: &conf::Import) -> Option<std::sync::Arc<oxwsgi_core::App>> {
+    let script = &import.script;
+    let group = &import.application_group;
+    let mut options = match c.defaults.as_ref()?.app(script, "", None, group) {
         Ok(a) => a.options().clone(),
         Err(e) => {
             log::error!(target: "oxwsgi", "{script}: {e}");
@@ -477,11 +484,14 @@ unsafe fn app_of(
         if let Some(index) = note_index(r, c"oxwsgi-alias") {
             let alias = c.aliases.get(index)?;
             let app = alias.app.clone()?;
-            return match callable {
-                Some(name) if name != app.options().spec.callable => {
-                    script_app(c, &alias.script, &alias.prefix, Some(name))
-                }
-                _ => Some(app),
+            let group = conf::application_group_of(r, inline, app.options().mount.as_str());
+            let own = app.options();
+            return if callable.is_some_and(|name| name != own.spec.callable)
+                || group != own.application_group
+            {
+                script_app(c, &alias.script, &alias.prefix, callable, &group)
+            } else {
+                Some(app)
             };
         }
         let script = CStr::from_ptr((*r).filename.cast_const().as_ref()?)
@@ -495,7 +505,8 @@ unsafe fn app_of(
             let extra = cstr_bytes((*r).path_info);
             String::from_utf8_lossy(&uri[..uri.len() - extra.len().min(uri.len())]).into_owned()
         };
-        script_app(c, script, &mount, callable)
+        let group = conf::application_group_of(r, inline, &mount);
+        script_app(c, script, &mount, callable, &group)
     }
 }
 
@@ -590,7 +601,7 @@ unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
                     return ffi::HTTP_NOT_FOUND as c_int;
                 };
                 let writer = writer::WriteBehind::for_request(r);
-                let mut req = match request::from_request_rec(r, &writer, None, inline) {
+                let mut req = match request::from_request_rec(r, &writer, None, inline, &app) {
                     Ok(q) => q,
                     Err(status) => return status,
                 };

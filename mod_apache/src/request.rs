@@ -23,6 +23,7 @@ pub unsafe fn from_request_rec(
     writer: &Arc<WriteBehind>,
     process_group: Option<&str>,
     inline: Option<&crate::conf::Inline>,
+    app: &oxwsgi_core::App,
 ) -> Result<OwnedRequest, i32> {
     // SAFETY: r is the live request of this thread's handler
     // (from_request_rec's contract); every string is copied.
@@ -56,13 +57,16 @@ pub unsafe fn from_request_rec(
         let mut extra: Vec<(Vec<u8>, Vec<u8>)> = table((*r).subprocess_env)
             .map(|(k, v)| (k.to_vec(), v.to_vec()))
             .collect();
-        // As mod_wsgi: apps tell daemon mode from embedded mode by these
-        // (every app runs in the process's one interpreter: %{GLOBAL}, "").
+        // As mod_wsgi: apps tell daemon mode from embedded mode, and their
+        // interpreter, by these.
         extra.push((
             b"mod_wsgi.process_group".to_vec(),
             process_group.unwrap_or("").as_bytes().to_vec(),
         ));
-        extra.push((b"mod_wsgi.application_group".to_vec(), Vec::new()));
+        extra.push((
+            b"mod_wsgi.application_group".to_vec(),
+            app.options().application_group.as_bytes().to_vec(),
+        ));
         if !(*r).user.is_null() {
             extra.push((b"REMOTE_USER".to_vec(), cstr_bytes((*r).user).to_vec()));
         }

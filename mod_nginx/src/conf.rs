@@ -80,6 +80,8 @@ pub struct LocConf {
     queue_timeout: Option<Option<Duration>>,
     /// `wsgi_group` (the inner `None` is `off`).
     group_name: Option<Option<String>>,
+    /// `wsgi_application_group` (`""`: the main interpreter).
+    application_group: Option<String>,
     pub app: Option<Arc<App>>,
     /// The process group that serves the app (its number in
     /// `MainConf::groups`); none: the app runs in the nginx workers.
@@ -109,6 +111,9 @@ impl LocConf {
         self.queue_timeout = self.queue_timeout.or(prev.queue_timeout);
         if self.group_name.is_none() {
             self.group_name = prev.group_name.clone();
+        }
+        if self.application_group.is_none() {
+            self.application_group = prev.application_group.clone();
         }
     }
 
@@ -173,6 +178,7 @@ impl LocConf {
         options.queue_timeout = self.queue_timeout.flatten();
         options.multithread = threads > 1;
         options.multiprocess = true;
+        options.application_group = self.application_group.clone().unwrap_or_default();
         Some(Ok(options))
     }
 }
@@ -194,9 +200,15 @@ const ANY: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
 const MAIN: usize = NGX_HTTP_MAIN_CONF_OFFSET;
 const LOC: usize = NGX_HTTP_LOC_CONF_OFFSET;
 
-pub static mut COMMANDS: [ngx_command_t; 18] = [
+pub static mut COMMANDS: [ngx_command_t; 19] = [
     command(ngx_string!("wsgi_app"), NGX_HTTP_LOC_CONF, LOC, set_app),
     command(ngx_string!("wsgi_callable"), ANY, LOC, set_callable),
+    command(
+        ngx_string!("wsgi_application_group"),
+        ANY,
+        LOC,
+        set_application_group,
+    ),
     command(
         ngx_string!("wsgi_script_name"),
         NGX_HTTP_LOC_CONF,
@@ -464,6 +476,28 @@ macro_rules! setter {
 }
 
 setter!(set_callable, LocConf, values::parse_callable, callable);
+setter!(
+    set_application_group,
+    LocConf,
+    parse_application_group,
+    application_group
+);
+
+/// `wsgi_application_group`: a name, or `off` (also `"%{GLOBAL}"`, quoted
+/// as nginx wants braces): the main interpreter, the default. mod_wsgi's
+/// other `%{...}` forms name a group from Apache's request; a location
+/// names its own.
+fn parse_application_group(v: &str) -> Result<String, String> {
+    match v {
+        "off" | "%{GLOBAL}" => Ok(String::new()),
+        "" => Err("an application group name is needed (or off)".into()),
+        v if v.starts_with("%{") => Err(format!(
+            "{v}: on nginx an application group is a name or off (the main interpreter): \
+             name one per location where mod_wsgi would derive it"
+        )),
+        v => Ok(v.to_string()),
+    }
+}
 setter!(set_script_name, LocConf, parse_script_name, script_name);
 setter!(set_gzip, LocConf, values::parse_flag, gzip);
 setter!(set_inflate, LocConf, values::parse_flag, inflate);

@@ -193,6 +193,7 @@ pub unsafe fn start(r: *mut ngx_http_request_t, app: &App, group: usize) -> bool
         // A group restarts when its script changes, as mod_wsgi's daemons
         // (nginx has no WSGIScriptReloading to say otherwise).
         reload: true,
+        group: o.application_group.clone(),
     };
     // SAFETY: r is live on the event loop (start's contract).
     let request = match unsafe { NginxRequest::snapshot(r, Some(Body::Empty)) } {

@@ -815,3 +815,97 @@ fn digest_authentication_asks_get_realm_hash() {
         assert_eq!(status("zed:pw"), "401", "{load}");
     }
 }
+
+/// Application groups as mod_wsgi's, side by side: two projects that each
+/// import a module named `conf` from their own directory get their own by
+/// default (`%{RESOURCE}`: one interpreter per virtual host and script), in
+/// Apache's children and in a daemon group; `%{GLOBAL}` shares the main
+/// interpreter (the first project's `conf` wins); WSGIApplicationGroup
+/// names a group, or takes it from a variable; environ and `mod_wsgi` say
+/// which.
+#[test]
+fn application_groups_keep_projects_apart_as_mod_wsgi() {
+    let groups = repo().join("tests/apps/groups");
+    let body = format!(
+        "WSGIDaemonProcess projects processes=1 threads=4\n\
+         WSGIDaemonProcess together processes=1 threads=4\n\
+         WSGIScriptAlias /a {g}/site_a/wsgi.py\n\
+         WSGIScriptAlias /b {g}/site_b/wsgi.py\n\
+         WSGIScriptAlias /da {g}/site_a/wsgi.py process-group=projects\n\
+         WSGIScriptAlias /db {g}/site_b/wsgi.py process-group=projects\n\
+         WSGIScriptAlias /ga {g}/site_a/wsgi.py process-group=together application-group=%{{GLOBAL}}\n\
+         WSGIScriptAlias /gb {g}/site_b/wsgi.py process-group=together application-group=%{{GLOBAL}}\n\
+         WSGIScriptAlias /named {g}/site_b/wsgi.py\n\
+         WSGIScriptAlias /fromenv {g}/site_a/wsgi.py\n\
+         <Location /named>\nWSGIApplicationGroup projects-b\n</Location>\n\
+         <Location /fromenv>\nSetEnv SITE_GROUP from-env\nWSGIApplicationGroup %{{ENV:SITE_GROUP}}\n</Location>\n\
+         <Directory {g}>\nRequire all granted\n</Directory>",
+        g = groups.display()
+    );
+    let paths = [
+        "/a/",
+        "/b/",
+        "/da/",
+        "/db/",
+        "/ga/",
+        "/gb/",
+        "/named/",
+        "/fromenv/",
+    ];
+    let mut answers = Vec::new();
+    for load in apache::both_loads() {
+        let a = Apache::start_with("event", &load, &body);
+        let seen: Vec<String> = paths
+            .iter()
+            .map(|p| {
+                let text = a.text_of(p);
+                // Request counts and threads differ between processes.
+                let text = text.split(" hits=").next().unwrap_or("").to_string();
+                text.replace(&a.port.to_string(), "PORT")
+            })
+            .collect();
+        answers.push((load, seen));
+    }
+    let (_, ours) = &answers[0];
+    let expected = [
+        "site=a environ='127.0.0.1:PORT|/a' module='127.0.0.1:PORT|/a'",
+        "site=b environ='127.0.0.1:PORT|/b' module='127.0.0.1:PORT|/b'",
+        "site=a environ='127.0.0.1:PORT|/da' module='127.0.0.1:PORT|/da'",
+        "site=b environ='127.0.0.1:PORT|/db' module='127.0.0.1:PORT|/db'",
+        "site=a environ='' module=''",
+        "site=a environ='' module=''",
+        "site=b environ='projects-b' module='projects-b'",
+        "site=a environ='from-env' module='from-env'",
+    ];
+    for ((path, got), want) in paths.iter().zip(ours).zip(expected) {
+        assert_eq!(got, want, "{path} under oxwsgi");
+    }
+    assert_eq!(answers[0].1, answers[1].1, "oxwsgi and mod_wsgi differ");
+}
+
+/// `WSGIImportScript ... application-group=NAME` loads into the interpreter
+/// the group's requests run in (what it imported is there for them); a
+/// group that depends on the request cannot be preloaded and is refused.
+#[test]
+fn an_import_script_loads_into_its_application_group() {
+    let groups = repo().join("tests/apps/groups");
+    let body = format!(
+        "WSGIDaemonProcess warm processes=1 threads=2\n\
+         WSGIImportScript {g}/site_b/wsgi.py process-group=warm application-group=shared\n\
+         WSGIScriptAlias /a {g}/site_a/wsgi.py process-group=warm application-group=shared\n\
+         <Directory {g}>\nRequire all granted\n</Directory>",
+        g = groups.display()
+    );
+    let a = Apache::start("event", &body);
+    // site_b's import put its `conf` in the group's interpreter first.
+    let text = a.text_of("/a/");
+    assert!(text.starts_with("site=b environ='shared'"), "{text}");
+    apache::assert_refused(
+        &format!(
+            "WSGIDaemonProcess warm\n\
+             WSGIImportScript {g}/site_b/wsgi.py process-group=warm application-group=%{{RESOURCE}}",
+            g = groups.display()
+        ),
+        "its group is a name or %{GLOBAL}",
+    );
+}

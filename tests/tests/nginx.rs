@@ -75,6 +75,11 @@ fn bad_directive_values_fail_nginx_t_naming_the_directive() {
             "",
             "\"wsgi_app\" directive is duplicate",
         ),
+        (
+            "location / { wsgi_app /a.py; wsgi_application_group \"%{RESOURCE}\"; }",
+            "",
+            "\"wsgi_application_group\": %{RESOURCE}: on nginx an application group is a name",
+        ),
     ];
     for (server, http_lines, message) in cases {
         let (ok, out) = nginx::check(&Config::new(server).http(http_lines));
@@ -769,4 +774,42 @@ fn debug_level_traces_a_request_through_the_module() {
         "{}",
         n.error_log()
     );
+}
+
+/// `wsgi_application_group` gives a location's app an interpreter of its
+/// own, in the workers and in a process group: two projects that each
+/// import a `conf` module from their own directory get their own. Without
+/// it, apps share the main interpreter (the first one's `conf` wins).
+#[test]
+fn application_groups_keep_projects_apart() {
+    let g = repo().join("tests/apps/groups");
+    let site = |name: &str| g.join(format!("site_{name}/wsgi.py")).display().to_string();
+    let n = Nginx::start(
+        Config::new(&format!(
+            "location /a {{ wsgi_app {a}; wsgi_application_group project-a; }}\n\
+             location /b {{ wsgi_app {b}; wsgi_application_group project-b; }}\n\
+             location /ga {{ wsgi_app {a}; }}\n\
+             location /gb {{ wsgi_app {b}; wsgi_application_group off; }}\n\
+             location /da {{ wsgi_group site; wsgi_app {a}; wsgi_application_group project-a; }}\n\
+             location /db {{ wsgi_group site; wsgi_app {b}; wsgi_application_group project-b; }}",
+            a = site("a"),
+            b = site("b"),
+        ))
+        .http("wsgi_process_group site processes=1 threads=2;"),
+    );
+    for (path, want) in [
+        ("/a/", "site=a "),
+        ("/b/", "site=b "),
+        ("/ga/", "site=a "),
+        // Preloaded after /ga in each worker: /ga's `conf` is there first.
+        ("/gb/", "site=a "),
+        ("/da/", "site=a "),
+        ("/db/", "site=b "),
+    ] {
+        for _ in 0..4 {
+            let r = http::get(n.port, path);
+            assert_eq!(r.status, 200, "{path}: {}", n.error_log());
+            assert!(r.text().starts_with(want), "{path}: {}", r.text());
+        }
+    }
 }

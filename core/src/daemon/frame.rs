@@ -147,6 +147,8 @@ mod tag {
     pub const SINCE: u8 = 16;
     /// The app's script changes do not restart the daemon.
     pub const APP_NO_RELOAD: u8 = 17;
+    /// The application group it runs in (absent: the main interpreter).
+    pub const APP_GROUP: u8 = 18;
 }
 
 pub(crate) fn field(out: &mut Vec<u8>, tag: u8, value: &[u8]) {
@@ -191,13 +193,15 @@ pub enum AppRef {
     Index(u32),
     /// An app the server names (a script the group did not preload: the
     /// daemon loads it on first use): its target (script path or
-    /// `module:callable`), callable and mount point, and whether a change
-    /// of its script restarts the daemon (`WSGIScriptReloading`).
+    /// `module:callable`), callable and mount point, whether a change
+    /// of its script restarts the daemon (`WSGIScriptReloading`), and
+    /// the application group it runs in (`""`: the main interpreter).
     Named {
         target: String,
         callable: Option<String>,
         mount: String,
         reload: bool,
+        group: String,
     },
 }
 
@@ -227,8 +231,12 @@ pub fn encode_head<R: crate::Request + ?Sized>(app: &AppRef, req: &R, body: Body
             callable,
             mount,
             reload,
+            group,
         } => {
             field(&mut out, tag::APP_TARGET, target.as_bytes());
+            if !group.is_empty() {
+                field(&mut out, tag::APP_GROUP, group.as_bytes());
+            }
             if let Some(c) = callable {
                 field(&mut out, tag::APP_CALLABLE, c.as_bytes());
             }
@@ -325,6 +333,7 @@ pub fn decode_head(payload: &[u8]) -> io::Result<Head> {
     let mut callable = None;
     let mut mount = String::new();
     let mut reload = true;
+    let mut group = String::new();
     let text = |v: &[u8]| {
         String::from_utf8(v.to_vec())
             .map_err(|_| protocol_error("an app field is not UTF-8".into()))
@@ -356,6 +365,7 @@ pub fn decode_head(payload: &[u8]) -> io::Result<Head> {
             tag::APP_CALLABLE => callable = Some(text(v)?),
             tag::APP_MOUNT => mount = text(v)?,
             tag::APP_NO_RELOAD => reload = false,
+            tag::APP_GROUP => group = text(v)?,
             tag::SINCE => {
                 since_us = Some(u64::from_le_bytes(
                     v.try_into()
@@ -402,6 +412,7 @@ pub fn decode_head(payload: &[u8]) -> io::Result<Head> {
             callable,
             mount,
             reload,
+            group,
         },
         None => AppRef::Index(app),
     };
@@ -521,6 +532,7 @@ mod tests {
             callable: Some("app".into()),
             mount: "/site".into(),
             reload: true,
+            group: "localhost|/site".into(),
         };
         let mut head = encode_head(&named, &req, BodyKind::None);
         stamp(&mut head, 12345);
@@ -542,6 +554,7 @@ mod tests {
             callable: None,
             mount: String::new(),
             reload: false,
+            group: String::new(),
         };
         let decoded = decode_head(&encode_head(&fixed, &req, BodyKind::None)).unwrap();
         assert_eq!(decoded.app, fixed);

@@ -84,6 +84,9 @@ mod tag {
     pub const MOUNT: u8 = 19;
     /// The group is Apache's.
     pub const MOD_WSGI: u8 = 20;
+    /// The application group of the app before it (absent: the main
+    /// interpreter).
+    pub const APP_GROUP: u8 = 21;
 }
 
 fn num(out: &mut Vec<u8>, tag: u8, n: u64) {
@@ -131,6 +134,9 @@ impl Handoff {
                 tag::APP_QUEUE_STATUS,
                 a.queue_timeout_status.into(),
             );
+            if !a.application_group.is_empty() {
+                field(&mut out, tag::APP_GROUP, a.application_group.as_bytes());
+            }
         }
         if let Some(n) = self.maximum_requests {
             num(&mut out, tag::MAXIMUM_REQUESTS, n);
@@ -205,6 +211,13 @@ impl Handoff {
                     source,
                     callable: "application".into(),
                 }));
+                continue;
+            }
+            if t == tag::APP_GROUP {
+                let Some(a) = h.apps.last_mut() else {
+                    return Err(bad("an app field before any app".into()));
+                };
+                a.application_group = text(v)?;
                 continue;
             }
             if (tag::APP_CALLABLE..=tag::APP_QUEUE_STATUS).contains(&t) {
@@ -317,6 +330,7 @@ mod tests {
     fn a_handoff_round_trips() {
         let mut script = AppOptions::new(AppSpec::parse("/srv/a/wsgi.py", Some("app")).unwrap());
         script.mount = "/a".into();
+        script.application_group = "site|/a".into();
         script.gzip = true;
         script.multithread = false;
         script.request_timeout = Some(Duration::from_millis(1500));

@@ -203,7 +203,7 @@ impl Apps {
     }
 
     fn get(&self, r: &AppRef) -> Result<Arc<App>, String> {
-        let (target, callable, mount) = match r {
+        let (target, callable, mount, group) = match r {
             AppRef::Index(n) => {
                 return self.listed.get(*n as usize).cloned().ok_or_else(|| {
                     format!(
@@ -216,8 +216,9 @@ impl Apps {
                 target,
                 callable,
                 mount,
+                group,
                 ..
-            } => (target, callable, mount),
+            } => (target, callable, mount, group),
         };
         // A listed app the server names (a script preloaded in the group).
         if let Some(app) = self.listed.iter().find(|a| {
@@ -225,6 +226,7 @@ impl Apps {
             o.spec.target() == *target
                 && callable.as_ref().is_none_or(|c| *c == o.spec.callable)
                 && o.mount == *mount
+                && o.application_group == *group
         }) {
             return Ok(app.clone());
         }
@@ -246,6 +248,7 @@ impl Apps {
         let mut options =
             crate::AppOptions::new(crate::AppSpec::parse(target, callable.as_deref())?);
         options.mount = mount.clone();
+        options.application_group = group.clone();
         options.multithread = self.multithread;
         options.multiprocess = self.multiprocess;
         self.options.apply_to(&mut options);

@@ -3,6 +3,9 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SECRET_KEY = "example-only-not-secret"
+# Shown by /info: which project answered (two copies of the site can be
+# served side by side, each in its own application group).
+SITE_NAME = "example"
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
 INSTALLED_APPS = [

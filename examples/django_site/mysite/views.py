@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -25,4 +26,5 @@ def info(request):
         "path": request.path,
         "path_info": request.path_info,
         "secure": request.is_secure(),
+        "site": settings.SITE_NAME,
     })
