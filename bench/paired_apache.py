@@ -2,14 +2,17 @@
 on CPU 0 at once, two wrk on CPU 1; requests and child CPU per request.
 
 Usage: python3 bench/paired_apache.py A.so B.so ROUNDS SECONDS [URL]
-(two builds of mod_oxwsgi; swap them for a second run).
+(two builds of mod_oxwsgi, or one twice; swap them for a second run).
+A_CONF and B_CONF in the environment add directives to A's and B's
+configuration (e.g. A_CONF='WSGIApplicationGroup %{GLOBAL}' against the
+default %{RESOURCE} sub-interpreter).
 """
 import os, re, subprocess, sys, tempfile, time
 from pairing import REPO, apache_conf, cpu_seconds as cpu
 
 
-def conf(d, port, module, path):
-    return apache_conf(d, port, f"LoadModule wsgi_module {module}", f"WSGIScriptAlias / {path}")
+def conf(d, port, module, path, extra):
+    return apache_conf(d, port, f"LoadModule wsgi_module {module}", f"WSGIScriptAlias / {path}\n{extra}")
 
 
 mods = [os.path.abspath(m) for m in sys.argv[1:3]]; rounds = int(sys.argv[3]); secs = sys.argv[4]; url = sys.argv[5] if len(sys.argv) > 5 else "/"
@@ -17,7 +20,8 @@ app = f"{REPO}/bench/apps.py" if url != "/" else f"{REPO}/examples/hello.py"
 procs = []
 for i, m in enumerate(mods):
     d = tempfile.mkdtemp(prefix=f"apair{i}-"); os.chmod(d, 0o777)
-    open(f"{d}/httpd.conf", "w").write(conf(d, 19200 + i, m, app))
+    extra = os.environ.get("AB"[i] + "_CONF", "")
+    open(f"{d}/httpd.conf", "w").write(conf(d, 19200 + i, m, app, extra))
     procs.append(subprocess.Popen(["taskset", "-c", "0", "apache2", "-f", f"{d}/httpd.conf", "-DFOREGROUND"]))
 time.sleep(2)
 kids = [int(subprocess.check_output(["pgrep", "-P", str(p.pid)]).split()[0]) for p in procs]
