@@ -99,7 +99,10 @@ def comm(pid):
 
 WORKLOADS = [
     # name, path, connections, wrk script, static path (None: no ceiling)
+    # Embedded, each script runs in its own sub-interpreter (mod_wsgi's
+    # default %{RESOURCE}, both modules); the second row in the main one.
     ("hello", "/app/", 64, None, "/static/hello.html"),
+    ("hello in %{GLOBAL}", "/global/", 64, None, "/static/hello.html"),
     ("64 KiB body", "/app/64k", 64, None, "/static/64k.bin"),
     # One upload per thread, and twice that: with 16 connections half the
     # uploads wait in the kernel's socket buffers, which costs both modules
@@ -131,7 +134,8 @@ def main():
     flask = os.path.join(BENCH, "flask_app.py")
     # Both modules get the same venv (Flask) and the same two apps.
     alias = (f"Alias /static {static}\nWSGIPythonHome {bench_venv()}\n"
-             f"WSGIScriptAlias /app {apps}\nWSGIScriptAlias /flask {flask}\nLimitRequestBody 0")
+             f"WSGIScriptAlias /app {apps}\nWSGIScriptAlias /flask {flask}\nLimitRequestBody 0\n"
+             f"WSGIScriptAlias /global {apps}\n<Location /global>\nWSGIApplicationGroup %{{GLOBAL}}\n</Location>")
     # Daemon mode: the same apps in one group of the child's size, Python
     # only in the group (the children proxy). The sockets go under each
     # server's own root: mod_wsgi's compiled-in directory (/var/run/apache2)
@@ -139,7 +143,8 @@ def main():
     daemon = (f"WSGISocketPrefix wsgi\nWSGIDaemonProcess bench processes=1 threads={THREADS} python-home={bench_venv()} "
               f"display-name=%{{GROUP}}\nWSGIProcessGroup bench\nWSGIApplicationGroup %{{GLOBAL}}\n"
               f"WSGIRestrictEmbedded On\n"
-              f"WSGIScriptAlias /app {apps}\nWSGIScriptAlias /flask {flask}\nLimitRequestBody 0")
+              f"WSGIScriptAlias /app {apps}\nWSGIScriptAlias /flask {flask}\nLimitRequestBody 0\n"
+              f"WSGIScriptAlias /global {apps}")
     mod_alias = "LoadModule alias_module /usr/lib/apache2/modules/mod_alias.so\n"
     servers = {
         "static": ApacheServer("apache-static", tmp,

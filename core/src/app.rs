@@ -291,7 +291,16 @@ impl App {
             Ok(l) => {
                 let l = Arc::new(Loaded { mtime: before, ..l });
                 *state = State::Loaded(l.clone());
-                log::info!(target: "oxwsgi", "app {}: loaded", self.name);
+                if self.options.application_group.is_empty() {
+                    log::info!(target: "oxwsgi", "app {}: loaded", self.name);
+                } else {
+                    log::info!(
+                        target: "oxwsgi",
+                        "app {}: loaded in application group {:?}",
+                        self.name,
+                        self.options.application_group
+                    );
+                }
                 Some(l)
             }
             Err(()) => {

@@ -519,15 +519,50 @@ pub(crate) fn new_interpreter(
         }
         return Err(msg);
     }
-    // `first` stays parked, never current again and never deleted: Python
-    // 3.11 reuses an interpreter's built-in first state when its list of
-    // states is empty and aborts on it ("thread state already
-    // initialized"), so each interpreter keeps one for good. This thread
-    // gets a state of its own when it enters.
+    // `first` is this thread's state in the new interpreter from now on:
+    // a thread has one state per interpreter (PyThreadState_SetAsyncExc
+    // picks the first state of a thread it finds, which must be the one
+    // running).
+    SUB_STATES.with(|s| s.borrow_mut().push((SubInterpreter(interp), first)));
+    keep(SubInterpreter(interp));
     // SAFETY: the caller's state was current when we were called, and the
     // GIL is still held.
     unsafe { ffi::PyThreadState_Swap(caller) };
     Ok(SubInterpreter(interp))
+}
+
+/// Gives `interp` a thread state that is never deleted, held by a thread
+/// that runs no Python: Python 3.11 reuses an interpreter's built-in first
+/// state when its list of states has emptied (every thread that entered it
+/// exited) and aborts on it ("thread state already initialized").
+fn keep(interp: SubInterpreter) {
+    type Ask = (SubInterpreter, std::sync::mpsc::Sender<()>);
+    static KEEPER: std::sync::OnceLock<Option<std::sync::Mutex<std::sync::mpsc::Sender<Ask>>>> =
+        std::sync::OnceLock::new();
+    let keeper = KEEPER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Ask>();
+        std::thread::Builder::new()
+            .name("oxwsgi-interps".into())
+            .spawn(move || {
+                for (interp, done) in rx {
+                    // SAFETY: `interp` is live (interpreters are never
+                    // ended); PyThreadState_New needs no GIL. The state is
+                    // never current and never deleted.
+                    unsafe { ffi::PyThreadState_New(interp.0) };
+                    let _ = done.send(());
+                }
+            })
+            .ok()
+            .map(|_| std::sync::Mutex::new(tx))
+    });
+    let Some(keeper) = keeper else {
+        log::warn!(target: "oxwsgi", "cannot start the thread that keeps the interpreters' states");
+        return;
+    };
+    let (done, wait) = std::sync::mpsc::channel();
+    if keeper.lock().recover().send((interp, done)).is_ok() {
+        let _ = wait.recv();
+    }
 }
 
 thread_local! {

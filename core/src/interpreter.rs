@@ -402,6 +402,32 @@ pub struct PythonSettings {
     pub hash_seed: Option<u32>,
     /// Warning filters, as `-W` takes them.
     pub warnings: Vec<String>,
+    /// What apps may not touch (`WSGIRestrict*`).
+    pub restrict: Restrictions,
+}
+
+/// What apps may not touch, as mod_wsgi's `WSGIRestrictStdin`,
+/// `WSGIRestrictStdout` and `WSGIRestrictSignal` say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Restrictions {
+    /// `sys.stdin`, `sys.stdout` replaced by objects any use of which
+    /// raises `OSError`; by default stdin is left as is and what stdout
+    /// gets is logged.
+    pub stdin: bool,
+    pub stdout: bool,
+    /// `signal.signal()` a logged no-op (the default: the server owns
+    /// signals); off leaves it to the app.
+    pub signal: bool,
+}
+
+impl Default for Restrictions {
+    fn default() -> Restrictions {
+        Restrictions {
+            stdin: false,
+            stdout: false,
+            signal: true,
+        }
+    }
 }
 
 impl Default for PythonSettings {
@@ -411,6 +437,7 @@ impl Default for PythonSettings {
             write_bytecode: true,
             hash_seed: None,
             warnings: Vec::new(),
+            restrict: Restrictions::default(),
         }
     }
 }
@@ -562,8 +589,21 @@ fn setup(py: Python<'_>, config: &InterpreterConfig, group: &str) -> PyResult<()
     crate::errors::set_error_stream(py, config.stderr_level)?;
     // The server owns signals: import `signal` now (it grabs SIGINT when first
     // imported), make signal.signal() a logged no-op, and restore SIGINT.
-    support.call_method0("restrict_signals")?;
+    if settings.restrict.signal {
+        support.call_method0("restrict_signals")?;
+    } else {
+        py.import("signal")?;
+    }
     embed::keep_server_signals();
+    for (on, name) in [
+        (settings.restrict.stdin, "stdin"),
+        (settings.restrict.stdout, "stdout"),
+    ] {
+        if on {
+            let restricted = support.call_method1("Restricted", (format!("sys.{name}"),))?;
+            sys.setattr(name, restricted)?;
+        }
+    }
     let site = py.import("site")?;
     for dir in &config.python_path {
         if !dir.is_dir() {

@@ -13,7 +13,8 @@
 //!   `conf`: directive values both servers parse alike (sizes, flags, paths).
 //! - `request`: the `Request` trait servers implement, `Body`, and
 //!   `OwnedRequest` (a request copied out of a server, or built in code).
-//! - `environ`: building `environ` (PEP 3333 names and types).
+//! - `environ`: building `environ` (PEP 3333 names and types);
+//!   `proxy_headers`: trusting a front proxy's `X-Forwarded-*` headers.
 //! - `daemon`: process groups: the protocol between a server and its
 //!   daemon processes, the daemon's side and the server's (pooled) side;
 //! - `input`: `wsgi.input`; `body_pipe`: a body arriving on a server's event
@@ -58,6 +59,7 @@ pub mod interpreter;
 pub mod logstream;
 pub mod memory;
 pub mod metrics;
+pub mod proxy_headers;
 pub mod recycle;
 pub mod request;
 pub mod responder;

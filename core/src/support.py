@@ -49,6 +49,19 @@ def callables(module):
     return sorted(found)
 
 
+class Restricted:
+    """sys.stdin or sys.stdout under WSGIRestrictStdin/WSGIRestrictStdout
+    On: any use raises OSError naming the stream, as under mod_wsgi (a web
+    server's stdin is no client's, and its stdout no terminal)."""
+
+    def __init__(self, name):
+        object.__setattr__(self, "_oxwsgi_name", name)
+
+    def __getattribute__(self, attr):
+        name = object.__getattribute__(self, "_oxwsgi_name")
+        raise OSError("%s access restricted by mod_wsgi" % name)
+
+
 def restrict_signals():
     """Makes signal.signal() a logged no-op: in a web server worker the
     server owns signals, and an app that took SIGTERM or SIGINT would break
@@ -64,7 +77,8 @@ def restrict_signals():
             name = str(signum)
         print("oxwsgi: ignoring signal.signal(%s, %r): the web server owns signals"
               % (name, handler), file=sys.stderr)
-        return signal.getsignal(signum)
+        # As mod_wsgi's: the handler given comes back.
+        return handler
 
     restricted.__wrapped__ = original
     signal.signal = restricted

@@ -620,8 +620,8 @@ directive1!(
 );
 
 directive1!(
-    /// The WSGIPython* interpreter settings, told apart by name; at the top
-    /// level only, as mod_wsgi takes them.
+    /// The WSGIPython* interpreter settings and the WSGIRestrict* switches,
+    /// told apart by name; at the top level only, as mod_wsgi takes them.
     oxwsgi_cmd_python_setting(cmd, _dir, raw, v) {
         let name = CStr::from_ptr((*(*cmd).cmd).name).to_string_lossy().into_owned();
         if (*(*cmd).server).is_virtual != 0 {
@@ -659,6 +659,18 @@ fn python_setting(
                     "WSGIPythonHashSeed must be either 'random' or integer in range [0; 4294967295]"
                 })?),
             };
+        }
+        "WSGIRestrictStdin" | "WSGIRestrictStdout" | "WSGIRestrictSignal" => {
+            let on = match v.to_ascii_lowercase().as_str() {
+                "on" => true,
+                "off" => false,
+                _ => return Err(format!("{name} must be one of: Off | On")),
+            };
+            match name {
+                "WSGIRestrictStdin" => s.restrict.stdin = on,
+                "WSGIRestrictStdout" => s.restrict.stdout = on,
+                _ => s.restrict.signal = on,
+            }
         }
         _ => s.warnings.push(v.to_string()),
     }
@@ -705,6 +717,11 @@ pub struct DirConf {
     process_group: *const c_char,
     /// WSGIApplicationGroup, or null when not set at this level.
     application_group: *const c_char,
+    /// WSGITrustedProxyHeaders (environ keys) and WSGITrustedProxies,
+    /// space-separated, or null when not set at this level (the innermost
+    /// level that sets one wins, as mod_wsgi).
+    trusted_proxy_headers: *const c_char,
+    trusted_proxies: *const c_char,
     /// WSGIPassAuthorization, WSGIChunkedRequest: -1 when not set at this
     /// level, else 0 or 1.
     pass_authorization: i8,
@@ -731,6 +748,8 @@ pub unsafe extern "C" fn create_dir_config(p: *mut ffi::apr_pool_t, _: *mut c_ch
                     callable: std::ptr::null(),
                     process_group: std::ptr::null(),
                     application_group: std::ptr::null(),
+                    trusted_proxy_headers: std::ptr::null(),
+                    trusted_proxies: std::ptr::null(),
                     pass_authorization: -1,
                     chunked_request: -1,
                     error_override: -1,
@@ -762,6 +781,11 @@ pub unsafe extern "C" fn merge_dir_config(
                     callable: inner(add.callable, base.callable),
                     process_group: inner(add.process_group, base.process_group),
                     application_group: inner(add.application_group, base.application_group),
+                    trusted_proxy_headers: inner(
+                        add.trusted_proxy_headers,
+                        base.trusted_proxy_headers,
+                    ),
+                    trusted_proxies: inner(add.trusted_proxies, base.trusted_proxies),
                     pass_authorization: flag(add.pass_authorization, base.pass_authorization),
                     chunked_request: flag(add.chunked_request, base.chunked_request),
                     error_override: flag(add.error_override, base.error_override),
@@ -900,6 +924,86 @@ pub unsafe fn process_group_of<'r>(r: *const ffi::request_rec) -> Option<&'r str
     // SAFETY: as dir_string's and resolve_group's contract, which is this
     // function's.
     unsafe { dir_string(r, |c| c.process_group).and_then(|g| resolve_group(r, g)) }
+}
+
+/// The front proxies trusted for request `r` (WSGITrustedProxyHeaders,
+/// WSGITrustedProxies in force), when headers are.
+///
+/// # Safety
+/// `r` is a live request of a server that loaded this module.
+pub unsafe fn trusted_proxies_of(
+    r: *const ffi::request_rec,
+) -> Option<oxwsgi_core::proxy_headers::TrustedProxies> {
+    use oxwsgi_core::proxy_headers::{Subnet, TrustedProxies};
+    // SAFETY: as dir_string's contract, which is this function's.
+    let headers = unsafe { dir_string(r, |c| c.trusted_proxy_headers) }?;
+    // SAFETY: as above.
+    let proxies = unsafe { dir_string(r, |c| c.trusted_proxies) };
+    Some(TrustedProxies {
+        headers: headers.split_whitespace().map(str::to_string).collect(),
+        // Checked when the directive was read.
+        proxies: proxies.map(|p| {
+            p.split_whitespace()
+                .filter_map(|s| Subnet::parse(s).ok())
+                .collect()
+        }),
+    })
+}
+
+directive1!(
+    /// WSGITrustedProxyHeaders HEADER...: the headers a front proxy sets
+    /// that environ takes as the client's (as mod_wsgi, where `.htaccess`
+    /// with FileInfo may too); repeated at one level, they add up.
+    oxwsgi_cmd_trusted_proxy_headers(cmd, dir, raw, line) {
+        let keys = values::split_words(&line)?
+            .iter()
+            .map(|h| oxwsgi_core::proxy_headers::environ_key(h))
+            .collect::<Result<Vec<_>, _>>()?;
+        append_words(cmd, &mut (*dir.cast::<DirConf>()).trusted_proxy_headers, &keys)
+    }
+);
+
+directive1!(
+    /// WSGITrustedProxies ADDRESS[/BITS]...: the only clients whose
+    /// trusted proxy headers count.
+    oxwsgi_cmd_trusted_proxies(cmd, dir, raw, line) {
+        let words = values::split_words(&line)?;
+        for w in &words {
+            oxwsgi_core::proxy_headers::Subnet::parse(w)?;
+        }
+        append_words(cmd, &mut (*dir.cast::<DirConf>()).trusted_proxies, &words)
+    }
+);
+
+/// Adds `words` to a space-separated list in the configuration pool.
+///
+/// # Safety
+/// `cmd` is the live cmd_parms of the directive being read; `slot` is
+/// null or a C string in a pool that lives as long as its pool.
+unsafe fn append_words(
+    cmd: *mut cmd_parms,
+    slot: &mut *const c_char,
+    words: &[String],
+) -> Result<(), String> {
+    let mut all = if slot.is_null() {
+        String::new()
+    } else {
+        // SAFETY: slot is a C string here (the contract).
+        unsafe { CStr::from_ptr(*slot) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    for w in words {
+        if !all.is_empty() {
+            all.push(' ');
+        }
+        all.push_str(w);
+    }
+    let all = CString::new(all).map_err(|_| "a NUL byte in the directive".to_string())?;
+    // SAFETY: the pool is the live configuration pool of `cmd`; apr_pstrdup
+    // copies the string into it.
+    *slot = unsafe { ffi::apr_pstrdup((*cmd).pool, all.as_ptr()) };
+    Ok(())
 }
 
 /// An application group that does not depend on the request: `""` for

@@ -263,7 +263,23 @@ unsafe extern "C" fn child_init(pool: *mut apr_pool_t, s: *mut server_rec) {
             .filter(|i| i.group.is_none())
             .filter_map(|i| import_app(&c, i))
             .collect();
-        let apps = c.aliases.iter().filter_map(|a| a.app.as_deref());
+        // As mod_wsgi, a child preloads the aliases that say where they run:
+        // `process-group=%{GLOBAL}` with an `application-group=` that does
+        // not depend on the request. Others load on first use, in the
+        // interpreter their request names (%{RESOURCE} by default):
+        // loading them ahead into another would run them twice.
+        let apps = c
+            .aliases
+            .iter()
+            .filter(|a| {
+                a.inline.group() == Some(None)
+                    && a.inline
+                        .application_group
+                        .as_deref()
+                        .and_then(conf::fixed_application_group)
+                        .is_some()
+            })
+            .filter_map(|a| a.app.as_deref());
         let query = |what: u32| {
             let mut v: c_int = 0;
             // SAFETY: ap_mpm_query writes one int.

@@ -93,7 +93,7 @@ pub unsafe fn from_request_rec(
         } else {
             (*(*r).useragent_addr).port
         };
-        Ok(OwnedRequest {
+        let mut req = OwnedRequest {
             method: cstr_bytes((*r).method).to_vec(),
             uri: cstr_bytes((*r).unparsed_uri).to_vec(),
             path: cstr_bytes((*r).uri).to_vec(),
@@ -108,7 +108,13 @@ pub unsafe fn from_request_rec(
             https,
             chunked: (*r).read_chunked != 0,
             body: Some(body),
-        })
+        };
+        // What a trusted front proxy says of the client (the daemon gets
+        // the request as rewritten).
+        if let Some(trusted) = crate::conf::trusted_proxies_of(r) {
+            trusted.apply(&mut req);
+        }
+        Ok(req)
     }
 }
 

@@ -18,6 +18,8 @@ extern const char *oxwsgi_cmd_flag(cmd_parms *, void *, int);
 extern const char *oxwsgi_cmd_script_alias_match(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_import_script(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_application_group(cmd_parms *, void *, const char *);
+extern const char *oxwsgi_cmd_trusted_proxy_headers(cmd_parms *, void *, const char *);
+extern const char *oxwsgi_cmd_trusted_proxies(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_request_timeout(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_daemon_process(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_process_group(cmd_parms *, void *, const char *);
@@ -49,6 +51,12 @@ const command_rec oxwsgi_cmds[] = {
                   "'random' or the seed of Python's str hashes (PYTHONHASHSEED)"),
     AP_INIT_TAKE1("WSGIPythonWarnings", oxwsgi_cmd_python_setting, NULL, RSRC_CONF,
                   "a warnings filter, as Python's -W takes it"),
+    AP_INIT_TAKE1("WSGIRestrictStdin", oxwsgi_cmd_python_setting, NULL, RSRC_CONF,
+                  "On: any use of sys.stdin raises OSError"),
+    AP_INIT_TAKE1("WSGIRestrictStdout", oxwsgi_cmd_python_setting, NULL, RSRC_CONF,
+                  "On: any use of sys.stdout raises OSError (Off: it goes to the error log)"),
+    AP_INIT_TAKE1("WSGIRestrictSignal", oxwsgi_cmd_python_setting, NULL, RSRC_CONF,
+                  "Off: apps may install signal handlers (On: signal.signal() is ignored, logged)"),
     AP_INIT_TAKE1("WSGICallableObject", oxwsgi_cmd_callable, NULL, OR_FILEINFO,
                   "the name of the WSGI callable (default: application)"),
     /* Contexts as mod_wsgi's: what a tenant's .htaccess may set (FileInfo)
@@ -61,6 +69,10 @@ const command_rec oxwsgi_cmds[] = {
                  "accept chunked request bodies (411 otherwise)"),
     AP_INIT_FLAG("WSGIScriptReloading", oxwsgi_cmd_flag, NULL, RSRC_CONF | ACCESS_CONF,
                  "reload a script when its file changes"),
+    AP_INIT_RAW_ARGS("WSGITrustedProxyHeaders", oxwsgi_cmd_trusted_proxy_headers, NULL, OR_FILEINFO,
+                     "the proxy headers environ trusts (X-Forwarded-For, X-Forwarded-Proto, ...)"),
+    AP_INIT_RAW_ARGS("WSGITrustedProxies", oxwsgi_cmd_trusted_proxies, NULL, OR_FILEINFO,
+                     "the addresses (or ADDRESS/BITS) of the trusted proxies"),
     AP_INIT_TAKE1("WSGIApplicationGroup", oxwsgi_cmd_application_group, NULL, RSRC_CONF | ACCESS_CONF,
                   "the interpreter an app runs in (oxwsgi has one per process)"),
     AP_INIT_TAKE1("WSGIRequestTimeout", oxwsgi_cmd_request_timeout, NULL, RSRC_CONF,

@@ -853,6 +853,7 @@ fn application_groups_keep_projects_apart_as_mod_wsgi() {
         "/fromenv/",
     ];
     let mut answers = Vec::new();
+    let mut ours_log = String::new();
     for load in apache::both_loads() {
         let a = Apache::start_with("event", &load, &body);
         let seen: Vec<String> = paths
@@ -864,9 +865,23 @@ fn application_groups_keep_projects_apart_as_mod_wsgi() {
                 text.replace(&a.port.to_string(), "PORT")
             })
             .collect();
+        if ours_log.is_empty() {
+            ours_log = a.error_log();
+        }
         answers.push((load, seen));
     }
     let (_, ours) = &answers[0];
+    // Each script loaded only in the interpreters its requests ran in:
+    // in the main one only in group `together` (one daemon), never ahead
+    // in Apache's children as well.
+    for site in ["site_a", "site_b"] {
+        let in_main = ours_log
+            .lines()
+            .filter(|l| l.contains(&format!("{site}/wsgi.py: loaded")))
+            .filter(|l| !l.contains("in application group"))
+            .count();
+        assert_eq!(in_main, 1, "{site}: {ours_log}");
+    }
     let expected = [
         "site=a environ='127.0.0.1:PORT|/a' module='127.0.0.1:PORT|/a'",
         "site=b environ='127.0.0.1:PORT|/b' module='127.0.0.1:PORT|/b'",
@@ -907,5 +922,138 @@ fn an_import_script_loads_into_its_application_group() {
             g = groups.display()
         ),
         "its group is a name or %{GLOBAL}",
+    );
+}
+
+/// WSGIRestrictStdin, WSGIRestrictStdout and WSGIRestrictSignal as under
+/// mod_wsgi, side by side, in Apache's children and in a daemon group: by
+/// default stdin reads (nothing) and stdout goes to the log, and
+/// signal.signal() is ignored; restricted, the streams raise OSError on any
+/// use, and unrestricted, signal.signal() is Python's own (which refuses
+/// request threads).
+#[test]
+fn the_restrict_switches_behave_as_mod_wsgi() {
+    let script = app("restrict.py");
+    let aliases = format!(
+        "WSGIDaemonProcess d processes=1 threads=2\n\
+         WSGIScriptAlias /e {script}\n\
+         WSGIScriptAlias /d {script} process-group=d"
+    );
+    let restricted =
+        format!("WSGIRestrictStdin On\nWSGIRestrictStdout On\nWSGIRestrictSignal Off\n{aliases}");
+    let default = "stdin=ok stdout=ok signal=ok\n";
+    let switched = "stdin=OSError:sys.stdin access restricted by mod_wsgi \
+                    stdout=OSError:sys.stdout access restricted by mod_wsgi \
+                    signal=ValueError:signal only works in main thread of the main interpreter\n";
+    for load in apache::both_loads() {
+        for (body, want) in [(&aliases, default), (&restricted, switched)] {
+            let a = Apache::start_with("event", &load, body);
+            for path in ["/e", "/d"] {
+                assert_eq!(a.text_of(path), want, "{load}: {path}: {body}");
+            }
+        }
+    }
+    apache::assert_refused(
+        "WSGIRestrictStdin maybe",
+        "WSGIRestrictStdin must be one of: Off | On",
+    );
+}
+
+/// WSGITrustedProxyHeaders and WSGITrustedProxies as under mod_wsgi, side
+/// by side: from any client when no proxy is listed, only from a listed
+/// proxy otherwise (an unlisted client's headers of those kinds are
+/// removed, so it cannot pose as another), the client before the trusted
+/// proxies at the end of X-Forwarded-For; in embedded and daemon mode.
+#[test]
+fn trusted_proxy_headers_behave_as_mod_wsgi() {
+    let body = format!(
+        "WSGIDaemonProcess d processes=1 threads=2\n\
+         WSGIScriptAlias /any {p}\n\
+         WSGIScriptAlias /listed {p}\n\
+         WSGIScriptAlias /local {p} process-group=d\n\
+         <Location /any>\nWSGITrustedProxyHeaders X-Forwarded-For X-Forwarded-Proto\n\
+         WSGITrustedProxyHeaders X-Forwarded-Host X-Forwarded-Port X-Script-Name\n</Location>\n\
+         <Location /listed>\nWSGITrustedProxyHeaders X-Forwarded-For X-Forwarded-Proto X-Forwarded-Host\n\
+         WSGITrustedProxies 10.0.0.0/8 192.0.2.1\n</Location>\n\
+         <Location /local>\nWSGITrustedProxyHeaders X-Real-IP X-Forwarded-For X-Forwarded-SSL\n\
+         WSGITrustedProxies 127.0.0.0/8\n</Location>",
+        p = app("proxied.py")
+    );
+    let headers = [
+        ("X-Forwarded-For", "198.51.100.7, 10.0.0.2, 127.0.0.1"),
+        ("X-Real-IP", "6.6.6.6"),
+        ("X-Client-IP", "7.7.7.7"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-SSL", "on"),
+        ("X-Forwarded-Host", "www.example.com"),
+        ("X-Host", "evil.example"),
+        ("X-Forwarded-Port", "8443"),
+        ("X-Script-Name", "/mounted"),
+    ];
+    let mut answers = Vec::new();
+    for load in apache::both_loads() {
+        let a = Apache::start_with("event", &load, &body);
+        let seen: Vec<String> = ["/any", "/listed", "/local"]
+            .iter()
+            .map(|path| {
+                let mut req = Request::get(path);
+                for (n, v) in headers {
+                    req = req.header(n, v);
+                }
+                let r = req.send(a.port);
+                assert_eq!(r.status, 200, "{load}: {path}: {}", a.error_log());
+                r.text().replace(&a.port.to_string(), "PORT")
+            })
+            .collect();
+        answers.push(seen);
+    }
+    let ours = &answers[0];
+    // Anyone trusted: the first address, the proxy's host, port, scheme and
+    // mount; the client headers not named are gone.
+    assert!(
+        ours[0].contains("REMOTE_ADDR=198.51.100.7\n"),
+        "{}",
+        ours[0]
+    );
+    assert!(ours[0].contains("wsgi.url_scheme=https\n"), "{}", ours[0]);
+    assert!(
+        ours[0].contains("HTTP_HOST=www.example.com\n"),
+        "{}",
+        ours[0]
+    );
+    assert!(ours[0].contains("SCRIPT_NAME=/mounted\n"), "{}", ours[0]);
+    assert!(ours[0].contains("HTTP_X_REAL_IP=-\n"), "{}", ours[0]);
+    assert!(ours[0].contains("HTTP_X_HOST=-\n"), "{}", ours[0]);
+    // 127.0.0.1 is not listed: nothing changes, the named kinds are gone.
+    assert!(ours[1].contains("REMOTE_ADDR=127.0.0.1\n"), "{}", ours[1]);
+    assert!(ours[1].contains("wsgi.url_scheme=http\n"), "{}", ours[1]);
+    assert!(ours[1].contains("HTTP_X_FORWARDED_FOR=-\n"), "{}", ours[1]);
+    assert!(ours[1].contains("HTTP_X_FORWARDED_HOST=-\n"), "{}", ours[1]);
+    // Listed (the daemon gets it as rewritten): of the client headers
+    // named, the last with a value wins (X-Forwarded-For), which names the
+    // address before the trusted proxies at its end; X-Real-IP is gone.
+    assert!(ours[2].contains("REMOTE_ADDR=10.0.0.2\n"), "{}", ours[2]);
+    assert!(
+        ours[2].contains("HTTP_X_FORWARDED_FOR=10.0.0.2, 127.0.0.1\n"),
+        "{}",
+        ours[2]
+    );
+    assert!(ours[2].contains("HTTP_X_REAL_IP=-\n"), "{}", ours[2]);
+    assert!(ours[2].contains("wsgi.url_scheme=https\n"), "{}", ours[2]);
+    // The one difference: behind a proxy that says https, oxwsgi's environ
+    // has HTTPS=on as behind mod_ssl; mod_wsgi leaves HTTPS out (both say
+    // wsgi.url_scheme=https).
+    for (o, m) in ours.iter().zip(&answers[1]) {
+        let https = o.contains("wsgi.url_scheme=https\n");
+        assert_eq!(o.contains("HTTPS=on\n"), https, "{o}");
+        assert_eq!(
+            &o.replace("HTTPS=on\n", "HTTPS=-\n"),
+            m,
+            "oxwsgi and mod_wsgi differ"
+        );
+    }
+    apache::assert_refused(
+        "WSGITrustedProxies example.com",
+        "Unable to parse trusted proxy IP address/subnet of \"example.com\".",
     );
 }

@@ -206,6 +206,7 @@ pub(super) fn become_python(
         admission: spec.admission.clone(),
         mounts: spec.mounts.clone(),
         mod_wsgi: spec.mod_wsgi,
+        restrict: crate::interpreter::python_settings().restrict,
     };
     let (major, minor) = crate::interpreter::embedded_version();
     let bootstrap = BOOTSTRAP
@@ -287,6 +288,11 @@ pub fn serve_in_python(handoff: i32) -> i32 {
         Err(e) => return fail_slowly(&h.name, &e),
     };
     set_title(&h.name, &options);
+    // The server's other settings came as the interpreter's options.
+    crate::interpreter::set_python_settings(crate::interpreter::PythonSettings {
+        restrict: h.restrict,
+        ..crate::interpreter::PythonSettings::default()
+    });
     let listener = match sys::inherited(h.listener) {
         Ok(fd) => UnixListener::from(fd),
         Err(e) => return fail_slowly(&h.name, &e.to_string()),

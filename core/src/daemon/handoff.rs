@@ -9,6 +9,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::app::{AppOptions, AppSource, AppSpec};
+use crate::interpreter::Restrictions;
 
 use super::auth::{Admission, Token};
 use super::frame::{field, fields};
@@ -38,6 +39,8 @@ pub struct Handoff {
     pub mounts: Option<Vec<Mount>>,
     /// The group is Apache's (`GroupSpec::mod_wsgi`).
     pub mod_wsgi: bool,
+    /// What its apps may not touch (the server's `WSGIRestrict*`).
+    pub restrict: Restrictions,
 }
 
 /// A handoff as it is read, before its token is known.
@@ -53,6 +56,7 @@ struct Partial {
     uids: Vec<u32>,
     mounts: Option<Vec<Mount>>,
     mod_wsgi: bool,
+    restrict: Restrictions,
 }
 
 mod tag {
@@ -87,6 +91,8 @@ mod tag {
     /// The application group of the app before it (absent: the main
     /// interpreter).
     pub const APP_GROUP: u8 = 21;
+    /// `Restrictions`: stdin, stdout, signal, a byte each.
+    pub const RESTRICT: u8 = 22;
 }
 
 fn num(out: &mut Vec<u8>, tag: u8, n: u64) {
@@ -158,6 +164,12 @@ impl Handoff {
         if self.mod_wsgi {
             field(&mut out, tag::MOD_WSGI, b"");
         }
+        let r = self.restrict;
+        field(
+            &mut out,
+            tag::RESTRICT,
+            &[r.stdin, r.stdout, r.signal].map(u8::from),
+        );
         if let Some(mounts) = &self.mounts {
             field(&mut out, tag::MOUNTS, b"");
             for m in mounts {
@@ -197,6 +209,7 @@ impl Handoff {
             uids: Vec::new(),
             mounts: None,
             mod_wsgi: false,
+            restrict: Restrictions::default(),
         };
         let mut token = None;
         for f in fields(bytes) {
@@ -274,6 +287,16 @@ impl Handoff {
                 }
                 tag::MOUNTS => h.mounts = Some(Vec::new()),
                 tag::MOD_WSGI => h.mod_wsgi = true,
+                tag::RESTRICT => {
+                    let [stdin, stdout, signal] = v else {
+                        return Err(bad("restrictions are three bytes".into()));
+                    };
+                    h.restrict = Restrictions {
+                        stdin: *stdin != 0,
+                        stdout: *stdout != 0,
+                        signal: *signal != 0,
+                    };
+                }
                 tag::MOUNT => {
                     let t = text(v)?;
                     let [target, callable, mount] = t.split('\0').collect::<Vec<_>>()[..] else {
@@ -316,6 +339,7 @@ impl Handoff {
             log: h.log,
             mounts: h.mounts,
             mod_wsgi: h.mod_wsgi,
+            restrict: h.restrict,
         })
     }
 }
@@ -357,6 +381,11 @@ mod tests {
                 mount: "/a".into(),
             }]),
             mod_wsgi: true,
+            restrict: Restrictions {
+                stdin: true,
+                stdout: false,
+                signal: false,
+            },
         };
         let back = Handoff::decode(&h.encode()).unwrap();
         assert_eq!(back, h);
@@ -367,6 +396,7 @@ mod tests {
             log: LogStyle::Nginx,
             mounts: None,
             mod_wsgi: false,
+            restrict: Restrictions::default(),
             ..h
         };
         assert_eq!(Handoff::decode(&h.encode()).unwrap(), h);
