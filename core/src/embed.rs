@@ -220,8 +220,8 @@ impl Drop for ThreadStateKeeper {
         if FINALIZED.load(Ordering::Acquire) {
             return;
         }
-        // SAFETY: this thread created a thread state (gilstate counter 1) with
-        // PyGILState_Ensure in `ensure_thread_state` and released the GIL. Ensure
+        // SAFETY: this thread made a thread state (gilstate counter 1) with
+        // PyThreadState_New in `ensure_thread_state`, detached. Ensure
         // takes the GIL (counter 2); releasing as LOCKED keeps the GIL (counter 1);
         // the last release drops the counter to zero, which deletes the state and
         // releases the GIL. Python is still initialised: only `finalize` sets
@@ -250,20 +250,18 @@ pub fn ensure_thread_state() {
 
 #[cold]
 fn ensure_thread_state_slow() {
-    // SAFETY: called on a thread without a pyo3 attachment (PERSISTENT is false
-    // and the server calls this before attaching). PyGILState_Ensure creates and
-    // binds a thread state with counter 1; PyEval_SaveThread then releases the GIL
-    // while the state stays bound, so later Ensure/Release pairs reuse it.
+    // SAFETY: PyThreadState_New needs no GIL (it locks the interpreter's
+    // list of states itself) and registers the new state as this thread's
+    // PyGILState one, with a counter of 1, as PyGILState_Ensure followed by
+    // PyEval_SaveThread would, but without taking the GIL: under Python
+    // 3.11 a main-interpreter thread waiting for the GIL cannot make a busy
+    // thread of an application group let go of it. A thread that already
+    // has a PyGILState state (Python's own threads) keeps it.
     unsafe {
-        if ffi::Py_IsInitialized() == 0 {
+        if ffi::Py_IsInitialized() == 0 || !ffi::PyGILState_GetThisThreadState().is_null() {
             return;
         }
-        if ffi::PyGILState_Check() != 0 {
-            // Already attached (e.g. called from Python code): nothing to keep.
-            return;
-        }
-        let _ = ffi::PyGILState_Ensure();
-        ffi::PyEval_SaveThread();
+        ffi::PyThreadState_New(ffi::PyInterpreterState_Main());
     }
     PERSISTENT.with(|p| p.set(true));
     KEEPER.with(|_| {});
@@ -544,6 +542,7 @@ fn keep(interp: SubInterpreter) {
         std::thread::Builder::new()
             .name("oxwsgi-interps".into())
             .spawn(move || {
+                ensure_thread_state();
                 for (interp, done) in rx {
                     // SAFETY: `interp` is live (interpreters are never
                     // ended); PyThreadState_New needs no GIL. The state is
@@ -598,8 +597,11 @@ impl Drop for SubStates {
     }
 }
 
-/// This thread's state in `interp`, made on first use.
+/// This thread's state in `interp`, made on first use (after its main
+/// one: a thread's first state is its PyGILState state, which must be in
+/// the main interpreter).
 fn state_in(interp: SubInterpreter) -> *mut ffi::PyThreadState {
+    ensure_thread_state();
     SUB_STATES.with(|s| {
         let mut s = s.borrow_mut();
         if let Some((_, t)) = s.iter().find(|(i, _)| *i == interp) {

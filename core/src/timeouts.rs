@@ -218,7 +218,6 @@ fn interrupt(id: u64) {
     if !embed::python_running() {
         return;
     }
-    embed::ensure_thread_state();
     let interp = WATCH
         .lock()
         .recover()
@@ -228,6 +227,7 @@ fn interrupt(id: u64) {
     let Some(interp) = interp else {
         return;
     };
+    embed::ensure_thread_state();
     // Attached as a thread of the request's interpreter: there the GIL's
     // holder is asked to let go (`embed::attach_in`), and the exception is
     // raised.

@@ -239,12 +239,18 @@ fn empty_environment(dir: &Path) {
     let app = script(dir, SHOW);
     assert_eq!(text_of(&app, "/?sys.getfilesystemencoding()"), "'utf-8'");
     assert_eq!(text_of(&app, "/?sys.flags.utf8_mode"), "1");
-    // An app that tries to take a signal is ignored, with a log line.
+    // An app that tries to take a signal is ignored, with a log line; as
+    // under mod_wsgi, the call returns the handler it was given ...
     assert_eq!(
         text_of(
             &app,
             "/?__import__('signal').signal(15,%20print)%20is%20print"
         ),
+        "True"
+    );
+    // ... which is not installed.
+    assert_eq!(
+        text_of(&app, "/?__import__('signal').getsignal(15)%20is%20print"),
         "False"
     );
     assert_eq!(

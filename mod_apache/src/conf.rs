@@ -217,6 +217,9 @@ pub struct Config {
     pub socket_prefix: Option<String>,
     /// WSGIRestrictEmbedded.
     pub restrict_embedded: bool,
+    /// WSGICaseSensitivity Off: `%{RESOURCE}` names use the script's mount
+    /// in lower case (one group for `/App` and `/app`), as mod_wsgi.
+    pub case_insensitive: bool,
     /// Where each group listens (set by the parent before its children
     /// fork, so they know).
     pub sockets: Vec<(String, std::path::PathBuf)>,
@@ -239,6 +242,7 @@ impl Default for Config {
             daemon_servers: Vec::new(),
             socket_prefix: None,
             restrict_embedded: false,
+            case_insensitive: false,
             sockets: Vec::new(),
         }
     }
@@ -678,6 +682,29 @@ fn python_setting(
 }
 
 directive1!(
+    /// mod_wsgi's directives that oxwsgi takes without a value to use
+    /// (WSGIAcceptMutex: its daemons need no accept mutex) or refuses with
+    /// the reason (WSGIPythonEggs, WSGINewRelic*), told apart by name.
+    oxwsgi_cmd_other(cmd, _dir, raw, v) {
+        let name = CStr::from_ptr((*(*cmd).cmd).name).to_string_lossy().into_owned();
+        let _ = v;
+        match name.as_str() {
+            "WSGIAcceptMutex" => Ok(()),
+            "WSGIPythonEggs" => Err(
+                "oxwsgi does not set Python's egg cache: eggs are gone from Python 3's \
+                 packaging; an old zipped egg that needs one gets PYTHON_EGG_CACHE from \
+                 /etc/apache2/envvars"
+                    .into(),
+            ),
+            _ => Err(format!(
+                "{name}: oxwsgi does not start the New Relic agent; initialise it in the \
+                 WSGI script (newrelic.agent.initialize)"
+            )),
+        }
+    }
+);
+
+directive1!(
     oxwsgi_cmd_python_path(cmd, _dir, raw, v) {
         let dirs = values::parse_path_list(&v)?;
         update(|c| {
@@ -1077,6 +1104,7 @@ pub unsafe fn application_group_of(
     r: *const ffi::request_rec,
     inline: Option<&Inline>,
     mount: &str,
+    lower_case: bool,
 ) -> String {
     // SAFETY: r is live (the contract); its server, hostname and tables
     // are Apache's for the request's life, and every string read here is
@@ -1098,11 +1126,18 @@ pub unsafe fn application_group_of(
         };
         let server_name = text((*(*r).server).server_hostname);
         let host = text((*r).hostname);
+        let lowered;
+        let script_name = if lower_case {
+            lowered = mount.to_lowercase();
+            &lowered
+        } else {
+            mount
+        };
         let facts = GroupFacts {
             server_name: &server_name,
             port: ffi::ap_get_server_port(r),
             host: &host,
-            script_name: mount,
+            script_name,
         };
         let env = |var: &str| -> Option<String> {
             let name = CString::new(var).ok()?;
@@ -1232,14 +1267,41 @@ pub unsafe extern "C" fn oxwsgi_cmd_flag(
                 dir.error_override = i8::from(on);
                 return std::ptr::null();
             }
-            // Apache 2.4's Require decides; mod_wsgi accepts and ignores it.
+            // Apache 2.4's Require decides; mod_wsgi accepts and ignores it (and
+            // has no WSGIUserAuthoritative there).
             b"WSGIGroupAuthoritative" => return std::ptr::null(),
+            // oxwsgi sends files as Apache's EnableSendfile says; every
+            // request counts as a daemon's activity (see the README).
+            b"WSGIEnableSendfile" | b"WSGIIgnoreActivity" => return std::ptr::null(),
+            b"WSGIPassApacheRequest" if on => {
+                // SAFETY: cmd is live.
+                return unsafe {
+                    answer(
+                        cmd,
+                        Err("oxwsgi has no Apache request object to pass to apps \
+                             (mod_wsgi's apache.request_rec): WSGIPassApacheRequest On \
+                             cannot apply"
+                            .into()),
+                    )
+                };
+            }
+            b"WSGIPassApacheRequest" => return std::ptr::null(),
             _ => {}
         }
         let r = update(|c| {
             match name.as_slice() {
                 b"WSGIScriptReloading" => c.script_reloading = on,
                 b"WSGIRestrictEmbedded" => c.restrict_embedded = on,
+                b"WSGICaseSensitivity" => c.case_insensitive = !on,
+                // What these choose in mod_wsgi is how oxwsgi always works:
+                // Python starts in the children, interpreters end with the
+                // process, sockets are per generation, debug lines come
+                // with `LogLevel wsgi:debug`, metrics on the status page.
+                b"WSGILazyInitialization"
+                | b"WSGIDestroyInterpreter"
+                | b"WSGISocketRotation"
+                | b"WSGIVerboseDebugging"
+                | b"WSGIServerMetrics" => {}
                 _ => return Err("unknown flag".into()),
             }
             Ok(())

@@ -500,7 +500,12 @@ unsafe fn app_of(
         if let Some(index) = note_index(r, c"oxwsgi-alias") {
             let alias = c.aliases.get(index)?;
             let app = alias.app.clone()?;
-            let group = conf::application_group_of(r, inline, app.options().mount.as_str());
+            let group = conf::application_group_of(
+                r,
+                inline,
+                app.options().mount.as_str(),
+                c.case_insensitive,
+            );
             let own = app.options();
             return if callable.is_some_and(|name| name != own.spec.callable)
                 || group != own.application_group
@@ -521,7 +526,7 @@ unsafe fn app_of(
             let extra = cstr_bytes((*r).path_info);
             String::from_utf8_lossy(&uri[..uri.len() - extra.len().min(uri.len())]).into_owned()
         };
-        let group = conf::application_group_of(r, inline, &mount);
+        let group = conf::application_group_of(r, inline, &mount, c.case_insensitive);
         script_app(c, script, &mount, callable, &group)
     }
 }

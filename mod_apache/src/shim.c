@@ -12,6 +12,7 @@ APLOG_USE_MODULE(wsgi);
 
 extern const char *oxwsgi_cmd_script_alias(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_python_home(cmd_parms *, void *, const char *);
+extern const char *oxwsgi_cmd_other(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_python_path(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_callable(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_flag(cmd_parms *, void *, int);
@@ -91,6 +92,32 @@ const command_rec oxwsgi_cmds[] = {
                      "the script whose allow_access() lets a client in, or not"),
     AP_INIT_FLAG("WSGIGroupAuthoritative", oxwsgi_cmd_flag, NULL, OR_AUTHCFG,
                  "accepted, as mod_wsgi does under Apache 2.4, where Require decides"),
+    AP_INIT_FLAG("WSGIEnableSendfile", oxwsgi_cmd_flag, NULL, OR_FILEINFO,
+                 "accepted: wsgi.file_wrapper follows Apache's EnableSendfile"),
+    AP_INIT_FLAG("WSGIIgnoreActivity", oxwsgi_cmd_flag, NULL, OR_FILEINFO,
+                 "accepted: every request counts as a daemon's activity"),
+    AP_INIT_FLAG("WSGIPassApacheRequest", oxwsgi_cmd_flag, NULL, RSRC_CONF | ACCESS_CONF,
+                 "Off only: oxwsgi has no Apache request object for apps"),
+    AP_INIT_FLAG("WSGICaseSensitivity", oxwsgi_cmd_flag, NULL, RSRC_CONF,
+                 "Off: %{RESOURCE} group names use the mount in lower case"),
+    AP_INIT_FLAG("WSGILazyInitialization", oxwsgi_cmd_flag, NULL, RSRC_CONF,
+                 "accepted: Python always starts in the children"),
+    AP_INIT_FLAG("WSGIDestroyInterpreter", oxwsgi_cmd_flag, NULL, RSRC_CONF,
+                 "accepted: interpreters end with their process, after their atexit handlers"),
+    AP_INIT_FLAG("WSGISocketRotation", oxwsgi_cmd_flag, NULL, RSRC_CONF,
+                 "accepted: a group's socket is its generation's"),
+    AP_INIT_FLAG("WSGIVerboseDebugging", oxwsgi_cmd_flag, NULL, RSRC_CONF,
+                 "accepted: LogLevel wsgi:debug traces requests"),
+    AP_INIT_FLAG("WSGIServerMetrics", oxwsgi_cmd_flag, NULL, RSRC_CONF,
+                 "accepted: the status page (SetHandler wsgi-status) has the figures"),
+    AP_INIT_TAKE1("WSGIAcceptMutex", oxwsgi_cmd_other, NULL, RSRC_CONF,
+                  "accepted: oxwsgi's daemons need no accept mutex"),
+    AP_INIT_TAKE1("WSGIPythonEggs", oxwsgi_cmd_other, NULL, RSRC_CONF,
+                  "refused: Python eggs' cache (set PYTHON_EGG_CACHE in envvars)"),
+    AP_INIT_TAKE1("WSGINewRelicConfigFile", oxwsgi_cmd_other, NULL, RSRC_CONF,
+                  "refused: initialise the New Relic agent in the WSGI script"),
+    AP_INIT_TAKE1("WSGINewRelicEnvironment", oxwsgi_cmd_other, NULL, RSRC_CONF,
+                  "refused: initialise the New Relic agent in the WSGI script"),
     AP_INIT_FLAG("WSGIRestrictEmbedded", oxwsgi_cmd_flag, NULL, RSRC_CONF,
                  "no Python in Apache's children: every app runs in a process group"),
     { NULL }

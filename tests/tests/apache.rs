@@ -1057,3 +1057,39 @@ fn trusted_proxy_headers_behave_as_mod_wsgi() {
         "Unable to parse trusted proxy IP address/subnet of \"example.com\".",
     );
 }
+
+/// mod_wsgi's remaining directives: those whose choice is how oxwsgi
+/// always works are accepted where mod_wsgi takes them (both modules run
+/// the same configuration, side by side); WSGICaseSensitivity Off names
+/// %{RESOURCE} groups by the mount in lower case under both; those that
+/// cannot apply are refused, naming the reason.
+#[test]
+fn the_remaining_mod_wsgi_directives_are_taken_or_refused_by_name() {
+    let groups = repo().join("tests/apps/groups");
+    let body = format!(
+        "WSGIAcceptMutex default\nWSGILazyInitialization On\nWSGIDestroyInterpreter On\n\
+         WSGISocketRotation Off\nWSGIVerboseDebugging Off\nWSGIServerMetrics On\n\
+         WSGICaseSensitivity Off\nWSGIPassApacheRequest Off\n\
+         WSGIScriptAlias /Mixed {g}/site_a/wsgi.py\n\
+         <Location /Mixed>\nWSGIEnableSendfile On\nWSGIIgnoreActivity On\n</Location>\n\
+         <Directory {g}>\nRequire all granted\n</Directory>",
+        g = groups.display()
+    );
+    for load in apache::both_loads() {
+        let a = Apache::start_with("event", &load, &body);
+        let text = a.text_of("/Mixed/");
+        let want = format!("site=a environ='127.0.0.1:{}|/mixed'", a.port);
+        assert!(text.starts_with(&want), "{load}: {text}");
+    }
+    for (line, reason) in [
+        ("WSGIPassApacheRequest On", "no Apache request object"),
+        ("WSGIPythonEggs /tmp/eggs", "PYTHON_EGG_CACHE"),
+        (
+            "WSGINewRelicConfigFile /etc/newrelic.ini",
+            "initialise it in the WSGI script",
+        ),
+        ("WSGINewRelicEnvironment production", "New Relic"),
+    ] {
+        apache::assert_refused(line, reason);
+    }
+}
