@@ -9,6 +9,11 @@ import os
 import sys
 import threading
 import time
+# Imported with the interpreter, not when a stack is first wanted: the
+# watchdog and the status page's sampler must not need the import lock,
+# which under Python 3.11 a thread of another interpreter, waiting for the
+# GIL, can hold for as long as a busy request runs.
+import traceback
 
 
 def load_script(path, name):
@@ -87,8 +92,6 @@ def restrict_signals():
 def stack_of(ident):
     """The current Python stack of thread `ident`, innermost call last, as
     a list of lines ("" when the thread runs no Python now)."""
-    import traceback
-
     frame = sys._current_frames().get(ident)
     if frame is None:
         return []
