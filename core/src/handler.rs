@@ -304,52 +304,50 @@ fn run_in_group<R: Request + ?Sized>(
     tally: &mut metrics::Finished,
 ) -> Outcome {
     let opts = app.options();
-    {
-        let Some(loaded) = app.loaded(py) else {
-            let mut sink = sink_slot.take().expect("sink present before the app runs");
-            return error_page(&mut *sink, 500);
-        };
-        let is_head = req.method() == b"HEAD";
-        let sink = sink_slot.take().expect("sink present before the app runs");
-        let watched = opts.request_timeout.map(|limit| {
-            let action = sink.timeout_action();
-            timeouts::watch(py, limit, context.to_string(), action)
-        });
-        let responder = Responder::new(sink, gzip_policy, is_head);
-        let owner = match Bound::new(py, StartResponse::new(responder)) {
-            Ok(o) => o,
-            Err(e) => {
-                log_py_err(py, &e, context);
-                return Outcome::Aborted;
-            }
-        };
-        *owner_slot = Some(owner.clone().unbind());
-        let outcome = call_app(
-            py,
-            &loaded.callable,
-            &loaded.template,
-            app,
-            req,
-            body,
-            info,
-            &owner,
-            context,
-            tally,
-        );
-        if let Some(w) = watched {
-            tally.timed_out = w.end(py);
+    let Some(loaded) = app.loaded(py) else {
+        let mut sink = sink_slot.take().expect("sink present before the app runs");
+        return error_page(&mut *sink, 500);
+    };
+    let is_head = req.method() == b"HEAD";
+    let sink = sink_slot.take().expect("sink present before the app runs");
+    let watched = opts.request_timeout.map(|limit| {
+        let action = sink.timeout_action();
+        timeouts::watch(py, limit, context.to_string(), action)
+    });
+    let responder = Responder::new(sink, gzip_policy, is_head);
+    let owner = match Bound::new(py, StartResponse::new(responder)) {
+        Ok(o) => o,
+        Err(e) => {
+            log_py_err(py, &e, context);
+            return Outcome::Aborted;
         }
-        // The request is over: a start_response or write() kept by the app
-        // must not reach this response any more.
-        if let Some(mut r) = owner.get().lock(py).take() {
-            tally.status = r.status();
-            tally.bytes_out = r.body_bytes();
-            for note in r.take_notes() {
-                log::log!(target: "oxwsgi", note.level, "{context}: {}", note.text);
-            }
-        }
-        outcome
+    };
+    *owner_slot = Some(owner.clone().unbind());
+    let outcome = call_app(
+        py,
+        &loaded.callable,
+        &loaded.template,
+        app,
+        req,
+        body,
+        info,
+        &owner,
+        context,
+        tally,
+    );
+    if let Some(w) = watched {
+        tally.timed_out = w.end(py);
     }
+    // The request is over: a start_response or write() kept by the app
+    // must not reach this response any more.
+    if let Some(mut r) = owner.get().lock(py).take() {
+        tally.status = r.status();
+        tally.bytes_out = r.body_bytes();
+        for note in r.take_notes() {
+            log::log!(target: "oxwsgi", note.level, "{context}: {}", note.text);
+        }
+    }
+    outcome
 }
 
 #[allow(clippy::too_many_arguments)]
