@@ -180,6 +180,7 @@ pub(crate) fn start(params: &StartParams<'_>) -> Result<(), String> {
     let tstate = unsafe { ffi::PyEval_SaveThread() };
     MAIN_TSTATE.store(tstate, Ordering::Release);
     PERSISTENT.with(|p| p.set(true));
+    OWN_MAIN.with(|m| m.set(tstate));
     Ok(())
 }
 
@@ -209,30 +210,28 @@ fn check(status: ffi::PyStatus, what: &str) -> Result<(), String> {
 thread_local! {
     /// Whether this thread already owns a persistent Python thread state.
     static PERSISTENT: Cell<bool> = const { Cell::new(false) };
-    static KEEPER: ThreadStateKeeper = const { ThreadStateKeeper };
+    /// That state (its main-interpreter one).
+    static OWN_MAIN: Cell<*mut ffi::PyThreadState> = const { Cell::new(std::ptr::null_mut()) };
+    static KEEPER: ThreadStateKeeper = const { ThreadStateKeeper(Cell::new(std::ptr::null_mut())) };
 }
 
 /// Deletes this thread's persistent thread state when the thread exits.
-struct ThreadStateKeeper;
+struct ThreadStateKeeper(Cell<*mut ffi::PyThreadState>);
 
 impl Drop for ThreadStateKeeper {
     fn drop(&mut self) {
-        if FINALIZED.load(Ordering::Acquire) {
+        let state = self.0.get();
+        if state.is_null() || !python_running() {
             return;
         }
-        // SAFETY: this thread made a thread state (gilstate counter 1) with
-        // PyThreadState_New in `ensure_thread_state`, detached. Ensure
-        // takes the GIL (counter 2); releasing as LOCKED keeps the GIL (counter 1);
-        // the last release drops the counter to zero, which deletes the state and
-        // releases the GIL. Python is still initialised: only `finalize` sets
-        // FINALIZED.
+        // SAFETY: `state` is this thread's main-interpreter state, made by
+        // `ensure_thread_state` and not current (the thread is exiting,
+        // attached nowhere): restoring it takes the GIL, DeleteCurrent
+        // deletes it and lets the GIL go.
         unsafe {
-            if ffi::Py_IsInitialized() == 0 {
-                return;
-            }
-            let _ = ffi::PyGILState_Ensure();
-            ffi::PyGILState_Release(ffi::PyGILState_STATE::PyGILState_LOCKED);
-            ffi::PyGILState_Release(ffi::PyGILState_STATE::PyGILState_UNLOCKED);
+            ffi::PyEval_RestoreThread(state);
+            ffi::PyThreadState_Clear(state);
+            ffi::PyThreadState_DeleteCurrent();
         }
     }
 }
@@ -243,9 +242,34 @@ impl Drop for ThreadStateKeeper {
 #[inline]
 pub fn ensure_thread_state() {
     if PERSISTENT.with(|p| p.get()) {
+        keep_main_bound();
         return;
     }
     ensure_thread_state_slow();
+}
+
+/// Makes this thread's main-interpreter state its PyGILState state again
+/// when a sub-interpreter's took its place: from Python 3.12, a state that
+/// becomes current binds itself so, and pyo3 (PyGILState_Ensure) would
+/// then run main-interpreter code in the application group last entered.
+/// A pointer comparison, except on a thread's way back from a group.
+#[inline]
+fn keep_main_bound() {
+    let main = OWN_MAIN.with(|m| m.get());
+    // SAFETY: reads this thread's PyGILState state; no GIL needed.
+    if main.is_null() || unsafe { ffi::PyGILState_GetThisThreadState() } == main {
+        return;
+    }
+    if this_thread_attached() {
+        return;
+    }
+    // SAFETY: `main` is this thread's own state, current nowhere (the
+    // thread is attached nowhere); making it current binds it again, and
+    // saving it lets the GIL go.
+    unsafe {
+        ffi::PyEval_RestoreThread(main);
+        ffi::PyEval_SaveThread();
+    }
 }
 
 #[cold]
@@ -261,10 +285,11 @@ fn ensure_thread_state_slow() {
         if ffi::Py_IsInitialized() == 0 || !ffi::PyGILState_GetThisThreadState().is_null() {
             return;
         }
-        ffi::PyThreadState_New(ffi::PyInterpreterState_Main());
+        let state = ffi::PyThreadState_New(ffi::PyInterpreterState_Main());
+        OWN_MAIN.with(|m| m.set(state));
+        KEEPER.with(|k| k.0.set(state));
     }
     PERSISTENT.with(|p| p.set(true));
-    KEEPER.with(|_| {});
 }
 
 /// How many thread states the interpreter has (each server thread that ever

@@ -39,8 +39,10 @@ fn groups_keep_projects_apart_and_the_main_interpreter_is_shared() {
     // (what application groups are for).
     let a = site("a", "", "/a");
     let b = site("b", "", "/b");
-    assert!(body(&a, "/a/").starts_with("site=a "));
-    assert!(body(&b, "/b/").starts_with("site=a "));
+    let text = body(&a, "/a/");
+    assert!(text.starts_with("site=a "), "{text}");
+    let text = body(&b, "/b/");
+    assert!(text.starts_with("site=a "), "{text}");
     let made = logs_with("application group \"apart|/a\": interpreter made");
     assert_eq!(made.len(), 1, "{made:#?}");
 }
