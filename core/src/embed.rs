@@ -215,6 +215,21 @@ thread_local! {
     static KEEPER: ThreadStateKeeper = const { ThreadStateKeeper(Cell::new(std::ptr::null_mut())) };
 }
 
+/// Deletes `state`, a state of the calling thread.
+///
+/// # Safety
+/// `state` was made for the calling thread, is live and is not current
+/// (the thread is attached nowhere): restoring it takes the GIL, and
+/// DeleteCurrent deletes it and lets the GIL go.
+unsafe fn delete_own_state(state: *mut ffi::PyThreadState) {
+    // SAFETY: the contract.
+    unsafe {
+        ffi::PyEval_RestoreThread(state);
+        ffi::PyThreadState_Clear(state);
+        ffi::PyThreadState_DeleteCurrent();
+    }
+}
+
 /// Deletes this thread's persistent thread state when the thread exits.
 struct ThreadStateKeeper(Cell<*mut ffi::PyThreadState>);
 
@@ -225,14 +240,8 @@ impl Drop for ThreadStateKeeper {
             return;
         }
         // SAFETY: `state` is this thread's main-interpreter state, made by
-        // `ensure_thread_state` and not current (the thread is exiting,
-        // attached nowhere): restoring it takes the GIL, DeleteCurrent
-        // deletes it and lets the GIL go.
-        unsafe {
-            ffi::PyEval_RestoreThread(state);
-            ffi::PyThreadState_Clear(state);
-            ffi::PyThreadState_DeleteCurrent();
-        }
+        // `ensure_thread_state`; the thread is exiting, attached nowhere.
+        unsafe { delete_own_state(state) };
     }
 }
 
@@ -610,14 +619,9 @@ impl Drop for SubStates {
             return;
         }
         for (_, t) in self.0.borrow_mut().drain(..) {
-            // SAFETY: `t` was made for this thread and is not current (the
-            // thread is exiting, attached nowhere); restoring it takes the
-            // GIL, and DeleteCurrent deletes it and releases the GIL.
-            unsafe {
-                ffi::PyEval_RestoreThread(t);
-                ffi::PyThreadState_Clear(t);
-                ffi::PyThreadState_DeleteCurrent();
-            }
+            // SAFETY: `t` was made for this thread, which is exiting,
+            // attached nowhere.
+            unsafe { delete_own_state(t) };
         }
     }
 }
