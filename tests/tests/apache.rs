@@ -822,12 +822,14 @@ fn digest_authentication_asks_get_realm_hash() {
 /// Apache's children and in a daemon group; `%{GLOBAL}` shares the main
 /// interpreter (the first project's `conf` wins); WSGIApplicationGroup
 /// names a group, or takes it from a variable; environ and `mod_wsgi` say
-/// which.
+/// which. (The sockets go under each server's root: mod_wsgi's own
+/// directory, /var/run/apache2, exists only once the system's Apache ran.)
 #[test]
 fn application_groups_keep_projects_apart_as_mod_wsgi() {
     let groups = repo().join("tests/apps/groups");
     let body = format!(
-        "WSGIDaemonProcess projects processes=1 threads=4\n\
+        "WSGISocketPrefix wsgi\n\
+         WSGIDaemonProcess projects processes=1 threads=4\n\
          WSGIDaemonProcess together processes=1 threads=4\n\
          WSGIScriptAlias /a {g}/site_a/wsgi.py\n\
          WSGIScriptAlias /b {g}/site_b/wsgi.py\n\
@@ -935,7 +937,8 @@ fn an_import_script_loads_into_its_application_group() {
 fn the_restrict_switches_behave_as_mod_wsgi() {
     let script = app("restrict.py");
     let aliases = format!(
-        "WSGIDaemonProcess d processes=1 threads=2\n\
+        "WSGISocketPrefix wsgi\n\
+         WSGIDaemonProcess d processes=1 threads=2\n\
          WSGIScriptAlias /e {script}\n\
          WSGIScriptAlias /d {script} process-group=d"
     );
@@ -967,7 +970,8 @@ fn the_restrict_switches_behave_as_mod_wsgi() {
 #[test]
 fn trusted_proxy_headers_behave_as_mod_wsgi() {
     let body = format!(
-        "WSGIDaemonProcess d processes=1 threads=2\n\
+        "WSGISocketPrefix wsgi\n\
+         WSGIDaemonProcess d processes=1 threads=2\n\
          WSGIScriptAlias /any {p}\n\
          WSGIScriptAlias /listed {p}\n\
          WSGIScriptAlias /local {p} process-group=d\n\
