@@ -85,7 +85,11 @@ pub fn attach<R>(group: &str, f: impl FnOnce(Python<'_>) -> R) -> Result<R, Unav
             group: group.to_string(),
             reason,
         })?,
-        None => Python::attach(|py| interpreter_of(py, group))?,
+        None => {
+            // Made from the main interpreter (first use of the group only).
+            embed::ensure_thread_state();
+            Python::attach(|py| interpreter_of(py, group))?
+        }
     };
     Ok(embed::attach_in(interp, f))
 }

@@ -248,6 +248,8 @@ impl Drop for ThreadStateKeeper {
 /// Gives the calling thread a Python thread state that lives as long as the
 /// thread, so that attaching per request does not create and destroy one (and
 /// `threading.local` data survives between requests served by the thread).
+/// It is the thread's PyGILState state, which pyo3's `Python::attach`
+/// restores: call this before attaching to the main interpreter.
 #[inline]
 pub fn ensure_thread_state() {
     if PERSISTENT.with(|p| p.get()) {
@@ -255,6 +257,17 @@ pub fn ensure_thread_state() {
         return;
     }
     ensure_thread_state_slow();
+}
+
+/// As `ensure_thread_state`, without binding the state again: for a
+/// thread about to enter an application group, which needs its main state
+/// to exist (first, so that it is the PyGILState one) but not to be bound
+/// (entering the group rebinds it to the group's anyway).
+#[inline]
+fn ensure_main_state() {
+    if !PERSISTENT.with(|p| p.get()) {
+        ensure_thread_state_slow();
+    }
 }
 
 /// Makes this thread's main-interpreter state its PyGILState state again
@@ -576,7 +589,7 @@ fn keep(interp: SubInterpreter) {
         std::thread::Builder::new()
             .name("oxwsgi-interps".into())
             .spawn(move || {
-                ensure_thread_state();
+                ensure_main_state();
                 for (interp, done) in rx {
                     // SAFETY: `interp` is live (interpreters are never
                     // ended); PyThreadState_New needs no GIL. The state is
@@ -630,7 +643,7 @@ impl Drop for SubStates {
 /// one: a thread's first state is its PyGILState state, which must be in
 /// the main interpreter).
 fn state_in(interp: SubInterpreter) -> *mut ffi::PyThreadState {
-    ensure_thread_state();
+    ensure_main_state();
     SUB_STATES.with(|s| {
         let mut s = s.borrow_mut();
         if let Some((_, t)) = s.iter().find(|(i, _)| *i == interp) {

@@ -267,7 +267,12 @@ fn run<R: Request + ?Sized>(
         }
     }
 
-    embed::ensure_thread_state();
+    // A group's request makes its thread's states as it enters
+    // (`app_group::attach`); binding the main one first would cost a round
+    // of the GIL per request from Python 3.12.
+    if opts.application_group.is_empty() {
+        embed::ensure_thread_state();
+    }
     let ran = crate::app_group::attach(&opts.application_group, |py| {
         run_in_group(
             py,
