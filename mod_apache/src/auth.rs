@@ -34,7 +34,7 @@ const AUTHZ_DENIED_NO_USER: c_int = 4;
 ///
 /// # Safety
 /// `r` is a live request.
-unsafe fn script<'r>(r: *mut request_rec, kind: AuthScript) -> Result<&'r str, String> {
+unsafe fn script<'r>(r: *mut request_rec, kind: AuthScript) -> Result<(&'r str, String), String> {
     let directive = kind.directive();
     if !crate::python_running() {
         return Err(format!(
@@ -51,35 +51,62 @@ unsafe fn script<'r>(r: *mut request_rec, kind: AuthScript) -> Result<&'r str, S
 ///
 /// # Safety
 /// `r` is a live request, on its thread.
-unsafe fn vars(r: *mut request_rec) -> Vars {
-    // SAFETY: r is live (the contract); Apache fills its subprocess_env
-    // table, whose strings live in the request pool while they are copied.
+pub(crate) unsafe fn vars(r: *mut request_rec) -> Vars {
+    // SAFETY: r is live (the contract); Apache fills a copy of its
+    // subprocess_env table (the app's environ must not get the CGI
+    // variables of the script's moment, such as its SCRIPT_NAME), whose
+    // strings live in the request pool while they are copied.
     unsafe {
+        let own = (*r).subprocess_env;
+        (*r).subprocess_env = ffi::apr_table_copy((*r).pool, own);
         ffi::ap_add_common_vars(r);
         ffi::ap_add_cgi_vars(r);
-        crate::request::table((*r).subprocess_env)
+        let vars = crate::request::table((*r).subprocess_env)
             .map(|(k, v)| (k.to_vec(), v.to_vec()))
-            .collect()
+            .collect();
+        (*r).subprocess_env = own;
+        vars
     }
 }
 
 /// A request's variables, as a CGI script sees them.
-type Vars = Vec<(Vec<u8>, Vec<u8>)>;
+pub(crate) type Vars = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// The directory's WSGIAuthUserScript and the request's variables, or
-/// the status an authn provider answers without them (logged).
+/// The directory's script of `kind`: its path, group and the request's
+/// variables, or why not (logged).
 ///
 /// # Safety
 /// `r` is a live request, on its thread.
-unsafe fn user_script<'r>(r: *mut request_rec) -> Result<(&'r Path, Vars), c_int> {
+unsafe fn asked<'r>(r: *mut request_rec, kind: AuthScript) -> Result<Ask<'r>, ()> {
     // SAFETY: r is live (the contract).
     unsafe {
-        match script(r, AuthScript::User) {
-            Ok(s) => Ok((Path::new(s), vars(r))),
+        match script(r, kind) {
+            Ok((s, group)) => Ok(Ask {
+                script: Path::new(s),
+                group,
+                vars: vars(r),
+            }),
             Err(e) => {
                 log::error!(target: "oxwsgi", "{e}");
-                Err(AUTH_GENERAL_ERROR)
+                Err(())
             }
+        }
+    }
+}
+
+/// What `auth_script::Asked` borrows.
+struct Ask<'r> {
+    script: &'r Path,
+    group: String,
+    vars: Vars,
+}
+
+impl Ask<'_> {
+    fn asked(&self) -> auth_script::Asked<'_> {
+        auth_script::Asked {
+            script: self.script,
+            group: &self.group,
+            vars: &self.vars,
         }
     }
 }
@@ -98,12 +125,11 @@ pub unsafe extern "C" fn oxwsgi_check_password(
     guard::entry("an auth script", AUTH_GENERAL_ERROR, || {
         // SAFETY: r is live, user and password C strings (the contract).
         unsafe {
-            let (script, vars) = match user_script(r) {
-                Ok(found) => found,
-                Err(status) => return status,
+            let Ok(ask) = asked(r, AuthScript::User) else {
+                return AUTH_GENERAL_ERROR;
             };
             let (user, password) = (CStr::from_ptr(user), CStr::from_ptr(password));
-            match auth_script::check_password(script, &vars, user.to_bytes(), password.to_bytes()) {
+            match auth_script::check_password(&ask.asked(), user.to_bytes(), password.to_bytes()) {
                 Verdict::Granted => AUTH_GRANTED,
                 Verdict::Denied => AUTH_DENIED,
                 Verdict::NoUser => AUTH_USER_NOT_FOUND,
@@ -127,16 +153,12 @@ pub unsafe extern "C" fn oxwsgi_check_group(r: *mut request_rec, require: *const
             if (*r).user.is_null() {
                 return AUTHZ_DENIED_NO_USER;
             }
-            let script = match script(r, AuthScript::Group) {
-                Ok(s) => s,
-                Err(e) => {
-                    log::error!(target: "oxwsgi", "{e}");
-                    return AUTHZ_DENIED;
-                }
+            let Ok(ask) = asked(r, AuthScript::Group) else {
+                return AUTHZ_DENIED;
             };
             let wanted = CStr::from_ptr(require).to_string_lossy().into_owned();
             let user = CStr::from_ptr((*r).user).to_bytes();
-            match auth_script::groups_for_user(Path::new(script), &vars(r), user) {
+            match auth_script::groups_for_user(&ask.asked(), user) {
                 Some(groups)
                     if wanted
                         .split_whitespace()
@@ -165,12 +187,8 @@ pub unsafe extern "C" fn access_checker(r: *mut request_rec) -> c_int {
             if crate::conf::auth_script(r, AuthScript::Access).is_none() {
                 return ffi::DECLINED as c_int;
             }
-            let script = match script(r, AuthScript::Access) {
-                Ok(s) => s,
-                Err(e) => {
-                    log::error!(target: "oxwsgi", "{e}");
-                    return ffi::HTTP_FORBIDDEN as c_int;
-                }
+            let Ok(ask) = asked(r, AuthScript::Access) else {
+                return ffi::HTTP_FORBIDDEN as c_int;
             };
             // The client's name where Apache looks it up (HostnameLookups),
             // else its address; 0 is REMOTE_HOST.
@@ -190,7 +208,7 @@ pub unsafe extern "C" fn access_checker(r: *mut request_rec) -> c_int {
             } else {
                 CStr::from_ptr(host).to_bytes()
             };
-            match auth_script::allow_access(Path::new(script), &vars(r), host) {
+            match auth_script::allow_access(&ask.asked(), host) {
                 Some(None) => ffi::DECLINED as c_int,
                 Some(Some(true)) => ffi::OK as c_int,
                 _ => {
@@ -222,12 +240,11 @@ pub unsafe extern "C" fn oxwsgi_get_realm_hash(
         // SAFETY: r is live, user and realm C strings, rethash writable
         // (the contract); the hash is copied into the request pool.
         unsafe {
-            let (script, vars) = match user_script(r) {
-                Ok(found) => found,
-                Err(status) => return status,
+            let Ok(ask) = asked(r, AuthScript::User) else {
+                return AUTH_GENERAL_ERROR;
             };
             let (user, realm) = (CStr::from_ptr(user), CStr::from_ptr(realm));
-            match auth_script::get_realm_hash(script, &vars, user.to_bytes(), realm.to_bytes()) {
+            match auth_script::get_realm_hash(&ask.asked(), user.to_bytes(), realm.to_bytes()) {
                 Some(Some(hash)) => {
                     let Ok(hash) = std::ffi::CString::new(hash) else {
                         return AUTH_GENERAL_ERROR;

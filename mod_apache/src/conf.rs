@@ -223,6 +223,19 @@ pub struct Config {
     /// Where each group listens (set by the parent before its children
     /// fork, so they know).
     pub sockets: Vec<(String, std::path::PathBuf)>,
+    /// WSGIHandlerScript, in order (directories name them by index).
+    pub handler_scripts: Vec<HandlerScript>,
+}
+
+/// WSGIHandlerScript NAME SCRIPT [options]: requests Apache gives the
+/// handler NAME (`AddHandler NAME .ext`, `SetHandler NAME`) are served by
+/// SCRIPT's `handle_request`, with SCRIPT_FILENAME the file asked for.
+#[derive(Clone, Debug)]
+pub struct HandlerScript {
+    pub name: String,
+    pub script: String,
+    /// `process-group=`, `application-group=`, `pass-authorization=`.
+    pub inline: Inline,
 }
 
 impl Default for Config {
@@ -244,6 +257,7 @@ impl Default for Config {
             restrict_embedded: false,
             case_insensitive: false,
             sockets: Vec::new(),
+            handler_scripts: Vec::new(),
         }
     }
 }
@@ -603,25 +617,146 @@ directive1!(
         if !script.starts_with('/') {
             return Err(format!("{script}: the auth script's absolute path is needed"));
         }
-        for o in options {
-            match o.split_once('=') {
-                // Every script of a process runs in its one interpreter.
-                Some(("application-group", v)) if !v.is_empty() => {}
-                _ => return Err("Invalid option to WSGI auth script definition.".into()),
-            }
-        }
+        let group = script_group_option(options, "auth script")?;
         let path = CString::new(script.as_str()).map_err(|_| "a NUL in the script path")?;
         let copy = ffi::apr_pstrdup((*cmd).pool, path.as_ptr());
+        let group = pool_string(cmd, group.as_deref())?;
         let name = CStr::from_ptr((*(*cmd).cmd).name).to_bytes();
         let conf = &mut *dir.cast::<DirConf>();
         match name {
-            b"WSGIAuthGroupScript" => conf.auth_group_script = copy,
-            b"WSGIAccessScript" => conf.access_script = copy,
-            _ => conf.auth_user_script = copy,
+            b"WSGIAuthGroupScript" => (conf.auth_group_script, conf.auth_group_group) = (copy, group),
+            b"WSGIAccessScript" => (conf.access_script, conf.access_group) = (copy, group),
+            _ => (conf.auth_user_script, conf.auth_user_group) = (copy, group),
         }
         Ok(())
     }
 );
+
+/// The options of an auth or dispatch script: `application-group=` only,
+/// as mod_wsgi.
+fn script_group_option(options: &[String], what: &str) -> Result<Option<String>, String> {
+    let mut group = None;
+    for o in options {
+        match o.split_once('=') {
+            Some(("application-group", v)) if !v.is_empty() => group = Some(v.to_string()),
+            Some(("application-group", _)) => {
+                return Err("Invalid name for WSGI application group.".into());
+            }
+            _ => return Err(format!("Invalid option to WSGI {what} definition.")),
+        }
+    }
+    Ok(group)
+}
+
+/// `text` copied into the configuration pool (null for `None`).
+///
+/// # Safety
+/// `cmd` is the live cmd_parms of the directive being read.
+unsafe fn pool_string(cmd: *mut cmd_parms, text: Option<&str>) -> Result<*const c_char, String> {
+    let Some(text) = text else {
+        return Ok(std::ptr::null());
+    };
+    let c = CString::new(text).map_err(|_| "a NUL in the value")?;
+    // SAFETY: copying into the live configuration pool (the contract).
+    Ok(unsafe { ffi::apr_pstrdup((*cmd).pool, c.as_ptr()) })
+}
+
+directive1!(
+    /// WSGIDispatchScript SCRIPT [application-group=NAME]: a script whose
+    /// `process_group(environ)`, `application_group(environ)` and
+    /// `callable_object(environ)` choose, per request, where it runs.
+    oxwsgi_cmd_dispatch_script(cmd, dir, raw, line) {
+        let words = values::split_words(&line)?;
+        let (script, options) = words
+            .split_first()
+            .ok_or("Location of dispatch script not supplied.")?;
+        if !script.starts_with('/') {
+            return Err(format!("{script}: the dispatch script's absolute path is needed"));
+        }
+        let group = script_group_option(options, "dispatch script")?;
+        let conf = &mut *dir.cast::<DirConf>();
+        conf.dispatch_script = pool_string(cmd, Some(script))?;
+        conf.dispatch_group = pool_string(cmd, group.as_deref())?;
+        Ok(())
+    }
+);
+
+directive1!(
+    /// WSGIRestrictProcess GROUP...: the only process groups (`%{GLOBAL}`:
+    /// Apache's children) that may serve here, whoever chooses them
+    /// (WSGIProcessGroup, an alias, a dispatch script).
+    oxwsgi_cmd_restrict_process(cmd, dir, raw, line) {
+        let words = values::split_words(&line)?;
+        (*dir.cast::<DirConf>()).restrict_process = pool_string(cmd, Some(&words.join(" ")))?;
+        Ok(())
+    }
+);
+
+directive1!(
+    /// WSGIMapHEADToGET Off|On|Auto.
+    oxwsgi_cmd_map_head_to_get(cmd, dir, raw, v) {
+        (*dir.cast::<DirConf>()).map_head_to_get = match v.to_ascii_lowercase().as_str() {
+            "off" => 0,
+            "on" => 1,
+            "auto" => 2,
+            _ => return Err("WSGIMapHEADToGET must be one of: Off | On | Auto".into()),
+        };
+        Ok(())
+    }
+);
+
+directive1!(
+    /// WSGIHandlerScript NAME SCRIPT [process-group=G]
+    /// [application-group=A] [pass-authorization=On|Off].
+    oxwsgi_cmd_handler_script(cmd, dir, raw, line) {
+        let words = values::split_words(&line)?;
+        let [name, script, options @ ..] = words.as_slice() else {
+            return Err("a handler name and a script path are needed".into());
+        };
+        if name == HANDLER_OF_SCRIPTS {
+            return Err(format!("{name} is the handler of WSGI scripts themselves"));
+        }
+        AppSpec::parse(script, Some("handle_request"))?;
+        let inline = Inline::parse(options)?;
+        if inline.callable.is_some() {
+            return Err("Invalid option to WSGI handler script definition.".into());
+        }
+        let index = {
+            let mut at = 0;
+            update(|c| {
+                at = c.handler_scripts.len();
+                c.handler_scripts.push(HandlerScript {
+                    name: name.clone(),
+                    script: script.clone(),
+                    inline,
+                });
+                Ok(())
+            })?;
+            at
+        };
+        let conf = &mut *dir.cast::<DirConf>();
+        let mut list = index.to_string();
+        if let Some(old) = dir_text(conf.handler_scripts) {
+            list = format!("{list} {old}");
+        }
+        conf.handler_scripts = pool_string(cmd, Some(&list))?;
+        Ok(())
+    }
+);
+
+/// The handler name of WSGI scripts (`SetHandler wsgi-script`).
+pub const HANDLER_OF_SCRIPTS: &str = "wsgi-script";
+
+/// A DirConf string, when set.
+///
+/// # Safety
+/// `p` is null or a C string of the configuration pool.
+unsafe fn dir_text<'a>(p: *const c_char) -> Option<&'a str> {
+    // SAFETY: p is null or a live C string (the contract).
+    (!p.is_null())
+        .then(|| unsafe { CStr::from_ptr(p) }.to_str().ok())
+        .flatten()
+}
 
 directive1!(
     /// The WSGIPython* interpreter settings and the WSGIRestrict* switches,
@@ -760,6 +895,21 @@ pub struct DirConf {
     auth_group_script: *const c_char,
     /// WSGIAccessScript, or null.
     access_script: *const c_char,
+    /// Their `application-group=` (null: the main interpreter).
+    auth_user_group: *const c_char,
+    auth_group_group: *const c_char,
+    access_group: *const c_char,
+    /// WSGIDispatchScript and its `application-group=`, or null.
+    dispatch_script: *const c_char,
+    dispatch_group: *const c_char,
+    /// WSGIRestrictProcess: the process groups that may serve here,
+    /// space-separated (`%{GLOBAL}` for Apache's children), or null.
+    restrict_process: *const c_char,
+    /// WSGIMapHEADToGET: -1 when not set at this level, 0 Off, 1 On, 2 Auto.
+    map_head_to_get: i8,
+    /// WSGIHandlerScript: indices into `Config::handler_scripts`, the
+    /// innermost level's first, space-separated, or null.
+    handler_scripts: *const c_char,
 }
 
 /// # Safety
@@ -783,6 +933,14 @@ pub unsafe extern "C" fn create_dir_config(p: *mut ffi::apr_pool_t, _: *mut c_ch
                     auth_user_script: std::ptr::null(),
                     auth_group_script: std::ptr::null(),
                     access_script: std::ptr::null(),
+                    auth_user_group: std::ptr::null(),
+                    auth_group_group: std::ptr::null(),
+                    access_group: std::ptr::null(),
+                    dispatch_script: std::ptr::null(),
+                    dispatch_group: std::ptr::null(),
+                    restrict_process: std::ptr::null(),
+                    map_head_to_get: -1,
+                    handler_scripts: std::ptr::null(),
                 },
             )
         }
@@ -819,6 +977,45 @@ pub unsafe extern "C" fn merge_dir_config(
                     auth_user_script: inner(add.auth_user_script, base.auth_user_script),
                     auth_group_script: inner(add.auth_group_script, base.auth_group_script),
                     access_script: inner(add.access_script, base.access_script),
+                    // A script and its group go together.
+                    auth_user_group: if add.auth_user_script.is_null() {
+                        base.auth_user_group
+                    } else {
+                        add.auth_user_group
+                    },
+                    auth_group_group: if add.auth_group_script.is_null() {
+                        base.auth_group_group
+                    } else {
+                        add.auth_group_group
+                    },
+                    access_group: if add.access_script.is_null() {
+                        base.access_group
+                    } else {
+                        add.access_group
+                    },
+                    dispatch_script: inner(add.dispatch_script, base.dispatch_script),
+                    dispatch_group: if add.dispatch_script.is_null() {
+                        base.dispatch_group
+                    } else {
+                        add.dispatch_group
+                    },
+                    restrict_process: inner(add.restrict_process, base.restrict_process),
+                    map_head_to_get: flag(add.map_head_to_get, base.map_head_to_get),
+                    // mod_wsgi overlays the names: the inner level's win.
+                    handler_scripts: match (
+                        add.handler_scripts.is_null(),
+                        base.handler_scripts.is_null(),
+                    ) {
+                        (true, _) => base.handler_scripts,
+                        (false, true) => add.handler_scripts,
+                        (false, false) => ffi::apr_pstrcat(
+                            p,
+                            add.handler_scripts,
+                            c" ".as_ptr(),
+                            base.handler_scripts,
+                            std::ptr::null::<c_char>(),
+                        ),
+                    },
                 },
             )
         }
@@ -862,19 +1059,109 @@ pub unsafe fn pass_authorization(r: *const ffi::request_rec) -> bool {
     unsafe { dir_conf(r) }.is_some_and(|c| c.pass_authorization == 1)
 }
 
-/// The auth script of `kind` in force for a request.
+/// The auth script of `kind` in force for a request, and the application
+/// group it runs in there.
 ///
 /// # Safety
 /// `r` is a live request of a server that loaded this module.
-pub unsafe fn auth_script<'r>(r: *const ffi::request_rec, kind: AuthScript) -> Option<&'r str> {
+pub unsafe fn auth_script<'r>(
+    r: *const ffi::request_rec,
+    kind: AuthScript,
+) -> Option<(&'r str, String)> {
     // SAFETY: as dir_string's contract, which is this function's.
     unsafe {
-        match kind {
-            AuthScript::User => dir_string(r, |c| c.auth_user_script),
-            AuthScript::Group => dir_string(r, |c| c.auth_group_script),
-            AuthScript::Access => dir_string(r, |c| c.access_script),
+        let (script, group) = match kind {
+            AuthScript::User => (
+                dir_string(r, |c| c.auth_user_script),
+                dir_string(r, |c| c.auth_user_group),
+            ),
+            AuthScript::Group => (
+                dir_string(r, |c| c.auth_group_script),
+                dir_string(r, |c| c.auth_group_group),
+            ),
+            AuthScript::Access => (
+                dir_string(r, |c| c.access_script),
+                dir_string(r, |c| c.access_group),
+            ),
+        };
+        Some((script?, script_group_of(r, group)))
+    }
+}
+
+/// The WSGIDispatchScript in force for a request, and the application
+/// group it runs in there.
+///
+/// # Safety
+/// `r` is a live request of a server that loaded this module.
+pub unsafe fn dispatch_script<'r>(r: *const ffi::request_rec) -> Option<(&'r str, String)> {
+    // SAFETY: as dir_string's contract, which is this function's.
+    unsafe {
+        let script = dir_string(r, |c| c.dispatch_script)?;
+        Some((
+            script,
+            script_group_of(r, dir_string(r, |c| c.dispatch_group)),
+        ))
+    }
+}
+
+/// Whether WSGIRestrictProcess lets process group `group` (`None`:
+/// Apache's children) serve request `r`.
+///
+/// # Safety
+/// `r` is a live request of a server that loaded this module.
+pub unsafe fn process_allowed(r: *const ffi::request_rec, group: Option<&str>) -> bool {
+    // SAFETY: as dir_string's contract, which is this function's.
+    let Some(allowed) = (unsafe { dir_string(r, |c| c.restrict_process) }) else {
+        return true;
+    };
+    let group = group.unwrap_or("%{GLOBAL}");
+    allowed.split_whitespace().any(|g| g == group)
+}
+
+/// Whether request `r`'s app sees `GET` for its `HEAD` (WSGIMapHEADToGET:
+/// On, or Auto when an output filter that may change the body is in the
+/// way, as mod_wsgi decides it). Unset, it is Off: mod_wsgi documents Auto
+/// as its default, but its server configuration starts zeroed, so without
+/// the directive its apps see HEAD (Debian's 4.9.4 and 5.0.2, side by side
+/// in the tests); apps moved from it keep seeing what they saw.
+///
+/// # Safety
+/// `r` is a live request of a server that loaded this module.
+pub unsafe fn head_as_get(r: *const ffi::request_rec) -> bool {
+    // SAFETY: r is live (the contract); its output filter chain is
+    // Apache's, its first filter's record static.
+    unsafe {
+        if (*r).header_only == 0 || (*r).method_number != ffi::M_GET as std::ffi::c_int {
+            return false;
+        }
+        match dir_conf(r).map_or(0, |c| c.map_head_to_get) {
+            1 => true,
+            2 => {
+                let first = (*r).output_filters;
+                !first.is_null()
+                    && !(*first).frec.is_null()
+                    && (*(*first).frec).ftype < ffi::ap_filter_type_AP_FTYPE_PROTOCOL
+            }
+            _ => false,
         }
     }
+}
+
+/// The WSGIHandlerScript named `handler` in force for request `r`.
+///
+/// # Safety
+/// `r` is a live request of a server that loaded this module.
+pub unsafe fn handler_script<'c>(
+    r: *const ffi::request_rec,
+    c: &'c Config,
+    handler: &str,
+) -> Option<&'c HandlerScript> {
+    // SAFETY: as dir_string's contract, which is this function's.
+    let indices = unsafe { dir_string(r, |c| c.handler_scripts) }?;
+    indices
+        .split_whitespace()
+        .filter_map(|i| c.handler_scripts.get(i.parse::<usize>().ok()?))
+        .find(|h| h.name == handler)
 }
 
 /// Which of a directory's auth scripts.
@@ -1094,63 +1381,118 @@ pub fn expand_application_group(
     }
 }
 
-/// The application group request `r` runs in: the alias's
-/// `application-group=`, else the WSGIApplicationGroup in force, else
-/// `%{RESOURCE}`; `mount` is its SCRIPT_NAME.
+/// The application group an auth or dispatch script runs in (mod_wsgi's
+/// rules for them): the main interpreter unless named; `%{SERVER}` and
+/// `%{HOST}` expand, other names are taken as written.
+pub fn expand_script_group(raw: Option<&str>, facts: &GroupFacts<'_>) -> String {
+    match raw {
+        None | Some("%{GLOBAL}") => String::new(),
+        Some(r @ ("%{SERVER}" | "%{HOST}")) => expand_application_group(Some(r), facts, &|_| None),
+        Some(r) => r.to_string(),
+    }
+}
+
+/// The application group configured for request `r`: the alias's
+/// `application-group=`, else the WSGIApplicationGroup in force (`None`:
+/// `%{RESOURCE}`).
+///
+/// # Safety
+/// `r` is a live request of a server that loaded this module.
+pub unsafe fn configured_application_group(
+    r: *const ffi::request_rec,
+    inline: Option<&Inline>,
+) -> Option<&str> {
+    match inline.and_then(|i| i.application_group.as_deref()) {
+        Some(own) => Some(own),
+        // SAFETY: as dir_string's contract, which is this function's.
+        None => unsafe { dir_string(r, |c| c.application_group) },
+    }
+}
+
+/// The application group `raw` (`None`: `%{RESOURCE}`) names for request
+/// `r`; `mount` is its SCRIPT_NAME.
 ///
 /// # Safety
 /// `r` is a live request of a server that loaded this module.
 pub unsafe fn application_group_of(
     r: *const ffi::request_rec,
-    inline: Option<&Inline>,
+    raw: Option<&str>,
     mount: &str,
     lower_case: bool,
 ) -> String {
-    // SAFETY: r is live (the contract); its server, hostname and tables
-    // are Apache's for the request's life, and every string read here is
-    // copied before the function returns.
-    unsafe {
-        let raw = match inline.and_then(|i| i.application_group.as_deref()) {
-            Some(own) => Some(own),
-            None => dir_string(r, |c| c.application_group),
-        };
-        if let Some(fixed) = raw.and_then(fixed_application_group) {
-            return fixed;
-        }
-        let text = |p: *const c_char| {
-            if p.is_null() {
-                String::new()
-            } else {
-                CStr::from_ptr(p).to_string_lossy().into_owned()
-            }
-        };
-        let server_name = text((*(*r).server).server_hostname);
-        let host = text((*r).hostname);
-        let lowered;
-        let script_name = if lower_case {
-            lowered = mount.to_lowercase();
-            &lowered
-        } else {
-            mount
-        };
-        let facts = GroupFacts {
-            server_name: &server_name,
-            port: ffi::ap_get_server_port(r),
-            host: &host,
-            script_name,
-        };
-        let env = |var: &str| -> Option<String> {
-            let name = CString::new(var).ok()?;
-            for table in [(*r).notes, (*r).subprocess_env] {
-                let v = ffi::apr_table_get(table, name.as_ptr());
-                if !v.is_null() {
-                    return Some(CStr::from_ptr(v).to_string_lossy().into_owned());
-                }
-            }
-            std::env::var(var).ok()
-        };
-        expand_application_group(raw, &facts, &env)
+    if let Some(fixed) = raw.and_then(fixed_application_group) {
+        return fixed;
     }
+    let lowered;
+    let script_name = if lower_case {
+        lowered = mount.to_lowercase();
+        &lowered
+    } else {
+        mount
+    };
+    // SAFETY: r is live (the contract); its tables are Apache's for the
+    // request's life, and every string read is copied before returning.
+    unsafe {
+        with_facts(r, script_name, |facts| {
+            let env = |var: &str| -> Option<String> {
+                let name = CString::new(var).ok()?;
+                for table in [(*r).notes, (*r).subprocess_env] {
+                    let v = ffi::apr_table_get(table, name.as_ptr());
+                    if !v.is_null() {
+                        return Some(CStr::from_ptr(v).to_string_lossy().into_owned());
+                    }
+                }
+                std::env::var(var).ok()
+            };
+            expand_application_group(raw, facts, &env)
+        })
+    }
+}
+
+/// The application group an auth or dispatch script configured as `raw`
+/// runs in for request `r`.
+///
+/// # Safety
+/// `r` is a live request.
+pub unsafe fn script_group_of(r: *const ffi::request_rec, raw: Option<&str>) -> String {
+    match raw {
+        None => String::new(),
+        // SAFETY: r is live (the contract).
+        Some(_) => unsafe { with_facts(r, "", |facts| expand_script_group(raw, facts)) },
+    }
+}
+
+/// Calls `f` with request `r`'s facts for group names.
+///
+/// # Safety
+/// `r` is a live request.
+unsafe fn with_facts<T>(
+    r: *const ffi::request_rec,
+    script_name: &str,
+    f: impl FnOnce(&GroupFacts<'_>) -> T,
+) -> T {
+    let text = |p: *const c_char| {
+        if p.is_null() {
+            String::new()
+        } else {
+            // SAFETY: a non-null string of the live request (the contract).
+            unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+        }
+    };
+    // SAFETY: r and its server are live (the contract).
+    let (server_name, host, port) = unsafe {
+        (
+            text((*(*r).server).server_hostname),
+            text((*r).hostname),
+            ffi::ap_get_server_port(r),
+        )
+    };
+    f(&GroupFacts {
+        server_name: &server_name,
+        port,
+        host: &host,
+        script_name,
+    })
 }
 
 directive1!(
@@ -1399,6 +1741,25 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn script_groups_expand_as_mod_wsgi_expands_them() {
+        let facts = GroupFacts {
+            server_name: "www.example.com",
+            port: 443,
+            host: "alias.example.com",
+            script_name: "/app",
+        };
+        let x = |raw: Option<&str>| expand_script_group(raw, &facts);
+        // Auth and dispatch scripts run in the main interpreter unless
+        // told; only %{SERVER} and %{HOST} expand, as in mod_wsgi.
+        assert_eq!(x(None), "");
+        assert_eq!(x(Some("%{GLOBAL}")), "");
+        assert_eq!(x(Some("%{SERVER}")), "www.example.com");
+        assert_eq!(x(Some("%{HOST}")), "alias.example.com");
+        assert_eq!(x(Some("%{RESOURCE}")), "%{RESOURCE}");
+        assert_eq!(x(Some("auth")), "auth");
+    }
 
     #[test]
     fn application_groups_expand_as_mod_wsgi() {

@@ -428,7 +428,7 @@ pub unsafe fn serve(
     group: &str,
     app: &App,
     c: &Config,
-    inline: Option<&conf::Inline>,
+    route: &crate::Route<'_>,
 ) -> c_int {
     // A group defined in a virtual host serves that host only (a tenant
     // elsewhere must not run its scripts in another site's daemons).
@@ -456,7 +456,7 @@ pub unsafe fn serve(
     // contract), used by this thread (and its writer) only.
     unsafe {
         let writer = crate::writer::WriteBehind::for_request(r);
-        let mut req = match crate::request::from_request_rec(r, &writer, Some(group), inline, app) {
+        let mut req = match crate::request::from_request_rec(r, &writer, Some(group), route, app) {
             Ok(q) => q,
             Err(status) => return status,
         };

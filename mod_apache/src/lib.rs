@@ -478,35 +478,57 @@ fn import_app(c: &conf::Config, import: &conf::Import) -> Option<std::sync::Arc<
     Some(std::sync::Arc::new(oxwsgi_core::App::new(options)))
 }
 
-/// The app of a request: its WSGIScriptAlias, or the script Apache mapped
-/// the URL to (SCRIPT_NAME is the URL up to the script).
+/// How a request reaches its app: the options of its alias or handler
+/// script, and what a dispatch script chose over them.
+#[derive(Default)]
+pub(crate) struct Route<'c> {
+    /// The alias's (or alias match's) options, or the handler script's.
+    pub inline: Option<&'c conf::Inline>,
+    /// The WSGIHandlerScript serving the request (`None`: a WSGI script).
+    pub handler: Option<&'c conf::HandlerScript>,
+    /// The WSGIDispatchScript's answers.
+    pub dispatched: oxwsgi_core::auth_script::Dispatch,
+}
+
+/// The callable handler scripts are called by (mod_wsgi's).
+const HANDLER_CALLABLE: &str = "handle_request";
+
+/// The app of a request: its WSGIScriptAlias, the handler script serving
+/// it, or the script Apache mapped the URL to (SCRIPT_NAME is the URL up
+/// to the script).
 ///
 /// # Safety
 /// `r` is the live request of the handler.
 unsafe fn app_of(
     r: *mut request_rec,
     c: &conf::Config,
+    route: &Route<'_>,
 ) -> Option<std::sync::Arc<oxwsgi_core::App>> {
     // SAFETY: r is the live request of the handler (app_of's contract);
     // notes, filename, uri and path_info
     // are C strings (or null).
     unsafe {
-        let inline = inline_of(r, c);
-        // An alias's own callable-object= wins over the directory's.
-        let callable = match inline.and_then(|i| i.callable.as_deref()) {
-            Some(own) => Some(own),
-            None => conf::callable_of(r),
+        let inline = route.inline;
+        // A dispatch script's choice, then a handler script's callable, then
+        // an alias's own callable-object=, then the directory's.
+        let callable = match (&route.dispatched.callable_object, route.handler) {
+            (Some(chosen), _) => Some(chosen.as_str()),
+            (None, Some(_)) => Some(HANDLER_CALLABLE),
+            (None, None) => match inline.and_then(|i| i.callable.as_deref()) {
+                Some(own) => Some(own),
+                None => conf::callable_of(r),
+            },
         };
-        if let Some(index) = note_index(r, c"oxwsgi-alias") {
+        let raw_group = match &route.dispatched.application_group {
+            Some(chosen) => Some(chosen.as_str()),
+            None => conf::configured_application_group(r, inline),
+        };
+        if let Some(index) = note_index(r, c"oxwsgi-alias").filter(|_| route.handler.is_none()) {
             let alias = c.aliases.get(index)?;
             let app = alias.app.clone()?;
-            let group = conf::application_group_of(
-                r,
-                inline,
-                app.options().mount.as_str(),
-                c.case_insensitive,
-            );
             let own = app.options();
+            let group =
+                conf::application_group_of(r, raw_group, own.mount.as_str(), c.case_insensitive);
             return if callable.is_some_and(|name| name != own.spec.callable)
                 || group != own.application_group
             {
@@ -515,20 +537,51 @@ unsafe fn app_of(
                 Some(app)
             };
         }
-        let script = CStr::from_ptr((*r).filename.cast_const().as_ref()?)
-            .to_str()
-            .ok()?;
+        let script = match route.handler {
+            Some(h) => h.script.as_str(),
+            None => CStr::from_ptr((*r).filename.cast_const().as_ref()?)
+                .to_str()
+                .ok()?,
+        };
         let note = ffi::apr_table_get((*r).notes, c"oxwsgi-mount".as_ptr());
-        let mount = if !note.is_null() {
+        let mount = if !note.is_null() && route.handler.is_none() {
             String::from_utf8_lossy(cstr_bytes(note)).into_owned()
         } else {
             let uri = cstr_bytes((*r).uri);
             let extra = cstr_bytes((*r).path_info);
             String::from_utf8_lossy(&uri[..uri.len() - extra.len().min(uri.len())]).into_owned()
         };
-        let group = conf::application_group_of(r, inline, &mount, c.case_insensitive);
+        let group = conf::application_group_of(r, raw_group, &mount, c.case_insensitive);
         script_app(c, script, &mount, callable, &group)
     }
+}
+
+/// Asks the WSGIDispatchScript in force, if any, where request `r` runs;
+/// `Err` is the status to answer when it failed (logged).
+///
+/// # Safety
+/// `r` is the live request of the handler.
+unsafe fn dispatch(r: *mut request_rec) -> Result<oxwsgi_core::auth_script::Dispatch, c_int> {
+    // SAFETY: r is live (the contract).
+    let Some((script, group)) = (unsafe { conf::dispatch_script(r) }) else {
+        return Ok(Default::default());
+    };
+    if !python_running() {
+        log::error!(
+            target: "oxwsgi",
+            "WSGIDispatchScript {script}: Python does not run in Apache's children \
+             (WSGIRestrictEmbedded On?)"
+        );
+        return Err(ffi::HTTP_INTERNAL_SERVER_ERROR as c_int);
+    }
+    // SAFETY: r is live, on its handler's thread (the contract).
+    let vars = unsafe { auth::vars(r) };
+    oxwsgi_core::auth_script::dispatch(&oxwsgi_core::auth_script::Asked {
+        script: std::path::Path::new(script),
+        group: &group,
+        vars: &vars,
+    })
+    .ok_or(ffi::HTTP_INTERNAL_SERVER_ERROR as c_int)
 }
 
 /// A number translate_name left in the request's notes.
@@ -576,9 +629,16 @@ unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
                 if name == status::HANDLER_NAME {
                     return status::respond(r);
                 }
-                if name != HANDLER_NAME {
-                    return ffi::DECLINED as c_int;
-                }
+                let c = conf::get();
+                let handler = if name == HANDLER_NAME {
+                    None
+                } else {
+                    // A handler name a WSGIHandlerScript in force defines.
+                    match conf::handler_script(r, &c, &name.to_string_lossy()) {
+                        Some(h) => Some(h),
+                        None => return ffi::DECLINED as c_int,
+                    }
+                };
                 let proto = (*r).proto_num.max(0) as u32;
                 let multiplexed = !(*(*r).connection).master.is_null();
                 if !oxwsgi_core::request::version_supported(proto / 1000, proto % 1000, multiplexed)
@@ -589,12 +649,15 @@ unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
                     (*(*r).connection).keepalive = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE;
                     return ffi::HTTP_VERSION_NOT_SUPPORTED as c_int;
                 }
-                let c = conf::get();
-                let inline = inline_of(r, &c);
+                let inline = match handler {
+                    Some(h) => Some(&h.inline),
+                    None => inline_of(r, &c),
+                };
                 // A script mapped by a handler (SetHandler, AddHandler: a
                 // tenant's .htaccess can) runs only where the server's
                 // configuration allows scripts, as with mod_wsgi; an alias
-                // is the configuration's own word.
+                // is the configuration's own word, and so is a handler
+                // script (only the server's configuration defines one).
                 if inline.is_none() && ffi::ap_allow_options(r) & ffi::OPT_EXECCGI as c_int == 0 {
                     log::error!(
                         target: "oxwsgi",
@@ -603,26 +666,48 @@ unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
                     );
                     return ffi::HTTP_FORBIDDEN as c_int;
                 }
-                // An alias's process-group= wins over WSGIProcessGroup.
-                let group = match inline.and_then(|i| i.group()) {
-                    Some(inline) => inline.and_then(|g| conf::resolve_group(r, g)),
-                    None => conf::process_group_of(r),
+                let route = Route {
+                    inline,
+                    handler,
+                    dispatched: match dispatch(r) {
+                        Ok(d) => d,
+                        Err(status) => return status,
+                    },
                 };
+                // A dispatch script's choice wins, then an alias's
+                // process-group=, then WSGIProcessGroup.
+                let group = match (
+                    &route.dispatched.process_group,
+                    inline.and_then(|i| i.group()),
+                ) {
+                    (Some(chosen), _) => conf::resolve_group(r, chosen),
+                    (None, Some(inline)) => inline.and_then(|g| conf::resolve_group(r, g)),
+                    (None, None) => conf::process_group_of(r),
+                };
+                if !conf::process_allowed(r, group) {
+                    log::error!(
+                        target: "oxwsgi",
+                        "Daemon process called '{}' cannot be accessed by this WSGI application \
+                         as not a member of allowed groups (WSGIRestrictProcess)",
+                        group.unwrap_or("")
+                    );
+                    return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
+                }
                 if let Some(group) = group {
-                    let Some(app) = app_of(r, &c) else {
+                    let Some(app) = app_of(r, &c, &route) else {
                         return ffi::HTTP_NOT_FOUND as c_int;
                     };
-                    return daemon::serve(r, group, &app, &c, inline);
+                    return daemon::serve(r, group, &app, &c, &route);
                 }
                 if PYTHON_STARTED.get() != Some(&true) {
                     log::error!(target: "oxwsgi", "Python is not running in this child (see the error log)");
                     return ffi::HTTP_SERVICE_UNAVAILABLE as c_int;
                 }
-                let Some(app) = app_of(r, &c) else {
+                let Some(app) = app_of(r, &c, &route) else {
                     return ffi::HTTP_NOT_FOUND as c_int;
                 };
                 let writer = writer::WriteBehind::for_request(r);
-                let mut req = match request::from_request_rec(r, &writer, None, inline, &app) {
+                let mut req = match request::from_request_rec(r, &writer, None, &route, &app) {
                     Ok(q) => q,
                     Err(status) => return status,
                 };

@@ -13,8 +13,8 @@ use crate::writer::WriteBehind;
 /// The request as the core sees it: its parts copied out of the
 /// request_rec, its body read through Apache's input filters. An `Err` is
 /// the status Apache should answer with (411 for an unwanted chunked body).
-/// `inline`: the options of the alias serving it (its
-/// `pass-authorization=`).
+/// `route`: how it reached its app (the alias's or handler script's
+/// `pass-authorization=`, the handler script's target file).
 ///
 /// # Safety
 /// `r` is the live request of the calling thread's handler.
@@ -22,7 +22,7 @@ pub unsafe fn from_request_rec(
     r: *mut request_rec,
     writer: &Arc<WriteBehind>,
     process_group: Option<&str>,
-    inline: Option<&crate::conf::Inline>,
+    route: &crate::Route<'_>,
     app: &oxwsgi_core::App,
 ) -> Result<OwnedRequest, i32> {
     // SAFETY: r is the live request of this thread's handler
@@ -38,7 +38,8 @@ pub unsafe fn from_request_rec(
         }
         let mut headers = Vec::new();
         // The alias's pass-authorization=, else WSGIPassAuthorization.
-        let pass_authorization = inline
+        let pass_authorization = route
+            .inline
             .and_then(|i| i.pass_authorization)
             .unwrap_or_else(|| crate::conf::pass_authorization(r));
         for (k, v) in table((*r).headers_in) {
@@ -67,6 +68,13 @@ pub unsafe fn from_request_rec(
             b"mod_wsgi.application_group".to_vec(),
             app.options().application_group.as_bytes().to_vec(),
         ));
+        if route.handler.is_some() {
+            // A handler script serves the file asked for.
+            extra.push((
+                b"SCRIPT_FILENAME".to_vec(),
+                cstr_bytes((*r).filename).to_vec(),
+            ));
+        }
         if !(*r).user.is_null() {
             extra.push((b"REMOTE_USER".to_vec(), cstr_bytes((*r).user).to_vec()));
         }
@@ -93,8 +101,14 @@ pub unsafe fn from_request_rec(
         } else {
             (*(*r).useragent_addr).port
         };
+        // WSGIMapHEADToGET.
+        let method = if crate::conf::head_as_get(r) {
+            b"GET".to_vec()
+        } else {
+            cstr_bytes((*r).method).to_vec()
+        };
         let mut req = OwnedRequest {
-            method: cstr_bytes((*r).method).to_vec(),
+            method,
             uri: cstr_bytes((*r).unparsed_uri).to_vec(),
             path: cstr_bytes((*r).uri).to_vec(),
             query: cstr_bytes((*r).args).to_vec(),

@@ -27,6 +27,10 @@ extern const char *oxwsgi_cmd_process_group(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_socket_prefix(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_python_setting(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_auth_script(cmd_parms *, void *, const char *);
+extern const char *oxwsgi_cmd_dispatch_script(cmd_parms *, void *, const char *);
+extern const char *oxwsgi_cmd_restrict_process(cmd_parms *, void *, const char *);
+extern const char *oxwsgi_cmd_map_head_to_get(cmd_parms *, void *, const char *);
+extern const char *oxwsgi_cmd_handler_script(cmd_parms *, void *, const char *);
 extern int oxwsgi_check_password(request_rec *r, const char *user, const char *password);
 extern int oxwsgi_check_group(request_rec *r, const char *require_args);
 extern int oxwsgi_get_realm_hash(request_rec *r, const char *user, const char *realm,
@@ -90,6 +94,20 @@ const command_rec oxwsgi_cmds[] = {
                      "the script whose groups_for_user() Require wsgi-group asks"),
     AP_INIT_RAW_ARGS("WSGIAccessScript", oxwsgi_cmd_auth_script, NULL, OR_AUTHCFG,
                      "the script whose allow_access() lets a client in, or not"),
+    AP_INIT_RAW_ARGS("WSGIDispatchScript", oxwsgi_cmd_dispatch_script, NULL,
+                     ACCESS_CONF | RSRC_CONF,
+                     "a script whose process_group(), application_group() and "
+                     "callable_object() choose where each request runs"),
+    AP_INIT_RAW_ARGS("WSGIRestrictProcess", oxwsgi_cmd_restrict_process, NULL,
+                     ACCESS_CONF | RSRC_CONF,
+                     "the process groups (%{GLOBAL}: Apache's children) that may serve here"),
+    AP_INIT_TAKE1("WSGIMapHEADToGET", oxwsgi_cmd_map_head_to_get, NULL, OR_FILEINFO,
+                  "Off | On | Auto: whether apps see GET for HEAD (Auto: when an output "
+                  "filter may change the body)"),
+    AP_INIT_RAW_ARGS("WSGIHandlerScript", oxwsgi_cmd_handler_script, NULL,
+                     ACCESS_CONF | RSRC_CONF,
+                     "NAME SCRIPT [options]: the Apache handler NAME served by SCRIPT's "
+                     "handle_request"),
     AP_INIT_FLAG("WSGIGroupAuthoritative", oxwsgi_cmd_flag, NULL, OR_AUTHCFG,
                  "accepted, as mod_wsgi does under Apache 2.4, where Require decides"),
     AP_INIT_FLAG("WSGIEnableSendfile", oxwsgi_cmd_flag, NULL, OR_FILEINFO,

@@ -10,6 +10,11 @@ GROUPS = {"ann": ["staff"], "bob": ["guests"]}
 def check_password(environ, user, password):
     if environ.get("REQUEST_URI", "").endswith("/boom"):
         raise RuntimeError("the user database is down")
+    if user == "where":
+        # With application-group=%{SERVER}, the script runs in that
+        # interpreter and its environ names it.
+        group = environ["mod_wsgi.application_group"]
+        return group == "%s:%s" % (environ["SERVER_NAME"], environ["SERVER_PORT"])
     if user not in USERS:
         return None
     return USERS[user] == password

@@ -676,7 +676,8 @@ fn an_aliases_pass_authorization_option_applies_to_it_alone() {
 /// Django's "authentication with Apache" recipe): `AuthBasicProvider wsgi`
 /// asks the WSGIAuthUserScript's check_password(), `Require wsgi-group` the
 /// WSGIAuthGroupScript's groups_for_user(); an exception in the script is
-/// logged and denies. The same answers under both modules, side by side.
+/// logged and denies; with `application-group=` the script runs in that
+/// interpreter. The same answers under both modules, side by side.
 #[test]
 fn the_auth_providers_ask_the_auth_scripts() {
     let modules = "/usr/lib/apache2/modules";
@@ -689,7 +690,10 @@ fn the_auth_providers_ask_the_auth_scripts() {
          <Location /members>\nAuthType Basic\nAuthName members\nAuthBasicProvider wsgi\n\
          WSGIAuthUserScript {auth}\nRequire valid-user\n</Location>\n\
          <Location /staff>\nAuthType Basic\nAuthName staff\nAuthBasicProvider wsgi\n\
-         WSGIAuthUserScript {auth}\nWSGIAuthGroupScript {auth}\nRequire wsgi-group staff\n</Location>",
+         WSGIAuthUserScript {auth}\nWSGIAuthGroupScript {auth}\nRequire wsgi-group staff\n</Location>\n\
+         WSGIScriptAlias /grouped {cases}\n\
+         <Location /grouped>\nAuthType Basic\nAuthName grouped\nAuthBasicProvider wsgi\n\
+         WSGIAuthUserScript {auth} application-group=%{{SERVER}}\nRequire valid-user\n</Location>",
         cases = app("cases.py"),
         auth = app("auth_script.py"),
     );
@@ -711,8 +715,14 @@ fn the_auth_providers_ask_the_auth_scripts() {
             get("/members/boom", Some("ann:pw")),
             get("/staff/pid", Some("ann:pw")),
             get("/staff/pid", Some("bob:pw2")),
+            get("/grouped/pid", Some("where:x")),
+            get("/members/pid", Some("where:x")),
         ];
-        assert_eq!(statuses, [401, 200, 401, 401, 500, 200, 401], "{load}");
+        assert_eq!(
+            statuses,
+            [401, 200, 401, 401, 500, 200, 401, 200, 401],
+            "{load}"
+        );
         let env = Request::get("/members/env")
             .header("Authorization", &format!("Basic {}", base64("ann:pw")))
             .send(a.port)
@@ -1096,4 +1106,177 @@ fn the_remaining_mod_wsgi_directives_are_taken_or_refused_by_name() {
     ] {
         apache::assert_refused(line, reason);
     }
+}
+
+/// WSGIDispatchScript as under mod_wsgi, side by side: its
+/// `process_group(environ)`, `application_group(environ)` and
+/// `callable_object(environ)` choose where each request runs (`None`
+/// leaves the configuration's choice), an exception is logged and answers
+/// 500; WSGIRestrictProcess keeps a location to the groups it lists,
+/// whoever chose the group.
+#[test]
+fn the_dispatch_script_chooses_where_requests_run_as_mod_wsgi() {
+    let routing = app("routing.py");
+    let body = format!(
+        "WSGISocketPrefix wsgi\n\
+         WSGIDaemonProcess d processes=1 threads=2\n\
+         WSGIDaemonProcess e processes=1 threads=2\n\
+         WSGIScriptAlias /app {routing}\n\
+         WSGIDispatchScript {routing}\n\
+         <Location /app/limited>\nWSGIRestrictProcess %{{GLOBAL}} d\n</Location>\n\
+         <Location /app/daemons>\nWSGIProcessGroup e\nWSGIRestrictProcess d e\n</Location>"
+    );
+    let paths = [
+        "/app/x",
+        "/app/x?pg=d",
+        "/app/x?ag=shared",
+        "/app/x?ag=%25%7BSERVER%7D",
+        "/app/x?callable=other",
+        "/app/x?pg=e&ag=%25%7BGLOBAL%7D&callable=other",
+        "/app/x?fail=1",
+        "/app/limited/x",
+        "/app/limited/x?pg=d",
+        "/app/limited/x?pg=e",
+        "/app/daemons/x",
+        "/app/daemons/x?pg=%25%7BGLOBAL%7D",
+    ];
+    let mut answers = Vec::new();
+    for load in apache::both_loads() {
+        let a = Apache::start_with("event", &load, &body);
+        let seen: Vec<String> = paths
+            .iter()
+            .map(|p| {
+                let r = http::get(a.port, p);
+                let text = r.text().replace(&a.port.to_string(), "PORT");
+                format!(
+                    "{} {}",
+                    r.status,
+                    if r.status == 200 { text } else { String::new() }
+                )
+            })
+            .collect();
+        assert!(
+            a.wait_log("the dispatch script failed on purpose"),
+            "{load}: {}",
+            a.error_log()
+        );
+        assert!(
+            a.wait_log(
+                "cannot be accessed by this WSGI application as not a member of allowed groups"
+            ),
+            "{load}: {}",
+            a.error_log()
+        );
+        answers.push((load, seen));
+    }
+    let ours = &answers[0].1;
+    assert_eq!(
+        ours[..2],
+        [
+            "200 application pg= ag=127.0.0.1:PORT|/app method=GET file=routing.py\n",
+            "200 application pg=d ag=127.0.0.1:PORT|/app method=GET file=routing.py\n",
+        ],
+        "{answers:#?}"
+    );
+    assert_eq!(ours[6], "500 ", "{answers:#?}");
+    assert_eq!(ours[9], "500 ", "{answers:#?}");
+    assert_eq!(answers[0].1, answers[1].1, "{answers:#?}");
+}
+
+/// WSGIHandlerScript as under mod_wsgi, side by side: a handler name the
+/// configuration defines (here by SetHandler) is served by the script's
+/// `handle_request`, with SCRIPT_FILENAME the file asked for, in the
+/// groups its options name.
+#[test]
+fn a_handler_script_serves_the_files_of_its_handler_as_mod_wsgi() {
+    let routing = app("routing.py");
+    let pages = repo().join("tests/apps/handled");
+    let body = format!(
+        "WSGISocketPrefix wsgi\n\
+         WSGIDaemonProcess d processes=1 threads=2\n\
+         WSGIHandlerScript show {routing}\n\
+         WSGIHandlerScript show-in-d {routing} process-group=d application-group=pages\n\
+         Alias /files {pages}\n\
+         Alias /daemon {pages}\n\
+         <Location /files>\nSetHandler show\n</Location>\n\
+         <Location /daemon>\nSetHandler show-in-d\n</Location>",
+        pages = pages.display()
+    );
+    let mut answers = Vec::new();
+    for load in apache::both_loads() {
+        let a = Apache::start_with("event", &load, &body);
+        let seen: Vec<String> = ["/files/page.txt", "/daemon/page.txt"]
+            .iter()
+            .map(|p| a.text_of(p).replace(&a.port.to_string(), "PORT"))
+            .collect();
+        answers.push((load, seen));
+    }
+    assert_eq!(
+        answers[0].1,
+        [
+            "handler pg= ag=127.0.0.1:PORT|/files/page.txt method=GET file=page.txt\nthe page itself\n",
+            "handler pg=d ag=pages method=GET file=page.txt\nthe page itself\n",
+        ],
+        "{answers:#?}"
+    );
+    assert_eq!(answers[0].1, answers[1].1, "{answers:#?}");
+    apache::assert_refused(
+        &format!("WSGIHandlerScript show {routing} callable-object=x"),
+        "Invalid option to WSGI handler script definition.",
+    );
+}
+
+/// WSGIMapHEADToGET as under mod_wsgi, side by side: with Auto an app sees
+/// GET for a HEAD only where an output filter that may change the body
+/// runs (here DEFLATE), with On always, with Off never. Unset, mod_wsgi
+/// maps nothing (its documentation says Auto, its code starts at Off), and
+/// neither does oxwsgi.
+#[test]
+fn head_is_mapped_to_get_as_mod_wsgi() {
+    let routing = app("routing.py");
+    let body = format!(
+        "LoadModule deflate_module /usr/lib/apache2/modules/mod_deflate.so\n\
+         LoadModule filter_module /usr/lib/apache2/modules/mod_filter.so\n\
+         WSGIScriptAlias /auto {routing}\n\
+         WSGIScriptAlias /filtered {routing}\n\
+         WSGIScriptAlias /on {routing}\n\
+         WSGIScriptAlias /off {routing}\n\
+         WSGIScriptAlias /auto-plain {routing}\n\
+         WSGIScriptAlias /auto-filtered {routing}\n\
+         <Location /filtered>\nSetOutputFilter DEFLATE\n</Location>\n\
+         <Location /auto-plain>\nWSGIMapHEADToGET Auto\n</Location>\n\
+         <Location /auto-filtered>\nSetOutputFilter DEFLATE\nWSGIMapHEADToGET auto\n</Location>\n\
+         <Location /on>\nWSGIMapHEADToGET On\n</Location>\n\
+         <Location /off>\nSetOutputFilter DEFLATE\nWSGIMapHEADToGET Off\n</Location>"
+    );
+    let mut answers = Vec::new();
+    for load in apache::both_loads() {
+        let a = Apache::start_with("event", &load, &body);
+        let seen: Vec<String> = [
+            "/auto",
+            "/filtered",
+            "/on",
+            "/off",
+            "/auto-plain",
+            "/auto-filtered",
+        ]
+        .iter()
+        .map(|p| {
+            let r = Request::get(p).method("HEAD").send(a.port);
+            assert_eq!(r.status, 200, "{load}: {p}: {}", a.error_log());
+            r.header("X-Method").unwrap_or_default().to_string()
+        })
+        .collect();
+        answers.push((load, seen));
+    }
+    assert_eq!(
+        answers[0].1,
+        ["HEAD", "HEAD", "GET", "HEAD", "HEAD", "GET"],
+        "{answers:#?}"
+    );
+    assert_eq!(answers[0].1, answers[1].1, "{answers:#?}");
+    apache::assert_refused(
+        "WSGIMapHEADToGET sometimes",
+        "WSGIMapHEADToGET must be one of: Off | On | Auto",
+    );
 }
