@@ -404,6 +404,10 @@ pub struct PythonSettings {
     pub warnings: Vec<String>,
     /// What apps may not touch (`WSGIRestrict*`).
     pub restrict: Restrictions,
+    /// `sys.setswitchinterval()` at start (`WSGISwitchInterval`, a group's
+    /// `switch-interval=`); process-wide, as the GIL its interpreters
+    /// share.
+    pub switch_interval: Option<std::time::Duration>,
 }
 
 /// What apps may not touch, as mod_wsgi's `WSGIRestrictStdin`,
@@ -438,6 +442,7 @@ impl Default for PythonSettings {
             hash_seed: None,
             warnings: Vec::new(),
             restrict: Restrictions::default(),
+            switch_interval: None,
         }
     }
 }
@@ -550,6 +555,15 @@ fn setup(py: Python<'_>, config: &InterpreterConfig, group: &str) -> PyResult<()
         );
         crate::environ::warm(py);
         embed::make_runner(py)?;
+        if let Some(interval) = python_settings().switch_interval {
+            py.import("sys")?
+                .call_method1("setswitchinterval", (interval.as_secs_f64(),))?;
+            log::info!(
+                target: "oxwsgi",
+                "the GIL's switch interval is {} s",
+                interval.as_secs_f64()
+            );
+        }
     }
     let sys = py.import("sys")?;
     sys.setattr(

@@ -2,7 +2,7 @@
 //! that run with a time limit. At a request's deadline it has the server
 //! answer for the app (`ResponseSink::timeout_action`: 504, or the response
 //! cut), raises `oxwsgi.RequestTimeout` in the request's thread, and logs
-//! where that thread was. A thread that has not come back `STUCK_GRACE`
+//! where that thread was. A thread that has not come back `stuck_grace()`
 //! later is blocked outside Python (in C: a sleep, a socket read) where no
 //! exception reaches it; the server's stuck handler then recycles the
 //! process's Python side.
@@ -23,8 +23,25 @@ use crate::sink::TimeoutAction;
 use crate::sync::Recover;
 
 /// How long a request's thread may take to come back after its deadline
-/// before it counts as stuck.
+/// before it counts as stuck, unless the process's group says otherwise.
 pub const STUCK_GRACE: Duration = Duration::from_secs(5);
+
+/// The grace in force in this process, in milliseconds.
+static GRACE_MS: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(STUCK_GRACE.as_millis() as u64);
+
+/// How long a request's thread may take to come back after its deadline
+/// before it counts as stuck (mod_wsgi 6's `interrupt-timeout`).
+pub fn stuck_grace() -> Duration {
+    Duration::from_millis(GRACE_MS.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+/// Sets `stuck_grace` for this process (a daemon, from its group's
+/// options).
+pub fn set_stuck_grace(grace: Duration) {
+    let ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX).max(1);
+    GRACE_MS.store(ms, std::sync::atomic::Ordering::Relaxed);
+}
 
 /// What the server does with a stuck thread (recycle), told why.
 pub type StuckHandler = Box<dyn Fn(&str) + Send + Sync>;
@@ -53,7 +70,7 @@ impl Entry {
     fn due(&self) -> Option<Instant> {
         match (self.fired, self.stuck) {
             (false, _) => Some(self.deadline()),
-            (true, false) => Some(self.deadline() + STUCK_GRACE),
+            (true, false) => Some(self.deadline() + stuck_grace()),
             (true, true) => None,
         }
     }
@@ -164,8 +181,8 @@ fn run() {
         }
         for what in stuck {
             let why = format!(
-                "{what}: its thread did not come back {} s after the request timeout (blocked outside Python)",
-                STUCK_GRACE.as_secs()
+                "{what}: its thread did not come back {:?} after the request timeout (blocked outside Python)",
+                stuck_grace()
             );
             match STUCK.get() {
                 Some(handler) => {

@@ -811,6 +811,9 @@ fn python_setting(
                 _ => s.restrict.signal = on,
             }
         }
+        "WSGISwitchInterval" => {
+            s.switch_interval = Some(oxwsgi_core::daemon::options::parse_switch_interval(v)?);
+        }
         _ => s.warnings.push(v.to_string()),
     }
     Ok(())
@@ -831,10 +834,27 @@ directive1!(
                  /etc/apache2/envvars"
                     .into(),
             ),
-            _ => Err(format!(
-                "{name}: oxwsgi does not start the New Relic agent; initialise it in the \
-                 WSGI script (newrelic.agent.initialize)"
-            )),
+            "WSGIFreeThreading" if v.eq_ignore_ascii_case("off") => Ok(()),
+            "WSGIFreeThreading" => Err(
+                "refused: Debian's Python is built with the GIL (free-threading needs a \
+                 python3.13t build, which oxwsgi does not target)"
+                    .into(),
+            ),
+            "WSGIPerInterpreterGIL" if v.eq_ignore_ascii_case("off") => Ok(()),
+            "WSGIPerInterpreterGIL" | "<WSGIInterpreterOptions" => Err(
+                "refused: oxwsgi's application groups share the GIL, as mod_wsgi's do by \
+                 default: every group uses objects the core keeps once per process, which an \
+                 interpreter with a GIL of its own must not touch. For parallel projects, give \
+                 each a process group (WSGIDaemonProcess)"
+                    .into(),
+            ),
+            "WSGITelemetryService" | "WSGITelemetryOptions" | "WSGISlowRequests" => Err(
+                "refused: mod_wsgi 6's telemetry ingester is not supported; oxwsgi reports on \
+                 its status page (SetHandler wsgi-status) and as Prometheus metrics, and logs \
+                 the stack of a request past its request-timeout"
+                    .into(),
+            ),
+            _ => Err(oxwsgi_core::daemon::options::NEW_RELIC_REFUSED.into()),
         }
     }
 );
@@ -888,8 +908,9 @@ pub struct DirConf {
     /// level, else 0 or 1.
     pass_authorization: i8,
     chunked_request: i8,
-    /// WSGIErrorOverride: -1, 0 or 1.
+    /// WSGIErrorOverride, WSGIIgnoreActivity: -1, 0 or 1.
     error_override: i8,
+    ignore_activity: i8,
     /// WSGIAuthUserScript, WSGIAuthGroupScript, or null when not set here.
     auth_user_script: *const c_char,
     auth_group_script: *const c_char,
@@ -930,6 +951,7 @@ pub unsafe extern "C" fn create_dir_config(p: *mut ffi::apr_pool_t, _: *mut c_ch
                     pass_authorization: -1,
                     chunked_request: -1,
                     error_override: -1,
+                    ignore_activity: -1,
                     auth_user_script: std::ptr::null(),
                     auth_group_script: std::ptr::null(),
                     access_script: std::ptr::null(),
@@ -974,6 +996,7 @@ pub unsafe extern "C" fn merge_dir_config(
                     pass_authorization: flag(add.pass_authorization, base.pass_authorization),
                     chunked_request: flag(add.chunked_request, base.chunked_request),
                     error_override: flag(add.error_override, base.error_override),
+                    ignore_activity: flag(add.ignore_activity, base.ignore_activity),
                     auth_user_script: inner(add.auth_user_script, base.auth_user_script),
                     auth_group_script: inner(add.auth_group_script, base.auth_group_script),
                     access_script: inner(add.access_script, base.access_script),
@@ -1182,13 +1205,18 @@ impl AuthScript {
     }
 }
 
-/// WSGIErrorOverride in force for a request (default Off).
+/// How a request to a daemon is relayed there: WSGIErrorOverride and
+/// WSGIIgnoreActivity in force (both default Off).
 ///
 /// # Safety
 /// `r` is a live request of a server that loaded this module.
-pub unsafe fn error_override(r: *const ffi::request_rec) -> bool {
+pub unsafe fn relay(r: *const ffi::request_rec) -> oxwsgi_core::daemon::proxy::Relay {
     // SAFETY: dir_conf's contract is this function's.
-    unsafe { dir_conf(r) }.is_some_and(|c| c.error_override == 1)
+    let c = unsafe { dir_conf(r) };
+    oxwsgi_core::daemon::proxy::Relay {
+        error_override: c.is_some_and(|c| c.error_override == 1),
+        ignore_activity: c.is_some_and(|c| c.ignore_activity == 1),
+    }
 }
 
 /// WSGIChunkedRequest in force for a request (default Off: 411).
@@ -1612,9 +1640,13 @@ pub unsafe extern "C" fn oxwsgi_cmd_flag(
             // Apache 2.4's Require decides; mod_wsgi accepts and ignores it (and
             // has no WSGIUserAuthoritative there).
             b"WSGIGroupAuthoritative" => return std::ptr::null(),
-            // oxwsgi sends files as Apache's EnableSendfile says; every
-            // request counts as a daemon's activity (see the README).
-            b"WSGIEnableSendfile" | b"WSGIIgnoreActivity" => return std::ptr::null(),
+            b"WSGIIgnoreActivity" => {
+                dir.ignore_activity = i8::from(on);
+                return std::ptr::null();
+            }
+            // oxwsgi sends files as Apache's EnableSendfile says (see the
+            // README).
+            b"WSGIEnableSendfile" => return std::ptr::null(),
             b"WSGIPassApacheRequest" if on => {
                 // SAFETY: cmd is live.
                 return unsafe {

@@ -464,7 +464,7 @@ pub unsafe fn serve(
         let options = c.daemons.iter().find(|(n, _)| n == group).map(|(_, o)| o);
         let limit = options.and_then(|o| o.response_socket_timeout.or(o.socket_timeout));
         let restore = limit.and_then(|t| client_timeout(r, t));
-        let outcome = pool.serve_with(&target, &mut req, &mut sink, conf::error_override(r));
+        let outcome = pool.serve_with(&target, &mut req, &mut sink, conf::relay(r));
         let _ = writer.sync();
         if let Some((sock, old)) = restore {
             ffi::apr_socket_timeout_set(sock, old);

@@ -150,6 +150,10 @@ def sleep(environ, start_response):
     return _text(start_response, "slept %g ms" % ms)
 
 
+def switch_interval(environ, start_response):
+    return _text(start_response, "%g" % sys.getswitchinterval())
+
+
 def log(environ, start_response):
     marker = _opts(environ).get("marker", "marker")
     print("stdout says " + marker)
@@ -494,7 +498,7 @@ ROUTES = {
     "/same-lengths": same_lengths, "/interim-status": interim_status,
     "/ctl-header": ctl_header, "/two-lengths": two_lengths, "/children": children,
     "/stream-echo": stream_echo, "/spin": spin, "/spin-late": spin_late, "/caught": caught,
-    "/leak": leak, "/pid": pid, "/whoami": whoami,
+    "/leak": leak, "/pid": pid, "/whoami": whoami, "/switch-interval": switch_interval,
 }
 
 

@@ -1103,9 +1103,28 @@ fn the_remaining_mod_wsgi_directives_are_taken_or_refused_by_name() {
             "initialise it in the WSGI script",
         ),
         ("WSGINewRelicEnvironment production", "New Relic"),
+        // mod_wsgi 6's (not in Debian's mod_wsgi).
+        (
+            "WSGIPerInterpreterGIL On",
+            "application groups share the GIL",
+        ),
+        (
+            "<WSGIInterpreterOptions application-group=a>\n</WSGIInterpreterOptions>",
+            "application groups share the GIL",
+        ),
+        ("WSGIFreeThreading On", "built with the GIL"),
+        ("WSGITelemetryService /run/telemetry.sock", "telemetry"),
+        ("WSGISlowRequests 5", "telemetry"),
+        (
+            "WSGISwitchInterval 0",
+            "expected a positive number of seconds",
+        ),
     ] {
         apache::assert_refused(line, reason);
     }
+    let (ok, out) =
+        apache::check("WSGIPerInterpreterGIL Off\nWSGIFreeThreading Off\nWSGISwitchInterval 0.002");
+    assert!(ok, "{out}");
 }
 
 /// WSGIDispatchScript as under mod_wsgi, side by side: its

@@ -130,9 +130,18 @@ fn daemon_options_are_taken_or_refused_by_name() {
          header-buffer-size=32768 response-buffer-size=65536 send-buffer-size=65536 \
          receive-buffer-size=65536 supplementary-groups=www-data python-eggs=/tmp \
          socket-user=www-data server-metrics=On startup-timeout=10 script-user=www-data \
-         response-socket-timeout=30",
+         response-socket-timeout=30 switch-interval=0.002 interrupt-timeout=2 \
+         response-flush-delay=5",
     );
     assert!(ok, "{out}");
+    apache::assert_refused(
+        "WSGIDaemonProcess site newrelic-config-file=/etc/newrelic.ini",
+        "newrelic-config-file: refused: oxwsgi does not start the New Relic agent",
+    );
+    apache::assert_refused(
+        "WSGIDaemonProcess site switch-interval=soon",
+        "switch-interval=soon: expected a positive number of seconds",
+    );
     apache::assert_refused(
         "WSGIDaemonProcess site chroot=/srv/jail",
         "option chroot is not supported by oxwsgi yet",
@@ -297,6 +306,52 @@ fn a_daemons_request_timeout_answers_504_with_the_stack() {
     assert!(a.wait_log("request timeout after 1.0"));
     assert!(a.wait_log("in sleep"), "the stack: {}", a.error_log());
     assert_eq!(http::get(a.port, "/hello").status, 200);
+}
+
+/// mod_wsgi 6's interrupt-timeout: a request thread stuck outside Python
+/// past its request timeout has that long to come back before its daemon
+/// is replaced (5 s without it); the group serves on.
+#[test]
+fn interrupt_timeout_bounds_how_long_a_stuck_thread_may_take() {
+    let a = hello_group("processes=1 threads=2 request-timeout=1 interrupt-timeout=1");
+    let pid = http::get(a.port, "/cases/pid").text();
+    let t = Instant::now();
+    assert_eq!(http::get(a.port, "/cases/sleep?ms=8000").status, 504);
+    assert!(
+        a.wait_log("did not come back 1s after the request timeout"),
+        "{}",
+        a.error_log()
+    );
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http::get(a.port, "/cases/pid").text() == pid {
+        assert!(Instant::now() < deadline, "not replaced: {}", a.error_log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(http::get(a.port, "/hello").status, 200);
+}
+
+/// WSGISwitchInterval for Apache's children and a group's switch-interval=
+/// for its daemons (mod_wsgi 6): each Python runs with its own.
+#[test]
+fn switch_intervals_apply_where_they_are_set() {
+    let a = Apache::start(
+        "event",
+        &format!(
+            "WSGISwitchInterval 0.003
+             WSGIDaemonProcess site switch-interval=0.002
+             WSGIDaemonProcess plain
+             WSGIScriptAlias /embedded {cases}
+             WSGIScriptAlias /daemon {cases} process-group=site
+             WSGIScriptAlias /plain {cases} process-group=plain",
+            cases = app("cases.py")
+        ),
+    );
+    let seen: Vec<String> = ["/embedded", "/daemon", "/plain"]
+        .iter()
+        .map(|p| a.text_of(&format!("{p}/switch-interval")))
+        .collect();
+    assert_eq!(seen, ["0.003", "0.002", "0.005"]);
 }
 
 /// Two projects in one Apache, each in its own group, virtualenv and user:
@@ -1122,5 +1177,43 @@ fn error_override_gives_apaches_error_page_in_daemon_mode() {
             200,
             "{load}: serves on"
         );
+    }
+}
+
+/// WSGIIgnoreActivity as under mod_wsgi, side by side: requests where it is
+/// On do not count as the daemon's activity, so once the daemon served a
+/// request that counts, its inactivity-timeout replaces it while those go
+/// on; the same requests elsewhere keep their daemon.
+#[test]
+fn ignored_activity_lets_a_busy_daemon_go_idle_as_mod_wsgi() {
+    let body = format!(
+        "WSGISocketPrefix wsgi\n\
+         WSGIDaemonProcess quiet processes=1 threads=2 inactivity-timeout=2\n\
+         WSGIDaemonProcess loud processes=1 threads=2 inactivity-timeout=2\n\
+         WSGIScriptAlias /quiet {cases} process-group=quiet\n\
+         WSGIScriptAlias /counted {cases} process-group=quiet\n\
+         WSGIScriptAlias /loud {cases} process-group=loud\n\
+         <Location /quiet>\nWSGIIgnoreActivity On\n</Location>",
+        cases = app("cases.py")
+    );
+    for load in apache::both_loads() {
+        let a = Apache::start_with("event", &load, &body);
+        assert_eq!(http::get(a.port, "/counted/pid").status, 200);
+        let (mut loud, mut quiet) = (
+            std::collections::BTreeSet::new(),
+            std::collections::BTreeSet::new(),
+        );
+        let until = Instant::now() + Duration::from_millis(5500);
+        while Instant::now() < until {
+            for (path, seen) in [("/loud/pid", &mut loud), ("/quiet/pid", &mut quiet)] {
+                let r = http::get(a.port, path);
+                if r.status == 200 {
+                    seen.insert(r.text());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        assert_eq!(loud.len(), 1, "{load}: {}", a.error_log());
+        assert!(quiet.len() > 1, "{load}: {}", a.error_log());
     }
 }

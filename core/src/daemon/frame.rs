@@ -149,6 +149,14 @@ mod tag {
     pub const APP_NO_RELOAD: u8 = 17;
     /// The application group it runs in (absent: the main interpreter).
     pub const APP_GROUP: u8 = 18;
+    /// The request does not count as the daemon's activity
+    /// (`WSGIIgnoreActivity`: its inactivity-timeout runs on).
+    pub const QUIET: u8 = 19;
+}
+
+/// Marks a request head as not counting as the daemon's activity.
+pub fn mark_quiet(head: &mut Vec<u8>) {
+    field(head, tag::QUIET, b"");
 }
 
 pub(crate) fn field(out: &mut Vec<u8>, tag: u8, value: &[u8]) {
@@ -317,6 +325,8 @@ pub struct Head {
     pub body: BodyKind,
     /// When the server handed the request over (`monotonic_us`).
     pub since_us: Option<u64>,
+    /// `mark_quiet`: not the daemon's activity.
+    pub quiet: bool,
 }
 
 fn number<T: std::str::FromStr>(v: &[u8], what: &str) -> io::Result<T> {
@@ -357,6 +367,7 @@ pub fn decode_head(payload: &[u8]) -> io::Result<Head> {
     };
     let mut name: Option<&[u8]> = None;
     let mut since_us = None;
+    let mut quiet = false;
     for f in fields(payload) {
         let (t, v) = f?;
         match t {
@@ -366,6 +377,7 @@ pub fn decode_head(payload: &[u8]) -> io::Result<Head> {
             tag::APP_MOUNT => mount = text(v)?,
             tag::APP_NO_RELOAD => reload = false,
             tag::APP_GROUP => group = text(v)?,
+            tag::QUIET => quiet = true,
             tag::SINCE => {
                 since_us = Some(u64::from_le_bytes(
                     v.try_into()
@@ -421,6 +433,7 @@ pub fn decode_head(payload: &[u8]) -> io::Result<Head> {
         request: req,
         body,
         since_us,
+        quiet,
     })
 }
 
@@ -524,6 +537,7 @@ mod tests {
             request: back,
             body,
             since_us,
+            ..
         } = decode_head(&head).unwrap();
         assert_eq!(since_us, None);
         assert_eq!((app, body), (AppRef::Index(3), BodyKind::Length(12)));
@@ -558,6 +572,10 @@ mod tests {
         };
         let decoded = decode_head(&encode_head(&fixed, &req, BodyKind::None)).unwrap();
         assert_eq!(decoded.app, fixed);
+        assert!(!decoded.quiet);
+        let mut quiet = encode_head(&fixed, &req, BodyKind::None);
+        mark_quiet(&mut quiet);
+        assert!(decode_head(&quiet).unwrap().quiet);
         assert_eq!(back.method(), b"POST");
         assert_eq!(back.path(), b"/a b");
         assert!(back.is_https());

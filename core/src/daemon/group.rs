@@ -376,6 +376,15 @@ pub(super) fn serve_group(
             threads_per_process: o.threads,
         });
     }
+    // The group's own switch-interval= and interrupt-timeout=, as mod_wsgi
+    // 6 (the server's WSGISwitchInterval is for its children).
+    crate::interpreter::set_python_settings(crate::interpreter::PythonSettings {
+        switch_interval: o.switch_interval,
+        ..crate::interpreter::python_settings()
+    });
+    if let Some(grace) = o.interrupt_timeout {
+        crate::timeouts::set_stuck_grace(grace);
+    }
     let preload = apps.iter().map(|a| &**a);
     let interpreter = if adopted {
         Interpreter::adopt(o.python_path.clone(), preload)

@@ -90,11 +90,14 @@ impl Life {
         self.active.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// A request thread finished one.
-    pub fn request_finished(&self) {
+    /// A request thread finished one; `activity`: it counts for
+    /// inactivity-timeout (not under `WSGIIgnoreActivity On`).
+    pub fn request_finished(&self, activity: bool) {
         self.active.fetch_sub(1, Ordering::AcqRel);
-        self.last_request_ms
-            .store(self.now_ms().max(1), Ordering::Release);
+        if activity {
+            self.last_request_ms
+                .store(self.now_ms().max(1), Ordering::Release);
+        }
         let served = self.served.fetch_add(1, Ordering::AcqRel) + 1;
         if self.spec.maximum_requests.is_some_and(|n| served >= n) && !self.stopping() {
             crate::metrics::recycled(crate::metrics::RecycleReason::MaxRequests);
@@ -289,11 +292,11 @@ mod tests {
     fn passing_max_rss_ends_gracefully() {
         let l = life(|s| s.max_rss = Some(1 << 40));
         l.request_started();
-        l.request_finished();
+        l.request_finished(true);
         assert!(!l.stopping(), "under the limit");
         let l = life(|s| s.max_rss = Some(1));
         l.request_started();
-        l.request_finished();
+        l.request_finished(true);
         assert!(l.stopping(), "over the limit");
         assert!(l.deadline().unwrap() > Instant::now() + Duration::from_secs(14));
     }
@@ -303,11 +306,11 @@ mod tests {
         let l = life(|s| s.maximum_requests = Some(3));
         for _ in 0..2 {
             l.request_started();
-            l.request_finished();
+            l.request_finished(true);
         }
         assert!(!l.stopping());
         l.request_started();
-        l.request_finished();
+        l.request_finished(true);
         assert!(l.stopping());
         let first = l.deadline().unwrap();
         assert!(
@@ -315,7 +318,7 @@ mod tests {
             "graceful timeout"
         );
         l.request_started();
-        l.request_finished();
+        l.request_finished(true);
         assert_eq!(l.deadline(), Some(first), "decided once");
         // A shutdown may shorten it, not lengthen it.
         l.end(End::Shutdown, "test");
@@ -328,9 +331,17 @@ mod tests {
         std::thread::sleep(Duration::from_millis(5));
         assert_eq!(l.due(), None, "a process that never served stays");
         l.request_started();
+        l.request_finished(false);
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(
+            l.due(),
+            None,
+            "a quiet request (WSGIIgnoreActivity) is not activity"
+        );
+        l.request_started();
         std::thread::sleep(Duration::from_millis(5));
         assert_eq!(l.due(), None, "a request in progress is activity");
-        l.request_finished();
+        l.request_finished(true);
         std::thread::sleep(Duration::from_millis(5));
         assert!(l.due().unwrap().contains("inactivity-timeout"));
     }

@@ -52,6 +52,10 @@ pub const SUPPORTED: &[&str] = &[
     "script-user",
     "script-group",
     "response-socket-timeout",
+    // mod_wsgi 6's.
+    "switch-interval",
+    "interrupt-timeout",
+    "response-flush-delay",
     // oxwsgi's own: nginx's wsgi_max_rss, for a group; which Python runs.
     "max-rss",
     "python-executable",
@@ -59,6 +63,23 @@ pub const SUPPORTED: &[&str] = &[
 
 /// Options mod_wsgi documents that oxwsgi does not implement.
 pub const NOT_YET: &[&str] = &["chroot"];
+
+/// A switch interval as `sys.setswitchinterval()` takes it: a positive
+/// number of seconds (`0.002`).
+pub fn parse_switch_interval(value: &str) -> Result<Duration, String> {
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0 && *s < 3600.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| {
+            format!("{value}: expected a positive number of seconds, as sys.setswitchinterval() takes (0.005)")
+        })
+}
+
+/// Why mod_wsgi's New Relic settings are refused.
+pub const NEW_RELIC_REFUSED: &str = "refused: oxwsgi does not start the New Relic agent; \
+                                     initialise it in the WSGI script (newrelic.agent.initialize)";
 
 /// How a daemon process's life goes: when it is replaced, and how long its
 /// requests may take to finish when it is.
@@ -188,6 +209,12 @@ pub struct GroupOptions {
     /// ... or to this group.
     pub script_group: Option<String>,
     pub python_executable: PythonExecutable,
+    /// `sys.setswitchinterval()` in the daemons (mod_wsgi 6).
+    pub switch_interval: Option<Duration>,
+    /// How long a request's thread has to come back after its request
+    /// timeout before the daemon is replaced (mod_wsgi 6's
+    /// `interrupt-timeout`; default `timeouts::STUCK_GRACE`).
+    pub interrupt_timeout: Option<Duration>,
     /// The words the options were parsed from (`parse`, `add`): a daemon
     /// that becomes another program parses them again there, so options
     /// set field by field (in tests) go only to forked daemons.
@@ -226,6 +253,8 @@ impl Default for GroupOptions {
             script_user: None,
             script_group: None,
             python_executable: PythonExecutable::Auto,
+            switch_interval: None,
+            interrupt_timeout: None,
             words: Vec::new(),
         }
     }
@@ -406,6 +435,25 @@ impl GroupOptions {
             // is taken for compatibility.
             "server-metrics" => {
                 crate::conf::parse_flag(value).map_err(|e| format!("{key}: {e}"))?;
+            }
+            "switch-interval" => {
+                self.switch_interval =
+                    Some(parse_switch_interval(value).map_err(|e| format!("{key}={e}"))?)
+            }
+            // oxwsgi always interrupts the request's thread first (what
+            // mod_wsgi 6 does with a non-zero value); 0 keeps the default
+            // grace.
+            "interrupt-timeout" => {
+                self.interrupt_timeout = time(key, value)?.filter(|d| !d.is_zero())
+            }
+            // The relay flushes where the app's chunk ends and nothing more
+            // of the response is waiting, never because the daemon's
+            // socket ran dry: a bulk transfer is already coalesced.
+            "response-flush-delay" => {
+                count(key, value, 0, usize::MAX)?;
+            }
+            "newrelic-config-file" | "newrelic-environment" => {
+                return Err(format!("{key}: {NEW_RELIC_REFUSED}"));
             }
             k if NOT_YET.contains(&k) => {
                 return Err(format!("option {k} is not supported by oxwsgi yet"));
@@ -621,6 +669,23 @@ mod tests {
     }
 
     #[test]
+    fn mod_wsgi_6s_options_mean_what_they_say() {
+        let o = GroupOptions::parse(
+            "g",
+            &[
+                "switch-interval=0.002",
+                "interrupt-timeout=2",
+                "response-flush-delay=5",
+            ],
+        )
+        .unwrap();
+        assert_eq!(o.switch_interval, Some(Duration::from_millis(2)));
+        assert_eq!(o.interrupt_timeout, Some(Duration::from_secs(2)));
+        let o = GroupOptions::parse("g", &["interrupt-timeout=0"]).unwrap();
+        assert_eq!(o.interrupt_timeout, None, "0 keeps the default grace");
+    }
+
+    #[test]
     fn every_option_is_taken_or_refused_by_name() {
         for k in NOT_YET {
             let e = GroupOptions::parse("g", &[&format!("{k}=1")]).unwrap_err();
@@ -650,6 +715,11 @@ mod tests {
             "listen-backlog=0",
             "server-metrics=maybe",
             "python-executable=python3",
+            "switch-interval=0",
+            "switch-interval=fast",
+            "interrupt-timeout=soon",
+            "response-flush-delay=-5",
+            "newrelic-config-file=/etc/newrelic.ini",
         ] {
             let e = GroupOptions::parse("g", &[bad]).unwrap_err();
             let key = bad.split('=').next().unwrap();

@@ -51,6 +51,18 @@ pub struct Pool {
     idle: Mutex<Vec<Connection>>,
 }
 
+/// How a request is relayed, as mod_wsgi's per-directory switches say.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Relay {
+    /// `WSGIErrorOverride`: an error status from the app (400 or more)
+    /// becomes the server's own error page (its `ErrorDocument`), the app's
+    /// body dropped.
+    pub error_override: bool,
+    /// `WSGIIgnoreActivity`: the request does not reset the daemon's
+    /// inactivity-timeout.
+    pub ignore_activity: bool,
+}
+
 impl Pool {
     /// The pool of the group listening at `path`, whose daemons admit
     /// connections with `token`.
@@ -118,25 +130,27 @@ impl Pool {
         req: &mut R,
         sink: &mut dyn ResponseSink,
     ) -> Outcome {
-        self.serve_with(app, req, sink, false)
+        self.serve_with(app, req, sink, Relay::default())
     }
 
-    /// As `serve`; `error_override` (mod_wsgi's `WSGIErrorOverride`): an
-    /// error status from the app (400 or more) becomes the server's own
-    /// error page (its `ErrorDocument`), the app's body dropped.
+    /// As `serve`, relayed as `how` says.
     pub fn serve_with<R: Request + ?Sized>(
         &self,
         app: &AppRef,
         req: &mut R,
         sink: &mut dyn ResponseSink,
-        error_override: bool,
+        how: Relay,
     ) -> Outcome {
+        let error_override = how.error_override;
         let idempotent = super::exchange::idempotent(req.method());
         let head_request = req.method() == b"HEAD";
         let body = req.take_body();
         let kind = body_kind(req, &body);
         let mut body = Some(body.into_stream());
         let mut head = frame::encode_head(app, req, kind);
+        if how.ignore_activity {
+            frame::mark_quiet(&mut head);
+        }
         frame::stamp(&mut head, frame::monotonic_us());
         let deadline = Instant::now() + self.connect_timeout;
         let mut pause = Duration::from_millis(10);

@@ -393,6 +393,7 @@ impl Connection {
             request: mut req,
             body,
             since_us,
+            quiet,
         } = frame::decode_head(&head)?;
         let mut waited = ready.elapsed();
         if let Some(since) = since_us {
@@ -454,7 +455,7 @@ impl Connection {
             } else {
                 life.app_loaded();
             }
-            life.request_finished();
+            life.request_finished(!quiet);
         }
         let c = self.conn.lock().recover();
         Ok(!c.broken && outcome != Outcome::ClientGone)
