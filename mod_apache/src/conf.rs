@@ -1775,6 +1775,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_readme_table_names_every_directive() {
+        let shim = include_str!("shim.c");
+        let readme = include_str!("../../README.md");
+        let table: Vec<&str> = readme
+            .lines()
+            .skip_while(|l| !l.starts_with("| directive | mod_wsgi's meaning | oxwsgi |"))
+            .take_while(|l| l.starts_with('|'))
+            .collect();
+        let mut names = shim
+            .split('"')
+            .filter(|w| {
+                (w.starts_with("WSGI") || w.starts_with("<WSGI"))
+                    && w.chars().skip(1).all(|c| c.is_ascii_alphanumeric())
+            })
+            .peekable();
+        assert!(names.peek().is_some());
+        for name in names {
+            let name = name.trim_start_matches('<');
+            assert!(
+                table.iter().any(|row| row
+                    .replace("\\|", "")
+                    .split('|')
+                    .nth(1)
+                    .is_some_and(|c| c.contains(name))),
+                "{name} is missing from the README's table of directives"
+            );
+        }
+    }
+
+    #[test]
     fn script_groups_expand_as_mod_wsgi_expands_them() {
         let facts = GroupFacts {
             server_name: "www.example.com",
