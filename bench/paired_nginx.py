@@ -3,17 +3,22 @@ at once on CPU 1; reports requests and worker CPU per request for each.
 
 Usage: python3 bench/paired_nginx.py A.so B.so ROUNDS SECONDS [status]
 (two builds of the nginx module, e.g. before and after a change; run it
-again with A and B swapped: the two servers share CPU 0).
+again with A and B swapped: the two servers share CPU 0). The app is
+examples/hello.py unless APP names another script, run with the virtualenv
+PYTHON_HOME names (bench/flask_app.py needs build/out/venv-bench, which
+`make bench` makes).
 """
 import os, subprocess, sys, tempfile, time, re
 from pairing import REPO, round_line, wrk_round
 
 def conf(d, port, module, app, status):
     loc = "location = /status { wsgi_status; }" if status else ""
+    home = os.environ.get("PYTHON_HOME")
+    home = f"wsgi_python_home {home};" if home else ""
     return f"""load_module {module};
 daemon off; worker_processes 1; worker_cpu_affinity 01; error_log {d}/error.log error; pid {d}/nginx.pid;
 events {{ worker_connections 1024; }}
-http {{ access_log off; client_body_temp_path {d}/body;
+http {{ access_log off; client_body_temp_path {d}/body; {home}
   server {{ listen 127.0.0.1:{port}; location / {{ wsgi_app {app}; }} {loc} }} }}
 """
 
@@ -24,7 +29,7 @@ def worker(master):
 
 def main():
     mods = [os.path.abspath(m) for m in sys.argv[1:3]]; rounds = int(sys.argv[3]); secs = sys.argv[4]; status = len(sys.argv) > 5
-    app = f"{REPO}/examples/hello.py"
+    app = os.environ.get("APP", f"{REPO}/examples/hello.py")
     procs = []
     for i, m in enumerate(mods):
         d = tempfile.mkdtemp(prefix=f"pair{i}-"); os.chmod(d, 0o777)

@@ -181,8 +181,8 @@ fn run() {
         }
         for what in stuck {
             let why = format!(
-                "{what}: its thread did not come back {:?} after the request timeout (blocked outside Python)",
-                stuck_grace()
+                "{what}: its thread did not come back {} s after the request timeout (blocked outside Python)",
+                stuck_grace().as_secs_f64()
             );
             match STUCK.get() {
                 Some(handler) => {

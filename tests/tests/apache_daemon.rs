@@ -318,7 +318,7 @@ fn interrupt_timeout_bounds_how_long_a_stuck_thread_may_take() {
     let t = Instant::now();
     assert_eq!(http::get(a.port, "/cases/sleep?ms=8000").status, 504);
     assert!(
-        a.wait_log("did not come back 1s after the request timeout"),
+        a.wait_log("did not come back 1 s after the request timeout"),
         "{}",
         a.error_log()
     );
