@@ -5,7 +5,9 @@ Usage: python3 bench/paired_apache.py A.so B.so ROUNDS SECONDS [URL]
 (two builds of mod_oxwsgi, or one twice; swap them for a second run).
 A_CONF and B_CONF in the environment add directives to A's and B's
 configuration (e.g. A_CONF='WSGIApplicationGroup %{GLOBAL}' against the
-default %{RESOURCE} sub-interpreter).
+default %{RESOURCE} sub-interpreter); APP names another script to mount at
+/ (bench/flask_app.py, with A_CONF and B_CONF naming
+'WSGIPythonHome build/out/venv-bench').
 """
 import os, re, subprocess, sys, tempfile, time
 from pairing import REPO, apache_conf, cpu_seconds as cpu
@@ -16,7 +18,7 @@ def conf(d, port, module, path, extra):
 
 
 mods = [os.path.abspath(m) for m in sys.argv[1:3]]; rounds = int(sys.argv[3]); secs = sys.argv[4]; url = sys.argv[5] if len(sys.argv) > 5 else "/"
-app = f"{REPO}/bench/apps.py" if url != "/" else f"{REPO}/examples/hello.py"
+app = os.environ.get("APP") or (f"{REPO}/bench/apps.py" if url != "/" else f"{REPO}/examples/hello.py")
 procs = []
 for i, m in enumerate(mods):
     d = tempfile.mkdtemp(prefix=f"apair{i}-"); os.chmod(d, 0o777)
