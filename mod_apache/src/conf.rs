@@ -610,16 +610,8 @@ directive1!(
     /// [application-group=]: the script Apache's `wsgi` providers (or its
     /// access check) ask, for this directory.
     oxwsgi_cmd_auth_script(cmd, dir, raw, line) {
-        let words = values::split_words(&line)?;
-        let (script, options) = words
-            .split_first()
-            .ok_or("Location of WSGI auth script not supplied.")?;
-        if !script.starts_with('/') {
-            return Err(format!("{script}: the auth script's absolute path is needed"));
-        }
-        let group = script_group_option(options, "auth script")?;
-        let path = CString::new(script.as_str()).map_err(|_| "a NUL in the script path")?;
-        let copy = ffi::apr_pstrdup((*cmd).pool, path.as_ptr());
+        let (script, group) = script_and_group(&line, "auth script")?;
+        let copy = pool_string(cmd, Some(&script))?;
         let group = pool_string(cmd, group.as_deref())?;
         let name = CStr::from_ptr((*(*cmd).cmd).name).to_bytes();
         let conf = &mut *dir.cast::<DirConf>();
@@ -632,9 +624,16 @@ directive1!(
     }
 );
 
-/// The options of an auth or dispatch script: `application-group=` only,
-/// as mod_wsgi.
-fn script_group_option(options: &[String], what: &str) -> Result<Option<String>, String> {
+/// An auth or dispatch script's line: its absolute path, and its
+/// `application-group=`, the only option mod_wsgi takes there.
+fn script_and_group(line: &str, what: &str) -> Result<(String, Option<String>), String> {
+    let words = values::split_words(line)?;
+    let (script, options) = words
+        .split_first()
+        .ok_or_else(|| format!("Location of WSGI {what} not supplied."))?;
+    if !script.starts_with('/') {
+        return Err(format!("{script}: the {what}'s absolute path is needed"));
+    }
     let mut group = None;
     for o in options {
         match o.split_once('=') {
@@ -645,7 +644,7 @@ fn script_group_option(options: &[String], what: &str) -> Result<Option<String>,
             _ => return Err(format!("Invalid option to WSGI {what} definition.")),
         }
     }
-    Ok(group)
+    Ok((script.clone(), group))
 }
 
 /// `text` copied into the configuration pool (null for `None`).
@@ -666,16 +665,9 @@ directive1!(
     /// `process_group(environ)`, `application_group(environ)` and
     /// `callable_object(environ)` choose, per request, where it runs.
     oxwsgi_cmd_dispatch_script(cmd, dir, raw, line) {
-        let words = values::split_words(&line)?;
-        let (script, options) = words
-            .split_first()
-            .ok_or("Location of dispatch script not supplied.")?;
-        if !script.starts_with('/') {
-            return Err(format!("{script}: the dispatch script's absolute path is needed"));
-        }
-        let group = script_group_option(options, "dispatch script")?;
+        let (script, group) = script_and_group(&line, "dispatch script")?;
         let conf = &mut *dir.cast::<DirConf>();
-        conf.dispatch_script = pool_string(cmd, Some(script))?;
+        conf.dispatch_script = pool_string(cmd, Some(&script))?;
         conf.dispatch_group = pool_string(cmd, group.as_deref())?;
         Ok(())
     }

@@ -1200,6 +1200,14 @@ fn the_dispatch_script_chooses_where_requests_run_as_mod_wsgi() {
     assert_eq!(ours[6], "500 ", "{answers:#?}");
     assert_eq!(ours[9], "500 ", "{answers:#?}");
     assert_eq!(answers[0].1, answers[1].1, "{answers:#?}");
+    apache::assert_refused(
+        &format!("WSGIDispatchScript {routing} process-group=d"),
+        "Invalid option to WSGI dispatch script definition.",
+    );
+    apache::assert_refused(
+        "WSGIDispatchScript routing.py",
+        "routing.py: the dispatch script's absolute path is needed",
+    );
 }
 
 /// WSGIHandlerScript as under mod_wsgi, side by side: a handler name the
