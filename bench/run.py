@@ -190,8 +190,12 @@ class Server:
                 p.kill()
 
 
-def static_server(tmp):
-    s = Server("nginx-static", tmp, "nginx")
+# What a server variant adds to nginx's http block.
+BIG_BODY_BUFFER = "client_body_buffer_size 2m;"
+
+
+def static_server(tmp, name="nginx-static", http_extra=""):
+    s = Server(name, tmp, "nginx")
     files = os.path.join(tmp, "static")
     os.makedirs(files, exist_ok=True)
     with open(os.path.join(files, "64k"), "wb") as f:
@@ -202,29 +206,29 @@ def static_server(tmp):
             "location = /64k { alias %s/64k; }\n"
             "location = /stream { alias %s/stream; }\n"
             "location = /post { client_max_body_size 2m; return 200 '1048576'; }\n"
-            % (HELLO, files, files), modules=False)
+            % (HELLO, files, files), http_extra, modules=False)
     return s
 
 
-def oxwsgi_server(tmp, name, app, venv):
+def oxwsgi_server(tmp, name, app, venv, http_extra=""):
     s = Server(name, tmp, "nginx")
     s.nginx("location / { wsgi_app %s; client_max_body_size 2m; }" % app,
-            "wsgi_threads %d;\n wsgi_python_home %s;" % (THREADS, venv))
+            "wsgi_threads %d;\n wsgi_python_home %s;\n %s" % (THREADS, venv, http_extra))
     return s
 
 
-def group_server(tmp, name, app, venv, executable="auto"):
+def group_server(tmp, name, app, venv, executable="auto", http_extra=""):
     """oxwsgi's process group: the app in a daemon behind the nginx worker
     (the shape of nginx + uWSGI, without the second server), running the
     venv's interpreter (`auto`) or nginx's embedded libpython (`off`)."""
     s = Server(name, tmp, "group")
     s.nginx("location / { wsgi_group site; wsgi_app %s; client_max_body_size 2m; }" % app,
-            "wsgi_process_group site processes=1 threads=%d python_home=%s python_executable=%s;"
-            % (THREADS, venv, executable))
+            "wsgi_process_group site processes=1 threads=%d python_home=%s python_executable=%s;\n %s"
+            % (THREADS, venv, executable, http_extra))
     return s
 
 
-def uwsgi_server(tmp, name, app, venv):
+def uwsgi_server(tmp, name, app, venv, http_extra=""):
     s = Server(name, tmp, "uwsgi")
     sock = os.path.join(tmp, name + ".sock")
     s.spawn(["uwsgi", "--plugin", "python3", "--socket", sock, "--wsgi-file", app,
@@ -234,7 +238,7 @@ def uwsgi_server(tmp, name, app, venv):
     while not os.path.exists(sock) and time.time() < deadline:
         time.sleep(0.05)
     s.nginx("location / { include /etc/nginx/uwsgi_params; uwsgi_pass unix:%s; "
-            "client_max_body_size 2m; }" % sock, modules=False)
+            "client_max_body_size 2m; }" % sock, http_extra, modules=False)
     return s
 
 
@@ -271,12 +275,19 @@ NAMES = {"oxwsgi": "oxwsgi", "group": "oxwsgi group", "group-libpython": "group 
          "uwsgi": "uWSGI (+nginx)", "granian": "granian"}
 
 WORKLOADS = [
-    # name, path, connections, wrk script, app ("apps" or "flask"), has a static ceiling
+    # name, path, connections, wrk script, servers ("apps", "flask", or
+    # "apps-2m": the apps behind nginx with client_body_buffer_size 2m, as
+    # many sites set it), has a static ceiling
     ("hello", "/", 64, None, "apps", True),
     ("64 KiB body", "/64k", 64, None, "apps", True),
     ("1 MiB POST", "/post", 16, os.path.join(BENCH, "post.lua"), "apps", True),
     ("1 MiB POST in 64 KiB reads", "/post?piece=65536", 16, os.path.join(BENCH, "post.lua"), "apps", True),
     ("1 MiB POST in 8 KiB reads", "/post?piece=8192", 16, os.path.join(BENCH, "post.lua"), "apps", True),
+    ("1 MiB POST (2m buffer)", "/post", 16, os.path.join(BENCH, "post.lua"), "apps-2m", True),
+    ("1 MiB POST in 64 KiB reads (2m buffer)", "/post?piece=65536", 16, os.path.join(BENCH, "post.lua"),
+     "apps-2m", True),
+    ("1 MiB POST in 8 KiB reads (2m buffer)", "/post?piece=8192", 16, os.path.join(BENCH, "post.lua"),
+     "apps-2m", True),
     ("100-chunk stream", "/stream", 64, None, "apps", True),
     ("50 ms sleep", "/sleep", 64, None, "apps", False),
     ("Flask hello", "/", 64, None, "flask", True),
@@ -314,7 +325,15 @@ def main():
         "uwsgi-flask": uwsgi_server(tmp, "uwsgi-flask", flask, venv),
         "granian": granian_server(tmp, "granian", apps, venv),
         "granian-flask": granian_server(tmp, "granian-flask", flask, venv),
+        "static-2m": static_server(tmp, "nginx-static-2m", BIG_BODY_BUFFER),
+        "oxwsgi-2m": oxwsgi_server(tmp, "oxwsgi-2m", apps, venv, BIG_BODY_BUFFER),
+        "group-2m": group_server(tmp, "group-2m", apps, venv, http_extra=BIG_BODY_BUFFER),
+        "group-libpython-2m": group_server(tmp, "group-libpython-2m", apps, venv, "off",
+                                           BIG_BODY_BUFFER),
+        "uwsgi-2m": uwsgi_server(tmp, "uwsgi-2m", apps, venv, BIG_BODY_BUFFER),
     }
+    # granian has no nginx in front: the same server for both.
+    servers["granian-2m"] = servers["granian"]
     try:
         for name, s in servers.items():
             if not s.ready():
@@ -325,10 +344,9 @@ def main():
             for wl, path, conns, script, app, has_static in WORKLOADS:
                 if only and wl not in only:
                     continue
-                peers = PEERS
-                if app == "flask":
-                    peers = [p + "-flask" for p in peers]
-                targets = (["static"] if has_static else []) + peers
+                suffix = {"apps": "", "flask": "-flask", "apps-2m": "-2m"}[app]
+                peers = [p + suffix for p in PEERS]
+                targets = (["static" + (suffix if suffix == "-2m" else "")] if has_static else []) + peers
                 for t in targets:
                     # The CPU time of the processes that run the app (the
                     # group's daemon without the nginx worker in front):
@@ -338,10 +356,13 @@ def main():
                     rps, p99 = wrk(servers[t].port, path, conns, args.duration, script)
                     cpu_us = ((cpu_ticks(pids) - before) / os.sysconf("SC_CLK_TCK") * 1e6
                               / max(rps * args.duration, 1))
-                    results.setdefault((wl, t.replace("-flask", "")), []).append((rps, p99, cpu_us))
+                    results.setdefault((wl, t.removesuffix(suffix)), []).append((rps, p99, cpu_us))
                     print("round %d  %-17s %-8s %10.0f req/s  p99 %7.2f ms  CPU %6.1f us/req"
                           % (rnd + 1, wl, t, rps, p99, cpu_us), file=sys.stderr)
         memory = {name: rss_kib(s.memory_pids()) for name, s in servers.items()}
+        for name, s in servers.items():
+            if s.procs and s.procs[0].poll() is not None:
+                sys.exit("%s stopped during the run; see %s" % (name, tmp))
     finally:
         for s in servers.values():
             s.stop()
@@ -376,9 +397,11 @@ def main():
     for t in PEERS:
         lines.append("| %s | %s |" % (NAMES[t], " | ".join(
             "%.0f us" % med(results[(wl, t)], 2) for wl in shown)))
-    lines += ["", "| memory (RSS after the run) | apps | Flask |", "| --- | --- | --- |"]
+    lines += ["", "| memory (RSS after the run) | apps | apps, 2m body buffer | Flask |",
+              "| --- | --- | --- | --- |"]
     for t in PEERS:
-        lines.append("| %s | %.1f MiB | %.1f MiB |" % (NAMES[t], memory[t] / 1024, memory[t + "-flask"] / 1024))
+        lines.append("| %s | %.1f MiB | %.1f MiB | %.1f MiB |" % (
+            NAMES[t], memory[t] / 1024, memory[t + "-2m"] / 1024, memory[t + "-flask"] / 1024))
     lines.append("")
     lines.append("(medians of %d rounds of %d s; requests/s, ratio to nginx static; "
                  "CPU and memory: the nginx worker, the group's daemon, the uWSGI process, granian's processes)" % (args.rounds, args.duration))

@@ -89,11 +89,14 @@ pub struct LocConf {
 }
 
 impl LocConf {
-    /// The body buffer size for this location's requests: at least
-    /// `client_body_buffer_size` (`configured`).
-    pub fn body_buffer(&self, configured: usize) -> usize {
+    /// The buffer this location's request bodies are read through:
+    /// `wsgi_body_buffer_size`, whatever `client_body_buffer_size` says (a
+    /// site that raises that to keep other handlers' bodies in memory would
+    /// otherwise have a buffer of up to the whole body allocated, and given
+    /// back to the system, for every upload).
+    pub fn body_buffer(&self) -> usize {
         let ours = self.body_buffer.unwrap_or(crate::body::DEFAULT_BODY_BUFFER);
-        configured.max(usize::try_from(ours).unwrap_or(usize::MAX))
+        usize::try_from(ours).unwrap_or(usize::MAX)
     }
 
     /// Takes from the enclosing block what a location inherits: the
@@ -689,7 +692,11 @@ mod tests {
         assert_eq!(loc.callable.as_deref(), Some("app"));
         assert_eq!(loc.gzip, Some(false), "the location's own value wins");
         assert_eq!((loc.inflate, loc.inflate_max), (Some(true), Some(5)));
-        assert_eq!(loc.body_buffer(8192), 1 << 20);
+        assert_eq!(loc.body_buffer(), 1 << 20);
+        assert_eq!(
+            LocConf::default().body_buffer(),
+            crate::body::DEFAULT_BODY_BUFFER as usize
+        );
         assert!(loc.app_options(8).is_none(), "no wsgi_app, no app");
     }
 

@@ -59,10 +59,11 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
     })
 }
 
-/// Starts nginx's body reader with a buffer of `wsgi_body_buffer_size` at
-/// least: nginx sizes the buffer from the location's
-/// `client_body_buffer_size` when reading starts (HTTP/1 and HTTP/2 alike),
-/// so that value is raised for the call and put back.
+/// Starts nginx's body reader with a buffer of `wsgi_body_buffer_size`:
+/// nginx sizes the buffer from the location's `client_body_buffer_size`
+/// when reading starts (HTTP/1 and HTTP/2 alike), so that value is set for
+/// the call and put back; for the location's other uses (and other
+/// handlers) it means what nginx documents.
 ///
 /// # Safety
 /// `r` is the live request of the content phase, on the event loop.
@@ -84,7 +85,7 @@ unsafe fn read_body_with_our_buffer(
             return ngx_http_read_client_request_body(r, Some(ready));
         };
         let configured = (*core).client_body_buffer_size;
-        (*core).client_body_buffer_size = ours.body_buffer(configured);
+        (*core).client_body_buffer_size = ours.body_buffer();
         let rc = ngx_http_read_client_request_body(r, Some(ready));
         (*core).client_body_buffer_size = configured;
         rc
