@@ -39,14 +39,16 @@ Require all granted
 """
 
 
-def wrk_round(ports, secs, pids_of):
+def wrk_round(ports, secs, pids_of, path="/", script=None):
     """One round: a wrk on CPU 1 against each of `ports` at once for `secs`
-    seconds; for each, its requests, the CPU per request (us) of the
-    processes `pids_of[i]`, and whether anything failed."""
+    seconds (GET `path`, or what the wrk `script` sends); for each, its
+    requests, the CPU per request (us) of the processes `pids_of[i]`, and
+    whether anything failed."""
     import re, subprocess
     before = [sum(cpu_seconds(p) for p in pids) for pids in pids_of]
-    wrks = [subprocess.Popen(["taskset", "-c", "1", "wrk", "-t1", "-c16", f"-d{secs}s",
-                              f"http://127.0.0.1:{port}/"], stdout=subprocess.PIPE, text=True)
+    extra = ["-s", script] if script else []
+    wrks = [subprocess.Popen(["taskset", "-c", "1", "wrk", "-t1", "-c16", f"-d{secs}s"] + extra +
+                             [f"http://127.0.0.1:{port}{path}"], stdout=subprocess.PIPE, text=True)
             for port in ports]
     outs = [w.communicate()[0] for w in wrks]
     after = [sum(cpu_seconds(p) for p in pids) for pids in pids_of]

@@ -14,7 +14,13 @@ workers, "group on libpython" and uWSGI's python3 plugin load the shared
 libpython3.X.so; the group and granian run the venv's python3.X (on
 Debian, the statically linked /usr/bin/python3.X).
 
+The upload workloads run twice: against nginx's default
+client_body_buffer_size and against 2m, which many sites set (the
+"(2m buffer)" rows; granian has no nginx in front and serves both).
+
 Usage: bench/run.py [--rounds N] [--duration SECONDS] [--only NAME,...]
+(`make bench` installs the peers first; BENCH_KEEP=1 keeps the servers'
+directory and logs.)
 """
 import argparse
 import os
@@ -366,7 +372,8 @@ def main():
     finally:
         for s in servers.values():
             s.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not os.environ.get("BENCH_KEEP"):
+            shutil.rmtree(tmp, ignore_errors=True)
 
     med = lambda xs, i: statistics.median(x[i] for x in xs)
     lines = ["| workload | nginx static | " + " | ".join(NAMES[t] for t in PEERS) + " | "

@@ -12,7 +12,7 @@ use oxwsgi_core::body_pipe::{BodyPipe, Next};
 
 use crate::channel::FailsWith;
 
-/// The smallest buffer nginx reads a request body into for an app unless
+/// The buffer nginx reads a request body through for an app unless
 /// `wsgi_body_buffer_size` says otherwise. nginx's own default
 /// (`client_body_buffer_size`, 8k) means a recv() per 8 KiB; apps read
 /// uploads in 64 KiB pieces.
