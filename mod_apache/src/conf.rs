@@ -345,6 +345,33 @@ impl Config {
         reachable(home, server, || (host(home), host(server)))
     }
 
+    /// The script files the configuration names for process group `name`
+    /// (aliases and handler scripts with `process-group=NAME`, its import
+    /// scripts): what its daemons must be able to read.
+    pub fn scripts_of_group(&self, name: &str) -> Vec<&std::path::Path> {
+        let aliases = self
+            .aliases
+            .iter()
+            .filter(|a| a.inline.group() == Some(Some(name)))
+            .map(|a| a.script.as_str());
+        let handlers = self
+            .handler_scripts
+            .iter()
+            .filter(|h| h.inline.group() == Some(Some(name)))
+            .map(|h| h.script.as_str());
+        let imports = self
+            .imports
+            .iter()
+            .filter(|i| i.group.as_deref() == Some(name))
+            .map(|i| i.script.as_str());
+        aliases
+            .chain(handlers)
+            .chain(imports)
+            .filter(|s| s.starts_with('/'))
+            .map(std::path::Path::new)
+            .collect()
+    }
+
     /// A warning when WSGISocketPrefix puts the groups' sockets where users
     /// other than the server's may write.
     pub fn socket_place_warning(&self) -> Option<String> {

@@ -162,9 +162,21 @@ unsafe extern "C" fn check_config(
             // SAFETY: geteuid has no preconditions; Apache's User is read
             // by now (mod_unixd, at configuration).
             let workers = unsafe { (libc::geteuid() == 0).then_some(ffi::ap_unixd_config.user_id) };
-            conf::get().daemons.iter().try_for_each(|(name, o)| {
-                o.check_isolation(workers)
-                    .map_err(|e| format!("WSGIDaemonProcess {name}: {e}"))
+            let c = conf::get();
+            c.daemons.iter().try_for_each(|(name, o)| {
+                let mut o = o.clone();
+                let checked = (|| {
+                    if workers.is_some() && o.user.is_none() {
+                        // As the daemons will: Apache's User.
+                        // SAFETY: Apache's static unixd configuration, read
+                        // by now.
+                        let user = unsafe { cstr_str(ffi::ap_unixd_config.user_name) };
+                        o.add(name, &format!("user={user}"))?;
+                    }
+                    o.check_isolation(workers)?;
+                    o.check_reach(&c.scripts_of_group(name))
+                })();
+                checked.map_err(|e| format!("WSGIDaemonProcess {name}: {e}"))
             })
         }) {
             Ok(()) => {

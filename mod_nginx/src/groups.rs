@@ -70,16 +70,24 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) -> Result<(), String> {
         .map(str::to_string);
     let owner = root.then_some((ccf.user, ccf.group));
     // What the daemons will be, checked for `nginx -t` too.
+    let mounts = main.map_or(&[][..], |m| &m.group_mounts[..]);
     let configured = groups
         .iter()
-        .map(|(name, options)| {
+        .enumerate()
+        .map(|(i, (name, options))| {
             let mut options = options.clone();
             let checked = (|| {
                 if let (true, None, Some(user)) = (root, &options.user, &worker_user) {
                     // Without user=, the daemons run as nginx's workers do.
                     options.add(name, &format!("user={user}"))?;
                 }
-                options.check_isolation(owner.map(|(uid, _)| uid))
+                options.check_isolation(owner.map(|(uid, _)| uid))?;
+                let scripts: Vec<&Path> = mounts
+                    .iter()
+                    .filter(|(g, m)| *g == i && m.target.starts_with('/'))
+                    .map(|(_, m)| Path::new(m.target.as_str()))
+                    .collect();
+                options.check_reach(&scripts)
             })();
             checked.map_err(|e| format!("process group {name}: {e}"))?;
             Ok((name, options))
@@ -101,7 +109,6 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) -> Result<(), String> {
     let metrics = main.and_then(crate::status::region);
     listen::private_dir(&socket_dir(&pid_file))?;
     let exec = ExecSpec::find("nginx", LogStyle::Nginx);
-    let mounts = main.map_or(&[][..], |m| &m.group_mounts[..]);
     let specs = configured
         .into_iter()
         .enumerate()

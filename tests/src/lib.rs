@@ -297,6 +297,24 @@ pub fn rss_kib(pids: &[i32]) -> u64 {
         .sum()
 }
 
+/// Files a group's daemons could not open, in a new temp dir: an
+/// interpreter reached through a directory only root may enter (as a
+/// virtualenv made from a Python under /root), and a WSGI script only root
+/// may read.
+pub fn unreachable_files() -> (PathBuf, PathBuf) {
+    let dir = temp_dir("reach");
+    set_mode(&dir, 0o755);
+    let closed = dir.join("closed");
+    std::fs::create_dir(&closed).unwrap();
+    let python = closed.join("python3");
+    std::os::unix::fs::symlink("/usr/bin/python3", &python).unwrap();
+    set_mode(&closed, 0o700);
+    let script = dir.join("secret.py");
+    std::fs::write(&script, "def application(e, s):\n    pass\n").unwrap();
+    set_mode(&script, 0o600);
+    (python, script)
+}
+
 /// The processes whose parent is `parent` (a server's workers or children).
 pub fn children_of(parent: i32) -> Vec<i32> {
     let mut out = Vec::new();

@@ -1217,3 +1217,28 @@ fn ignored_activity_lets_a_busy_daemon_go_idle_as_mod_wsgi() {
         assert!(quiet.len() > 1, "{load}: {}", a.error_log());
     }
 }
+
+/// `apache2ctl -t` checks, as the group's user (Apache's `User` here), what
+/// its daemons will open: an interpreter it may not reach or a script it
+/// may not read fails the check naming the path.
+#[test]
+fn apache2ctl_t_checks_what_the_groups_user_can_reach() {
+    let (python, script) = oxwsgi_e2e::unreachable_files();
+    let hello = oxwsgi_e2e::repo().join("examples/hello.py");
+    let (ok, out) = apache::check(&format!(
+        "WSGIDaemonProcess site python-executable={}\nWSGIScriptAlias / {} process-group=site",
+        python.display(),
+        hello.display()
+    ));
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("WSGIDaemonProcess site") && out.contains("may not enter"),
+        "{out}"
+    );
+    let (ok, out) = apache::check(&format!(
+        "WSGIDaemonProcess site\nWSGIScriptAlias / {} process-group=site",
+        script.display()
+    ));
+    assert!(!ok, "{out}");
+    assert!(out.contains("user=www-data cannot read"), "{out}");
+}

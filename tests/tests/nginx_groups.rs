@@ -153,3 +153,38 @@ fn nginx_t_checks_the_group_options() {
     let (ok, out) = nginx::check(&site());
     assert!(ok, "{out}");
 }
+
+/// `nginx -t` checks, as the group's user (here nginx's workers'), what its
+/// daemons will open: an interpreter it may not reach or a script it may
+/// not read fails the check naming the path, instead of daemons that fail
+/// at every start while requests wait.
+#[test]
+fn nginx_t_checks_what_the_groups_user_can_reach() {
+    let (python, script) = oxwsgi_e2e::unreachable_files();
+    let hello = oxwsgi_e2e::repo().join("examples/hello.py");
+    let config = |app: &std::path::Path, options: &str| {
+        Config::new(&format!(
+            "location / {{ wsgi_group site; wsgi_app {}; }}",
+            app.display()
+        ))
+        .http(&format!("wsgi_process_group site {options};"))
+    };
+    let (ok, out) = nginx::check(&config(
+        &hello,
+        &format!("python_executable={}", python.display()),
+    ));
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("may not enter") && out.contains("closed") && out.contains("interpreter"),
+        "{out}"
+    );
+    let (ok, out) = nginx::check(&config(&script, ""));
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("cannot read") && out.contains("secret.py"),
+        "{out}"
+    );
+    // Root's own group may: the check is the daemons' user's.
+    let (ok, out) = nginx::check(&config(&hello, ""));
+    assert!(ok, "{out}");
+}

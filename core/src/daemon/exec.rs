@@ -96,21 +96,12 @@ enum Found {
 /// The interpreter a daemon of `spec` can become, or why it cannot.
 fn find_python(spec: &GroupSpec) -> Result<Found, String> {
     let o = &spec.options;
-    let (major, minor) = crate::interpreter::embedded_version();
-    let versioned = format!("python{major}.{minor}");
-    let program = match &o.python_executable {
-        PythonExecutable::Off => {
-            return Ok(Found::Embedded(
-                "python-executable=off asks for the embedded one".into(),
-            ));
-        }
-        PythonExecutable::Path(p) => p.clone(),
-        // A virtualenv's (or a prefix's) bin/python3.X; the build's own
-        // Python's without one.
-        PythonExecutable::Auto => match &o.python_home {
-            Some(home) => home.join("bin").join(&versioned),
-            None => std::path::Path::new(env!("OXWSGI_BUILD_PYTHON")).with_file_name(&versioned),
-        },
+    // A virtualenv's (or a prefix's) bin/python3.X; the build's own
+    // Python's without one.
+    let Some(program) = o.interpreter() else {
+        return Ok(Found::Embedded(
+            "python-executable=off asks for the embedded one".into(),
+        ));
     };
     let explicit = matches!(o.python_executable, PythonExecutable::Path(_));
     let Some(exec) = spec.exec.clone() else {

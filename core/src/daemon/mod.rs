@@ -21,7 +21,8 @@
 //!   daemon extension module; `handoff`: what it carries over;
 //! - `stderr_log`: log lines on stderr in the server's error log format;
 //! - `options`: a group's options as mod_wsgi spells them (taken, or
-//!   refused by name);
+//!   refused by name); `reach`: what its daemons' user can open, checked
+//!   with the configuration;
 //! - `exchange`: the server's side of one request, without I/O: what the
 //!   daemon's bytes mean (both servers read the daemon with it);
 //! - `proxy`: the server's side with blocking I/O (Apache), with pooled
@@ -78,6 +79,7 @@ pub mod listen;
 pub mod manager;
 pub mod options;
 pub mod proxy;
+pub mod reach;
 pub mod serve;
 pub mod stderr_log;
 mod sys;

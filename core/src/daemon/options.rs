@@ -5,7 +5,7 @@
 //! than it says. Times are seconds as in mod_wsgi (`0` is off), or nginx
 //! style (`500ms`, `2m`); sizes are bytes, or with a `k`, `m`, `g` suffix.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::group::GroupSpec;
@@ -531,6 +531,78 @@ impl GroupOptions {
                  holds the server's secrets, its TLS keys among them)"
             )),
             _ => Ok(()),
+        }
+    }
+}
+
+impl GroupOptions {
+    /// Who the daemons will run as: `user=` (with `group=` and
+    /// `supplementary-groups=`), else this process's own identity (a server
+    /// not started as root keeps it).
+    pub fn identity(&self) -> Result<super::reach::Identity, String> {
+        let Some(user) = &self.user else {
+            // SAFETY: geteuid and getegid have no preconditions.
+            let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+            return Ok(super::reach::Identity {
+                name: format!("uid {uid}"),
+                uid,
+                gids: vec![gid],
+            });
+        };
+        let (uid, gids) = super::sys::identity_of(
+            user,
+            self.group.as_deref(),
+            self.supplementary_groups.as_deref(),
+        )?;
+        Ok(super::reach::Identity {
+            name: format!("user={user}"),
+            uid,
+            gids,
+        })
+    }
+
+    /// What the server can check, as the daemons' user, of what they will
+    /// open: the interpreter they execute (the virtualenv's, unless they run
+    /// the server's own Python), their `home=`, and `scripts` (the WSGI
+    /// scripts the group serves). The error names the path and what is
+    /// missing.
+    pub fn check_reach(&self, scripts: &[&Path]) -> Result<(), String> {
+        use super::reach::Need;
+        let who = self.identity()?;
+        let suffix = "; the daemons would fail at every start";
+        if let Some(program) = self.interpreter() {
+            if program.exists() {
+                who.can(&program, Need::Execute)
+                    .map_err(|e| format!("{e}: the group's interpreter{suffix}"))?;
+            }
+        }
+        if let Some(home) = &self.home {
+            who.can(home, Need::Enter)
+                .map_err(|e| format!("home={}: {e}{suffix}", home.display()))?;
+        }
+        // A script that is not there yet is the app's business (a request
+        // answers 500 and logs it, as under mod_wsgi); one that is there
+        // but closed to the daemons' user is a configuration mistake.
+        for script in scripts.iter().filter(|s| s.exists()) {
+            who.can(script, Need::Read)
+                .map_err(|e| format!("{e}: a script of the group{suffix}"))?;
+        }
+        Ok(())
+    }
+
+    /// The interpreter the daemons execute, unless they run the server's
+    /// own Python (`python-executable=off`): the virtualenv's (or
+    /// prefix's) `bin/python3.X`, the one named, or the build's.
+    pub fn interpreter(&self) -> Option<PathBuf> {
+        let (major, minor) = crate::interpreter::embedded_version();
+        let versioned = format!("python{major}.{minor}");
+        match &self.python_executable {
+            PythonExecutable::Off => None,
+            PythonExecutable::Path(p) => Some(p.clone()),
+            PythonExecutable::Auto => Some(match &self.python_home {
+                Some(home) => home.join("bin").join(&versioned),
+                None => Path::new(env!("OXWSGI_BUILD_PYTHON")).with_file_name(&versioned),
+            }),
         }
     }
 }

@@ -403,6 +403,53 @@ pub fn group_id(group: &str) -> Result<u32, String> {
     Ok(unsafe { (*gr).gr_gid })
 }
 
+/// Who `user` (with `group` as its primary group, and `extra` as its
+/// supplementary groups, else those /etc/group gives it) is: its uid and
+/// every gid it holds, as `switch_user` would make it.
+pub fn identity_of(
+    user: &str,
+    group: Option<&str>,
+    extra: Option<&[String]>,
+) -> Result<(u32, Vec<u32>), String> {
+    let name = std::ffi::CString::new(user).map_err(|_| format!("user {user:?}"))?;
+    // SAFETY: getpwnam returns null or a pointer to a static record, read at
+    // once (the caller is single-threaded: a server reading its
+    // configuration).
+    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+    if pw.is_null() {
+        return Err(format!("user {user:?} does not exist"));
+    }
+    // SAFETY: pw is the non-null record just returned.
+    let (uid, mut gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
+    if let Some(group) = group {
+        gid = group_id(group)?;
+    }
+    let mut gids = vec![gid];
+    match extra {
+        Some(names) => {
+            for g in names {
+                gids.push(group_id(g)?);
+            }
+        }
+        None => {
+            let mut n: libc::c_int = 64;
+            let mut found = vec![0 as libc::gid_t; n as usize];
+            // SAFETY: getgrouplist writes at most n gids into `found`, and
+            // the count it has into n; on -1 (too small) n is the count
+            // needed, and the call is made again with room for it.
+            unsafe {
+                if libc::getgrouplist(name.as_ptr(), gid, found.as_mut_ptr(), &mut n) == -1 {
+                    found.resize(n.max(0) as usize, 0);
+                    libc::getgrouplist(name.as_ptr(), gid, found.as_mut_ptr(), &mut n);
+                }
+            }
+            found.truncate(n.max(0) as usize);
+            gids.extend(found);
+        }
+    }
+    Ok((uid, gids))
+}
+
 /// Runs as `user` (and its group, or `group`), with the user's
 /// supplementary groups from /etc/group or those of `extra`. Only root may
 /// change; others keep their identity.
