@@ -171,12 +171,11 @@ pub unsafe fn pid_file(cycle: *mut ngx_cycle_t) -> PathBuf {
 }
 
 /// Stops a previous configuration's groups: their requests in progress get
-/// their shutdown timeout.
+/// their shutdown timeout. Closing the lifeline is the word: the manager
+/// this master started may have died and been replaced by its warden's, so
+/// its pid is no longer one to signal.
 fn retire(old: Option<Manager>) {
-    if let Some(old) = old {
-        // SAFETY: signalling the manager this master started.
-        unsafe { libc::kill(old.pid, libc::SIGTERM) };
-    }
+    drop(old);
 }
 
 /// In a worker (or any process nginx forks from the master): let go of the

@@ -484,3 +484,68 @@ fn the_status_page_shows_the_groups_and_their_processes() {
     let page = http::get(n.port, "/status").text();
     assert!(page.contains("<h2>Process groups</h2>"), "{page}");
 }
+
+/// Killing the groups' manager under load (`kill -9`, as an operator or
+/// the OOM killer might): its warden starts another on the same sockets
+/// within a second; the old daemons finish what they had begun and the new
+/// ones take what waits, so at most the requests in flight could fail.
+/// Killing the warden: the manager starts another.
+#[test]
+fn under_load_a_killed_manager_or_warden_is_replaced() {
+    let n = hello_group("");
+    assert!(wait_until(Duration::from_secs(10), || daemons(&n).len() == 2));
+    let children_named = |pid: i32, name: &str| -> Vec<i32> {
+        oxwsgi_e2e::children_of(pid)
+            .into_iter()
+            .filter(|p| comm(*p) == name)
+            .collect()
+    };
+    let first = children_named(n.master_pid(), "oxwsgi: groups")[0];
+    assert!(wait_until(Duration::from_secs(2), || children_named(
+        first,
+        "oxwsgi: warden"
+    )
+    .len()
+        == 1));
+    let warden = children_named(first, "oxwsgi: warden")[0];
+    // The manager wherever it is: the master's child until it is killed,
+    // then the warden's.
+    let managers = move || {
+        let mut now = children_named(warden, "oxwsgi: groups");
+        if std::fs::read_to_string(format!("/proc/{first}/stat")).is_ok_and(|s| !s.contains(") Z "))
+        {
+            now.push(first);
+        }
+        now
+    };
+    oxwsgi_e2e::load::a_killed_process_costs_at_most(n.port, "/cookies", 4, 1, managers);
+    let second = managers()[0];
+    assert!(
+        wait_until(Duration::from_secs(5), || children_named(
+            second,
+            "(wsgi:site)"
+        )
+        .len()
+            == 2),
+        "{}",
+        n.error_log()
+    );
+    assert!(
+        n.error_log()
+            .contains("the process groups' manager (process")
+    );
+    assert_eq!(http::get(n.port, "/cookies").status, 200);
+    // The warden killed: the manager starts another, and it watches.
+    oxwsgi_e2e::load::a_killed_process_costs_at_most(n.port, "/cookies", 0, 1, || {
+        children_named(second, "oxwsgi: warden")
+            .into_iter()
+            .chain(
+                std::iter::once(warden).filter(|w| oxwsgi_e2e::children_of(*w).contains(&second)),
+            )
+            .collect()
+    });
+    assert!(
+        n.error_log()
+            .contains("the process groups' warden (process")
+    );
+}

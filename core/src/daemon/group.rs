@@ -82,22 +82,62 @@ pub struct Group {
     on_start: fn(),
 }
 
-impl Group {
-    /// Makes the socket and starts the daemons. Call from the server's
-    /// single-threaded parent.
-    pub fn start(spec: GroupSpec, on_start: fn()) -> io::Result<Group> {
+/// A group's socket, bound, before (or between) the daemons that serve
+/// it: a manager started after another died serves the same socket, so
+/// the connections waiting on it are not lost.
+pub struct Bound {
+    spec: Arc<GroupSpec>,
+    listener: UnixListener,
+    socket_id: Option<(u64, u64)>,
+}
+
+impl Bound {
+    /// Makes the group's socket. Call from the server's single-threaded
+    /// parent (or the process that owns the groups).
+    pub fn new(spec: GroupSpec) -> io::Result<Bound> {
         let mut owner = spec.socket_owner;
         if let Some(user) = &spec.options.socket_user {
             let uid = sys::user_id(user).map_err(io::Error::other)?;
             owner = Some((uid, owner.map_or(u32::MAX, |(_, gid)| gid)));
         }
         let listener = super::listen::bind(&spec.socket, owner, spec.options.listen_backlog)?;
-        let mut group = Group {
-            pids: vec![None; spec.options.processes.max(1)],
-            born: vec![Instant::now(); spec.options.processes.max(1)],
+        Ok(Bound {
             socket_id: file_id(&spec.socket),
             spec: Arc::new(spec),
             listener,
+        })
+    }
+
+    /// Another handle on the same socket.
+    pub fn try_clone(&self) -> io::Result<Bound> {
+        Ok(Bound {
+            spec: self.spec.clone(),
+            listener: self.listener.try_clone()?,
+            socket_id: self.socket_id,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+}
+
+impl Group {
+    /// Makes the socket and starts the daemons. Call from the server's
+    /// single-threaded parent.
+    pub fn start(spec: GroupSpec, on_start: fn()) -> io::Result<Group> {
+        Group::start_bound(Bound::new(spec)?, on_start)
+    }
+
+    /// Starts the daemons of a bound group.
+    pub fn start_bound(bound: Bound, on_start: fn()) -> io::Result<Group> {
+        let n = bound.spec.options.processes.max(1);
+        let mut group = Group {
+            pids: vec![None; n],
+            born: vec![Instant::now(); n],
+            socket_id: bound.socket_id,
+            spec: bound.spec,
+            listener: bound.listener,
             on_start,
         };
         for i in 0..group.pids.len() {

@@ -161,6 +161,19 @@ pub fn try_wait(pid: Pid) -> Option<i32> {
     (r == pid).then_some(status)
 }
 
+/// Whether `pid`, a child of this process or its parent, is gone (a child
+/// is reaped here). A parent that died is gone at once, whoever reaps it.
+pub fn relative_gone(pid: Pid) -> bool {
+    let mut status = 0;
+    // SAFETY: waitpid writes one int through a pointer to a live local.
+    match unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } {
+        0 => false,
+        r if r == pid => true,
+        // Not a child: the parent, or the one that was.
+        _ => std::os::unix::process::parent_id() as Pid != pid,
+    }
+}
+
 /// Whether process `pid` exists (a server may reap its children itself:
 /// Apache's parent waits for any child, ours included).
 pub fn exists(pid: Pid) -> bool {
