@@ -340,9 +340,21 @@ fn managed_spec(apps: &std::path::Path, dir: &std::path::Path, name: &str) -> Gr
     spec(apps, dir, name, options)
 }
 
+/// The daemons among the manager `m`'s children (its warden is one too).
+fn daemons_of(m: i32) -> Vec<i32> {
+    children_of(m)
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.trim() != "oxwsgi: warden")
+        })
+        .collect()
+}
+
 /// A manager process owns the groups (nginx's master reaps every child it
 /// has, so it must not have the daemons): it replaces a daemon that dies by
-/// itself, stops them on SIGTERM, and when its master dies however it dies.
+/// itself, stops them on SIGTERM (its warden then starts another manager),
+/// and when its master dies however it dies (the warden goes too).
 fn managed(apps: &std::path::Path, dir: &std::path::Path) {
     use oxwsgi_core::daemon::manager;
     let spec = managed_spec(apps, dir, "managed");
@@ -354,20 +366,24 @@ fn managed(apps: &std::path::Path, dir: &std::path::Path) {
     let manager = manager::spawn(vec![spec], "oxwsgi: groups", None, logger).unwrap();
     let m = manager.pid;
     wait_for("2 daemons", Duration::from_secs(10), || {
-        children_of(m).len() == 2
+        daemons_of(m).len() == 2
     });
-    let daemons = children_of(m);
+    let daemons = daemons_of(m);
     assert_eq!(get(&pool, "/cookies").0, 200);
     let pid: i32 = get(&pool, "/pid").1.parse().unwrap();
     assert!(daemons.contains(&pid), "{pid} is one of the manager's");
     // SAFETY: signalling a daemon this test started.
     unsafe { libc::kill(daemons[0], libc::SIGKILL) };
     wait_for("the daemon replaced", Duration::from_secs(1), || {
-        let now = children_of(m);
+        let now = daemons_of(m);
         now.len() == 2 && !now.contains(&daemons[0])
     });
     assert_eq!(get(&pool, "/cookies").0, 200);
-    let all = children_of(m);
+    let all = daemons_of(m);
+    let warden = children_of(m)
+        .into_iter()
+        .find(|p| !all.contains(p))
+        .expect("a warden");
     // SAFETY: signalling the manager this test started.
     unsafe { libc::kill(m, libc::SIGTERM) };
     let mut status = 0;
@@ -380,8 +396,14 @@ fn managed(apps: &std::path::Path, dir: &std::path::Path) {
     for p in all {
         assert!(!alive(p), "daemon {p} outlived its manager");
     }
+    assert!(alive(warden), "the warden stays, to start another manager");
 
     drop(manager);
+    wait_for(
+        "the warden gone with the lifeline",
+        Duration::from_secs(5),
+        || !alive(warden),
+    );
 
     // A master killed with SIGKILL: its manager and daemons go too (the
     // lifeline it held closes).
@@ -399,15 +421,20 @@ fn managed(apps: &std::path::Path, dir: &std::path::Path) {
         children_of(master).len() == 1
     });
     let m = children_of(master)[0];
-    wait_for("its daemons", Duration::from_secs(10), || {
-        children_of(m).len() == 2
+    wait_for("its daemons and warden", Duration::from_secs(10), || {
+        daemons_of(m).len() == 2 && children_of(m).len() == 3
     });
-    let daemons = children_of(m);
+    let daemons = daemons_of(m);
+    let warden: Vec<i32> = children_of(m)
+        .into_iter()
+        .filter(|p| !daemons.contains(p))
+        .collect();
+    assert_eq!(warden.len(), 1, "a warden");
     // SAFETY: killing the stand-in master this test forked.
     unsafe { libc::kill(master, libc::SIGKILL) };
     // SAFETY: reaping it.
     unsafe { libc::waitpid(master, &mut status, 0) };
     wait_for("no orphan", Duration::from_secs(10), || {
-        !alive(m) && daemons.iter().all(|p| !alive(*p))
+        !alive(m) && daemons.iter().chain(&warden).all(|p| !alive(*p))
     });
 }
