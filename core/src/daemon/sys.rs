@@ -416,18 +416,13 @@ pub fn group_id(group: &str) -> Result<u32, String> {
     Ok(unsafe { (*gr).gr_gid })
 }
 
-/// Who `user` (with `group` as its primary group, and `extra` as its
-/// supplementary groups, else those /etc/group gives it) is: its uid and
-/// every gid it holds, as `switch_user` would make it.
-pub fn identity_of(
-    user: &str,
-    group: Option<&str>,
-    extra: Option<&[String]>,
-) -> Result<(u32, Vec<u32>), String> {
+/// `user`'s name (as C wants it), uid and primary gid (`group`'s, when
+/// given). The caller is single-threaded (a server's parent reading its
+/// configuration, or a daemon before it starts threads).
+fn account(user: &str, group: Option<&str>) -> Result<(std::ffi::CString, u32, u32), String> {
     let name = std::ffi::CString::new(user).map_err(|_| format!("user {user:?}"))?;
     // SAFETY: getpwnam returns null or a pointer to a static record, read at
-    // once (the caller is single-threaded: a server reading its
-    // configuration).
+    // once (the caller is single-threaded: see above).
     let pw = unsafe { libc::getpwnam(name.as_ptr()) };
     if pw.is_null() {
         return Err(format!("user {user:?} does not exist"));
@@ -437,6 +432,18 @@ pub fn identity_of(
     if let Some(group) = group {
         gid = group_id(group)?;
     }
+    Ok((name, uid, gid))
+}
+
+/// Who `user` (with `group` as its primary group, and `extra` as its
+/// supplementary groups, else those /etc/group gives it) is: its uid and
+/// every gid it holds, as `switch_user` would make it.
+pub fn identity_of(
+    user: &str,
+    group: Option<&str>,
+    extra: Option<&[String]>,
+) -> Result<(u32, Vec<u32>), String> {
+    let (name, uid, gid) = account(user, group)?;
     let mut gids = vec![gid];
     match extra {
         Some(names) => {
@@ -471,22 +478,10 @@ pub fn switch_user(
     group: Option<&str>,
     extra: Option<&[String]>,
 ) -> Result<(), String> {
-    use std::ffi::CString;
     let Some(user) = user else {
         return Ok(());
     };
-    let name = CString::new(user).map_err(|_| format!("user {user:?}"))?;
-    // SAFETY: getpwnam returns null or a pointer to a static record, read at
-    // once (the process is single-threaded here).
-    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
-    if pw.is_null() {
-        return Err(format!("user {user:?} does not exist"));
-    }
-    // SAFETY: pw is the non-null record just returned.
-    let (uid, mut gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
-    if let Some(group) = group {
-        gid = group_id(group)?;
-    }
+    let (name, uid, gid) = account(user, group)?;
     let extra = match extra {
         Some(names) => Some(
             std::iter::once(Ok(gid))
