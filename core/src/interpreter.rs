@@ -555,15 +555,6 @@ fn setup(py: Python<'_>, config: &InterpreterConfig, group: &str) -> PyResult<()
         );
         crate::environ::warm(py);
         embed::make_runner(py)?;
-        if let Some(interval) = python_settings().switch_interval {
-            py.import("sys")?
-                .call_method1("setswitchinterval", (interval.as_secs_f64(),))?;
-            log::info!(
-                target: "oxwsgi",
-                "the GIL's switch interval is {} s",
-                interval.as_secs_f64()
-            );
-        }
     }
     let sys = py.import("sys")?;
     sys.setattr(
@@ -592,6 +583,16 @@ fn setup(py: Python<'_>, config: &InterpreterConfig, group: &str) -> PyResult<()
     sys.getattr("modules")?.set_item("oxwsgi", &public)?;
     install_mod_wsgi(py, &sys.getattr("modules")?, group)?;
     let settings = python_settings();
+    // Process-wide (the interpreters share the GIL): set once, with the
+    // main interpreter.
+    if let (crate::app_group::GLOBAL, Some(interval)) = (group, settings.switch_interval) {
+        sys.call_method1("setswitchinterval", (interval.as_secs_f64(),))?;
+        log::info!(
+            target: "oxwsgi",
+            "the GIL's switch interval is {} s",
+            interval.as_secs_f64()
+        );
+    }
     if !settings.warnings.is_empty() && !sys.getattr("warnoptions")?.is_truthy()? {
         // As -W would have: in sys.warnoptions, and in force.
         let warnings = py.import("warnings")?;

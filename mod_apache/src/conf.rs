@@ -1001,6 +1001,10 @@ pub unsafe extern "C" fn merge_dir_config(
             let (base, add) = (&*base.cast::<DirConf>(), &*add.cast::<DirConf>());
             let inner = |a: *const c_char, b: *const c_char| if a.is_null() { b } else { a };
             let flag = |a: i8, b: i8| if a < 0 { b } else { a };
+            // A script's option: the inner level's when it names the script.
+            let with_script = |script: *const c_char, own: *const c_char, outer: *const c_char| {
+                if script.is_null() { outer } else { own }
+            };
             new_dir_conf(
                 p,
                 DirConf {
@@ -1020,27 +1024,27 @@ pub unsafe extern "C" fn merge_dir_config(
                     auth_group_script: inner(add.auth_group_script, base.auth_group_script),
                     access_script: inner(add.access_script, base.access_script),
                     // A script and its group go together.
-                    auth_user_group: if add.auth_user_script.is_null() {
-                        base.auth_user_group
-                    } else {
-                        add.auth_user_group
-                    },
-                    auth_group_group: if add.auth_group_script.is_null() {
-                        base.auth_group_group
-                    } else {
-                        add.auth_group_group
-                    },
-                    access_group: if add.access_script.is_null() {
-                        base.access_group
-                    } else {
-                        add.access_group
-                    },
+                    auth_user_group: with_script(
+                        add.auth_user_script,
+                        add.auth_user_group,
+                        base.auth_user_group,
+                    ),
+                    auth_group_group: with_script(
+                        add.auth_group_script,
+                        add.auth_group_group,
+                        base.auth_group_group,
+                    ),
+                    access_group: with_script(
+                        add.access_script,
+                        add.access_group,
+                        base.access_group,
+                    ),
                     dispatch_script: inner(add.dispatch_script, base.dispatch_script),
-                    dispatch_group: if add.dispatch_script.is_null() {
-                        base.dispatch_group
-                    } else {
-                        add.dispatch_group
-                    },
+                    dispatch_group: with_script(
+                        add.dispatch_script,
+                        add.dispatch_group,
+                        base.dispatch_group,
+                    ),
                     restrict_process: inner(add.restrict_process, base.restrict_process),
                     map_head_to_get: flag(add.map_head_to_get, base.map_head_to_get),
                     // mod_wsgi overlays the names: the inner level's win.
@@ -1255,16 +1259,9 @@ unsafe fn dir_string<'r>(
     r: *const ffi::request_rec,
     field: fn(&DirConf) -> *const c_char,
 ) -> Option<&'r str> {
-    // SAFETY: r is live (the contract); the DirConf's strings live in the
-    // configuration pool.
-    unsafe {
-        let p = field(dir_conf(r)?);
-        if p.is_null() {
-            None
-        } else {
-            CStr::from_ptr(p).to_str().ok()
-        }
-    }
+    // SAFETY: r is live (the contract); the DirConf's strings are null or
+    // live in the configuration pool.
+    unsafe { dir_text(field(dir_conf(r)?)) }
 }
 
 /// The WSGICallableObject in force for a request, when one is set.

@@ -145,7 +145,9 @@ impl Watch<'_> {
             for g in &mut groups {
                 g.check();
             }
-            if warden.is_none_or(gone) {
+            // The warden is this manager's parent (after the last manager
+            // died) or its child.
+            if warden.is_none_or(sys::relative_gone) {
                 if let Some(w) = warden {
                     log::error!(target: "oxwsgi", "the process groups' warden (process {w}) is gone; starting another");
                 }
@@ -182,7 +184,7 @@ impl Watch<'_> {
             if signal == Some(libc::SIGTERM) || sys::closed(self.lifeline.as_raw_fd()) {
                 return 0;
             }
-            if !gone(manager) {
+            if !sys::relative_gone(manager) {
                 continue;
             }
             log::error!(
@@ -201,10 +203,4 @@ impl Watch<'_> {
             }
         }
     }
-}
-
-/// Whether the manager's warden, or the warden's manager (each the
-/// other's parent or child), is gone.
-fn gone(pid: Pid) -> bool {
-    sys::relative_gone(pid)
 }

@@ -51,7 +51,8 @@ impl Identity {
         let m = std::fs::metadata(&real).map_err(|e| format!("{}: {e}", real.display()))?;
         let (bit, verb) = match need {
             Need::Read => (0o4, "read"),
-            Need::Execute | Need::Enter => (0o1, "execute"),
+            Need::Execute => (0o1, "execute"),
+            Need::Enter => (0o1, "enter"),
         };
         if self.allows(&m, bit) && (need == Need::Enter) == m.is_dir() {
             return Ok(());
@@ -61,7 +62,6 @@ impl Identity {
         } else {
             format!(" (that is {})", real.display())
         };
-        let verb = if need == Need::Enter { "enter" } else { verb };
         Err(format!(
             "{} cannot {verb} {}{that}",
             self.name,

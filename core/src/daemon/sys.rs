@@ -390,15 +390,7 @@ pub fn user_id(user: &str) -> Result<u32, String> {
     if let Some(n) = user.strip_prefix('#') {
         return n.parse().map_err(|_| format!("user {user:?}"));
     }
-    let name = std::ffi::CString::new(user).map_err(|_| format!("user {user:?}"))?;
-    // SAFETY: getpwnam returns null or a pointer to a static record, read at
-    // once (the caller is single-threaded: a server's parent).
-    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
-    if pw.is_null() {
-        return Err(format!("user {user:?} does not exist"));
-    }
-    // SAFETY: pw is the non-null record just returned.
-    Ok(unsafe { (*pw).pw_uid })
+    account(user, None).map(|(_, uid, _)| uid)
 }
 
 /// The gid of `group` (a name, or `#gid`).
