@@ -352,13 +352,19 @@ fn a_named_app_is_loaded_on_first_use() {
 
 /// Sends `bytes` on a new connection to the daemon at `path` (as a process
 /// that is not the server would) and reads what comes back until the
-/// daemon closes the connection; `None` if it kept it open for 10 s.
+/// daemon closes the connection, after its `Accepted`; `None` if it kept
+/// it open for 10 s.
 fn raw(path: &std::path::Path, bytes: &[u8]) -> Option<Vec<u8>> {
     use std::io::Write;
     let mut s = std::os::unix::net::UnixStream::connect(path).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
     s.write_all(bytes).unwrap();
+    // A daemon takes every connection of the server's user first, before
+    // it reads anything of it.
+    let mut accepted = [0u8; 5];
+    s.read_exact(&mut accepted).unwrap();
+    assert_eq!(accepted, [13, 0, 0, 0, 0], "Accepted comes first");
     let mut back = Vec::new();
     match s.read_to_end(&mut back) {
         Ok(_) => Some(back),
@@ -613,4 +619,41 @@ fn an_introduction_sent_in_part_is_dropped_soon() {
     assert_eq!(cookies(&pool), 200);
     stop.store(true, std::sync::atomic::Ordering::Release);
     run.join().unwrap();
+}
+
+/// A group whose socket is there but whose daemons take no connection
+/// (none could start): the request waits the connect timeout, gets 503,
+/// and was never sent: a daemon that takes the connection later finds the
+/// introduction and nothing else.
+#[test]
+fn a_request_no_daemon_takes_gets_503_after_the_connect_timeout() {
+    use oxwsgi_core::daemon::frame::{self, Kind};
+    let dir = std::env::temp_dir().join(format!("oxwsgi-untaken-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("group.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let pool = Pool::new(path, None, admission().token)
+        .with_connect_timeout(std::time::Duration::from_millis(1500));
+    let mut req = MemoryRequest::post("/echo", "text/plain", b"do it once");
+    let (mut sink, shared) = MemorySink::new();
+    let t = std::time::Instant::now();
+    let outcome = pool.serve(&AppRef::Index(0), &mut req, &mut sink);
+    let took = t.elapsed();
+    assert_eq!(shared.lock().unwrap().status(), 503, "{outcome:?}");
+    assert!(
+        took >= std::time::Duration::from_millis(1400) && took < std::time::Duration::from_secs(5),
+        "{took:?}"
+    );
+    listener.set_nonblocking(true).unwrap();
+    let mut taken = 0;
+    while let Ok((mut s, _)) = listener.accept() {
+        taken += 1;
+        let mut sent = Vec::new();
+        s.read_to_end(&mut sent).unwrap();
+        let mut hello = Vec::new();
+        frame::write(&mut hello, Kind::Hello, admission().token.as_bytes()).unwrap();
+        assert_eq!(sent, hello, "only the introduction was sent");
+    }
+    assert!(taken >= 1, "the request waited on a connection");
 }

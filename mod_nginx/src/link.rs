@@ -356,10 +356,20 @@ impl Link {
             self.shared.read_ev.set((*c).read);
         }
         self.x = Exchange::with_buffer(self.head_limit, self.x.take_buffer())
-            .for_head_request(self.head_request);
+            .for_head_request(self.head_request)
+            .on_new_connection(!self.pooled);
         self.out.clear();
         self.sent = 0;
         self.want = None;
+        if self.pooled {
+            self.send_head();
+        } else {
+            // The head goes once a daemon took the connection.
+            self.arm_read_timer();
+        }
+    }
+
+    fn send_head(&mut self) {
         let _ = frame::write(&mut self.out, Kind::Head, &self.head);
         match self.write_out() {
             Ok(()) => self.arm_read_timer(),
@@ -414,6 +424,7 @@ impl Link {
         // Not reusable: the exchange is not over.
         self.close_conn();
         match self.x.lost(self.pooled, self.idempotent) {
+            Lost::Unsent => self.unreachable(e),
             Lost::Resend if Instant::now() < self.deadline => {
                 log::debug!(target: "oxwsgi", "group {}: connection lost before an answer ({e}); sending again", self.name());
                 if self.pooled {
@@ -490,17 +501,26 @@ impl Link {
     /// The daemon's read timer runs while the daemon owes an answer: not
     /// while reading is paused for the client, nor while the daemon waits
     /// for the client's body (nginx's own timers watch the client then).
+    /// Until a daemon took a new connection, it runs to the connect
+    /// deadline.
     fn arm_read_timer(&mut self) {
         let c = self.conn;
         if c.is_null() {
             return;
         }
         let waiting = !self.shared.paused.get() && self.want.is_none();
+        let limit = if self.x.awaiting_accept() {
+            self.deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1))
+        } else {
+            self.timeout
+        };
         // SAFETY: the live connection's read event, on the event loop.
         unsafe {
             let rev = (*c).read;
             if waiting {
-                ngx::ffi::ngx_add_timer(rev, self.timeout.as_millis() as _);
+                ngx::ffi::ngx_add_timer(rev, limit.as_millis() as _);
             } else if (*rev).timer_set() != 0 {
                 ngx::ffi::ngx_del_timer(rev);
             }
@@ -518,6 +538,19 @@ impl Link {
         if unsafe { (*(*c).read).timedout() } != 0 {
             // SAFETY: as above; the flag is ours to clear.
             unsafe { (*(*c).read).set_timedout(0) };
+            if self.x.awaiting_accept() {
+                // The timer ran to the connect deadline; the request was
+                // not sent, so nothing of it ran.
+                self.close_conn();
+                log::error!(
+                    target: "oxwsgi",
+                    "group {}: no daemon took the request within connect_timeout ({:?}); answering 503",
+                    self.name(),
+                    pool::with(self.group, |p| p.connect_timeout).unwrap_or_default()
+                );
+                self.deliver([Msg::Error(503)].into());
+                return;
+            }
             log::error!(
                 target: "oxwsgi",
                 "group {}: the daemon sent nothing for {:?} (socket_timeout); answering 504",
@@ -546,6 +579,12 @@ impl Link {
                 Err(e) => break Some(e),
             };
             match event {
+                Event::Accepted => {
+                    self.send_head();
+                    if !self.alive() || self.conn.is_null() {
+                        return;
+                    }
+                }
                 Event::Read(n) => {
                     // What came before goes first: the body may fail the
                     // request, and the response must not be lost then.

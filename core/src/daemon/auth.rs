@@ -250,23 +250,7 @@ pub fn introduce(fd: RawFd, token: &Token) -> io::Result<()> {
     }
     let mut hello = Vec::with_capacity(frame::HEADER + Token::LEN);
     frame::write(&mut hello, Kind::Hello, token.as_bytes())?;
-    // A new connection's buffer takes these few bytes at once.
-    // SAFETY: sends from a live buffer on a socket the caller owns.
-    let n = unsafe {
-        libc::send(
-            fd,
-            hello.as_ptr().cast(),
-            hello.len(),
-            libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if n as usize != hello.len() {
-        return Err(io::Error::other("the introduction did not fit the socket"));
-    }
-    Ok(())
+    super::sys::send_now(fd, &hello)
 }
 
 #[cfg(test)]

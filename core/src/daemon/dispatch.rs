@@ -1,12 +1,17 @@
 //! A daemon process's requests. The Python threads wait on one epoll set
-//! holding the group's listening socket and every idle connection, each
-//! registered one-shot: the thread woken for a connection serves its
-//! request on the spot and arms it again, so a request costs one wake-up
-//! (no thread hands connections to another), and an idle pooled
-//! connection never holds a thread: the server may keep far more
-//! connections open than the daemon has threads (every Apache child keeps
-//! its own). A request waits, if all threads are busy, in its socket; the
-//! server's stamp in the head tells the queue timeout how long.
+//! holding every idle connection, each registered one-shot: the thread
+//! woken for a connection serves its request on the spot and arms it
+//! again, so a request costs one wake-up (no thread hands connections to
+//! another), and an idle pooled connection never holds a thread: the
+//! server may keep far more connections open than the daemon has threads
+//! (every Apache child keeps its own). A request waits, if all threads are
+//! busy, in its socket; the server's stamp in the head tells the queue
+//! timeout how long.
+//!
+//! One more thread, without Python, accepts new connections and answers
+//! each with `Accepted` at once, busy or not: a server that hears nothing
+//! within its connect timeout knows that no daemon of the group is there
+//! to serve, and answers 503 without having sent the request.
 
 use std::collections::HashMap;
 use std::io;
@@ -21,9 +26,6 @@ use crate::sync::Recover;
 use super::options::GroupOptions;
 use super::serve::{Apps, Connection};
 use super::sys::{self, Epoll};
-
-/// The listening socket's token; connections count up from 1.
-const LISTENER: u64 = 0;
 
 /// How often a waiting thread looks at `stop`, in ms.
 const STOP_CHECK_MS: i32 = 100;
@@ -76,12 +78,11 @@ pub fn run(
     }
     listener.set_nonblocking(true)?;
     let epoll = Epoll::new()?;
-    epoll.add(listener.as_raw_fd(), LISTENER)?;
     let shared = Arc::new(Shared {
         epoll,
         listener,
         connections: Mutex::new(HashMap::new()),
-        next: AtomicU64::new(LISTENER + 1),
+        next: AtomicU64::new(1),
         stop,
         options: options.clone(),
         max_connections: max_connections(),
@@ -89,6 +90,13 @@ pub fn run(
         swept: Mutex::new(Instant::now()),
     });
     let apps = Arc::new(apps);
+    let acceptor = {
+        let shared = shared.clone();
+        let apps = apps.clone();
+        std::thread::Builder::new()
+            .name("oxwsgi-accept".into())
+            .spawn(move || acceptor(&shared, &apps))?
+    };
     let workers: Vec<_> = (0..options.threads.max(1))
         .map(|i| {
             let shared = shared.clone();
@@ -103,6 +111,7 @@ pub fn run(
     for w in workers {
         let _ = w.join();
     }
+    let _ = acceptor.join();
     // What is still open is idle; closing it tells the server.
     for (_, c) in shared.connections.lock().recover().drain() {
         let _ = shared.epoll.delete(c.fd());
@@ -126,19 +135,12 @@ fn worker(shared: &Shared, apps: &Apps) {
     while !shared.stop.load(Ordering::Acquire) {
         let token = match shared.epoll.wait_one(STOP_CHECK_MS) {
             Ok(Some(t)) => t,
-            Ok(None) => {
-                sweep(shared);
-                continue;
-            }
+            Ok(None) => continue,
             Err(e) => {
                 log::error!(target: "oxwsgi", "waiting for requests failed: {e}");
                 return;
             }
         };
-        if token == LISTENER {
-            accept_all(shared, apps);
-            continue;
-        }
         let Some(conn) = shared.connections.lock().recover().get(&token).cloned() else {
             continue;
         };
@@ -170,6 +172,24 @@ fn serve(shared: &Shared, apps: &Apps, token: u64, conn: &Connection) {
     if let Err(e) = shared.epoll.rearm(conn.fd(), token) {
         log::error!(target: "oxwsgi", "cannot wait on a connection again: {e}");
         shared.connections.lock().recover().remove(&token);
+    }
+}
+
+/// Takes the group's new connections until `stop` (then they wait in the
+/// socket's backlog for the daemon that replaces this one), and closes
+/// the ones that never introduced themselves.
+fn acceptor(shared: &Shared, apps: &Apps) {
+    let fd = shared.listener.as_raw_fd();
+    while !shared.stop.load(Ordering::Acquire) {
+        match sys::wait_readable(fd, STOP_CHECK_MS) {
+            Ok(true) => accept_all(shared, apps),
+            Ok(false) => {}
+            Err(e) => {
+                log::error!(target: "oxwsgi", "waiting on the group's socket failed: {e}");
+                return;
+            }
+        }
+        sweep(shared);
     }
 }
 
@@ -208,9 +228,6 @@ fn accept_all(shared: &Shared, apps: &Apps) {
                 break;
             }
         }
-    }
-    if let Err(e) = shared.epoll.rearm(shared.listener.as_raw_fd(), LISTENER) {
-        log::error!(target: "oxwsgi", "cannot wait on the group's socket again: {e}");
     }
 }
 
@@ -275,6 +292,7 @@ fn adopt(shared: &Shared, stream: UnixStream) -> io::Result<()> {
     // introduction sent in part) waits no longer than it may take; then
     // the group's socket timeout.
     stream.set_read_timeout(Some(HELLO_LIMIT))?;
+    super::serve::greet(&stream)?;
     let conn = Arc::new(
         Connection::new(stream, o.response_buffer_size)?
             .with_timeout(Some(o.socket_timeout.unwrap_or(DEFAULT_SOCKET_TIMEOUT))),

@@ -30,11 +30,16 @@ pub enum Event {
     /// The daemon did not run the request: send it again on a new
     /// connection.
     Retry,
+    /// A daemon took the new connection: send the request's head.
+    Accepted,
 }
 
 /// A connection lost before the exchange ended: what the request gets.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Lost {
+    /// Nothing of the request was sent (no daemon took the connection):
+    /// wait for the group up to the connect timeout, then answer 503.
+    Unsent,
     /// Send the request again on a new connection: nothing can have run
     /// twice (the daemon answered nothing, and the connection was a pooled
     /// one it closed while idle, or the method is safe to repeat).
@@ -64,6 +69,9 @@ pub struct Exchange {
     reusable: bool,
     /// The request is a HEAD: its response has no body whatever it says.
     head_request: bool,
+    /// A new connection: the daemon's `Accepted` comes first, and the
+    /// request is sent only after it.
+    awaiting_accept: bool,
     /// The response's Content-Length, and the body bytes that came.
     promised: Option<u64>,
     sent: u64,
@@ -85,6 +93,7 @@ impl Exchange {
             over: false,
             reusable: true,
             head_request: false,
+            awaiting_accept: false,
             promised: None,
             sent: 0,
             bodiless: false,
@@ -96,6 +105,18 @@ impl Exchange {
     pub fn for_head_request(mut self, yes: bool) -> Exchange {
         self.head_request = yes;
         self
+    }
+
+    /// The exchange is on a new connection: it begins with the daemon's
+    /// `Accepted`, before the request is sent.
+    pub fn on_new_connection(mut self, yes: bool) -> Exchange {
+        self.awaiting_accept = yes;
+        self
+    }
+
+    /// The request is not sent yet: no daemon took the connection.
+    pub fn awaiting_accept(&self) -> bool {
+        self.awaiting_accept
     }
 
     /// A new exchange reading into `buf` (a buffer an earlier exchange gave
@@ -154,8 +175,8 @@ impl Exchange {
     pub fn filled(&mut self, n: usize) {
         self.end = (self.end + n).min(self.buf.len());
         // Whatever the bytes are (a frame that cannot be read too), the
-        // daemon has answered: the request may have run.
-        self.answered |= n > 0;
+        // daemon has answered: the request may have run (once it was sent).
+        self.answered |= n > 0 && !self.awaiting_accept;
     }
 
     /// Whether read bytes wait to be parsed (a `Flush` followed by more of
@@ -202,6 +223,13 @@ impl Exchange {
         }
         let at = self.pos + frame::HEADER;
         self.pos = at + len;
+        if self.awaiting_accept {
+            if kind != Kind::Accepted || len != 0 {
+                return Err(unexpected(kind, "before it accepted the connection"));
+            }
+            self.awaiting_accept = false;
+            return Ok(Some(Event::Accepted));
+        }
         let payload = &self.buf[at..at + len];
         self.answered = true;
         let event = match kind {
@@ -273,6 +301,7 @@ impl Exchange {
                     _ => Event::Abort,
                 }
             }
+            Kind::Accepted => return Err(unexpected(kind, "in the middle of the connection")),
             Kind::Head | Kind::Body | Kind::BodyError | Kind::Hello => {
                 return Err(unexpected(kind, "(a server's frame)"));
             }
@@ -284,7 +313,9 @@ impl Exchange {
     /// request gets. `pooled`: it was an idle connection reused;
     /// `idempotent`: the method may be repeated.
     pub fn lost(&self, pooled: bool, idempotent: bool) -> Lost {
-        if self.started {
+        if self.awaiting_accept {
+            Lost::Unsent
+        } else if self.started {
             Lost::Cut
         } else if !self.answered && (pooled || idempotent) {
             Lost::Resend
@@ -621,5 +652,52 @@ mod tests {
         x.filled(6);
         assert!(x.next_event().is_err());
         assert_eq!(x.lost(false, true), Lost::BadGateway);
+    }
+
+    /// On a new connection the daemon's `Accepted` comes first; until it
+    /// does, nothing was sent, and a lost connection is the group not
+    /// reached (503 at the deadline), whatever the method.
+    #[test]
+    fn a_new_connection_begins_with_accepted() {
+        let mut x = Exchange::new(8192).on_new_connection(true);
+        assert!(x.awaiting_accept());
+        assert_eq!(x.lost(false, false), Lost::Unsent, "a POST not sent yet");
+        // Cut into single bytes: the header of Accepted comes in pieces.
+        let bytes = wire(&[(Kind::Accepted, b"")]);
+        assert_eq!(events(&mut x, &bytes, 1), vec![Event::Accepted]);
+        assert!(!x.awaiting_accept());
+        assert_eq!(
+            x.lost(false, false),
+            Lost::BadGateway,
+            "once sent, a POST may have run"
+        );
+        let bytes = wire(&[(Kind::ResponseHead, &head()), (Kind::End, b"")]);
+        let got = events(&mut x, &bytes, 64);
+        assert!(matches!(got[..], [Event::Start(_), Event::End]), "{got:?}");
+        assert!(x.reusable());
+
+        // Anything else first is a foreign peer; Accepted later is too.
+        for (first, second) in [
+            ((Kind::ResponseHead, head()), None),
+            ((Kind::Accepted, b"x".to_vec()), None),
+            ((Kind::Accepted, Vec::new()), Some(Kind::Accepted)),
+        ] {
+            let mut x = Exchange::new(8192).on_new_connection(true);
+            let mut frames = vec![(first.0, &first.1[..])];
+            frames.extend(second.map(|k| (k, &b""[..])));
+            let bytes = wire(&frames);
+            let room = x.buffer();
+            room[..bytes.len()].copy_from_slice(&bytes);
+            x.filled(bytes.len());
+            let failed = (0..frames.len()).any(|_| x.next_event().is_err());
+            assert!(failed, "{frames:?}");
+            assert!(!x.reusable());
+        }
+        // A pooled connection has no Accepted.
+        let mut x = Exchange::new(8192);
+        let room = x.buffer();
+        room[..5].copy_from_slice(&[Kind::Accepted as u8, 0, 0, 0, 0]);
+        x.filled(5);
+        assert!(x.next_event().is_err());
     }
 }

@@ -45,6 +45,10 @@ pub enum Kind {
     /// server → daemon, first on a new connection: the group's token
     /// (`auth`).
     Hello = 12,
+    /// daemon → server, first on a new connection: a daemon took it. The
+    /// server sends the request's head only then, so a request that no
+    /// daemon took in time (`connect-timeout`) was never run.
+    Accepted = 13,
 }
 
 impl Kind {
@@ -62,6 +66,7 @@ impl Kind {
             10 => Kind::Error,
             11 => Kind::Retry,
             12 => Kind::Hello,
+            13 => Kind::Accepted,
             _ => return None,
         })
     }

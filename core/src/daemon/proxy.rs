@@ -22,18 +22,27 @@ use super::frame::{self, AppRef, BodyKind, Kind};
 /// A connection to a daemon, idle between requests.
 pub struct Connection {
     stream: UnixStream,
+    /// The group's socket timeout.
+    timeout: Option<Duration>,
+    /// A daemon took the connection (its `Accepted` came).
+    accepted: bool,
 }
 
 impl Connection {
     /// Connects to the group at `path` and introduces the connection with
-    /// the group's `token` (`auth::introduce`).
+    /// the group's `token` (`auth::introduce`). No daemon has taken it
+    /// yet: the first request waits for that.
     pub fn open(path: &Path, timeout: Option<Duration>, token: &Token) -> io::Result<Connection> {
         use std::os::fd::AsRawFd;
         let stream = UnixStream::connect(path)?;
         super::auth::introduce(stream.as_raw_fd(), token)?;
         stream.set_read_timeout(timeout)?;
         stream.set_write_timeout(timeout)?;
-        Ok(Connection { stream })
+        Ok(Connection {
+            stream,
+            timeout,
+            accepted: false,
+        })
     }
 }
 
@@ -107,6 +116,10 @@ impl Pool {
         if let Some(c) = self.idle.lock().recover().pop() {
             return Ok(c);
         }
+        self.open()
+    }
+
+    fn open(&self) -> io::Result<Connection> {
         Connection::open(&self.path, self.timeout, &self.token)
     }
 
@@ -118,8 +131,9 @@ impl Pool {
     /// `sink`.
     ///
     /// While the group cannot be reached (its daemons are being replaced:
-    /// a graceful restart, a daemon that died) the request waits, retrying
-    /// for up to the connect timeout, then gets 503. A connection that fails
+    /// a graceful restart, a daemon that died, or none can start) the
+    /// request waits, retrying for up to the connect timeout, then gets
+    /// 503; it is sent only once a daemon took its connection. A connection that fails
     /// before the daemon answered anything is retried on a new one when
     /// that cannot run the app twice: a pooled connection the daemon closed
     /// while idle, or a GET, HEAD or OPTIONS. Otherwise the client gets 502,
@@ -154,15 +168,10 @@ impl Pool {
         frame::stamp(&mut head, frame::monotonic_us());
         let deadline = Instant::now() + self.connect_timeout;
         let mut pause = Duration::from_millis(10);
-        let mut pooled = true;
+        let mut first = true;
         loop {
-            let opened = if pooled {
-                self.get()
-            } else {
-                Connection::open(&self.path, self.timeout, &self.token)
-            };
-            let was_pooled = pooled;
-            pooled = false;
+            let opened = if first { self.get() } else { self.open() };
+            first = false;
             let mut conn = match opened {
                 Ok(c) => c,
                 Err(e) if Instant::now() < deadline => {
@@ -176,12 +185,15 @@ impl Pool {
                     return crate::responder::error_page(sink, 503);
                 }
             };
+            let pooled = conn.accepted;
             let mut state = Exchange {
                 conn: &mut conn,
                 daemon: super::exchange::Exchange::new(self.head_limit)
-                    .for_head_request(head_request),
+                    .for_head_request(head_request)
+                    .on_new_connection(!pooled),
                 retry: false,
                 error_override,
+                deadline,
             };
             match state.run(&head, &mut body, sink) {
                 Ok(_) if state.retry && Instant::now() < deadline => {
@@ -198,7 +210,17 @@ impl Pool {
                     }
                     return outcome;
                 }
-                Err(e) => match state.daemon.lost(was_pooled, idempotent) {
+                Err(e) => match state.daemon.lost(pooled, idempotent) {
+                    // No daemon took the connection: nothing was sent.
+                    Lost::Unsent if Instant::now() < deadline => {
+                        log::debug!(target: "oxwsgi", "group {}: no daemon took the connection yet ({e}); waiting", self.name);
+                        std::thread::sleep(pause);
+                        pause = (pause * 2).min(Duration::from_millis(200));
+                    }
+                    Lost::Unsent => {
+                        log::error!(target: "oxwsgi", "group {}: no daemon took the request within the connect timeout of {:?} ({e}); answering 503", self.name, self.connect_timeout);
+                        return crate::responder::error_page(sink, 503);
+                    }
                     // Nothing came back: the daemon closed the connection
                     // or went away before it answered.
                     Lost::Resend if Instant::now() < deadline => {
@@ -252,6 +274,8 @@ struct Exchange<'c> {
     retry: bool,
     /// An error status becomes the server's error page (`serve_with`).
     error_override: bool,
+    /// How long a new connection may wait for a daemon to take it.
+    deadline: Instant,
 }
 
 impl Exchange<'_> {
@@ -261,6 +285,9 @@ impl Exchange<'_> {
         body: &mut Option<Box<dyn BodyStream>>,
         sink: &mut dyn ResponseSink,
     ) -> io::Result<Outcome> {
+        if self.daemon.awaiting_accept() {
+            self.await_accepted()?;
+        }
         frame::write(&mut self.conn.stream, Kind::Head, head)?;
         let mut chunk = Vec::new();
         loop {
@@ -273,6 +300,8 @@ impl Exchange<'_> {
                 continue;
             };
             let to_client = match event {
+                // Only `await_accepted` sees one.
+                Event::Accepted => continue,
                 Event::Read(want) => {
                     chunk.resize(want, 0);
                     let got = match body.as_mut() {
@@ -324,6 +353,50 @@ impl Exchange<'_> {
                 return Ok(Outcome::ClientGone);
             }
         }
+    }
+
+    /// Waits until the connect deadline for a daemon to take the new
+    /// connection.
+    fn await_accepted(&mut self) -> io::Result<()> {
+        let stream = &mut self.conn.stream;
+        loop {
+            match self.daemon.next_event()? {
+                Some(Event::Accepted) => break,
+                Some(other) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{other:?} from the daemon before it took the connection"),
+                    ));
+                }
+                None => {}
+            }
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            stream.set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
+            let n = match stream.read(self.daemon.buffer()) {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "no daemon took the connection",
+                    ));
+                }
+                other => other?,
+            };
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the daemon closed the connection before it took it",
+                ));
+            }
+            self.daemon.filled(n);
+        }
+        stream.set_read_timeout(self.conn.timeout)?;
+        self.conn.accepted = true;
+        Ok(())
     }
 
     /// Whether the daemon's next frame is already read or in the socket.

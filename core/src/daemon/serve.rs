@@ -462,10 +462,20 @@ impl Connection {
     }
 }
 
+/// Tells the server that a daemon took its new connection (`Accepted`):
+/// it sends the request only then.
+pub fn greet(stream: &UnixStream) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut accepted = Vec::with_capacity(frame::HEADER);
+    frame::write(&mut accepted, Kind::Accepted, b"")?;
+    super::sys::send_now(stream.as_raw_fd(), &accepted)
+}
+
 /// Serves the requests of one connection until the server closes it, on
 /// the calling thread. `apps` are the daemon's apps, by the number a head
 /// names.
 pub fn serve_connection(apps: &Apps, stream: UnixStream) -> io::Result<()> {
+    greet(&stream)?;
     let conn = Connection::new(stream, apps.options.response_buffer_size)?;
     while conn.serve_one(apps, Instant::now())? {}
     Ok(())

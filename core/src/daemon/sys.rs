@@ -111,6 +111,49 @@ pub fn closed(fd: i32) -> bool {
     n > 0 && p.revents & (libc::POLLHUP | libc::POLLIN) != 0
 }
 
+/// Waits up to `timeout_ms` for `fd` to be readable (or hung up).
+pub fn wait_readable(fd: i32, timeout_ms: i32) -> io::Result<bool> {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll reads and writes one live pollfd.
+    match unsafe { libc::poll(&mut p, 1, timeout_ms) } {
+        n if n >= 0 => Ok(n > 0),
+        _ => {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                Ok(false)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Sends all of `bytes` on socket `fd` at once, without blocking and
+/// without SIGPIPE: for the few bytes that open a connection, which its
+/// empty buffer always takes.
+pub fn send_now(fd: i32, bytes: &[u8]) -> io::Result<()> {
+    // SAFETY: sends from a live slice on a socket the caller owns.
+    let n = unsafe {
+        libc::send(
+            fd,
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if n as usize != bytes.len() {
+        return Err(io::Error::other("the socket took only part of a frame"));
+    }
+    Ok(())
+}
+
 /// The local time, broken down, and its microseconds.
 pub fn local_tm() -> (libc::tm, u32) {
     let now = std::time::SystemTime::now()
