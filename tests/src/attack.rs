@@ -144,6 +144,12 @@ pub fn hello(token: &[u8]) -> Vec<u8> {
     frame(12, token)
 }
 
+/// What a daemon sends first on every connection of the server's user,
+/// before it reads anything of it: `Accepted`.
+pub fn accepted() -> Vec<u8> {
+    frame(13, b"")
+}
+
 /// A WSGI script that leaves `marker` behind when it is loaded or run:
 /// the proof that an attacker's request ran.
 pub fn marker_script(dir: &Path, marker: &Path) -> std::path::PathBuf {

@@ -1242,3 +1242,32 @@ fn apache2ctl_t_checks_what_the_groups_user_can_reach() {
     assert!(!ok, "{out}");
     assert!(out.contains("user=www-data cannot read"), "{out}");
 }
+
+/// A group whose daemons cannot start (an interpreter that is not there):
+/// a request waits for a daemon to take it up to the group's
+/// connect-timeout, then gets 503, and Apache goes on serving its other
+/// apps.
+#[test]
+fn a_group_whose_daemons_cannot_start_answers_503_after_its_connect_timeout() {
+    let a = Apache::start(
+        "event",
+        &format!(
+            "WSGIDaemonProcess site connect-timeout=2 socket-timeout=30 \
+             python-executable=/nonexistent/python3\n\
+             WSGIScriptAlias /cases {cases} process-group=site\n\
+             WSGIScriptAlias /e {cases}",
+            cases = app("cases.py")
+        ),
+    );
+    assert!(a.wait_log("python-executable=/nonexistent/python3: no such file"));
+    let t = Instant::now();
+    let r = http::Request::post("/cases/echo", "text/plain", b"once").send(a.port);
+    let waited = t.elapsed();
+    assert_eq!(r.status, 503, "{}", a.error_log());
+    assert!(
+        waited >= Duration::from_millis(1900) && waited < Duration::from_secs(6),
+        "{waited:?}"
+    );
+    assert!(a.wait_log("group site: no daemon took the request within the connect timeout"));
+    assert_eq!(http::get(a.port, "/e/cookies").status, 200);
+}

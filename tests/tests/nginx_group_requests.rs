@@ -286,27 +286,41 @@ fn two_projects_each_with_its_own_venv_flask_and_user() {
 }
 
 /// An interpreter that is not there: the daemon says so in the error log
-/// and waits before it exits (no fork loop), requests wait in the group's
-/// socket until its socket timeout, and nginx goes on serving its other
-/// locations.
+/// and waits before it exits (no fork loop); a request waits for a daemon
+/// to take it up to the group's connect timeout, then gets 503 (not the
+/// socket timeout's 504: nothing of it was sent), and nginx goes on
+/// serving its other locations.
 #[test]
-fn a_python_executable_that_is_not_there_is_logged_and_waits_no_more_than_the_socket_timeout() {
+fn a_group_whose_daemons_cannot_start_answers_503_after_its_connect_timeout() {
     let n = Nginx::start(
         Config::new(&format!(
-            "location / {{ wsgi_group site; wsgi_app {}; }}\nlocation /e {{ wsgi_app {}; }}",
+            "location / {{ wsgi_group site; wsgi_app {}; }}\nlocation /e/ {{ wsgi_app {}; }}",
             app("cases.py"),
             app("cases.py")
         ))
-        .http("wsgi_process_group site socket_timeout=1 python_executable=/nonexistent/python3;"),
+        .http(
+            "wsgi_process_group site connect_timeout=2 socket_timeout=30 \
+             python_executable=/nonexistent/python3;",
+        ),
     );
     assert!(n.wait_log(
         "group site: python-executable=/nonexistent/python3: no such file; \
          this daemon exits in 5 s and another is started"
     ));
-    assert_eq!(http::get(n.port, "/cookies").status, 504);
+    let t = std::time::Instant::now();
+    let r = http::Request::post("/echo", "text/plain", b"once").send(n.port);
+    let waited = t.elapsed();
+    assert_eq!(r.status, 503, "{}", n.error_log());
+    assert!(
+        waited >= Duration::from_millis(1900) && waited < Duration::from_secs(6),
+        "{waited:?}"
+    );
+    assert!(n.wait_log(
+        "group site: no daemon took the request within connect_timeout (2s); answering 503"
+    ));
     assert_eq!(http::get(n.port, "/e/cookies").status, 200);
     let starts = || n.error_log().matches("no such file").count();
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(1));
     assert_eq!(starts(), 1, "no daemon started again within 5 s");
 }
 

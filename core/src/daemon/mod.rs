@@ -36,8 +36,12 @@
 //!
 //! 0. On a new connection the server first sends `Hello` with the group's
 //!    token (`auth`); the daemon closes a connection whose first frame is
-//!    anything else, or that sends none within the socket timeout, and
-//!    accepts connections only from the server's users.
+//!    anything else, or that sends none within a few seconds, and accepts
+//!    connections only from the server's users. A daemon answers every
+//!    connection it takes with `Accepted` at once, from a thread of its
+//!    own (busy or not); the server sends the first request only then, and
+//!    answers 503 if none came within its connect timeout: a request that
+//!    no daemon took was never sent, so it never ran.
 //! 1. The server sends `Head`: tagged fields (`tag: u8`, `len: u32`,
 //!    bytes) naming the app (its number in the group), the method, URI,
 //!    path, query, protocol, scheme, server and client addresses, how the
