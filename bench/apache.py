@@ -184,7 +184,7 @@ def main():
                     server = servers[t]
                     children, daemons = server.child_pids(), server.daemon_pids()
                     before = (cpu_ticks(children), cpu_ticks(daemons))
-                    rps, p99 = wrk(server.port, p, conns, args.duration, script)
+                    rps, p99 = wrk(server.port, p, args.connections or conns, args.duration, script)
                     # The server's CPU per request: steadier than req/s on a
                     # noisy machine, and what the module costs; Apache's
                     # child and the daemon apart.

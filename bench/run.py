@@ -18,7 +18,7 @@ The upload workloads run twice: against nginx's default
 client_body_buffer_size and against 2m, which many sites set (the
 "(2m buffer)" rows; granian has no nginx in front and serves both).
 
-Usage: bench/run.py [--rounds N] [--duration SECONDS] [--only NAME,...]
+Usage: bench/run.py [--rounds N] [--duration SECONDS] [--only NAME,...] [--connections N]
 (`make bench` installs the peers first; BENCH_KEEP=1 keeps the servers'
 directory and logs.)
 """
@@ -306,6 +306,8 @@ def bench_args(module):
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--only", default="")
+    ap.add_argument("--connections", type=int, default=0,
+                    help="wrk's connections for every workload (default: each workload's own)")
     args = ap.parse_args()
     if not os.path.exists(module):
         sys.exit("build the module first: make build")
@@ -359,7 +361,8 @@ def main():
                     # steadier than requests/s on a noisy machine.
                     pids = servers[t].memory_pids()
                     before = cpu_ticks(pids)
-                    rps, p99 = wrk(servers[t].port, path, conns, args.duration, script)
+                    rps, p99 = wrk(servers[t].port, path, args.connections or conns, args.duration,
+                                   script)
                     cpu_us = ((cpu_ticks(pids) - before) / os.sysconf("SC_CLK_TCK") * 1e6
                               / max(rps * args.duration, 1))
                     results.setdefault((wl, t.removesuffix(suffix)), []).append((rps, p99, cpu_us))
