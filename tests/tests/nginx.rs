@@ -223,19 +223,22 @@ fn uploads_read_in_pieces_arrive_whole_whatever_the_body_buffer() {
 /// 32 concurrent 1 MiB uploads, read by the app in 64 KiB pieces, is the
 /// same with nginx's 16k as with 2m: within 10 % embedded (it was 2.8
 /// times as much, a buffer of the whole body taken from the system for
-/// each upload). A group's worker holds no Python and its memory varies
-/// by a quarter from run to run whatever the setting (where its heap
-/// fragments), so there the medians of 3 runs are compared, within 25 %:
-/// a buffer of the whole body per upload would double it.
+/// each upload). A group's worker holds no Python, and its memory after
+/// the same run varies by up to half whatever the setting (18-30 MiB:
+/// how much of each body waited in it for the daemon to ask, and where its
+/// heap fragments), always upwards from a floor: there the least of 3 runs
+/// of each setting are compared, within 25 %. A buffer of the whole body
+/// per upload adds 32 MiB to every run, the least too.
 #[test]
 fn uploads_do_not_depend_on_client_body_buffer_size() {
     for (group, runs, margin) in [(false, 1, 10), (true, 3, 25)] {
-        let median_rss = |size: &str| {
-            let mut seen: Vec<u64> = (0..runs).map(|_| upload_rss(group, size)).collect();
-            seen.sort_unstable();
-            seen[seen.len() / 2]
+        let least_rss = |size: &str| {
+            (0..runs)
+                .map(|_| upload_rss(group, size))
+                .min()
+                .unwrap_or(0)
         };
-        let (small, large) = (median_rss("16k"), median_rss("2m"));
+        let (small, large) = (least_rss("16k"), least_rss("2m"));
         assert!(
             large * 100 <= small * (100 + margin),
             "group {group}: worker RSS {large} KiB with 2m against {small} KiB with 16k"

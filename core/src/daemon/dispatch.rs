@@ -112,9 +112,11 @@ pub fn run(
         let _ = w.join();
     }
     let _ = acceptor.join();
-    // What is still open is idle; closing it tells the server.
+    // What is still open is idle, or was taken as the daemon began to go:
+    // closing it tells the server (`close_for_good`).
     for (_, c) in shared.connections.lock().recover().drain() {
         let _ = shared.epoll.delete(c.fd());
+        c.close_for_good();
     }
     Ok(())
 }
@@ -141,6 +143,11 @@ fn worker(shared: &Shared, apps: &Apps) {
                 return;
             }
         };
+        if shared.stop.load(Ordering::Acquire) {
+            // Going: what came is not served here (`run` ends the
+            // connections; the server sends it again).
+            break;
+        }
         let Some(conn) = shared.connections.lock().recover().get(&token).cloned() else {
             continue;
         };
@@ -182,6 +189,8 @@ fn acceptor(shared: &Shared, apps: &Apps) {
     let fd = shared.listener.as_raw_fd();
     while !shared.stop.load(Ordering::Acquire) {
         match sys::wait_readable(fd, STOP_CHECK_MS) {
+            // Going: what waits stays in the backlog for the replacement.
+            Ok(true) if shared.stop.load(Ordering::Acquire) => break,
             Ok(true) => accept_all(shared, apps),
             Ok(false) => {}
             Err(e) => {

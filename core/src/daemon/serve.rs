@@ -262,6 +262,9 @@ impl Apps {
 pub struct Connection {
     conn: Arc<Mutex<Conn>>,
     accepted: Instant,
+    /// A request's head was read from it (it is a pooled connection then,
+    /// to the server).
+    served: AtomicBool,
     /// The server introduced the connection with the group's token.
     admitted: AtomicBool,
     /// How long reads wait for the server once it has (`with_timeout`).
@@ -282,6 +285,7 @@ impl Connection {
                 answered: false,
             })),
             accepted: Instant::now(),
+            served: AtomicBool::new(false),
             admitted: AtomicBool::new(false),
             timeout: None,
         })
@@ -333,6 +337,27 @@ impl Connection {
         self.accepted
     }
 
+    /// Ends a connection of a daemon that is going. One that never carried
+    /// a request gets `Retry` first: the server sends its first request
+    /// only after `Accepted`, and would otherwise take the close for a
+    /// failure of a request that may have run (a POST's 502); with `Retry`
+    /// it sends it again, to another daemon. A pooled one just closes (the
+    /// server resends what it wrote on an idle connection).
+    pub fn close_for_good(&self) {
+        let Ok(mut c) = self.conn.try_lock() else {
+            return;
+        };
+        if !self.served.load(Ordering::Acquire) {
+            let mut retry = Vec::with_capacity(frame::HEADER);
+            if frame::write(&mut retry, Kind::Retry, b"").is_ok() {
+                use std::os::fd::AsRawFd;
+                let _ = super::sys::send_now(c.writer.as_raw_fd(), &retry);
+            }
+        }
+        let _ = c.writer.shutdown(std::net::Shutdown::Both);
+        c.broken = true;
+    }
+
     /// Ends the connection from another thread: the thread that serves it
     /// (or the next woken for it) sees it closed.
     pub fn shut_down(&self) {
@@ -382,6 +407,7 @@ impl Connection {
                 Err(e) => return Err(e),
             }
         };
+        self.served.store(true, Ordering::Release);
         if kind != Kind::Head {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
