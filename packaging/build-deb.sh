@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the Debian packages libapache2-mod-oxwsgi and libnginx-mod-http-oxwsgi
+# Builds the Debian packages libapache2-mod-oxwsgi, libnginx-mod-http-oxwsgi
+# and oxwsgi (the command)
 # (`make deb`) for one Debian release: packaging/debian/ is copied into a
 # staging directory with a generated changelog, and debhelper builds both
 # modules from this workspace against that release's nginx, Apache and
@@ -57,11 +58,12 @@ stage="$top/build/out/deb-$dist"
 rm -rf "$stage"
 mkdir -p "$stage" "$out"
 # One build in the output directory at a time: the tests install "the" build.
-rm -f "$out"/libapache2-mod-oxwsgi_*.deb "$out"/libnginx-mod-http-oxwsgi_*.deb
+rm -f "$out"/libapache2-mod-oxwsgi_*.deb "$out"/libnginx-mod-http-oxwsgi_*.deb "$out"/oxwsgi_*.deb
 cp -r "$top/packaging/debian" "$stage/debian"
 cp "$top/README.md" "$stage/debian/README.md"
 printf 'debian/README.md\n' >"$stage/debian/libapache2-mod-oxwsgi.docs"
 printf 'debian/README.md\n' >"$stage/debian/libnginx-mod-http-oxwsgi.docs"
+printf 'debian/README.md\n' >"$stage/debian/oxwsgi.docs"
 
 # The changelog carries the version; its date is the last commit's, so two
 # builds of one commit are the same package.

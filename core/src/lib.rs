@@ -9,6 +9,7 @@
 //! - `auth_script`: Apache's auth scripts (`check_password`,
 //!   `groups_for_user`), called with a request's environ;
 //! - `app`: loading apps from scripts or `module:callable`, per-app options;
+//!   `check`: loading one the way a server would, for `oxwsgi check`;
 //!   `app_group`: application groups, the sub-interpreters apps run in;
 //!   `conf`: directive values both servers parse alike (sizes, flags, paths).
 //! - `request`: the `Request` trait servers implement, `Body`, and
@@ -44,6 +45,7 @@ pub mod app;
 pub mod app_group;
 pub mod auth_script;
 pub mod body_pipe;
+pub mod check;
 pub mod conf;
 pub mod daemon;
 mod embed;

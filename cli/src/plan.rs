@@ -1,0 +1,214 @@
+//! Everything a server's configuration is made from, resolved and checked
+//! once: the app, its Python, the server's files, the directories, the
+//! user. The renderers (`nginx`, `apache`) only write it down.
+
+use std::path::{Path, PathBuf};
+
+use crate::args::{Options, Server};
+use crate::install::Install;
+use crate::python::Python;
+use crate::target::{Source, Target};
+
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub options: Options,
+    pub target: Target,
+    pub python: Python,
+    pub install: Install,
+    /// The server's directory: its configuration, logs, pid and temporary
+    /// files.
+    pub root: PathBuf,
+    pub working_directory: PathBuf,
+    /// The target's own, then `--python-path`'s (absolute).
+    pub python_path: Vec<PathBuf>,
+    /// `(URL, DIR)`, both without a trailing slash (except `/`).
+    pub url_aliases: Vec<(String, PathBuf)>,
+    /// Who the server's workers and the app run as, when started as root.
+    pub user: Option<String>,
+}
+
+/// The name of the process group the app runs in with `--group`.
+pub const GROUP: &str = "app";
+
+impl Plan {
+    pub fn new(
+        options: Options,
+        cwd: &Path,
+        root: PathBuf,
+        install: Install,
+        active_venv: Option<PathBuf>,
+        is_root: bool,
+    ) -> Result<Plan, String> {
+        let target = crate::target::resolve(&options.app, options.callable.as_deref(), cwd)?;
+        let python = crate::python::resolve(
+            options
+                .python_home
+                .as_deref()
+                .map(|p| cwd.join(p))
+                .as_deref(),
+            active_venv,
+        )?;
+        let dir = |flag: &str, p: &Path| -> Result<PathBuf, String> {
+            let p = cwd.join(p);
+            if !p.is_dir() {
+                return Err(format!("{flag} {}: no such directory", p.display()));
+            }
+            Ok(std::fs::canonicalize(&p).unwrap_or(p))
+        };
+        let mut python_path = target.python_path.clone();
+        for p in &options.python_path {
+            python_path.push(dir("--python-path", p)?);
+        }
+        let working_directory = match &options.working_directory {
+            Some(w) => dir("--working-directory", w)?,
+            None => target.directory.clone(),
+        };
+        let mut url_aliases = Vec::new();
+        for (url, d) in &options.url_aliases {
+            let d = dir(&format!("--url-alias {url}"), d)?;
+            let url = match url.trim_end_matches('/') {
+                "" => "/".to_string(),
+                u => u.to_string(),
+            };
+            url_aliases.push((url, d));
+        }
+        for f in [
+            &options.ssl_certificate_file,
+            &options.ssl_certificate_key_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            std::fs::File::open(cwd.join(f))
+                .map_err(|e| format!("{}: cannot be read: {e}", f.display()))?;
+        }
+        if options.server == Server::Apache && !options.group {
+            if options.max_requests.is_some() {
+                return Err(
+                    "--max-requests on Apache needs --group: Apache replaces its own \
+                            children, as under mod_wsgi's embedded mode"
+                        .into(),
+                );
+            }
+            if options.working_directory.is_some() {
+                return Err(
+                    "--working-directory on Apache needs --group: Apache's children \
+                            are shared by every app"
+                        .into(),
+                );
+            }
+        }
+        let user = if is_root {
+            let u = options.user.clone().unwrap_or_else(|| "www-data".into());
+            if crate::sys::ids_of(&u).is_none() {
+                return Err(format!("--user {u}: no such user"));
+            }
+            Some(u)
+        } else if let Some(u) = &options.user {
+            return Err(format!(
+                "--user {u}: only root can run the app as another user"
+            ));
+        } else {
+            None
+        };
+        for p in paths_of(
+            &target,
+            &python,
+            &python_path,
+            &url_aliases,
+            &working_directory,
+        ) {
+            if p.to_string_lossy().contains(['"', '$', '\\', '\n']) {
+                return Err(format!(
+                    "{}: a path with \", $, \\ or a newline cannot go into a server's configuration",
+                    p.display()
+                ));
+            }
+        }
+        let mut options = options;
+        options.ssl_certificate_file = options.ssl_certificate_file.map(|f| cwd.join(f));
+        options.ssl_certificate_key_file = options.ssl_certificate_key_file.map(|f| cwd.join(f));
+        Ok(Plan {
+            options,
+            target,
+            python,
+            install,
+            root,
+            working_directory,
+            python_path,
+            url_aliases,
+            user,
+        })
+    }
+
+    /// `host:port` as a listen directive takes it (IPv6 in brackets).
+    pub fn listen(&self, port: u16) -> String {
+        let h = &self.options.host;
+        if h.contains(':') && !h.starts_with('[') {
+            format!("[{h}]:{port}")
+        } else {
+            format!("{h}:{port}")
+        }
+    }
+
+    /// The URL the app answers on.
+    pub fn url(&self) -> String {
+        match self.options.host.as_str() {
+            "0.0.0.0" | "::" | "[::]" => format!("http://127.0.0.1:{}/", self.options.port),
+            _ => format!("http://{}/", self.listen(self.options.port)),
+        }
+    }
+
+    pub fn python_path_joined(&self) -> String {
+        self.python_path
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":")
+    }
+
+    /// The script the server is given: the app's, or for a module one the
+    /// command writes into the root (Apache takes only scripts).
+    pub fn script(&self) -> PathBuf {
+        match &self.target.source {
+            Source::Script(p) => p.clone(),
+            Source::Module(_) => self.root.join("app.wsgi"),
+        }
+    }
+
+    /// That script's text, for a module.
+    pub fn module_script(&self) -> Option<String> {
+        match &self.target.source {
+            Source::Script(_) => None,
+            Source::Module(m) => Some(format!(
+                "# Written by oxwsgi: serves {m}:{c}.\nfrom {m} import {c} as application\n",
+                c = self.target.callable
+            )),
+        }
+    }
+}
+
+fn paths_of<'a>(
+    target: &'a Target,
+    python: &'a Python,
+    python_path: &'a [PathBuf],
+    aliases: &'a [(String, PathBuf)],
+    working_directory: &'a Path,
+) -> impl Iterator<Item = &'a Path> {
+    let script = match &target.source {
+        Source::Script(p) => Some(p.as_path()),
+        Source::Module(_) => None,
+    };
+    script
+        .into_iter()
+        .chain(python.home.as_deref())
+        .chain(python_path.iter().map(PathBuf::as_path))
+        .chain(aliases.iter().map(|(_, d)| d.as_path()))
+        .chain([working_directory])
+}
+
+/// `s` as one quoted token of an nginx or Apache configuration (the paths
+/// were checked to hold no quote, `$` or backslash).
+pub fn quoted(s: impl std::fmt::Display) -> String {
+    format!("\"{s}\"")
+}
