@@ -71,7 +71,7 @@ fuzz: deps
 # failpoints (core::guard) exist only there. TESTS: nextest's filter
 # arguments, e.g. make test TESTS="-E 'test(http3)'".
 test-suite: deps deb
-	$(CARGO) build -p oxwsgi-nginx -p oxwsgi-apache
+	$(CARGO) build -p oxwsgi-nginx -p oxwsgi-apache -p oxwsgi-cli
 	bash build/daemon-ext.sh
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --exclude oxwsgi-daemon --no-fail-fast $(TESTS); \

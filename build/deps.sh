@@ -22,6 +22,8 @@ packages=(
     debhelper fakeroot dpkg-dev lintian
     # tests and benchmarks
     curl wrk openssl
+    # systemd-analyze verifies the units the oxwsgi command writes
+    systemd
     # the status page is rendered in a real browser (headless) by the tests
     chromium
 )

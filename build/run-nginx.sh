@@ -1,31 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: serves examples/hello.py through the packaged nginx with the
-# freshly built module, in the foreground, from a config of its own (the
-# system's nginx configuration is not touched). Ctrl+C stops everything.
+# freshly built module, with the oxwsgi command of the same build, in the
+# foreground (the system's nginx and its configuration are not touched).
+# Ctrl+C stops everything. PORT chooses another port than 8000.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-module="$top/target/release/libngx_http_oxwsgi_module.so"
-dir="$top/build/out/run"
-port="${PORT:-8000}"
-mkdir -p "$dir/logs" "$dir/tmp"
-cat >"$dir/nginx.conf" <<CONF
-load_module $module;
-daemon off;
-worker_processes 1;
-error_log stderr notice;
-pid $dir/nginx.pid;
-events { worker_connections 1024; }
-http {
-    access_log $dir/logs/access.log;
-    client_body_temp_path $dir/tmp;
-    server {
-        listen 127.0.0.1:$port;
-        location / {
-            wsgi_app $top/examples/hello.py;
-        }
-    }
-}
-CONF
-/usr/sbin/nginx -t -q -p "$dir" -c "$dir/nginx.conf"
-echo "oxwsgi: serving examples/hello.py through nginx on http://127.0.0.1:$port/ (Ctrl+C stops it)"
-exec /usr/sbin/nginx -p "$dir" -c "$dir/nginx.conf"
+exec "$top/target/release/oxwsgi" serve "$top/examples/hello.py" --port "${PORT:-8000}"

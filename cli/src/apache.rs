@@ -46,10 +46,8 @@ pub fn render(plan: &Plan) -> String {
         ));
     }
     line(format!("LogLevel {}", o.log_level));
+    // log_config is built into Debian's apache2.
     let mut modules = vec!["mpm_event", "authz_core", "mime", "alias"];
-    if o.access_log {
-        modules.push("log_config");
-    }
     if o.https_port.is_some() {
         modules.extend(["socache_shmcb", "ssl"]);
     }

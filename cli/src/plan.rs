@@ -53,6 +53,9 @@ impl Plan {
             if !p.is_dir() {
                 return Err(format!("{flag} {}: no such directory", p.display()));
             }
+            if std::fs::read_dir(&p).is_err() {
+                return Err(format!("{flag} {}: this user may not read it", p.display()));
+            }
             Ok(std::fs::canonicalize(&p).unwrap_or(p))
         };
         let mut python_path = target.python_path.clone();
