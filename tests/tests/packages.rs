@@ -15,6 +15,7 @@ use oxwsgi_e2e::{free_port, http, output_text, repo, wait_until};
 
 const APACHE_PKG: &str = "libapache2-mod-oxwsgi";
 const NGINX_PKG: &str = "libnginx-mod-http-oxwsgi";
+const COMMAND_PKG: &str = "oxwsgi";
 const SITE: &str = "oxwsgi-package-test";
 
 /// Runs a command; its output, or a failure that shows it.
@@ -107,6 +108,8 @@ fn leftovers() -> Vec<PathBuf> {
         "/usr/share/nginx",
         "/usr/share/doc",
         "/usr/share/lintian/overrides",
+        "/usr/share/man/man1",
+        "/usr/bin",
     ] {
         walk(Path::new(dir), &mut out);
     }
@@ -333,6 +336,12 @@ fn install_serve_upgrade_and_purge_the_packages() {
     Daemon::assert_not_running("/run/nginx.pid");
     Daemon::assert_not_running("/run/apache2/apache2.pid");
     let (apache_deb, nginx_deb) = (built(APACHE_PKG), built(NGINX_PKG));
+    let command_deb = built(COMMAND_PKG);
+    assert!(
+        field(&command_deb, "Depends").contains("libnginx-mod-http-oxwsgi (= "),
+        "the command needs a module of its own build"
+    );
+    assert!(field(&nginx_deb, "Recommends").contains(COMMAND_PKG));
     let version = field(&apache_deb, "Version");
 
     // The dependencies that keep a server upgrade from breaking the module.
@@ -355,9 +364,13 @@ fn install_serve_upgrade_and_purge_the_packages() {
         "install",
         apache_deb.to_str().unwrap(),
         nginx_deb.to_str().unwrap(),
+        command_deb.to_str().unwrap(),
     ]);
     assert_eq!(installed_version(APACHE_PKG).as_deref(), Some(&*version));
     assert_eq!(installed_version(NGINX_PKG).as_deref(), Some(&*version));
+    assert_eq!(installed_version(COMMAND_PKG).as_deref(), Some(&*version));
+    serve_with_the_command("nginx");
+    serve_with_the_command("apache");
     // Enabled the distro way: by the packages' scripts, and a2enmod agrees.
     let nginx_link = Path::new("/etc/nginx/modules-enabled/50-mod-http-oxwsgi.conf");
     assert_eq!(
@@ -389,7 +402,7 @@ fn install_serve_upgrade_and_purge_the_packages() {
         .flatten()
         .map(|e| e.path().display().to_string())
         .collect();
-    assert_eq!(debs.len(), 2, "{debs:?}");
+    assert_eq!(debs.len(), 3, "{debs:?}");
     let mut args = vec!["install"];
     args.extend(debs.iter().map(String::as_str));
     apt(&args);
@@ -415,7 +428,8 @@ fn install_serve_upgrade_and_purge_the_packages() {
 
     // Purged: nothing of the packages remains, enabled links included.
     let _ = Command::new("a2dissite").args(["-q", SITE]).output();
-    apt(&["purge", APACHE_PKG, NGINX_PKG]);
+    apt(&["purge", APACHE_PKG, NGINX_PKG, COMMAND_PKG]);
+    assert_eq!(installed_version(COMMAND_PKG), None);
     assert_eq!(installed_version(APACHE_PKG), None);
     assert_eq!(installed_version(NGINX_PKG), None);
     let _ = std::fs::remove_file(format!("/etc/apache2/sites-available/{SITE}.conf"));
@@ -426,4 +440,40 @@ fn install_serve_upgrade_and_purge_the_packages() {
         "left behind after purge"
     );
     drop(m);
+}
+
+/// The packaged command, as a user who is not root: examples/hello.py
+/// through a private server with the packaged module, then Ctrl+C's
+/// SIGINT stops it, leaving nothing.
+fn serve_with_the_command(server: &str) {
+    let dir = oxwsgi_e2e::temp_dir("packaged-command");
+    let port = free_port();
+    let err = dir.join("stderr");
+    let mut child = oxwsgi_e2e::attack::as_user("nobody", "/usr/bin/oxwsgi")
+        .args(["serve", "--server", server, "--port", &port.to_string()])
+        .arg(repo().join("examples/hello.py"))
+        .current_dir(&dir)
+        .env("HOME", &dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("run /usr/bin/oxwsgi");
+    let said = || std::fs::read_to_string(&err).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(30), || said()
+            .contains("oxwsgi: serving ")),
+        "{server}: {}",
+        said()
+    );
+    assert_eq!(
+        http::get(port, "/packages").text(),
+        "<h1>Hello, packages!</h1>",
+        "{server}"
+    );
+    // SAFETY: signalling the command this test started, by its PID.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{server}: {}", said());
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
 }
