@@ -32,7 +32,7 @@
 //! - `group_metrics`: each process group's own metrics region, and the
 //!   server's view over all of them;
 //! - `status`: the status page from a metrics snapshot (Prometheus, JSON,
-//!   HTML);
+//!   HTML); `health`: liveness and readiness for load balancers (draining);
 //! - `recycle`: when a process's Python should be replaced (max requests
 //!   with jitter, max RSS, a stuck thread);
 //! - `timeouts`: the request timeout watchdog (504, `oxwsgi.RequestTimeout`
@@ -56,6 +56,7 @@ pub mod group_metrics;
 pub mod guard;
 pub mod gzip;
 pub mod handler;
+pub mod health;
 pub mod input;
 pub mod interpreter;
 pub mod logstream;

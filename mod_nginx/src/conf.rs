@@ -33,6 +33,8 @@ pub struct MainConf {
     pub max_rss: Option<u64>,
     /// A location has `wsgi_status`.
     pub status: bool,
+    /// `wsgi_drain_time` (the inner `None` is `off`).
+    pub drain_time: Option<Option<Duration>>,
     /// The shared memory of the metrics (`status`).
     pub metrics_zone: Option<std::ptr::NonNull<ngx::ffi::ngx_shm_zone_t>>,
     /// Every app of this configuration, preloaded when a worker starts.
@@ -83,6 +85,8 @@ pub struct LocConf {
     /// `wsgi_application_group` (`""`: the main interpreter).
     application_group: Option<String>,
     pub app: Option<Arc<App>>,
+    /// `wsgi_health`: this location answers health checks.
+    pub health: Option<oxwsgi_core::health::Probe>,
     /// The process group that serves the app (its number in
     /// `MainConf::groups`); none: the app runs in the nginx workers.
     pub group: Option<usize>,
@@ -203,7 +207,7 @@ const ANY: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
 const MAIN: usize = NGX_HTTP_MAIN_CONF_OFFSET;
 const LOC: usize = NGX_HTTP_LOC_CONF_OFFSET;
 
-pub static mut COMMANDS: [ngx_command_t; 19] = [
+pub static mut COMMANDS: [ngx_command_t; 21] = [
     command(ngx_string!("wsgi_app"), NGX_HTTP_LOC_CONF, LOC, set_app),
     command(ngx_string!("wsgi_callable"), ANY, LOC, set_callable),
     command(
@@ -240,6 +244,18 @@ pub static mut COMMANDS: [ngx_command_t; 19] = [
         set_queue_timeout,
     ),
     command(ngx_string!("wsgi_group"), ANY, LOC, set_group),
+    command(
+        ngx_string!("wsgi_health"),
+        NGX_HTTP_LOC_CONF,
+        LOC,
+        crate::health::set_health,
+    ),
+    command(
+        ngx_string!("wsgi_drain_time"),
+        NGX_HTTP_MAIN_CONF,
+        MAIN,
+        set_drain_time,
+    ),
     ngx_command_t {
         type_: crate::status::STATUS_TYPE,
         ..command(
@@ -366,7 +382,7 @@ unsafe extern "C" fn set_process_group(
 ///
 /// # Safety
 /// `cf` is the configuration being parsed, with the directive's arguments.
-unsafe fn args<'a>(cf: *mut ngx_conf_t) -> (&'a str, Result<String, ()>) {
+pub(crate) unsafe fn args<'a>(cf: *mut ngx_conf_t) -> (&'a str, Result<String, ()>) {
     // SAFETY: nginx has put the name and the arguments (as many as the
     // directive's type allows, at least one) in cf->args, which lives as long
     // as the configuration pass.
@@ -533,6 +549,7 @@ setter!(
     max_requests
 );
 setter!(set_max_rss, MainConf, values::parse_size, max_rss);
+setter!(set_drain_time, MainConf, values::parse_timeout, drain_time);
 
 /// `wsgi_group NAME|off`.
 fn parse_group(v: &str) -> Result<Option<String>, String> {

@@ -16,7 +16,8 @@
 //!   and body filter calls (zero-copy buffers, sendfile for files) and
 //!   finalises the request.
 //! - `status`: the metrics zone all workers share, and the `wsgi_status`
-//!   handler that shows it (Prometheus, JSON, HTML).
+//!   handler that shows it (Prometheus, JSON, HTML); `health`: the
+//!   `wsgi_health` answers and the drain before a graceful stop.
 //! - `groups`: `wsgi_process_group`: the master starts the groups' manager
 //!   for each configuration it loads.
 //! - `link`: a `wsgi_group` request: the core's daemon protocol driven by
@@ -33,6 +34,7 @@ mod channel;
 mod conf;
 mod groups;
 mod handler;
+mod health;
 mod link;
 mod log;
 mod msg;
@@ -145,6 +147,9 @@ unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
             // Group requests log too, in workers that run no Python.
             log::install();
             pool::start(cycle);
+            if let Some(m) = Module::main_conf(&*cycle) {
+                health::start(cycle, m.drain_time.flatten().unwrap_or_default());
+            }
             worker::start(cycle)
         }
     });

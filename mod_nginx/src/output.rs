@@ -193,6 +193,56 @@ unsafe fn buf_size(b: *mut ngx_buf_t) -> usize {
     }
 }
 
+/// Answers `r` with a page the module makes itself (the status page, a
+/// health answer): `status`, `headers` and Content-Length, then `body`.
+///
+/// # Safety
+/// `r` is live, on the event loop thread, its body discarded and its
+/// header not sent yet.
+pub(crate) unsafe fn send_page(
+    r: *mut ngx_http_request_t,
+    status: u16,
+    mut headers: Vec<(String, String)>,
+    body: &[u8],
+) -> ngx_int_t {
+    headers.push(("Content-Length".to_string(), body.len().to_string()));
+    let head = ResponseHead {
+        status,
+        status_line: match status {
+            200 => "200 OK".to_string(),
+            s => oxwsgi_core::sink::error_text(s).0.to_string(),
+        },
+        headers,
+    };
+    // SAFETY: r is live on the event loop (send_page's contract); the
+    // buffer is made in its pool and filled before it is passed on.
+    unsafe {
+        if set_headers(r, &head).is_none() {
+            return ngx::ffi::NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
+        }
+        let rc = ngx::ffi::ngx_http_send_header(r);
+        if rc == ngx::ffi::NGX_ERROR as ngx_int_t
+            || rc > NGX_OK as ngx_int_t
+            || (*r).header_only() != 0
+        {
+            return rc;
+        }
+        let b = ngx::ffi::ngx_create_temp_buf((*r).pool, body.len().max(1));
+        if b.is_null() {
+            return ngx::ffi::NGX_ERROR as ngx_int_t;
+        }
+        ptr::copy_nonoverlapping(body.as_ptr(), (*b).last, body.len());
+        (*b).last = (*b).last.add(body.len());
+        (*b).set_last_buf(if (*r).main == r { 1 } else { 0 });
+        (*b).set_last_in_chain(1);
+        let mut out = ngx::ffi::ngx_chain_t {
+            buf: b,
+            next: ptr::null_mut(),
+        };
+        ngx::ffi::ngx_http_output_filter(r, &mut out)
+    }
+}
+
 /// Puts the app's status and headers into `r->headers_out`.
 ///
 /// # Safety

@@ -10,15 +10,14 @@ use std::ptr::{self, NonNull};
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ffi::{
     NGX_ERROR, NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NOT_ALLOWED,
-    NGX_HTTP_SERVICE_UNAVAILABLE, NGX_OK, ngx_chain_t, ngx_command_t, ngx_conf_t,
-    ngx_create_temp_buf, ngx_http_discard_request_body, ngx_http_output_filter, ngx_http_request_t,
-    ngx_http_send_header, ngx_int_t, ngx_shared_memory_add, ngx_shm_zone_t, ngx_slab_calloc,
+    NGX_HTTP_SERVICE_UNAVAILABLE, NGX_OK, ngx_command_t, ngx_conf_t, ngx_http_discard_request_body,
+    ngx_http_request_t, ngx_int_t, ngx_shared_memory_add, ngx_shm_zone_t, ngx_slab_calloc,
     ngx_slab_pool_t, ngx_str_t, ngx_uint_t,
 };
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
+use oxwsgi_core::guard;
 use oxwsgi_core::metrics::Region;
 use oxwsgi_core::status::{self, Format};
-use oxwsgi_core::{ResponseHead, guard};
 
 use crate::Module;
 use crate::conf::MainConf;
@@ -158,40 +157,13 @@ unsafe fn respond(r: *mut ngx_http_request_t) -> ngx_int_t {
             Format::choose(query, accept),
             &oxwsgi_core::group_metrics::snapshot(region),
         );
-        let mut headers = vec![
-            ("Content-Type".to_string(), page.content_type.to_string()),
-            ("Content-Length".to_string(), page.body.len().to_string()),
-        ];
+        let mut headers = vec![("Content-Type".to_string(), page.content_type.to_string())];
         headers.extend(
             status::HEADERS
                 .iter()
                 .map(|(n, v)| (n.to_string(), v.to_string())),
         );
-        let head = ResponseHead {
-            status: 200,
-            status_line: "200 OK".into(),
-            headers,
-        };
-        if crate::output::set_headers(r, &head).is_none() {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
-        }
-        let rc = ngx_http_send_header(r);
-        if rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t || (*r).header_only() != 0 {
-            return rc;
-        }
-        let b = ngx_create_temp_buf((*r).pool, page.body.len().max(1));
-        if b.is_null() {
-            return NGX_ERROR as ngx_int_t;
-        }
-        ptr::copy_nonoverlapping(page.body.as_ptr(), (*b).last, page.body.len());
-        (*b).last = (*b).last.add(page.body.len());
-        (*b).set_last_buf(if (*r).main == r { 1 } else { 0 });
-        (*b).set_last_in_chain(1);
-        let mut out = ngx_chain_t {
-            buf: b,
-            next: ptr::null_mut(),
-        };
-        ngx_http_output_filter(r, &mut out)
+        crate::output::send_page(r, 200, headers, &page.body)
     }
 }
 

@@ -1,0 +1,115 @@
+//! Health checks for load balancers: `wsgi_health live|ready` answers,
+//! readiness follows the apps, and a graceful stop drains first
+//! (`wsgi_drain_time`): readiness turns 503 while everything is still
+//! served, then the server stops; a reload drains nothing.
+
+use std::time::{Duration, Instant};
+
+use oxwsgi_e2e::http;
+use oxwsgi_e2e::nginx::{Config, Nginx};
+use oxwsgi_e2e::{app, wait_until};
+
+fn with_health(apps: &str, http_extra: &str) -> Nginx {
+    Nginx::start(
+        Config::new(&format!(
+            "location = /live {{ wsgi_health live; }}\n\
+             location = /ready {{ wsgi_health ready; }}\n{apps}"
+        ))
+        .http(http_extra),
+    )
+}
+
+#[test]
+fn readiness_follows_the_apps() {
+    let n = with_health(
+        &format!("location / {{ wsgi_app {}; }}", app("cases.py")),
+        "",
+    );
+    let r = http::get(n.port, "/ready");
+    assert_eq!((r.status, r.text().as_str()), (200, "ready\n"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert_eq!(http::get(n.port, "/live").text(), "live\n");
+    drop(n);
+
+    let n = with_health(
+        &format!(
+            "location / {{ wsgi_app {}; }}\nlocation /b {{ wsgi_app {}; }}",
+            app("cases.py"),
+            app("broken_import.py")
+        ),
+        "",
+    );
+    let r = http::get(n.port, "/ready");
+    assert_eq!(r.status, 503);
+    assert!(
+        r.text().starts_with("not ready: app(s) failed to load: ")
+            && r.text().contains("broken_import.py"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(http::get(n.port, "/live").status, 200, "alive all the same");
+    assert_eq!(
+        http::get(n.port, "/cookies").status,
+        200,
+        "the other app serves"
+    );
+}
+
+#[test]
+fn a_graceful_stop_drains_first_and_a_reload_does_not() {
+    let mut n = with_health(
+        &format!("location / {{ wsgi_app {}; }}", app("cases.py")),
+        "wsgi_drain_time 2s;",
+    );
+    assert_eq!(http::get(n.port, "/ready").status, 200);
+    // A reload: new workers, and readiness never turns. (The workers of
+    // one configuration start within a few ms of each other: a worker
+    // tells a reload from a stop by workers started well after it.)
+    std::thread::sleep(Duration::from_millis(300));
+    let workers = n.workers();
+    n.signal(libc::SIGHUP);
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(2) {
+        assert_eq!(http::get(n.port, "/ready").status, 200, "during a reload");
+    }
+    assert!(n.workers().iter().all(|w| !workers.contains(w)), "reloaded");
+    assert!(
+        !n.error_log()
+            .contains("graceful stop: readiness answers 503"),
+        "{}",
+        n.error_log()
+    );
+
+    // A graceful stop: readiness 503 at once, the app still served, then
+    // the server goes.
+    let stopped_at = Instant::now();
+    n.signal(libc::SIGQUIT);
+    assert!(
+        wait_until(Duration::from_secs(1), || http::get(n.port, "/ready")
+            .status
+            == 503),
+        "{}",
+        n.error_log()
+    );
+    let r = http::get(n.port, "/ready");
+    assert_eq!(r.text(), "not ready: draining: a graceful stop began\n");
+    assert_eq!(http::get(n.port, "/live").status, 200);
+    assert_eq!(http::get(n.port, "/cookies").status, 200, "still serving");
+    assert!(n.wait_log("graceful stop: readiness answers 503 for 2s (wsgi_drain_time)"));
+    assert!(n.quit(Duration::from_secs(10)), "stopped after the drain");
+    let took = stopped_at.elapsed();
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(6),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn wsgi_health_takes_live_or_ready() {
+    let (ok, out) = oxwsgi_e2e::nginx::check(&Config::new("location = /h { wsgi_health alive; }"));
+    assert!(!ok);
+    assert!(out.contains("\"wsgi_health\": expected live"), "{out}");
+    let (ok, out) = oxwsgi_e2e::nginx::check(&Config::new("").http("wsgi_drain_time forever;"));
+    assert!(!ok);
+    assert!(out.contains("wsgi_drain_time"), "{out}");
+}
