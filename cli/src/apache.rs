@@ -111,6 +111,15 @@ pub fn render(plan: &Plan) -> String {
             "<Location {s}>\n    SetHandler wsgi-status\n</Location>"
         ));
     }
+    if let Some(h) = &o.health_url {
+        line(format!(
+            "<Location {h}>\n    SetHandler wsgi-health-ready\n</Location>"
+        ));
+        line(format!(
+            "<Location {}/live>\n    SetHandler wsgi-health-live\n</Location>",
+            h.trim_end_matches('/')
+        ));
+    }
     let script = plan.script();
     line(format!("WSGIScriptAlias / {}", quoted(script.display())));
     if plan.target.callable != "application"

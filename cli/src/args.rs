@@ -56,6 +56,11 @@ pub struct Options {
     pub request_timeout: Option<u32>,
     pub max_requests: Option<u64>,
     pub status_url: Option<String>,
+    /// Readiness at this URL, liveness at URL/live.
+    pub health_url: Option<String>,
+    /// Seconds readiness answers 503 before a graceful stop (default 5
+    /// with `--health-url`, else 0).
+    pub drain_time: Option<u32>,
     pub working_directory: Option<PathBuf>,
     pub server_root: Option<PathBuf>,
     /// Write the setup to this directory and exit.
@@ -88,6 +93,8 @@ impl Options {
             request_timeout: None,
             max_requests: None,
             status_url: None,
+            health_url: None,
+            drain_time: None,
             working_directory: None,
             server_root: None,
             setup_only: None,
@@ -126,6 +133,9 @@ options:
   --request-timeout SECONDS    the longest a request may run (then 504)
   --max-requests N             replace a process after N requests
   --status-url URL             the status page (Prometheus, JSON, HTML) at URL
+  --health-url URL             readiness at URL (503 while draining), liveness at URL/live
+  --drain-time SECONDS         on a stop, readiness 503 for this long first (default 5 with
+                               --health-url)
   --working-directory DIR      the app's current directory (default: the app's directory)
   --server-root DIR            keep the server's configuration and logs in DIR
   --user NAME                  the user the app runs as, when started as root (default www-data)
@@ -248,6 +258,14 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                 )
             }
             "--status-url" => o.status_url = Some(url(name, &value("a URL")?)?),
+            "--health-url" => o.health_url = Some(url(name, &value("a URL")?)?),
+            "--drain-time" => {
+                let v = value("seconds")?;
+                o.drain_time = Some(
+                    v.parse::<u32>()
+                        .map_err(|_| format!("{name} {v}: expected seconds (0: none)"))?,
+                )
+            }
             "--working-directory" => o.working_directory = Some(value("a directory")?.into()),
             "--server-root" => o.server_root = Some(value("a directory")?.into()),
             "--setup-only" => o.setup_only = Some(value("a directory")?.into()),

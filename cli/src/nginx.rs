@@ -65,6 +65,9 @@ pub fn render(plan: &Plan) -> String {
             quoted(root.join("tmp").join(t).display())
         ));
     }
+    if plan.drain_time() > 0 {
+        line(format!("    wsgi_drain_time {}s;", plan.drain_time()));
+    }
     if o.group {
         line(format!(
             "    wsgi_process_group {GROUP} {};",
@@ -118,6 +121,13 @@ pub fn render(plan: &Plan) -> String {
     }
     if let Some(s) = &o.status_url {
         line(format!("        location = {s} {{ wsgi_status; }}"));
+    }
+    if let Some(h) = &o.health_url {
+        line(format!("        location = {h} {{ wsgi_health ready; }}"));
+        line(format!(
+            "        location = {}/live {{ wsgi_health live; }}",
+            h.trim_end_matches('/')
+        ));
     }
     let mut app = format!("wsgi_app {};", quoted(plan.target.spec()));
     if plan.target.callable != "application"

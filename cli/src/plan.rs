@@ -85,6 +85,13 @@ impl Plan {
             std::fs::File::open(cwd.join(f))
                 .map_err(|e| format!("{}: cannot be read: {e}", f.display()))?;
         }
+        if options.server == Server::Apache && options.drain_time.is_some_and(|t| t > 0) {
+            return Err(
+                "--drain-time is nginx's: Apache closes its listeners as a graceful \
+                        stop begins (--server nginx drains)"
+                    .into(),
+            );
+        }
         if options.server == Server::Apache && !options.group {
             if options.max_requests.is_some() {
                 return Err(
@@ -142,6 +149,13 @@ impl Plan {
             url_aliases,
             user,
         })
+    }
+
+    /// How long readiness answers 503 before a graceful stop.
+    pub fn drain_time(&self) -> u32 {
+        let o = &self.options;
+        o.drain_time
+            .unwrap_or(if o.health_url.is_some() { 5 } else { 0 })
     }
 
     /// `host:port` as a listen directive takes it (IPv6 in brackets).

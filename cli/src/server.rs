@@ -217,17 +217,18 @@ impl Running<'_> {
         crate::sys::kill(self.child.id(), s);
     }
 
-    /// Stops gracefully, then for good after `STOP_LIMIT`; returns once
+    /// Stops gracefully (after the drain), then for good after
+    /// `STOP_LIMIT` more; returns once
     /// every process the server started is gone (a process group's
     /// daemons follow its master a moment later).
-    fn stop(&mut self, server: Server) {
+    fn stop(&mut self, server: Server, drain: Duration) {
         self.signal(match server {
             Server::Nginx => libc::SIGQUIT,
             Server::Apache => libc::SIGTERM,
         });
         let t = Instant::now();
         while self.exited().is_none() {
-            if t.elapsed() > STOP_LIMIT {
+            if t.elapsed() > STOP_LIMIT + drain {
                 self.signal(libc::SIGKILL);
                 let _ = self.child.wait();
                 break;
@@ -259,6 +260,7 @@ fn serve_until_stopped(
     say: &dyn Fn(&str),
 ) -> Result<i32, String> {
     let kind = plan.options.server;
+    let drain = Duration::from_secs(u64::from(plan.drain_time()));
     // Listening?
     loop {
         if let Some(status) = server.exited() {
@@ -273,7 +275,7 @@ fn serve_until_stopped(
             break;
         }
         if started.elapsed() > START_LIMIT {
-            server.stop(kind);
+            server.stop(kind, drain);
             return Err(format!(
                 "{} did not listen on {} within {} s:{}",
                 kind.name(),
@@ -284,7 +286,7 @@ fn serve_until_stopped(
         }
         if let Some(s) = crate::sys::wait_signal(Duration::from_millis(20)) {
             if s != libc::SIGHUP {
-                server.stop(kind);
+                server.stop(kind, drain);
                 return Ok(0);
             }
         }
@@ -298,6 +300,12 @@ fn serve_until_stopped(
     ));
     if let Some(p) = plan.options.https_port {
         say(&format!("HTTPS on https://{}/", plan.listen(p)));
+    }
+    if let Some(h) = &plan.options.health_url {
+        say(&format!(
+            "health: readiness at {h}, liveness at {}/live",
+            h.trim_end_matches('/')
+        ));
     }
     if let Some(log) = error_log(plan) {
         say(&format!("error log: {}", log.display()));
@@ -324,8 +332,16 @@ fn serve_until_stopped(
         match crate::sys::wait_signal(Duration::from_millis(200)) {
             Some(libc::SIGHUP) => reload(plan, &server, say, "SIGHUP"),
             Some(_) => {
-                say(&format!("stopping {}", kind.name()));
-                server.stop(kind);
+                if drain.is_zero() {
+                    say(&format!("stopping {}", kind.name()));
+                } else {
+                    say(&format!(
+                        "stopping {}: readiness answers 503 for {} s first",
+                        kind.name(),
+                        drain.as_secs()
+                    ));
+                }
+                server.stop(kind, drain);
                 return Ok(0);
             }
             None => {}

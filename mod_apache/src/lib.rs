@@ -441,6 +441,22 @@ struct ScriptApp {
 
 static SCRIPT_APPS: std::sync::Mutex<Vec<ScriptApp>> = std::sync::Mutex::new(Vec::new());
 
+/// The apps of this child whose last load failed (readiness).
+fn failed_apps(c: &conf::Config) -> Vec<String> {
+    let aliases = c.aliases.iter().filter_map(|a| a.app.clone());
+    let made = SCRIPT_APPS
+        .lock()
+        .recover()
+        .iter()
+        .map(|a| a.app.clone())
+        .collect::<Vec<_>>();
+    aliases
+        .chain(made)
+        .filter(|a| a.load_failed())
+        .map(|a| a.name().to_string())
+        .collect()
+}
+
 fn script_app(
     c: &conf::Config,
     script: &str,
@@ -640,6 +656,14 @@ unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
                 let name = CStr::from_ptr((*r).handler);
                 if name == status::HANDLER_NAME {
                     return status::respond(r);
+                }
+                if name == status::HEALTH_READY || name == status::HEALTH_LIVE {
+                    let probe = if name == status::HEALTH_READY {
+                        oxwsgi_core::health::Probe::Ready
+                    } else {
+                        oxwsgi_core::health::Probe::Live
+                    };
+                    return status::respond_health(r, probe, &failed_apps(&conf::get()));
                 }
                 let c = conf::get();
                 let handler = if name == HANDLER_NAME {

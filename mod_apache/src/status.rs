@@ -14,6 +14,10 @@ use crate::ffi::{self, request_rec, server_rec};
 /// The handler name (`SetHandler wsgi-status`).
 pub const HANDLER_NAME: &CStr = c"wsgi-status";
 
+/// The health handlers (`SetHandler wsgi-health-ready`, `wsgi-health-live`).
+pub const HEALTH_READY: &CStr = c"wsgi-health-ready";
+pub const HEALTH_LIVE: &CStr = c"wsgi-health-live";
+
 const KEY: &CStr = c"oxwsgi-metrics";
 
 /// The region, made in the parent on the first configuration pass and
@@ -100,18 +104,76 @@ pub unsafe fn respond(r: *mut request_rec) -> c_int {
             Format::choose(query, accept),
             &oxwsgi_core::group_metrics::snapshot(region),
         );
-        let Ok(content_type) = CString::new(page.content_type) else {
+        let headers = status::HEADERS
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        send_page(r, 200, page.content_type, headers, &page.body)
+    }
+}
+
+/// Answers a health check: `probe` for this child, whose apps that failed
+/// to load are `failed`.
+///
+/// # Safety
+/// `r` is the live request of the calling handler.
+pub unsafe fn respond_health(
+    r: *mut request_rec,
+    probe: oxwsgi_core::health::Probe,
+    failed: &[String],
+) -> c_int {
+    use oxwsgi_core::health;
+    // SAFETY: r is live on this thread (respond_health's contract).
+    unsafe {
+        if (*r).method_number != ffi::M_GET as c_int {
+            (*r).allowed = 1 << ffi::M_GET;
+            return ffi::HTTP_METHOD_NOT_ALLOWED as c_int;
+        }
+        let rc = ffi::ap_discard_request_body(r);
+        if rc != ffi::OK as c_int {
+            return rc;
+        }
+        let blocked = health::not_ready(failed);
+        let (status, body) = health::answer(probe, blocked.as_deref());
+        let headers = vec![("Cache-Control".to_string(), "no-store".to_string())];
+        send_page(
+            r,
+            status,
+            "text/plain; charset=utf-8",
+            headers,
+            body.as_bytes(),
+        )
+    }
+}
+
+/// Answers `r` with a page the module makes itself: `status`, its type,
+/// `headers`, its length and `body`.
+///
+/// # Safety
+/// `r` is the live request of the calling handler, its body discarded.
+unsafe fn send_page(
+    r: *mut request_rec,
+    status: u16,
+    content_type: &str,
+    headers: Vec<(String, String)>,
+    body: &[u8],
+) -> c_int {
+    // SAFETY: r is live on this thread; the strings handed to Apache are
+    // copied into its pool or tables.
+    unsafe {
+        let Ok(content_type) = CString::new(content_type) else {
             return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
         };
+        (*r).status = c_int::from(status);
         ffi::ap_set_content_type(r, ffi::apr_pstrdup((*r).pool, content_type.as_ptr()));
-        for (name, value) in status::HEADERS {
+        for (name, value) in headers {
             if let (Ok(n), Ok(v)) = (CString::new(name), CString::new(value)) {
                 ffi::apr_table_set((*r).headers_out, n.as_ptr(), v.as_ptr());
             }
         }
-        ffi::ap_set_content_length(r, page.body.len() as ffi::apr_off_t);
+        ffi::ap_set_content_length(r, body.len() as ffi::apr_off_t);
         if (*r).header_only == 0 {
-            ffi::ap_rwrite(page.body.as_ptr().cast(), page.body.len() as c_int, r);
+            ffi::ap_rwrite(body.as_ptr().cast(), body.len() as c_int, r);
         }
         ffi::OK as c_int
     }

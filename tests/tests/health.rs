@@ -113,3 +113,31 @@ fn wsgi_health_takes_live_or_ready() {
     assert!(!ok);
     assert!(out.contains("wsgi_drain_time"), "{out}");
 }
+
+/// Apache: `SetHandler wsgi-health-ready` / `wsgi-health-live`; an app
+/// that failed to load in a child makes that child not ready.
+#[test]
+fn apache_answers_health_checks_too() {
+    use oxwsgi_e2e::apache::Apache;
+    let a = Apache::start(
+        "event",
+        &format!(
+            // One child: readiness is each child's own.
+            "StartServers 1\nServerLimit 1\nThreadsPerChild 8\nMaxRequestWorkers 8\n\
+             <Location /ready>\n    SetHandler wsgi-health-ready\n</Location>\n\
+             <Location /live>\n    SetHandler wsgi-health-live\n</Location>\n\
+             WSGIScriptAlias /b {}\nWSGIScriptAlias / {}",
+            app("broken_import.py"),
+            app("cases.py")
+        ),
+    );
+    let r = http::get(a.port, "/ready");
+    assert_eq!((r.status, r.text().as_str()), (200, "ready\n"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert_eq!(http::get(a.port, "/live").text(), "live\n");
+    assert_eq!(http::get(a.port, "/b").status, 500);
+    let r = http::get(a.port, "/ready");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.text().contains("broken_import.py"), "{}", r.text());
+    assert_eq!(http::get(a.port, "/live").status, 200);
+}
