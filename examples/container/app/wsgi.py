@@ -1,0 +1,6 @@
+import socket
+
+
+def application(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [('hello from %s\n' % socket.gethostname()).encode()]
