@@ -71,7 +71,10 @@ pub fn render(plan: &Plan) -> String {
         ));
     }
     if o.group {
-        line(format!("WSGIDaemonProcess {GROUP} {}", group_options(plan)));
+        line(format!(
+            "WSGIDaemonProcess {GROUP} {}",
+            plan.group_options(true)
+        ));
         line(format!("WSGIProcessGroup {GROUP}"));
     } else {
         let processes = o.processes.unwrap_or(1);
@@ -148,28 +151,4 @@ pub fn render(plan: &Plan) -> String {
         line("</VirtualHost>".into());
     }
     c
-}
-
-/// The group's options, in mod_wsgi's spelling.
-fn group_options(plan: &Plan) -> String {
-    let o = &plan.options;
-    let mut words = vec![
-        format!("processes={}", o.processes.unwrap_or(1)),
-        format!("threads={}", o.threads.unwrap_or(8)),
-        "display-name=%{GROUP}".to_string(),
-    ];
-    if let Some(h) = &plan.python.home {
-        words.push(quoted(format!("python-home={}", h.display())));
-    }
-    if !plan.python_path.is_empty() {
-        words.push(quoted(format!("python-path={}", plan.python_path_joined())));
-    }
-    words.push(quoted(format!("home={}", plan.working_directory.display())));
-    if let Some(n) = o.max_requests {
-        words.push(format!("maximum-requests={n}"));
-    }
-    if let Some(t) = o.request_timeout {
-        words.push(format!("request-timeout={t}"));
-    }
-    words.join(" ")
 }

@@ -71,7 +71,7 @@ pub fn render(plan: &Plan) -> String {
     if o.group {
         line(format!(
             "    wsgi_process_group {GROUP} {};",
-            group_options(plan)
+            plan.group_options(false)
         ));
     } else {
         if let Some(h) = &plan.python.home {
@@ -152,27 +152,4 @@ fn error_log(plan: &Plan) -> String {
     } else {
         quoted(plan.root.join("error.log").display())
     }
-}
-
-/// The group's options, in nginx's spelling.
-fn group_options(plan: &Plan) -> String {
-    let o = &plan.options;
-    let mut words = vec![
-        format!("processes={}", o.processes.unwrap_or(1)),
-        format!("threads={}", o.threads.unwrap_or(8)),
-    ];
-    if let Some(h) = &plan.python.home {
-        words.push(quoted(format!("python_home={}", h.display())));
-    }
-    if !plan.python_path.is_empty() {
-        words.push(quoted(format!("python_path={}", plan.python_path_joined())));
-    }
-    words.push(quoted(format!("home={}", plan.working_directory.display())));
-    if let Some(n) = o.max_requests {
-        words.push(format!("max_requests={n}"));
-    }
-    if let Some(t) = o.request_timeout {
-        words.push(format!("request_timeout={t}s"));
-    }
-    words.join(" ")
 }

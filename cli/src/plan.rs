@@ -176,6 +176,53 @@ impl Plan {
         }
     }
 
+    /// The process group's options: mod_wsgi's spelling for Apache
+    /// (`python-home=`, `maximum-requests=`), nginx's otherwise.
+    pub fn group_options(&self, mod_wsgi: bool) -> String {
+        let o = &self.options;
+        let name = |n: &str| {
+            if mod_wsgi {
+                n.replace('_', "-")
+            } else {
+                n.to_string()
+            }
+        };
+        let mut words = vec![
+            format!("processes={}", o.processes.unwrap_or(1)),
+            format!("threads={}", o.threads.unwrap_or(8)),
+        ];
+        if mod_wsgi {
+            words.push("display-name=%{GROUP}".to_string());
+        }
+        if let Some(h) = &self.python.home {
+            words.push(quoted(format!("{}={}", name("python_home"), h.display())));
+        }
+        if !self.python_path.is_empty() {
+            words.push(quoted(format!(
+                "{}={}",
+                name("python_path"),
+                self.python_path_joined()
+            )));
+        }
+        words.push(quoted(format!("home={}", self.working_directory.display())));
+        if let Some(n) = o.max_requests {
+            let key = if mod_wsgi {
+                "maximum-requests"
+            } else {
+                "max_requests"
+            };
+            words.push(format!("{key}={n}"));
+        }
+        if let Some(t) = o.request_timeout {
+            words.push(format!(
+                "{}={t}{}",
+                name("request_timeout"),
+                if mod_wsgi { "" } else { "s" }
+            ));
+        }
+        words.join(" ")
+    }
+
     pub fn python_path_joined(&self) -> String {
         self.python_path
             .iter()

@@ -86,12 +86,7 @@ pub unsafe fn respond(r: *mut request_rec) -> c_int {
             );
             return ffi::HTTP_FORBIDDEN as c_int;
         }
-        if (*r).method_number != ffi::M_GET as c_int {
-            (*r).allowed = 1 << ffi::M_GET;
-            return ffi::HTTP_METHOD_NOT_ALLOWED as c_int;
-        }
-        let rc = ffi::ap_discard_request_body(r);
-        if rc != ffi::OK as c_int {
+        if let Err(rc) = page_request(r) {
             return rc;
         }
         let Some(region) = region((*r).server) else {
@@ -125,12 +120,7 @@ pub unsafe fn respond_health(
     use oxwsgi_core::health;
     // SAFETY: r is live on this thread (respond_health's contract).
     unsafe {
-        if (*r).method_number != ffi::M_GET as c_int {
-            (*r).allowed = 1 << ffi::M_GET;
-            return ffi::HTTP_METHOD_NOT_ALLOWED as c_int;
-        }
-        let rc = ffi::ap_discard_request_body(r);
-        if rc != ffi::OK as c_int {
+        if let Err(rc) = page_request(r) {
             return rc;
         }
         let blocked = health::not_ready(failed);
@@ -144,6 +134,26 @@ pub unsafe fn respond_health(
             body.as_bytes(),
         )
     }
+}
+
+/// A request for a page the module makes itself: a GET (HEAD too), its
+/// body discarded; Apache's status to answer otherwise.
+///
+/// # Safety
+/// `r` is the live request of the calling handler.
+unsafe fn page_request(r: *mut request_rec) -> Result<(), c_int> {
+    // SAFETY: r is live on this thread (page_request's contract).
+    unsafe {
+        if (*r).method_number != ffi::M_GET as c_int {
+            (*r).allowed = 1 << ffi::M_GET;
+            return Err(ffi::HTTP_METHOD_NOT_ALLOWED as c_int);
+        }
+        let rc = ffi::ap_discard_request_body(r);
+        if rc != ffi::OK as c_int {
+            return Err(rc);
+        }
+    }
+    Ok(())
 }
 
 /// Answers `r` with a page the module makes itself: `status`, its type,

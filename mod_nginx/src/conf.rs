@@ -378,6 +378,26 @@ unsafe extern "C" fn set_process_group(
     )
 }
 
+/// Makes the location being parsed answer with `handler` (a page of the
+/// module's own: the status page, a health answer).
+///
+/// # Safety
+/// `cf` is the configuration being parsed, inside a location.
+pub(crate) unsafe fn answer_location_with(
+    cf: *mut ngx_conf_t,
+    handler: unsafe extern "C" fn(*mut ngx::ffi::ngx_http_request_t) -> ngx::ffi::ngx_int_t,
+) -> *mut c_char {
+    // SAFETY: cf's context is a location's (the contract), where the core
+    // module's conf exists.
+    match unsafe { NgxHttpCoreModule::location_conf_mut(&*cf) } {
+        Some(clcf) => {
+            clcf.handler = Some(handler);
+            NGX_CONF_OK
+        }
+        None => NGX_CONF_ERROR,
+    }
+}
+
 /// The directive's name and its arguments, joined by spaces.
 ///
 /// # Safety

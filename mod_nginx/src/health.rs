@@ -18,13 +18,12 @@ use std::ffi::{c_char, c_void};
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::time::Duration;
 
-use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
+use ngx::core::NGX_CONF_ERROR;
 use ngx::ffi::{
-    NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NOT_ALLOWED, NGX_OK,
-    ngx_command_t, ngx_conf_t, ngx_connection_t, ngx_cycle_t, ngx_event_t,
-    ngx_http_discard_request_body, ngx_http_request_t, ngx_int_t,
+    NGX_HTTP_INTERNAL_SERVER_ERROR, ngx_command_t, ngx_conf_t, ngx_connection_t, ngx_cycle_t,
+    ngx_event_t, ngx_http_request_t, ngx_int_t,
 };
-use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
+use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf};
 use ngx::ngx_conf_log_error;
 use oxwsgi_core::guard;
 use oxwsgi_core::health::{self, Probe};
@@ -58,13 +57,7 @@ pub unsafe extern "C" fn set_health(
             unsafe { (*conf.cast::<LocConf>()).health = Some(probe) };
             // SAFETY: called by nginx inside a location: cf's context is that
             // location's, where the core module's conf exists.
-            match unsafe { NgxHttpCoreModule::location_conf_mut(&*cf) } {
-                Some(clcf) => {
-                    clcf.handler = Some(handler);
-                    NGX_CONF_OK
-                }
-                None => NGX_CONF_ERROR,
-            }
+            unsafe { crate::conf::answer_location_with(cf, handler) }
         },
     )
 }
@@ -86,12 +79,7 @@ unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
 unsafe fn respond(r: *mut ngx_http_request_t) -> ngx_int_t {
     // SAFETY: r is live on the event loop (respond's contract).
     unsafe {
-        let method = (*r).method as u32;
-        if method != NGX_HTTP_GET && method != NGX_HTTP_HEAD {
-            return NGX_HTTP_NOT_ALLOWED as ngx_int_t;
-        }
-        let rc = ngx_http_discard_request_body(r);
-        if rc != NGX_OK as ngx_int_t {
+        if let Err(rc) = crate::output::page_request(r) {
             return rc;
         }
         let req = ngx::http::Request::from_ngx_http_request(r);

@@ -193,6 +193,26 @@ unsafe fn buf_size(b: *mut ngx_buf_t) -> usize {
     }
 }
 
+/// A request for a page the module makes itself: GET or HEAD, its body
+/// discarded; nginx's status to answer otherwise.
+///
+/// # Safety
+/// `r` is live, on the event loop thread.
+pub(crate) unsafe fn page_request(r: *mut ngx_http_request_t) -> Result<(), ngx_int_t> {
+    // SAFETY: r is live on the event loop (page_request's contract).
+    unsafe {
+        let method = (*r).method as u32;
+        if method != ngx::ffi::NGX_HTTP_GET && method != ngx::ffi::NGX_HTTP_HEAD {
+            return Err(ngx::ffi::NGX_HTTP_NOT_ALLOWED as ngx_int_t);
+        }
+        let rc = ngx::ffi::ngx_http_discard_request_body(r);
+        if rc != NGX_OK as ngx_int_t {
+            return Err(rc);
+        }
+    }
+    Ok(())
+}
+
 /// Answers `r` with a page the module makes itself (the status page, a
 /// health answer): `status`, `headers` and Content-Length, then `body`.
 ///

@@ -7,14 +7,12 @@
 use std::ffi::{c_char, c_void};
 use std::ptr::{self, NonNull};
 
-use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ffi::{
-    NGX_ERROR, NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NOT_ALLOWED,
-    NGX_HTTP_SERVICE_UNAVAILABLE, NGX_OK, ngx_command_t, ngx_conf_t, ngx_http_discard_request_body,
-    ngx_http_request_t, ngx_int_t, ngx_shared_memory_add, ngx_shm_zone_t, ngx_slab_calloc,
-    ngx_slab_pool_t, ngx_str_t, ngx_uint_t,
+    NGX_ERROR, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_OK, ngx_command_t,
+    ngx_conf_t, ngx_http_request_t, ngx_int_t, ngx_shared_memory_add, ngx_shm_zone_t,
+    ngx_slab_calloc, ngx_slab_pool_t, ngx_str_t, ngx_uint_t,
 };
-use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
+use ngx::http::HttpModuleMainConf;
 use oxwsgi_core::guard;
 use oxwsgi_core::metrics::Region;
 use oxwsgi_core::status::{self, Format};
@@ -104,13 +102,7 @@ pub unsafe extern "C" fn set_status(
             unsafe { (*conf.cast::<MainConf>()).status = true };
             // SAFETY: called by nginx for wsgi_status inside a location: cf's
             // context is that location's, where the core module's conf exists.
-            match unsafe { NgxHttpCoreModule::location_conf_mut(&*cf) } {
-                Some(clcf) => {
-                    clcf.handler = Some(handler);
-                    NGX_CONF_OK
-                }
-                None => NGX_CONF_ERROR,
-            }
+            unsafe { crate::conf::answer_location_with(cf, handler) }
         },
     )
 }
@@ -134,12 +126,7 @@ unsafe fn respond(r: *mut ngx_http_request_t) -> ngx_int_t {
     // read from it lives in its pool, and the buffer built here is filled
     // before it is passed on.
     unsafe {
-        let method = (*r).method as u32;
-        if method != NGX_HTTP_GET && method != NGX_HTTP_HEAD {
-            return NGX_HTTP_NOT_ALLOWED as ngx_int_t;
-        }
-        let rc = ngx_http_discard_request_body(r);
-        if rc != NGX_OK as ngx_int_t {
+        if let Err(rc) = crate::output::page_request(r) {
             return rc;
         }
         let req = ngx::http::Request::from_ngx_http_request(r);
