@@ -3,7 +3,8 @@
 //! answer at all). Readiness: this server should get traffic: its apps
 //! loaded and it is not draining (a graceful stop began: the answer turns
 //! 503 first, for the drain time, so that health checks take the host out
-//! before its connections close).
+//! before its connections close), and every process group it sends
+//! requests to has a daemon up.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -36,15 +37,32 @@ pub fn draining() -> bool {
     DRAINING.load(Ordering::Acquire)
 }
 
-/// What keeps this process from being ready, if anything.
-pub fn not_ready(failed_apps: &[String]) -> Option<String> {
+/// What keeps this process from being ready, if anything: apps whose
+/// load failed, process groups without a daemon up.
+pub fn not_ready(failed_apps: &[String], groups_down: &[String]) -> Option<String> {
     if draining() {
         return Some("draining: a graceful stop began".into());
     }
     if !failed_apps.is_empty() {
         return Some(format!("app(s) failed to load: {}", failed_apps.join(", ")));
     }
+    if !groups_down.is_empty() {
+        return Some(format!(
+            "no daemon up in process group(s): {}",
+            groups_down.join(", ")
+        ));
+    }
     None
+}
+
+/// The groups of `snapshot` without a daemon up.
+pub fn groups_down(snapshot: &crate::metrics::Snapshot) -> Vec<String> {
+    snapshot
+        .groups
+        .iter()
+        .filter(|g| g.processes == 0)
+        .map(|g| g.name.clone())
+        .collect()
 }
 
 /// The status and the plain-text body of an answer to `probe`, for a
@@ -65,9 +83,13 @@ mod tests {
     fn readiness_follows_the_apps_and_the_drain() {
         assert_eq!(Probe::parse("ready"), Some(Probe::Ready));
         assert_eq!(Probe::parse("alive"), None);
-        assert_eq!(not_ready(&[]), None);
+        assert_eq!(not_ready(&[], &[]), None);
+        assert_eq!(
+            not_ready(&[], &["site".into()]).as_deref(),
+            Some("no daemon up in process group(s): site")
+        );
         assert_eq!(answer(Probe::Ready, None), (200, "ready\n".into()));
-        let failed = not_ready(&["/srv/a.py".into()]);
+        let failed = not_ready(&["/srv/a.py".into()], &[]);
         assert_eq!(failed.as_deref(), Some("app(s) failed to load: /srv/a.py"));
         let (status, body) = answer(Probe::Ready, failed.as_deref());
         assert_eq!(
@@ -80,7 +102,7 @@ mod tests {
             "alive all the same"
         );
         start_draining();
-        assert!(not_ready(&[]).is_some_and(|w| w.starts_with("draining")));
-        assert_eq!(answer(Probe::Live, not_ready(&[]).as_deref()).0, 200);
+        assert!(not_ready(&[], &[]).is_some_and(|w| w.starts_with("draining")));
+        assert_eq!(answer(Probe::Live, not_ready(&[], &[]).as_deref()).0, 200);
     }
 }

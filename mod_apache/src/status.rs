@@ -123,7 +123,11 @@ pub unsafe fn respond_health(
         if let Err(rc) = page_request(r) {
             return rc;
         }
-        let blocked = health::not_ready(failed);
+        let down = match region((*r).server) {
+            Some(region) => health::groups_down(&oxwsgi_core::group_metrics::snapshot(region)),
+            None => Vec::new(),
+        };
+        let blocked = health::not_ready(failed, &down);
         let (status, body) = health::answer(probe, blocked.as_deref());
         let headers = vec![("Cache-Control".to_string(), "no-store".to_string())];
         send_page(

@@ -55,6 +55,13 @@ pub unsafe extern "C" fn set_health(
             // SAFETY: the command's conf offset is the location's, so nginx
             // passes this location's LocConf.
             unsafe { (*conf.cast::<LocConf>()).health = Some(probe) };
+            // Readiness reads the groups' daemons from the metrics memory,
+            // which then must exist, as for the status page.
+            // SAFETY: cf is the configuration being parsed, in an http
+            // block, whose main conf exists.
+            if let Some(main) = unsafe { Module::main_conf_mut(&*cf) } {
+                main.status = true;
+            }
             // SAFETY: called by nginx inside a location: cf's context is that
             // location's, where the core module's conf exists.
             unsafe { crate::conf::answer_location_with(cf, handler) }
@@ -86,7 +93,8 @@ unsafe fn respond(r: *mut ngx_http_request_t) -> ngx_int_t {
         let probe = Module::location_conf(req)
             .and_then(|c| c.health)
             .unwrap_or(Probe::Live);
-        let failed: Vec<String> = Module::main_conf(req)
+        let main = Module::main_conf(req);
+        let failed: Vec<String> = main
             .map(|m| {
                 m.apps
                     .iter()
@@ -95,7 +103,14 @@ unsafe fn respond(r: *mut ngx_http_request_t) -> ngx_int_t {
                     .collect()
             })
             .unwrap_or_default();
-        let blocked = health::not_ready(&failed);
+        let down = match main
+            .filter(|m| !m.groups.is_empty())
+            .and_then(crate::status::region)
+        {
+            Some(region) => health::groups_down(&oxwsgi_core::group_metrics::snapshot(region)),
+            None => Vec::new(),
+        };
+        let blocked = health::not_ready(&failed, &down);
         let (status, body) = health::answer(probe, blocked.as_deref());
         crate::output::send_page(
             r,
@@ -254,8 +269,11 @@ unsafe extern "C" fn on_drained(_: *mut ngx_event_t) {
 /// comes later than 100 ms after a start.
 const GENERATION_TICKS: u64 = 10;
 
-/// Whether the master started workers after this one (it does so on a
-/// reload before it stops the old ones; on a stop it starts none).
+/// Whether the master started processes well after this one: on a reload
+/// it starts the new configuration's workers (and groups' manager) before
+/// it stops the old ones; on a stop it starts none. Any child of the master
+/// counts, whatever its title: a worker just forked still bears the
+/// master's until it sets its own.
 fn replaced_by_newer_workers() -> bool {
     let me = std::process::id() as i32;
     let master = std::os::unix::process::parent_id() as i32;
@@ -270,10 +288,6 @@ fn replaced_by_newer_workers() -> bool {
         .filter(|p| *p != me)
         .any(|p| {
             parent_of(p) == Some(master)
-                && std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| {
-                    let title = String::from_utf8_lossy(&c);
-                    title.starts_with("nginx: worker process") && !title.contains("shutting down")
-                })
                 && start_time(p).is_some_and(|t| t > mine + GENERATION_TICKS)
         })
 }

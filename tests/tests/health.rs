@@ -70,7 +70,8 @@ fn a_graceful_stop_drains_first_and_a_reload_does_not() {
     n.signal(libc::SIGHUP);
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(2) {
-        assert_eq!(http::get(n.port, "/ready").status, 200, "during a reload");
+        let r = http::get(n.port, "/ready");
+        assert_eq!(r.status, 200, "during a reload: {}", r.text());
     }
     assert!(n.workers().iter().all(|w| !workers.contains(w)), "reloaded");
     assert!(
@@ -140,4 +141,50 @@ fn apache_answers_health_checks_too() {
     assert_eq!(r.status, 503, "{}", r.text());
     assert!(r.text().contains("broken_import.py"), "{}", r.text());
     assert_eq!(http::get(a.port, "/live").status, 200);
+}
+
+/// A process group without a daemon up (here one whose interpreter is not
+/// there) makes the server not ready, naming the group; a group that
+/// serves does not.
+#[test]
+fn readiness_follows_the_process_groups() {
+    for (python, ready) in [("auto", true), ("/nonexistent/python3", false)] {
+        let n = with_health(
+            &format!(
+                "location / {{ wsgi_group site; wsgi_app {}; }}",
+                app("cases.py")
+            ),
+            &format!("wsgi_process_group site python_executable={python};"),
+        );
+        if ready {
+            assert!(
+                wait_until(Duration::from_secs(10), || http::get(n.port, "/ready")
+                    .status
+                    == 200),
+                "{}",
+                n.error_log()
+            );
+        } else {
+            std::thread::sleep(Duration::from_millis(500));
+            let r = http::get(n.port, "/ready");
+            assert_eq!(r.status, 503);
+            assert_eq!(
+                r.text(),
+                "not ready: no daemon up in process group(s): site\n"
+            );
+        }
+    }
+    let a = oxwsgi_e2e::apache::Apache::start(
+        "event",
+        &format!(
+            "WSGIDaemonProcess site python-executable=/nonexistent/python3\n\
+             <Location /ready>\n    SetHandler wsgi-health-ready\n</Location>\n\
+             WSGIScriptAlias / {} process-group=site",
+            app("cases.py")
+        ),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let r = http::get(a.port, "/ready");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.text().contains("site"), "{}", r.text());
 }
