@@ -108,7 +108,8 @@ def main():
                                               max(times) * 1000))
     print()
     print("(requests/s: medians of %d interleaved rounds of %d s, 64 connections, %d Python "
-          "threads, both on the venv's Python; starts: %d each)"
+          "threads; both embed Debian's libpython in one nginx worker, with bench's virtualenv; "
+          "starts: %d each, until the first 200)"
           % (args.rounds, args.duration, THREADS, args.starts))
 
 
