@@ -38,7 +38,11 @@ pub fn render(plan: &Plan) -> String {
         }
     }
     if o.log_to_terminal {
-        line("ErrorLog /dev/stderr".into());
+        // Through a pipe: Apache would reopen a file path, which the user
+        // may not (a terminal or a file of another user's). Apache gives
+        // an error log's program its own stdout, which the command points
+        // at its stderr.
+        line("ErrorLog \"|/bin/cat\"".into());
     } else {
         line(format!(
             "ErrorLog {}",

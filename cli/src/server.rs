@@ -196,6 +196,10 @@ pub fn run(plan: &Plan, say: &dyn Fn(&str)) -> Result<i32, String> {
         .stdin(Stdio::null())
         .current_dir(&plan.root)
         .process_group(0);
+    if plan.options.log_to_terminal && plan.options.server == Server::Apache {
+        // Apache's error log program writes to Apache's stdout.
+        cmd.stdout(std::io::stderr());
+    }
     crate::sys::end_with_parent(&mut cmd);
     let started = Instant::now();
     let mut child = cmd

@@ -61,14 +61,28 @@ impl Served {
     /// Starts `oxwsgi serve ARGS --port P` in `dir` and waits until it says
     /// it serves.
     fn start(dir: &Path, args: &[&str]) -> Served {
+        Served::start_env(dir, args, &[])
+    }
+
+    /// As `start`, with `env` in the command's environment.
+    fn start_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Served {
         let port = free_port();
         let err = dir.join(format!("stderr-{port}"));
         let port_s = port.to_string();
         let mut all = vec!["serve", "--port", &port_s];
         all.extend(args);
         let child = command(dir, &all)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&err).unwrap())
+            // Appended to, as a terminal is: the server may write into it
+            // too (--log-to-terminal).
+            .stderr(
+                std::fs::File::options()
+                    .create(true)
+                    .append(true)
+                    .open(&err)
+                    .unwrap(),
+            )
             .spawn()
             .expect("start oxwsgi serve");
         let mut s = Served {
@@ -254,8 +268,14 @@ fn each_form_of_app_is_served() {
     assert_eq!(s.get("/mod").text(), "hello mod");
     drop(s);
 
+    // The active virtualenv, as `source venv/bin/activate` leaves it.
     let flask = repo().join("examples/flask_site");
-    let s = Served::start(&flask, &["app:app", "--python-home", venv]);
+    let s = Served::start_env(&flask, &["app:app"], &[("VIRTUAL_ENV", venv)]);
+    assert!(
+        s.stderr().contains(&format!("app:app imports on {venv}")),
+        "{}",
+        s.stderr()
+    );
     let r = s.get("/");
     assert_eq!(r.status, 200);
     assert!(r.text().contains("Hello, stranger!"), "{}", r.text());
@@ -725,4 +745,46 @@ fn health_urls_and_the_drain_before_a_stop() {
         s.stderr()
     );
     s.assert_nothing_left();
+}
+
+/// --host 0.0.0.0 listens everywhere (the URL shown is loopback's), and
+/// --log-to-terminal puts the server's error log, at --log-level, on the
+/// command's stderr.
+#[test]
+fn host_and_logging_options() {
+    let dir = project("cmd-logging", &[("hello.py", HELLO)]);
+    for server in ["nginx", "apache"] {
+        let s = Served::start(
+            &dir,
+            &[
+                "hello.py",
+                "--server",
+                server,
+                "--host",
+                "0.0.0.0",
+                "--log-to-terminal",
+                "--log-level",
+                "info",
+            ],
+        );
+        assert!(
+            s.stderr()
+                .contains(&format!("on http://127.0.0.1:{}/", s.port)),
+            "{}",
+            s.stderr()
+        );
+        assert!(
+            !s.stderr().contains("error log: "),
+            "no file: {}",
+            s.stderr()
+        );
+        assert_eq!(s.get("/t").text(), "hello t");
+        assert!(
+            wait_until(Duration::from_secs(5), || s
+                .stderr()
+                .contains("hello.py: loaded")),
+            "{server}: the server's log on the terminal: {}",
+            s.stderr()
+        );
+    }
 }
