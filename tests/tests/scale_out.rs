@@ -4,7 +4,9 @@
 //! connection or a 502/503/504 moves the request to another host), under a
 //! steady load:
 //! 1. each host in turn is restarted (a graceful stop, which drains first,
-//!    then a start) with no failed request;
+//!    then a start) with no failed request; and again behind HAProxy, which
+//!    polls readiness and retries nothing: the host leaves its pool while
+//!    it drains;
 //! 2. one host killed outright costs at most its requests in flight, and
 //!    the traffic moves to the other two;
 //! 3. one Prometheus scrape configuration covers the three hosts
@@ -305,6 +307,75 @@ fn three_hosts_behind_a_load_balancer() {
     assert!(l.requests > 1000, "{}", l.output);
     assert_eq!(l.failures(), 0, "restarts failed requests:\n{}", l.output);
     eprintln!("restarts: {} requests, none failed", l.requests);
+    for i in 1..=3 {
+        assert!(
+            wait_until(Duration::from_secs(10), || ready(i)),
+            "host {i} is back"
+        );
+    }
+
+    // 1b. The same behind HAProxy, which polls readiness and retries
+    // nothing: a restarted host leaves the pool while it drains, before
+    // it refuses anything.
+    let ha_port = free_port();
+    let ha_conf = dir.join("haproxy.cfg");
+    let servers: String = (1..=3)
+        .map(|i| format!("    server h{i} {}:8080 check\n", net.host(i)))
+        .collect();
+    std::fs::write(
+        &ha_conf,
+        format!(
+            "global\n    maxconn 2000\n\
+             defaults\n    mode http\n    retries 0\n    timeout connect 1s\n\
+             \x20   timeout client 30s\n    timeout server 30s\n\
+             frontend site\n    bind 127.0.0.1:{ha_port}\n    default_backend hosts\n\
+             backend hosts\n    option httpchk GET /healthz\n\
+             \x20   default-server inter 100ms fall 1 rise 2\n{servers}"
+        ),
+    )
+    .unwrap();
+    let ha = Command::new("haproxy")
+        .arg("-db")
+        .arg("-f")
+        .arg(&ha_conf)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("haproxy (build/deps.sh installs it)");
+    let _ha = Stopper(Some(ha));
+    assert!(
+        wait_until(Duration::from_secs(10), || std::net::TcpStream::connect((
+            "127.0.0.1",
+            ha_port
+        ))
+        .is_ok()),
+        "haproxy did not listen"
+    );
+    assert!(wait_until(Duration::from_secs(10), || {
+        (0..9)
+            .map(|_| http::get(ha_port, "/").text())
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            == 3
+    }));
+    let restarts = std::thread::spawn(move || load::wrk(ha_port, "/", 12));
+    std::thread::sleep(Duration::from_secs(1));
+    for h in hosts.iter_mut() {
+        h.stop();
+        h.start();
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let l = restarts.join().unwrap();
+    assert!(l.requests > 1000, "{}", l.output);
+    assert_eq!(
+        l.failures(),
+        0,
+        "restarts behind HAProxy failed requests:\n{}",
+        l.output
+    );
+    eprintln!(
+        "restarts behind HAProxy: {} requests, none failed",
+        l.requests
+    );
     for i in 1..=3 {
         assert!(
             wait_until(Duration::from_secs(10), || ready(i)),
