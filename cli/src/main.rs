@@ -83,7 +83,9 @@ impl Root {
         }
         let base = std::env::temp_dir();
         for n in 0..100u32 {
-            let path = base.join(format!("oxwsgi-{}-{n}", std::process::id()));
+            // Not guessable: another user cannot make it first (it is
+            // created, never reused).
+            let path = base.join(format!("oxwsgi-{}-{n}-{}", std::process::id(), random_hex()));
             match std::fs::create_dir(&path) {
                 Ok(()) => {
                     use std::os::unix::fs::PermissionsExt;
@@ -99,6 +101,15 @@ impl Root {
         }
         Err(format!("cannot make a directory in {}", base.display()))
     }
+}
+
+/// Eight random hex digits (from the kernel).
+fn random_hex() -> String {
+    let mut b = [0u8; 4];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut b);
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 impl Drop for Root {
