@@ -24,8 +24,9 @@ packages=(
     curl wrk openssl
     # systemd-analyze verifies the units the oxwsgi command writes
     systemd
-    # a load balancer that polls readiness (tests/tests/scale_out.rs)
-    haproxy
+    # network namespaces and a load balancer that polls readiness
+    # (tests/tests/scale_out.rs)
+    iproute2 haproxy
     # the status page is rendered in a real browser (headless) by the tests
     chromium
 )
