@@ -170,9 +170,16 @@ impl Plan {
 
     /// The URL the app answers on.
     pub fn url(&self) -> String {
+        format!("http://{}/", self.reachable(self.options.port))
+    }
+
+    /// `host:port` as a client on this machine reaches `port`: loopback
+    /// when the server listens on every address.
+    pub fn reachable(&self, port: u16) -> String {
         match self.options.host.as_str() {
-            "0.0.0.0" | "::" | "[::]" => format!("http://127.0.0.1:{}/", self.options.port),
-            _ => format!("http://{}/", self.listen(self.options.port)),
+            "0.0.0.0" => format!("127.0.0.1:{port}"),
+            "::" | "[::]" => format!("[::1]:{port}"),
+            _ => self.listen(port),
         }
     }
 

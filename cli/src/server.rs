@@ -303,7 +303,7 @@ fn serve_until_stopped(
         started.elapsed().as_millis()
     ));
     if let Some(p) = plan.options.https_port {
-        say(&format!("HTTPS on https://{}/", plan.listen(p)));
+        say(&format!("HTTPS on https://{}/", plan.reachable(p)));
     }
     if let Some(h) = &plan.options.health_url {
         say(&format!(
@@ -380,12 +380,7 @@ fn reload(plan: &Plan, server: &Running<'_>, say: &dyn Fn(&str), why: &str) {
 
 /// Whether the server answers connections on its HTTP port.
 fn listening(plan: &Plan) -> bool {
-    let host = match plan.options.host.as_str() {
-        "0.0.0.0" => "127.0.0.1".to_string(),
-        "::" | "[::]" => "[::1]".to_string(),
-        _ => return connects(&plan.listen(plan.options.port)),
-    };
-    connects(&format!("{host}:{}", plan.options.port))
+    connects(&plan.reachable(plan.options.port))
 }
 
 fn connects(addr: &str) -> bool {
