@@ -85,7 +85,11 @@ impl Root {
         for n in 0..100u32 {
             // Not guessable: another user cannot make it first (it is
             // created, never reused).
-            let path = base.join(format!("oxwsgi-{}-{n}-{}", std::process::id(), random_hex()));
+            let path = base.join(format!(
+                "oxwsgi-{}-{n}-{}",
+                std::process::id(),
+                random_hex()
+            ));
             match std::fs::create_dir(&path) {
                 Ok(()) => {
                     use std::os::unix::fs::PermissionsExt;
