@@ -34,4 +34,4 @@ while IFS= read -r line; do
         *) echo "recipe.sh: $verb is not carried out here" >&2; exit 1 ;;
     esac
 done <<<"$instructions"
-printf 'USER=%q\nWORKDIR=%q\nCMD=%q\n' "$user" "$workdir" "$cmd" >"$root/.recipe"
+printf 'USER=%s\nWORKDIR=%s\nCMD=%s\n' "$user" "$workdir" "$cmd" >"$root/.recipe"

@@ -126,7 +126,7 @@ fn the_container_recipe_builds_and_serves() {
         "the container's app did not become ready:\n{}",
         said()
     );
-    assert_eq!(curl_in(pid, "/healthz"), (200, "ready".into()));
+    assert_eq!(curl_in(pid, "/healthz"), (200, "ready\n".into()));
     assert_eq!(curl_in(pid, "/healthz/live").0, 200);
     let (status, body) = curl_in(pid, "/");
     assert_eq!(status, 200);
