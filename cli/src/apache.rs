@@ -14,11 +14,7 @@ pub fn render(plan: &Plan) -> String {
         c.push_str(&s);
         c.push('\n');
     };
-    line(format!(
-        "# Written by oxwsgi for {}: Apache with oxwsgi's module, every file it\n\
-         # writes in this directory.",
-        plan.target.describe
-    ));
+    line(crate::plan::header(plan, "Apache"));
     line(format!("ServerRoot {}", quoted(root.display())));
     line(format!("DefaultRuntimeDir {}", quoted(root.display())));
     line(format!(

@@ -18,11 +18,7 @@ pub fn render(plan: &Plan) -> String {
         c.push_str(&s);
         c.push('\n');
     };
-    line(format!(
-        "# Written by oxwsgi for {}: nginx with oxwsgi's module, every file it\n\
-         # writes in this directory.",
-        plan.target.describe
-    ));
+    line(crate::plan::header(plan, "nginx"));
     line(format!(
         "load_module {};",
         quoted(plan.install.module.display())

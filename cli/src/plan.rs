@@ -278,6 +278,15 @@ fn paths_of<'a>(
         .chain([working_directory])
 }
 
+/// The first lines of a configuration the command writes for `server`.
+pub fn header(plan: &Plan, server: &str) -> String {
+    format!(
+        "# Written by oxwsgi for {}: {server} with oxwsgi's module, every file it\n\
+         # writes in this directory.",
+        plan.target.describe
+    )
+}
+
 /// `s` as one quoted token of an nginx or Apache configuration (the paths
 /// were checked to hold no quote, `$` or backslash).
 pub fn quoted(s: impl std::fmt::Display) -> String {
