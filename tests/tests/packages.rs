@@ -371,6 +371,7 @@ fn install_serve_upgrade_and_purge_the_packages() {
     assert_eq!(installed_version(COMMAND_PKG).as_deref(), Some(&*version));
     serve_with_the_command("nginx");
     serve_with_the_command("apache");
+    the_command_suite_passes_on_the_installed_command();
     // Enabled the distro way: by the packages' scripts, and a2enmod agrees.
     let nginx_link = Path::new("/etc/nginx/modules-enabled/50-mod-http-oxwsgi.conf");
     assert_eq!(
@@ -476,4 +477,43 @@ fn serve_with_the_command(server: &str) {
     assert_eq!(status.code(), Some(0), "{server}: {}", said());
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// tests/tests/command.rs, all of it, on the installed `/usr/bin/oxwsgi`
+/// (with the packaged modules) instead of the build tree's: its test
+/// binary, built beside this one, run with OXWSGI_COMMAND.
+fn the_command_suite_passes_on_the_installed_command() {
+    let deps = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let suite = std::fs::read_dir(&deps)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            use std::os::unix::fs::PermissionsExt;
+            name.starts_with("command-")
+                && p.extension().is_none()
+                && p.metadata()
+                    .is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
+        })
+        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
+        .expect("the command suite's test binary (cargo builds it with this one)");
+    let out = Command::new(&suite)
+        .env("OXWSGI_COMMAND", "/usr/bin/oxwsgi")
+        .arg("--test-threads=2")
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    assert!(
+        out.status.success(),
+        "the command suite on /usr/bin/oxwsgi:\n{text}"
+    );
+    assert!(
+        text.contains("test result: ok.") && !text.contains(" 0 passed"),
+        "{text}"
+    );
 }
