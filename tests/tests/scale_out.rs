@@ -27,10 +27,24 @@ const APP: &str = "def application(environ, start_response):\n\
     \x20   return [environ['SERVER_NAME'].encode()]\n";
 
 fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("ip: {e}"))?;
+    run_ip(Command::new("ip").args(args), args)
+}
+
+/// A command in namespace `ns` (nsenter, not `ip netns exec`, which
+/// remounts / and fails where / is not a mount point: a chroot).
+fn in_ns(ns: &str) -> Command {
+    let mut c = Command::new("nsenter");
+    c.arg(format!("--net=/run/netns/{ns}"));
+    c
+}
+
+/// `ip ARGS` inside namespace `ns`.
+fn ip_in(ns: &str, args: &[&str]) -> Result<(), String> {
+    run_ip(in_ns(ns).arg("ip").args(args), args)
+}
+
+fn run_ip(cmd: &mut Command, args: &[&str]) -> Result<(), String> {
+    let out = cmd.output().map_err(|e| format!("ip: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
@@ -83,9 +97,9 @@ impl Network {
             ip(&["link", "set", &outer, "master", &net.bridge, "up"])?;
             ip(&["link", "set", &inner, "netns", &ns])?;
             let addr = format!("{}/24", net.host(i));
-            ip(&["-n", &ns, "addr", "add", &addr, "dev", &inner])?;
-            ip(&["-n", &ns, "link", "set", &inner, "up"])?;
-            ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+            ip_in(&ns, &["addr", "add", &addr, "dev", &inner])?;
+            ip_in(&ns, &["link", "set", &inner, "up"])?;
+            ip_in(&ns, &["link", "set", "lo", "up"])?;
         }
         Ok(net)
     }
@@ -140,8 +154,8 @@ impl Host {
 
     fn start(&mut self) {
         let conf = self.dir.join("nginx.conf");
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns, "/usr/sbin/nginx", "-p"])
+        let child = in_ns(&self.ns)
+            .args(["/usr/sbin/nginx", "-p"])
             .arg(&self.dir)
             .arg("-c")
             .arg(&conf)
