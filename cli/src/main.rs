@@ -124,12 +124,15 @@ impl Drop for Root {
     }
 }
 
-fn plan_for(o: Options, root: &Root) -> Result<Plan, String> {
-    let cwd = std::env::current_dir().map_err(|e| format!("the current directory: {e}"))?;
+fn current_dir() -> Result<PathBuf, String> {
+    std::env::current_dir().map_err(|e| format!("the current directory: {e}"))
+}
+
+fn plan_for(o: Options, cwd: &std::path::Path, root: &Root) -> Result<Plan, String> {
     let install = install::find(o.server)?;
     Plan::new(
         o,
-        &cwd,
+        cwd,
         root.path.clone(),
         install,
         std::env::var_os("VIRTUAL_ENV").map(PathBuf::from),
@@ -138,9 +141,9 @@ fn plan_for(o: Options, root: &Root) -> Result<Plan, String> {
 }
 
 fn serve(o: Options) -> Result<i32, String> {
-    let cwd = std::env::current_dir().map_err(|e| format!("the current directory: {e}"))?;
+    let cwd = current_dir()?;
     let root = Root::for_options(&o, &cwd)?;
-    let plan = plan_for(o, &root)?;
+    let plan = plan_for(o, &cwd, &root)?;
     let python = plan.python.home.as_ref().map_or_else(
         || plan.python.executable.display().to_string(),
         |h| h.display().to_string(),
@@ -213,7 +216,7 @@ fn shape(plan: &Plan) -> String {
 }
 
 fn check(o: Options) -> Result<i32, String> {
-    let cwd = std::env::current_dir().map_err(|e| format!("the current directory: {e}"))?;
+    let cwd = current_dir()?;
     let root = Root::for_options(
         &Options {
             server_root: None,
@@ -222,7 +225,7 @@ fn check(o: Options) -> Result<i32, String> {
         },
         &cwd,
     )?;
-    let plan = plan_for(o, &root)?;
+    let plan = plan_for(o, &cwd, &root)?;
     let report = check::run(&plan)?;
     for l in &report.lines {
         eprintln!("{l}");

@@ -277,7 +277,7 @@ const GENERATION_TICKS: u64 = 10;
 fn replaced_by_newer_workers() -> bool {
     let me = std::process::id() as i32;
     let master = std::os::unix::process::parent_id() as i32;
-    let Some(mine) = start_time(me) else {
+    let Some((_, mine)) = parent_and_start(me) else {
         return false;
     };
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -286,24 +286,15 @@ fn replaced_by_newer_workers() -> bool {
     dir.flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|p| *p != me)
-        .any(|p| {
-            parent_of(p) == Some(master)
-                && start_time(p).is_some_and(|t| t > mine + GENERATION_TICKS)
-        })
+        .filter_map(parent_and_start)
+        .any(|(parent, start)| parent == master && start > mine + GENERATION_TICKS)
 }
 
-/// Fields of /proc/PID/stat after the command's closing parenthesis.
-fn stat_fields(pid: i32) -> Option<Vec<String>> {
+/// A process's parent and when it started (clock ticks since boot), from
+/// one read of /proc/PID/stat (the fields after the command's closing
+/// parenthesis: state, ppid, ... starttime is the 20th).
+fn parent_and_start(pid: i32) -> Option<(i32, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    Some(rest.split_whitespace().map(str::to_string).collect())
-}
-
-fn parent_of(pid: i32) -> Option<i32> {
-    stat_fields(pid)?.get(1)?.parse().ok()
-}
-
-/// When the process started (clock ticks since boot).
-fn start_time(pid: i32) -> Option<u64> {
-    stat_fields(pid)?.get(19)?.parse().ok()
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some((fields.get(1)?.parse().ok()?, fields.get(19)?.parse().ok()?))
 }

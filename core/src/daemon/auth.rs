@@ -248,9 +248,7 @@ pub fn introduce(fd: RawFd, token: &Token) -> io::Result<()> {
             ),
         ));
     }
-    let mut hello = Vec::with_capacity(frame::HEADER + Token::LEN);
-    frame::write(&mut hello, Kind::Hello, token.as_bytes())?;
-    super::sys::send_now(fd, &hello)
+    frame::send_now(fd, Kind::Hello, token.as_bytes())
 }
 
 #[cfg(test)]

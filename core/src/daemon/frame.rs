@@ -95,6 +95,14 @@ pub fn write(w: &mut impl Write, kind: Kind, payload: &[u8]) -> io::Result<()> {
     }
 }
 
+/// Sends one small frame on socket `fd` at once (the few bytes that open
+/// or end a connection, which its buffer always takes: `sys::send_now`).
+pub fn send_now(fd: std::os::fd::RawFd, kind: Kind, payload: &[u8]) -> io::Result<()> {
+    let mut bytes = Vec::with_capacity(HEADER + payload.len());
+    write(&mut bytes, kind, payload)?;
+    super::sys::send_now(fd, &bytes)
+}
+
 fn protocol_error(what: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what)
 }

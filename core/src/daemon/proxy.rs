@@ -176,8 +176,7 @@ impl Pool {
                 Ok(c) => c,
                 Err(e) if Instant::now() < deadline => {
                     log::debug!(target: "oxwsgi", "the daemon at {} is not there yet ({e}); waiting", self.path.display());
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(200));
+                    back_off(&mut pause);
                     continue;
                 }
                 Err(e) => {
@@ -214,8 +213,7 @@ impl Pool {
                     // No daemon took the connection: nothing was sent.
                     Lost::Unsent if Instant::now() < deadline => {
                         log::debug!(target: "oxwsgi", "group {}: no daemon took the connection yet ({e}); waiting", self.name);
-                        std::thread::sleep(pause);
-                        pause = (pause * 2).min(Duration::from_millis(200));
+                        back_off(&mut pause);
                     }
                     Lost::Unsent => {
                         log::error!(target: "oxwsgi", "group {}: no daemon took the request within the connect timeout of {:?} ({e}); answering 503", self.name, self.connect_timeout);
@@ -239,6 +237,13 @@ impl Pool {
             }
         }
     }
+}
+
+/// Waits `pause` for the group, and twice as long the next time (up to
+/// 200 ms).
+fn back_off(pause: &mut Duration) {
+    std::thread::sleep(*pause);
+    *pause = (*pause * 2).min(Duration::from_millis(200));
 }
 
 /// How long a request waits for its group to be reachable.

@@ -348,11 +348,8 @@ impl Connection {
             return;
         };
         if !self.served.load(Ordering::Acquire) {
-            let mut retry = Vec::with_capacity(frame::HEADER);
-            if frame::write(&mut retry, Kind::Retry, b"").is_ok() {
-                use std::os::fd::AsRawFd;
-                let _ = super::sys::send_now(c.writer.as_raw_fd(), &retry);
-            }
+            use std::os::fd::AsRawFd;
+            let _ = frame::send_now(c.writer.as_raw_fd(), Kind::Retry, b"");
         }
         let _ = c.writer.shutdown(std::net::Shutdown::Both);
         c.broken = true;
@@ -492,9 +489,7 @@ impl Connection {
 /// it sends the request only then.
 pub fn greet(stream: &UnixStream) -> io::Result<()> {
     use std::os::fd::AsRawFd;
-    let mut accepted = Vec::with_capacity(frame::HEADER);
-    frame::write(&mut accepted, Kind::Accepted, b"")?;
-    super::sys::send_now(stream.as_raw_fd(), &accepted)
+    frame::send_now(stream.as_raw_fd(), Kind::Accepted, b"")
 }
 
 /// Serves the requests of one connection until the server closes it, on
