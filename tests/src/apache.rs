@@ -139,7 +139,7 @@ impl Apache {
             .arg("-DFOREGROUND")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(crate::stderr_file(&dir))
             .spawn()
             .expect("start apache2");
         let mut server = ServerProcess::new("apache2", dir, child, Duration::from_secs(15));

@@ -20,6 +20,7 @@ pub mod venv;
 pub mod wire;
 
 use std::path::PathBuf;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// The repository's top directory.
@@ -98,9 +99,50 @@ pub fn change_script_under_requests(
 }
 
 /// A port nobody listens on right now.
+///
+/// The port comes from below the kernel's ephemeral range: a port from
+/// `bind(0)` is one the kernel also gives to outgoing connections, and any
+/// test's client could take it as its local port before the server binds it.
+/// A port is handed out once per test process, and tried for TCP and UDP
+/// (HTTP/3 listens on the same number).
 pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let (low, high) = (10_000u64, ephemeral_low().max(12_000) as u64);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ ((std::process::id() as u64) << 32);
+    let _ = STATE.compare_exchange(0, seed | 1, Ordering::Relaxed, Ordering::Relaxed);
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..1000 {
+        // xorshift: each process walks its own sequence of candidates.
+        let mut x = STATE.load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        STATE.store(x, Ordering::Relaxed);
+        let port = (low + x % (high - low)) as u16;
+        if given.contains(&port) {
+            continue;
+        }
+        let free = std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok();
+        if free {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no free port below {high} on 127.0.0.1");
+}
+
+/// The first port the kernel hands to outgoing connections.
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 /// A fresh directory for one server's files, readable by nginx's workers.
@@ -159,6 +201,14 @@ pub fn output_text(out: &std::process::Output) -> String {
     )
 }
 
+/// Where a server started by `ServerProcess` writes its stderr, in its dir.
+pub const STDERR_FILE: &str = "stderr.log";
+
+/// A file in `dir` for a server's stderr (see `ServerProcess::stderr_text`).
+pub fn stderr_file(dir: &std::path::Path) -> Stdio {
+    std::fs::File::create(dir.join(STDERR_FILE)).map_or(Stdio::null(), Stdio::from)
+}
+
 /// A server process a test started (nginx's master, Apache's parent), with
 /// its files in `dir`. Dropping it stops it by PID and removes `dir`, or
 /// prints the error log when the test failed.
@@ -192,8 +242,9 @@ impl ServerProcess {
         });
         assert!(
             up && !self.exited(),
-            "{} did not start:\n{}",
+            "{} did not start:\n{}{}",
             self.name,
+            self.stderr_text(),
             self.error_log()
         );
     }
@@ -216,6 +267,12 @@ impl ServerProcess {
 
     pub fn error_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+    }
+
+    /// What the server wrote to stderr: the reason it gives when it fails
+    /// before it opens its error log (a port taken, a bad directive).
+    pub fn stderr_text(&self) -> String {
+        std::fs::read_to_string(self.dir.join(STDERR_FILE)).unwrap_or_default()
     }
 
     /// Waits for each of `lines` to show up in the error log; fails the
@@ -244,7 +301,13 @@ impl Drop for ServerProcess {
             stop_process(c, self.grace);
         }
         if std::thread::panicking() {
-            eprintln!("--- {} error log ---\n{}", self.name, self.error_log());
+            eprintln!(
+                "--- {} stderr ---\n{}--- {} error log ---\n{}",
+                self.name,
+                self.stderr_text(),
+                self.name,
+                self.error_log()
+            );
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);
         }

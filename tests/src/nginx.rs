@@ -146,7 +146,7 @@ impl Nginx {
             .arg(&conf)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(crate::stderr_file(&dir))
             .spawn()
             .expect("start nginx");
         let mut server = ServerProcess::new("nginx", dir, child, Duration::from_secs(10));
