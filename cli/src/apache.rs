@@ -114,6 +114,15 @@ pub fn render(plan: &Plan) -> String {
             "<Location {s}>\n    SetHandler wsgi-status\n</Location>"
         ));
     }
+    if plan.drain_time() > 0 {
+        line(format!("WSGIDrainTime {}", plan.drain_time()));
+    }
+    // A stop is graceful (the command and the unit send SIGWINCH): what is
+    // in flight finishes, within half the time the command gives a stop.
+    line(format!(
+        "GracefulShutdownTimeout {}",
+        crate::server::STOP_LIMIT.as_secs() / 2
+    ));
     if let Some(h) = &o.health_url {
         line(format!(
             "<Location {h}>\n    SetHandler wsgi-health-ready\n</Location>"

@@ -85,13 +85,6 @@ impl Plan {
             std::fs::File::open(cwd.join(f))
                 .map_err(|e| format!("{}: cannot be read: {e}", f.display()))?;
         }
-        if options.server == Server::Apache && options.drain_time.is_some_and(|t| t > 0) {
-            return Err(
-                "--drain-time is nginx's: Apache closes its listeners as a graceful \
-                        stop begins (--server nginx drains)"
-                    .into(),
-            );
-        }
         if options.server == Server::Apache && !options.group {
             if options.max_requests.is_some() {
                 return Err(

@@ -26,7 +26,7 @@ pub enum Mode {
 /// How long a server may take to listen.
 const START_LIMIT: Duration = Duration::from_secs(20);
 /// How long a graceful stop may take before the server is ended.
-const STOP_LIMIT: Duration = Duration::from_secs(10);
+pub const STOP_LIMIT: Duration = Duration::from_secs(10);
 
 pub fn config_path(plan: &Plan) -> PathBuf {
     plan.root.join(match plan.options.server {
@@ -73,7 +73,7 @@ pub fn argv(plan: &Plan, mode: Mode) -> Vec<String> {
                     Mode::Test => &["-t"][..],
                     Mode::Foreground => &["-DFOREGROUND"],
                     Mode::Start => &["-k", "start"],
-                    Mode::Stop => &["-k", "stop"],
+                    Mode::Stop => &["-k", "graceful-stop"],
                     Mode::Reload => &["-k", "graceful"],
                 }
                 .iter()
@@ -228,7 +228,9 @@ impl Running<'_> {
     fn stop(&mut self, server: Server, drain: Duration) {
         self.signal(match server {
             Server::Nginx => libc::SIGQUIT,
-            Server::Apache => libc::SIGTERM,
+            // graceful-stop: the drain (WSGIDrainTime), then what is in
+            // flight finishes (GracefulShutdownTimeout).
+            Server::Apache => libc::SIGWINCH,
         });
         let t = Instant::now();
         while self.exited().is_none() {

@@ -11,7 +11,7 @@
 //! number, so a reader never sees half of a write.
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Apps one server can report on (by name).
@@ -247,6 +247,9 @@ pub struct Region {
     magic: AtomicU64,
     started_unix: AtomicU64,
     recycles: [AtomicU64; 3],
+    /// A graceful stop began (set once, by Apache's parent; its children
+    /// read it when they answer readiness).
+    draining: AtomicBool,
     apps: [AppSlot; APPS],
     procs: [ProcSlot; PROCS],
     requests: [RequestSlot; REQUESTS],
@@ -318,6 +321,17 @@ impl Region {
                 r.pid.store(0, Ordering::Release);
             }
         }
+    }
+
+    /// A graceful stop began: every process that shares the region answers
+    /// readiness 503 from now on. One atomic store: safe in a signal
+    /// handler.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
     }
 
     pub fn recycled(&self, why: RecycleReason) {
@@ -785,6 +799,7 @@ mod tests {
             magic: u(),
             started_unix: u(),
             recycles: std::array::from_fn(|_| u()),
+            draining: AtomicBool::new(false),
             apps: std::array::from_fn(|_| AppSlot {
                 state: u(),
                 name: text(),

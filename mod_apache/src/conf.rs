@@ -208,6 +208,9 @@ pub struct Config {
     pub python: oxwsgi_core::interpreter::PythonSettings,
     /// WSGIRequestTimeout (default off).
     pub request_timeout: Option<std::time::Duration>,
+    /// WSGIDrainTime (default off): readiness 503 this long before a
+    /// graceful stop.
+    pub drain_time: Option<std::time::Duration>,
     /// WSGIDaemonProcess, in order.
     pub daemons: Vec<(String, oxwsgi_core::daemon::options::GroupOptions)>,
     /// The server each group was defined in (`server_key`): a group of a
@@ -251,6 +254,7 @@ impl Default for Config {
             script_reloading: true,
             python: Default::default(),
             request_timeout: None,
+            drain_time: None,
             daemons: Vec::new(),
             daemon_servers: Vec::new(),
             socket_prefix: None,
@@ -1724,6 +1728,21 @@ directive1!(
         let limit = values::parse_timeout(&v)?;
         update(|c| {
             c.request_timeout = limit;
+            Ok(())
+        })
+    }
+);
+
+directive1!(
+    /// WSGIDrainTime TIME: on a graceful stop, readiness answers 503 this
+    /// long before Apache stops (see `drain`).
+    oxwsgi_cmd_drain_time(cmd, _dir, raw, v) {
+        if (*(*cmd).server).is_virtual != 0 {
+            return Err("WSGIDrainTime belongs to the main server: a stop is the whole server's".into());
+        }
+        let time = values::parse_timeout(&v)?;
+        update(|c| {
+            c.drain_time = time;
             Ok(())
         })
     }

@@ -10,6 +10,8 @@
 //! - `auth`: the `wsgi` and `wsgi-group` auth providers (auth scripts);
 //! - `daemon`: daemon mode: the process groups the parent runs, and the
 //!   requests children hand to them;
+//! - `drain`: `WSGIDrainTime`: readiness 503 before a graceful stop (the
+//!   parent's handler in front of the MPM's signal);
 //! - `sink`: the core's `ResponseSink` onto Apache's output filters;
 //!   `writer`: streamed chunks sent by a writer thread while the app goes on;
 //! - this file: the module record, the hooks (translate_name maps
@@ -25,6 +27,7 @@
 mod auth;
 mod conf;
 mod daemon;
+mod drain;
 mod ffi;
 mod request;
 mod sink;
@@ -103,6 +106,12 @@ unsafe fn register() {
         );
         ffi::ap_hook_monitor(
             Some(daemon::monitor),
+            ptr::null(),
+            ptr::null(),
+            ffi::APR_HOOK_MIDDLE as c_int,
+        );
+        ffi::ap_hook_child_status(
+            Some(child_status),
             ptr::null(),
             ptr::null(),
             ffi::APR_HOOK_MIDDLE as c_int,
@@ -220,10 +229,13 @@ unsafe extern "C" fn post_config(
             // Every Python of this server (the children's, the daemons')
             // starts with them; children and daemons inherit it.
             oxwsgi_core::interpreter::set_python_settings(conf::get().python.clone());
+            // SAFETY: the main server, in the parent.
+            let region = unsafe { status::region(s) };
+            drain::prepare(conf::get().drain_time, region);
             // SAFETY: post_config's own configuration pool and main server,
             // in the parent (the metrics, made just above, are inherited by
             // the daemons the parent forks).
-            match built.and_then(|()| unsafe { daemon::start(pconf, s, status::region(s)) }) {
+            match built.and_then(|()| unsafe { daemon::start(pconf, s, region) }) {
                 Ok(()) => ffi::OK as c_int,
                 Err(e) => {
                     eprintln!("oxwsgi: {e}");
@@ -232,6 +244,22 @@ unsafe extern "C" fn post_config(
             }
         },
     )
+}
+
+/// The parent started (or lost) a child: the MPM has set its signal
+/// handlers for this generation by now, so the drain's goes in front.
+unsafe extern "C" fn child_status(
+    _: *mut server_rec,
+    _: ffi::pid_t,
+    _: ffi::ap_generation_t,
+    _: c_int,
+    state: ffi::mpm_child_status,
+) {
+    guard::entry("the child_status hook", (), || {
+        if state == ffi::mpm_child_status_MPM_CHILD_STARTED {
+            drain::interpose();
+        }
+    })
 }
 
 /// Whether Python runs in this child (its apps, and the auth scripts, may

@@ -25,6 +25,7 @@ extern const char *oxwsgi_cmd_request_timeout(cmd_parms *, void *, const char *)
 extern const char *oxwsgi_cmd_daemon_process(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_process_group(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_socket_prefix(cmd_parms *, void *, const char *);
+extern const char *oxwsgi_cmd_drain_time(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_python_setting(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_auth_script(cmd_parms *, void *, const char *);
 extern const char *oxwsgi_cmd_dispatch_script(cmd_parms *, void *, const char *);
@@ -88,6 +89,8 @@ const command_rec oxwsgi_cmds[] = {
                   "the process group that runs the app (%{GLOBAL}: embedded)"),
     AP_INIT_TAKE1("WSGISocketPrefix", oxwsgi_cmd_socket_prefix, NULL, RSRC_CONF,
                   "where the process groups' sockets go"),
+    AP_INIT_TAKE1("WSGIDrainTime", oxwsgi_cmd_drain_time, NULL, RSRC_CONF,
+                  "on a graceful stop, readiness answers 503 this long first (e.g. 5s; off)"),
     AP_INIT_RAW_ARGS("WSGIAuthUserScript", oxwsgi_cmd_auth_script, NULL, OR_AUTHCFG,
                      "the script whose check_password() AuthBasicProvider wsgi asks"),
     AP_INIT_RAW_ARGS("WSGIAuthGroupScript", oxwsgi_cmd_auth_script, NULL, OR_AUTHCFG,

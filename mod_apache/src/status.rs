@@ -18,7 +18,12 @@ pub const HANDLER_NAME: &CStr = c"wsgi-status";
 pub const HEALTH_READY: &CStr = c"wsgi-health-ready";
 pub const HEALTH_LIVE: &CStr = c"wsgi-health-live";
 
-const KEY: &CStr = c"oxwsgi-metrics";
+/// The process pool's key for the region, with its size: a graceful
+/// restart into an upgraded module whose region differs makes a new one
+/// instead of reading past the old.
+static KEY: std::sync::LazyLock<CString> = std::sync::LazyLock::new(|| {
+    CString::new(format!("oxwsgi-metrics-{}", Region::SIZE)).unwrap_or_default()
+});
 
 /// The region, made in the parent on the first configuration pass and
 /// found again (process pool user data) on later ones.
@@ -127,6 +132,10 @@ pub unsafe fn respond_health(
             Some(region) => health::groups_down(&oxwsgi_core::group_metrics::snapshot(region)),
             None => Vec::new(),
         };
+        if region((*r).server).is_some_and(Region::draining) {
+            // The parent began a graceful stop (WSGIDrainTime).
+            health::start_draining();
+        }
         let blocked = health::not_ready(failed, &down);
         let (status, body) = health::answer(probe, blocked.as_deref());
         let headers = vec![("Cache-Control".to_string(), "no-store".to_string())];

@@ -157,6 +157,13 @@ impl Apache {
         r.text()
     }
 
+    /// `apachectl graceful-stop`; returns whether the parent exited in
+    /// time.
+    pub fn graceful_stop(&mut self, timeout: Duration) -> bool {
+        self.server.signal(libc::SIGWINCH);
+        self.server.wait_exit(timeout)
+    }
+
     /// The parent's child processes (the ones that serve requests).
     pub fn children(&self) -> Vec<i32> {
         crate::children_of(self.server.pid())

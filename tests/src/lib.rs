@@ -265,6 +265,21 @@ impl ServerProcess {
         self.child = None;
     }
 
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: signalling the server process this test started, by PID.
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    /// Waits for it to exit by itself (after a graceful stop); whether it
+    /// did within `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let done = wait_until(timeout, || self.exited());
+        if done {
+            self.forget();
+        }
+        done
+    }
+
     pub fn error_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
     }

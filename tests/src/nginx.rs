@@ -187,19 +187,10 @@ impl Nginx {
             .collect()
     }
 
-    pub fn signal(&self, sig: i32) {
-        // SAFETY: signalling the nginx master this test started, by PID.
-        unsafe { libc::kill(self.master_pid(), sig) };
-    }
-
     /// Graceful shutdown; returns whether the master exited in time.
     pub fn quit(&mut self, timeout: Duration) -> bool {
-        self.signal(libc::SIGQUIT);
-        let done = wait_until(timeout, || self.server.exited());
-        if done {
-            self.server.forget();
-        }
-        done
+        self.server.signal(libc::SIGQUIT);
+        self.server.wait_exit(timeout)
     }
 }
 

@@ -698,7 +698,7 @@ fn a_killed_command_or_a_crashing_app_leaves_nothing() {
     let _ = std::fs::remove_dir_all(&s.root);
 }
 
-/// --health-url: readiness and liveness on both servers; on nginx a stop
+/// --health-url: readiness and liveness on both servers; on both a stop
 /// (SIGTERM to the command) turns readiness 503 for --drain-time while the
 /// app is still served, then everything stops.
 #[test]
@@ -714,37 +714,47 @@ fn health_urls_and_the_drain_before_a_stop() {
         assert_eq!(s.get("/healthz/live").text(), "live\n", "{server}");
         assert_eq!(s.get("/x").text(), "hello x", "{server}");
     }
-    let mut s = Served::start(
-        &dir,
-        &["hello.py", "--health-url", "/healthz", "--drain-time", "2"],
-    );
-    assert_eq!(s.get("/healthz").status, 200);
-    std::thread::sleep(Duration::from_millis(300));
-    let t = Instant::now();
-    // SAFETY: signalling the command this test started, by its PID.
-    unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
-    assert!(
-        wait_until(Duration::from_secs(1), || s.get("/healthz").status == 503),
-        "{}",
-        s.stderr()
-    );
-    assert_eq!(
-        s.get("/still").text(),
-        "hello still",
-        "served while draining"
-    );
-    assert_eq!(s.stop(libc::SIGTERM), 0, "{}", s.stderr());
-    let took = t.elapsed();
-    assert!(
-        took >= Duration::from_millis(1900) && took < Duration::from_secs(8),
-        "{took:?}"
-    );
-    assert!(
-        s.stderr().contains("readiness answers 503 for 2 s first"),
-        "{}",
-        s.stderr()
-    );
-    s.assert_nothing_left();
+    for server in ["nginx", "apache"] {
+        let mut s = Served::start(
+            &dir,
+            &[
+                "hello.py",
+                "--server",
+                server,
+                "--health-url",
+                "/healthz",
+                "--drain-time",
+                "2",
+            ],
+        );
+        assert_eq!(s.get("/healthz").status, 200);
+        std::thread::sleep(Duration::from_millis(300));
+        let t = Instant::now();
+        // SAFETY: signalling the command this test started, by its PID.
+        unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
+        assert!(
+            wait_until(Duration::from_secs(1), || s.get("/healthz").status == 503),
+            "{server}: {}",
+            s.stderr()
+        );
+        assert_eq!(
+            s.get("/still").text(),
+            "hello still",
+            "{server}: served while draining"
+        );
+        assert_eq!(s.stop(libc::SIGTERM), 0, "{}", s.stderr());
+        let took = t.elapsed();
+        assert!(
+            took >= Duration::from_millis(1900) && took < Duration::from_secs(8),
+            "{server}: {took:?}"
+        );
+        assert!(
+            s.stderr().contains("readiness answers 503 for 2 s first"),
+            "{}",
+            s.stderr()
+        );
+        s.assert_nothing_left();
+    }
 }
 
 /// --host 0.0.0.0 listens everywhere (the URL shown is loopback's), and

@@ -143,6 +143,90 @@ fn apache_answers_health_checks_too() {
     assert_eq!(http::get(a.port, "/live").status, 200);
 }
 
+/// Apache: `WSGIDrainTime`: a graceful stop (`apachectl graceful-stop`,
+/// SIGWINCH to the parent) turns readiness 503 in every child at once while
+/// they go on serving, and the stop goes on after the drain; a graceful
+/// restart drains nothing. Under each MPM, with children started before and
+/// after the drain's handler went in.
+#[test]
+fn apache_drains_before_a_graceful_stop() {
+    use oxwsgi_e2e::apache::Apache;
+    for mpm in ["event", "prefork"] {
+        let mut a = Apache::start(
+            mpm,
+            &format!(
+                "StartServers 2\nWSGIDrainTime 2\n\
+                 <Location /ready>\n    SetHandler wsgi-health-ready\n</Location>\n\
+                 WSGIScriptAlias / {}",
+                app("cases.py")
+            ),
+        );
+        assert_eq!(http::get(a.port, "/ready").status, 200, "{mpm}");
+        let children = a.children();
+        a.signal(libc::SIGUSR1);
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(2) {
+            let r = http::get(a.port, "/ready");
+            assert_eq!(
+                r.status,
+                200,
+                "{mpm}: during a graceful restart: {}",
+                r.text()
+            );
+        }
+        assert!(
+            wait_until(Duration::from_secs(5), || a
+                .children()
+                .iter()
+                .all(|c| !children.contains(c))),
+            "{mpm}: restarted"
+        );
+
+        let stopped_at = Instant::now();
+        a.signal(libc::SIGWINCH);
+        assert!(
+            wait_until(Duration::from_secs(1), || http::get(a.port, "/ready")
+                .status
+                == 503),
+            "{mpm}: {}",
+            a.error_log()
+        );
+        // Every child, whichever takes the connection.
+        for _ in 0..8 {
+            let r = http::get(a.port, "/ready");
+            assert_eq!(
+                (r.status, r.text().as_str()),
+                (503, "not ready: draining: a graceful stop began\n"),
+                "{mpm}"
+            );
+            assert_eq!(
+                http::get(a.port, "/cookies").status,
+                200,
+                "{mpm}: still serving"
+            );
+        }
+        assert!(
+            a.wait_log("graceful stop: readiness answers 503 for 2s (WSGIDrainTime)"),
+            "{mpm}: {}",
+            a.error_log()
+        );
+        assert!(
+            a.graceful_stop(Duration::from_secs(10)),
+            "{mpm}: stopped after the drain"
+        );
+        let took = stopped_at.elapsed();
+        assert!(
+            took >= Duration::from_millis(1900) && took < Duration::from_secs(6),
+            "{mpm}: {took:?}"
+        );
+    }
+    oxwsgi_e2e::apache::assert_refused("WSGIDrainTime forever", "invalid time \"forever\"");
+    oxwsgi_e2e::apache::assert_refused(
+        "<VirtualHost 127.0.0.1:1>\nWSGIDrainTime 5\n</VirtualHost>",
+        "WSGIDrainTime belongs to the main server",
+    );
+}
+
 /// A process group without a daemon up (here one whose interpreter is not
 /// there) makes the server not ready, naming the group; a group that
 /// serves does not.
