@@ -3,8 +3,10 @@
 //! makes, behind an nginx load balancer (passive health checks: a refused
 //! connection or a 502/503/504 moves the request to another host), under a
 //! steady load:
-//! 1. each host in turn is restarted (a graceful stop, which drains first,
-//!    then a start) with no failed request; and again behind HAProxy, which
+//! 1. each host in turn is upgraded (a graceful stop, which drains first,
+//!    then a start on the app's next version) with no failed request, and
+//!    every host serves the new version after; and restarted again behind
+//!    HAProxy, which
 //!    polls readiness and retries nothing: the host leaves its pool while
 //!    it drains;
 //! 2. one host killed outright costs at most its requests in flight, and
@@ -25,6 +27,11 @@ use oxwsgi_e2e::{free_port, http, load, nginx, temp_dir, wait_until};
 const APP: &str = "def application(environ, start_response):\n\
     \x20   start_response('200 OK', [('Content-Type', 'text/plain')])\n\
     \x20   return [environ['SERVER_NAME'].encode()]\n";
+
+/// The app's next version, which each host is upgraded to.
+const APP_V2: &str = "def application(environ, start_response):\n\
+    \x20   start_response('200 OK', [('Content-Type', 'text/plain')])\n\
+    \x20   return [environ['SERVER_NAME'].encode() + b' v2']\n";
 
 fn ip(args: &[&str]) -> Result<(), String> {
     run_ip(Command::new("ip").args(args), args)
@@ -222,6 +229,8 @@ fn three_hosts_behind_a_load_balancer() {
     let dir = temp_dir("scale-out");
     let app = dir.join("app.py");
     std::fs::write(&app, APP).unwrap();
+    let app_v2 = dir.join("app_v2.py");
+    std::fs::write(&app_v2, APP_V2).unwrap();
     let mut hosts: Vec<Host> = (1..=3)
         .map(|i| {
             let h = Host {
@@ -303,10 +312,11 @@ fn three_hosts_behind_a_load_balancer() {
         (0..30).map(|_| http::get(port, "/").text()).collect();
     assert_eq!(names.len(), 3, "all three hosts answer: {names:?}");
 
-    // 1. Each host in turn restarted under load: nothing fails.
-    let restarts = std::thread::spawn(move || load::wrk(port, "/", 14));
+    // 1. Each host in turn upgraded to the app's next version under load:
+    // nothing fails.
+    let upgrades = std::thread::spawn(move || load::wrk(port, "/", 14));
     std::thread::sleep(Duration::from_secs(1));
-    for h in hosts.iter_mut() {
+    for (i, h) in hosts.iter_mut().enumerate() {
         let t = Instant::now();
         h.stop();
         assert!(
@@ -314,19 +324,28 @@ fn three_hosts_behind_a_load_balancer() {
             "{} drained first",
             h.name
         );
+        std::fs::write(
+            h.dir.join("nginx.conf"),
+            h.config(&net.host(i + 1), &app_v2),
+        )
+        .unwrap();
         h.start();
         std::thread::sleep(Duration::from_secs(2));
     }
-    let l = restarts.join().unwrap();
+    let l = upgrades.join().unwrap();
     assert!(l.requests > 1000, "{}", l.output);
-    assert_eq!(l.failures(), 0, "restarts failed requests:\n{}", l.output);
-    eprintln!("restarts: {} requests, none failed", l.requests);
+    assert_eq!(l.failures(), 0, "upgrades failed requests:\n{}", l.output);
+    eprintln!("upgrades: {} requests, none failed", l.requests);
     for i in 1..=3 {
         assert!(
             wait_until(Duration::from_secs(10), || ready(i)),
             "host {i} is back"
         );
     }
+    let names: std::collections::HashSet<String> =
+        (0..30).map(|_| http::get(port, "/").text()).collect();
+    let upgraded: std::collections::HashSet<String> = (1..=3).map(|i| format!("h{i} v2")).collect();
+    assert_eq!(names, upgraded, "every host serves the new version");
 
     // 1b. The same behind HAProxy, which polls readiness and retries
     // nothing: a restarted host leaves the pool while it drains, before
@@ -368,8 +387,7 @@ fn three_hosts_behind_a_load_balancer() {
         (0..9)
             .map(|_| http::get(ha_port, "/").text())
             .collect::<std::collections::HashSet<_>>()
-            .len()
-            == 3
+            == upgraded
     }));
     let restarts = std::thread::spawn(move || load::wrk(ha_port, "/", 12));
     std::thread::sleep(Duration::from_secs(1));
@@ -414,7 +432,10 @@ fn three_hosts_behind_a_load_balancer() {
         l.failures()
     );
     let after: Vec<String> = (0..20).map(|_| http::get(port, "/").text()).collect();
-    assert!(after.iter().all(|n| n == "h1" || n == "h3"), "{after:?}");
+    assert!(
+        after.iter().all(|n| n == "h1 v2" || n == "h3 v2"),
+        "{after:?}"
+    );
 
     // 3. One scrape configuration for every host, and each host's scrape.
     let targets: Vec<String> = [1, 3]
