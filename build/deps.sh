@@ -27,6 +27,9 @@ packages=(
     # network namespaces and a load balancer that polls readiness
     # (tests/tests/scale_out.rs)
     iproute2 haproxy
+    # the Kubernetes example is read as Kubernetes reads it
+    # (tests/tests/container.rs)
+    python3-yaml
     # the status page is rendered in a real browser (headless) by the tests
     chromium
 )

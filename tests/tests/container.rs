@@ -4,7 +4,10 @@
 //! fresh Debian 12 root made as its `-slim` image is (debootstrap's
 //! minbase; build/container-base.sh, build/recipe.sh), and its CMD runs
 //! there as its USER, in a network namespace of its own: the health URLs
-//! answer, the app serves, and SIGTERM drains, then stops.
+//! answer, the app serves, and the kubelet's stop of the Kubernetes example
+//! (its preStop hook, then SIGTERM) drains, then stops within its grace
+//! period. The Kubernetes example is checked against the image's CMD on
+//! every pass.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -135,14 +138,24 @@ fn the_container_recipe_builds_and_serves() {
     assert_eq!(status, 200);
     assert!(metrics.contains("oxwsgi_info"), "{metrics}");
 
-    // SIGTERM (the runtime's stop): readiness 503 while it drains, then
-    // gone.
+    // The kubelet's stop (examples/container/kubernetes.yaml): the preStop
+    // hook while the pod still serves, then SIGTERM: readiness 503 while it
+    // drains, within the probe's period, then gone within the grace period.
+    let example = Example::read();
+    let hook = Instant::now();
+    while hook.elapsed() < Duration::from_secs(example.pre_stop_sleep()) {
+        assert_eq!(curl_in(pid, "/healthz").0, 200, "ready during preStop");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let t = Instant::now();
     // SAFETY: signalling the process this test started (the CMD, which
     // the exec chain made of it), by its PID.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     assert!(
-        wait_until(Duration::from_secs(2), || curl_in(pid, "/healthz").0 == 503),
+        wait_until(
+            Duration::from_secs(example.seconds("ready_period")),
+            || curl_in(pid, "/healthz").0 == 503
+        ),
         "{}",
         said()
     );
@@ -151,10 +164,120 @@ fn the_container_recipe_builds_and_serves() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}: {}", said());
     let took = t.elapsed();
+    let grace = Duration::from_secs(example.seconds("grace") - example.pre_stop_sleep());
     assert!(
-        took >= Duration::from_millis(4500) && took < Duration::from_secs(20),
-        "{took:?}"
+        took >= Duration::from_millis(4500) && took < grace,
+        "{took:?} (the grace period leaves {grace:?} after preStop)"
     );
+}
+
+/// What the Kubernetes example (examples/container/kubernetes.yaml) and
+/// the image's CMD say, read as Kubernetes and the image would read them
+/// (PyYAML, the JSON form of CMD): one `key=value` per line.
+const READ_EXAMPLE: &str = r#"
+import json, re, sys, yaml
+docs = list(yaml.safe_load_all(open(sys.argv[1])))
+dockerfile = open(sys.argv[2]).read().replace("\\\n", " ")
+cmd = json.loads(re.search(r"^CMD (\[.*\])$", dockerfile, re.M).group(1))
+deploy = next(d for d in docs if d["kind"] == "Deployment")
+service = next(d for d in docs if d["kind"] == "Service")
+pod = deploy["spec"]["template"]
+c = pod["spec"]["containers"][0]
+opt = lambda name: cmd[cmd.index(name) + 1]
+out = {
+    "ready_path": c["readinessProbe"]["httpGet"]["path"],
+    "ready_port": c["readinessProbe"]["httpGet"]["port"],
+    "ready_period": c["readinessProbe"]["periodSeconds"],
+    "ready_failures": c["readinessProbe"].get("failureThreshold", 3),
+    "live_path": c["livenessProbe"]["httpGet"]["path"],
+    "live_port": c["livenessProbe"]["httpGet"]["port"],
+    "container_port": c["ports"][0]["containerPort"],
+    "service_port": service["spec"]["ports"][0]["targetPort"],
+    "metrics_path": pod["metadata"]["annotations"]["prometheus.io/path"],
+    "metrics_port": pod["metadata"]["annotations"]["prometheus.io/port"],
+    "grace": pod["spec"]["terminationGracePeriodSeconds"],
+    "pre_stop": " ".join(c["lifecycle"]["preStop"]["exec"]["command"]),
+    "image": c["image"],
+    "cmd_port": opt("--port"),
+    "cmd_health": opt("--health-url"),
+    "cmd_status": opt("--status-url"),
+    "cmd_drain": opt("--drain-time"),
+}
+for k, v in out.items():
+    print("%s=%s" % (k, v))
+"#;
+
+/// The Kubernetes example, read: field name to value.
+struct Example(Vec<(String, String)>);
+
+impl Example {
+    fn read() -> Example {
+        let top = repo();
+        let text = run(Command::new("python3")
+            .args(["-c", READ_EXAMPLE])
+            .arg(top.join("examples/container/kubernetes.yaml"))
+            .arg(top.join("examples/container/Dockerfile")));
+        Example(
+            text.lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    fn get(&self, key: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("{key} missing from the example"))
+    }
+
+    fn seconds(&self, key: &str) -> u64 {
+        let v = self.get(key);
+        v.parse()
+            .unwrap_or_else(|_| panic!("{key}: {v} is no number"))
+    }
+
+    /// The preStop hook's sleep, in seconds.
+    fn pre_stop_sleep(&self) -> u64 {
+        let hook = self.get("pre_stop");
+        hook.strip_prefix("sleep ")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("preStop is not a sleep: {hook}"))
+    }
+}
+
+/// The Kubernetes example fits the image it runs: the probes and the
+/// metrics annotations point at the URLs and the port the CMD serves, and
+/// the grace period outlasts the preStop hook, the drain and the longest
+/// stop the command allows (10 s after the drain). Read on every pass; the
+/// recipe's test then stops the CMD as the kubelet would.
+#[test]
+fn the_kubernetes_example_fits_the_image() {
+    let e = Example::read();
+    let port = e.get("cmd_port");
+    for key in [
+        "ready_port",
+        "live_port",
+        "container_port",
+        "service_port",
+        "metrics_port",
+    ] {
+        assert_eq!(e.get(key), port, "{key}: the CMD serves on {port}");
+    }
+    let health = e.get("cmd_health");
+    assert_eq!(e.get("ready_path"), health);
+    assert_eq!(e.get("live_path"), format!("{health}/live"));
+    assert_eq!(e.get("metrics_path"), e.get("cmd_status"));
+    let stop = e.pre_stop_sleep() + e.seconds("cmd_drain") + 10;
+    assert!(
+        e.seconds("grace") > stop,
+        "terminationGracePeriodSeconds {} must outlast preStop, the drain and the stop ({stop} s)",
+        e.get("grace")
+    );
+    // The readiness probe sees the drain before it ends.
+    assert!(e.seconds("ready_period") * e.seconds("ready_failures") < e.seconds("cmd_drain"));
 }
 
 struct RemoveOnDrop(PathBuf);
