@@ -121,7 +121,7 @@ pub fn render(plan: &Plan) -> String {
     // in flight finishes, within half the time the command gives a stop.
     line(format!(
         "GracefulShutdownTimeout {}",
-        crate::server::STOP_LIMIT.as_secs() / 2
+        crate::plan::STOP_LIMIT.as_secs() / 2
     ));
     if let Some(h) = &o.health_url {
         line(format!(

@@ -9,6 +9,10 @@ use crate::install::Install;
 use crate::python::Python;
 use crate::target::{Source, Target};
 
+/// How long a graceful stop may take after the drain before the command
+/// ends the server (Apache's GracefulShutdownTimeout is half of it).
+pub const STOP_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub options: Options,

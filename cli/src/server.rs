@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::args::Server;
-use crate::plan::Plan;
+use crate::plan::{Plan, STOP_LIMIT};
 
 /// What a command line of the server does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,8 +25,6 @@ pub enum Mode {
 
 /// How long a server may take to listen.
 const START_LIMIT: Duration = Duration::from_secs(20);
-/// How long a graceful stop may take before the server is ended.
-pub const STOP_LIMIT: Duration = Duration::from_secs(10);
 
 pub fn config_path(plan: &Plan) -> PathBuf {
     plan.root.join(match plan.options.server {

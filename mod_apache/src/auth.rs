@@ -36,7 +36,7 @@ const AUTHZ_DENIED_NO_USER: c_int = 4;
 /// `r` is a live request.
 unsafe fn script<'r>(r: *mut request_rec, kind: AuthScript) -> Result<(&'r str, String), String> {
     let directive = kind.directive();
-    if !crate::python_running() {
+    if !crate::child::python_running() {
         return Err(format!(
             "{directive}: Python does not run in Apache's children (WSGIRestrictEmbedded On?)"
         ));
@@ -215,7 +215,7 @@ pub unsafe extern "C" fn access_checker(r: *mut request_rec) -> c_int {
                     log::error!(
                         target: "oxwsgi",
                         "Client denied by server configuration: '{}'.",
-                        crate::cstr_str((*r).filename)
+                        crate::cstr::cstr_str((*r).filename)
                     );
                     ffi::HTTP_FORBIDDEN as c_int
                 }

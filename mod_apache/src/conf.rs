@@ -1094,7 +1094,7 @@ unsafe fn dir_conf<'r>(r: *const ffi::request_rec) -> Option<&'r DirConf> {
     // the request's merged directory configuration holds our DirConf at our
     // module's index, in a pool that outlives the request.
     unsafe {
-        ffi::ap_get_module_config((*r).per_dir_config, &raw const crate::wsgi_module)
+        ffi::oxwsgi_dir_config((*r).per_dir_config)
             .cast::<DirConf>()
             .as_ref()
     }
@@ -1794,7 +1794,7 @@ directive1!(
             if p.is_null() {
                 return Err(format!("socket prefix {prefix:?} is not a valid path"));
             }
-            crate::cstr_str(p)
+            crate::cstr::cstr_str(p)
         };
         update(|c| {
             c.socket_prefix = Some(prefix);

@@ -53,7 +53,7 @@ pub unsafe fn start(
     if state == ffi::AP_SQ_MS_CREATE_PRE_CONFIG as c_int || mode != ffi::AP_SQ_RM_NORMAL as c_int {
         return Ok(());
     }
-    crate::install_logger(false);
+    crate::logging::install_logger(false);
     // WSGISocketPrefix as mod_wsgi reads it (PREFIX.PID.NAME.sock, where
     // the configuration says: `-t` warns if others may write there); by
     // default a directory of the server's own in its runtime directory.
@@ -61,8 +61,9 @@ pub unsafe fn start(
         Some(p) => p.clone(),
         None => {
             // SAFETY: pconf is live; the result is a C string in it.
-            let dir =
-                unsafe { crate::cstr_str(ffi::ap_runtime_dir_relative(pconf, c"oxwsgi".as_ptr())) };
+            let dir = unsafe {
+                crate::cstr::cstr_str(ffi::ap_runtime_dir_relative(pconf, c"oxwsgi".as_ptr()))
+            };
             listen::private_dir(std::path::Path::new(&dir))?;
             format!("{dir}/group")
         }
@@ -90,7 +91,7 @@ pub unsafe fn start(
             // As mod_wsgi: without user=, daemons run as Apache's User.
             // SAFETY: Apache's static unixd configuration, filled in by now.
             added.push(format!("user={}", unsafe {
-                crate::cstr_str(ffi::ap_unixd_config.user_name)
+                crate::cstr::cstr_str(ffi::ap_unixd_config.user_name)
             }));
         }
         for word in added {
@@ -350,7 +351,7 @@ unsafe extern "C" fn on_other_child(reason: c_int, data: *mut c_void, status: c_
 }
 
 fn daemon_logger() {
-    crate::install_logger(false);
+    crate::logging::install_logger(false);
 }
 
 unsafe extern "C" fn stop_all(_: *mut c_void) -> ffi::apr_status_t {
@@ -428,7 +429,7 @@ pub unsafe fn serve(
     group: &str,
     app: &App,
     c: &Config,
-    route: &crate::Route<'_>,
+    route: &crate::route::Route<'_>,
 ) -> c_int {
     // A group defined in a virtual host serves that host only (a tenant
     // elsewhere must not run its scripts in another site's daemons).

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use oxwsgi_core::{Body, OwnedRequest};
 
-use crate::cstr_bytes;
+use crate::cstr::cstr_bytes;
 use crate::ffi::{self, request_rec};
 use crate::writer::WriteBehind;
 
@@ -22,7 +22,7 @@ pub unsafe fn from_request_rec(
     r: *mut request_rec,
     writer: &Arc<WriteBehind>,
     process_group: Option<&str>,
-    route: &crate::Route<'_>,
+    route: &crate::route::Route<'_>,
     app: &oxwsgi_core::App,
 ) -> Result<OwnedRequest, i32> {
     // SAFETY: r is the live request of this thread's handler

@@ -158,6 +158,18 @@ const command_rec oxwsgi_cmds[] = {
     { NULL }
 };
 
+/* The module's own configuration in a per-directory vector. */
+void *oxwsgi_dir_config(const ap_conf_vector_t *cv)
+{
+    return ap_get_module_config(cv, &wsgi_module);
+}
+
+/* Whether the server logs the module's debug lines (LogLevel wsgi:debug). */
+int oxwsgi_logs_debug(const server_rec *s)
+{
+    return APLOG_IS_LEVEL(s, APLOG_DEBUG);
+}
+
 void oxwsgi_log(int level, const char *msg)
 {
     ap_log_error(APLOG_MARK, level, 0, ap_server_conf, "%s", msg);

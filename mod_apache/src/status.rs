@@ -97,9 +97,9 @@ pub unsafe fn respond(r: *mut request_rec) -> c_int {
         let Some(region) = region((*r).server) else {
             return ffi::HTTP_SERVICE_UNAVAILABLE as c_int;
         };
-        let query = crate::cstr_bytes((*r).args);
+        let query = crate::cstr::cstr_bytes((*r).args);
         let accept = ffi::apr_table_get((*r).headers_in, c"Accept".as_ptr());
-        let accept = (!accept.is_null()).then(|| crate::cstr_bytes(accept));
+        let accept = (!accept.is_null()).then(|| crate::cstr::cstr_bytes(accept));
         let page = status::render(
             Format::choose(query, accept),
             &oxwsgi_core::group_metrics::snapshot(region),
