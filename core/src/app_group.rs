@@ -33,6 +33,17 @@ struct Group {
 
 static GROUPS: std::sync::Mutex<Vec<Group>> = std::sync::Mutex::new(Vec::new());
 
+/// How a new group's interpreter is set up (current on the thread): the
+/// interpreter's start registers it, as it set up the main one.
+pub type SetUp = fn(Python<'_>, &str) -> PyResult<()>;
+
+static SET_UP: std::sync::OnceLock<SetUp> = std::sync::OnceLock::new();
+
+/// Called once Python is set up: how the groups' interpreters will be.
+pub fn set_up_with(f: SetUp) {
+    let _ = SET_UP.set(f);
+}
+
 /// Why a group's interpreter is not there to run in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unavailable {
@@ -135,7 +146,12 @@ fn interpreter_of(py: Python<'_>, group: &str) -> Result<SubInterpreter, Unavail
     if let Some(g) = groups.iter().find(|g| g.name == group) {
         return g.interp.clone().map_err(|e| unavailable(&e));
     }
-    let interp = embed::new_interpreter(py, |py| crate::interpreter::set_up_group(py, group));
+    let interp = embed::new_interpreter(py, |py| match SET_UP.get() {
+        Some(set_up) => set_up(py, group),
+        None => Err(pyo3::exceptions::PyRuntimeError::new_err(
+            "the main interpreter is not set up",
+        )),
+    });
     match &interp {
         Ok(_) => log::info!(target: "oxwsgi", "application group {group:?}: interpreter made"),
         Err(e) => log::error!(

@@ -815,3 +815,14 @@ unsafe fn run_job<F: FnOnce(Python<'_>) -> R, R>(data: *mut (), py: Python<'_>) 
         slot.result = Some(catch_unwind(AssertUnwindSafe(|| f(py))));
     }
 }
+
+/// The Python version this build embeds, as `(major, minor)`.
+pub fn embedded_version() -> (u32, u32) {
+    // The libpython we link is versioned (libpython3.11.so.1.0): the build
+    // script records the version of the interpreter pyo3 was configured with.
+    let v = env!("OXWSGI_BUILD_PYTHON_VERSION");
+    let mut parts = v.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next().and_then(|p| p.parse().ok()).unwrap_or(3);
+    let minor = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    (major, minor)
+}

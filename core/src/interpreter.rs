@@ -78,20 +78,7 @@ pub fn thread_state_count(py: Python<'_>) -> usize {
     embed::thread_state_count(py)
 }
 
-/// The Python version this build embeds, as `(major, minor)`.
-pub fn embedded_version() -> (u32, u32) {
-    let v = embed_version_string();
-    let mut parts = v.split(|c: char| !c.is_ascii_digit());
-    let major = parts.next().and_then(|p| p.parse().ok()).unwrap_or(3);
-    let minor = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-    (major, minor)
-}
-
-fn embed_version_string() -> &'static str {
-    // The libpython we link is versioned (libpython3.11.so.1.0): the build
-    // script records the version of the interpreter pyo3 was configured with.
-    env!("OXWSGI_BUILD_PYTHON_VERSION")
-}
+pub use crate::embed::embedded_version;
 
 /// Decides what `dir` is and whether this build can run it.
 pub fn inspect_home(dir: &Path, running: (u32, u32)) -> Result<Home, InitError> {
@@ -220,6 +207,7 @@ impl Interpreter {
         Python::attach(|py| setup(py, &config, crate::app_group::GLOBAL))
             .map_err(|e| InitError(format!("cannot set up Python: {e}")))?;
         *GROUP_CONFIG.lock().recover() = Some(config.clone());
+        crate::app_group::set_up_with(set_up_group);
         let interpreter = Interpreter {
             config,
             adopted: true,
@@ -267,6 +255,7 @@ impl Interpreter {
         Python::attach(|py| setup(py, &config, crate::app_group::GLOBAL))
             .map_err(|e| InitError(format!("cannot set up Python: {e}")))?;
         *GROUP_CONFIG.lock().recover() = Some(config.clone());
+        crate::app_group::set_up_with(set_up_group);
         Ok(Interpreter {
             config,
             adopted: false,
@@ -530,7 +519,7 @@ static GROUP_CONFIG: std::sync::Mutex<Option<InterpreterConfig>> = std::sync::Mu
 
 /// Sets up an application group's new interpreter (current on this
 /// thread) as the main one was.
-pub(crate) fn set_up_group(py: Python<'_>, group: &str) -> PyResult<()> {
+fn set_up_group(py: Python<'_>, group: &str) -> PyResult<()> {
     let config = GROUP_CONFIG.lock().recover().clone().ok_or_else(|| {
         pyo3::exceptions::PyRuntimeError::new_err("the main interpreter is not set up")
     })?;

@@ -30,6 +30,15 @@ pub const BUCKETS: [f64; 11] = [
 
 const MAGIC: u64 = 0x6f78_7773_6769_0002;
 
+/// The calling process's resident set in bytes (`VmRSS` of
+/// /proc/self/status).
+pub fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib << 10)
+}
+
 /// Why a process's Python was recycled (the label of the counter).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecycleReason {
@@ -680,7 +689,7 @@ impl Region {
                 }
             })
             .collect();
-        let (major, minor) = crate::interpreter::embedded_version();
+        let (major, minor) = crate::embed::embedded_version();
         Snapshot {
             uptime: now.saturating_sub(Duration::from_secs(
                 self.started_unix.load(Ordering::Relaxed),
@@ -724,7 +733,7 @@ mod sampler {
 
     fn sample() {
         let Some(a) = ATTACHED.get() else { return };
-        if let Some(rss) = crate::recycle::rss_bytes() {
+        if let Some(rss) = super::rss_bytes() {
             a.region.procs[a.proc].rss.store(rss, Ordering::Relaxed);
         }
         let now = unix_now().as_micros() as u64;

@@ -492,7 +492,7 @@ fn a_silent_connection_is_dropped() {
 /// server's workers could forge one): the script named is never loaded.
 #[test]
 fn a_daemon_runs_only_the_apps_mounted_for_it() {
-    use oxwsgi_core::daemon::group::Mount;
+    use oxwsgi_core::daemon::spec::Mount;
     // Python started (by the shared daemon's app).
     let _ = daemon();
     let dir = std::env::temp_dir().join(format!("oxwsgi-mounts-test-{}", std::process::id()));

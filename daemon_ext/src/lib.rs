@@ -2,7 +2,7 @@
 //! daemon, forked from the server, executes its virtualenv's interpreter
 //! (`python-executable`), which loads this module by path and calls
 //! `serve`: everything after that is the core's
-//! (`oxwsgi_core::daemon::exec::serve_in_python`), the same daemon a forked
+//! (`oxwsgi_core::daemon::serve_in_python`), the same daemon a forked
 //! one runs with the server's embedded Python. `check` imports an app the
 //! same way for the `oxwsgi` command.
 
@@ -16,7 +16,7 @@ use pyo3::prelude::*;
 fn serve(py: Python<'_>, handoff: i32) -> i32 {
     py.detach(|| {
         oxwsgi_core::guard::entry("a process group's daemon", 1, || {
-            oxwsgi_core::daemon::exec::serve_in_python(handoff)
+            oxwsgi_core::daemon::serve_in_python(handoff)
         })
     })
 }

@@ -8,11 +8,11 @@ use std::ffi::{c_int, c_void};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use oxwsgi_core::daemon::exec::ExecSpec;
 use oxwsgi_core::daemon::frame::AppRef;
 use oxwsgi_core::daemon::group::Group;
 use oxwsgi_core::daemon::listen;
 use oxwsgi_core::daemon::proxy::Pool;
+use oxwsgi_core::daemon::spec::{ExecSpec, GroupSpec};
 use oxwsgi_core::daemon::stderr_log::LogStyle;
 use oxwsgi_core::sync::Recover;
 use oxwsgi_core::{App, Outcome};
@@ -99,8 +99,13 @@ pub unsafe fn start(
                 .add(name, &word)
                 .map_err(|e| format!("process group {name}: {e}"))?;
         }
-        let mut spec =
-            options.into_spec(name, socket.clone().into(), owner, preloaded(&c, name))?;
+        let mut spec = GroupSpec::new(
+            name,
+            options,
+            socket.clone().into(),
+            owner,
+            preloaded(&c, name),
+        )?;
         spec.metrics = match metrics {
             // SAFETY: s is post_config's main server, in the parent.
             Some(_) => Some(unsafe { group_region(s, name) }?),

@@ -43,7 +43,7 @@ pub struct MainConf {
     pub groups: Vec<(String, oxwsgi_core::daemon::options::GroupOptions)>,
     /// The apps the locations mount in each group (by its number in
     /// `groups`): all its daemons will run.
-    pub group_mounts: Vec<(usize, oxwsgi_core::daemon::group::Mount)>,
+    pub group_mounts: Vec<(usize, oxwsgi_core::daemon::spec::Mount)>,
 }
 
 impl MainConf {
@@ -679,7 +679,7 @@ pub unsafe extern "C" fn merge_loc_conf(
                 let o = app.options();
                 main.group_mounts.push((
                     g,
-                    oxwsgi_core::daemon::group::Mount {
+                    oxwsgi_core::daemon::spec::Mount {
                         target: o.spec.target(),
                         callable: o.spec.callable.clone(),
                         mount: o.mount.clone(),

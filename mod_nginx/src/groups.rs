@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use ngx::ffi::{ngx_core_conf_t, ngx_core_module, ngx_cycle_t};
-use oxwsgi_core::daemon::exec::ExecSpec;
 use oxwsgi_core::daemon::listen;
 use oxwsgi_core::daemon::manager::{self, Manager};
+use oxwsgi_core::daemon::spec::{ExecSpec, GroupSpec};
 use oxwsgi_core::daemon::stderr_log::LogStyle;
 use oxwsgi_core::sync::Recover;
 
@@ -113,8 +113,13 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) -> Result<(), String> {
         .into_iter()
         .enumerate()
         .map(|(i, (name, options))| {
-            let mut spec =
-                options.into_spec(name, socket_path(&pid_file, name), owner, Vec::new())?;
+            let mut spec = GroupSpec::new(
+                name,
+                options,
+                socket_path(&pid_file, name),
+                owner,
+                Vec::new(),
+            )?;
             // A region of the group's own, made here in the master so every
             // worker forked after reads it.
             spec.metrics = match metrics {

@@ -12,59 +12,10 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 
-use super::group::{GroupSpec, bound_to, fail_slowly, serve_group, set_title};
 use super::handoff::Handoff;
-use super::options::{GroupOptions, Lifecycle, PythonExecutable};
-use super::stderr_log::{self, LogStyle};
+use super::options::{Lifecycle, PythonExecutable};
+use super::spec::{EXTENSION_FILE, ExecSpec, GroupSpec, file_stamp};
 use super::sys::{self, Pid};
-
-/// What a server gives its daemons to become another Python: oxwsgi's
-/// daemon extension module, built for the Python the server embeds, and
-/// the format of the server's error log (which stays their stderr).
-#[derive(Clone, Debug)]
-pub struct ExecSpec {
-    pub extension: PathBuf,
-    pub log: LogStyle,
-    /// The extension's file as the server found it (device, inode, mtime):
-    /// one replaced since (a package upgrade) may not be of the server
-    /// module's build.
-    stamp: Option<(u64, u64, i64)>,
-}
-
-impl ExecSpec {
-    /// The extension module of `server` (`nginx`, `apache2`): beside the
-    /// server's module (the shared object the core is linked into: a
-    /// build tree), else where its package puts it
-    /// (`/usr/lib/oxwsgi/SERVER/`: Debian's tools take every file in the
-    /// servers' module directories for a server module); `None` if neither
-    /// is there.
-    pub fn find(server: &str, log: LogStyle) -> Option<ExecSpec> {
-        let beside = sys::this_object().map(|m| m.with_file_name(EXTENSION_FILE));
-        let packaged = std::path::Path::new("/usr/lib/oxwsgi")
-            .join(server)
-            .join(EXTENSION_FILE);
-        beside
-            .into_iter()
-            .chain([packaged])
-            .find(|p| p.is_file())
-            .map(|extension| ExecSpec {
-                stamp: file_stamp(&extension),
-                extension,
-                log,
-            })
-    }
-}
-
-/// The daemon extension module's file name.
-pub const EXTENSION_FILE: &str = "oxwsgi_daemon.so";
-
-/// The identity and modification time of the file at `path`.
-fn file_stamp(path: &std::path::Path) -> Option<(u64, u64, i64)> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path)
-        .ok()
-        .map(|m| (m.dev(), m.ino(), m.mtime()))
-}
 
 /// The interpreter a daemon of `spec` becomes, and how; `None`: it starts
 /// the server's embedded Python, which only a group of the server's own
@@ -247,78 +198,13 @@ pub(super) fn become_python(
     format!("cannot run {}: {e}", program.display())
 }
 
-/// A daemon's life in the Python it became: called by oxwsgi's daemon
-/// extension module (`serve`), on that Python's main thread, detached,
-/// with the handoff's descriptor; the exit status.
-pub fn serve_in_python(handoff: i32) -> i32 {
-    let read = sys::inherited(handoff).and_then(|fd| {
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut std::fs::File::from(fd), &mut bytes)?;
-        Handoff::decode(&bytes)
-    });
-    let h = match read {
-        Ok(h) => h,
-        Err(e) => {
-            // No logger yet: stderr is the server's error log all the same.
-            eprintln!("oxwsgi: a process group's daemon cannot read its handoff: {e}");
-            return 1;
-        }
-    };
-    stderr_log::install(h.log);
-    // The parent-death signal outlives exec; set again all the same, by
-    // the same code as before it.
-    if !bound_to(h.parent) {
-        return 0;
-    }
-    // Python's own handlers (SIGINT's) out, as in a forked daemon.
-    sys::default_signals();
-    sys::block_signals();
-    let words: Vec<&str> = h.words.iter().map(String::as_str).collect();
-    let options = match GroupOptions::parse(&h.name, &words) {
-        Ok(o) => o,
-        Err(e) => return fail_slowly(&h.name, &e),
-    };
-    set_title(&h.name, &options);
-    // The server's other settings came as the interpreter's options.
-    crate::interpreter::set_python_settings(crate::interpreter::PythonSettings {
-        restrict: h.restrict,
-        ..crate::interpreter::PythonSettings::default()
-    });
-    let listener = match sys::inherited(h.listener) {
-        Ok(fd) => UnixListener::from(fd),
-        Err(e) => return fail_slowly(&h.name, &e.to_string()),
-    };
-    let metrics = h.metrics.and_then(|(fd, len, offset)| {
-        let fd = sys::inherited(fd).ok()?;
-        sys::map_region(fd.as_raw_fd(), len, offset)
-            .map_err(|e| log::warn!(target: "oxwsgi", "group {}: the metrics memory: {e}", h.name))
-            .ok()
-    });
-    let mut lifecycle = options.lifecycle.clone();
-    lifecycle.maximum_requests = h.maximum_requests;
-    let spec = GroupSpec {
-        name: h.name,
-        options,
-        socket: PathBuf::new(),
-        socket_owner: None,
-        apps: h.apps,
-        metrics,
-        exec: None,
-        admission: h.admission,
-        mounts: h.mounts,
-        mod_wsgi: h.mod_wsgi,
-    };
-    let code = serve_group(&spec, lifecycle, listener, true);
-    // Python is not finalised by its own program either: request threads
-    // may still be in it (they had their shutdown timeout).
-    sys::exit_now(code)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::daemon::options::GroupOptions;
+    use crate::daemon::stderr_log::LogStyle;
 
     #[test]
     fn a_replaced_extension_keeps_the_daemons_on_the_embedded_python() {
@@ -327,9 +213,7 @@ mod tests {
         let ext = dir.join(EXTENSION_FILE);
         std::fs::write(&ext, b"one build").unwrap();
         let options = GroupOptions::parse("g", &["python-executable=/bin/sh"]).unwrap();
-        let mut spec = options
-            .into_spec("g", dir.join("g.sock"), None, vec![])
-            .unwrap();
+        let mut spec = GroupSpec::new("g", options, dir.join("g.sock"), None, vec![]).unwrap();
         assert!(python_to_become(&spec).is_err(), "named, with no extension");
         spec.exec = Some(ExecSpec {
             stamp: file_stamp(&ext),

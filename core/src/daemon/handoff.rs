@@ -13,7 +13,7 @@ use crate::interpreter::Restrictions;
 
 use super::auth::{Admission, Token};
 use super::frame::{field, fields};
-use super::group::Mount;
+use super::spec::Mount;
 use super::stderr_log::LogStyle;
 use super::sys::Pid;
 

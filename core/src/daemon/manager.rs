@@ -30,7 +30,8 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
-use super::group::{Bound, Group, GroupSpec};
+use super::group::{Bound, Group};
+use super::spec::GroupSpec;
 use super::sys::{self, Pid};
 
 /// How often the manager looks at its daemons.

@@ -15,10 +15,12 @@
 //! - `sys`: the system calls std does not offer;
 //! - `listen`: where a group's socket is made, and how (a directory of the
 //!   server's own, a mode that never exposes it);
-//! - `group`: the daemon processes of a group, forked from the server's
-//!   parent, replaced when they die, stopped with the server;
-//! - `exec`: a daemon becoming its virtualenv's own Python, with oxwsgi's
-//!   daemon extension module; `handoff`: what it carries over;
+//! - `spec`: what a group is made of, as the parent hands it to its
+//!   daemons; `group`: the daemon processes of a group, forked from the
+//!   server's parent, replaced when they die, stopped with the server;
+//! - `process`: a daemon process from fork to exit (and its entry after
+//!   `exec`); `exec`: a daemon becoming its virtualenv's own Python, with
+//!   oxwsgi's daemon extension module; `handoff`: what it carries over;
 //! - `stderr_log`: log lines on stderr in the server's error log format;
 //! - `options`: a group's options as mod_wsgi spells them (taken, or
 //!   refused by name); `reach`: what its daemons' user can open, checked
@@ -82,8 +84,12 @@ pub mod life;
 pub mod listen;
 pub mod manager;
 pub mod options;
+mod process;
 pub mod proxy;
 pub mod reach;
 pub mod serve;
+pub mod spec;
 pub mod stderr_log;
 mod sys;
+
+pub use process::serve_in_python;

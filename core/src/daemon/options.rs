@@ -8,8 +8,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::group::GroupSpec;
-
 /// The options oxwsgi implements.
 pub const SUPPORTED: &[&str] = &[
     "processes",
@@ -475,39 +473,6 @@ impl GroupOptions {
         app.queue_timeout_status = 504;
         app.reload_on_change = false;
     }
-
-    /// The group's full description.
-    pub fn into_spec(
-        self,
-        name: &str,
-        socket: PathBuf,
-        socket_owner: Option<(u32, u32)>,
-        apps: Vec<crate::app::AppOptions>,
-    ) -> Result<GroupSpec, String> {
-        self.check_isolation(socket_owner.map(|(uid, _)| uid))
-            .map_err(|e| format!("process group {name}: {e}"))?;
-        let mut admission =
-            super::auth::Admission::for_group(name, socket_owner.map(|(uid, _)| uid))
-                .map_err(|e| format!("process group {name}: cannot draw its token: {e}"))?;
-        if let Some(user) = &self.socket_user {
-            let uid = super::sys::user_id(user)?;
-            if !admission.uids.contains(&uid) {
-                admission.uids.push(uid);
-            }
-        }
-        Ok(GroupSpec {
-            name: name.to_string(),
-            options: self,
-            socket,
-            socket_owner,
-            apps,
-            metrics: None,
-            exec: None,
-            admission,
-            mod_wsgi: false,
-            mounts: None,
-        })
-    }
 }
 
 impl GroupOptions {
@@ -710,9 +675,9 @@ mod tests {
                 .python_executable,
             PythonExecutable::Off
         );
-        let spec = o
-            .into_spec("site", "/run/x.sock".into(), None, vec![])
-            .unwrap();
+        let spec =
+            super::super::spec::GroupSpec::new("site", o, "/run/x.sock".into(), None, vec![])
+                .unwrap();
         assert_eq!(spec.options.processes, 2);
     }
 

@@ -108,7 +108,7 @@ pub struct Apps {
     /// given its group's admission).
     admission: Option<Admission>,
     /// The only apps the server may name (`None`: any).
-    mounts: Option<Vec<super::group::Mount>>,
+    mounts: Option<Vec<super::spec::Mount>>,
 }
 
 /// Who a group's scripts must belong to.
@@ -135,7 +135,7 @@ impl Apps {
 
     /// Runs only the apps of `mounts` (those the configuration mounts for
     /// the group), when given.
-    pub fn with_mounts(mut self, mounts: Option<Vec<super::group::Mount>>) -> Apps {
+    pub fn with_mounts(mut self, mounts: Option<Vec<super::spec::Mount>>) -> Apps {
         self.mounts = mounts;
         self
     }
