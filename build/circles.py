@@ -2,7 +2,8 @@
 """Fails when the modules of a crate depend on each other in a circle.
 
 Every file is a module (`lib.rs` the crate's root, `x/mod.rs` the module x).
-A module depends on another when it names it: in a `use` line, or as a path
+The crate root (the server's module record and its hooks) may be named by
+every module: it does not count. A module depends on another when it names it: in a `use` line, or as a path
 written anywhere in its code (`crate::a::b`, `super::b`, `self::c`), bodies
 included. Its `#[cfg(test)] mod ... { }` blocks do not count: a test may
 reach anywhere. A name resolves to the deepest module it reaches, so
@@ -228,7 +229,12 @@ def crate_graph(src):
             rest = target[len(t):]
             if rest and rest[0] in exports.get(t, {}):
                 t = exports[t][rest[0]]
-            if t == mod or t not in files:
+            # The crate root holds the server's module record, which every
+            # part names to reach its configuration (nginx's HttpModule, as
+            # in ngx-rust's examples and nginx-acme); its own code is the
+            # record and the hooks that call the parts. A name reached
+            # through it is not a dependency on it.
+            if t == mod or t not in files or t == ():
                 continue
             edges.setdefault(mod, {}).setdefault(t, (path, line))
     return files, edges

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use oxwsgi_core::daemon::auth::{self, Admission, Token};
 use oxwsgi_core::daemon::frame::AppRef;
 use oxwsgi_core::daemon::group::Group;
-use oxwsgi_core::daemon::spec::GroupSpec;
 use oxwsgi_core::daemon::options::GroupOptions;
 use oxwsgi_core::daemon::proxy::Pool;
+use oxwsgi_core::daemon::spec::GroupSpec;
 use oxwsgi_core::memory::{MemoryRequest, MemorySink};
 use oxwsgi_core::{AppOptions, AppSpec, Outcome};
 

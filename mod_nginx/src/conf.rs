@@ -4,18 +4,13 @@
 
 use std::ffi::{c_char, c_void};
 use std::path::PathBuf;
-use std::ptr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
-use ngx::ffi::{
-    NGX_CONF_TAKE1, NGX_CONF_TAKE12, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET,
-    NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_SRV_CONF, NGX_LOG_EMERG, ngx_command_t,
-    ngx_conf_t, ngx_http_core_loc_conf_t, ngx_str_t, ngx_uint_t,
-};
+use ngx::ffi::{NGX_LOG_EMERG, ngx_command_t, ngx_conf_t, ngx_http_core_loc_conf_t, ngx_str_t};
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
-use ngx::{ngx_conf_log_error, ngx_string};
+use ngx::ngx_conf_log_error;
 use oxwsgi_core::guard;
 use oxwsgi_core::{App, AppOptions, AppSpec, conf as values};
 
@@ -190,121 +185,6 @@ impl LocConf {
     }
 }
 
-type SetFn = unsafe extern "C" fn(*mut ngx_conf_t, *mut ngx_command_t, *mut c_void) -> *mut c_char;
-
-const fn command(name: ngx_str_t, where_: u32, offset: usize, set: SetFn) -> ngx_command_t {
-    ngx_command_t {
-        name,
-        type_: (where_ | NGX_CONF_TAKE1) as ngx_uint_t,
-        set: Some(set),
-        conf: offset,
-        offset: 0,
-        post: ptr::null_mut(),
-    }
-}
-
-const ANY: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
-const MAIN: usize = NGX_HTTP_MAIN_CONF_OFFSET;
-const LOC: usize = NGX_HTTP_LOC_CONF_OFFSET;
-
-pub static mut COMMANDS: [ngx_command_t; 21] = [
-    command(ngx_string!("wsgi_app"), NGX_HTTP_LOC_CONF, LOC, set_app),
-    command(ngx_string!("wsgi_callable"), ANY, LOC, set_callable),
-    command(
-        ngx_string!("wsgi_application_group"),
-        ANY,
-        LOC,
-        set_application_group,
-    ),
-    command(
-        ngx_string!("wsgi_script_name"),
-        NGX_HTTP_LOC_CONF,
-        LOC,
-        set_script_name,
-    ),
-    command(ngx_string!("wsgi_gzip"), ANY, LOC, set_gzip),
-    command(ngx_string!("wsgi_inflate_request"), ANY, LOC, set_inflate),
-    command(ngx_string!("wsgi_inflate_max"), ANY, LOC, set_inflate_max),
-    command(
-        ngx_string!("wsgi_body_buffer_size"),
-        ANY,
-        LOC,
-        set_body_buffer,
-    ),
-    command(
-        ngx_string!("wsgi_request_timeout"),
-        ANY,
-        LOC,
-        set_request_timeout,
-    ),
-    command(
-        ngx_string!("wsgi_queue_timeout"),
-        ANY,
-        LOC,
-        set_queue_timeout,
-    ),
-    command(ngx_string!("wsgi_group"), ANY, LOC, set_group),
-    command(
-        ngx_string!("wsgi_health"),
-        NGX_HTTP_LOC_CONF,
-        LOC,
-        crate::health::set_health,
-    ),
-    command(
-        ngx_string!("wsgi_drain_time"),
-        NGX_HTTP_MAIN_CONF,
-        MAIN,
-        set_drain_time,
-    ),
-    ngx_command_t {
-        type_: crate::status::STATUS_TYPE,
-        ..command(
-            ngx_string!("wsgi_status"),
-            0,
-            MAIN,
-            crate::status::set_status,
-        )
-    },
-    command(
-        ngx_string!("wsgi_python_home"),
-        NGX_HTTP_MAIN_CONF,
-        MAIN,
-        set_python_home,
-    ),
-    command(
-        ngx_string!("wsgi_python_path"),
-        NGX_HTTP_MAIN_CONF,
-        MAIN,
-        set_python_path,
-    ),
-    ngx_command_t {
-        type_: (NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE12) as ngx_uint_t,
-        ..command(ngx_string!("wsgi_max_requests"), 0, MAIN, set_max_requests)
-    },
-    command(
-        ngx_string!("wsgi_max_rss"),
-        NGX_HTTP_MAIN_CONF,
-        MAIN,
-        set_max_rss,
-    ),
-    command(
-        ngx_string!("wsgi_threads"),
-        NGX_HTTP_MAIN_CONF,
-        MAIN,
-        set_threads,
-    ),
-    ngx_command_t {
-        type_: (NGX_HTTP_MAIN_CONF | ngx::ffi::NGX_CONF_1MORE) as ngx_uint_t,
-        ..command(
-            ngx_string!("wsgi_process_group"),
-            0,
-            MAIN,
-            set_process_group,
-        )
-    },
-    ngx_command_t::empty(),
-];
-
 /// A `wsgi_process_group` option as nginx spells it (`python_home=`,
 /// `max_requests=`) in mod_wsgi's spelling, which the core parses.
 fn mod_wsgi_spelling(word: &str) -> String {
@@ -335,7 +215,7 @@ fn nginx_spelling(error: &str) -> String {
 
 /// `wsgi_process_group NAME option=value ...;`: the options of mod_wsgi's
 /// WSGIDaemonProcess with `_` for `-` (and `max_requests`), checked now.
-unsafe extern "C" fn set_process_group(
+pub(crate) unsafe extern "C" fn set_process_group(
     cf: *mut ngx_conf_t,
     _: *mut ngx_command_t,
     conf: *mut c_void,
@@ -457,7 +337,7 @@ fn set_once<V>(slot: &mut Option<V>, v: V) -> bool {
     true
 }
 
-unsafe extern "C" fn set_app(
+pub(crate) unsafe extern "C" fn set_app(
     cf: *mut ngx_conf_t,
     _: *mut ngx_command_t,
     conf: *mut c_void,
@@ -471,7 +351,6 @@ unsafe extern "C" fn set_app(
                 Some(c) => c,
                 None => return NGX_CONF_ERROR,
             };
-        clcf.handler = Some(crate::handler::content_handler);
         let prefix = if clcf.regex.is_null() {
             clcf.name.to_str().unwrap_or("").to_string()
         } else {
@@ -497,7 +376,7 @@ unsafe extern "C" fn set_app(
 /// stores it, once, in `$conf`'s `$field`.
 macro_rules! setter {
     ($name:ident, $conf:ty, $parse:expr, $field:ident) => {
-        unsafe extern "C" fn $name(
+        pub(crate) unsafe extern "C" fn $name(
             cf: *mut ngx_conf_t,
             _: *mut ngx_command_t,
             conf: *mut c_void,
@@ -588,7 +467,7 @@ fn parse_script_name(v: &str) -> Result<String, String> {
     }
 }
 
-unsafe extern "C" fn set_python_path(
+pub(crate) unsafe extern "C" fn set_python_path(
     cf: *mut ngx_conf_t,
     _: *mut ngx_command_t,
     conf: *mut c_void,
@@ -611,30 +490,6 @@ unsafe extern "C" fn set_python_path(
 
 pub unsafe extern "C" fn init_main_conf(_cf: *mut ngx_conf_t, _conf: *mut c_void) -> *mut c_char {
     NGX_CONF_OK
-}
-
-/// After the whole http block is read (apps built): the metrics zone, when
-/// anything here uses oxwsgi.
-pub unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx::ffi::ngx_int_t {
-    guard::entry(
-        "the configuration's end",
-        ngx::ffi::NGX_ERROR as ngx::ffi::ngx_int_t,
-        || {
-            // SAFETY: nginx calls postconfiguration with the configuration of
-            // the http block just read, whose main conf exists.
-            let Some(main) = (unsafe { Module::main_conf_mut(&*cf) }) else {
-                return ngx::ffi::NGX_ERROR as ngx::ffi::ngx_int_t;
-            };
-            if main.apps.is_empty() && !main.status {
-                return ngx::ffi::NGX_OK as ngx::ffi::ngx_int_t;
-            }
-            // SAFETY: cf is the configuration being read, in its http block.
-            match unsafe { crate::status::add_zone(cf, main) } {
-                Ok(()) => ngx::ffi::NGX_OK as ngx::ffi::ngx_int_t,
-                Err(()) => ngx::ffi::NGX_ERROR as ngx::ffi::ngx_int_t,
-            }
-        },
-    )
 }
 
 /// Merges a location with its parents and builds its app.

@@ -165,7 +165,7 @@ unsafe fn queue(r: *mut ngx_http_request_t) -> bool {
         }
     };
     // SAFETY: r is live on the event loop thread, as attach requires.
-    let Some(ctx) = (unsafe { ReqCtx::attach(r, channel.clone(), pipe) }) else {
+    let Some(ctx) = (unsafe { ReqCtx::attach(r, channel.clone(), pipe, worker::draining) }) else {
         return false;
     };
     // SAFETY: r is live. While the body streams, nginx calls us when more

@@ -32,6 +32,7 @@
 mod body;
 mod channel;
 mod conf;
+mod directives;
 mod groups;
 mod handler;
 mod health;
@@ -80,7 +81,7 @@ unsafe impl HttpModuleMainConf for Module {
 
 static NGX_HTTP_OXWSGI_MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
     preconfiguration: None,
-    postconfiguration: Some(conf::postconfiguration),
+    postconfiguration: Some(postconfiguration),
     create_main_conf: Some(Module::create_main_conf),
     init_main_conf: Some(conf::init_main_conf),
     create_srv_conf: None,
@@ -101,7 +102,7 @@ ngx::ngx_modules!(ngx_http_oxwsgi_module);
 pub static mut ngx_http_oxwsgi_module: ngx_module_t = ngx_module_t {
     ctx: &raw const NGX_HTTP_OXWSGI_MODULE_CTX as _,
     // SAFETY: taking the address of the command table; nginx reads it.
-    commands: unsafe { &raw mut conf::COMMANDS[0] },
+    commands: unsafe { &raw mut directives::COMMANDS[0] },
     type_: NGX_HTTP_MODULE as _,
     init_module: Some(init_module),
     init_process: Some(init_process),
@@ -114,6 +115,30 @@ pub static mut ngx_http_oxwsgi_module: ngx_module_t = ngx_module_t {
 /// error log once a worker runs).
 pub(crate) const DIRECTIVE_PANICKED: *mut std::ffi::c_char =
     c"internal error (panic) in oxwsgi".as_ptr().cast_mut();
+
+/// After the whole http block is read (apps built): the metrics zone, when
+/// anything here uses oxwsgi.
+unsafe extern "C" fn postconfiguration(cf: *mut ngx::ffi::ngx_conf_t) -> ngx::ffi::ngx_int_t {
+    guard::entry(
+        "the configuration's end",
+        ngx::ffi::NGX_ERROR as ngx::ffi::ngx_int_t,
+        || {
+            // SAFETY: nginx calls postconfiguration with the configuration of
+            // the http block just read, whose main conf exists.
+            let Some(main) = (unsafe { Module::main_conf_mut(&*cf) }) else {
+                return ngx::ffi::NGX_ERROR as ngx::ffi::ngx_int_t;
+            };
+            if main.apps.is_empty() && !main.status {
+                return ngx::ffi::NGX_OK as ngx::ffi::ngx_int_t;
+            }
+            // SAFETY: cf is the configuration being read, in its http block.
+            match unsafe { status::add_zone(cf, main) } {
+                Ok(()) => ngx::ffi::NGX_OK as ngx::ffi::ngx_int_t,
+                Err(()) => ngx::ffi::NGX_ERROR as ngx::ffi::ngx_int_t,
+            }
+        },
+    )
+}
 
 /// A configuration is loaded (in the master): its process groups start.
 unsafe extern "C" fn init_module(cycle: *mut ngx_cycle_t) -> ngx_int_t {

@@ -112,6 +112,28 @@ impl LinkRef {
     }
 }
 
+impl crate::output::Upstream for LinkRef {
+    fn room(&self) {
+        LinkRef::room(self);
+    }
+}
+
+/// The group link of request `r`, if it has one.
+///
+/// # Safety
+/// `r` is live, on the event loop thread.
+unsafe fn link_of_request(r: *mut ngx_http_request_t) -> Option<*mut Link> {
+    // SAFETY: r is live (link_of_request's contract).
+    let ctx = unsafe { crate::output::ctx_of(r) };
+    if ctx.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null context of ours is a live ReqCtx.
+    let upstream = unsafe { (*ctx).upstream.as_deref() }?;
+    let any: &dyn std::any::Any = upstream;
+    any.downcast_ref::<LinkRef>().map(LinkRef::link)
+}
+
 impl Drop for LinkRef {
     fn drop(&mut self) {
         self.shared.alive.set(false);
@@ -224,7 +246,7 @@ pub unsafe fn start(r: *mut ngx_http_request_t, app: &App, group: usize) -> bool
     frame::stamp(&mut head, frame::monotonic_us());
     let channel = Arc::new(Channel::new(&crate::worker::NOTIFIER));
     // SAFETY: r is live on the event loop, as attach requires.
-    let Some(ctx) = (unsafe { ReqCtx::attach(r, channel, None) }) else {
+    let Some(ctx) = (unsafe { ReqCtx::attach(r, channel, None, crate::worker::draining) }) else {
         return false;
     };
     let shared = Rc::new(Shared::default());
@@ -260,7 +282,7 @@ pub unsafe fn start(r: *mut ngx_http_request_t, app: &App, group: usize) -> bool
     // SAFETY: ctx was just attached to the live r; link was just leaked,
     // and its event and stand-in connection live inside it.
     unsafe {
-        (*ctx).link = Some(LinkRef { shared, link });
+        (*ctx).upstream = Some(Box::new(LinkRef { shared, link }));
         let l = &mut *link;
         l.wait_conn.fd = -1;
         l.wait_conn.data = link.cast();
@@ -826,7 +848,7 @@ unsafe extern "C" fn on_client_body(r: *mut ngx_http_request_t) {
         // SAFETY: nginx calls this with a live request whose context is a
         // ReqCtx with a link (`start` set this handler after attaching it).
         unsafe {
-            let Some(link) = crate::output::link_of(r) else {
+            let Some(link) = link_of_request(r) else {
                 return;
             };
             enter(link, |l| {

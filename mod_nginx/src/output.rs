@@ -53,9 +53,19 @@ pub struct ReqCtx {
     spare: Vec<*mut ngx_buf_t>,
     /// When the request was handed to Python, for the debug trace.
     queued: std::time::Instant,
-    /// The exchange with a group's daemon, for a `wsgi_group` request
-    /// (dropped with the request, which ends it).
-    pub link: Option<crate::link::LinkRef>,
+    /// What feeds the response besides the channel: a group's daemon, for
+    /// a `wsgi_group` request (dropped with the request, which ends it).
+    pub upstream: Option<Box<dyn Upstream>>,
+    /// Whether this worker is about to exit (a response then asks its
+    /// client not to send another request on the connection).
+    draining: fn() -> bool,
+}
+
+/// A source of a request's response besides its Python thread (a group's
+/// daemon, `link`), told when nginx has taken what it held.
+pub trait Upstream: std::any::Any {
+    /// nginx sent what it held: the upstream may read again.
+    fn room(&self);
 }
 
 impl ReqCtx {
@@ -85,6 +95,7 @@ impl ReqCtx {
         r: *mut ngx_http_request_t,
         channel: Arc<Channel>,
         body: Option<Arc<BodyPipe>>,
+        draining: fn() -> bool,
     ) -> Option<*mut ReqCtx> {
         // SAFETY: r is live; its pool outlives every use of the context, and
         // the pool runs the context's Drop when the request is freed.
@@ -100,7 +111,8 @@ impl ReqCtx {
                 held: VecDeque::new(),
                 spare: Vec::new(),
                 queued: std::time::Instant::now(),
-                link: None,
+                upstream: None,
+                draining,
             });
             if ctx.is_null() {
                 return None;
@@ -141,8 +153,8 @@ impl ReqCtx {
             // Cheap when nobody waits; a Python thread may be waiting either
             // for nginx to send or for this delivery to take its queue.
             self.channel.wake_writer();
-            if let Some(link) = &self.link {
-                link.room();
+            if let Some(upstream) = &self.upstream {
+                upstream.room();
             }
         }
     }
@@ -455,7 +467,7 @@ impl ReqCtx {
         let r = self.r;
         // SAFETY: by on_start's contract; set_headers copies into the pool.
         let rc = unsafe {
-            if crate::worker::draining() {
+            if (self.draining)() {
                 // This worker is about to exit: the client must not send
                 // its next request on this connection.
                 (*r).set_keepalive(0);
@@ -794,23 +806,11 @@ pub unsafe fn end_after_body_error(ctx: &mut ReqCtx, rc: ngx_int_t) {
     unsafe { finish(ctx, rc) };
 }
 
-/// The group link of request `r`, if it has one.
+/// The output state of request `r` (null before `attach`).
 ///
 /// # Safety
-/// `r` is live, on the event loop thread.
-pub unsafe fn link_of(r: *mut ngx_http_request_t) -> Option<*mut crate::link::Link> {
-    // SAFETY: r is live (link_of's contract).
-    let ctx = unsafe { ctx_of(r) };
-    if ctx.is_null() {
-        return None;
-    }
-    // SAFETY: a non-null context of ours is a live ReqCtx.
-    unsafe { (*ctx).link.as_ref().map(crate::link::LinkRef::link) }
-}
-
-/// # Safety
 /// `r` is live.
-unsafe fn ctx_of(r: *mut ngx_http_request_t) -> *mut ReqCtx {
+pub unsafe fn ctx_of(r: *mut ngx_http_request_t) -> *mut ReqCtx {
     let index = crate::Module::module_ref().ctx_index;
     // SAFETY: r->ctx has an entry for every http module.
     unsafe { (*(*r).ctx.add(index)).cast::<ReqCtx>() }
