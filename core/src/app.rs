@@ -207,10 +207,10 @@ impl App {
     /// This app's slot in the metrics (`None` while the process is not
     /// attached to a metrics region, or the region's app table is full).
     pub fn metrics_slot(&self) -> Option<usize> {
-        crate::metrics::region()?;
+        crate::ops::metrics::region()?;
         *self
             .metrics
-            .get_or_init(|| crate::metrics::app_slot(&self.name))
+            .get_or_init(|| crate::ops::metrics::app_slot(&self.name))
     }
 
     /// How log lines name this app.

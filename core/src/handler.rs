@@ -18,12 +18,12 @@ use crate::errors::{log_py_err, type_name};
 use crate::file_wrapper::FileWrapper;
 use crate::gzip::{self, InflateError};
 use crate::input::Input;
-use crate::metrics;
+use crate::ops::metrics;
+use crate::ops::timeouts;
 use crate::request::{Body, Request};
 use crate::responder::{GzipPolicy, Outcome, Responder, WriteError, error_page};
 use crate::sink::{Chunk, ResponseSink};
 use crate::start_response::{StartResponse, send_chunk, without_gil};
-use crate::timeouts;
 
 /// Serves one request with `app`, writing the response into `sink`.
 pub fn handle<R: Request + ?Sized>(app: &App, req: &mut R, sink: Box<dyn ResponseSink>) -> Outcome {

@@ -106,7 +106,7 @@ pub unsafe extern "C" fn child_init(pool: *mut apr_pool_t, s: *mut server_rec) {
             let mut threads: c_int = 1;
             // SAFETY: ap_mpm_query writes one int.
             unsafe { ffi::ap_mpm_query(ffi::AP_MPMQ_MAX_THREADS as c_int, &mut threads) };
-            oxwsgi_core::metrics::attach(region, threads.max(1) as usize, None);
+            oxwsgi_core::ops::metrics::attach(region, threads.max(1) as usize, None);
         }
         let _ = PYTHON_STARTED.set(ok);
         if ok {

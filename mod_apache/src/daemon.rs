@@ -35,7 +35,7 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 pub unsafe fn start(
     pconf: *mut apr_pool_t,
     s: *mut server_rec,
-    metrics: Option<&'static oxwsgi_core::metrics::Region>,
+    metrics: Option<&'static oxwsgi_core::ops::metrics::Region>,
 ) -> Result<(), String> {
     let c = conf::get();
     if c.daemons.is_empty() {
@@ -175,7 +175,7 @@ unsafe fn keep_secret(s: *mut server_rec) -> Result<(), String> {
     Ok(())
 }
 
-/// Group `name`'s own metrics region (`oxwsgi_core::group_metrics`): made
+/// Group `name`'s own metrics region (`oxwsgi_core::ops::group_metrics`): made
 /// once, and kept in the process pool with the server's region (a
 /// restart unloads this module, not the parent's mappings), so the group's
 /// counters survive a graceful restart as the server's do.
@@ -185,8 +185,8 @@ unsafe fn keep_secret(s: *mut server_rec) -> Result<(), String> {
 unsafe fn group_region(
     s: *mut server_rec,
     name: &str,
-) -> Result<&'static oxwsgi_core::metrics::Region, String> {
-    use oxwsgi_core::group_metrics;
+) -> Result<&'static oxwsgi_core::ops::metrics::Region, String> {
+    use oxwsgi_core::ops::group_metrics;
     let key = std::ffi::CString::new(format!("oxwsgi-group-metrics:{name}"))
         .map_err(|_| format!("process group {name}: a NUL in its name"))?;
     // SAFETY: s and its process pool are live (the contract); the user data,
@@ -196,7 +196,7 @@ unsafe fn group_region(
         let pool = (*(*s).process).pool;
         let mut found: *mut c_void = std::ptr::null_mut();
         ffi::apr_pool_userdata_get(&mut found, key.as_ptr(), pool);
-        if let Some(region) = found.cast::<oxwsgi_core::metrics::Region>().as_ref() {
+        if let Some(region) = found.cast::<oxwsgi_core::ops::metrics::Region>().as_ref() {
             group_metrics::adopt(name, region);
             return Ok(region);
         }

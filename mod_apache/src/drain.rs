@@ -19,7 +19,7 @@ use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, Ordering};
 use std::time::Duration;
 
-use oxwsgi_core::metrics::Region;
+use oxwsgi_core::ops::metrics::Region;
 
 /// Apache's graceful-stop signal (AP_SIG_GRACEFUL_STOP on Linux).
 const SIGNAL: libc::c_int = libc::SIGWINCH;

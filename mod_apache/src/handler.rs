@@ -54,9 +54,9 @@ pub unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
                 }
                 if name == status::HEALTH_READY || name == status::HEALTH_LIVE {
                     let probe = if name == status::HEALTH_READY {
-                        oxwsgi_core::health::Probe::Ready
+                        oxwsgi_core::ops::health::Probe::Ready
                     } else {
-                        oxwsgi_core::health::Probe::Live
+                        oxwsgi_core::ops::health::Probe::Live
                     };
                     return status::respond_health(r, probe, &route::failed_apps(&conf::get()));
                 }

@@ -6,8 +6,8 @@
 use std::ffi::{CStr, CString, c_int, c_void};
 use std::ptr;
 
-use oxwsgi_core::metrics::Region;
-use oxwsgi_core::status::{self, Format};
+use oxwsgi_core::ops::metrics::Region;
+use oxwsgi_core::ops::status::{self, Format};
 
 use crate::ffi::{self, request_rec, server_rec};
 
@@ -102,7 +102,7 @@ pub unsafe fn respond(r: *mut request_rec) -> c_int {
         let accept = (!accept.is_null()).then(|| crate::cstr::cstr_bytes(accept));
         let page = status::render(
             Format::choose(query, accept),
-            &oxwsgi_core::group_metrics::snapshot(region),
+            &oxwsgi_core::ops::group_metrics::snapshot(region),
         );
         let headers = status::HEADERS
             .iter()
@@ -119,17 +119,17 @@ pub unsafe fn respond(r: *mut request_rec) -> c_int {
 /// `r` is the live request of the calling handler.
 pub unsafe fn respond_health(
     r: *mut request_rec,
-    probe: oxwsgi_core::health::Probe,
+    probe: oxwsgi_core::ops::health::Probe,
     failed: &[String],
 ) -> c_int {
-    use oxwsgi_core::health;
+    use oxwsgi_core::ops::health;
     // SAFETY: r is live on this thread (respond_health's contract).
     unsafe {
         if let Err(rc) = page_request(r) {
             return rc;
         }
         let down = match region((*r).server) {
-            Some(region) => health::groups_down(&oxwsgi_core::group_metrics::snapshot(region)),
+            Some(region) => health::groups_down(&oxwsgi_core::ops::group_metrics::snapshot(region)),
             None => Vec::new(),
         };
         if region((*r).server).is_some_and(Region::draining) {

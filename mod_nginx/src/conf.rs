@@ -47,8 +47,8 @@ impl MainConf {
     }
 
     /// When a worker's Python is recycled.
-    pub fn recycle_limits(&self) -> oxwsgi_core::recycle::Limits {
-        oxwsgi_core::recycle::Limits {
+    pub fn recycle_limits(&self) -> oxwsgi_core::ops::recycle::Limits {
+        oxwsgi_core::ops::recycle::Limits {
             max_requests: self.max_requests.map(|(n, _)| n),
             jitter: self.max_requests.map_or(0, |(_, j)| j),
             max_rss: self.max_rss,
@@ -81,7 +81,7 @@ pub struct LocConf {
     application_group: Option<String>,
     pub app: Option<Arc<App>>,
     /// `wsgi_health`: this location answers health checks.
-    pub health: Option<oxwsgi_core::health::Probe>,
+    pub health: Option<oxwsgi_core::ops::health::Probe>,
     /// The process group that serves the app (its number in
     /// `MainConf::groups`); none: the app runs in the nginx workers.
     pub group: Option<usize>,

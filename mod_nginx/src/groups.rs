@@ -124,7 +124,7 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) -> Result<(), String> {
             // worker forked after reads it.
             spec.metrics = match metrics {
                 Some(_) => Some(
-                    oxwsgi_core::group_metrics::region_of(name)
+                    oxwsgi_core::ops::group_metrics::region_of(name)
                         .map_err(|e| format!("process group {name}: its metrics memory: {e}"))?,
                 ),
                 None => None,

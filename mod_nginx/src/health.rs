@@ -26,7 +26,7 @@ use ngx::ffi::{
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf};
 use ngx::ngx_conf_log_error;
 use oxwsgi_core::guard;
-use oxwsgi_core::health::{self, Probe};
+use oxwsgi_core::ops::health::{self, Probe};
 
 use crate::Module;
 use crate::conf::LocConf;
@@ -107,7 +107,7 @@ unsafe fn respond(r: *mut ngx_http_request_t) -> ngx_int_t {
             .filter(|m| !m.groups.is_empty())
             .and_then(crate::status::region)
         {
-            Some(region) => health::groups_down(&oxwsgi_core::group_metrics::snapshot(region)),
+            Some(region) => health::groups_down(&oxwsgi_core::ops::group_metrics::snapshot(region)),
             None => Vec::new(),
         };
         let blocked = health::not_ready(&failed, &down);

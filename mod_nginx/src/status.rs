@@ -14,8 +14,8 @@ use ngx::ffi::{
 };
 use ngx::http::HttpModuleMainConf;
 use oxwsgi_core::guard;
-use oxwsgi_core::metrics::Region;
-use oxwsgi_core::status::{self, Format};
+use oxwsgi_core::ops::metrics::Region;
+use oxwsgi_core::ops::status::{self, Format};
 
 use crate::Module;
 use crate::conf::MainConf;
@@ -142,7 +142,7 @@ unsafe fn respond(r: *mut ngx_http_request_t) -> ngx_int_t {
         });
         let page = status::render(
             Format::choose(query, accept),
-            &oxwsgi_core::group_metrics::snapshot(region),
+            &oxwsgi_core::ops::group_metrics::snapshot(region),
         );
         let mut headers = vec![("Content-Type".to_string(), page.content_type.to_string())];
         headers.extend(

@@ -29,9 +29,10 @@ use ngx::ffi::{
 };
 use ngx::http::HttpModuleMainConf;
 use ngx::ngx_log_error;
-use oxwsgi_core::recycle::Recycler;
+use oxwsgi_core::ops::recycle::Recycler;
+use oxwsgi_core::ops::timeouts;
 use oxwsgi_core::sync::Recover;
-use oxwsgi_core::{App, Interpreter, guard, timeouts};
+use oxwsgi_core::{App, Interpreter, guard};
 
 use crate::Module;
 use crate::channel::{Channel, NginxSink};
@@ -333,7 +334,7 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) {
         }
     };
     if let Some(region) = crate::status::region(main) {
-        oxwsgi_core::metrics::attach(region, main.threads(), None);
+        oxwsgi_core::ops::metrics::attach(region, main.threads(), None);
     }
 
     // SAFETY: plain syscall; the fd is owned below.
@@ -375,7 +376,7 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) {
     let w = WORKER.get().expect("just set");
     timeouts::on_stuck(Box::new(|why| {
         let Some(w) = WORKER.get() else { return };
-        let reason = oxwsgi_core::metrics::RecycleReason::Stuck;
+        let reason = oxwsgi_core::ops::metrics::RecycleReason::Stuck;
         if let Some(why) = w.recycler.decide(reason, why.to_string()) {
             recycle(w, &why);
         }

@@ -51,13 +51,13 @@ pub struct Life {
     stopping: Arc<AtomicBool>,
     ending: Mutex<Option<(End, Instant)>>,
     /// `max-rss`, when set.
-    max_rss: Option<crate::recycle::RssLimit>,
+    max_rss: Option<crate::ops::recycle::RssLimit>,
 }
 
 impl Life {
     pub fn new(group: &str, spec: Lifecycle) -> Arc<Life> {
         Arc::new(Life {
-            max_rss: spec.max_rss.map(crate::recycle::RssLimit::new),
+            max_rss: spec.max_rss.map(crate::ops::recycle::RssLimit::new),
             spec,
             group: group.to_string(),
             born: Instant::now(),
@@ -100,7 +100,7 @@ impl Life {
         }
         let served = self.served.fetch_add(1, Ordering::AcqRel) + 1;
         if self.spec.maximum_requests.is_some_and(|n| served >= n) && !self.stopping() {
-            crate::metrics::recycled(crate::metrics::RecycleReason::MaxRequests);
+            crate::ops::metrics::recycled(crate::ops::metrics::RecycleReason::MaxRequests);
             self.end(
                 End::Recycle,
                 &format!("it served {served} requests (maximum-requests)"),
@@ -108,7 +108,7 @@ impl Life {
         }
         if let Some(why) = self.max_rss.as_ref().and_then(|l| l.passed()) {
             if !self.stopping() {
-                crate::metrics::recycled(crate::metrics::RecycleReason::MaxRss);
+                crate::ops::metrics::recycled(crate::ops::metrics::RecycleReason::MaxRss);
                 self.end(End::Recycle, &format!("{why} (max-rss)"));
             }
         }

@@ -34,7 +34,7 @@ pub(super) fn daemon_main(
     // The daemon keeps its own group's token (in `spec`), not the secret
     // that makes every group's, and its own group's metrics only.
     super::auth::forget_secret();
-    crate::group_metrics::keep_only(&spec.name);
+    crate::ops::group_metrics::keep_only(&spec.name);
     if !bound_to(parent) {
         return 0;
     }
@@ -53,7 +53,7 @@ pub(super) fn daemon_main(
     let metrics = match (&python, spec.metrics) {
         (Some(_), Some(region)) => {
             let at = std::ptr::from_ref(region) as usize;
-            match sys::share_mapping(at, crate::metrics::Region::SIZE) {
+            match sys::share_mapping(at, crate::ops::metrics::Region::SIZE) {
                 Ok(m) => Some(m),
                 Err(e) => {
                     log::warn!(target: "oxwsgi", "group {}: the metrics memory cannot be passed on ({e}): this daemon's requests are not counted on the status page", spec.name);
@@ -129,7 +129,7 @@ pub(super) fn serve_group(
         ..crate::interpreter::python_settings()
     });
     if let Some(grace) = o.interrupt_timeout {
-        crate::timeouts::set_stuck_grace(grace);
+        crate::ops::timeouts::set_stuck_grace(grace);
     }
     let preload = apps.iter().map(|a| &**a);
     let interpreter = if adopted {
@@ -142,15 +142,15 @@ pub(super) fn serve_group(
         Err(e) => return fail_slowly(&spec.name, &e.to_string()),
     };
     if let Some(region) = spec.metrics {
-        crate::metrics::attach(region, o.threads, Some(&spec.name));
+        crate::ops::metrics::attach(region, o.threads, Some(&spec.name));
     }
     let life = Life::new(&spec.name, lifecycle);
     {
         let life = life.clone();
         // A request thread that did not come back after its timeout: the
         // process is replaced once the others finish.
-        crate::timeouts::on_stuck(Box::new(move |why| {
-            crate::metrics::recycled(crate::metrics::RecycleReason::Stuck);
+        crate::ops::timeouts::on_stuck(Box::new(move |why| {
+            crate::ops::metrics::recycled(crate::ops::metrics::RecycleReason::Stuck);
             life.end(End::Recycle, why)
         }));
     }

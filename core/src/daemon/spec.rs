@@ -29,7 +29,7 @@ pub struct GroupSpec {
     /// The group's own metrics region (`group_metrics`, mapped before the
     /// fork): the daemons count their requests there, and the status page
     /// reads it with the server's.
-    pub metrics: Option<&'static crate::metrics::Region>,
+    pub metrics: Option<&'static crate::ops::metrics::Region>,
     /// How the daemons can become their virtualenv's Python (`None`: the
     /// server ships no daemon extension module).
     pub exec: Option<ExecSpec>,

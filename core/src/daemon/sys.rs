@@ -731,8 +731,8 @@ pub fn map_region(
     fd: i32,
     len: usize,
     offset: usize,
-) -> io::Result<&'static crate::metrics::Region> {
-    use crate::metrics::Region;
+) -> io::Result<&'static crate::ops::metrics::Region> {
+    use crate::ops::metrics::Region;
     if offset.checked_add(Region::SIZE).is_none_or(|end| end > len)
         || offset % std::mem::align_of::<Region>() != 0
     {

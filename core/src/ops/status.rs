@@ -9,7 +9,7 @@
 
 use std::fmt::Write;
 
-use crate::metrics::{AppSnapshot, BUCKETS, HistogramSnapshot, ProcSnapshot, Snapshot};
+use crate::ops::metrics::{AppSnapshot, BUCKETS, HistogramSnapshot, ProcSnapshot, Snapshot};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -394,7 +394,7 @@ pub fn json(s: &Snapshot) -> String {
             )
         })
         .collect();
-    let recycles = |r: &[(crate::metrics::RecycleReason, u64)]| -> String {
+    let recycles = |r: &[(crate::ops::metrics::RecycleReason, u64)]| -> String {
         r.iter()
             .map(|(why, n)| format!("{}:{n}", js(why.label())))
             .collect::<Vec<_>>()
@@ -578,7 +578,7 @@ pub fn html(s: &Snapshot) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::{AppSnapshot, GroupSnapshot, RecycleReason, RequestSnapshot};
+    use crate::ops::metrics::{AppSnapshot, GroupSnapshot, RecycleReason, RequestSnapshot};
     use std::time::Duration;
 
     fn snapshot() -> Snapshot {

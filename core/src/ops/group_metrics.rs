@@ -12,7 +12,7 @@
 use std::io;
 use std::sync::Mutex;
 
-use crate::metrics::{AppSnapshot, HistogramSnapshot, Region, Snapshot};
+use crate::ops::metrics::{AppSnapshot, HistogramSnapshot, Region, Snapshot};
 use crate::sync::Recover;
 
 /// The groups' regions this process knows, by group name.
@@ -101,7 +101,7 @@ fn merge(all: &mut Snapshot, name: &str, mut g: Snapshot) {
     for p in &mut g.procs {
         p.group = name.to_string();
     }
-    let mut recycles = vec![0u64; crate::metrics::RecycleReason::ALL.len()];
+    let mut recycles = vec![0u64; crate::ops::metrics::RecycleReason::ALL.len()];
     for s in &g.groups {
         for (why, n) in &s.recycles {
             recycles[*why as usize] += n;
@@ -109,10 +109,10 @@ fn merge(all: &mut Snapshot, name: &str, mut g: Snapshot) {
     }
     let processes = g.procs.len() as u64;
     all.groups.retain(|s| s.name != name);
-    all.groups.push(crate::metrics::GroupSnapshot {
+    all.groups.push(crate::ops::metrics::GroupSnapshot {
         name: name.to_string(),
         processes,
-        recycles: crate::metrics::RecycleReason::ALL
+        recycles: crate::ops::metrics::RecycleReason::ALL
             .iter()
             .map(|r| (*r, recycles[*r as usize]))
             .collect(),

@@ -56,7 +56,7 @@ pub fn not_ready(failed_apps: &[String], groups_down: &[String]) -> Option<Strin
 }
 
 /// The groups of `snapshot` without a daemon up.
-pub fn groups_down(snapshot: &crate::metrics::Snapshot) -> Vec<String> {
+pub fn groups_down(snapshot: &crate::ops::metrics::Snapshot) -> Vec<String> {
     snapshot
         .groups
         .iter()

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::metrics::{RecycleReason, rss_bytes};
+use crate::ops::metrics::{RecycleReason, rss_bytes};
 use crate::sync::Recover;
 
 /// The configured limits.
@@ -121,7 +121,7 @@ impl Recycler {
         if self.decided.swap(true, Ordering::AcqRel) {
             return None;
         }
-        crate::metrics::recycled(reason);
+        crate::ops::metrics::recycled(reason);
         *self.why.lock().recover() = Some(why.clone());
         Some(why)
     }
