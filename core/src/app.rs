@@ -10,8 +10,8 @@ use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
-use crate::errors::{error_stream, log_py_err};
 use crate::file_wrapper::FileWrapper;
+use crate::python::traceback::{error_stream, log_py_err};
 use crate::sync::Recover;
 
 /// Where an app's callable lives.
@@ -247,7 +247,7 @@ impl App {
     /// its application group's interpreter. Returns whether it is ready; a
     /// failure has been logged.
     pub fn preload(&self, py: Python<'_>) -> bool {
-        match crate::app_group::within(py, &self.options.application_group, |py| {
+        match crate::python::app_group::within(py, &self.options.application_group, |py| {
             self.loaded(py).is_some()
         }) {
             Ok(ready) => ready,
@@ -360,7 +360,7 @@ impl App {
             Ok(obj) => Err(LoadError::Message(format!(
                 "'{}' in {where_} is a {}, not a callable",
                 spec.callable,
-                crate::errors::type_name(&obj)
+                crate::python::traceback::type_name(&obj)
             ))),
             Err(_) if self.options.import_only => Ok(py.None()),
             Err(_) => {

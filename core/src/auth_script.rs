@@ -84,7 +84,10 @@ fn environ<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     for (k, v) in vars {
-        d.set_item(crate::embed::latin1(py, k), crate::embed::latin1(py, v))?;
+        d.set_item(
+            crate::python::embed::latin1(py, k),
+            crate::python::embed::latin1(py, v),
+        )?;
     }
     d.set_item("mod_wsgi.process_group", "")?;
     d.set_item("mod_wsgi.application_group", group)?;
@@ -105,10 +108,10 @@ pub struct Asked<'a> {
 /// Runs `f` in the asked script's interpreter; `None` when the group has
 /// none (logged).
 fn run<R>(asked: &Asked<'_>, f: impl FnOnce(Python<'_>) -> Option<R>) -> Option<R> {
-    if asked.group == crate::app_group::GLOBAL {
-        crate::embed::ensure_thread_state();
+    if asked.group == crate::python::app_group::GLOBAL {
+        crate::python::embed::ensure_thread_state();
     }
-    match crate::app_group::attach(asked.group, f) {
+    match crate::python::app_group::attach(asked.group, f) {
         Ok(r) => r,
         Err(e) => {
             log::error!(target: "oxwsgi", "{}: {e}", asked.script.display());
@@ -134,13 +137,16 @@ fn call<'py>(
             ))
         })?;
         let mut call_args = vec![environ(py, asked.vars, asked.group)?.into_any()];
-        call_args.extend(args.iter().map(|a| crate::embed::latin1(py, a).into_any()));
+        call_args.extend(
+            args.iter()
+                .map(|a| crate::python::embed::latin1(py, a).into_any()),
+        );
         f.call1(pyo3::types::PyTuple::new(py, call_args)?)
     })();
     match result {
         Ok(v) => Some(v),
         Err(e) => {
-            crate::errors::log_py_err(py, &e, &context);
+            crate::python::traceback::log_py_err(py, &e, &context);
             None
         }
     }
@@ -157,7 +163,7 @@ pub fn check_password(asked: &Asked<'_>, user: &[u8], password: &[u8]) -> Verdic
             Ok(true) => Verdict::Granted,
             Ok(false) => Verdict::Denied,
             Err(e) => {
-                crate::errors::log_py_err(py, &e, "auth script: check_password()");
+                crate::python::traceback::log_py_err(py, &e, "auth script: check_password()");
                 Verdict::Error
             }
         })
@@ -173,7 +179,9 @@ pub fn groups_for_user(asked: &Asked<'_>, user: &[u8]) -> Option<Vec<String>> {
         let mut out = Vec::new();
         let items = v
             .try_iter()
-            .map_err(|e| crate::errors::log_py_err(py, &e, "auth script: groups_for_user()"))
+            .map_err(|e| {
+                crate::python::traceback::log_py_err(py, &e, "auth script: groups_for_user()")
+            })
             .ok()?;
         for item in items {
             let item = item.ok()?;
@@ -268,7 +276,7 @@ pub fn dispatch(asked: &Asked<'_>) -> Option<Dispatch> {
         let m = match module(py, asked.script, asked.group) {
             Ok(m) => m,
             Err(e) => {
-                crate::errors::log_py_err(py, &e, context("import"));
+                crate::python::traceback::log_py_err(py, &e, context("import"));
                 return None;
             }
         };

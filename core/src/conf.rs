@@ -152,7 +152,7 @@ pub fn parse_dir(value: &str) -> Result<PathBuf, String> {
 /// read, so a server's config test catches a broken venv before a reload.
 pub fn parse_python_home(value: &str) -> Result<PathBuf, String> {
     let dir = parse_dir(value)?;
-    crate::interpreter::inspect_home(&dir, crate::interpreter::embedded_version())
+    crate::python::interpreter::inspect_home(&dir, crate::python::interpreter::embedded_version())
         .map_err(|e| e.0)?;
     Ok(dir)
 }

@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString};
 
-use crate::embed::latin1;
+use crate::python::embed::latin1;
 use crate::request::Request;
 
 /// Splits a decoded path at the mount point into `(SCRIPT_NAME, PATH_INFO)`.

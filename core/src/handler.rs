@@ -12,14 +12,14 @@ use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PyString, PyTuple};
 
 use crate::app::App;
-use crate::embed;
 use crate::environ::{self, BodyInfo};
-use crate::errors::{log_py_err, type_name};
 use crate::file_wrapper::FileWrapper;
 use crate::gzip::{self, InflateError};
 use crate::input::Input;
 use crate::ops::metrics;
 use crate::ops::timeouts;
+use crate::python::embed;
+use crate::python::traceback::{log_py_err, type_name};
 use crate::request::{Body, Request};
 use crate::responder::{GzipPolicy, Outcome, Responder, WriteError, error_page};
 use crate::sink::{Chunk, ResponseSink};
@@ -46,7 +46,7 @@ fn serve<R: Request + ?Sized>(
                 method: req.method(),
                 path,
                 client: req.remote_addr(),
-                thread: crate::embed::thread_ident(),
+                thread: crate::python::embed::thread_ident(),
                 waited,
             },
         )
@@ -273,7 +273,7 @@ fn run<R: Request + ?Sized>(
     if opts.application_group.is_empty() {
         embed::ensure_thread_state();
     }
-    let ran = crate::app_group::attach(&opts.application_group, |py| {
+    let ran = crate::python::app_group::attach(&opts.application_group, |py| {
         run_in_group(
             py,
             app,

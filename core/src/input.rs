@@ -224,7 +224,7 @@ impl BodyReader {
         if n < out.len() && !self.eof {
             // The source reads into initialised memory only: zero the rest
             // once, not per read.
-            let rest = crate::embed::zeroed(&mut out[n..]);
+            let rest = crate::python::embed::zeroed(&mut out[n..]);
             let mut m = 0;
             while m < rest.len() && !self.eof {
                 let Source::Reader(r) = &mut self.source else {
@@ -325,7 +325,7 @@ fn size_arg(size: Option<&Bound<'_, PyAny>>) -> PyResult<Option<usize>> {
     let n: i64 = size.extract().map_err(|_| {
         PyTypeError::new_err(format!(
             "argument should be an int or None, not {}",
-            crate::errors::type_name(size)
+            crate::python::traceback::type_name(size)
         ))
     })?;
     Ok(if n < 0 { None } else { Some(n as usize) })
@@ -398,11 +398,11 @@ impl Input {
             // Straight from the source into the bytes object: one copy. A
             // read the source can serve at once keeps the GIL.
             if r.ready_for(n) {
-                return crate::embed::bytes_filled(py, n, |buf| {
+                return crate::python::embed::bytes_filled(py, n, |buf| {
                     r.read_into(buf).map_err(body_error)
                 });
             }
-            return crate::embed::bytes_filled(py, n, |buf| {
+            return crate::python::embed::bytes_filled(py, n, |buf| {
                 py.detach(|| r.read_into(buf)).map_err(body_error)
             });
         }

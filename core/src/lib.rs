@@ -42,25 +42,21 @@
 //!   `sync`: locks that survive a panic elsewhere (`Recover`).
 
 pub mod app;
-pub mod app_group;
 pub mod auth_script;
 pub mod body_pipe;
 pub mod check;
 pub mod conf;
 pub mod daemon;
-mod embed;
 pub mod environ;
-pub mod errors;
 pub mod file_wrapper;
 pub mod guard;
 pub mod gzip;
 pub mod handler;
 pub mod input;
-pub mod interpreter;
-pub mod logstream;
 pub mod memory;
 pub mod ops;
 pub mod proxy_headers;
+pub mod python;
 pub mod request;
 pub mod responder;
 pub mod response;
@@ -69,9 +65,9 @@ pub mod start_response;
 pub mod sync;
 
 pub use app::{App, AppOptions, AppSource, AppSpec};
-pub use embed::ensure_thread_state;
 pub use handler::{handle, handle_after_wait};
-pub use interpreter::{InitError, Interpreter, InterpreterConfig};
+pub use python::embed::ensure_thread_state;
+pub use python::interpreter::{InitError, Interpreter, InterpreterConfig};
 pub use request::{Body, BodyStream, OwnedRequest, Request};
 pub use responder::Outcome;
 pub use response::ResponseHead;

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::ops::Deref;
 
-use crate::embed::BytesView;
+use crate::python::embed::BytesView;
 use crate::response::ResponseHead;
 
 /// Python chunks up to this size are copied rather than referenced.

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
-use crate::errors::type_name;
+use crate::python::traceback::type_name;
 use crate::responder::{Responder, WriteError};
 use crate::response::{ResponseHead, check_header, parse_status};
 use crate::sink::Chunk;

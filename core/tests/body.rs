@@ -383,7 +383,7 @@ impl Read for Arrived {
         self.reads_with_gil
             .lock()
             .unwrap()
-            .push(oxwsgi_core::interpreter::holds_gil());
+            .push(oxwsgi_core::python::interpreter::holds_gil());
         // A server buffer's worth at a time.
         let n = 65536.min(buf.len()).min(self.data.len() - self.pos);
         buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);

@@ -167,7 +167,7 @@ fn make_venv(dir: &Path) -> PathBuf {
 
 fn venv_site_packages_are_used(dir: &Path) {
     let venv = make_venv(dir);
-    let (major, minor) = oxwsgi_core::interpreter::embedded_version();
+    let (major, minor) = oxwsgi_core::python::interpreter::embedded_version();
     let site = venv.join(format!("lib/python{major}.{minor}/site-packages"));
     std::fs::write(site.join("venv_marker.py"), "WHERE = 'inside the venv'\n").unwrap();
     let config = InterpreterConfig {
@@ -204,7 +204,7 @@ fn venv_for_another_python_is_refused(dir: &Path) {
     let msg = err.to_string();
     assert!(msg.contains(venv.to_str().unwrap()), "{msg}");
     assert!(msg.contains("virtualenv for Python 3.9"), "{msg}");
-    let (major, minor) = oxwsgi_core::interpreter::embedded_version();
+    let (major, minor) = oxwsgi_core::python::interpreter::embedded_version();
     assert!(
         msg.contains(&format!("python{major}.{minor} -m venv")),
         "{msg}"
@@ -254,7 +254,7 @@ fn empty_environment(dir: &Path) {
         "False"
     );
     assert_eq!(
-        oxwsgi_core::interpreter::sigint_handler(),
+        oxwsgi_core::python::interpreter::sigint_handler(),
         libc::SIG_IGN,
         "SIGINT changed"
     );

@@ -61,7 +61,7 @@ fn threads_that_exit_release_their_state() {
             .unwrap();
     }
     oxwsgi_core::ensure_thread_state();
-    let live = pyo3::Python::attach(oxwsgi_core::interpreter::thread_state_count);
+    let live = pyo3::Python::attach(oxwsgi_core::python::interpreter::thread_state_count);
     assert!(
         live < 50,
         "{live} Python thread states alive after the threads exited"

@@ -83,11 +83,13 @@ pub unsafe extern "C" fn child_init(pool: *mut apr_pool_t, s: *mut server_rec) {
             n => n,
         };
         let positive = |n: c_int| usize::try_from(n).unwrap_or(1).max(1);
-        oxwsgi_core::interpreter::offer_mod_wsgi(oxwsgi_core::interpreter::ModWsgi {
-            process_group: String::new(),
-            maximum_processes: positive(processes),
-            threads_per_process: positive(query(ffi::AP_MPMQ_MAX_THREADS)),
-        });
+        oxwsgi_core::python::interpreter::offer_mod_wsgi(
+            oxwsgi_core::python::interpreter::ModWsgi {
+                process_group: String::new(),
+                maximum_processes: positive(processes),
+                threads_per_process: positive(query(ffi::AP_MPMQ_MAX_THREADS)),
+            },
+        );
         let started = match Interpreter::start_in_worker(
             c.python_home.clone(),
             c.python_path.clone(),

@@ -205,7 +205,7 @@ pub struct Config {
     script_reloading: bool,
     /// WSGIPythonOptimize, WSGIDontWriteBytecode, WSGIPythonHashSeed,
     /// WSGIPythonWarnings: every Python of the server (children, daemons).
-    pub python: oxwsgi_core::interpreter::PythonSettings,
+    pub python: oxwsgi_core::python::interpreter::PythonSettings,
     /// WSGIRequestTimeout (default off).
     pub request_timeout: Option<std::time::Duration>,
     /// WSGIDrainTime (default off): readiness 503 this long before a
@@ -795,7 +795,7 @@ directive1!(
 
 /// Applies one WSGIPython* setting, with mod_wsgi's messages.
 fn python_setting(
-    s: &mut oxwsgi_core::interpreter::PythonSettings,
+    s: &mut oxwsgi_core::python::interpreter::PythonSettings,
     name: &str,
     v: &str,
 ) -> Result<(), String> {

@@ -238,7 +238,7 @@ unsafe extern "C" fn post_config(
             let built = metrics.and_then(|()| conf::build_apps(threaded, forked));
             // Every Python of this server (the children's, the daemons')
             // starts with them; children and daemons inherit it.
-            oxwsgi_core::interpreter::set_python_settings(conf::get().python.clone());
+            oxwsgi_core::python::interpreter::set_python_settings(conf::get().python.clone());
             // SAFETY: the main server, in the parent.
             let region = unsafe { status::region(s) };
             drain::prepare(conf::get().drain_time, region);

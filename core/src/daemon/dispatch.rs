@@ -133,7 +133,7 @@ fn worker(shared: &Shared, apps: &Apps) {
     if let Err(e) = sys::batch_scheduling() {
         log::debug!(target: "oxwsgi", "batch scheduling refused: {e}");
     }
-    crate::embed::ensure_thread_state();
+    crate::python::embed::ensure_thread_state();
     while !shared.stop.load(Ordering::Acquire) {
         let token = match shared.epoll.wait_one(STOP_CHECK_MS) {
             Ok(Some(t)) => t,

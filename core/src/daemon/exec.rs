@@ -148,9 +148,9 @@ pub(super) fn become_python(
         admission: spec.admission.clone(),
         mounts: spec.mounts.clone(),
         mod_wsgi: spec.mod_wsgi,
-        restrict: crate::interpreter::python_settings().restrict,
+        restrict: crate::python::interpreter::python_settings().restrict,
     };
-    let (major, minor) = crate::interpreter::embedded_version();
+    let (major, minor) = crate::python::interpreter::embedded_version();
     let bootstrap = BOOTSTRAP
         .replace("MAJOR", &major.to_string())
         .replace("MINOR", &minor.to_string());
@@ -162,7 +162,7 @@ pub(super) fn become_python(
         }
         let fd = memfd.as_raw_fd().to_string();
         // The server's interpreter settings (WSGIPython*), as options.
-        let settings = crate::interpreter::python_settings();
+        let settings = crate::python::interpreter::python_settings();
         // -I: neither PYTHON* variables nor the user's site-packages (as
         // the embedded Python); with a hash seed, which only the
         // environment can give, the same by hand: every other PYTHON*

@@ -9,7 +9,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::app::{AppOptions, AppSource, AppSpec};
-use crate::interpreter::Restrictions;
+use crate::python::interpreter::Restrictions;
 
 use super::auth::{Admission, Token};
 use super::frame::{field, fields};

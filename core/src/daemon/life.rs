@@ -221,7 +221,7 @@ impl Life {
             std::thread::Builder::new()
                 .name("oxwsgi-gil-probe".into())
                 .spawn(move || {
-                    crate::embed::ensure_thread_state();
+                    crate::python::embed::ensure_thread_state();
                     loop {
                         pyo3::Python::attach(|_| {
                             life.gil_seen_ms.store(life.now_ms(), Ordering::Release);

@@ -559,7 +559,7 @@ impl GroupOptions {
     /// own Python (`python-executable=off`): the virtualenv's (or
     /// prefix's) `bin/python3.X`, the one named, or the build's.
     pub fn interpreter(&self) -> Option<PathBuf> {
-        let (major, minor) = crate::interpreter::embedded_version();
+        let (major, minor) = crate::python::interpreter::embedded_version();
         let versioned = format!("python{major}.{minor}");
         match &self.python_executable {
             PythonExecutable::Off => None,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::app::App;
-use crate::interpreter::Interpreter;
+use crate::python::interpreter::Interpreter;
 
 use super::exec::{become_python, python_to_become};
 use super::handoff::Handoff;
@@ -116,7 +116,7 @@ pub(super) fn serve_group(
         })
         .collect();
     if spec.mod_wsgi {
-        crate::interpreter::offer_mod_wsgi(crate::interpreter::ModWsgi {
+        crate::python::interpreter::offer_mod_wsgi(crate::python::interpreter::ModWsgi {
             process_group: spec.name.clone(),
             maximum_processes: o.processes,
             threads_per_process: o.threads,
@@ -124,9 +124,9 @@ pub(super) fn serve_group(
     }
     // The group's own switch-interval= and interrupt-timeout=, as mod_wsgi
     // 6 (the server's WSGISwitchInterval is for its children).
-    crate::interpreter::set_python_settings(crate::interpreter::PythonSettings {
+    crate::python::interpreter::set_python_settings(crate::python::interpreter::PythonSettings {
         switch_interval: o.switch_interval,
-        ..crate::interpreter::python_settings()
+        ..crate::python::interpreter::python_settings()
     });
     if let Some(grace) = o.interrupt_timeout {
         crate::ops::timeouts::set_stuck_grace(grace);
@@ -289,9 +289,9 @@ pub fn serve_in_python(handoff: i32) -> i32 {
     };
     set_title(&h.name, &options);
     // The server's other settings came as the interpreter's options.
-    crate::interpreter::set_python_settings(crate::interpreter::PythonSettings {
+    crate::python::interpreter::set_python_settings(crate::python::interpreter::PythonSettings {
         restrict: h.restrict,
-        ..crate::interpreter::PythonSettings::default()
+        ..crate::python::interpreter::PythonSettings::default()
     });
     let listener = match sys::inherited(h.listener) {
         Ok(fd) => UnixListener::from(fd),

@@ -689,7 +689,7 @@ impl Region {
                 }
             })
             .collect();
-        let (major, minor) = crate::embed::embedded_version();
+        let (major, minor) = crate::python::embed::embedded_version();
         Snapshot {
             uptime: now.saturating_sub(Duration::from_secs(
                 self.started_unix.load(Ordering::Relaxed),
@@ -745,10 +745,10 @@ mod sampler {
                         > SLOW.as_micros() as u64
             })
             .collect();
-        if slow.is_empty() || !crate::embed::python_running() {
+        if slow.is_empty() || !crate::python::embed::python_running() {
             return;
         }
-        crate::embed::ensure_thread_state();
+        crate::python::embed::ensure_thread_state();
         Python::attach(|py| {
             for i in slow {
                 let q = &a.region.requests[i];

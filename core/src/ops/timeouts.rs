@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 
-use crate::embed;
+use crate::python::embed;
 use crate::sink::TimeoutAction;
 use crate::sync::Recover;
 
@@ -51,7 +51,7 @@ struct Entry {
     ident: u64,
     /// ... in this interpreter (`None`: the main one), where the
     /// exception must be raised.
-    interp: Option<crate::embed::SubInterpreter>,
+    interp: Option<crate::python::embed::SubInterpreter>,
     started: Instant,
     limit: Duration,
     /// "app X: GET /uri", for the log.
@@ -123,7 +123,7 @@ pub(crate) fn watch(
         id,
         Entry {
             ident: embed::thread_ident(),
-            interp: crate::app_group::current(py),
+            interp: crate::python::app_group::current(py),
             started: Instant::now(),
             limit,
             what,
@@ -248,7 +248,7 @@ fn interrupt(id: u64) {
     // Attached as a thread of the request's interpreter: there the GIL's
     // holder is asked to let go (`embed::attach_in`), and the exception is
     // raised.
-    crate::app_group::attach_interpreter(interp, |py| {
+    crate::python::app_group::attach_interpreter(interp, |py| {
         // Under the GIL the request thread cannot end meanwhile (it ends
         // with the GIL held).
         let found = WATCH

@@ -549,7 +549,11 @@ pub(crate) fn new_interpreter(
         Ok(Ok(())) => None,
         Ok(Err(e)) => {
             let msg = e.to_string();
-            crate::errors::log_py_err(py, &e, "application group: setting up its interpreter");
+            crate::python::traceback::log_py_err(
+                py,
+                &e,
+                "application group: setting up its interpreter",
+            );
             Some(msg)
         }
         Err(_) => Some("setting up the interpreter panicked".to_string()),

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
-use crate::embed;
-use crate::logstream::{LogStream, StreamKind};
+use crate::python::embed;
+use crate::python::logstream::{LogStream, StreamKind};
 use crate::sync::Recover;
 
 /// What a server tells the core about the interpreter of its workers.
@@ -78,7 +78,7 @@ pub fn thread_state_count(py: Python<'_>) -> usize {
     embed::thread_state_count(py)
 }
 
-pub use crate::embed::embedded_version;
+pub use crate::python::embed::embedded_version;
 
 /// Decides what `dir` is and whether this build can run it.
 pub fn inspect_home(dir: &Path, running: (u32, u32)) -> Result<Home, InitError> {
@@ -204,10 +204,10 @@ impl Interpreter {
             ));
         }
         let config = worker_config(None, python_path);
-        Python::attach(|py| setup(py, &config, crate::app_group::GLOBAL))
+        Python::attach(|py| setup(py, &config, crate::python::app_group::GLOBAL))
             .map_err(|e| InitError(format!("cannot set up Python: {e}")))?;
         *GROUP_CONFIG.lock().recover() = Some(config.clone());
-        crate::app_group::set_up_with(set_up_group);
+        crate::python::app_group::set_up_with(set_up_group);
         let interpreter = Interpreter {
             config,
             adopted: true,
@@ -252,10 +252,10 @@ impl Interpreter {
             hash_seed: settings.hash_seed,
         };
         embed::start(&params).map_err(|e| InitError(format!("cannot start Python: {e}")))?;
-        Python::attach(|py| setup(py, &config, crate::app_group::GLOBAL))
+        Python::attach(|py| setup(py, &config, crate::python::app_group::GLOBAL))
             .map_err(|e| InitError(format!("cannot set up Python: {e}")))?;
         *GROUP_CONFIG.lock().recover() = Some(config.clone());
-        crate::app_group::set_up_with(set_up_group);
+        crate::python::app_group::set_up_with(set_up_group);
         Ok(Interpreter {
             config,
             adopted: false,
@@ -278,10 +278,10 @@ impl Interpreter {
         embed::ensure_thread_state();
         // Application groups end first, each in its interpreter; Python
         // then stays as it is to the process's exit (`app_group`).
-        let groups = crate::app_group::made();
+        let groups = crate::python::app_group::made();
         for (name, interp) in &groups {
             Python::attach(|py| {
-                crate::app_group::within_interpreter(py, Some(*interp), |py| {
+                crate::python::app_group::within_interpreter(py, Some(*interp), |py| {
                     end_group(py, name, timeout)
                 })
             });
@@ -310,13 +310,13 @@ impl Interpreter {
                         .import("atexit")
                         .and_then(|m| m.call_method0("_run_exitfuncs"));
                     if let Err(e) = r {
-                        crate::errors::log_py_err(py, &e, "atexit handlers");
+                        crate::python::traceback::log_py_err(py, &e, "atexit handlers");
                     }
                     flush_streams(py);
                 });
             }
             Err(e) => {
-                Python::attach(|py| crate::errors::log_py_err(py, &e, "shutdown"));
+                Python::attach(|py| crate::python::traceback::log_py_err(py, &e, "shutdown"));
                 if !self.adopted {
                     let _ = embed::finalize();
                 }
@@ -340,13 +340,15 @@ fn end_group(py: Python<'_>, name: &str, timeout: f64) {
             stuck.join(", ")
         ),
         Ok(_) => {}
-        Err(e) => crate::errors::log_py_err(py, &e, format!("application group {name:?}")),
+        Err(e) => {
+            crate::python::traceback::log_py_err(py, &e, format!("application group {name:?}"))
+        }
     }
     let r = py
         .import("atexit")
         .and_then(|m| m.call_method0("_run_exitfuncs"));
     if let Err(e) = r {
-        crate::errors::log_py_err(
+        crate::python::traceback::log_py_err(
             py,
             &e,
             format!("application group {name:?}: atexit handlers"),
@@ -532,7 +534,7 @@ fn setup(py: Python<'_>, config: &InterpreterConfig, group: &str) -> PyResult<()
     // `threading` must first be imported on the starting thread, which it then
     // takes as the main thread (shutdown runs there too).
     py.import("threading")?;
-    if group == crate::app_group::GLOBAL {
+    if group == crate::python::app_group::GLOBAL {
         // The core's types and shared objects are made here, in the main
         // interpreter, which outlives every group's.
         let _ = (
@@ -574,7 +576,7 @@ fn setup(py: Python<'_>, config: &InterpreterConfig, group: &str) -> PyResult<()
     let settings = python_settings();
     // Process-wide (the interpreters share the GIL): set once, with the
     // main interpreter.
-    if let (crate::app_group::GLOBAL, Some(interval)) = (group, settings.switch_interval) {
+    if let (crate::python::app_group::GLOBAL, Some(interval)) = (group, settings.switch_interval) {
         sys.call_method1("setswitchinterval", (interval.as_secs_f64(),))?;
         log::info!(
             target: "oxwsgi",
@@ -590,7 +592,7 @@ fn setup(py: Python<'_>, config: &InterpreterConfig, group: &str) -> PyResult<()
             warnings.call_method1("_setoption", (w,))?;
         }
     }
-    crate::errors::set_error_stream(py, config.stderr_level)?;
+    crate::python::traceback::set_error_stream(py, config.stderr_level)?;
     // The server owns signals: import `signal` now (it grabs SIGINT when first
     // imported), make signal.signal() a logged no-op, and restore SIGINT.
     if settings.restrict.signal {

@@ -4,7 +4,7 @@
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
-use crate::logstream::{LogStream, StreamKind};
+use crate::python::logstream::{LogStream, StreamKind};
 
 /// Logs a Python exception with its full traceback, one log line per line,
 /// each prefixed with `context` (the app and the request).

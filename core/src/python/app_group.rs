@@ -18,7 +18,7 @@
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 
-use crate::embed::{self, SubInterpreter};
+use crate::python::embed::{self, SubInterpreter};
 use crate::sync::Recover;
 
 /// The main interpreter's group (`%{GLOBAL}`).
