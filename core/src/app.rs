@@ -10,8 +10,8 @@ use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
-use crate::file_wrapper::FileWrapper;
 use crate::python::traceback::{error_stream, log_py_err};
+use crate::response::file_wrapper::FileWrapper;
 use crate::sync::Recover;
 
 /// Where an app's callable lives.
@@ -191,7 +191,7 @@ fn mtime(path: &Path) -> Option<SystemTime> {
 
 impl App {
     pub fn new(mut options: AppOptions) -> App {
-        options.mount = crate::environ::normalize_mount(&options.mount);
+        options.mount = crate::request::environ::normalize_mount(&options.mount);
         App {
             name: options.spec.display_name(),
             metrics: std::sync::OnceLock::new(),

@@ -12,18 +12,18 @@ use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PyString, PyTuple};
 
 use crate::app::App;
-use crate::environ::{self, BodyInfo};
-use crate::file_wrapper::FileWrapper;
-use crate::gzip::{self, InflateError};
-use crate::input::Input;
 use crate::ops::metrics;
 use crate::ops::timeouts;
 use crate::python::embed;
 use crate::python::traceback::{log_py_err, type_name};
+use crate::request::environ::{self, BodyInfo};
+use crate::request::input::Input;
 use crate::request::{Body, Request};
-use crate::responder::{GzipPolicy, Outcome, Responder, WriteError, error_page};
-use crate::sink::{Chunk, ResponseSink};
-use crate::start_response::{StartResponse, send_chunk, without_gil};
+use crate::response::file_wrapper::FileWrapper;
+use crate::response::gzip::{self, InflateError};
+use crate::response::responder::{GzipPolicy, Outcome, Responder, WriteError, error_page};
+use crate::response::sink::{Chunk, ResponseSink};
+use crate::response::start_response::{StartResponse, send_chunk, without_gil};
 
 /// Serves one request with `app`, writing the response into `sink`.
 pub fn handle<R: Request + ?Sized>(app: &App, req: &mut R, sink: Box<dyn ResponseSink>) -> Outcome {
@@ -152,7 +152,7 @@ pub fn refuse_queued<R: Request + ?Sized>(
         waited.as_secs_f64(),
         limit.as_secs_f64()
     );
-    let (line, text) = crate::sink::error_text(status);
+    let (line, text) = crate::response::sink::error_text(status);
     let body = format!("{line}\n\n{text}\n").into_bytes();
     let mut headers = vec![
         ("Content-Type".into(), "text/plain; charset=utf-8".into()),

@@ -43,25 +43,16 @@
 
 pub mod app;
 pub mod auth_script;
-pub mod body_pipe;
 pub mod check;
 pub mod conf;
 pub mod daemon;
-pub mod environ;
-pub mod file_wrapper;
 pub mod guard;
-pub mod gzip;
 pub mod handler;
-pub mod input;
 pub mod memory;
 pub mod ops;
-pub mod proxy_headers;
 pub mod python;
 pub mod request;
-pub mod responder;
 pub mod response;
-pub mod sink;
-pub mod start_response;
 pub mod sync;
 
 pub use app::{App, AppOptions, AppSource, AppSpec};
@@ -69,6 +60,6 @@ pub use handler::{handle, handle_after_wait};
 pub use python::embed::ensure_thread_state;
 pub use python::interpreter::{InitError, Interpreter, InterpreterConfig};
 pub use request::{Body, BodyStream, OwnedRequest, Request};
-pub use responder::Outcome;
 pub use response::ResponseHead;
-pub use sink::{Chunk, ResponseSink};
+pub use response::responder::Outcome;
+pub use response::sink::{Chunk, ResponseSink};

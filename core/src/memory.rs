@@ -6,12 +6,12 @@ use std::io::{self, Read};
 use std::sync::{Arc, Mutex};
 
 use crate::app::App;
-use crate::environ::percent_decode;
 use crate::handler::handle;
+use crate::request::environ::percent_decode;
 use crate::request::{Body, OwnedRequest};
-use crate::responder::Outcome;
 use crate::response::ResponseHead;
-use crate::sink::{Chunk, ResponseSink};
+use crate::response::responder::Outcome;
+use crate::response::sink::{Chunk, ResponseSink};
 
 /// A request built in code: the core's `OwnedRequest` with builders.
 pub type MemoryRequest = OwnedRequest;

@@ -157,7 +157,7 @@ pub fn handoff(data: &[u8]) {
 /// A request head as a daemon decodes it, then what environ makes of it:
 /// each header's key, the path decoded and split at the mount point.
 pub fn environ(data: &[u8]) {
-    use oxwsgi_core::environ::{
+    use oxwsgi_core::request::environ::{
         HeaderKey, header_key, normalize_mount, percent_decode, split_mount,
     };
     let Ok(head) = frame::decode_head(data) else {
@@ -208,7 +208,7 @@ pub fn headers(data: &[u8]) {
 pub fn inflate(data: &[u8]) {
     const MAX: u64 = 1 << 20;
     let source: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(data.to_vec()));
-    if let Ok(out) = oxwsgi_core::gzip::inflate(source, MAX) {
+    if let Ok(out) = oxwsgi_core::response::gzip::inflate(source, MAX) {
         assert!(out.len() as u64 <= MAX);
     }
 }
@@ -217,7 +217,7 @@ pub fn inflate(data: &[u8]) {
 /// allows; the first bytes say the Content-Length (which may lie), the
 /// pieces and the reads.
 pub fn input(data: &[u8]) {
-    use oxwsgi_core::input::BodyReader;
+    use oxwsgi_core::request::input::BodyReader;
     use oxwsgi_core::request::{Body, BodyStream};
     if data.len() < 8 {
         return;

@@ -616,7 +616,7 @@ directive1!(
         update(|c| {
             c.aliases.push(Alias {
                 server,
-                prefix: oxwsgi_core::environ::normalize_mount(url),
+                prefix: oxwsgi_core::request::environ::normalize_mount(url),
                 script: script.clone(),
                 inline,
                 app: None,
@@ -1295,8 +1295,8 @@ pub unsafe fn process_group_of<'r>(r: *const ffi::request_rec) -> Option<&'r str
 /// `r` is a live request of a server that loaded this module.
 pub unsafe fn trusted_proxies_of(
     r: *const ffi::request_rec,
-) -> Option<oxwsgi_core::proxy_headers::TrustedProxies> {
-    use oxwsgi_core::proxy_headers::{Subnet, TrustedProxies};
+) -> Option<oxwsgi_core::request::proxy_headers::TrustedProxies> {
+    use oxwsgi_core::request::proxy_headers::{Subnet, TrustedProxies};
     // SAFETY: as dir_string's contract, which is this function's.
     let headers = unsafe { dir_string(r, |c| c.trusted_proxy_headers) }?;
     // SAFETY: as above.
@@ -1319,7 +1319,7 @@ directive1!(
     oxwsgi_cmd_trusted_proxy_headers(cmd, dir, raw, line) {
         let keys = values::split_words(&line)?
             .iter()
-            .map(|h| oxwsgi_core::proxy_headers::environ_key(h))
+            .map(|h| oxwsgi_core::request::proxy_headers::environ_key(h))
             .collect::<Result<Vec<_>, _>>()?;
         append_words(cmd, &mut (*dir.cast::<DirConf>()).trusted_proxy_headers, &keys)
     }
@@ -1331,7 +1331,7 @@ directive1!(
     oxwsgi_cmd_trusted_proxies(cmd, dir, raw, line) {
         let words = values::split_words(&line)?;
         for w in &words {
-            oxwsgi_core::proxy_headers::Subnet::parse(w)?;
+            oxwsgi_core::request::proxy_headers::Subnet::parse(w)?;
         }
         append_words(cmd, &mut (*dir.cast::<DirConf>()).trusted_proxies, &words)
     }

@@ -1,14 +1,14 @@
 //! Request bodies that stream: nginx reads the body unbuffered (no temporary
 //! file) and the event loop feeds each piece to the app's thread through
 //! the core's `BodyPipe` (backpressure, reused buffers, the reader: see
-//! `oxwsgi_core::body_pipe`). This file is the nginx side: nginx's body
+//! `oxwsgi_core::request::body_pipe`). This file is the nginx side: nginx's body
 //! reader, its buffer chain, and its read timer while the app catches up.
 
 use ngx::ffi::{
     NGX_ERROR, NGX_HTTP_SPECIAL_RESPONSE, NGX_OK, ngx_chain_t,
     ngx_http_read_unbuffered_request_body, ngx_http_request_t, ngx_int_t,
 };
-use oxwsgi_core::body_pipe::{BodyPipe, Next};
+use oxwsgi_core::request::body_pipe::{BodyPipe, Next};
 
 use crate::channel::FailsWith;
 

@@ -267,7 +267,7 @@ impl ResponseSink for NginxSink {
     }
 
     /// The event loop answers while the app's thread is still away.
-    fn timeout_action(&self) -> Option<oxwsgi_core::sink::TimeoutAction> {
+    fn timeout_action(&self) -> Option<oxwsgi_core::response::sink::TimeoutAction> {
         let channel = self.channel.clone();
         Some(Box::new(move || channel.expire()))
     }

@@ -461,7 +461,7 @@ fn parse_group(v: &str) -> Result<Option<String>, String> {
 
 fn parse_script_name(v: &str) -> Result<String, String> {
     if v.is_empty() || v.starts_with('/') {
-        Ok(oxwsgi_core::environ::normalize_mount(v))
+        Ok(oxwsgi_core::request::environ::normalize_mount(v))
     } else {
         Err(format!("\"{v}\" must be empty or start with \"/\""))
     }

@@ -19,7 +19,7 @@ use crate::msg::Msg;
 use crate::output::ReqCtx;
 use crate::request::NginxRequest;
 use crate::worker::{self, Job};
-use oxwsgi_core::body_pipe::{BodyPipe, PipeReader};
+use oxwsgi_core::request::body_pipe::{BodyPipe, PipeReader};
 
 /// The content handler of a `wsgi_app` location.
 pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_t {

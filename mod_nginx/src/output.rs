@@ -26,7 +26,7 @@ use oxwsgi_core::{Chunk, ResponseHead, guard};
 use crate::body;
 use crate::channel::Channel;
 use crate::msg::{Msg, RESPONSE_HIGH_WATER};
-use oxwsgi_core::body_pipe::BodyPipe;
+use oxwsgi_core::request::body_pipe::BodyPipe;
 
 /// What nginx still needs alive for a buffer it has not consumed (held only
 /// for its lifetime, never read).
@@ -242,7 +242,7 @@ pub(crate) unsafe fn send_page(
         status,
         status_line: match status {
             200 => "200 OK".to_string(),
-            s => oxwsgi_core::sink::error_text(s).0.to_string(),
+            s => oxwsgi_core::response::sink::error_text(s).0.to_string(),
         },
         headers,
     };

@@ -11,8 +11,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::request::{Body, BodyStream, Request};
-use crate::responder::Outcome;
-use crate::sink::{Chunk, ResponseSink};
+use crate::response::responder::Outcome;
+use crate::response::sink::{Chunk, ResponseSink};
 use crate::sync::Recover;
 
 use super::auth::Token;
@@ -181,7 +181,7 @@ impl Pool {
                 }
                 Err(e) => {
                     log::error!(target: "oxwsgi", "group {}: cannot reach the daemon at {}: {e}; answering 503", self.name, self.path.display());
-                    return crate::responder::error_page(sink, 503);
+                    return crate::response::responder::error_page(sink, 503);
                 }
             };
             let pooled = conn.accepted;
@@ -201,7 +201,7 @@ impl Pool {
                 }
                 Ok(_) if state.retry => {
                     log::error!(target: "oxwsgi", "the group at {} kept restarting; answering 503", self.path.display());
-                    return crate::responder::error_page(sink, 503);
+                    return crate::response::responder::error_page(sink, 503);
                 }
                 Ok(outcome) => {
                     if state.daemon.reusable() && !matches!(outcome, Outcome::ClientGone) {
@@ -217,7 +217,7 @@ impl Pool {
                     }
                     Lost::Unsent => {
                         log::error!(target: "oxwsgi", "group {}: no daemon took the request within the connect timeout of {:?} ({e}); answering 503", self.name, self.connect_timeout);
-                        return crate::responder::error_page(sink, 503);
+                        return crate::response::responder::error_page(sink, 503);
                     }
                     // Nothing came back: the daemon closed the connection
                     // or went away before it answered.
@@ -231,7 +231,7 @@ impl Pool {
                     }
                     _ => {
                         log::error!(target: "oxwsgi", "group {}: the daemon's connection failed: {e}; answering 502", self.name);
-                        return crate::responder::error_page(sink, 502);
+                        return crate::response::responder::error_page(sink, 502);
                     }
                 },
             }
@@ -326,7 +326,7 @@ impl Exchange<'_> {
                 Event::Start(head) if self.error_override && head.status >= 400 => {
                     // The rest of the app's answer is not read: the
                     // connection goes with this request.
-                    return Ok(crate::responder::error_page(sink, head.status));
+                    return Ok(crate::response::responder::error_page(sink, head.status));
                 }
                 Event::Start(head) => sink.start(head),
                 Event::Data(bytes) => sink.write(Chunk::owned(bytes)),
@@ -350,7 +350,9 @@ impl Exchange<'_> {
                     self.retry = true;
                     return Ok(Outcome::Aborted);
                 }
-                Event::Error(status) => return Ok(crate::responder::error_page(sink, status)),
+                Event::Error(status) => {
+                    return Ok(crate::response::responder::error_page(sink, status));
+                }
             };
             if to_client.is_err() {
                 // The client is gone: dropping the connection tells the

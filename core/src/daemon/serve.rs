@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use crate::app::App;
 use crate::request::{Body, BodyStream};
-use crate::responder::Outcome;
 use crate::response::ResponseHead;
-use crate::sink::{Chunk, ResponseSink, TimeoutAction};
+use crate::response::responder::Outcome;
+use crate::response::sink::{Chunk, ResponseSink, TimeoutAction};
 use crate::sync::Recover;
 
 use super::auth::{Admission, Token};
@@ -653,7 +653,7 @@ impl ResponseSink for FrameSink {
     }
 
     fn send_file(&mut self, file: std::fs::File, offset: u64, len: u64) -> io::Result<()> {
-        crate::sink::send_file_by_reading(self, file, offset, len)
+        crate::response::sink::send_file_by_reading(self, file, offset, len)
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use pyo3::prelude::*;
 
 use crate::python::embed;
-use crate::sink::TimeoutAction;
+use crate::response::sink::TimeoutAction;
 use crate::sync::Recover;
 
 /// How long a request's thread may take to come back after its deadline

@@ -538,13 +538,13 @@ fn setup(py: Python<'_>, config: &InterpreterConfig, group: &str) -> PyResult<()
         // The core's types and shared objects are made here, in the main
         // interpreter, which outlives every group's.
         let _ = (
-            py.get_type::<crate::start_response::StartResponse>(),
-            py.get_type::<crate::start_response::Write>(),
-            py.get_type::<crate::input::Input>(),
-            py.get_type::<crate::file_wrapper::FileWrapper>(),
+            py.get_type::<crate::response::start_response::StartResponse>(),
+            py.get_type::<crate::response::start_response::Write>(),
+            py.get_type::<crate::request::input::Input>(),
+            py.get_type::<crate::response::file_wrapper::FileWrapper>(),
             py.get_type::<LogStream>(),
         );
-        crate::environ::warm(py);
+        crate::request::environ::warm(py);
         embed::make_runner(py)?;
     }
     let sys = py.import("sys")?;

@@ -11,9 +11,9 @@ use pyo3::sync::MutexExt;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 use crate::python::traceback::type_name;
-use crate::responder::{Responder, WriteError};
+use crate::response::responder::{Responder, WriteError};
+use crate::response::sink::Chunk;
 use crate::response::{ResponseHead, check_header, parse_status};
-use crate::sink::Chunk;
 use crate::sync::Recover;
 
 /// `start_response(status, headers, exc_info=None)`. Owns the request's

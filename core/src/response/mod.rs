@@ -3,6 +3,17 @@
 //!
 //! Strings here are Python's: each character stands for one latin-1 byte.
 //! Servers put them on the wire with `latin1`, never as UTF-8.
+//!
+//! The response side: `start_response` (and `write()`), the `responder`'s
+//! state machine (headers, Content-Length, gzip, abort) over the server's
+//! `sink` (`ResponseSink`, `Chunk`), `file_wrapper` (`wsgi.file_wrapper`),
+//! and `gzip` (compression both ways).
+
+pub mod file_wrapper;
+pub mod gzip;
+pub mod responder;
+pub mod sink;
+pub mod start_response;
 
 use std::borrow::Cow;
 

@@ -1,5 +1,15 @@
 //! What a server hands the core for one request: the `Request` trait and the
 //! request body.
+//!
+//! The request side: `environ` builds the WSGI environ (PEP 3333 names and
+//! types), with `proxy_headers` (a front proxy's `X-Forwarded-*`, when
+//! trusted); `input` is `wsgi.input`, reading a body that `body_pipe` feeds
+//! from a server's event loop (backpressure, reused buffers).
+
+pub mod body_pipe;
+pub mod environ;
+pub mod input;
+pub mod proxy_headers;
 
 use std::fs::File;
 use std::io::{self, Read};

@@ -7,9 +7,9 @@
 use std::fs::File;
 use std::io;
 
-use crate::gzip::{self, Decision, Encoder};
+use crate::response::gzip::{self, Decision, Encoder};
+use crate::response::sink::{Chunk, ResponseSink};
 use crate::response::{ResponseHead, parse_content_length};
-use crate::sink::{Chunk, ResponseSink};
 
 /// Why a write did not go through.
 #[derive(Debug)]
