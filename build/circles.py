@@ -35,6 +35,7 @@ def strip(code):
         if code.startswith("//", i):
             j = code.find("\n", i)
             j = n if j < 0 else j
+            out.append(" " * (j - i))
             i = j
         elif code.startswith("/*", i):
             depth, j = 1, i + 2
@@ -52,17 +53,18 @@ def strip(code):
             end = '"' + m.group(2)
             j = code.find(end, i + m.end())
             j = n if j < 0 else j + len(end)
-            out.append('""' + re.sub(r"[^\n]", " ", code[i + 2:j]))
+            out.append(re.sub(r"[^\n]", " ", code[i:j]))
             i = j
         elif c == '"':
             j = i + 1
             while j < n and code[j] != '"':
                 j += 2 if code[j] == "\\" else 1
-            out.append('""' + re.sub(r"[^\n]", " ", code[i + 1:j - 1] if j > i + 1 else ""))
+            # The same length: offsets and lines hold.
+            out.append('"' + re.sub(r"[^\n]", " ", code[i + 1:j]) + '"')
             i = j + 1
         elif c == "'" and re.match(r"'(\\.|[^\\'])'|'\\u\{[0-9a-fA-F]+\}'|'\\x..'", code[i:i + 12]):
             m = re.match(r"'(\\.|[^\\'])'|'\\u\{[0-9a-fA-F]+\}'|'\\x..'", code[i:])
-            out.append("' '")
+            out.append(" " * m.end())
             i += m.end()
         else:
             out.append(c)
@@ -181,6 +183,8 @@ def references(code, module, children):
             if r is not None:
                 found.append((line, r))
     body = re.sub(r"\buse\s+[^;]*;", lambda m: re.sub(r"[^\n]", " ", m.group(0)), code)
+    # `pub(in crate::x)` says who may see an item, not what it uses.
+    body = re.sub(r"\bpub\s*\(\s*in\s+[^)]*\)", lambda m: " " * len(m.group(0)), body)
     # A path starts a name: not after `::` or `.`.
     for m in re.finditer(r"(?<![:.\w])((?:" + heads + r")(?:\s*::\s*" + IDENT + r")+)", body):
         line = body.count("\n", 0, m.start()) + 1

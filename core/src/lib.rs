@@ -2,44 +2,43 @@
 //! server's request into `environ` and the app's answer into a response; the
 //! nginx and Apache modules only move bytes and events.
 //!
-//! Where things live:
-//! - `interpreter`: the worker's Python (config, `python_home`, start, or
-//!   adopting the Python a group's daemon became; shutdown);
-//!   `embed`: the only raw CPython calls (init, thread states, bytes views).
-//! - `auth_script`: Apache's auth scripts (`check_password`,
-//!   `groups_for_user`), called with a request's environ;
-//! - `app`: loading apps from scripts or `module:callable`, per-app options;
-//!   `check`: loading one the way a server would, for `oxwsgi check`;
-//!   `app_group`: application groups, the sub-interpreters apps run in;
-//!   `conf`: directive values both servers parse alike (sizes, flags, paths).
-//! - `request`: the `Request` trait servers implement, `Body`, and
-//!   `OwnedRequest` (a request copied out of a server, or built in code).
-//! - `environ`: building `environ` (PEP 3333 names and types);
-//!   `proxy_headers`: trusting a front proxy's `X-Forwarded-*` headers.
-//! - `daemon`: process groups: the protocol between a server and its
-//!   daemon processes, the daemon's side and the server's (pooled) side;
-//! - `input`: `wsgi.input`; `body_pipe`: a body arriving on a server's event
-//!   loop while the app reads it (backpressure, reused buffers);
-//!   `logstream`: `sys.stdout`/`stderr`/`wsgi.errors`.
-//! - `handler`: one request end to end — where a request crosses into Python.
-//! - `start_response`: `start_response`, `write()`, and `without_gil` for
-//!   responder calls; `file_wrapper`: `wsgi.file_wrapper`.
-//! - `responder`: the response state machine (headers, Content-Length, gzip,
-//!   abort); `response`: status/header rules; `gzip`: compression both ways.
-//! - `sink`: the `ResponseSink` trait servers implement, and `Chunk`.
-//! - `metrics`: counters, histograms and the requests in flight, in memory
-//!   all of a server's processes share;
-//! - `group_metrics`: each process group's own metrics region, and the
-//!   server's view over all of them;
-//! - `status`: the status page from a metrics snapshot (Prometheus, JSON,
-//!   HTML); `health`: liveness and readiness for load balancers (draining);
-//! - `recycle`: when a process's Python should be replaced (max requests
-//!   with jitter, max RSS, a stuck thread);
-//! - `timeouts`: the request timeout watchdog (504, `oxwsgi.RequestTimeout`
-//!   raised in the app's thread, stuck threads reported to the server);
+//! A request flows top to bottom through these (build/circles.py keeps
+//! every dependency pointing one way):
+//!
+//! ```text
+//!  server module (mod_nginx, mod_apache)
+//!     |  Request + ResponseSink                 daemon/  (process groups)
+//!     v                                           protocol/  frame, auth, exchange
+//!  handler ---- app (loading, options) ------     server/    group, manager, listen,
+//!     |                                               reach, proxy
+//!     +-- request/   the Request trait, environ,    process/   entry, exec, handoff,
+//!     |              input, body_pipe,                     dispatch, serve, life
+//!     |              proxy_headers                  options, spec, sys
+//!     +-- response/  start_response, responder,
+//!     |              sink, file_wrapper, gzip     ops/  metrics, group_metrics,
+//!     +-- python/    interpreter, embed,                status, health, recycle,
+//!                    app_group, logstream,              timeouts
+//!                    traceback
+//! ```
+//!
+//! - `handler`: one request end to end, where a request crosses into
+//!   Python; `app`: loading apps from scripts or `module:callable`, and
+//!   their options; `check`: loading one as a server would (`oxwsgi check`).
+//! - `request/`: what a server hands over (the `Request` trait, `Body`,
+//!   `OwnedRequest`) and what the app reads (`environ`, `wsgi.input`).
+//! - `response/`: what the app answers, checked (`ResponseHead`) and carried
+//!   to the server's `ResponseSink`.
+//! - `python/`: the interpreter, the raw CPython calls, application groups,
+//!   the log streams and tracebacks.
+//! - `daemon/`: process groups: the protocol, the server's side and the
+//!   daemon's side (its own map).
+//! - `ops/`: what production runs on: shared metrics, the status page,
+//!   health and draining, recycling, request timeouts.
+//! - `auth_script`: Apache's auth and dispatch scripts, called with a
+//!   request's environ; `conf`: directive values both servers parse alike.
 //! - `guard`: the one door from a server into Rust (panics stop there);
-//! - `errors`: tracebacks to the log; `memory`: the in-memory adapter;
-//!   `sync`: locks that survive a panic elsewhere (`Recover`).
+//!   `memory`: the in-memory adapter for tests and benchmarks; `sync`:
+//!   locks that survive a panic elsewhere (`Recover`).
 
 pub mod app;
 pub mod auth_script;

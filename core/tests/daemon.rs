@@ -12,10 +12,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use common::{cases, fixture};
-use oxwsgi_core::daemon::auth::Admission;
-use oxwsgi_core::daemon::frame::AppRef;
-use oxwsgi_core::daemon::proxy::Pool;
-use oxwsgi_core::daemon::serve::Apps;
+use oxwsgi_core::daemon::process::serve::Apps;
+use oxwsgi_core::daemon::protocol::auth::Admission;
+use oxwsgi_core::daemon::protocol::frame::AppRef;
+use oxwsgi_core::daemon::server::proxy::Pool;
 use oxwsgi_core::memory::{MemoryRequest, MemoryResponse, MemorySink, serve};
 use oxwsgi_core::{App, Body, Outcome};
 
@@ -38,7 +38,7 @@ fn daemon() -> &'static Pool {
                 let apps = Apps::new(vec![app.clone()], true, false).with_admission(admission());
                 std::thread::spawn(move || {
                     oxwsgi_core::ensure_thread_state();
-                    let _ = oxwsgi_core::daemon::serve::serve_connection(&apps, stream);
+                    let _ = oxwsgi_core::daemon::process::serve::serve_connection(&apps, stream);
                 });
             }
         });
@@ -231,7 +231,7 @@ fn run_daemon(
     let run = {
         let stop = stop.clone();
         std::thread::spawn(move || {
-            oxwsgi_core::daemon::dispatch::run(
+            oxwsgi_core::daemon::process::dispatch::run(
                 listener,
                 apps().with_admission(admission()),
                 &options,
@@ -382,7 +382,7 @@ fn raw(path: &std::path::Path, bytes: &[u8]) -> Option<Vec<u8>> {
 
 /// A head naming a script of the sender's choice, with a forged user.
 fn forged_head(script: &std::path::Path) -> Vec<u8> {
-    use oxwsgi_core::daemon::frame::{self, BodyKind, Kind};
+    use oxwsgi_core::daemon::protocol::frame::{self, BodyKind, Kind};
     let req = MemoryRequest::get("/").extra_var("REMOTE_USER", "admin");
     let named = AppRef::Named {
         target: script.to_str().unwrap().to_string(),
@@ -407,7 +407,7 @@ fn forged_head(script: &std::path::Path) -> Vec<u8> {
 /// server sends) the same head runs.
 #[test]
 fn a_request_without_the_groups_token_runs_nothing() {
-    use oxwsgi_core::daemon::frame::{self, Kind};
+    use oxwsgi_core::daemon::protocol::frame::{self, Kind};
     let (_pool, stop, run, path) = dispatched("forged", 1);
     let dir = path.parent().unwrap().to_path_buf();
     let marker = dir.join("ran");
@@ -563,7 +563,7 @@ fn a_daemon_runs_only_the_apps_mounted_for_it() {
 /// after the group's socket timeout: it held a thread only that long.
 #[test]
 fn a_head_sent_in_part_is_dropped_after_the_socket_timeout() {
-    use oxwsgi_core::daemon::frame::{self, Kind};
+    use oxwsgi_core::daemon::protocol::frame::{self, Kind};
     let _ = daemon();
     let app: Arc<App> = Arc::new(common::app_with(
         fixture("cases.py").to_str().unwrap(),
@@ -627,7 +627,7 @@ fn an_introduction_sent_in_part_is_dropped_soon() {
 /// introduction and nothing else.
 #[test]
 fn a_request_no_daemon_takes_gets_503_after_the_connect_timeout() {
-    use oxwsgi_core::daemon::frame::{self, Kind};
+    use oxwsgi_core::daemon::protocol::frame::{self, Kind};
     let dir = std::env::temp_dir().join(format!("oxwsgi-untaken-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

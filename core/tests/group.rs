@@ -11,11 +11,11 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use oxwsgi_core::daemon::auth::{self, Admission, Token};
-use oxwsgi_core::daemon::frame::AppRef;
-use oxwsgi_core::daemon::group::Group;
 use oxwsgi_core::daemon::options::GroupOptions;
-use oxwsgi_core::daemon::proxy::Pool;
+use oxwsgi_core::daemon::protocol::auth::{self, Admission, Token};
+use oxwsgi_core::daemon::protocol::frame::AppRef;
+use oxwsgi_core::daemon::server::group::Group;
+use oxwsgi_core::daemon::server::proxy::Pool;
 use oxwsgi_core::daemon::spec::GroupSpec;
 use oxwsgi_core::memory::{MemoryRequest, MemorySink};
 use oxwsgi_core::{AppOptions, AppSpec, Outcome};
@@ -357,7 +357,7 @@ fn daemons_of(m: i32) -> Vec<i32> {
 /// itself, stops them on SIGTERM (its warden then starts another manager),
 /// and when its master dies however it dies (the warden goes too).
 fn managed(apps: &std::path::Path, dir: &std::path::Path) {
-    use oxwsgi_core::daemon::manager;
+    use oxwsgi_core::daemon::server::manager;
     let spec = managed_spec(apps, dir, "managed");
     let pool = Pool::new(
         spec.socket.clone(),

@@ -22,9 +22,9 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Read;
 
-use oxwsgi_core::daemon::exchange::Exchange;
-use oxwsgi_core::daemon::frame::{self, MAX_FRAME};
-use oxwsgi_core::daemon::handoff::Handoff;
+use oxwsgi_core::daemon::protocol::exchange::Exchange;
+use oxwsgi_core::daemon::protocol::frame::{self, MAX_FRAME};
+use oxwsgi_core::daemon::process::handoff::Handoff;
 
 /// Aborts on any single allocation larger than a frame may be: whatever
 /// the input claims, a parser allocates no more than the protocol allows.
@@ -119,7 +119,7 @@ pub fn exchange(data: &[u8]) {
             loop {
                 match x.next_event() {
                     Ok(Some(e)) => {
-                        use oxwsgi_core::daemon::exchange::Event;
+                        use oxwsgi_core::daemon::protocol::exchange::Event;
                         match e {
                             Event::Read(n) => assert!(n <= frame::MAX_READ),
                             Event::Start(h) => {

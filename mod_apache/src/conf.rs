@@ -384,7 +384,7 @@ impl Config {
             .as_ref()
             .filter(|_| !self.daemons.is_empty())?;
         let dir = std::path::Path::new(prefix).parent()?;
-        let w = oxwsgi_core::daemon::listen::others_may_write(dir)?;
+        let w = oxwsgi_core::daemon::server::listen::others_may_write(dir)?;
         Some(format!("WSGISocketPrefix {prefix}: {w}"))
     }
 
@@ -1237,10 +1237,10 @@ impl AuthScript {
 ///
 /// # Safety
 /// `r` is a live request of a server that loaded this module.
-pub unsafe fn relay(r: *const ffi::request_rec) -> oxwsgi_core::daemon::proxy::Relay {
+pub unsafe fn relay(r: *const ffi::request_rec) -> oxwsgi_core::daemon::server::proxy::Relay {
     // SAFETY: dir_conf's contract is this function's.
     let c = unsafe { dir_conf(r) };
-    oxwsgi_core::daemon::proxy::Relay {
+    oxwsgi_core::daemon::server::proxy::Relay {
         error_override: c.is_some_and(|c| c.error_override == 1),
         ignore_activity: c.is_some_and(|c| c.ignore_activity == 1),
     }

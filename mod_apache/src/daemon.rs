@@ -8,12 +8,12 @@ use std::ffi::{c_int, c_void};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use oxwsgi_core::daemon::frame::AppRef;
-use oxwsgi_core::daemon::group::Group;
-use oxwsgi_core::daemon::listen;
-use oxwsgi_core::daemon::proxy::Pool;
+use oxwsgi_core::daemon::process::stderr_log::LogStyle;
+use oxwsgi_core::daemon::protocol::frame::AppRef;
+use oxwsgi_core::daemon::server::group::Group;
+use oxwsgi_core::daemon::server::listen;
+use oxwsgi_core::daemon::server::proxy::Pool;
 use oxwsgi_core::daemon::spec::{ExecSpec, GroupSpec};
-use oxwsgi_core::daemon::stderr_log::LogStyle;
 use oxwsgi_core::sync::Recover;
 use oxwsgi_core::{App, Outcome};
 
@@ -130,7 +130,7 @@ pub unsafe fn start(
         sockets.push((name.clone(), socket.into()));
     }
     drop(groups);
-    oxwsgi_core::daemon::group::wake_on_daemon_exit(true);
+    oxwsgi_core::daemon::server::group::wake_on_daemon_exit(true);
     conf::set_sockets(sockets);
     // SAFETY: pconf is live; the cleanup runs when it is cleared (restart
     // or stop), in the parent.
@@ -148,7 +148,7 @@ pub unsafe fn start(
 const SECRET_KEY: &std::ffi::CStr = c"oxwsgi-secret";
 
 /// The server's secret, from which the groups' tokens come
-/// (`oxwsgi_core::daemon::auth`): drawn once, and kept in the process
+/// (`oxwsgi_core::daemon::protocol::auth`): drawn once, and kept in the process
 /// pool, which outlives this module (Apache unloads it on a restart), so
 /// the last generation's children still reach the new daemons.
 ///
@@ -164,7 +164,7 @@ unsafe fn keep_secret(s: *mut server_rec) -> Result<(), String> {
         let mut found: *mut c_void = std::ptr::null_mut();
         ffi::apr_pool_userdata_get(&mut found, SECRET_KEY.as_ptr(), pool);
         let kept = (!found.is_null()).then(|| *found.cast::<[u8; LEN]>());
-        let key = oxwsgi_core::daemon::auth::server_secret(kept)
+        let key = oxwsgi_core::daemon::protocol::auth::server_secret(kept)
             .map_err(|e| format!("cannot draw the process groups' secret: {e}"))?;
         if found.is_null() {
             let p = ffi::apr_palloc(pool, LEN).cast::<[u8; LEN]>();
@@ -364,7 +364,7 @@ unsafe extern "C" fn stop_all(_: *mut c_void) -> ffi::apr_status_t {
         // The handler is this module's code, which Apache unloads with the
         // configuration (a restart): a child's death after that would jump
         // into unmapped memory (the parent died so in a test).
-        oxwsgi_core::daemon::group::wake_on_daemon_exit(false);
+        oxwsgi_core::daemon::server::group::wake_on_daemon_exit(false);
         PCONF.store(std::ptr::null_mut(), std::sync::atomic::Ordering::Release);
         let groups = std::mem::take(&mut *GROUPS.lock().recover());
         for g in groups {
@@ -399,7 +399,7 @@ pub unsafe extern "C" fn monitor(_: *mut apr_pool_t, _: *mut server_rec) -> c_in
 pub fn forget_groups_in_child() {
     let had = !std::mem::take(&mut *GROUPS.lock().recover()).is_empty();
     if had {
-        oxwsgi_core::daemon::group::wake_on_daemon_exit(false);
+        oxwsgi_core::daemon::server::group::wake_on_daemon_exit(false);
     }
 }
 

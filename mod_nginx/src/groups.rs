@@ -1,5 +1,5 @@
 //! Process groups (`wsgi_process_group`): for each configuration nginx's
-//! master loads, it starts a manager (`oxwsgi_core::daemon::manager`) that
+//! master loads, it starts a manager (`oxwsgi_core::daemon::server::manager`) that
 //! owns the groups' daemons, and retires the previous configuration's
 //! manager once the new one runs (the groups keep their socket paths, so the
 //! old workers' new connections reach the new daemons, while the old
@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use ngx::ffi::{ngx_core_conf_t, ngx_core_module, ngx_cycle_t};
-use oxwsgi_core::daemon::listen;
-use oxwsgi_core::daemon::manager::{self, Manager};
+use oxwsgi_core::daemon::process::stderr_log::LogStyle;
+use oxwsgi_core::daemon::server::listen;
+use oxwsgi_core::daemon::server::manager::{self, Manager};
 use oxwsgi_core::daemon::spec::{ExecSpec, GroupSpec};
-use oxwsgi_core::daemon::stderr_log::LogStyle;
 use oxwsgi_core::sync::Recover;
 
 use crate::Module;

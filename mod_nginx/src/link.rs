@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 use ngx::ffi::{
     NGX_OK, ngx_close_connection, ngx_connection_t, ngx_event_t, ngx_http_request_t, ngx_int_t,
 };
-use oxwsgi_core::daemon::exchange::{self, Event, Exchange, Lost};
-use oxwsgi_core::daemon::frame::{self, AppRef, BodyKind, Kind};
+use oxwsgi_core::daemon::protocol::exchange::{self, Event, Exchange, Lost};
+use oxwsgi_core::daemon::protocol::frame::{self, AppRef, BodyKind, Kind};
 use oxwsgi_core::{App, Body, Chunk, guard};
 
 use crate::channel::Channel;

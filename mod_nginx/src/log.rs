@@ -66,5 +66,7 @@ pub fn install() {
 /// process group manager and its daemons, forked from the master, which
 /// keep none of nginx's open files but standard error.
 pub fn install_stderr() {
-    oxwsgi_core::daemon::stderr_log::install(oxwsgi_core::daemon::stderr_log::LogStyle::Nginx);
+    oxwsgi_core::daemon::process::stderr_log::install(
+        oxwsgi_core::daemon::process::stderr_log::LogStyle::Nginx,
+    );
 }

@@ -14,8 +14,8 @@ use ngx::ffi::{
     ngx_handle_read_event, ngx_handle_write_event, ngx_int_t,
 };
 use ngx::http::HttpModuleMainConf;
-use oxwsgi_core::daemon::auth::{self, Token};
 use oxwsgi_core::daemon::options::GroupOptions;
+use oxwsgi_core::daemon::protocol::auth::{self, Token};
 use oxwsgi_core::guard;
 
 use crate::Module;

@@ -1,34 +1,28 @@
 //! Process groups: apps served by daemon processes of their own (mod_wsgi's
 //! daemon mode; nginx's `wsgi_process_group`), reached over a unix socket.
 //!
-//! - `auth`: who may talk to a daemon (the peer's user, the group's
-//!   token);
-//! - `frame`: the frames and the encoding of heads;
-//! - `serve`: the daemon's side, where the core's request engine runs the
-//!   request exactly as in embedded mode;
-//! - `dispatch`: a daemon process's threads, waiting together on an epoll
-//!   set of one-shot connections, so only a request (never an idle
-//!   connection) holds a Python thread, and a request costs one wake-up;
-//! - `life`: when a daemon ends, and how (recycling, stopping);
-//! - `manager`: a process that owns a server's groups, for servers whose
-//!   master reaps every child itself (nginx);
-//! - `sys`: the system calls std does not offer;
-//! - `listen`: where a group's socket is made, and how (a directory of the
-//!   server's own, a mode that never exposes it);
-//! - `spec`: what a group is made of, as the parent hands it to its
-//!   daemons; `group`: the daemon processes of a group, forked from the
-//!   server's parent, replaced when they die, stopped with the server;
-//! - `process`: a daemon process from fork to exit (and its entry after
-//!   `exec`); `exec`: a daemon becoming its virtualenv's own Python, with
-//!   oxwsgi's daemon extension module; `handoff`: what it carries over;
-//! - `stderr_log`: log lines on stderr in the server's error log format;
-//! - `options`: a group's options as mod_wsgi spells them (taken, or
-//!   refused by name); `reach`: what its daemons' user can open, checked
-//!   with the configuration;
-//! - `exchange`: the server's side of one request, without I/O: what the
-//!   daemon's bytes mean (both servers read the daemon with it);
-//! - `proxy`: the server's side with blocking I/O (Apache), with pooled
-//!   connections.
+//! - `protocol/`: what the two sides say: `frame` (the frames, the
+//!   encoding of heads), `auth` (who may talk to a daemon: the peer's user,
+//!   the group's token), `exchange` (the server's side of one request,
+//!   without I/O: both servers read the daemon with it);
+//! - `server/`: the server's side: `group` (the daemons of a group, forked
+//!   from the server's parent, replaced when they die, stopped with the
+//!   server), `manager` (a process that owns a server's groups, for servers
+//!   whose master reaps every child itself: nginx), `listen` (where a
+//!   group's socket is made), `reach` (what a group's user can open,
+//!   checked with the configuration), `proxy` (blocking I/O with pooled
+//!   connections: Apache);
+//! - `process/`: the daemon's side: `entry` (from fork to exit, and after
+//!   `exec`), `exec` and `handoff` (becoming the virtualenv's own Python
+//!   with oxwsgi's daemon extension module, and what it carries over),
+//!   `dispatch` (the threads on one epoll set of one-shot connections, so
+//!   only a request holds a Python thread), `serve` (a request run by the
+//!   core's engine exactly as embedded), `life` (when a daemon ends, and
+//!   how), `stderr_log` (log lines in the server's error log format);
+//! - shared by both sides: `options` (a group's options as mod_wsgi spells
+//!   them, taken or refused by name), `spec` (what a group is made of, as
+//!   the parent hands it to its daemons), `sys` (the system calls std does
+//!   not offer).
 //!
 //! # The protocol
 //!
@@ -73,23 +67,11 @@
 //!    flows back with the socket's own backpressure: a slow client slows
 //!    the server's reads, and with them the app's writes.
 
-pub mod auth;
-pub mod dispatch;
-pub mod exchange;
-pub mod exec;
-pub mod frame;
-pub mod group;
-pub mod handoff;
-pub mod life;
-pub mod listen;
-pub mod manager;
 pub mod options;
-mod process;
-pub mod proxy;
-pub mod reach;
-pub mod serve;
+pub mod process;
+pub mod protocol;
+pub mod server;
 pub mod spec;
-pub mod stderr_log;
 mod sys;
 
-pub use process::serve_in_python;
+pub use process::entry::serve_in_python;

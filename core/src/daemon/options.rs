@@ -311,7 +311,7 @@ impl GroupOptions {
         ];
         for (key, user) in users {
             if let Some(u) = user {
-                super::sys::user_id(u).map_err(|e| format!("{key}={u}: {e}"))?;
+                crate::daemon::sys::user_id(u).map_err(|e| format!("{key}={u}: {e}"))?;
             }
         }
         if let Some(u) = &self.user {
@@ -320,11 +320,12 @@ impl GroupOptions {
         let groups = [("group", &self.group), ("script-group", &self.script_group)];
         for (key, group) in groups {
             if let Some(g) = group {
-                super::sys::group_id(g).map_err(|e| format!("{key}={g}: {e}"))?;
+                crate::daemon::sys::group_id(g).map_err(|e| format!("{key}={g}: {e}"))?;
             }
         }
         for g in self.supplementary_groups.iter().flatten() {
-            super::sys::group_id(g).map_err(|e| format!("supplementary-groups={g}: {e}"))?;
+            crate::daemon::sys::group_id(g)
+                .map_err(|e| format!("supplementary-groups={g}: {e}"))?;
         }
         Ok(())
     }
@@ -482,7 +483,7 @@ impl GroupOptions {
     /// the server's memory) would not be.
     pub fn own_user(&self, workers: Option<u32>) -> Option<&str> {
         let user = self.user.as_deref()?;
-        (super::sys::user_id(user).ok()? != workers?).then_some(user)
+        (crate::daemon::sys::user_id(user).ok()? != workers?).then_some(user)
     }
 
     /// What the server can know when it reads its configuration of a group
@@ -504,22 +505,22 @@ impl GroupOptions {
     /// Who the daemons will run as: `user=` (with `group=` and
     /// `supplementary-groups=`), else this process's own identity (a server
     /// not started as root keeps it).
-    pub fn identity(&self) -> Result<super::reach::Identity, String> {
+    pub fn identity(&self) -> Result<crate::daemon::server::reach::Identity, String> {
         let Some(user) = &self.user else {
             // SAFETY: geteuid and getegid have no preconditions.
             let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-            return Ok(super::reach::Identity {
+            return Ok(crate::daemon::server::reach::Identity {
                 name: format!("uid {uid}"),
                 uid,
                 gids: vec![gid],
             });
         };
-        let (uid, gids) = super::sys::identity_of(
+        let (uid, gids) = crate::daemon::sys::identity_of(
             user,
             self.group.as_deref(),
             self.supplementary_groups.as_deref(),
         )?;
-        Ok(super::reach::Identity {
+        Ok(crate::daemon::server::reach::Identity {
             name: format!("user={user}"),
             uid,
             gids,
@@ -532,7 +533,7 @@ impl GroupOptions {
     /// scripts the group serves). The error names the path and what is
     /// missing.
     pub fn check_reach(&self, scripts: &[&Path]) -> Result<(), String> {
-        use super::reach::Need;
+        use crate::daemon::server::reach::Need;
         let who = self.identity()?;
         let suffix = "; the daemons would fail at every start";
         if let Some(program) = self.interpreter() {
@@ -575,7 +576,7 @@ impl GroupOptions {
 /// A group's daemons never run as root (as mod_wsgi's): its apps would
 /// own the machine.
 fn not_root(user: &str) -> Result<(), String> {
-    match super::sys::user_id(user) {
+    match crate::daemon::sys::user_id(user) {
         Ok(0) => Err(format!(
             "user={user}: a process group's daemons never run as root; name an unprivileged user"
         )),

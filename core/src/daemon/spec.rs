@@ -7,10 +7,10 @@ use std::path::PathBuf;
 
 use crate::app::AppOptions;
 
-use super::auth::Admission;
-use super::options::GroupOptions;
-use super::stderr_log::LogStyle;
-use super::sys;
+use crate::daemon::options::GroupOptions;
+use crate::daemon::process::stderr_log::LogStyle;
+use crate::daemon::protocol::auth::Admission;
+use crate::daemon::sys;
 
 /// What a group is made of (from `WSGIDaemonProcess` or
 /// `wsgi_process_group`).

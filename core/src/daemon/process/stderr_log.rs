@@ -5,7 +5,7 @@
 //! became its virtualenv's Python, where no server code is left at all).
 //! Each line is one write, as the servers' own.
 
-use super::sys;
+use crate::daemon::sys;
 
 /// Whose format the lines take.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,15 +12,17 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 
-use super::handoff::Handoff;
-use super::options::{Lifecycle, PythonExecutable};
-use super::spec::{EXTENSION_FILE, ExecSpec, GroupSpec, file_stamp};
-use super::sys::{self, Pid};
+use crate::daemon::options::{Lifecycle, PythonExecutable};
+use crate::daemon::process::handoff::Handoff;
+use crate::daemon::spec::{EXTENSION_FILE, ExecSpec, GroupSpec, file_stamp};
+use crate::daemon::sys::{self, Pid};
 
 /// The interpreter a daemon of `spec` becomes, and how; `None`: it starts
 /// the server's embedded Python, which only a group of the server's own
 /// user may do.
-pub(super) fn python_to_become(spec: &GroupSpec) -> Result<Option<(PathBuf, ExecSpec)>, String> {
+pub(in crate::daemon) fn python_to_become(
+    spec: &GroupSpec,
+) -> Result<Option<(PathBuf, ExecSpec)>, String> {
     let why = match find_python(spec)? {
         Found::Exec(program, exec) => return Ok(Some((program, exec))),
         Found::Embedded(why) => why,
@@ -125,7 +127,7 @@ sys.exit(daemon.serve(handoff))
 
 /// Executes `program` with the daemon extension; returns only why that
 /// failed.
-pub(super) fn become_python(
+pub(in crate::daemon) fn become_python(
     spec: &GroupSpec,
     program: &std::path::Path,
     exec: &ExecSpec,
@@ -204,7 +206,7 @@ mod tests {
 
     use super::*;
     use crate::daemon::options::GroupOptions;
-    use crate::daemon::stderr_log::LogStyle;
+    use crate::daemon::process::stderr_log::LogStyle;
 
     #[test]
     fn a_replaced_extension_keeps_the_daemons_on_the_embedded_python() {

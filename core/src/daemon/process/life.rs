@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use crate::sync::Recover;
 
-use super::options::Lifecycle;
-use super::sys;
+use crate::daemon::options::Lifecycle;
+use crate::daemon::sys;
 
 /// How often the monitor looks at the clocks.
 const TICK: Duration = Duration::from_millis(200);

@@ -100,7 +100,7 @@ pub fn write(w: &mut impl Write, kind: Kind, payload: &[u8]) -> io::Result<()> {
 pub fn send_now(fd: std::os::fd::RawFd, kind: Kind, payload: &[u8]) -> io::Result<()> {
     let mut bytes = Vec::with_capacity(HEADER + payload.len());
     write(&mut bytes, kind, payload)?;
-    super::sys::send_now(fd, &bytes)
+    crate::daemon::sys::send_now(fd, &bytes)
 }
 
 fn protocol_error(what: String) -> io::Error {

@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 
 use crate::sync::Recover;
 
-use super::options::GroupOptions;
-use super::serve::{Apps, Connection};
-use super::sys::{self, Epoll};
+use crate::daemon::options::GroupOptions;
+use crate::daemon::process::serve::{Apps, Connection};
+use crate::daemon::sys::{self, Epoll};
 
 /// How often a waiting thread looks at `stop`, in ms.
 const STOP_CHECK_MS: i32 = 100;
@@ -301,7 +301,7 @@ fn adopt(shared: &Shared, stream: UnixStream) -> io::Result<()> {
     // introduction sent in part) waits no longer than it may take; then
     // the group's socket timeout.
     stream.set_read_timeout(Some(HELLO_LIMIT))?;
-    super::serve::greet(&stream)?;
+    crate::daemon::process::serve::greet(&stream)?;
     let conn = Arc::new(
         Connection::new(stream, o.response_buffer_size)?
             .with_timeout(Some(o.socket_timeout.unwrap_or(DEFAULT_SOCKET_TIMEOUT))),

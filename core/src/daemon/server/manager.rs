@@ -30,9 +30,9 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
-use super::group::{Bound, Group};
-use super::spec::GroupSpec;
-use super::sys::{self, Pid};
+use crate::daemon::server::group::{Bound, Group};
+use crate::daemon::spec::GroupSpec;
+use crate::daemon::sys::{self, Pid};
 
 /// How often the manager looks at its daemons.
 const TICK: Duration = Duration::from_millis(100);

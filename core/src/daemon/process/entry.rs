@@ -12,18 +12,18 @@ use std::time::Duration;
 use crate::app::App;
 use crate::python::interpreter::Interpreter;
 
-use super::exec::{become_python, python_to_become};
-use super::handoff::Handoff;
-use super::life::{End, Life};
-use super::options::{GroupOptions, Lifecycle};
-use super::serve::Owner;
-use super::spec::GroupSpec;
-use super::stderr_log;
-use super::sys::{self, Pid};
+use crate::daemon::options::{GroupOptions, Lifecycle};
+use crate::daemon::process::exec::{become_python, python_to_become};
+use crate::daemon::process::handoff::Handoff;
+use crate::daemon::process::life::{End, Life};
+use crate::daemon::process::serve::Owner;
+use crate::daemon::process::stderr_log;
+use crate::daemon::spec::GroupSpec;
+use crate::daemon::sys::{self, Pid};
 
 /// A daemon process, from fork to exit (or to the Python it becomes); the
 /// exit status.
-pub(super) fn daemon_main(
+pub(in crate::daemon) fn daemon_main(
     spec: &GroupSpec,
     lifecycle: Lifecycle,
     listener: &UnixListener,
@@ -33,7 +33,7 @@ pub(super) fn daemon_main(
     sys::default_signals();
     // The daemon keeps its own group's token (in `spec`), not the secret
     // that makes every group's, and its own group's metrics only.
-    super::auth::forget_secret();
+    crate::daemon::protocol::auth::forget_secret();
     crate::ops::group_metrics::keep_only(&spec.name);
     if !bound_to(parent) {
         return 0;
@@ -83,14 +83,14 @@ pub(super) fn daemon_main(
 
 /// Makes the daemon go when the server's parent `parent` goes, however it
 /// goes; false if it is gone already.
-pub(super) fn bound_to(parent: Pid) -> bool {
+pub(in crate::daemon) fn bound_to(parent: Pid) -> bool {
     sys::die_with_parent(libc::SIGTERM);
     std::os::unix::process::parent_id() as Pid == parent
 }
 
 /// Starts Python (or adopts the one this process became: `adopted`) and
 /// serves the group's requests until the daemon's life ends.
-pub(super) fn serve_group(
+pub(in crate::daemon) fn serve_group(
     spec: &GroupSpec,
     lifecycle: Lifecycle,
     listener: UnixListener,
@@ -162,13 +162,13 @@ pub(super) fn serve_group(
         _ => "the server's embedded Python".to_string(),
     };
     log::info!(target: "oxwsgi", "group {}: daemon process {} serving ({python})", spec.name, std::process::id());
-    let apps = super::serve::Apps::new(apps, o.threads > 1, o.processes > 1)
+    let apps = crate::daemon::process::serve::Apps::new(apps, o.threads > 1, o.processes > 1)
         .with_options(o)
         .with_life(life.clone())
         .with_owner(owner)
         .with_admission(spec.admission.clone())
         .with_mounts(spec.mounts.clone());
-    let result = super::dispatch::run(listener, apps, o, life.stop_flag());
+    let result = crate::daemon::process::dispatch::run(listener, apps, o, life.stop_flag());
     if let Err(e) = result {
         log::error!(target: "oxwsgi", "group {}: {e}", spec.name);
     }
@@ -180,9 +180,9 @@ pub(super) fn serve_group(
 /// parent starts another at once, and a mistake that fails every start
 /// (a user that does not exist, a broken virtualenv) must not become a
 /// fork loop filling the error log (mod_wsgi waits 20 s).
-pub(super) const FAILED_START_PAUSE: Duration = Duration::from_secs(5);
+pub(in crate::daemon) const FAILED_START_PAUSE: Duration = Duration::from_secs(5);
 
-pub(super) fn fail_slowly(group: &str, why: &str) -> i32 {
+pub(in crate::daemon) fn fail_slowly(group: &str, why: &str) -> i32 {
     log::error!(
         target: "oxwsgi",
         "group {group}: {why}; this daemon exits in {} s and another is started",
@@ -193,7 +193,7 @@ pub(super) fn fail_slowly(group: &str, why: &str) -> i32 {
 }
 
 /// The name `ps` and `top` show for a daemon of group `name`.
-pub(super) fn set_title(name: &str, o: &GroupOptions) {
+pub(in crate::daemon) fn set_title(name: &str, o: &GroupOptions) {
     let title = o
         .display_name
         .clone()

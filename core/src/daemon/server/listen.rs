@@ -19,7 +19,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
 
-use super::sys;
+use crate::daemon::sys;
 
 /// Makes `dir` the server's private socket directory: created (mode 0755)
 /// if missing, else checked: a real directory, owned by this process's

@@ -11,11 +11,11 @@ use std::time::Duration;
 use crate::app::{AppOptions, AppSource, AppSpec};
 use crate::python::interpreter::Restrictions;
 
-use super::auth::{Admission, Token};
-use super::frame::{field, fields};
-use super::spec::Mount;
-use super::stderr_log::LogStyle;
-use super::sys::Pid;
+use crate::daemon::process::stderr_log::LogStyle;
+use crate::daemon::protocol::auth::{Admission, Token};
+use crate::daemon::protocol::frame::{field, fields};
+use crate::daemon::spec::Mount;
+use crate::daemon::sys::Pid;
 
 /// A daemon's state at exec.
 #[derive(Clone, Debug, PartialEq)]

@@ -25,7 +25,7 @@ use std::sync::Mutex;
 
 use crate::sync::Recover;
 
-use super::frame::{self, Kind};
+use crate::daemon::protocol::frame::{self, Kind};
 
 /// A group's token: the proof, on each new connection, that the server
 /// opened it.

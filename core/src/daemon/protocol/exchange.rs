@@ -9,7 +9,7 @@ use std::io;
 
 use crate::response::ResponseHead;
 
-use super::frame::{self, Kind};
+use crate::daemon::protocol::frame::{self, Kind};
 
 /// What the daemon's bytes mean for the response.
 #[derive(Debug, PartialEq, Eq)]

@@ -17,9 +17,9 @@ use std::os::unix::net::UnixListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::process::{FAILED_START_PAUSE, daemon_main};
-use super::spec::GroupSpec;
-use super::sys::{self, Pid};
+use crate::daemon::process::entry::{FAILED_START_PAUSE, daemon_main};
+use crate::daemon::spec::GroupSpec;
+use crate::daemon::sys::{self, Pid};
 
 /// A running group, owned by the server's parent process.
 pub struct Group {
@@ -53,7 +53,8 @@ impl Bound {
             let uid = sys::user_id(user).map_err(io::Error::other)?;
             owner = Some((uid, owner.map_or(u32::MAX, |(_, gid)| gid)));
         }
-        let listener = super::listen::bind(&spec.socket, owner, spec.options.listen_backlog)?;
+        let listener =
+            crate::daemon::server::listen::bind(&spec.socket, owner, spec.options.listen_backlog)?;
         Ok(Bound {
             socket_id: file_id(&spec.socket),
             spec: Arc::new(spec),

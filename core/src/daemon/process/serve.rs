@@ -16,10 +16,10 @@ use crate::response::responder::Outcome;
 use crate::response::sink::{Chunk, ResponseSink, TimeoutAction};
 use crate::sync::Recover;
 
-use super::auth::{Admission, Token};
-use super::frame::{self, AppRef, BodyKind, Kind};
-use super::life::Life;
-use super::options::GroupOptions;
+use crate::daemon::options::GroupOptions;
+use crate::daemon::process::life::Life;
+use crate::daemon::protocol::auth::{Admission, Token};
+use crate::daemon::protocol::frame::{self, AppRef, BodyKind, Kind};
 
 /// One connection from the server, shared by the request's body reader and
 /// its sink (both used by the request's thread, one call at a time).
@@ -108,7 +108,7 @@ pub struct Apps {
     /// given its group's admission).
     admission: Option<Admission>,
     /// The only apps the server may name (`None`: any).
-    mounts: Option<Vec<super::spec::Mount>>,
+    mounts: Option<Vec<crate::daemon::spec::Mount>>,
 }
 
 /// Who a group's scripts must belong to.
@@ -135,7 +135,7 @@ impl Apps {
 
     /// Runs only the apps of `mounts` (those the configuration mounts for
     /// the group), when given.
-    pub fn with_mounts(mut self, mounts: Option<Vec<super::spec::Mount>>) -> Apps {
+    pub fn with_mounts(mut self, mounts: Option<Vec<crate::daemon::spec::Mount>>) -> Apps {
         self.mounts = mounts;
         self
     }
@@ -391,7 +391,8 @@ impl Connection {
                     Err(e) => return Err(e),
                 }
                 use std::os::fd::AsRawFd;
-                if c.reader.buffer().is_empty() && !super::sys::bytes_waiting(c.writer.as_raw_fd())
+                if c.reader.buffer().is_empty()
+                    && !crate::daemon::sys::bytes_waiting(c.writer.as_raw_fd())
                 {
                     // Back to waiting: the head has not come yet.
                     return Ok(true);
@@ -448,7 +449,7 @@ impl Connection {
                 // reloaded in place would leave the project's other modules
                 // as they were.
                 life.end(
-                    super::life::End::Recycle,
+                    crate::daemon::process::life::End::Recycle,
                     &format!("the WSGI script of app {} changed", app.name()),
                 );
                 let mut c = self.conn.lock().recover();

@@ -15,9 +15,9 @@ use crate::response::responder::Outcome;
 use crate::response::sink::{Chunk, ResponseSink};
 use crate::sync::Recover;
 
-use super::auth::Token;
-use super::exchange::{Event, Lost};
-use super::frame::{self, AppRef, BodyKind, Kind};
+use crate::daemon::protocol::auth::Token;
+use crate::daemon::protocol::exchange::{Event, Lost};
+use crate::daemon::protocol::frame::{self, AppRef, BodyKind, Kind};
 
 /// A connection to a daemon, idle between requests.
 pub struct Connection {
@@ -35,7 +35,7 @@ impl Connection {
     pub fn open(path: &Path, timeout: Option<Duration>, token: &Token) -> io::Result<Connection> {
         use std::os::fd::AsRawFd;
         let stream = UnixStream::connect(path)?;
-        super::auth::introduce(stream.as_raw_fd(), token)?;
+        crate::daemon::protocol::auth::introduce(stream.as_raw_fd(), token)?;
         stream.set_read_timeout(timeout)?;
         stream.set_write_timeout(timeout)?;
         Ok(Connection {
@@ -92,12 +92,12 @@ impl Pool {
     pub fn for_group(
         path: PathBuf,
         name: &str,
-        options: &super::options::GroupOptions,
+        options: &crate::daemon::options::GroupOptions,
     ) -> io::Result<Pool> {
         let mut p = Pool::new(
             path,
             options.socket_timeout,
-            super::auth::group_token(name)?,
+            crate::daemon::protocol::auth::group_token(name)?,
         )
         .with_connect_timeout(options.connect_timeout);
         p.head_limit = options.header_buffer_size;
@@ -156,7 +156,7 @@ impl Pool {
         how: Relay,
     ) -> Outcome {
         let error_override = how.error_override;
-        let idempotent = super::exchange::idempotent(req.method());
+        let idempotent = crate::daemon::protocol::exchange::idempotent(req.method());
         let head_request = req.method() == b"HEAD";
         let body = req.take_body();
         let kind = body_kind(req, &body);
@@ -187,7 +187,7 @@ impl Pool {
             let pooled = conn.accepted;
             let mut state = Exchange {
                 conn: &mut conn,
-                daemon: super::exchange::Exchange::new(self.head_limit)
+                daemon: crate::daemon::protocol::exchange::Exchange::new(self.head_limit)
                     .for_head_request(head_request)
                     .on_new_connection(!pooled),
                 retry: false,
@@ -274,7 +274,7 @@ fn body_kind<R: Request + ?Sized>(req: &R, body: &Body) -> BodyKind {
 /// One request on one connection.
 struct Exchange<'c> {
     conn: &'c mut Connection,
-    daemon: super::exchange::Exchange,
+    daemon: crate::daemon::protocol::exchange::Exchange,
     /// The daemon did not run the request: send it again.
     retry: bool,
     /// An error status becomes the server's error page (`serve_with`).
@@ -409,7 +409,8 @@ impl Exchange<'_> {
     /// Whether the daemon's next frame is already read or in the socket.
     fn more_waiting(&self) -> bool {
         use std::os::fd::AsRawFd;
-        self.daemon.has_buffered() || super::sys::bytes_waiting(self.conn.stream.as_raw_fd())
+        self.daemon.has_buffered()
+            || crate::daemon::sys::bytes_waiting(self.conn.stream.as_raw_fd())
     }
 }
 
