@@ -6,19 +6,16 @@
 //! every dependency pointing one way):
 //!
 //! ```text
-//!  server module (mod_nginx, mod_apache)
-//!     |  Request + ResponseSink                 daemon/  (process groups)
-//!     v                                           protocol/  frame, auth, exchange
-//!  handler ---- app (loading, options) ------     server/    group, manager, listen,
-//!     |                                               reach, proxy
-//!     +-- request/   the Request trait, environ,    process/   entry, exec, handoff,
-//!     |              input, body_pipe,                     dispatch, serve, life
-//!     |              proxy_headers                  options, spec, sys
-//!     +-- response/  start_response, responder,
-//!     |              sink, file_wrapper, gzip     ops/  metrics, group_metrics,
-//!     +-- python/    interpreter, embed,                status, health, recycle,
-//!                    app_group, logstream,              timeouts
-//!                    traceback
+//! a server module (mod_nginx, mod_apache): a Request in, a ResponseSink out
+//!   -> handler        one request end to end (app: the app and its options)
+//!        request/     Request, Body, environ, wsgi.input, body_pipe, proxy_headers
+//!        response/    ResponseHead, start_response, responder, sink, file_wrapper, gzip
+//!        python/      interpreter, embed, app_group, logstream, traceback
+//!   -> daemon/        the same request in a process group's daemon:
+//!        protocol/    frame, auth, exchange (what both sides say)
+//!        server/      group, manager, listen, reach, proxy (the server's side)
+//!        process/     entry, exec, handoff, dispatch, serve, life, stderr_log
+//!   ops/              metrics, group_metrics, status, health, recycle, timeouts
 //! ```
 //!
 //! - `handler`: one request end to end, where a request crosses into
