@@ -94,7 +94,9 @@ impl LocConf {
     /// otherwise have a buffer of up to the whole body allocated, and given
     /// back to the system, for every upload).
     pub fn body_buffer(&self) -> usize {
-        let ours = self.body_buffer.unwrap_or(crate::body::DEFAULT_BODY_BUFFER);
+        let ours = self
+            .body_buffer
+            .unwrap_or(crate::request::body::DEFAULT_BODY_BUFFER);
         usize::try_from(ours).unwrap_or(usize::MAX)
     }
 
@@ -587,7 +589,7 @@ mod tests {
         assert_eq!(loc.body_buffer(), 1 << 20);
         assert_eq!(
             LocConf::default().body_buffer(),
-            crate::body::DEFAULT_BODY_BUFFER as usize
+            crate::request::body::DEFAULT_BODY_BUFFER as usize
         );
         assert!(loc.app_options(8).is_none(), "no wsgi_app, no app");
     }

@@ -13,12 +13,12 @@ use ngx::http::HttpModuleLocationConf;
 use oxwsgi_core::{Body, guard};
 
 use crate::Module;
-use crate::body;
-use crate::channel::Channel;
-use crate::msg::Msg;
+use crate::embedded::worker::{self, Job};
 use crate::output::ReqCtx;
+use crate::output::channel::Channel;
+use crate::output::msg::Msg;
 use crate::request::NginxRequest;
-use crate::worker::{self, Job};
+use crate::request::body;
 use oxwsgi_core::request::body_pipe::{BodyPipe, PipeReader};
 
 /// The content handler of a `wsgi_app` location.
@@ -118,7 +118,7 @@ unsafe extern "C" fn group_body_ready(r: *mut ngx_http_request_t) {
             else {
                 return false;
             };
-            crate::link::start(r, &app, group)
+            crate::group::proxy::start(r, &app, group)
         }
     });
     if !started {

@@ -1,49 +1,41 @@
 //! ngx_http_oxwsgi_module: WSGI apps served inside nginx, on oxwsgi-core.
 //!
 //! Python never runs on the event loop. A request travels like this:
-//! - `conf`: the `wsgi_*` directives, parsed and checked at `nginx -t` time.
-//! - `handler`: the content handler starts nginx's body reader, snapshots
-//!   the request (`request`) and queues it for a Python thread; `body`
-//!   feeds a body that is still arriving from nginx's reader into the
-//!   core's `body_pipe` (backpressure, the app's reader).
-//! - `worker`: per worker process: the interpreter, the Python threads, and
-//!   the eventfd through which they wake the event loop (batched).
-//! - `channel`: what a Python thread sends back, with backpressure, woken
-//!   through a `Notifier` the worker gives it; `NginxSink` is the core's
-//!   `ResponseSink` over it. `msg`: the messages and the response's
-//!   high-water mark, shared by the channel, the body side and the output.
-//! - `output`: on the event loop, turns those messages into nginx's header
-//!   and body filter calls (zero-copy buffers, sendfile for files) and
-//!   finalises the request.
-//! - `status`: the metrics zone all workers share, and the `wsgi_status`
-//!   handler that shows it (Prometheus, JSON, HTML); `health`: the
-//!   `wsgi_health` answers and the drain before a graceful stop.
-//! - `groups`: `wsgi_process_group`: the master starts the groups' manager
-//!   for each configuration it loads.
-//! - `link`: a `wsgi_group` request: the core's daemon protocol driven by
-//!   the event loop (never a blocking call), into the same `output`;
-//!   `pool`: the worker's connections to the groups, kept between requests.
-//! - `log`: the `log` facade onto nginx's error log.
+//!
+//! ```text
+//! directives -> conf           the wsgi_* directives, checked at nginx -t
+//! handler                      the content handler: snapshots the request
+//!   |                          (request/, its body through request::body)
+//!   +-> embedded/worker        a Python thread of this worker runs the app
+//!   +-> group/proxy            or the group's daemon does, over a pooled
+//!   |                          connection (group/pool); group/master starts
+//!   |                          the groups' manager in nginx's master
+//!   v
+//! output/                      what comes back (output::channel, msg) into
+//!                              nginx's header and body filters
+//! status, health               the metrics zone and wsgi_status; wsgi_health
+//!                              and the drain before a graceful stop
+//! log                          the `log` facade onto nginx's error log
+//! ```
+//!
+//! Dependencies point one way (build/circles.py): `directives` and this
+//! file on top, then `handler`, the two paths (`embedded`, `group`),
+//! `output`, `request`, and `conf` below the parts that read it.
 
 // In the unit-test build the entry points the server calls are not exported
 // (nothing there could resolve the server's symbols), so they are unused.
 #![cfg_attr(test, allow(dead_code))]
 
-mod body;
-mod channel;
 mod conf;
 mod directives;
-mod groups;
+mod embedded;
+mod group;
 mod handler;
 mod health;
-mod link;
 mod log;
-mod msg;
 mod output;
-mod pool;
 mod request;
 mod status;
-mod worker;
 
 use std::ptr;
 
@@ -147,7 +139,7 @@ unsafe extern "C" fn init_module(cycle: *mut ngx_cycle_t) -> ngx_int_t {
         ngx::ffi::NGX_ERROR as ngx_int_t,
         || {
             // SAFETY: nginx passes the cycle it initialises, in the master.
-            match unsafe { groups::start(cycle) } {
+            match unsafe { group::master::start(cycle) } {
                 Ok(()) => ngx::ffi::NGX_OK as ngx_int_t,
                 Err(e) => {
                     // SAFETY: the cycle's log is valid while it is initialised.
@@ -163,7 +155,7 @@ unsafe extern "C" fn init_module(cycle: *mut ngx_cycle_t) -> ngx_int_t {
 /// A worker process starts: Python starts here, never in the master.
 unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
     // Only the master holds the groups' lifeline.
-    groups::forget_in_worker();
+    group::master::forget_in_worker();
     // A worker without Python still serves everything else; WSGI locations
     // answer 503 and the error log says why.
     guard::entry("worker start", (), || {
@@ -171,11 +163,11 @@ unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
         unsafe {
             // Group requests log too, in workers that run no Python.
             log::install();
-            pool::start(cycle);
+            group::pool::start(cycle);
             if let Some(m) = Module::main_conf(&*cycle) {
                 health::start(cycle, m.drain_time.flatten().unwrap_or_default());
             }
-            worker::start(cycle)
+            embedded::worker::start(cycle)
         }
     });
     ngx::ffi::NGX_OK as ngx_int_t
@@ -184,8 +176,8 @@ unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
 /// A worker process exits: stop the Python threads, then finalise Python.
 unsafe extern "C" fn exit_process(cycle: *mut ngx_cycle_t) {
     guard::entry("worker exit", (), || {
-        pool::close_all();
+        group::pool::close_all();
         // SAFETY: nginx passes the cycle of this exiting worker.
-        unsafe { worker::stop(cycle) }
+        unsafe { embedded::worker::stop(cycle) }
     })
 }

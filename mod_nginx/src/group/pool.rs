@@ -81,11 +81,11 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) {
         return;
     };
     // SAFETY: as above.
-    let pid = unsafe { crate::groups::pid_file(cycle) };
+    let pid = unsafe { crate::group::master::pid_file(cycle) };
     let peers = main
         .groups
         .iter()
-        .map(|(name, o)| Peer::new(name, &crate::groups::socket_path(&pid, name), o))
+        .map(|(name, o)| Peer::new(name, &crate::group::master::socket_path(&pid, name), o))
         .collect();
     PEERS.with(|p| *p.borrow_mut() = peers);
 }

@@ -32,10 +32,10 @@ use oxwsgi_core::daemon::protocol::exchange::{self, Event, Exchange, Lost};
 use oxwsgi_core::daemon::protocol::frame::{self, AppRef, BodyKind, Kind};
 use oxwsgi_core::{App, Body, Chunk, guard};
 
-use crate::channel::Channel;
-use crate::msg::Msg;
+use crate::group::pool;
 use crate::output::ReqCtx;
-use crate::pool;
+use crate::output::channel::Channel;
+use crate::output::msg::Msg;
 use crate::request::NginxRequest;
 
 /// Response bytes read from the daemon before they go to nginx's filters
@@ -244,9 +244,11 @@ pub unsafe fn start(r: *mut ngx_http_request_t, app: &App, group: usize) -> bool
     let mut head = frame::encode_head(&target, &request, kind);
     frame::add_var(&mut head, b"mod_wsgi.process_group", name.as_bytes());
     frame::stamp(&mut head, frame::monotonic_us());
-    let channel = Arc::new(Channel::new(&crate::worker::NOTIFIER));
+    let channel = Arc::new(Channel::new(&crate::embedded::worker::NOTIFIER));
     // SAFETY: r is live on the event loop, as attach requires.
-    let Some(ctx) = (unsafe { ReqCtx::attach(r, channel, None, crate::worker::draining) }) else {
+    let Some(ctx) =
+        (unsafe { ReqCtx::attach(r, channel, None, crate::embedded::worker::draining) })
+    else {
         return false;
     };
     let shared = Rc::new(Shared::default());
@@ -289,7 +291,7 @@ pub unsafe fn start(r: *mut ngx_http_request_t, app: &App, group: usize) -> bool
         l.wait.data = (&raw mut l.wait_conn).cast();
         l.wait.handler = Some(on_wait);
         l.wait.log = (*(*r).connection).log;
-        crate::body::take_bufs(r, &mut |b| l.body.extend_from_slice(b));
+        crate::request::body::take_bufs(r, &mut |b| l.body.extend_from_slice(b));
         l.body_ended = (*r).reading_body() == 0;
         (*r).read_event_handler = Some(if l.body_ended {
             ngx::ffi::ngx_http_test_reading
@@ -748,7 +750,7 @@ impl Link {
         // Until the daemon asks again, the client may wait.
         if !self.body_ended {
             // SAFETY: the request is live (alive).
-            unsafe { crate::body::let_client_wait(self.r) };
+            unsafe { crate::request::body::let_client_wait(self.r) };
         }
         if let Err(e) = self.write_out() {
             return self.broken(e);
@@ -783,7 +785,7 @@ impl Link {
                 self.body_at = 0;
             }
             let body = &mut self.body;
-            crate::body::take_bufs(r, &mut |b| body.extend_from_slice(b));
+            crate::request::body::take_bufs(r, &mut |b| body.extend_from_slice(b));
             if rc == NGX_OK as ngx_int_t || (*r).reading_body() == 0 {
                 self.body_ended = true;
                 // From now on, watch for the client leaving.
@@ -858,7 +860,7 @@ unsafe extern "C" fn on_client_body(r: *mut ngx_http_request_t) {
                     // The daemon has not asked: leave it in the socket, and
                     // do not let the client time out for the app's pace.
                     if (*(*(*r).connection).read).timedout() == 0 {
-                        crate::body::let_client_wait(r);
+                        crate::request::body::let_client_wait(r);
                     }
                 }
             })

@@ -10,7 +10,7 @@ use ngx::ffi::{
 };
 use oxwsgi_core::request::body_pipe::{BodyPipe, Next};
 
-use crate::channel::FailsWith;
+use crate::output::channel::FailsWith;
 
 /// The buffer nginx reads a request body through for an app unless
 /// `wsgi_body_buffer_size` says otherwise. nginx's own default

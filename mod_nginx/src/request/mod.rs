@@ -1,6 +1,11 @@
 //! A snapshot of an nginx request, owned, so a Python thread can read it
 //! while the event loop goes on: every string is copied into one buffer, and
 //! the body becomes memory, or a reader over nginx's temporary file.
+//!
+//! `body`: a body still arriving from nginx's reader, fed into the core's
+//! `body_pipe` (backpressure: the client waits for the app's pace).
+
+pub mod body;
 
 use std::fs::File;
 use std::io::{self, Read};

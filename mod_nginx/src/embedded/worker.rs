@@ -35,7 +35,7 @@ use oxwsgi_core::sync::Recover;
 use oxwsgi_core::{App, Interpreter, guard};
 
 use crate::Module;
-use crate::channel::{Channel, NginxSink};
+use crate::output::channel::{Channel, NginxSink};
 use crate::request::NginxRequest;
 
 /// A request for a Python thread.
@@ -259,7 +259,7 @@ pub struct WorkerNotifier;
 
 pub static NOTIFIER: WorkerNotifier = WorkerNotifier;
 
-impl crate::channel::Notifier for WorkerNotifier {
+impl crate::output::channel::Notifier for WorkerNotifier {
     fn notify(&self, channel: Arc<Channel>, urgent: bool) {
         notify(channel, urgent);
     }

@@ -15,7 +15,7 @@ use oxwsgi_core::sync::Recover;
 use oxwsgi_core::{Chunk, ResponseHead, ResponseSink};
 use std::fs::File;
 
-use crate::msg::{Msg, RESPONSE_HIGH_WATER};
+use crate::output::msg::{Msg, RESPONSE_HIGH_WATER};
 
 #[derive(Default)]
 pub struct State {

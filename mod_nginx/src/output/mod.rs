@@ -5,6 +5,13 @@
 //!
 //! Body chunks are not copied: each becomes an nginx buffer over the chunk's
 //! memory, and the chunk is kept until nginx has consumed the buffer.
+//!
+//! `channel`: what a Python thread (or a group's daemon, through `group`)
+//! sends back, with backpressure, woken through the worker's `Notifier`;
+//! `msg`: the messages and the response's high-water mark.
+
+pub mod channel;
+pub mod msg;
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -23,9 +30,9 @@ use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
 use oxwsgi_core::response::latin1;
 use oxwsgi_core::{Chunk, ResponseHead, guard};
 
-use crate::body;
-use crate::channel::Channel;
-use crate::msg::{Msg, RESPONSE_HIGH_WATER};
+use crate::output::channel::Channel;
+use crate::output::msg::{Msg, RESPONSE_HIGH_WATER};
+use crate::request::body;
 use oxwsgi_core::request::body_pipe::BodyPipe;
 
 /// What nginx still needs alive for a buffer it has not consumed (held only
