@@ -18,8 +18,8 @@ def conf(d, port, module, app):
 daemon off; worker_processes 1; worker_cpu_affinity 01; error_log {d}/error.log error; pid {d}/nginx.pid;
 events {{ worker_connections 1024; }}
 http {{ access_log off; client_body_temp_path {d}/body;
-  wsgi_process_group hello processes=1 threads=8;
-  server {{ listen 127.0.0.1:{port}; location / {{ wsgi_group hello; wsgi_app {app}; }} }} }}
+  wsgi_daemon_process hello processes=1 threads=8;
+  server {{ listen 127.0.0.1:{port}; location / {{ wsgi_process_group hello; wsgi_app {app}; }} }} }}
 """
 
 

@@ -62,8 +62,8 @@ def main():
 daemon off; worker_processes 1; error_log {d}/error.log info; pid {d}/nginx.pid;
 events {{ worker_connections 1024; }}
 http {{ access_log off; client_body_temp_path {d}/body;
-  wsgi_process_group site processes=2 threads=4;
-  server {{ listen 127.0.0.1:{port}; location / {{ wsgi_group site; wsgi_app {TOP}/examples/hello.py; }} }} }}
+  wsgi_daemon_process site processes=2 threads=4;
+  server {{ listen 127.0.0.1:{port}; location / {{ wsgi_process_group site; wsgi_app {TOP}/examples/hello.py; }} }} }}
 """)
     nginx = subprocess.Popen(["/usr/sbin/nginx", "-p", d, "-c", f"{d}/nginx.conf"])
     try:

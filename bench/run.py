@@ -228,8 +228,8 @@ def group_server(tmp, name, app, venv, executable="auto", http_extra=""):
     (the shape of nginx + uWSGI, without the second server), running the
     venv's interpreter (`auto`) or nginx's embedded libpython (`off`)."""
     s = Server(name, tmp, "group")
-    s.nginx("location / { wsgi_group site; wsgi_app %s; client_max_body_size 2m; }" % app,
-            "wsgi_process_group site processes=1 threads=%d python_home=%s python_executable=%s;\n %s"
+    s.nginx("location / { wsgi_process_group site; wsgi_app %s; client_max_body_size 2m; }" % app,
+            "wsgi_daemon_process site processes=1 threads=%d python_home=%s python_executable=%s;\n %s"
             % (THREADS, venv, executable, http_extra))
     return s
 

@@ -66,7 +66,7 @@ pub fn render(plan: &Plan) -> String {
     }
     if o.group {
         line(format!(
-            "    wsgi_process_group {GROUP} {};",
+            "    wsgi_daemon_process {GROUP} {};",
             plan.group_options(false)
         ));
     } else {
@@ -132,7 +132,7 @@ pub fn render(plan: &Plan) -> String {
         let _ = write!(app, " wsgi_callable {};", plan.target.callable);
     }
     if o.group {
-        let _ = write!(app, " wsgi_group {GROUP};");
+        let _ = write!(app, " wsgi_process_group {GROUP};");
     } else if let Some(t) = o.request_timeout {
         let _ = write!(app, " wsgi_request_timeout {t}s;");
     }

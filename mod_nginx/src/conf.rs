@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
-use ngx::ffi::{NGX_LOG_EMERG, ngx_command_t, ngx_conf_t, ngx_http_core_loc_conf_t, ngx_str_t};
+use ngx::ffi::{
+    NGX_HTTP_MAIN_CONF, NGX_LOG_EMERG, NGX_LOG_WARN, ngx_command_t, ngx_conf_t,
+    ngx_http_core_loc_conf_t, ngx_str_t,
+};
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
 use ngx::ngx_conf_log_error;
 use oxwsgi_core::guard;
@@ -34,14 +37,31 @@ pub struct MainConf {
     pub metrics_zone: Option<std::ptr::NonNull<ngx::ffi::ngx_shm_zone_t>>,
     /// Every app of this configuration, preloaded when a worker starts.
     pub apps: Vec<Arc<App>>,
-    /// `wsgi_process_group`, in order.
+    /// The process groups `wsgi_daemon_process` defines, in order.
     pub groups: Vec<(String, oxwsgi_core::daemon::options::GroupOptions)>,
+    /// `wsgi_process_group NAME;` in the http block: the group every
+    /// location chooses, once a `wsgi_daemon_process` defines it; otherwise
+    /// the definition this spelling was before (see `init_main_conf`).
+    pub http_choice: Option<String>,
     /// The apps the locations mount in each group (by its number in
     /// `groups`): all its daemons will run.
     pub group_mounts: Vec<(usize, oxwsgi_core::daemon::spec::Mount)>,
 }
 
 impl MainConf {
+    /// Adds a process group; a name defined twice is refused.
+    fn define(
+        &mut self,
+        name: String,
+        options: oxwsgi_core::daemon::options::GroupOptions,
+    ) -> Result<(), String> {
+        if self.groups.iter().any(|(n, _)| *n == name) {
+            return Err(format!("group {name} is defined twice"));
+        }
+        self.groups.push((name, options));
+        Ok(())
+    }
+
     pub fn threads(&self) -> usize {
         self.threads.unwrap_or(DEFAULT_THREADS)
     }
@@ -127,10 +147,9 @@ impl LocConf {
         let Some(Some(name)) = &self.group_name else {
             return Ok(None);
         };
-        let index = names
-            .iter()
-            .position(|n| n == name)
-            .ok_or_else(|| format!("\"wsgi_group\": no wsgi_process_group is named \"{name}\""))?;
+        let index = names.iter().position(|n| n == name).ok_or_else(|| {
+            format!("\"wsgi_process_group\": no wsgi_daemon_process defines \"{name}\"")
+        })?;
         // The worker's own settings for its Python do not reach a group's
         // daemons: say so rather than ignore them.
         let embedded_only = [
@@ -215,49 +234,137 @@ fn nginx_spelling(error: &str) -> String {
     e
 }
 
-/// `wsgi_process_group NAME option=value ...;`: the options of mod_wsgi's
-/// WSGIDaemonProcess with `_` for `-` (and `max_requests`), checked now.
-pub(crate) unsafe extern "C" fn set_process_group(
+/// `wsgi_daemon_process NAME option=value ...;`: a process group, with the
+/// options of mod_wsgi's WSGIDaemonProcess spelled with `_` for `-` (and
+/// `max_requests`), checked now.
+pub(crate) unsafe extern "C" fn set_daemon_process(
     cf: *mut ngx_conf_t,
     _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    guard::entry(
+        "the wsgi_daemon_process directive",
+        crate::DIRECTIVE_PANICKED,
+        || {
+            // SAFETY: nginx hands this module's main configuration (the
+            // directive's offset) and the arguments in cf->args.
+            unsafe { define_group(cf, &mut *conf.cast::<MainConf>(), "wsgi_daemon_process") }
+        },
+    )
+}
+
+/// Defines the group that `cf`'s arguments describe (`directive` names
+/// the spelling used, for errors).
+///
+/// # Safety
+/// `cf` is the configuration being parsed, with the directive's arguments
+/// in cf->args.
+unsafe fn define_group(cf: *mut ngx_conf_t, main: &mut MainConf, directive: &str) -> *mut c_char {
+    // SAFETY: nginx has put the name and the arguments in cf->args, which
+    // lives as long as the configuration pass.
+    let args: &[ngx_str_t] = unsafe { (*(*cf).args).as_slice() };
+    let words: Result<Vec<&str>, _> = args[1..].iter().map(|a| a.to_str()).collect();
+    let parsed = words
+        .map_err(|_| "a value is not valid UTF-8".to_string())
+        .and_then(|words| {
+            let (name, rest) = words.split_first().ok_or("a group name is needed")?;
+            let rest: Vec<String> = rest.iter().map(|w| mod_wsgi_spelling(w)).collect();
+            let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+            let options = oxwsgi_core::daemon::options::GroupOptions::parse(name, &rest)
+                .map_err(|e| format!("group {name}: {}", nginx_spelling(&e)))?;
+            Ok((name.to_string(), options))
+        });
+    match parsed.and_then(|(name, o)| main.define(name, o)) {
+        Ok(()) => NGX_CONF_OK,
+        Err(e) => {
+            ngx_conf_log_error!(NGX_LOG_EMERG, cf, "\"{directive}\": {e}");
+            NGX_CONF_ERROR
+        }
+    }
+}
+
+/// `wsgi_process_group NAME|off;`: the group a location's app runs in
+/// (Apache's WSGIProcessGroup), inherited from the server and http blocks.
+/// Before, `wsgi_process_group` defined a group (now `wsgi_daemon_process`):
+/// with options it still does, with a warning; a lone name in the http
+/// block is a choice if a `wsgi_daemon_process` defines it, the old
+/// definition otherwise (`init_main_conf`).
+pub(crate) unsafe extern "C" fn set_process_group(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
     guard::entry(
         "the wsgi_process_group directive",
         crate::DIRECTIVE_PANICKED,
         || {
-            // SAFETY: nginx has put the name and the arguments in cf->args,
-            // which lives as long as the configuration pass.
-            let args: &[ngx_str_t] = unsafe { (*(*cf).args).as_slice() };
-            let words: Result<Vec<&str>, _> = args[1..].iter().map(|a| a.to_str()).collect();
-            let parsed = words
-                .map_err(|_| "a value is not valid UTF-8".to_string())
-                .and_then(|words| {
-                    let (name, rest) = words.split_first().ok_or("a group name is needed")?;
-                    let rest: Vec<String> = rest.iter().map(|w| mod_wsgi_spelling(w)).collect();
-                    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
-                    let options = oxwsgi_core::daemon::options::GroupOptions::parse(name, &rest)
-                        .map_err(|e| format!("group {name}: {}", nginx_spelling(&e)))?;
-                    Ok((name.to_string(), options))
-                });
-            // SAFETY: nginx hands this module's main configuration (the
-            // directive's offset).
-            let main = unsafe { &mut *conf.cast::<MainConf>() };
-            match parsed.and_then(|(name, o)| {
-                if main.groups.iter().any(|(n, _)| *n == name) {
-                    return Err(format!("group {name} is defined twice"));
+            // SAFETY: cf is the configuration being parsed (the directive's
+            // arguments in cf->args); its main conf is this module's.
+            unsafe {
+                let in_http = (*cf).cmd_type == NGX_HTTP_MAIN_CONF as ngx::ffi::ngx_uint_t;
+                let words = (*(*cf).args).nelts;
+                let Some(main) = Module::main_conf_mut(&*cf) else {
+                    return NGX_CONF_ERROR;
+                };
+                if words > 2 {
+                    if !in_http {
+                        ngx_conf_log_error!(
+                            NGX_LOG_EMERG,
+                            cf,
+                            "\"wsgi_process_group\" takes one group name here; \"wsgi_daemon_process\" defines a group (in the http block)"
+                        );
+                        return NGX_CONF_ERROR;
+                    }
+                    ngx_conf_log_error!(NGX_LOG_WARN, cf, "{}", OLD_DEFINITION);
+                    return define_group(cf, main, "wsgi_process_group");
                 }
-                main.groups.push((name, o));
-                Ok(())
-            }) {
-                Ok(()) => NGX_CONF_OK,
-                Err(e) => {
-                    ngx_conf_log_error!(NGX_LOG_EMERG, cf, "\"wsgi_process_group\": {e}");
-                    NGX_CONF_ERROR
+                if in_http {
+                    let (_, name) = args(cf);
+                    let Ok(name) = name else {
+                        ngx_conf_log_error!(
+                            NGX_LOG_EMERG,
+                            cf,
+                            "\"wsgi_process_group\": the value is not valid UTF-8"
+                        );
+                        return NGX_CONF_ERROR;
+                    };
+                    if name != "off" {
+                        if main.http_choice.replace(name).is_some() {
+                            ngx_conf_log_error!(
+                                NGX_LOG_EMERG,
+                                cf,
+                                "\"wsgi_process_group\" directive is duplicate"
+                            );
+                            return NGX_CONF_ERROR;
+                        }
+                        return NGX_CONF_OK;
+                    }
                 }
+                choose_group(cf, cmd, conf)
             }
         },
     )
+}
+
+/// What `nginx -t` says about `wsgi_process_group` used as a definition.
+const OLD_DEFINITION: &str = "\"wsgi_process_group NAME OPTIONS\" defining a process group is deprecated: \
+     write \"wsgi_daemon_process NAME OPTIONS\"; \"wsgi_process_group NAME\" chooses a group, \
+     as Apache's WSGIProcessGroup";
+
+/// `wsgi_group NAME|off;`: `wsgi_process_group`'s former name, still
+/// taken, with a warning.
+pub(crate) unsafe extern "C" fn set_group(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    ngx_conf_log_error!(
+        NGX_LOG_WARN,
+        cf,
+        "\"wsgi_group\" is deprecated: write \"wsgi_process_group\" (the group an app runs in, as Apache's WSGIProcessGroup)"
+    );
+    // SAFETY: nginx's arguments for this TAKE1 location-offset directive.
+    unsafe { choose_group(cf, cmd, conf) }
 }
 
 /// Makes the location being parsed answer with `handler` (a page of the
@@ -419,6 +526,7 @@ fn parse_application_group(v: &str) -> Result<String, String> {
     }
 }
 setter!(set_script_name, LocConf, parse_script_name, script_name);
+setter!(choose_group, LocConf, parse_group, group_name);
 setter!(set_gzip, LocConf, values::parse_flag, gzip);
 setter!(set_inflate, LocConf, values::parse_flag, inflate);
 setter!(set_inflate_max, LocConf, values::parse_size, inflate_max);
@@ -435,7 +543,6 @@ setter!(
     values::parse_timeout,
     queue_timeout
 );
-setter!(set_group, LocConf, parse_group, group_name);
 setter!(
     set_python_home,
     MainConf,
@@ -490,8 +597,45 @@ pub(crate) unsafe extern "C" fn set_python_path(
     )
 }
 
-pub unsafe extern "C" fn init_main_conf(_cf: *mut ngx_conf_t, _conf: *mut c_void) -> *mut c_char {
-    NGX_CONF_OK
+/// The http block is read: a lone `wsgi_process_group NAME;` there chooses
+/// NAME for every location when a `wsgi_daemon_process` defines it, and
+/// otherwise defines it with the default options, as it did before (with a
+/// warning), and chooses nothing.
+pub unsafe extern "C" fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_char {
+    guard::entry("the http block's end", crate::DIRECTIVE_PANICKED, || {
+        // SAFETY: nginx passes this module's main conf, and cf in the http
+        // block, whose context holds the block's own location conf.
+        unsafe {
+            let main = &mut *conf.cast::<MainConf>();
+            let Some(name) = main.http_choice.take() else {
+                return NGX_CONF_OK;
+            };
+            if main.groups.iter().any(|(n, _)| *n == name) {
+                let Some(http) = Module::location_conf_mut(&*cf) else {
+                    return NGX_CONF_ERROR;
+                };
+                if http.group_name.is_none() {
+                    http.group_name = Some(Some(name));
+                }
+                return NGX_CONF_OK;
+            }
+            ngx_conf_log_error!(
+                NGX_LOG_WARN,
+                cf,
+                "{} (\"wsgi_process_group {name};\")",
+                OLD_DEFINITION
+            );
+            let defined = oxwsgi_core::daemon::options::GroupOptions::parse(&name, &[])
+                .and_then(|defaults| main.define(name, defaults));
+            match defined {
+                Ok(()) => NGX_CONF_OK,
+                Err(e) => {
+                    ngx_conf_log_error!(NGX_LOG_EMERG, cf, "\"wsgi_process_group\": {e}");
+                    NGX_CONF_ERROR
+                }
+            }
+        }
+    })
 }
 
 /// Merges a location with its parents and builds its app.
@@ -636,14 +780,18 @@ mod tests {
         loc.inherit(&server);
         assert_eq!(loc.group_of(&["other", "site"]).unwrap(), Some(1));
         let e = loc.group_of(&["other"]).unwrap_err();
-        assert!(e.contains("no wsgi_process_group is named \"site\""), "{e}");
+        assert!(e.contains("no wsgi_daemon_process defines \"site\""), "{e}");
 
         let mut off = LocConf {
             group_name: Some(None),
             ..location("/", "/srv/site/wsgi.py")
         };
         off.inherit(&server);
-        assert_eq!(off.group_of(&["site"]).unwrap(), None, "wsgi_group off");
+        assert_eq!(
+            off.group_of(&["site"]).unwrap(),
+            None,
+            "wsgi_process_group off"
+        );
 
         let mut timed = LocConf {
             request_timeout: Some(Some(Duration::from_secs(5))),

@@ -34,7 +34,7 @@ const ANY: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
 const MAIN: usize = NGX_HTTP_MAIN_CONF_OFFSET;
 const LOC: usize = NGX_HTTP_LOC_CONF_OFFSET;
 
-pub static mut COMMANDS: [ngx_command_t; 21] = [
+pub static mut COMMANDS: [ngx_command_t; 22] = [
     command(ngx_string!("wsgi_app"), NGX_HTTP_LOC_CONF, LOC, set_app),
     command(ngx_string!("wsgi_callable"), ANY, LOC, conf::set_callable),
     command(
@@ -81,6 +81,15 @@ pub static mut COMMANDS: [ngx_command_t; 21] = [
         conf::set_queue_timeout,
     ),
     command(ngx_string!("wsgi_group"), ANY, LOC, conf::set_group),
+    ngx_command_t {
+        type_: (ANY | ngx::ffi::NGX_CONF_1MORE) as ngx_uint_t,
+        ..command(
+            ngx_string!("wsgi_process_group"),
+            0,
+            LOC,
+            conf::set_process_group,
+        )
+    },
     command(
         ngx_string!("wsgi_health"),
         NGX_HTTP_LOC_CONF,
@@ -133,10 +142,10 @@ pub static mut COMMANDS: [ngx_command_t; 21] = [
     ngx_command_t {
         type_: (NGX_HTTP_MAIN_CONF | ngx::ffi::NGX_CONF_1MORE) as ngx_uint_t,
         ..command(
-            ngx_string!("wsgi_process_group"),
+            ngx_string!("wsgi_daemon_process"),
             0,
             MAIN,
-            conf::set_process_group,
+            conf::set_daemon_process,
         )
     },
     ngx_command_t::empty(),

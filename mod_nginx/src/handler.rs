@@ -105,7 +105,7 @@ unsafe extern "C" fn body_ready(r: *mut ngx_http_request_t) {
     }
 }
 
-/// A `wsgi_group` request's body reader started: the exchange with the
+/// A `wsgi_process_group` request's body reader started: the exchange with the
 /// group begins.
 unsafe extern "C" fn group_body_ready(r: *mut ngx_http_request_t) {
     let started = guard::entry("the group body handler", false, || {

@@ -99,13 +99,13 @@ impl Config {
 }
 
 /// nginx serving the `cases.py` fixture at `/` from group `site`, with
-/// `options` for its `wsgi_process_group`.
+/// `options` for its `wsgi_daemon_process`.
 pub fn cases_in_group(options: &str) -> Config {
     Config::new(&format!(
-        "location / {{ wsgi_group site; wsgi_app {}; }}",
+        "location / {{ wsgi_process_group site; wsgi_app {}; }}",
         crate::app("cases.py")
     ))
-    .http(&format!("wsgi_process_group site {options};"))
+    .http(&format!("wsgi_daemon_process site {options};"))
 }
 
 pub struct Nginx {

@@ -235,10 +235,10 @@ fn readiness_follows_the_process_groups() {
     for (python, ready) in [("auto", true), ("/nonexistent/python3", false)] {
         let n = with_health(
             &format!(
-                "location / {{ wsgi_group site; wsgi_app {}; }}",
+                "location / {{ wsgi_process_group site; wsgi_app {}; }}",
                 app("cases.py")
             ),
-            &format!("wsgi_process_group site python_executable={python};"),
+            &format!("wsgi_daemon_process site python_executable={python};"),
         );
         if ready {
             assert!(

@@ -856,12 +856,12 @@ fn application_groups_keep_projects_apart() {
              location /b {{ wsgi_app {b}; wsgi_application_group project-b; }}\n\
              location /ga {{ wsgi_app {a}; }}\n\
              location /gb {{ wsgi_app {b}; wsgi_application_group off; }}\n\
-             location /da {{ wsgi_group site; wsgi_app {a}; wsgi_application_group project-a; }}\n\
-             location /db {{ wsgi_group site; wsgi_app {b}; wsgi_application_group project-b; }}",
+             location /da {{ wsgi_process_group site; wsgi_app {a}; wsgi_application_group project-a; }}\n\
+             location /db {{ wsgi_process_group site; wsgi_app {b}; wsgi_application_group project-b; }}",
             a = site("a"),
             b = site("b"),
         ))
-        .http("wsgi_process_group site processes=1 threads=2;"),
+        .http("wsgi_daemon_process site processes=1 threads=2;"),
     );
     for (path, want) in [
         ("/a/", "site=a "),

@@ -1,4 +1,4 @@
-//! Requests served by nginx's process groups (`wsgi_group`): the apps run in
+//! Requests served by nginx's process groups (`wsgi_process_group`): the apps run in
 //! the group's daemons, never in the workers (which then run no Python at
 //! all), and what embedded apps get holds there too: the shared behaviour
 //! and mistake tables, uploads and responses that stream both ways with
@@ -39,10 +39,10 @@ fn workers(n: &Nginx) -> Vec<i32> {
 fn group_site(location: &str) -> Nginx {
     Nginx::start(
         Config::new(&format!(
-            "location / {{ wsgi_group site; wsgi_app {}; client_max_body_size 200m; {location} }}",
+            "location / {{ wsgi_process_group site; wsgi_app {}; client_max_body_size 200m; {location} }}",
             app("cases.py")
         ))
-        .http("wsgi_process_group site processes=2 threads=4;"),
+        .http("wsgi_daemon_process site processes=2 threads=4;"),
     )
 }
 
@@ -115,10 +115,10 @@ fn a_slow_client_throttles_the_daemon_and_one_that_leaves_stops_the_app() {
     // request reads the same count.
     let n = Nginx::start(
         Config::new(&format!(
-            "location / {{ wsgi_group site; wsgi_app {}; }}",
+            "location / {{ wsgi_process_group site; wsgi_app {}; }}",
             app("cases.py")
         ))
-        .http("wsgi_process_group site processes=1 threads=4;"),
+        .http("wsgi_daemon_process site processes=1 threads=4;"),
     );
     let closed = || -> u64 { http::get(n.port, "/closed").text().parse().unwrap() };
     let before = closed();
@@ -159,10 +159,10 @@ fn nginx_filters_apply_to_group_responses() {
 fn a_group_that_is_not_there_is_a_503_after_its_connect_timeout() {
     let n = Nginx::start(
         Config::new(&format!(
-            "location / {{ wsgi_group site; wsgi_app {}; }}",
+            "location / {{ wsgi_process_group site; wsgi_app {}; }}",
             app("cases.py")
         ))
-        .http("wsgi_process_group site processes=1 connect_timeout=1;"),
+        .http("wsgi_daemon_process site processes=1 connect_timeout=1;"),
     );
     let pid: i32 = http::get(n.port, "/pid").text().parse().unwrap();
     // Nobody can reach the daemons any more: the socket's name is gone, and
@@ -186,22 +186,22 @@ fn a_group_that_is_not_there_is_a_503_after_its_connect_timeout() {
 fn nginx_t_checks_wsgi_group() {
     for (server, message) in [
         (
-            "location / { wsgi_group nosuch; wsgi_app /srv/a.py; }",
-            "no wsgi_process_group is named \"nosuch\"",
+            "location / { wsgi_process_group nosuch; wsgi_app /srv/a.py; }",
+            "no wsgi_daemon_process defines \"nosuch\"",
         ),
         (
-            "location / { wsgi_group site; wsgi_request_timeout 5s; wsgi_app /srv/a.py; }",
+            "location / { wsgi_process_group site; wsgi_request_timeout 5s; wsgi_app /srv/a.py; }",
             "\"wsgi_request_timeout\" applies to apps in nginx's workers, not to those of group \"site\"",
         ),
     ] {
         let (ok, out) =
-            oxwsgi_e2e::nginx::check(&Config::new(server).http("wsgi_process_group site;"));
+            oxwsgi_e2e::nginx::check(&Config::new(server).http("wsgi_daemon_process site;"));
         assert!(!ok, "{server}");
         assert!(out.contains(message), "{server}: {out}");
     }
     let (ok, out) = oxwsgi_e2e::nginx::check(
-        &Config::new("wsgi_group site; location / { wsgi_app /srv/a.py; } location /e { wsgi_group off; wsgi_app /srv/b.py; }")
-            .http("wsgi_process_group site;"),
+        &Config::new("wsgi_process_group site; location / { wsgi_app /srv/a.py; } location /e { wsgi_process_group off; wsgi_app /srv/b.py; }")
+            .http("wsgi_daemon_process site;"),
     );
     assert!(ok, "{out}");
 }
@@ -236,13 +236,13 @@ fn two_projects_each_with_its_own_venv_flask_and_user() {
     }
     let n = Nginx::start(
         Config::new(&format!(
-            "location /one/ {{ wsgi_group one; wsgi_app {d}/one.py; }}\n\
-             location /two/ {{ wsgi_group two; wsgi_app {d}/two.py; }}",
+            "location /one/ {{ wsgi_process_group one; wsgi_app {d}/one.py; }}\n\
+             location /two/ {{ wsgi_process_group two; wsgi_app {d}/two.py; }}",
             d = dir.display()
         ))
         .http(&format!(
-            "wsgi_process_group one processes=1 threads=2 user=www-data python_home={};\n\
-             wsgi_process_group two processes=1 threads=2 user=nobody group=nogroup python_home={} \
+            "wsgi_daemon_process one processes=1 threads=2 user=www-data python_home={};\n\
+             wsgi_daemon_process two processes=1 threads=2 user=nobody group=nogroup python_home={} \
              python_executable=off;",
             one.display(),
             two.display()
@@ -294,12 +294,12 @@ fn two_projects_each_with_its_own_venv_flask_and_user() {
 fn a_group_whose_daemons_cannot_start_answers_503_after_its_connect_timeout() {
     let n = Nginx::start(
         Config::new(&format!(
-            "location / {{ wsgi_group site; wsgi_app {}; }}\nlocation /e/ {{ wsgi_app {}; }}",
+            "location / {{ wsgi_process_group site; wsgi_app {}; }}\nlocation /e/ {{ wsgi_app {}; }}",
             app("cases.py"),
             app("cases.py")
         ))
         .http(
-            "wsgi_process_group site connect_timeout=2 socket_timeout=30 \
+            "wsgi_daemon_process site connect_timeout=2 socket_timeout=30 \
              python_executable=/nonexistent/python3;",
         ),
     );
@@ -356,10 +356,10 @@ fn a_changed_script_restarts_the_group() {
     let script = oxwsgi_e2e::script_copy("group-script", "site.py");
     let n = Nginx::start(
         Config::new(&format!(
-            "location / {{ wsgi_group site; wsgi_app {}; }}",
+            "location / {{ wsgi_process_group site; wsgi_app {}; }}",
             script.display()
         ))
-        .http("wsgi_process_group site processes=2 threads=2;"),
+        .http("wsgi_daemon_process site processes=2 threads=2;"),
     );
     assert!(wait_until(Duration::from_secs(10), || daemons(&n).len() == 2));
     // A daemon names its threads as it starts them, and each sets its
@@ -445,10 +445,10 @@ fn a_leaking_app_is_recycled_by_max_rss_without_failing_a_request() {
 fn the_status_page_shows_the_groups_and_their_processes() {
     let n = Nginx::start(
         Config::new(&format!(
-            "location / {{ wsgi_group site; wsgi_app {}; }}\nlocation = /status {{ wsgi_status; }}",
+            "location / {{ wsgi_process_group site; wsgi_app {}; }}\nlocation = /status {{ wsgi_status; }}",
             app("cases.py")
         ))
-        .http("wsgi_process_group site processes=2 threads=3 max_requests=5;"),
+        .http("wsgi_daemon_process site processes=2 threads=3 max_requests=5;"),
     );
     for _ in 0..20 {
         assert_eq!(http::get(n.port, "/cookies").status, 200);
@@ -561,5 +561,90 @@ fn under_load_a_killed_manager_or_warden_is_replaced() {
     assert!(
         n.error_log()
             .contains("the process groups' warden (process")
+    );
+}
+
+/// The directive pair as Apache spells it: `wsgi_daemon_process` defines a
+/// group, `wsgi_process_group` chooses one (in the http, server or location
+/// block, inherited; `off` runs embedded). The former spellings still work
+/// as they did, with a warning at `nginx -t`: `wsgi_group` chose a group,
+/// and `wsgi_process_group` defined one (with options, or a lone name in
+/// the http block that no `wsgi_daemon_process` defines).
+#[test]
+fn the_directive_pair_is_apaches_and_the_former_spellings_still_work() {
+    let dir = oxwsgi_e2e::temp_dir("group-names");
+    let info = dir.join("where.py");
+    std::fs::write(
+        &info,
+        "def application(environ, start_response):\n\
+         \x20   start_response('200 OK', [('Content-Type', 'text/plain')])\n\
+         \x20   return [repr(environ.get('mod_wsgi.process_group')).encode()]\n",
+    )
+    .unwrap();
+    let info = info.display();
+    // Where a request ran: 'site' in the group's daemon, None embedded.
+    let group_of = |n: &Nginx, path: &str| http::get(n.port, path).text();
+    let locations = format!(
+        "location / {{ wsgi_app {info}; }}\n\
+         location /own {{ wsgi_process_group off; wsgi_app {info}; }}"
+    );
+    // New: chosen for the whole http block, off where a location says so.
+    let now = Config::new(&locations)
+        .http("wsgi_daemon_process site processes=1 threads=2;\nwsgi_process_group site;");
+    let (ok, out) = oxwsgi_e2e::nginx::check(&now);
+    assert!(ok && !out.contains("deprecated"), "{out}");
+    let n = Nginx::start(now);
+    assert!(
+        wait_until(Duration::from_secs(15), || group_of(&n, "/") == "'site'"),
+        "{}",
+        n.error_log()
+    );
+    assert_eq!(group_of(&n, "/own"), "None", "off: embedded");
+    drop(n);
+
+    // Before: the definition had the chooser's name, the chooser another.
+    let before = |define: &str| {
+        Config::new(&format!(
+            "location / {{ wsgi_group site; wsgi_app {info}; }}\n\
+             location /own {{ wsgi_app {info}; }}"
+        ))
+        .http(define)
+    };
+    for define in [
+        "wsgi_process_group site processes=1 threads=2;",
+        "wsgi_process_group site;",
+    ] {
+        let (ok, out) = oxwsgi_e2e::nginx::check(&before(define));
+        assert!(ok, "{define}: {out}");
+        assert!(
+            out.contains("\"wsgi_group\" is deprecated: write \"wsgi_process_group\"")
+                && out.contains("defining a process group is deprecated: write \"wsgi_daemon_process NAME OPTIONS\""),
+            "{define}: {out}"
+        );
+        let n = Nginx::start(before(define));
+        assert!(
+            wait_until(Duration::from_secs(15), || group_of(&n, "/") == "'site'"),
+            "{define}: {}",
+            n.error_log()
+        );
+        assert_eq!(group_of(&n, "/own"), "None", "{define}: chose nothing");
+    }
+
+    // Options define a group only in the http block.
+    let (ok, out) = oxwsgi_e2e::nginx::check(&Config::new(&format!(
+        "location / {{ wsgi_process_group site processes=2; wsgi_app {info}; }}"
+    )));
+    assert!(!ok);
+    assert!(
+        out.contains("\"wsgi_process_group\" takes one group name here"),
+        "{out}"
+    );
+    let (ok, out) = oxwsgi_e2e::nginx::check(&Config::new(&format!(
+        "location / {{ wsgi_process_group nowhere; wsgi_app {info}; }}"
+    )));
+    assert!(!ok);
+    assert!(
+        out.contains("no wsgi_daemon_process defines \"nowhere\""),
+        "{out}"
     );
 }

@@ -1,4 +1,4 @@
-//! nginx's process groups (`wsgi_process_group`), first part: the master
+//! nginx's process groups (`wsgi_daemon_process`), first part: the master
 //! starts a manager that owns the groups' daemons, which follow nginx's
 //! life (replaced when killed, replaced on reload, gone on stop and when
 //! the master is killed), and `nginx -t` checks the options.
@@ -36,7 +36,7 @@ fn daemons(manager: i32) -> Vec<i32> {
 
 fn site() -> Config {
     Config::new("location / { return 200 'static'; }").http(&format!(
-        "wsgi_process_group site processes=2 threads=2 python_path={} max_requests=1000 request_timeout=30s;",
+        "wsgi_daemon_process site processes=2 threads=2 python_path={} max_requests=1000 request_timeout=30s;",
         oxwsgi_e2e::repo().join("tests/apps").display()
     ))
 }
@@ -121,28 +121,28 @@ fn stopping_nginx_stops_the_groups() {
 fn nginx_t_checks_the_group_options() {
     for (line, message) in [
         (
-            "wsgi_process_group site colour=blue;",
+            "wsgi_daemon_process site colour=blue;",
             "group site: unknown option colour",
         ),
         (
-            "wsgi_process_group site user=no-such-user-here;",
+            "wsgi_daemon_process site user=no-such-user-here;",
             "user=no-such-user-here",
         ),
-        ("wsgi_process_group site processes=0;", "processes=0"),
+        ("wsgi_daemon_process site processes=0;", "processes=0"),
         (
-            "wsgi_process_group site python_home=/nonexistent/venv;",
+            "wsgi_daemon_process site python_home=/nonexistent/venv;",
             "python_home",
         ),
         (
-            "wsgi_process_group site python_executable=python3;",
+            "wsgi_daemon_process site python_executable=python3;",
             "python_executable=python3: expected auto, off or an interpreter's absolute path",
         ),
         (
-            "wsgi_process_group site chroot=/srv;",
+            "wsgi_daemon_process site chroot=/srv;",
             "option chroot is not supported by oxwsgi yet",
         ),
         (
-            "wsgi_process_group a;\nwsgi_process_group a;",
+            "wsgi_daemon_process a;\nwsgi_daemon_process a;",
             "group a is defined twice",
         ),
     ] {
@@ -164,10 +164,10 @@ fn nginx_t_checks_what_the_groups_user_can_reach() {
     let hello = oxwsgi_e2e::repo().join("examples/hello.py");
     let config = |app: &std::path::Path, options: &str| {
         Config::new(&format!(
-            "location / {{ wsgi_group site; wsgi_app {}; }}",
+            "location / {{ wsgi_process_group site; wsgi_app {}; }}",
             app.display()
         ))
-        .http(&format!("wsgi_process_group site {options};"))
+        .http(&format!("wsgi_daemon_process site {options};"))
     };
     let (ok, out) = nginx::check(&config(
         &hello,

@@ -246,9 +246,9 @@ fn configure_sites() -> (u16, u16) {
     std::fs::write(
         format!("/etc/nginx/sites-enabled/{SITE}"),
         format!(
-            "wsgi_process_group pkgn processes=1 threads=2;\n\
+            "wsgi_daemon_process pkgn processes=1 threads=2;\n\
              server {{\n    listen 127.0.0.1:{nginx_port};\n    location / {{\n        wsgi_app {h};\n    }}\n\
-             \x20   location /group {{\n        wsgi_group pkgn;\n        wsgi_app {h};\n    }}\n}}\n",
+             \x20   location /group {{\n        wsgi_process_group pkgn;\n        wsgi_app {h};\n    }}\n}}\n",
             h = hello.display()
         ),
     )

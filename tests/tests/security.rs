@@ -169,7 +169,7 @@ fn no_group_runs_as_root() {
     for user in ["root", "#0"] {
         let (ok, out) = nginx::check(
             &Config::new("location / { return 200; }")
-                .http(&format!("wsgi_process_group site user={user};")),
+                .http(&format!("wsgi_daemon_process site user={user};")),
         );
         assert!(!ok && out.contains("never run as root"), "{out}");
         apache::assert_refused(
@@ -306,15 +306,15 @@ fn a_group_of_its_own_user_never_holds_the_servers_tls_key() {
     let needles = key_needles(&key);
     let mut config = Config::new(&format!(
         "ssl_certificate {};\nssl_certificate_key {};\n\
-         location /own {{ wsgi_group own; wsgi_app {app}; }}\n\
-         location /forked {{ wsgi_group forked; wsgi_app {app}; }}",
+         location /own {{ wsgi_process_group own; wsgi_app {app}; }}\n\
+         location /forked {{ wsgi_process_group forked; wsgi_app {app}; }}",
         cert.display(),
         key.display(),
         app = app("cases.py")
     ))
     .http(
-        "wsgi_process_group own processes=1 threads=1 user=www-data;\n\
-         wsgi_process_group forked processes=1 threads=1 python_executable=off;",
+        "wsgi_daemon_process own processes=1 threads=1 user=www-data;\n\
+         wsgi_daemon_process forked processes=1 threads=1 python_executable=off;",
     );
     config.listen = "ssl".into();
     let n = Nginx::start(config);
@@ -339,7 +339,7 @@ fn a_group_of_its_own_user_never_holds_the_servers_tls_key() {
     drop(n);
     let (ok, out) = nginx::check(
         &Config::new("location / { return 200; }")
-            .http("wsgi_process_group own user=www-data python_executable=off;"),
+            .http("wsgi_daemon_process own user=www-data python_executable=off;"),
     );
     assert!(!ok && out.contains("never a copy of the server"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -390,10 +390,10 @@ fn a_daemon_answering_garbage_gets_502_on_both_servers() {
         || {
             let n = Nginx::start(
                 Config::new(&format!(
-                    "location / {{ wsgi_group site; wsgi_app {}; }}",
+                    "location / {{ wsgi_process_group site; wsgi_app {}; }}",
                     app("hostile_daemon.py")
                 ))
-                .http("wsgi_process_group site processes=1 threads=1;"),
+                .http("wsgi_daemon_process site processes=1 threads=1;"),
             );
             let port = n.port;
             (n, port)
@@ -575,14 +575,14 @@ fn a_tenant_cannot_serve_the_status_page() {
 fn a_group_cannot_see_another_groups_requests_in_flight() {
     let n = Nginx::start(
         Config::new(&format!(
-            "location /a/ {{ wsgi_group a; wsgi_app {app}; wsgi_script_name /a; }}\n\
-             location /b-Zq8xJpW3/ {{ wsgi_group b; wsgi_app {app}; wsgi_script_name /b-Zq8xJpW3; }}\n\
+            "location /a/ {{ wsgi_process_group a; wsgi_app {app}; wsgi_script_name /a; }}\n\
+             location /b-Zq8xJpW3/ {{ wsgi_process_group b; wsgi_app {app}; wsgi_script_name /b-Zq8xJpW3; }}\n\
              location = /status {{ wsgi_status; allow 127.0.0.1; deny all; }}",
             app = app("cases.py")
         ))
         .http(
-            "wsgi_process_group a processes=1 threads=2 user=www-data;\n\
-             wsgi_process_group b processes=1 threads=2 user=www-data;",
+            "wsgi_daemon_process a processes=1 threads=2 user=www-data;\n\
+             wsgi_daemon_process b processes=1 threads=2 user=www-data;",
         ),
     );
     assert_eq!(http::get(n.port, "/a/whoami").status, 200);

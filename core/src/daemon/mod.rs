@@ -1,5 +1,5 @@
 //! Process groups: apps served by daemon processes of their own (mod_wsgi's
-//! daemon mode; nginx's `wsgi_process_group`), reached over a unix socket.
+//! daemon mode; nginx's `wsgi_daemon_process`), reached over a unix socket.
 //!
 //! - `protocol/`: what the two sides say: `frame` (the frames, the
 //!   encoding of heads), `auth` (who may talk to a daemon: the peer's user,

@@ -13,7 +13,7 @@ use crate::daemon::protocol::auth::Admission;
 use crate::daemon::sys;
 
 /// What a group is made of (from `WSGIDaemonProcess` or
-/// `wsgi_process_group`).
+/// `wsgi_daemon_process`).
 #[derive(Clone, Debug)]
 pub struct GroupSpec {
     pub name: String,

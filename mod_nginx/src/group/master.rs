@@ -1,4 +1,4 @@
-//! Process groups (`wsgi_process_group`): for each configuration nginx's
+//! Process groups (`wsgi_daemon_process`): for each configuration nginx's
 //! master loads, it starts a manager (`oxwsgi_core::daemon::server::manager`) that
 //! owns the groups' daemons, and retires the previous configuration's
 //! manager once the new one runs (the groups keep their socket paths, so the

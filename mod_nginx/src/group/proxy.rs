@@ -1,4 +1,4 @@
-//! A request served by a process group (`wsgi_group`): the event loop's
+//! A request served by a process group (`wsgi_process_group`): the event loop's
 //! side of the daemon protocol (`oxwsgi_core::daemon`). The request's head
 //! goes to a daemon over a pooled connection (`pool`); what the daemon
 //! sends is read when nginx's event loop says it is there, understood by

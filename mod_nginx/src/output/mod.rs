@@ -61,7 +61,7 @@ pub struct ReqCtx {
     /// When the request was handed to Python, for the debug trace.
     queued: std::time::Instant,
     /// What feeds the response besides the channel: a group's daemon, for
-    /// a `wsgi_group` request (dropped with the request, which ends it).
+    /// a `wsgi_process_group` request (dropped with the request, which ends it).
     pub upstream: Option<Box<dyn Upstream>>,
     /// Whether this worker is about to exit (a response then asks its
     /// client not to send another request on the connection).
