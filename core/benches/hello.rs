@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::io;
 use std::time::Instant;
 
-use oxwsgi_core::memory::MemoryRequest;
+use oxwsgi_core::testing::MemoryRequest;
 use oxwsgi_core::{
     App, AppOptions, AppSpec, Chunk, Interpreter, InterpreterConfig, ResponseHead, ResponseSink,
 };

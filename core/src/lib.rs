@@ -34,7 +34,7 @@
 //! - `auth_script`: Apache's auth and dispatch scripts, called with a
 //!   request's environ; `conf`: directive values both servers parse alike.
 //! - `guard`: the one door from a server into Rust (panics stop there);
-//!   `memory`: the in-memory adapter for tests and benchmarks; `sync`:
+//!   `testing`: a server made of memory, for tests and benchmarks; `sync`:
 //!   locks that survive a panic elsewhere (`Recover`).
 
 pub mod app;
@@ -44,12 +44,12 @@ pub mod conf;
 pub mod daemon;
 pub mod guard;
 pub mod handler;
-pub mod memory;
 pub mod ops;
 pub mod python;
 pub mod request;
 pub mod response;
 pub mod sync;
+pub mod testing;
 
 pub use app::{App, AppOptions, AppSource, AppSpec};
 pub use handler::{handle, handle_after_wait};

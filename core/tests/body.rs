@@ -12,7 +12,7 @@ use common::*;
 use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
-use oxwsgi_core::memory::{MemoryRequest, serve};
+use oxwsgi_core::testing::{MemoryRequest, serve};
 use oxwsgi_core::{App, Body, Outcome};
 
 /// Hands out the body a few bytes at a time, like a socket.

@@ -16,7 +16,7 @@ use oxwsgi_core::daemon::process::serve::Apps;
 use oxwsgi_core::daemon::protocol::auth::Admission;
 use oxwsgi_core::daemon::protocol::frame::AppRef;
 use oxwsgi_core::daemon::server::proxy::Pool;
-use oxwsgi_core::memory::{MemoryRequest, MemoryResponse, MemorySink, serve};
+use oxwsgi_core::testing::{MemoryRequest, MemoryResponse, MemorySink, serve};
 use oxwsgi_core::{App, Body, Outcome};
 
 /// A daemon with the cases app as app 0, serving on a socket of its own.

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use oxwsgi_core::Body;
-use oxwsgi_core::memory::{MemoryRequest, serve};
+use oxwsgi_core::testing::{MemoryRequest, serve};
 
 fn env_of(app: &oxwsgi_core::App, req: MemoryRequest) -> String {
     let (resp, _) = serve(app, req);

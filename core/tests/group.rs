@@ -17,7 +17,7 @@ use oxwsgi_core::daemon::protocol::frame::AppRef;
 use oxwsgi_core::daemon::server::group::Group;
 use oxwsgi_core::daemon::server::proxy::Pool;
 use oxwsgi_core::daemon::spec::GroupSpec;
-use oxwsgi_core::memory::{MemoryRequest, MemorySink};
+use oxwsgi_core::testing::{MemoryRequest, MemorySink};
 use oxwsgi_core::{AppOptions, AppSpec, Outcome};
 
 const NAME: &str = "daemons_serve_are_replaced_and_stop";

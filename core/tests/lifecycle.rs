@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use oxwsgi_core::memory::{MemoryRequest, serve};
+use oxwsgi_core::testing::{MemoryRequest, serve};
 use oxwsgi_core::{App, AppOptions, AppSpec, Interpreter, InterpreterConfig};
 
 type Case = fn(&Path);

@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use oxwsgi_core::Outcome;
-use oxwsgi_core::memory::{Event, MemoryRequest, MemorySink, serve};
+use oxwsgi_core::testing::{Event, MemoryRequest, MemorySink, serve};
 
 /// Requests `path` of the cases app and expects a 500 whose log line names
 /// the mistake.

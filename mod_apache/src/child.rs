@@ -10,7 +10,7 @@ use oxwsgi_core::guard;
 use oxwsgi_core::sync::Recover;
 
 use crate::ffi::{self, apr_pool_t, server_rec};
-use crate::{conf, daemon, logging, route, status};
+use crate::{conf, group, logging, route, status};
 
 /// Whether Python runs in this child (its apps, and the auth scripts, may
 /// be called).
@@ -35,7 +35,7 @@ unsafe extern "C" fn child_exit(_: *mut std::ffi::c_void) -> ffi::apr_status_t {
 /// A child process starts: Python starts here, never in the parent.
 pub unsafe extern "C" fn child_init(pool: *mut apr_pool_t, s: *mut server_rec) {
     guard::entry("child_init", (), || {
-        daemon::forget_groups_in_child();
+        group::forget_groups_in_child();
         let c = conf::get();
         // SetHandler wsgi-script can appear anywhere: Python starts in every
         // child of a server that loads the module.

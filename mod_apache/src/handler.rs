@@ -6,7 +6,7 @@ use std::ffi::{CStr, c_int};
 use oxwsgi_core::{Outcome, guard};
 
 use crate::ffi::{self, request_rec};
-use crate::{auth, child, conf, cstr, daemon, logging, request, route, sink, status, writer};
+use crate::{auth, child, conf, cstr, group, logging, request, route, sink, status, writer};
 
 /// Asks the WSGIDispatchScript in force, if any, where request `r` runs;
 /// `Err` is the status to answer when it failed (logged).
@@ -128,7 +128,7 @@ pub unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
                     let Some(app) = route::app_of(r, &c, &route) else {
                         return ffi::HTTP_NOT_FOUND as c_int;
                     };
-                    return daemon::serve(r, group, &app, &c, &route);
+                    return group::proxy(r, group, &app, &c, &route);
                 }
                 if !child::python_running() {
                     log::error!(target: "oxwsgi", "Python is not running in this child (see the error log)");

@@ -13,8 +13,8 @@
 //!   read through Apache's input filters;
 //! - `sink`: the core's `ResponseSink` onto Apache's output filters;
 //!   `writer`: streamed chunks sent by a writer thread while the app goes on;
-//! - `daemon`: daemon mode: the process groups the parent runs, and the
-//!   requests children hand to them;
+//! - `group`: daemon mode: the process groups the parent runs, and the
+//!   requests children proxy to them;
 //! - `auth`: the `wsgi` and `wsgi-group` auth providers (auth scripts);
 //! - `status`: the metrics' shared memory, the `wsgi-status` page and the
 //!   health answers; `drain`: `WSGIDrainTime` (readiness 503 before a
@@ -22,7 +22,7 @@
 //! - this file: the module record and the hooks the parent runs.
 //!
 //! Dependencies run one way (build/circles.py checks), each module on
-//! those after it: this file, `handler`, `auth`, `child`, `daemon`,
+//! those after it: this file, `handler`, `auth`, `child`, `group`,
 //! `request`, `route`, `conf`, `sink`, `logging`, `writer`, `status`, and
 //! `ffi`, `cstr` at the bottom.
 //!
@@ -37,9 +37,9 @@ mod auth;
 mod child;
 mod conf;
 mod cstr;
-mod daemon;
 mod drain;
 mod ffi;
+mod group;
 mod handler;
 mod logging;
 mod request;
@@ -115,7 +115,7 @@ unsafe fn register() {
             ffi::APR_HOOK_MIDDLE as c_int,
         );
         ffi::ap_hook_monitor(
-            Some(daemon::monitor),
+            Some(group::monitor),
             ptr::null(),
             ptr::null(),
             ffi::APR_HOOK_MIDDLE as c_int,
@@ -245,7 +245,7 @@ unsafe extern "C" fn post_config(
             // SAFETY: post_config's own configuration pool and main server,
             // in the parent (the metrics, made just above, are inherited by
             // the daemons the parent forks).
-            match built.and_then(|()| unsafe { daemon::start(pconf, s, region) }) {
+            match built.and_then(|()| unsafe { group::start(pconf, s, region) }) {
                 Ok(()) => ffi::OK as c_int,
                 Err(e) => {
                     eprintln!("oxwsgi: {e}");

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
-use oxwsgi_core::memory::{MemoryRequest, MemoryResponse, serve};
+use oxwsgi_core::testing::{MemoryRequest, MemoryResponse, serve};
 use oxwsgi_core::{App, AppOptions, AppSpec, Interpreter, InterpreterConfig, Outcome};
 
 static LOGS: Mutex<Vec<String>> = Mutex::new(Vec::new());

@@ -28,7 +28,7 @@ const MAX_IDLE: usize = 64;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What this worker knows of a group.
-pub struct Peer {
+pub struct Pool {
     pub name: String,
     path: CString,
     /// How long a request waits for the group to be reachable.
@@ -43,8 +43,8 @@ pub struct Peer {
     idle: Vec<*mut ngx_connection_t>,
 }
 
-impl Peer {
-    fn new(name: &str, path: &std::path::Path, o: &GroupOptions) -> Peer {
+impl Pool {
+    fn new(name: &str, path: &std::path::Path, o: &GroupOptions) -> Pool {
         // A request timeout beyond nginx's wait would cut the daemon's own
         // 504 (and its log line with the stack) short.
         let timeout = o.socket_timeout.unwrap_or_else(|| {
@@ -53,7 +53,7 @@ impl Peer {
                     .map_or(Duration::ZERO, |t| t + Duration::from_secs(5)),
             )
         });
-        Peer {
+        Pool {
             name: name.to_string(),
             path: CString::new(path.as_os_str().as_bytes()).unwrap_or_default(),
             connect_timeout: o.connect_timeout,
@@ -68,7 +68,7 @@ impl Peer {
 }
 
 thread_local! {
-    static PEERS: RefCell<Vec<Peer>> = const { RefCell::new(Vec::new()) };
+    static PEERS: RefCell<Vec<Pool>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Learns the groups of this worker's configuration (init_process).
@@ -85,13 +85,13 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) {
     let peers = main
         .groups
         .iter()
-        .map(|(name, o)| Peer::new(name, &crate::group::master::socket_path(&pid, name), o))
+        .map(|(name, o)| Pool::new(name, &crate::group::master::socket_path(&pid, name), o))
         .collect();
     PEERS.with(|p| *p.borrow_mut() = peers);
 }
 
 /// Runs `f` with group `group`'s peer.
-pub fn with<T>(group: usize, f: impl FnOnce(&mut Peer) -> T) -> Option<T> {
+pub fn with<T>(group: usize, f: impl FnOnce(&mut Pool) -> T) -> Option<T> {
     PEERS.with(|p| p.borrow_mut().get_mut(group).map(f))
 }
 

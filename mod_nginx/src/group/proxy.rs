@@ -78,7 +78,7 @@ fn give_back(x: &mut Exchange) {
 struct Shared {
     /// The request (and its `ReqCtx`) is alive.
     alive: Cell<bool>,
-    /// Link code is running: the link is freed when it returns.
+    /// Proxy code is running: the link is freed when it returns.
     busy: Cell<u32>,
     /// Reading from the daemon stopped for the client.
     paused: Cell<bool>,
@@ -88,14 +88,14 @@ struct Shared {
 
 /// The request's hold on its link (a field of its `ReqCtx`): dropped with
 /// the request, which ends the exchange.
-pub struct LinkRef {
+pub struct ProxyRef {
     shared: Rc<Shared>,
-    link: *mut Link,
+    link: *mut Proxy,
 }
 
-impl LinkRef {
+impl ProxyRef {
     /// The link itself (for nginx's handlers of the request).
-    pub fn link(&self) -> *mut Link {
+    pub fn link(&self) -> *mut Proxy {
         self.link
     }
 
@@ -112,9 +112,9 @@ impl LinkRef {
     }
 }
 
-impl crate::output::Upstream for LinkRef {
+impl crate::output::Upstream for ProxyRef {
     fn room(&self) {
-        LinkRef::room(self);
+        ProxyRef::room(self);
     }
 }
 
@@ -122,8 +122,8 @@ impl crate::output::Upstream for LinkRef {
 ///
 /// # Safety
 /// `r` is live, on the event loop thread.
-unsafe fn link_of_request(r: *mut ngx_http_request_t) -> Option<*mut Link> {
-    // SAFETY: r is live (link_of_request's contract).
+unsafe fn proxy_of_request(r: *mut ngx_http_request_t) -> Option<*mut Proxy> {
+    // SAFETY: r is live (proxy_of_request's contract).
     let ctx = unsafe { crate::output::ctx_of(r) };
     if ctx.is_null() {
         return None;
@@ -131,21 +131,21 @@ unsafe fn link_of_request(r: *mut ngx_http_request_t) -> Option<*mut Link> {
     // SAFETY: a non-null context of ours is a live ReqCtx.
     let upstream = unsafe { (*ctx).upstream.as_deref() }?;
     let any: &dyn std::any::Any = upstream;
-    any.downcast_ref::<LinkRef>().map(LinkRef::link)
+    any.downcast_ref::<ProxyRef>().map(ProxyRef::link)
 }
 
-impl Drop for LinkRef {
+impl Drop for ProxyRef {
     fn drop(&mut self) {
         self.shared.alive.set(false);
         if self.shared.busy.get() == 0 {
-            // SAFETY: the link was leaked by `start` for this LinkRef, and
+            // SAFETY: the link was leaked by `start` for this ProxyRef, and
             // no link code runs (busy is 0) that could still use it.
             drop(unsafe { Box::from_raw(self.link) });
         }
     }
 }
 
-pub struct Link {
+pub struct Proxy {
     shared: Rc<Shared>,
     r: *mut ngx_http_request_t,
     /// Valid while `shared.alive`.
@@ -185,7 +185,7 @@ pub struct Link {
     wait_conn: ngx_connection_t,
 }
 
-impl Drop for Link {
+impl Drop for Proxy {
     fn drop(&mut self) {
         // SAFETY: on the event loop; the timer and the connection are this
         // link's own.
@@ -253,7 +253,7 @@ pub unsafe fn start(r: *mut ngx_http_request_t, app: &App, group: usize) -> bool
     };
     let shared = Rc::new(Shared::default());
     shared.alive.set(true);
-    let link = Box::into_raw(Box::new(Link {
+    let link = Box::into_raw(Box::new(Proxy {
         shared: shared.clone(),
         r,
         ctx,
@@ -284,7 +284,7 @@ pub unsafe fn start(r: *mut ngx_http_request_t, app: &App, group: usize) -> bool
     // SAFETY: ctx was just attached to the live r; link was just leaked,
     // and its event and stand-in connection live inside it.
     unsafe {
-        (*ctx).upstream = Some(Box::new(LinkRef { shared, link }));
+        (*ctx).upstream = Some(Box::new(ProxyRef { shared, link }));
         let l = &mut *link;
         l.wait_conn.fd = -1;
         l.wait_conn.data = link.cast();
@@ -308,7 +308,7 @@ pub unsafe fn start(r: *mut ngx_http_request_t, app: &App, group: usize) -> bool
 ///
 /// # Safety
 /// `link` is a live link, on the event loop.
-unsafe fn enter(link: *mut Link, f: impl FnOnce(&mut Link)) {
+unsafe fn enter(link: *mut Proxy, f: impl FnOnce(&mut Proxy)) {
     // SAFETY: link is live (enter's contract); `shared` is its own
     // allocation, kept by the clone.
     let shared = unsafe { (*link).shared.clone() };
@@ -318,13 +318,13 @@ unsafe fn enter(link: *mut Link, f: impl FnOnce(&mut Link)) {
     f(unsafe { &mut *link });
     shared.busy.set(shared.busy.get() - 1);
     if shared.busy.get() == 0 && !shared.alive.get() {
-        // SAFETY: the request went (its LinkRef left the link to us) and no
+        // SAFETY: the request went (its ProxyRef left the link to us) and no
         // link code runs any more.
         drop(unsafe { Box::from_raw(link) });
     }
 }
 
-impl Link {
+impl Proxy {
     fn alive(&self) -> bool {
         self.shared.alive.get()
     }
@@ -370,7 +370,7 @@ impl Link {
         // connection is handed back to the pool (with the cycle's log) or
         // closed before the request ends.
         unsafe {
-            (*c).data = (self as *mut Link).cast();
+            (*c).data = (self as *mut Proxy).cast();
             let log = (*(*self.r).connection).log;
             (*c).log = log;
             (*(*c).read).log = log;
@@ -667,7 +667,7 @@ impl Link {
     }
 
     /// Stops reading from the daemon while nginx holds a full response
-    /// window (the request's output resumes it: `LinkRef::room`).
+    /// window (the request's output resumes it: `ProxyRef::room`).
     fn pause_if_full(&mut self) {
         // SAFETY: ctx is live while shared.alive, on the event loop.
         if self.alive() && !unsafe { (*self.ctx).has_room() } {
@@ -798,9 +798,13 @@ impl Link {
 
 /// # Safety
 /// `ev` is an event of a daemon connection with a link as its data.
-unsafe fn link_of(ev: *mut ngx_event_t) -> *mut Link {
-    // SAFETY: by link_of's contract.
-    unsafe { (*(*ev).data.cast::<ngx_connection_t>()).data.cast::<Link>() }
+unsafe fn proxy_of(ev: *mut ngx_event_t) -> *mut Proxy {
+    // SAFETY: by proxy_of's contract.
+    unsafe {
+        (*(*ev).data.cast::<ngx_connection_t>())
+            .data
+            .cast::<Proxy>()
+    }
 }
 
 /// The daemon sent something (or the read timer fired).
@@ -808,7 +812,7 @@ unsafe extern "C" fn on_read(ev: *mut ngx_event_t) {
     guard::entry("a group connection's read event", (), || {
         // SAFETY: nginx calls this with the read event of a connection a
         // link set it on; the link lives while the connection is its.
-        unsafe { enter(link_of(ev), |l| l.read()) }
+        unsafe { enter(proxy_of(ev), |l| l.read()) }
     })
 }
 
@@ -818,7 +822,7 @@ unsafe extern "C" fn on_write(ev: *mut ngx_event_t) {
         // SAFETY: as in on_read, for the write event.
         unsafe {
             let timedout = (*ev).timedout() != 0;
-            enter(link_of(ev), |l| {
+            enter(proxy_of(ev), |l| {
                 let done = if timedout {
                     Err(io::Error::new(
                         io::ErrorKind::TimedOut,
@@ -840,7 +844,7 @@ unsafe extern "C" fn on_wait(ev: *mut ngx_event_t) {
     guard::entry("a group connection's wait", (), || {
         // SAFETY: the wait event's data is the link's stand-in connection,
         // whose data is the link; the link deletes the timer when it goes.
-        unsafe { enter(link_of(ev), |l| l.connect()) }
+        unsafe { enter(proxy_of(ev), |l| l.connect()) }
     })
 }
 
@@ -850,7 +854,7 @@ unsafe extern "C" fn on_client_body(r: *mut ngx_http_request_t) {
         // SAFETY: nginx calls this with a live request whose context is a
         // ReqCtx with a link (`start` set this handler after attaching it).
         unsafe {
-            let Some(link) = link_of_request(r) else {
+            let Some(link) = proxy_of_request(r) else {
                 return;
             };
             enter(link, |l| {

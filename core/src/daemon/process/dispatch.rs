@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use crate::sync::Recover;
 
 use crate::daemon::options::GroupOptions;
-use crate::daemon::process::serve::{Apps, Connection};
+use crate::daemon::process::serve::{Apps, ServerConnection};
 use crate::daemon::sys::{self, Epoll};
 
 /// How often a waiting thread looks at `stop`, in ms.
@@ -43,7 +43,7 @@ const DEFAULT_SOCKET_TIMEOUT: Duration = Duration::from_secs(300);
 struct Shared {
     epoll: Epoll,
     listener: UnixListener,
-    connections: Mutex<HashMap<u64, Arc<Connection>>>,
+    connections: Mutex<HashMap<u64, Arc<ServerConnection>>>,
     next: AtomicU64,
     stop: Arc<AtomicBool>,
     options: GroupOptions,
@@ -157,7 +157,7 @@ fn worker(shared: &Shared, apps: &Apps) {
 
 /// Serves the requests `conn` has (more than one when the next was read
 /// with the last), then arms it again or lets it go.
-fn serve(shared: &Shared, apps: &Apps, token: u64, conn: &Connection) {
+fn serve(shared: &Shared, apps: &Apps, token: u64, conn: &ServerConnection) {
     loop {
         let keep = match conn.serve_one(apps, Instant::now()) {
             Ok(keep) => keep,
@@ -259,7 +259,7 @@ fn sweep(shared: &Shared) {
         }
         *swept = Instant::now();
     }
-    let stale: Vec<Arc<Connection>> = shared
+    let stale: Vec<Arc<ServerConnection>> = shared
         .connections
         .lock()
         .recover()
@@ -303,7 +303,7 @@ fn adopt(shared: &Shared, stream: UnixStream) -> io::Result<()> {
     stream.set_read_timeout(Some(HELLO_LIMIT))?;
     crate::daemon::process::serve::greet(&stream)?;
     let conn = Arc::new(
-        Connection::new(stream, o.response_buffer_size)?
+        ServerConnection::new(stream, o.response_buffer_size)?
             .with_timeout(Some(o.socket_timeout.unwrap_or(DEFAULT_SOCKET_TIMEOUT))),
     );
     let token = shared.next.fetch_add(1, Ordering::Relaxed);

@@ -23,7 +23,7 @@ use crate::daemon::protocol::frame::{self, AppRef, BodyKind, Kind};
 
 /// One connection from the server, shared by the request's body reader and
 /// its sink (both used by the request's thread, one call at a time).
-struct Conn {
+struct ConnectionState {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
     /// Frames not written yet: a response's head, body and end usually go
@@ -44,7 +44,7 @@ struct Conn {
     answered: bool,
 }
 
-impl Conn {
+impl ConnectionState {
     /// Adds a frame to those to be written.
     fn queue(&mut self, kind: Kind, payload: &[u8]) -> io::Result<()> {
         if self.answered {
@@ -259,8 +259,8 @@ impl Apps {
 }
 
 /// A connection from the server, between requests.
-pub struct Connection {
-    conn: Arc<Mutex<Conn>>,
+pub struct ServerConnection {
+    conn: Arc<Mutex<ConnectionState>>,
     accepted: Instant,
     /// A request's head was read from it (it is a pooled connection then,
     /// to the server).
@@ -271,10 +271,10 @@ pub struct Connection {
     timeout: Option<Duration>,
 }
 
-impl Connection {
-    pub fn new(stream: UnixStream, gather: usize) -> io::Result<Connection> {
-        Ok(Connection {
-            conn: Arc::new(Mutex::new(Conn {
+impl ServerConnection {
+    pub fn new(stream: UnixStream, gather: usize) -> io::Result<ServerConnection> {
+        Ok(ServerConnection {
+            conn: Arc::new(Mutex::new(ConnectionState {
                 reader: BufReader::with_capacity(16 << 10, stream.try_clone()?),
                 writer: stream,
                 out: Vec::new(),
@@ -296,7 +296,7 @@ impl Connection {
     /// otherwise: an unknown peer allocates nothing) with the group's
     /// token. Then the connection waits for the server as long as the
     /// group's socket timeout says. False (logged) for anything else.
-    fn admit(&self, c: &mut Conn, apps: &Apps) -> io::Result<bool> {
+    fn admit(&self, c: &mut ConnectionState, apps: &Apps) -> io::Result<bool> {
         let Some(a) = &apps.admission else {
             log::error!(target: "oxwsgi", "this daemon admits nobody (it was given no token)");
             return Ok(false);
@@ -322,7 +322,7 @@ impl Connection {
 
     /// Once the server introduced the connection, reads wait at most
     /// `timeout` for it (before, the dispatcher's shorter limit).
-    pub fn with_timeout(mut self, timeout: Option<Duration>) -> Connection {
+    pub fn with_timeout(mut self, timeout: Option<Duration>) -> ServerConnection {
         self.timeout = timeout;
         self
     }
@@ -498,7 +498,7 @@ pub fn greet(stream: &UnixStream) -> io::Result<()> {
 /// names.
 pub fn serve_connection(apps: &Apps, stream: UnixStream) -> io::Result<()> {
     greet(&stream)?;
-    let conn = Connection::new(stream, apps.options.response_buffer_size)?;
+    let conn = ServerConnection::new(stream, apps.options.response_buffer_size)?;
     while conn.serve_one(apps, Instant::now())? {}
     Ok(())
 }
@@ -508,7 +508,7 @@ pub fn serve_connection(apps: &Apps, stream: UnixStream) -> io::Result<()> {
 /// next reads: framework parsers read in 8-64 KiB pieces, and each ask is
 /// a round trip to the server.
 struct PullBody {
-    conn: Arc<Mutex<Conn>>,
+    conn: Arc<Mutex<ConnectionState>>,
     eof: bool,
     ahead: Vec<u8>,
     /// Where the unread part of `ahead` starts.
@@ -520,7 +520,7 @@ struct PullBody {
 const READ_AHEAD: usize = frame::MAX_READ;
 
 impl PullBody {
-    fn new(conn: Arc<Mutex<Conn>>) -> PullBody {
+    fn new(conn: Arc<Mutex<ConnectionState>>) -> PullBody {
         PullBody {
             conn,
             eof: false,
@@ -593,7 +593,7 @@ impl BodyStream for PullBody {
 
 /// The response, as frames to the server.
 struct FrameSink {
-    conn: Arc<Mutex<Conn>>,
+    conn: Arc<Mutex<ConnectionState>>,
 }
 
 impl FrameSink {
@@ -613,7 +613,7 @@ impl FrameSink {
 /// app's thread fails its next write or body read. The request's thread
 /// may hold the connection while it blocks on the socket (a body read, a
 /// write to a slow client): the shutdown alone then unblocks it.
-fn answer_timeout(conn: &Mutex<Conn>, socket: &UnixStream) {
+fn answer_timeout(conn: &Mutex<ConnectionState>, socket: &UnixStream) {
     let deadline = Instant::now() + Duration::from_millis(100);
     loop {
         let guard = match conn.try_lock() {

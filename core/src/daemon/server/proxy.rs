@@ -20,7 +20,7 @@ use crate::daemon::protocol::exchange::{Event, Lost};
 use crate::daemon::protocol::frame::{self, AppRef, BodyKind, Kind};
 
 /// A connection to a daemon, idle between requests.
-pub struct Connection {
+pub struct DaemonConnection {
     stream: UnixStream,
     /// The group's socket timeout.
     timeout: Option<Duration>,
@@ -28,17 +28,21 @@ pub struct Connection {
     accepted: bool,
 }
 
-impl Connection {
+impl DaemonConnection {
     /// Connects to the group at `path` and introduces the connection with
     /// the group's `token` (`auth::introduce`). No daemon has taken it
     /// yet: the first request waits for that.
-    pub fn open(path: &Path, timeout: Option<Duration>, token: &Token) -> io::Result<Connection> {
+    pub fn open(
+        path: &Path,
+        timeout: Option<Duration>,
+        token: &Token,
+    ) -> io::Result<DaemonConnection> {
         use std::os::fd::AsRawFd;
         let stream = UnixStream::connect(path)?;
         crate::daemon::protocol::auth::introduce(stream.as_raw_fd(), token)?;
         stream.set_read_timeout(timeout)?;
         stream.set_write_timeout(timeout)?;
-        Ok(Connection {
+        Ok(DaemonConnection {
             stream,
             timeout,
             accepted: false,
@@ -57,7 +61,7 @@ pub struct Pool {
     connect_timeout: Duration,
     /// The largest response head taken from a daemon.
     head_limit: usize,
-    idle: Mutex<Vec<Connection>>,
+    idle: Mutex<Vec<DaemonConnection>>,
 }
 
 /// How a request is relayed, as mod_wsgi's per-directory switches say.
@@ -112,18 +116,18 @@ impl Pool {
         self
     }
 
-    fn get(&self) -> io::Result<Connection> {
+    fn get(&self) -> io::Result<DaemonConnection> {
         if let Some(c) = self.idle.lock().recover().pop() {
             return Ok(c);
         }
         self.open()
     }
 
-    fn open(&self) -> io::Result<Connection> {
-        Connection::open(&self.path, self.timeout, &self.token)
+    fn open(&self) -> io::Result<DaemonConnection> {
+        DaemonConnection::open(&self.path, self.timeout, &self.token)
     }
 
-    fn put(&self, c: Connection) {
+    fn put(&self, c: DaemonConnection) {
         self.idle.lock().recover().push(c);
     }
 
@@ -273,7 +277,7 @@ fn body_kind<R: Request + ?Sized>(req: &R, body: &Body) -> BodyKind {
 
 /// One request on one connection.
 struct Exchange<'c> {
-    conn: &'c mut Connection,
+    conn: &'c mut DaemonConnection,
     daemon: crate::daemon::protocol::exchange::Exchange,
     /// The daemon did not run the request: send it again.
     retry: bool,

@@ -1,8 +1,9 @@
 //! Daemon mode (mod_wsgi's `WSGIDaemonProcess`): the parent starts each
-//! process group once the configuration is read, looks after them every
-//! second (Apache's monitor hook) and stops them when the configuration
-//! goes (a restart or the stop); a child hands each request of a group's
-//! app to the group over its socket, through the core's `daemon::proxy`.
+//! process group once the configuration is read, replaces a daemon that
+//! dies at once (APR's other-child hooks; Apache's monitor hook looks again
+//! every few seconds) and stops them when the configuration goes (a restart
+//! or the stop); a child proxies each request of a group's app to the group
+//! over its socket (`proxy`, through the core's `daemon::server::proxy`).
 
 use std::ffi::{c_int, c_void};
 use std::sync::{Arc, Mutex};
@@ -429,7 +430,7 @@ fn pool(c: &Config, group: &str) -> Option<Arc<Pool>> {
 ///
 /// # Safety
 /// `r` is the live request of the calling handler.
-pub unsafe fn serve(
+pub unsafe fn proxy(
     r: *mut request_rec,
     group: &str,
     app: &App,

@@ -1,5 +1,6 @@
-//! The in-memory adapter: a `Request` and a `ResponseSink` with no server
-//! behind them, for the core's tests, the fixtures and the benchmark.
+//! A server made of memory, for testing: a `Request` and a `ResponseSink`
+//! with no server behind them, for the core's tests, the fixtures and the
+//! benchmark.
 
 use std::fs::File;
 use std::io::{self, Read};
