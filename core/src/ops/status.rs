@@ -9,7 +9,10 @@
 
 use std::fmt::Write;
 
-use crate::ops::metrics::{AppSnapshot, BUCKETS, HistogramSnapshot, ProcSnapshot, Snapshot};
+use crate::ops::metrics::{
+    AppSnapshot, BUCKETS, GroupSnapshot, HistogramSnapshot, ProcSnapshot, RecycleReason,
+    RequestSnapshot, Snapshot,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -86,6 +89,23 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// A family whose series are one value per row: `rows` gives each row's
+/// labels and value.
+fn series<V: std::fmt::Display>(
+    out: &mut String,
+    (name, kind, help): Family,
+    rows: impl IntoIterator<Item = (String, V)>,
+) {
+    family(out, name, kind, help);
+    for (labels, v) in rows {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {v}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {v}");
+        }
+    }
+}
+
 fn histogram(out: &mut String, name: &str, labels: &str, h: &HistogramSnapshot) {
     for (bound, n) in BUCKETS.iter().zip(h.buckets) {
         let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {n}");
@@ -95,196 +115,236 @@ fn histogram(out: &mut String, name: &str, labels: &str, h: &HistogramSnapshot) 
     let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
 }
 
-/// A per-app series: its name, its help text, and how to read it.
-type Series<T> = (&'static str, &'static str, fn(&AppSnapshot) -> T);
+/// What an app's family holds.
+enum AppValue<'a> {
+    /// Responses by status class, 1xx to 5xx.
+    ByClass(&'a [u64; 5]),
+    Histogram(&'a HistogramSnapshot),
+    Gauge(i64),
+    Counter(u64),
+    /// A counter of bytes (the page shows MiB).
+    Bytes(u64),
+}
+
+/// One family of per-app series, as each form shows it.
+struct AppFamily {
+    /// Prometheus' name, type and help text.
+    metric: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    /// The app's key in JSON.
+    json: &'static str,
+    /// The page's column(s) (`None`: the page leaves it out).
+    column: Option<&'static str>,
+    get: for<'a> fn(&'a AppSnapshot) -> AppValue<'a>,
+}
+
+/// Every per-app family, in the order Prometheus and JSON list them.
+const APP_FAMILIES: [AppFamily; 10] = [
+    AppFamily {
+        metric: "oxwsgi_requests_total",
+        kind: "counter",
+        help: "Responses by status class.",
+        json: "responses",
+        column: Some("<th>2xx</th><th>3xx</th><th>4xx</th><th>5xx</th>"),
+        get: |a| AppValue::ByClass(&a.responses),
+    },
+    AppFamily {
+        metric: "oxwsgi_request_duration_seconds",
+        kind: "histogram",
+        help: "Time from the app's call to the end of its response.",
+        json: "duration_seconds",
+        column: Some("<th>median time</th>"),
+        get: |a| AppValue::Histogram(&a.duration),
+    },
+    AppFamily {
+        metric: "oxwsgi_queue_wait_seconds",
+        kind: "histogram",
+        help: "Time requests waited for a Python thread.",
+        json: "queue_wait_seconds",
+        column: None,
+        get: |a| AppValue::Histogram(&a.queue_wait),
+    },
+    AppFamily {
+        metric: "oxwsgi_requests_in_flight",
+        kind: "gauge",
+        help: "Requests the app is running now.",
+        json: "in_flight",
+        column: Some("<th>in flight</th>"),
+        get: |a| AppValue::Gauge(a.in_flight),
+    },
+    AppFamily {
+        metric: "oxwsgi_queue_depth",
+        kind: "gauge",
+        help: "Requests waiting for a Python thread now.",
+        json: "queued",
+        column: Some("<th>queued</th>"),
+        get: |a| AppValue::Gauge(a.queued),
+    },
+    AppFamily {
+        metric: "oxwsgi_app_exceptions_total",
+        kind: "counter",
+        help: "Exceptions the app raised.",
+        json: "exceptions",
+        column: Some("<th>exceptions</th>"),
+        get: |a| AppValue::Counter(a.exceptions),
+    },
+    AppFamily {
+        metric: "oxwsgi_request_timeouts_total",
+        kind: "counter",
+        help: "Requests stopped at their request timeout.",
+        json: "request_timeouts",
+        column: Some("<th>timeouts</th>"),
+        get: |a| AppValue::Counter(a.request_timeouts),
+    },
+    AppFamily {
+        metric: "oxwsgi_queue_timeouts_total",
+        kind: "counter",
+        help: "Requests refused (503) after waiting past the queue timeout.",
+        json: "queue_timeouts",
+        column: Some("<th>queue timeouts</th>"),
+        get: |a| AppValue::Counter(a.queue_timeouts),
+    },
+    AppFamily {
+        metric: "oxwsgi_request_body_bytes_total",
+        kind: "counter",
+        help: "Request body bytes the app read.",
+        json: "request_body_bytes",
+        column: Some("<th>in</th>"),
+        get: |a| AppValue::Bytes(a.bytes_in),
+    },
+    AppFamily {
+        metric: "oxwsgi_response_body_bytes_total",
+        kind: "counter",
+        help: "Response body bytes the app produced.",
+        json: "response_body_bytes",
+        column: Some("<th>out</th>"),
+        get: |a| AppValue::Bytes(a.bytes_out),
+    },
+];
+
+/// A family's name, type and help text.
+type Family = (&'static str, &'static str, &'static str);
+
+const INFO: Family = (
+    "oxwsgi_info",
+    "gauge",
+    "The server's Python and oxwsgi versions.",
+);
+const UPTIME: Family = (
+    "oxwsgi_uptime_seconds",
+    "gauge",
+    "Seconds since the metrics started (server start; reloads keep them).",
+);
+const THREADS: Family = (
+    "oxwsgi_threads",
+    "gauge",
+    "Python threads of each server process, busy or idle.",
+);
+const RSS: Family = (
+    "oxwsgi_process_resident_memory_bytes",
+    "gauge",
+    "Resident memory of each server process running Python.",
+);
+const PROCESS_REQUESTS: Family = (
+    "oxwsgi_process_requests_total",
+    "counter",
+    "Requests each server process served since it started.",
+);
+const RECYCLES: Family = (
+    "oxwsgi_recycles_total",
+    "counter",
+    "Processes whose Python was replaced, by reason.",
+);
+const GROUP_PROCESSES: Family = (
+    "oxwsgi_group_processes",
+    "gauge",
+    "Daemon processes of each process group alive now.",
+);
+const GROUP_RECYCLES: Family = (
+    "oxwsgi_group_recycles_total",
+    "counter",
+    "Daemon processes of each process group replaced, by reason.",
+);
 
 pub fn prometheus(s: &Snapshot) -> String {
     let mut out = String::new();
-    let apps: Vec<(String, &AppSnapshot)> = s
-        .apps
-        .iter()
-        .map(|a| (format!("app=\"{}\"", label(&a.name)), a))
-        .collect();
-    family(
-        &mut out,
-        "oxwsgi_info",
-        "gauge",
-        "The server's Python and oxwsgi versions.",
-    );
-    let _ = writeln!(
-        out,
-        "oxwsgi_info{{python=\"{}\",version=\"{}\"}} 1",
+    let version = format!(
+        "python=\"{}\",version=\"{}\"",
         label(&s.python),
         env!("CARGO_PKG_VERSION")
     );
-    family(
-        &mut out,
-        "oxwsgi_uptime_seconds",
-        "gauge",
-        "Seconds since the metrics started (server start; reloads keep them).",
-    );
-    let _ = writeln!(out, "oxwsgi_uptime_seconds {}", s.uptime.as_secs());
-    family(
-        &mut out,
-        "oxwsgi_requests_total",
-        "counter",
-        "Responses by status class.",
-    );
-    for (l, a) in &apps {
-        for (i, n) in a.responses.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "oxwsgi_requests_total{{{l},status=\"{}xx\"}} {n}",
-                i + 1
-            );
-        }
-    }
-    family(
-        &mut out,
-        "oxwsgi_request_duration_seconds",
-        "histogram",
-        "Time from the app's call to the end of its response.",
-    );
-    for (l, a) in &apps {
-        histogram(&mut out, "oxwsgi_request_duration_seconds", l, &a.duration);
-    }
-    family(
-        &mut out,
-        "oxwsgi_queue_wait_seconds",
-        "histogram",
-        "Time requests waited for a Python thread.",
-    );
-    for (l, a) in &apps {
-        histogram(&mut out, "oxwsgi_queue_wait_seconds", l, &a.queue_wait);
-    }
-    let gauges: [Series<i64>; 2] = [
-        (
-            "oxwsgi_requests_in_flight",
-            "Requests the app is running now.",
-            |a| a.in_flight,
-        ),
-        (
-            "oxwsgi_queue_depth",
-            "Requests waiting for a Python thread now.",
-            |a| a.queued,
-        ),
-    ];
-    for (name, help, get) in gauges {
-        family(&mut out, name, "gauge", help);
-        for (l, a) in &apps {
-            let _ = writeln!(out, "{name}{{{l}}} {}", get(a));
-        }
-    }
-    let counters: [Series<u64>; 5] = [
-        (
-            "oxwsgi_app_exceptions_total",
-            "Exceptions the app raised.",
-            |a| a.exceptions,
-        ),
-        (
-            "oxwsgi_request_timeouts_total",
-            "Requests stopped at their request timeout.",
-            |a| a.request_timeouts,
-        ),
-        (
-            "oxwsgi_queue_timeouts_total",
-            "Requests refused (503) after waiting past the queue timeout.",
-            |a| a.queue_timeouts,
-        ),
-        (
-            "oxwsgi_request_body_bytes_total",
-            "Request body bytes the app read.",
-            |a| a.bytes_in,
-        ),
-        (
-            "oxwsgi_response_body_bytes_total",
-            "Response body bytes the app produced.",
-            |a| a.bytes_out,
-        ),
-    ];
-    for (name, help, get) in counters {
-        family(&mut out, name, "counter", help);
-        for (l, a) in &apps {
-            let _ = writeln!(out, "{name}{{{l}}} {}", get(a));
-        }
-    }
-    family(
-        &mut out,
-        "oxwsgi_threads",
-        "gauge",
-        "Python threads of each server process, busy or idle.",
-    );
-    let procs: Vec<(String, &ProcSnapshot)> = s.procs.iter().map(|p| (proc_labels(p), p)).collect();
-    for (l, p) in &procs {
-        let idle = p.threads.saturating_sub(p.busy);
-        let _ = writeln!(out, "oxwsgi_threads{{{l},state=\"busy\"}} {}", p.busy);
-        let _ = writeln!(out, "oxwsgi_threads{{{l},state=\"idle\"}} {idle}");
-    }
-    family(
-        &mut out,
-        "oxwsgi_process_resident_memory_bytes",
-        "gauge",
-        "Resident memory of each server process running Python.",
-    );
-    for (l, p) in &procs {
-        let _ = writeln!(out, "oxwsgi_process_resident_memory_bytes{{{l}}} {}", p.rss);
-    }
-    family(
-        &mut out,
-        "oxwsgi_process_requests_total",
-        "counter",
-        "Requests each server process served since it started.",
-    );
-    for (l, p) in &procs {
-        let _ = writeln!(out, "oxwsgi_process_requests_total{{{l}}} {}", p.requests);
-    }
-    family(
-        &mut out,
-        "oxwsgi_recycles_total",
-        "counter",
-        "Processes whose Python was replaced, by reason.",
-    );
-    for (why, n) in &s.recycles {
-        let _ = writeln!(
-            out,
-            "oxwsgi_recycles_total{{reason=\"{}\"}} {n}",
-            why.label()
-        );
-    }
-    if s.groups.is_empty() {
-        return out;
-    }
-    family(
-        &mut out,
-        "oxwsgi_group_processes",
-        "gauge",
-        "Daemon processes of each process group alive now.",
-    );
-    for g in &s.groups {
-        let _ = writeln!(
-            out,
-            "oxwsgi_group_processes{{group=\"{}\"}} {}",
-            label(&g.name),
-            g.processes
-        );
-    }
-    family(
-        &mut out,
-        "oxwsgi_group_recycles_total",
-        "counter",
-        "Daemon processes of each process group replaced, by reason.",
-    );
-    for g in &s.groups {
-        for (why, n) in &g.recycles {
-            let _ = writeln!(
-                out,
-                "oxwsgi_group_recycles_total{{group=\"{}\",reason=\"{}\"}} {n}",
-                label(&g.name),
-                why.label()
-            );
-        }
+    series(&mut out, INFO, [(version, 1)]);
+    series(&mut out, UPTIME, [(String::new(), s.uptime.as_secs())]);
+    app_series(&mut out, &s.apps);
+    process_series(&mut out, s);
+    if !s.groups.is_empty() {
+        group_series(&mut out, s);
     }
     out
+}
+
+/// Every per-app family (`APP_FAMILIES`), each app's series.
+fn app_series(out: &mut String, apps: &[AppSnapshot]) {
+    let apps: Vec<(String, &AppSnapshot)> = apps
+        .iter()
+        .map(|a| (format!("app=\"{}\"", label(&a.name)), a))
+        .collect();
+    for f in &APP_FAMILIES {
+        family(out, f.metric, f.kind, f.help);
+        for (l, a) in &apps {
+            let name = f.metric;
+            match (f.get)(a) {
+                AppValue::ByClass(n) => {
+                    for (i, n) in n.iter().enumerate() {
+                        let _ = writeln!(out, "{name}{{{l},status=\"{}xx\"}} {n}", i + 1);
+                    }
+                }
+                AppValue::Histogram(h) => histogram(out, name, l, h),
+                AppValue::Gauge(n) => {
+                    let _ = writeln!(out, "{name}{{{l}}} {n}");
+                }
+                AppValue::Counter(n) | AppValue::Bytes(n) => {
+                    let _ = writeln!(out, "{name}{{{l}}} {n}");
+                }
+            }
+        }
+    }
+}
+
+/// The server processes' families, and the recycles of their Python.
+fn process_series(out: &mut String, s: &Snapshot) {
+    let procs: Vec<(String, &ProcSnapshot)> = s.procs.iter().map(|p| (proc_labels(p), p)).collect();
+    let threads = procs.iter().flat_map(|(l, p)| {
+        let idle = p.threads.saturating_sub(p.busy);
+        [
+            (format!("{l},state=\"busy\""), p.busy),
+            (format!("{l},state=\"idle\""), idle),
+        ]
+    });
+    series(out, THREADS, threads);
+    series(out, RSS, procs.iter().map(|(l, p)| (l.clone(), p.rss)));
+    let requests = procs.iter().map(|(l, p)| (l.clone(), p.requests));
+    series(out, PROCESS_REQUESTS, requests);
+    let recycles = s.recycles.iter();
+    series(
+        out,
+        RECYCLES,
+        recycles.map(|(why, n)| (format!("reason=\"{}\"", why.label()), *n)),
+    );
+}
+
+/// The process groups' families.
+fn group_series(out: &mut String, s: &Snapshot) {
+    let group = |g: &GroupSnapshot| format!("group=\"{}\"", label(&g.name));
+    let alive = s.groups.iter().map(|g| (group(g), g.processes));
+    series(out, GROUP_PROCESSES, alive);
+    let recycles = s.groups.iter().flat_map(|g| {
+        g.recycles
+            .iter()
+            .map(move |(why, n)| (format!("{},reason=\"{}\"", group(g), why.label()), *n))
+    });
+    series(out, GROUP_RECYCLES, recycles);
 }
 
 /// A process's labels: its pid, and its group for a group's daemon.
@@ -333,97 +393,90 @@ fn json_histogram(h: &HistogramSnapshot) -> String {
 }
 
 pub fn json(s: &Snapshot) -> String {
-    let apps: Vec<String> = s
-        .apps
-        .iter()
-        .map(|a| {
-            format!(
-                "{{\"name\":{},\"responses\":{{\"1xx\":{},\"2xx\":{},\"3xx\":{},\"4xx\":{},\"5xx\":{}}},\
-                 \"duration_seconds\":{},\"queue_wait_seconds\":{},\"in_flight\":{},\"queued\":{},\
-                 \"exceptions\":{},\"request_timeouts\":{},\"queue_timeouts\":{},\
-                 \"request_body_bytes\":{},\"response_body_bytes\":{}}}",
-                js(&a.name),
-                a.responses[0],
-                a.responses[1],
-                a.responses[2],
-                a.responses[3],
-                a.responses[4],
-                json_histogram(&a.duration),
-                json_histogram(&a.queue_wait),
-                a.in_flight,
-                a.queued,
-                a.exceptions,
-                a.request_timeouts,
-                a.queue_timeouts,
-                a.bytes_in,
-                a.bytes_out
-            )
-        })
-        .collect();
-    let procs: Vec<String> = s
-        .procs
-        .iter()
-        .map(|p| {
-            format!(
-                "{{\"pid\":{},\"group\":{},\"started\":{},\"requests\":{},\"rss_bytes\":{},\"threads\":{},\"busy\":{}}}",
-                p.pid,
-                js(&p.group),
-                p.started_unix,
-                p.requests,
-                p.rss,
-                p.threads,
-                p.busy
-            )
-        })
-        .collect();
-    let requests: Vec<String> = s
-        .requests
-        .iter()
-        .map(|r| {
-            format!(
-                "{{\"pid\":{},\"thread\":{},\"app\":{},\"method\":{},\"path\":{},\"client\":{},\
-                 \"elapsed_seconds\":{:.3},\"stack\":{}}}",
-                r.pid,
-                r.thread,
-                js(&r.app),
-                js(&r.method),
-                js(&r.path),
-                js(&r.client),
-                r.elapsed.as_secs_f64(),
-                js(&r.stack)
-            )
-        })
-        .collect();
-    let recycles = |r: &[(crate::ops::metrics::RecycleReason, u64)]| -> String {
-        r.iter()
-            .map(|(why, n)| format!("{}:{n}", js(why.label())))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    let groups: Vec<String> = s
-        .groups
-        .iter()
-        .map(|g| {
-            format!(
-                "{{\"name\":{},\"processes\":{},\"recycles\":{{{}}}}}",
-                js(&g.name),
-                g.processes,
-                recycles(&g.recycles)
-            )
-        })
-        .collect();
+    let list = |items: Vec<String>| items.join(",");
     format!(
         "{{\"uptime_seconds\":{},\"python\":{},\"version\":{},\"recycles\":{{{}}},\
          \"apps\":[{}],\"processes\":[{}],\"groups\":[{}],\"requests\":[{}]}}\n",
         s.uptime.as_secs(),
         js(&s.python),
         js(env!("CARGO_PKG_VERSION")),
-        recycles(&s.recycles),
-        apps.join(","),
-        procs.join(","),
-        groups.join(","),
-        requests.join(",")
+        json_recycles(&s.recycles),
+        list(s.apps.iter().map(json_app).collect()),
+        list(s.procs.iter().map(json_proc).collect()),
+        list(s.groups.iter().map(json_group).collect()),
+        list(s.requests.iter().map(json_request).collect()),
     )
+}
+
+/// An app: its name, then every family of `APP_FAMILIES` by its key.
+fn json_app(a: &AppSnapshot) -> String {
+    let mut o = format!("{{\"name\":{}", js(&a.name));
+    for f in &APP_FAMILIES {
+        let _ = write!(o, ",\"{}\":", f.json);
+        match (f.get)(a) {
+            AppValue::ByClass(n) => {
+                let classes: Vec<String> = n
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| format!("\"{}xx\":{n}", i + 1))
+                    .collect();
+                let _ = write!(o, "{{{}}}", classes.join(","));
+            }
+            AppValue::Histogram(h) => o.push_str(&json_histogram(h)),
+            AppValue::Gauge(n) => {
+                let _ = write!(o, "{n}");
+            }
+            AppValue::Counter(n) | AppValue::Bytes(n) => {
+                let _ = write!(o, "{n}");
+            }
+        }
+    }
+    o.push('}');
+    o
+}
+
+fn json_proc(p: &ProcSnapshot) -> String {
+    format!(
+        "{{\"pid\":{},\"group\":{},\"started\":{},\"requests\":{},\"rss_bytes\":{},\"threads\":{},\"busy\":{}}}",
+        p.pid,
+        js(&p.group),
+        p.started_unix,
+        p.requests,
+        p.rss,
+        p.threads,
+        p.busy
+    )
+}
+
+fn json_request(r: &RequestSnapshot) -> String {
+    format!(
+        "{{\"pid\":{},\"thread\":{},\"app\":{},\"method\":{},\"path\":{},\"client\":{},\
+         \"elapsed_seconds\":{:.3},\"stack\":{}}}",
+        r.pid,
+        r.thread,
+        js(&r.app),
+        js(&r.method),
+        js(&r.path),
+        js(&r.client),
+        r.elapsed.as_secs_f64(),
+        js(&r.stack)
+    )
+}
+
+fn json_group(g: &GroupSnapshot) -> String {
+    format!(
+        "{{\"name\":{},\"processes\":{},\"recycles\":{{{}}}}}",
+        js(&g.name),
+        g.processes,
+        json_recycles(&g.recycles)
+    )
+}
+
+fn json_recycles(r: &[(RecycleReason, u64)]) -> String {
+    r.iter()
+        .map(|(why, n)| format!("{}:{n}", js(why.label())))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Text for HTML element content and attribute values.
@@ -460,6 +513,27 @@ fn p50(hist: &HistogramSnapshot) -> String {
 
 pub fn html(s: &Snapshot) -> String {
     let mut out = String::new();
+    html_head(&mut out, s);
+    html_apps(&mut out, &s.apps);
+    if !s.groups.is_empty() {
+        html_groups(&mut out, &s.groups);
+    }
+    html_procs(&mut out, &s.procs);
+    html_requests(&mut out, &s.requests);
+    out.push_str("</table></body></html>\n");
+    out
+}
+
+/// The recycles by reason, for a person.
+fn html_recycles(r: &[(RecycleReason, u64)]) -> String {
+    r.iter()
+        .map(|(why, n)| format!("{} {n}", why.label()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The document's head, and the server's line.
+fn html_head(out: &mut String, s: &Snapshot) {
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\
@@ -477,84 +551,94 @@ pub fn html(s: &Snapshot) -> String {
         s.uptime.as_secs(),
         h(&s.python),
         env!("CARGO_PKG_VERSION"),
-        s.recycles
-            .iter()
-            .map(|(why, n)| format!("{} {n}", why.label()))
-            .collect::<Vec<_>>()
-            .join(", ")
+        html_recycles(&s.recycles)
     );
+}
+
+/// The apps' table: a column for each family of `APP_FAMILIES` the page
+/// shows.
+fn html_apps(out: &mut String, apps: &[AppSnapshot]) {
+    out.push_str("<h2>Apps</h2><table><tr><th class=\"l\">app</th>");
+    for f in &APP_FAMILIES {
+        out.push_str(f.column.unwrap_or_default());
+    }
+    out.push_str("</tr>");
+    for a in apps {
+        let _ = write!(out, "<tr><td class=\"l\">{}</td>", h(&a.name));
+        for f in APP_FAMILIES.iter().filter(|f| f.column.is_some()) {
+            match (f.get)(a) {
+                // 1xx is never an app's final answer.
+                AppValue::ByClass(n) => {
+                    for n in &n[1..] {
+                        let _ = write!(out, "<td>{n}</td>");
+                    }
+                }
+                AppValue::Histogram(hist) => {
+                    let _ = write!(out, "<td>{}</td>", p50(hist));
+                }
+                AppValue::Gauge(n) => {
+                    let _ = write!(out, "<td>{n}</td>");
+                }
+                AppValue::Counter(n) => {
+                    let _ = write!(out, "<td>{n}</td>");
+                }
+                AppValue::Bytes(n) => {
+                    let _ = write!(out, "<td>{}</td>", mib(n));
+                }
+            }
+        }
+        out.push_str("</tr>");
+    }
+}
+
+fn html_groups(out: &mut String, groups: &[GroupSnapshot]) {
     out.push_str(
-        "<h2>Apps</h2><table><tr><th class=\"l\">app</th><th>2xx</th><th>3xx</th><th>4xx</th>\
-         <th>5xx</th><th>in flight</th><th>queued</th><th>median time</th><th>exceptions</th>\
-         <th>timeouts</th><th>queue timeouts</th><th>in</th><th>out</th></tr>",
+        "</table><h2>Process groups</h2><table><tr><th class=\"l\">group</th>\
+         <th>processes</th><th class=\"l\">recycles</th></tr>",
     );
-    for a in &s.apps {
+    for g in groups {
         let _ = write!(
             out,
-            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            h(&a.name),
-            a.responses[1],
-            a.responses[2],
-            a.responses[3],
-            a.responses[4],
-            a.in_flight,
-            a.queued,
-            p50(&a.duration),
-            a.exceptions,
-            a.request_timeouts,
-            a.queue_timeouts,
-            mib(a.bytes_in),
-            mib(a.bytes_out)
+            "<tr><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+            h(&g.name),
+            g.processes,
+            html_recycles(&g.recycles)
         );
     }
-    if !s.groups.is_empty() {
-        out.push_str(
-            "</table><h2>Process groups</h2><table><tr><th class=\"l\">group</th>\
-             <th>processes</th><th class=\"l\">recycles</th></tr>",
-        );
-        for g in &s.groups {
-            let _ = write!(
-                out,
-                "<tr><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
-                h(&g.name),
-                g.processes,
-                g.recycles
-                    .iter()
-                    .map(|(why, n)| format!("{} {n}", why.label()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
-    }
+}
+
+fn html_procs(out: &mut String, procs: &[ProcSnapshot]) {
     out.push_str(
         "</table><h2>Processes</h2><table><tr><th>pid</th><th class=\"l\">group</th>\
          <th>requests</th><th>threads busy</th><th>threads</th><th>memory</th></tr>",
     );
-    for p in &s.procs {
+    for p in procs {
+        let group = if p.group.is_empty() {
+            "(server)".to_string()
+        } else {
+            h(&p.group)
+        };
         let _ = write!(
             out,
-            "<tr><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td class=\"l\">{group}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             p.pid,
-            if p.group.is_empty() {
-                "(server)".to_string()
-            } else {
-                h(&p.group)
-            },
             p.requests,
             p.busy,
             p.threads,
             mib(p.rss)
         );
     }
+}
+
+fn html_requests(out: &mut String, requests: &[RequestSnapshot]) {
     let _ = write!(
         out,
         "</table><h2>Requests in flight ({})</h2><table><tr><th>pid</th><th>thread</th>\
          <th class=\"l\">app</th><th class=\"l\">request</th><th class=\"l\">client</th>\
          <th>elapsed</th><th class=\"l\">Python stack (after 1 s)</th></tr>",
-        s.requests.len()
+        requests.len()
     );
-    for r in &s.requests {
+    for r in requests {
         let slow = r.elapsed.as_secs() >= 1;
         let _ = write!(
             out,
@@ -571,8 +655,6 @@ pub fn html(s: &Snapshot) -> String {
             h(&r.stack)
         );
     }
-    out.push_str("</table></body></html>\n");
-    out
 }
 
 #[cfg(test)]
