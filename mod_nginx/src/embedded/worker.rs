@@ -316,61 +316,15 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) {
         return;
     }
     crate::log::install();
-    let queue_timeouts = main
-        .apps
-        .iter()
-        .any(|a| a.options().queue_timeout.is_some());
-    QUEUE_TIMEOUTS.store(queue_timeouts, Ordering::Relaxed);
-    let interpreter = match Interpreter::start_in_worker(
-        main.python_home.clone(),
-        main.python_path.clone(),
-        main.apps.iter().map(|a| &**a),
-    ) {
-        Ok(i) => i,
-        Err(e) => {
-            // SAFETY: the cycle's log is valid for the worker's life.
-            ngx_log_error!(NGX_LOG_EMERG, unsafe { (*cycle).log }, "oxwsgi: {e}");
-            return;
-        }
-    };
-    if let Some(region) = crate::status::region(main) {
-        oxwsgi_core::ops::metrics::attach(region, main.threads(), None);
-    }
-
-    // SAFETY: plain syscall; the fd is owned below.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-    if fd < 0 {
-        ngx_log_error!(
-            NGX_LOG_EMERG,
-            // SAFETY: the cycle nginx passed to init_process is live, and its
-            // log with it, for the whole call.
-            unsafe { (*cycle).log },
-            "oxwsgi: eventfd() failed: {}",
-            std::io::Error::last_os_error()
-        );
+    // SAFETY: the cycle's log is valid for the worker's life.
+    let log = unsafe { (*cycle).log };
+    let Some(interpreter) = start_python(main, log) else {
         return;
-    }
-    let worker = Worker {
-        jobs: Mutex::new(VecDeque::new()),
-        job_ready: Condvar::new(),
-        idle: std::sync::atomic::AtomicUsize::new(0),
-        spawned: std::sync::atomic::AtomicUsize::new(0),
-        live: Mutex::new(Vec::new()),
-        inflight: std::sync::atomic::AtomicUsize::new(0),
-        last_take: std::sync::atomic::AtomicU64::new(0),
-        last_taker: std::sync::atomic::AtomicUsize::new(usize::MAX),
-        epoch: Instant::now(),
-        stopping: AtomicBool::new(false),
-        ready: Mutex::new(Vec::new()),
-        signalled: AtomicBool::new(false),
-        eventfd: fd,
-        threads: Mutex::new(Vec::new()),
-        interpreter: Mutex::new(Some(interpreter)),
-        conn: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
-        recycler: Recycler::new(main.recycle_limits(), u64::from(std::process::id())),
-        quitting: AtomicBool::new(false),
     };
-    if WORKER.set(worker).is_err() {
+    let Some(fd) = notifier_fd(log) else {
+        return;
+    };
+    if WORKER.set(Worker::new(fd, interpreter, main)).is_err() {
         return;
     }
     let w = WORKER.get().expect("just set");
@@ -381,52 +335,138 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) {
             recycle(w, &why);
         }
     }));
+    // SAFETY: on the event loop thread, in init_process, with the worker's
+    // log.
+    if unsafe { watch_notifier(w, fd, log) } {
+        spawn_threads(w, main.threads());
+    }
+}
 
+/// Python for this worker, with every app of the configuration loaded,
+/// attached to the metrics; `None` (logged) if it cannot start.
+fn start_python(
+    main: &crate::conf::MainConf,
+    log: *mut ngx::ffi::ngx_log_t,
+) -> Option<Interpreter> {
+    let queue_timeouts = main
+        .apps
+        .iter()
+        .any(|a| a.options().queue_timeout.is_some());
+    QUEUE_TIMEOUTS.store(queue_timeouts, Ordering::Relaxed);
+    let interpreter = Interpreter::start_in_worker(
+        main.python_home.clone(),
+        main.python_path.clone(),
+        main.apps.iter().map(|a| &**a),
+    );
+    let interpreter = match interpreter {
+        Ok(i) => i,
+        Err(e) => {
+            ngx_log_error!(NGX_LOG_EMERG, log, "oxwsgi: {e}");
+            return None;
+        }
+    };
+    if let Some(region) = crate::status::region(main) {
+        oxwsgi_core::ops::metrics::attach(region, main.threads(), None);
+    }
+    Some(interpreter)
+}
+
+/// The eventfd through which Python threads wake the event loop.
+fn notifier_fd(log: *mut ngx::ffi::ngx_log_t) -> Option<i32> {
+    // SAFETY: plain syscall; the fd is owned by the worker from here.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        ngx_log_error!(
+            NGX_LOG_EMERG,
+            log,
+            "oxwsgi: eventfd() failed: {}",
+            std::io::Error::last_os_error()
+        );
+        return None;
+    }
+    Some(fd)
+}
+
+impl Worker {
+    fn new(eventfd: i32, interpreter: Interpreter, main: &crate::conf::MainConf) -> Worker {
+        Worker {
+            jobs: Mutex::new(VecDeque::new()),
+            job_ready: Condvar::new(),
+            idle: std::sync::atomic::AtomicUsize::new(0),
+            spawned: std::sync::atomic::AtomicUsize::new(0),
+            live: Mutex::new(Vec::new()),
+            inflight: std::sync::atomic::AtomicUsize::new(0),
+            last_take: std::sync::atomic::AtomicU64::new(0),
+            last_taker: std::sync::atomic::AtomicUsize::new(usize::MAX),
+            epoch: Instant::now(),
+            stopping: AtomicBool::new(false),
+            ready: Mutex::new(Vec::new()),
+            signalled: AtomicBool::new(false),
+            eventfd,
+            threads: Mutex::new(Vec::new()),
+            interpreter: Mutex::new(Some(interpreter)),
+            conn: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
+            recycler: Recycler::new(main.recycle_limits(), u64::from(std::process::id())),
+            quitting: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Puts the notifier's eventfd on the event loop, and readies the
+/// worker's own events (the kick, the recycle timer, the watchdog);
+/// false (logged) if nginx has no connection for it.
+///
+/// # Safety
+/// On the event loop thread, in init_process; `log` is the worker's.
+unsafe fn watch_notifier(w: &Worker, fd: i32, log: *mut ngx::ffi::ngx_log_t) -> bool {
     // SAFETY: registering our eventfd with this worker's event loop, on the
-    // event loop thread; the connection lives until `stop` closes it.
+    // event loop thread (the contract); the connection lives until `stop`
+    // closes it; the statics are this worker's events, touched only on
+    // this thread.
     unsafe {
-        let c = ngx_get_connection(fd, (*cycle).log);
+        let c = ngx_get_connection(fd, log);
         if c.is_null() {
             ngx_log_error!(
                 NGX_LOG_EMERG,
-                (*cycle).log,
+                log,
                 "oxwsgi: no free connection for the notifier"
             );
-            return;
+            return false;
         }
         let rev = (*c).read;
         (*rev).handler = Some(on_notify);
-        (*rev).log = (*cycle).log;
-        (*c).log = (*cycle).log;
+        (*rev).log = log;
+        (*c).log = log;
         if ngx_handle_read_event(rev, 0) != ngx::ffi::NGX_OK as isize {
-            ngx_log_error!(
-                NGX_LOG_EMERG,
-                (*cycle).log,
-                "oxwsgi: cannot watch the notifier"
-            );
-            return;
+            ngx_log_error!(NGX_LOG_EMERG, log, "oxwsgi: cannot watch the notifier");
+            return false;
         }
         w.conn.store(c, Ordering::Release);
         let dummy = &raw mut DUMMY_CONNECTION;
         (*dummy).fd = -1;
-        let kick = &raw mut KICK;
-        (*kick).handler = Some(on_kick);
-        (*kick).log = (*cycle).log;
-        (*kick).data = dummy.cast();
-        let timer = &raw mut RECYCLE_TIMER;
-        (*timer).handler = Some(on_recycle_timer);
-        (*timer).log = (*cycle).log;
-        (*timer).data = dummy.cast();
-        let dog = &raw mut WATCHDOG;
-        (*dog).handler = Some(on_watchdog);
-        (*dog).log = (*cycle).log;
-        (*dog).data = dummy.cast();
-        // Not cancelable: while it is armed (jobs in flight) a gracefully
-        // exiting worker waits for them instead of dropping their requests.
+        // The watchdog is not cancelable: while it is armed (jobs in
+        // flight) a gracefully exiting worker waits for them instead of
+        // dropping their requests.
+        for (ev, handler) in [
+            (
+                &raw mut KICK,
+                on_kick as unsafe extern "C" fn(*mut ngx_event_t),
+            ),
+            (&raw mut RECYCLE_TIMER, on_recycle_timer),
+            (&raw mut WATCHDOG, on_watchdog),
+        ] {
+            (*ev).handler = Some(handler);
+            (*ev).log = log;
+            (*ev).data = dummy.cast();
+        }
     }
+    true
+}
 
+/// The worker's Python threads.
+fn spawn_threads(w: &Worker, n: usize) {
     let mut threads = w.threads.lock().recover();
-    for i in 0..main.threads() {
+    for i in 0..n {
         let t = std::thread::Builder::new()
             .name(format!("oxwsgi-{i}"))
             .spawn(move || run_jobs(i));
