@@ -602,8 +602,26 @@ impl Region {
     fn snapshot_of(&self, alive: impl Fn(u64) -> bool) -> Snapshot {
         self.sweep(alive);
         let now = unix_now();
-        let apps: Vec<AppSnapshot> = self
-            .apps
+        let requests = self.requests_snapshot(now);
+        let procs = self.procs_snapshot(&requests);
+        let groups = self.groups_snapshot(&procs);
+        let (major, minor) = crate::python::embed::embedded_version();
+        Snapshot {
+            uptime: now.saturating_sub(Duration::from_secs(
+                self.started_unix.load(Ordering::Relaxed),
+            )),
+            python: format!("{major}.{minor}"),
+            recycles: recycle_counts(&self.recycles),
+            apps: self.apps_snapshot(),
+            procs,
+            requests,
+            groups,
+        }
+    }
+
+    /// The apps loaded (a slot whose app failed to load is left out).
+    fn apps_snapshot(&self) -> Vec<AppSnapshot> {
+        self.apps
             .iter()
             .take_while(|s| s.state.load(Ordering::Acquire) != 0)
             .filter(|s| s.state.load(Ordering::Acquire) == 2)
@@ -620,45 +638,61 @@ impl Region {
                 bytes_in: s.bytes_in.load(Ordering::Relaxed),
                 bytes_out: s.bytes_out.load(Ordering::Relaxed),
             })
+            .collect()
+    }
+
+    /// The requests in flight, longest first.
+    fn requests_snapshot(&self, now: Duration) -> Vec<RequestSnapshot> {
+        let mut requests: Vec<RequestSnapshot> = self
+            .requests
+            .iter()
+            .filter_map(|q| self.request_snapshot(q, now))
             .collect();
-        let app_name = |i: u64| {
-            self.apps
-                .get(i as usize)
+        requests.sort_by_key(|r| std::cmp::Reverse(r.elapsed));
+        requests
+    }
+
+    /// A request slot's copy, if one is there: read between two equal
+    /// even sequence numbers (its writer was not in the middle of it), a
+    /// few tries at most.
+    fn request_snapshot(&self, q: &RequestSlot, now: Duration) -> Option<RequestSnapshot> {
+        for _ in 0..4 {
+            let pid = q.pid.load(Ordering::Acquire);
+            let seq = q.seq.load(Ordering::Acquire);
+            if pid == 0 {
+                return None;
+            }
+            if seq % 2 == 1 {
+                std::thread::yield_now();
+                continue;
+            }
+            let started = q.started_unix_us.load(Ordering::Relaxed);
+            let app = self
+                .apps
+                .get(q.app.load(Ordering::Relaxed) as usize)
                 .map(|s| lossy(s.name.load()))
-                .unwrap_or_default()
-        };
-        let mut requests = Vec::new();
-        for q in &self.requests {
-            for _ in 0..4 {
-                let pid = q.pid.load(Ordering::Acquire);
-                let seq = q.seq.load(Ordering::Acquire);
-                if pid == 0 || seq % 2 == 1 {
-                    if pid == 0 {
-                        break;
-                    }
-                    std::thread::yield_now();
-                    continue;
-                }
-                let started = q.started_unix_us.load(Ordering::Relaxed);
-                let r = RequestSnapshot {
-                    pid,
-                    thread: q.thread.load(Ordering::Relaxed),
-                    app: app_name(q.app.load(Ordering::Relaxed)),
-                    method: lossy(q.method.load()),
-                    path: lossy(q.path.load()),
-                    client: lossy(q.client.load()),
-                    elapsed: now.saturating_sub(Duration::from_micros(started)),
-                    stack: lossy(q.stack.load()),
-                };
-                if q.seq.load(Ordering::Acquire) == seq && q.pid.load(Ordering::Acquire) == pid {
-                    requests.push(r);
-                    break;
-                }
+                .unwrap_or_default();
+            let r = RequestSnapshot {
+                pid,
+                thread: q.thread.load(Ordering::Relaxed),
+                app,
+                method: lossy(q.method.load()),
+                path: lossy(q.path.load()),
+                client: lossy(q.client.load()),
+                elapsed: now.saturating_sub(Duration::from_micros(started)),
+                stack: lossy(q.stack.load()),
+            };
+            if q.seq.load(Ordering::Acquire) == seq && q.pid.load(Ordering::Acquire) == pid {
+                return Some(r);
             }
         }
-        requests.sort_by_key(|r| std::cmp::Reverse(r.elapsed));
-        let procs: Vec<ProcSnapshot> = self
-            .procs
+        None
+    }
+
+    /// The processes, each with its requests in flight counted as busy
+    /// threads.
+    fn procs_snapshot(&self, requests: &[RequestSnapshot]) -> Vec<ProcSnapshot> {
+        self.procs
             .iter()
             .filter_map(|p| {
                 let pid = p.pid.load(Ordering::Acquire);
@@ -672,9 +706,12 @@ impl Region {
                     busy: requests.iter().filter(|r| r.pid == pid).count() as u64,
                 })
             })
-            .collect();
-        let groups = self
-            .groups
+            .collect()
+    }
+
+    /// The process groups, with their live processes counted.
+    fn groups_snapshot(&self, procs: &[ProcSnapshot]) -> Vec<GroupSnapshot> {
+        self.groups
             .iter()
             .filter(|g| g.state.load(Ordering::Acquire) == 2)
             .map(|g| {
@@ -682,29 +719,19 @@ impl Region {
                 GroupSnapshot {
                     processes: procs.iter().filter(|p| p.group == name).count() as u64,
                     name,
-                    recycles: RecycleReason::ALL
-                        .iter()
-                        .map(|r| (*r, g.recycles[*r as usize].load(Ordering::Relaxed)))
-                        .collect(),
+                    recycles: recycle_counts(&g.recycles),
                 }
             })
-            .collect();
-        let (major, minor) = crate::python::embed::embedded_version();
-        Snapshot {
-            uptime: now.saturating_sub(Duration::from_secs(
-                self.started_unix.load(Ordering::Relaxed),
-            )),
-            python: format!("{major}.{minor}"),
-            recycles: RecycleReason::ALL
-                .iter()
-                .map(|r| (*r, self.recycles[*r as usize].load(Ordering::Relaxed)))
-                .collect(),
-            apps,
-            procs,
-            requests,
-            groups,
-        }
+            .collect()
     }
+}
+
+/// Recycles by reason, from their counters.
+fn recycle_counts(counters: &[AtomicU64; 3]) -> Vec<(RecycleReason, u64)> {
+    RecycleReason::ALL
+        .iter()
+        .map(|r| (*r, counters[*r as usize].load(Ordering::Relaxed)))
+        .collect()
 }
 
 /// Once a second: this process's RSS, and the Python stacks of its
