@@ -46,69 +46,14 @@ pub unsafe extern "C" fn child_init(pool: *mut apr_pool_t, s: *mut server_rec) {
             let _ = PYTHON_STARTED.set(false);
             return;
         }
-        // WSGIImportScript's scripts load with the aliases' apps.
-        let imports: Vec<_> = c
-            .imports
-            .iter()
-            .filter(|i| i.group.is_none())
-            .filter_map(|i| route::import_app(&c, i))
-            .collect();
-        // As mod_wsgi, a child preloads the aliases that say where they run:
-        // `process-group=%{GLOBAL}` with an `application-group=` that does
-        // not depend on the request. Others load on first use, in the
-        // interpreter their request names (%{RESOURCE} by default):
-        // loading them ahead into another would run them twice.
-        let apps = c
-            .aliases
-            .iter()
-            .filter(|a| {
-                a.inline.group() == Some(None)
-                    && a.inline
-                        .application_group
-                        .as_deref()
-                        .and_then(conf::fixed_application_group)
-                        .is_some()
-            })
-            .filter_map(|a| a.app.as_deref());
-        let query = |what: u32| {
-            let mut v: c_int = 0;
-            // SAFETY: ap_mpm_query writes one int.
-            unsafe { ffi::ap_mpm_query(what as c_int, &mut v) };
-            v
-        };
-        // As mod_wsgi counts them: the process slots used so far (else
-        // the most there may be), the threads of a child.
-        let processes = match query(ffi::AP_MPMQ_MAX_DAEMON_USED) {
-            -1 => query(ffi::AP_MPMQ_MAX_DAEMONS),
-            n => n,
-        };
-        let positive = |n: c_int| usize::try_from(n).unwrap_or(1).max(1);
-        oxwsgi_core::python::interpreter::offer_mod_wsgi(
-            oxwsgi_core::python::interpreter::ModWsgi {
-                process_group: String::new(),
-                maximum_processes: positive(processes),
-                threads_per_process: positive(query(ffi::AP_MPMQ_MAX_THREADS)),
-            },
-        );
-        let started = match Interpreter::start_in_worker(
-            c.python_home.clone(),
-            c.python_path.clone(),
-            apps.chain(imports.iter().map(|a| &**a)),
-        ) {
-            Ok(i) => Some(i),
-            Err(e) => {
-                log::error!(target: "oxwsgi", "{e}");
-                None
-            }
-        };
+        offer_mod_wsgi();
+        let started = start_python(&c);
         let ok = started.is_some();
         *PYTHON.lock().recover() = started;
         // SAFETY: Apache passes the live main server to child_init.
         if let Some(region) = unsafe { status::region(s) } {
-            let mut threads: c_int = 1;
-            // SAFETY: ap_mpm_query writes one int.
-            unsafe { ffi::ap_mpm_query(ffi::AP_MPMQ_MAX_THREADS as c_int, &mut threads) };
-            oxwsgi_core::ops::metrics::attach(region, threads.max(1) as usize, None);
+            let threads = mpm_query(ffi::AP_MPMQ_MAX_THREADS).max(1);
+            oxwsgi_core::ops::metrics::attach(region, threads as usize, None);
         }
         let _ = PYTHON_STARTED.set(ok);
         if ok {
@@ -124,4 +69,64 @@ pub unsafe extern "C" fn child_init(pool: *mut apr_pool_t, s: *mut server_rec) {
             }
         }
     })
+}
+
+/// What Apache's MPM says of `what` (an `AP_MPMQ_*`).
+fn mpm_query(what: u32) -> c_int {
+    let mut v: c_int = 0;
+    // SAFETY: ap_mpm_query writes one int.
+    unsafe { ffi::ap_mpm_query(what as c_int, &mut v) };
+    v
+}
+
+/// `import mod_wsgi` in this child, with the counts mod_wsgi gives: the
+/// process slots used so far (else the most there may be), the threads of
+/// a child.
+fn offer_mod_wsgi() {
+    let processes = match mpm_query(ffi::AP_MPMQ_MAX_DAEMON_USED) {
+        -1 => mpm_query(ffi::AP_MPMQ_MAX_DAEMONS),
+        n => n,
+    };
+    let positive = |n: c_int| usize::try_from(n).unwrap_or(1).max(1);
+    oxwsgi_core::python::interpreter::offer_mod_wsgi(oxwsgi_core::python::interpreter::ModWsgi {
+        process_group: String::new(),
+        maximum_processes: positive(processes),
+        threads_per_process: positive(mpm_query(ffi::AP_MPMQ_MAX_THREADS)),
+    });
+}
+
+/// This child's Python, with the apps it preloads; `None` (logged) if it
+/// cannot start.
+fn start_python(c: &conf::Config) -> Option<Interpreter> {
+    // WSGIImportScript's scripts load with the aliases' apps.
+    let imports: Vec<_> = c
+        .imports
+        .iter()
+        .filter(|i| i.group.is_none())
+        .filter_map(|i| route::import_app(c, i))
+        .collect();
+    // As mod_wsgi, a child preloads the aliases that say where they run:
+    // `process-group=%{GLOBAL}` with an `application-group=` that does not
+    // depend on the request. Others load on first use, in the interpreter
+    // their request names (%{RESOURCE} by default): loading them ahead
+    // into another would run them twice.
+    let apps = c
+        .aliases
+        .iter()
+        .filter(|a| {
+            a.inline.group() == Some(None)
+                && a.inline
+                    .application_group
+                    .as_deref()
+                    .and_then(conf::fixed_application_group)
+                    .is_some()
+        })
+        .filter_map(|a| a.app.as_deref());
+    Interpreter::start_in_worker(
+        c.python_home.clone(),
+        c.python_path.clone(),
+        apps.chain(imports.iter().map(|a| &**a)),
+    )
+    .map_err(|e| log::error!(target: "oxwsgi", "{e}"))
+    .ok()
 }
