@@ -556,26 +556,49 @@ fn setup(py: Python<'_>, config: &InterpreterConfig, group: &str) -> PyResult<()
         "stderr",
         Py::new(py, LogStream::new(StreamKind::Stderr, config.stderr_level))?,
     )?;
+    let support = install_modules(py, &sys, group)?;
+    let settings = python_settings();
+    apply_settings(py, &sys, group, &settings)?;
+    crate::python::traceback::set_error_stream(py, config.stderr_level)?;
+    restrict(py, &sys, &support, &settings)?;
+    add_python_path(py, &config.python_path)
+}
+
+/// The modules the core puts in `sys.modules`: its support code, `oxwsgi`
+/// (the exceptions an app may catch) and `mod_wsgi`; the support module.
+fn install_modules<'py>(
+    py: Python<'py>,
+    sys: &Bound<'py, pyo3::types::PyModule>,
+    group: &str,
+) -> PyResult<Bound<'py, pyo3::types::PyModule>> {
+    let modules = sys.getattr("modules")?;
     let support = pyo3::types::PyModule::from_code(
         py,
         &std::ffi::CString::new(SUPPORT).expect("no NUL in support code"),
         c"<oxwsgi_support>",
         c"oxwsgi_support",
     )?;
-    sys.getattr("modules")?
-        .set_item("oxwsgi_support", &support)?;
-    // `import oxwsgi` in an app: the exceptions it may catch.
+    modules.set_item("oxwsgi_support", &support)?;
     let public = pyo3::types::PyModule::from_code(
         py,
         &std::ffi::CString::new(PUBLIC).expect("no NUL in the oxwsgi module"),
         c"<oxwsgi>",
         c"oxwsgi",
     )?;
-    sys.getattr("modules")?.set_item("oxwsgi", &public)?;
-    install_mod_wsgi(py, &sys.getattr("modules")?, group)?;
-    let settings = python_settings();
-    // Process-wide (the interpreters share the GIL): set once, with the
-    // main interpreter.
+    modules.set_item("oxwsgi", &public)?;
+    install_mod_wsgi(py, &modules, group)?;
+    Ok(support)
+}
+
+/// The server's Python settings: the switch interval (process-wide: the
+/// interpreters share the GIL, so set once, with the main interpreter) and
+/// the warnings filters (as -W would have).
+fn apply_settings(
+    py: Python<'_>,
+    sys: &Bound<'_, pyo3::types::PyModule>,
+    group: &str,
+    settings: &PythonSettings,
+) -> PyResult<()> {
     if let (crate::python::app_group::GLOBAL, Some(interval)) = (group, settings.switch_interval) {
         sys.call_method1("setswitchinterval", (interval.as_secs_f64(),))?;
         log::info!(
@@ -592,7 +615,16 @@ fn setup(py: Python<'_>, config: &InterpreterConfig, group: &str) -> PyResult<()
             warnings.call_method1("_setoption", (w,))?;
         }
     }
-    crate::python::traceback::set_error_stream(py, config.stderr_level)?;
+    Ok(())
+}
+
+/// What an app may not touch (mod_wsgi's WSGIRestrict* switches).
+fn restrict(
+    py: Python<'_>,
+    sys: &Bound<'_, pyo3::types::PyModule>,
+    support: &Bound<'_, pyo3::types::PyModule>,
+    settings: &PythonSettings,
+) -> PyResult<()> {
     // The server owns signals: import `signal` now (it grabs SIGINT when first
     // imported), make signal.signal() a logged no-op, and restore SIGINT.
     if settings.restrict.signal {
@@ -610,8 +642,14 @@ fn setup(py: Python<'_>, config: &InterpreterConfig, group: &str) -> PyResult<()
             sys.setattr(name, restricted)?;
         }
     }
+    Ok(())
+}
+
+/// The configured python path, as `site` adds directories (`.pth` files
+/// in them are read).
+fn add_python_path(py: Python<'_>, python_path: &[PathBuf]) -> PyResult<()> {
     let site = py.import("site")?;
-    for dir in &config.python_path {
+    for dir in python_path {
         if !dir.is_dir() {
             log::warn!(
                 target: "oxwsgi",
