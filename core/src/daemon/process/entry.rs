@@ -97,12 +97,7 @@ pub(in crate::daemon) fn serve_group(
     adopted: bool,
 ) -> i32 {
     let o = &spec.options;
-    let owner = match (&o.script_user, &o.script_group) {
-        (Some(u), _) => sys::user_id(u).map(|id| Some(Owner::User(id))),
-        (_, Some(g)) => sys::group_id(g).map(|id| Some(Owner::Group(id))),
-        _ => Ok(None),
-    };
-    let owner = match owner {
+    let owner = match owner_of(o) {
         Ok(o) => o,
         Err(e) => return fail_slowly(&spec.name, &e),
     };
@@ -115,31 +110,9 @@ pub(in crate::daemon) fn serve_group(
             Arc::new(App::new(a))
         })
         .collect();
-    if spec.mod_wsgi {
-        crate::python::interpreter::offer_mod_wsgi(crate::python::interpreter::ModWsgi {
-            process_group: spec.name.clone(),
-            maximum_processes: o.processes,
-            threads_per_process: o.threads,
-        });
-    }
-    // The group's own switch-interval= and interrupt-timeout=, as mod_wsgi
-    // 6 (the server's WSGISwitchInterval is for its children).
-    crate::python::interpreter::set_python_settings(crate::python::interpreter::PythonSettings {
-        switch_interval: o.switch_interval,
-        ..crate::python::interpreter::python_settings()
-    });
-    if let Some(grace) = o.interrupt_timeout {
-        crate::ops::timeouts::set_stuck_grace(grace);
-    }
-    let preload = apps.iter().map(|a| &**a);
-    let interpreter = if adopted {
-        Interpreter::adopt(o.python_path.clone(), preload)
-    } else {
-        Interpreter::start_in_worker(o.python_home.clone(), o.python_path.clone(), preload)
-    };
-    let interpreter = match interpreter {
+    let interpreter = match start_python(spec, &apps, adopted) {
         Ok(i) => i,
-        Err(e) => return fail_slowly(&spec.name, &e.to_string()),
+        Err(e) => return fail_slowly(&spec.name, &e),
     };
     if let Some(region) = spec.metrics {
         crate::ops::metrics::attach(region, o.threads, Some(&spec.name));
@@ -174,6 +147,44 @@ pub(in crate::daemon) fn serve_group(
     }
     interpreter.shutdown();
     0
+}
+
+/// Who the group's scripts must belong to (`script-user`, `script-group`).
+fn owner_of(o: &GroupOptions) -> Result<Option<Owner>, String> {
+    match (&o.script_user, &o.script_group) {
+        (Some(u), _) => sys::user_id(u).map(|id| Some(Owner::User(id))),
+        (_, Some(g)) => sys::group_id(g).map(|id| Some(Owner::Group(id))),
+        _ => Ok(None),
+    }
+}
+
+/// The daemon's Python, with the group's settings and its apps preloaded:
+/// started, or the one this process became (`adopted`).
+fn start_python(spec: &GroupSpec, apps: &[Arc<App>], adopted: bool) -> Result<Interpreter, String> {
+    let o = &spec.options;
+    if spec.mod_wsgi {
+        crate::python::interpreter::offer_mod_wsgi(crate::python::interpreter::ModWsgi {
+            process_group: spec.name.clone(),
+            maximum_processes: o.processes,
+            threads_per_process: o.threads,
+        });
+    }
+    // The group's own switch-interval= and interrupt-timeout=, as mod_wsgi
+    // 6 (the server's WSGISwitchInterval is for its children).
+    crate::python::interpreter::set_python_settings(crate::python::interpreter::PythonSettings {
+        switch_interval: o.switch_interval,
+        ..crate::python::interpreter::python_settings()
+    });
+    if let Some(grace) = o.interrupt_timeout {
+        crate::ops::timeouts::set_stuck_grace(grace);
+    }
+    let preload = apps.iter().map(|a| &**a);
+    let interpreter = if adopted {
+        Interpreter::adopt(o.python_path.clone(), preload)
+    } else {
+        Interpreter::start_in_worker(o.python_home.clone(), o.python_path.clone(), preload)
+    };
+    interpreter.map_err(|e| e.to_string())
 }
 
 /// How long a daemon that cannot start waits before it exits: the server's
