@@ -5,122 +5,137 @@
 
 use std::fmt::Write;
 
-use crate::plan::{GROUP, Plan, quoted};
+use crate::plan::{GROUP, Lines, Plan, quoted};
 
 /// Debian's MIME types for static files, when nginx-common is there.
 const MIME_TYPES: &str = "/etc/nginx/mime.types";
 
 pub fn render(plan: &Plan) -> String {
+    let mut c = Lines::default();
+    main_context(&mut c, plan);
+    http_settings(&mut c, plan);
+    server_block(&mut c, plan);
+    c.text()
+}
+
+/// The main context: the module, the workers, their files and user.
+fn main_context(c: &mut Lines, plan: &Plan) {
     let o = &plan.options;
     let root = &plan.root;
-    let mut c = String::new();
-    let mut line = |s: String| {
-        c.push_str(&s);
-        c.push('\n');
-    };
-    line(crate::plan::header(plan, "nginx"));
-    line(format!(
+    c.line(crate::plan::header(plan, "nginx"));
+    c.line(format!(
         "load_module {};",
         quoted(plan.install.module.display())
     ));
     let workers = if o.group { 1 } else { o.processes.unwrap_or(1) };
-    line(format!("worker_processes {workers};"));
-    line(format!("pid {};", quoted(root.join("nginx.pid").display())));
-    line(format!("error_log {} {};", error_log(plan), o.log_level));
+    c.line(format!("worker_processes {workers};"));
+    c.line(format!("pid {};", quoted(root.join("nginx.pid").display())));
+    c.line(format!("error_log {} {};", error_log(plan), o.log_level));
     if let Some(u) = &plan.user {
-        line(format!("user {u};"));
+        c.line(format!("user {u};"));
     }
     if !o.group {
         // The app's current directory (a worker chdirs there before Python
         // starts in it).
-        line(format!(
+        c.line(format!(
             "working_directory {};",
             quoted(plan.working_directory.display())
         ));
     }
-    line("events { worker_connections 1024; }".into());
-    line("http {".into());
+    c.line("events { worker_connections 1024; }");
+}
+
+/// The http block's settings: files, logs, temp paths, and where Python runs.
+fn http_settings(c: &mut Lines, plan: &Plan) {
+    let o = &plan.options;
+    let root = &plan.root;
+    c.line("http {");
     if std::path::Path::new(MIME_TYPES).exists() {
-        line(format!("    include {MIME_TYPES};"));
+        c.line(format!("    include {MIME_TYPES};"));
     }
-    line("    default_type application/octet-stream;".into());
-    line("    sendfile on;".into());
-    line("    server_tokens off;".into());
-    line("    client_max_body_size 10m;".into());
+    c.line("    default_type application/octet-stream;");
+    c.line("    sendfile on;");
+    c.line("    server_tokens off;");
+    c.line("    client_max_body_size 10m;");
     if o.access_log {
-        line(format!(
+        c.line(format!(
             "    access_log {} combined;",
             quoted(root.join("access.log").display())
         ));
     } else {
-        line("    access_log off;".into());
+        c.line("    access_log off;");
     }
     for t in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"] {
-        line(format!(
+        c.line(format!(
             "    {t}_temp_path {};",
             quoted(root.join("tmp").join(t).display())
         ));
     }
     if plan.drain_time() > 0 {
-        line(format!("    wsgi_drain_time {}s;", plan.drain_time()));
+        c.line(format!("    wsgi_drain_time {}s;", plan.drain_time()));
     }
     if o.group {
-        line(format!(
+        c.line(format!(
             "    wsgi_daemon_process {GROUP} {};",
             plan.group_options(false)
         ));
     } else {
         if let Some(h) = &plan.python.home {
-            line(format!("    wsgi_python_home {};", quoted(h.display())));
+            c.line(format!("    wsgi_python_home {};", quoted(h.display())));
         }
         if !plan.python_path.is_empty() {
-            line(format!(
+            c.line(format!(
                 "    wsgi_python_path {};",
                 quoted(plan.python_path_joined())
             ));
         }
         if let Some(t) = o.threads {
-            line(format!("    wsgi_threads {t};"));
+            c.line(format!("    wsgi_threads {t};"));
         }
         if let Some(n) = o.max_requests {
-            line(format!("    wsgi_max_requests {n};"));
+            c.line(format!("    wsgi_max_requests {n};"));
         }
     }
-    line("    server {".into());
-    line(format!("        listen {};", plan.listen(o.port)));
+}
+
+/// The one server: its ports, static files, the status and health pages, the app at `/`.
+fn server_block(c: &mut Lines, plan: &Plan) {
+    let o = &plan.options;
+    c.line("    server {");
+    c.line(format!("        listen {};", plan.listen(o.port)));
     if let (Some(port), Some(cert), Some(key)) = (
         o.https_port,
         &o.ssl_certificate_file,
         &o.ssl_certificate_key_file,
     ) {
-        line(format!("        listen {} ssl;", plan.listen(port)));
-        line(format!(
+        c.line(format!("        listen {} ssl;", plan.listen(port)));
+        c.line(format!(
             "        ssl_certificate {};",
             quoted(cert.display())
         ));
-        line(format!(
+        c.line(format!(
             "        ssl_certificate_key {};",
             quoted(key.display())
         ));
     }
-    line("        server_name localhost;".into());
+    c.line("        server_name localhost;");
     for (url, dir) in &plan.url_aliases {
         let (url, dir) = if url == "/" {
             ("/".to_string(), format!("{}/", dir.display()))
         } else {
             (url.clone(), dir.display().to_string())
         };
-        line(format!(
+        c.line(format!(
             "        location ^~ {url} {{ alias {}; }}",
             quoted(dir)
         ));
     }
     if let Some(s) = &o.status_url {
-        line(format!("        location = {s} {{ wsgi_status; }}"));
+        c.line(format!("        location = {s} {{ wsgi_status; }}"));
     }
     if let Some(h) = &o.health_url {
-        line(format!("        location = {h} {{ wsgi_health ready; }}"));
-        line(format!(
+        c.line(format!("        location = {h} {{ wsgi_health ready; }}"));
+        c.line(format!(
             "        location = {}/live {{ wsgi_health live; }}",
             h.trim_end_matches('/')
         ));
@@ -136,10 +151,9 @@ pub fn render(plan: &Plan) -> String {
     } else if let Some(t) = o.request_timeout {
         let _ = write!(app, " wsgi_request_timeout {t}s;");
     }
-    line(format!("        location / {{ {app} }}"));
-    line("    }".into());
-    line("}".into());
-    c
+    c.line(format!("        location / {{ {app} }}"));
+    c.line("    }");
+    c.line("}");
 }
 
 fn error_log(plan: &Plan) -> String {

@@ -276,6 +276,21 @@ fn paths_of<'a>(
 }
 
 /// The first lines of a configuration the command writes for `server`.
+/// A configuration being written, a line at a time.
+#[derive(Default)]
+pub struct Lines(String);
+
+impl Lines {
+    pub fn line(&mut self, s: impl AsRef<str>) {
+        self.0.push_str(s.as_ref());
+        self.0.push('\n');
+    }
+
+    pub fn text(self) -> String {
+        self.0
+    }
+}
+
 pub fn header(plan: &Plan, server: &str) -> String {
     format!(
         "# Written by oxwsgi for {}: {server} with oxwsgi's module, every file it\n\
