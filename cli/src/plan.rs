@@ -31,6 +31,72 @@ pub struct Plan {
     pub user: Option<String>,
 }
 
+/// A directory the command was given (`flag` says which), which this user
+/// must be able to read; its canonical path.
+fn readable_dir(flag: &str, p: &Path) -> Result<PathBuf, String> {
+    if !p.is_dir() {
+        return Err(format!("{flag} {}: no such directory", p.display()));
+    }
+    if std::fs::read_dir(p).is_err() {
+        return Err(format!("{flag} {}: this user may not read it", p.display()));
+    }
+    Ok(std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()))
+}
+
+/// The certificate and key, which must be readable.
+fn check_certificates(options: &Options, cwd: &Path) -> Result<(), String> {
+    let files = [
+        &options.ssl_certificate_file,
+        &options.ssl_certificate_key_file,
+    ];
+    for f in files.into_iter().flatten() {
+        std::fs::File::open(cwd.join(f))
+            .map_err(|e| format!("{}: cannot be read: {e}", f.display()))?;
+    }
+    Ok(())
+}
+
+/// What Apache's children cannot do for an app of their own (`--group`
+/// can).
+fn check_apache_embedded(options: &Options) -> Result<(), String> {
+    if options.server != Server::Apache || options.group {
+        return Ok(());
+    }
+    if options.max_requests.is_some() {
+        return Err(
+            "--max-requests on Apache needs --group: Apache replaces its own \
+                    children, as under mod_wsgi's embedded mode"
+                .into(),
+        );
+    }
+    if options.working_directory.is_some() {
+        return Err(
+            "--working-directory on Apache needs --group: Apache's children \
+                    are shared by every app"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// Who the app runs as: started as root, `--user` (default www-data);
+/// otherwise the invoking user, and `--user` is a mistake.
+fn user_to_run_as(options: &Options, is_root: bool) -> Result<Option<String>, String> {
+    if is_root {
+        let u = options.user.clone().unwrap_or_else(|| "www-data".into());
+        if crate::sys::ids_of(&u).is_none() {
+            return Err(format!("--user {u}: no such user"));
+        }
+        return Ok(Some(u));
+    }
+    match &options.user {
+        Some(u) => Err(format!(
+            "--user {u}: only root can run the app as another user"
+        )),
+        None => Ok(None),
+    }
+}
+
 /// The name of the process group the app runs in with `--group`.
 pub const GROUP: &str = "app";
 
@@ -44,24 +110,9 @@ impl Plan {
         is_root: bool,
     ) -> Result<Plan, String> {
         let target = crate::target::resolve(&options.app, options.callable.as_deref(), cwd)?;
-        let python = crate::python::resolve(
-            options
-                .python_home
-                .as_deref()
-                .map(|p| cwd.join(p))
-                .as_deref(),
-            active_venv,
-        )?;
-        let dir = |flag: &str, p: &Path| -> Result<PathBuf, String> {
-            let p = cwd.join(p);
-            if !p.is_dir() {
-                return Err(format!("{flag} {}: no such directory", p.display()));
-            }
-            if std::fs::read_dir(&p).is_err() {
-                return Err(format!("{flag} {}: this user may not read it", p.display()));
-            }
-            Ok(std::fs::canonicalize(&p).unwrap_or(p))
-        };
+        let python_home = options.python_home.as_deref().map(|p| cwd.join(p));
+        let python = crate::python::resolve(python_home.as_deref(), active_venv)?;
+        let dir = |flag: &str, p: &Path| readable_dir(flag, &cwd.join(p));
         let mut python_path = target.python_path.clone();
         for p in &options.python_path {
             python_path.push(dir("--python-path", p)?);
@@ -79,52 +130,17 @@ impl Plan {
             };
             url_aliases.push((url, d));
         }
-        for f in [
-            &options.ssl_certificate_file,
-            &options.ssl_certificate_key_file,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            std::fs::File::open(cwd.join(f))
-                .map_err(|e| format!("{}: cannot be read: {e}", f.display()))?;
-        }
-        if options.server == Server::Apache && !options.group {
-            if options.max_requests.is_some() {
-                return Err(
-                    "--max-requests on Apache needs --group: Apache replaces its own \
-                            children, as under mod_wsgi's embedded mode"
-                        .into(),
-                );
-            }
-            if options.working_directory.is_some() {
-                return Err(
-                    "--working-directory on Apache needs --group: Apache's children \
-                            are shared by every app"
-                        .into(),
-                );
-            }
-        }
-        let user = if is_root {
-            let u = options.user.clone().unwrap_or_else(|| "www-data".into());
-            if crate::sys::ids_of(&u).is_none() {
-                return Err(format!("--user {u}: no such user"));
-            }
-            Some(u)
-        } else if let Some(u) = &options.user {
-            return Err(format!(
-                "--user {u}: only root can run the app as another user"
-            ));
-        } else {
-            None
-        };
-        for p in paths_of(
+        check_certificates(&options, cwd)?;
+        check_apache_embedded(&options)?;
+        let user = user_to_run_as(&options, is_root)?;
+        let paths = paths_of(
             &target,
             &python,
             &python_path,
             &url_aliases,
             &working_directory,
-        ) {
+        );
+        for p in paths {
             if p.to_string_lossy().contains(['"', '$', '\\', '\n']) {
                 return Err(format!(
                     "{}: a path with \", $, \\ or a newline cannot go into a server's configuration",
