@@ -263,6 +263,22 @@ fn serve_until_stopped(
     started: Instant,
     say: &dyn Fn(&str),
 ) -> Result<i32, String> {
+    if let Some(code) = until_listening(plan, &mut server, started)? {
+        return Ok(code);
+    }
+    announce(plan, started, say);
+    let watch = watcher(plan, say);
+    serve(plan, server, watch, say)
+}
+
+/// Waits until the server listens; `Some(0)` if the command was stopped
+/// meanwhile (the server stopped too), an error if the server did not
+/// come up.
+fn until_listening(
+    plan: &Plan,
+    server: &mut Running<'_>,
+    started: Instant,
+) -> Result<Option<i32>, String> {
     let kind = plan.options.server;
     let drain = Duration::from_secs(u64::from(plan.drain_time()));
     // Listening?
@@ -291,10 +307,17 @@ fn serve_until_stopped(
         if let Some(s) = crate::sys::wait_signal(Duration::from_millis(20)) {
             if s != libc::SIGHUP {
                 server.stop(kind, drain);
-                return Ok(0);
+                return Ok(Some(0));
             }
         }
     }
+    Ok(None)
+}
+
+/// What a person needs to know once the server listens: its URL, its
+/// health URLs and its logs.
+fn announce(plan: &Plan, started: Instant, say: &dyn Fn(&str)) {
+    let kind = plan.options.server;
     say(&format!(
         "serving {} through {} on {} (started in {} ms; Ctrl+C stops it)",
         plan.target.describe,
@@ -320,7 +343,11 @@ fn serve_until_stopped(
             plan.root.join("access.log").display()
         ));
     }
-    let mut watch = plan.options.reload_on_changes.then(|| {
+}
+
+/// With `--reload-on-changes`, what watches the app's files.
+fn watcher(plan: &Plan, say: &dyn Fn(&str)) -> Option<crate::watch::Watch> {
+    plan.options.reload_on_changes.then(|| {
         let mut roots = vec![plan.target.directory.clone()];
         roots.extend(plan.python_path.iter().cloned());
         let w = crate::watch::Watch::new(roots, plan.python.home.iter().cloned().collect());
@@ -330,7 +357,19 @@ fn serve_until_stopped(
             plan.target.directory.display()
         ));
         w
-    });
+    })
+}
+
+/// Serves until a signal stops the command (SIGHUP reloads), the server
+/// stops on its own, or a watched file changes (a reload).
+fn serve(
+    plan: &Plan,
+    mut server: Running<'_>,
+    mut watch: Option<crate::watch::Watch>,
+    say: &dyn Fn(&str),
+) -> Result<i32, String> {
+    let kind = plan.options.server;
+    let drain = Duration::from_secs(u64::from(plan.drain_time()));
     let mut last_look = Instant::now();
     loop {
         match crate::sys::wait_signal(Duration::from_millis(200)) {
