@@ -117,6 +117,39 @@ fn key_of(name: &[u8]) -> String {
     k
 }
 
+/// The kinds of header, in the order `Found::used` keeps them: the client,
+/// the scheme, the host, the mount point.
+const KINDS: [&[&str]; 4] = [CLIENT, SCHEME, HOST, SCRIPT_NAME];
+
+/// What the trusted headers of one request gave.
+#[derive(Default)]
+struct Found<'k> {
+    /// Per kind (`KINDS`), the header whose value was taken.
+    used: [Option<&'k str>; 4],
+    /// Variables to set in environ.
+    vars: Vec<(&'static str, String)>,
+    /// The scheme: https or not.
+    https: Option<bool>,
+}
+
+impl Found<'_> {
+    fn apply_to(self, req: &mut OwnedRequest) {
+        if let Some(on) = self.https {
+            // wsgi.url_scheme follows; HTTPS is "on" when it is https, as
+            // behind mod_ssl (mod_wsgi leaves HTTPS out after a proxy's
+            // header).
+            req.https = on;
+            req.extra_vars.retain(|(n, _)| n.as_slice() != b"HTTPS");
+        }
+        for (name, v) in self.vars {
+            req.extra_vars
+                .retain(|(n, _)| n.as_slice() != name.as_bytes());
+            req.extra_vars
+                .push((name.as_bytes().to_vec(), v.into_bytes()));
+        }
+    }
+}
+
 impl TrustedProxies {
     /// Rewrites `req` as mod_wsgi rewrites its environ: the client
     /// address, host, scheme, server name and port and mount point the
@@ -126,111 +159,99 @@ impl TrustedProxies {
         if self.headers.is_empty() {
             return;
         }
-        let trusted = match &self.proxies {
-            None => true,
-            Some(nets) => std::str::from_utf8(&req.remote_addr)
-                .ok()
-                .and_then(|a| a.parse::<IpAddr>().ok())
-                .is_some_and(|ip| nets.iter().any(|n| n.contains(ip))),
-        };
-        let value = |req: &OwnedRequest, key: &str| {
-            req.headers
-                .iter()
-                .find(|(n, _)| key_of(n) == key)
-                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-        };
-        // Per kind: whether the configuration names one, and which header
-        // of it gave a value.
+        let trusted = self.trusts(req);
+        // Per kind: whether the configuration names one, and what the
+        // trusted headers gave.
         let mut named: [bool; 4] = [false; 4];
-        let mut used: [Option<&str>; 4] = [None; 4];
-        let mut vars: Vec<(&str, String)> = Vec::new();
-        let mut https: Option<bool> = None;
+        let mut found = Found::default();
         for key in &self.headers {
             let key = key.as_str();
-            let kind = [CLIENT, SCHEME, HOST, SCRIPT_NAME]
-                .iter()
-                .position(|k| k.contains(&key));
-            if let Some(k) = kind {
+            if let Some(k) = KINDS.iter().position(|names| names.contains(&key)) {
                 named[k] = true;
             }
             if !trusted {
                 continue;
             }
-            let Some(v) = value(req, key) else {
-                continue;
-            };
-            match key {
-                "HTTP_X_FORWARDED_FOR" => {
-                    let (client, list) = self.forwarded_for(&v);
-                    if let Some(client) = client {
-                        req.remote_addr = client.into_bytes();
-                    }
-                    if let Some(list) = list {
-                        set_header(req, key, list);
-                    }
-                    used[0] = Some(key);
-                }
-                "HTTP_X_CLIENT_IP" | "HTTP_X_REAL_IP" => {
-                    req.remote_addr = v.into_bytes();
-                    used[0] = Some(key);
-                }
-                "HTTP_X_FORWARDED_HOST" | "HTTP_X_HOST" => {
-                    vars.push(("HTTP_HOST", v));
-                    used[2] = Some(key);
-                }
-                "HTTP_X_FORWARDED_SERVER" => vars.push(("SERVER_NAME", v)),
-                "HTTP_X_FORWARDED_PORT" => vars.push(("SERVER_PORT", v)),
-                "HTTP_X_SCRIPT_NAME" | "HTTP_X_FORWARDED_SCRIPT_NAME" => {
-                    vars.push(("mod_wsgi.mount_point", v.clone()));
-                    vars.push(("SCRIPT_NAME", v));
-                    used[3] = Some(key);
-                }
-                "HTTP_X_FORWARDED_PROTO" | "HTTP_X_FORWARDED_SCHEME" | "HTTP_X_SCHEME" => {
-                    used[1] = Some(key);
-                    if v.eq_ignore_ascii_case("https") {
-                        https = Some(true);
-                    } else if v.eq_ignore_ascii_case("http") {
-                        https = Some(false);
-                    }
-                }
-                "HTTP_X_FORWARDED_HTTPS" | "HTTP_X_FORWARDED_SSL" | "HTTP_X_HTTPS" => {
-                    used[1] = Some(key);
-                    if ["on", "true", "1"]
-                        .iter()
-                        .any(|t| v.eq_ignore_ascii_case(t))
-                    {
-                        https = Some(true);
-                    } else if ["off", "false", "0"]
-                        .iter()
-                        .any(|f| v.eq_ignore_ascii_case(f))
-                    {
-                        https = Some(false);
-                    }
-                }
-                _ => {}
+            let value = req
+                .headers
+                .iter()
+                .find(|(n, _)| key_of(n) == key)
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+            if let Some(v) = value {
+                self.take(req, key, v, &mut found);
             }
         }
         // The headers of a kind named that were not the one used are gone.
-        for (k, names) in [CLIENT, SCHEME, HOST, SCRIPT_NAME].iter().enumerate() {
+        for (k, names) in KINDS.iter().enumerate() {
             if named[k] {
                 req.headers.retain(|(n, _)| {
                     let key = key_of(n);
-                    !names.contains(&key.as_str()) || used[k] == Some(key.as_str())
+                    !names.contains(&key.as_str()) || found.used[k] == Some(key.as_str())
                 });
             }
         }
-        if let Some(on) = https {
-            // wsgi.url_scheme follows; HTTPS is "on" when it is https, as
-            // behind mod_ssl (mod_wsgi leaves HTTPS out after a proxy's
-            // header).
-            req.https = on;
-            req.extra_vars.retain(|(n, _)| n.as_slice() != b"HTTPS");
+        found.apply_to(req);
+    }
+
+    /// Whether the request came from a trusted proxy (any, when none is
+    /// listed).
+    fn trusts(&self, req: &OwnedRequest) -> bool {
+        match &self.proxies {
+            None => true,
+            Some(nets) => std::str::from_utf8(&req.remote_addr)
+                .ok()
+                .and_then(|a| a.parse::<IpAddr>().ok())
+                .is_some_and(|ip| nets.iter().any(|n| n.contains(ip))),
         }
-        for (name, v) in vars {
-            req.extra_vars
-                .retain(|(n, _)| n.as_slice() != name.as_bytes());
-            req.extra_vars
-                .push((name.as_bytes().to_vec(), v.into_bytes()));
+    }
+
+    /// What the trusted header `key` says (value `v`), noted in `found`;
+    /// the client address and X-Forwarded-For are rewritten at once.
+    fn take<'k>(&self, req: &mut OwnedRequest, key: &'k str, v: String, found: &mut Found<'k>) {
+        match key {
+            "HTTP_X_FORWARDED_FOR" => {
+                let (client, list) = self.forwarded_for(&v);
+                if let Some(client) = client {
+                    req.remote_addr = client.into_bytes();
+                }
+                if let Some(list) = list {
+                    set_header(req, key, list);
+                }
+                found.used[0] = Some(key);
+            }
+            "HTTP_X_CLIENT_IP" | "HTTP_X_REAL_IP" => {
+                req.remote_addr = v.into_bytes();
+                found.used[0] = Some(key);
+            }
+            "HTTP_X_FORWARDED_HOST" | "HTTP_X_HOST" => {
+                found.vars.push(("HTTP_HOST", v));
+                found.used[2] = Some(key);
+            }
+            "HTTP_X_FORWARDED_SERVER" => found.vars.push(("SERVER_NAME", v)),
+            "HTTP_X_FORWARDED_PORT" => found.vars.push(("SERVER_PORT", v)),
+            "HTTP_X_SCRIPT_NAME" | "HTTP_X_FORWARDED_SCRIPT_NAME" => {
+                found.vars.push(("mod_wsgi.mount_point", v.clone()));
+                found.vars.push(("SCRIPT_NAME", v));
+                found.used[3] = Some(key);
+            }
+            "HTTP_X_FORWARDED_PROTO" | "HTTP_X_FORWARDED_SCHEME" | "HTTP_X_SCHEME" => {
+                found.used[1] = Some(key);
+                if v.eq_ignore_ascii_case("https") {
+                    found.https = Some(true);
+                } else if v.eq_ignore_ascii_case("http") {
+                    found.https = Some(false);
+                }
+            }
+            "HTTP_X_FORWARDED_HTTPS" | "HTTP_X_FORWARDED_SSL" | "HTTP_X_HTTPS" => {
+                found.used[1] = Some(key);
+                let is = |words: [&str; 3]| words.iter().any(|w| v.eq_ignore_ascii_case(w));
+                if is(["on", "true", "1"]) {
+                    found.https = Some(true);
+                } else if is(["off", "false", "0"]) {
+                    found.https = Some(false);
+                }
+            }
+            _ => {}
         }
     }
 
