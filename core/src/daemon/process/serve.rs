@@ -380,38 +380,12 @@ impl ServerConnection {
     /// `Ok(true)`: the connection may carry another; `Ok(false)`: the
     /// server closed it (or it broke).
     pub fn serve_one(&self, apps: &Apps, ready: Instant) -> io::Result<bool> {
-        let mut head = Vec::new();
-        let kind = {
-            let mut c = self.conn.lock().recover();
-            if !self.admitted() {
-                match self.admit(&mut c, apps) {
-                    Ok(true) => {}
-                    Ok(false) => return Ok(false),
-                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
-                    Err(e) => return Err(e),
-                }
-                use std::os::fd::AsRawFd;
-                if c.reader.buffer().is_empty()
-                    && !crate::daemon::sys::bytes_waiting(c.writer.as_raw_fd())
-                {
-                    // Back to waiting: the head has not come yet.
-                    return Ok(true);
-                }
-            }
-            match frame::read(&mut c.reader, &mut head) {
-                Ok(k) => k,
-                // The server closed an idle connection.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
-                Err(e) => return Err(e),
-            }
+        let head = match self.read_head(apps)? {
+            Next::Gone => return Ok(false),
+            // Back to waiting: the head has not come yet.
+            Next::NotYet => return Ok(true),
+            Next::Head(head) => head,
         };
-        self.served.store(true, Ordering::Release);
-        if kind != Kind::Head {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("expected a request head, got {kind:?}"),
-            ));
-        }
         let frame::Head {
             app: app_ref,
             request: mut req,
@@ -425,37 +399,25 @@ impl ServerConnection {
                 frame::monotonic_us().saturating_sub(since),
             ));
         }
-        if let Err(e) = apps.check_owner(&app_ref) {
-            let mut c = self.conn.lock().recover();
-            log::error!(target: "oxwsgi", "{e}; answering 403");
-            c.send(Kind::Error, &403u16.to_le_bytes())?;
+        let Some(app) = self.app_to_run(apps, &app_ref)? else {
             return Ok(true);
-        }
-        let app = match apps.get(&app_ref) {
-            Ok(app) => app,
-            Err(e) => {
-                let mut c = self.conn.lock().recover();
-                let group = apps.admission.as_ref().map_or("", |a| &a.group);
-                log::error!(target: "oxwsgi", "group {group}: {e}");
-                c.send(Kind::Error, &500u16.to_le_bytes())?;
-                return Ok(true);
-            }
         };
         // `WSGIScriptReloading Off`: the script is not even looked at.
         let reloads = !matches!(app_ref, AppRef::Named { reload: false, .. });
-        if let Some(life) = &apps.life {
-            if reloads && app.script_changed() {
-                // A whole new process, as mod_wsgi's daemon mode: a module
-                // reloaded in place would leave the project's other modules
-                // as they were.
-                life.end(
-                    crate::daemon::process::life::End::Recycle,
-                    &format!("the WSGI script of app {} changed", app.name()),
-                );
-                let mut c = self.conn.lock().recover();
-                c.send(Kind::Retry, b"")?;
-                return Ok(false);
-            }
+        if let Some(life) = apps
+            .life
+            .as_ref()
+            .filter(|_| reloads && app.script_changed())
+        {
+            // A whole new process, as mod_wsgi's daemon mode: a module
+            // reloaded in place would leave the project's other modules as
+            // they were.
+            life.end(
+                crate::daemon::process::life::End::Recycle,
+                &format!("the WSGI script of app {} changed", app.name()),
+            );
+            self.conn.lock().recover().send(Kind::Retry, b"")?;
+            return Ok(false);
         }
         req.body = Some(match body {
             BodyKind::None | BodyKind::Length(0) => Body::Empty,
@@ -484,6 +446,77 @@ impl ServerConnection {
         let c = self.conn.lock().recover();
         Ok(!c.broken && outcome != Outcome::ClientGone)
     }
+
+    /// The next request's head, once the connection is admitted.
+    fn read_head(&self, apps: &Apps) -> io::Result<Next> {
+        let mut head = Vec::new();
+        let mut c = self.conn.lock().recover();
+        if !self.admitted() {
+            match self.admit(&mut c, apps) {
+                Ok(true) => {}
+                Ok(false) => return Ok(Next::Gone),
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Next::Gone),
+                Err(e) => return Err(e),
+            }
+            use std::os::fd::AsRawFd;
+            if c.reader.buffer().is_empty()
+                && !crate::daemon::sys::bytes_waiting(c.writer.as_raw_fd())
+            {
+                return Ok(Next::NotYet);
+            }
+        }
+        let kind = match frame::read(&mut c.reader, &mut head) {
+            Ok(k) => k,
+            // The server closed an idle connection.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Next::Gone),
+            Err(e) => return Err(e),
+        };
+        drop(c);
+        self.served.store(true, Ordering::Release);
+        if kind != Kind::Head {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("expected a request head, got {kind:?}"),
+            ));
+        }
+        Ok(Next::Head(head))
+    }
+
+    /// The app the head names, if this daemon may run it; otherwise the
+    /// server is answered (403: a script of another owner; 500: no such
+    /// app, logged) and `None`.
+    fn app_to_run(&self, apps: &Apps, app_ref: &AppRef) -> io::Result<Option<Arc<App>>> {
+        if let Err(e) = apps.check_owner(app_ref) {
+            log::error!(target: "oxwsgi", "{e}; answering 403");
+            self.conn
+                .lock()
+                .recover()
+                .send(Kind::Error, &403u16.to_le_bytes())?;
+            return Ok(None);
+        }
+        match apps.get(app_ref) {
+            Ok(app) => Ok(Some(app)),
+            Err(e) => {
+                let group = apps.admission.as_ref().map_or("", |a| &a.group);
+                log::error!(target: "oxwsgi", "group {group}: {e}");
+                self.conn
+                    .lock()
+                    .recover()
+                    .send(Kind::Error, &500u16.to_le_bytes())?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// What came on a connection between requests.
+enum Next {
+    /// The connection ends (the server closed it, or was refused).
+    Gone,
+    /// Nothing yet: back to waiting.
+    NotYet,
+    /// A request's head.
+    Head(Vec<u8>),
 }
 
 /// Tells the server that a daemon took its new connection (`Accepted`):
