@@ -174,20 +174,10 @@ impl Pool {
         let mut pause = Duration::from_millis(10);
         let mut first = true;
         loop {
-            let opened = if first { self.get() } else { self.open() };
-            first = false;
-            let mut conn = match opened {
-                Ok(c) => c,
-                Err(e) if Instant::now() < deadline => {
-                    log::debug!(target: "oxwsgi", "the daemon at {} is not there yet ({e}); waiting", self.path.display());
-                    back_off(&mut pause);
-                    continue;
-                }
-                Err(e) => {
-                    log::error!(target: "oxwsgi", "group {}: cannot reach the daemon at {}: {e}; answering 503", self.name, self.path.display());
-                    return crate::response::responder::error_page(sink, 503);
-                }
+            let Some(mut conn) = self.connection(first, deadline, &mut pause) else {
+                return crate::response::responder::error_page(sink, 503);
             };
+            first = false;
             let pooled = conn.accepted;
             let mut state = Exchange {
                 conn: &mut conn,
@@ -213,31 +203,77 @@ impl Pool {
                     }
                     return outcome;
                 }
-                Err(e) => match state.daemon.lost(pooled, idempotent) {
-                    // No daemon took the connection: nothing was sent.
-                    Lost::Unsent if Instant::now() < deadline => {
-                        log::debug!(target: "oxwsgi", "group {}: no daemon took the connection yet ({e}); waiting", self.name);
-                        back_off(&mut pause);
+                Err(e) => {
+                    let lost = state.daemon.lost(pooled, idempotent);
+                    if let Some(outcome) = self.after_loss(lost, &e, deadline, &mut pause, sink) {
+                        return outcome;
                     }
-                    Lost::Unsent => {
-                        log::error!(target: "oxwsgi", "group {}: no daemon took the request within the connect timeout of {:?} ({e}); answering 503", self.name, self.connect_timeout);
-                        return crate::response::responder::error_page(sink, 503);
-                    }
-                    // Nothing came back: the daemon closed the connection
-                    // or went away before it answered.
-                    Lost::Resend if Instant::now() < deadline => {
-                        log::debug!(target: "oxwsgi", "daemon connection lost before an answer ({e}); retrying");
-                    }
-                    Lost::Cut => {
-                        log::error!(target: "oxwsgi", "group {}: the daemon's connection failed: {e}; cutting the response", self.name);
-                        sink.abort();
-                        return Outcome::Aborted;
-                    }
-                    _ => {
-                        log::error!(target: "oxwsgi", "group {}: the daemon's connection failed: {e}; answering 502", self.name);
-                        return crate::response::responder::error_page(sink, 502);
-                    }
-                },
+                }
+            }
+        }
+    }
+
+    /// A connection to the group, pooled first (`first`), else new, tried
+    /// until `deadline`; `None` (logged) when none could be had.
+    fn connection(
+        &self,
+        mut first: bool,
+        deadline: Instant,
+        pause: &mut Duration,
+    ) -> Option<DaemonConnection> {
+        loop {
+            let opened = if first { self.get() } else { self.open() };
+            first = false;
+            match opened {
+                Ok(c) => return Some(c),
+                Err(e) if Instant::now() < deadline => {
+                    log::debug!(target: "oxwsgi", "the daemon at {} is not there yet ({e}); waiting", self.path.display());
+                    back_off(pause);
+                }
+                Err(e) => {
+                    log::error!(target: "oxwsgi", "group {}: cannot reach the daemon at {}: {e}; answering 503", self.name, self.path.display());
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// The connection failed (`e`) as `lost` says: `None` to try again,
+    /// else the request's outcome (the client answered or cut).
+    fn after_loss(
+        &self,
+        lost: Lost,
+        e: &io::Error,
+        deadline: Instant,
+        pause: &mut Duration,
+        sink: &mut dyn ResponseSink,
+    ) -> Option<Outcome> {
+        let in_time = Instant::now() < deadline;
+        match lost {
+            // No daemon took the connection: nothing was sent.
+            Lost::Unsent if in_time => {
+                log::debug!(target: "oxwsgi", "group {}: no daemon took the connection yet ({e}); waiting", self.name);
+                back_off(pause);
+                None
+            }
+            Lost::Unsent => {
+                log::error!(target: "oxwsgi", "group {}: no daemon took the request within the connect timeout of {:?} ({e}); answering 503", self.name, self.connect_timeout);
+                Some(crate::response::responder::error_page(sink, 503))
+            }
+            // Nothing came back: the daemon closed the connection or went
+            // away before it answered.
+            Lost::Resend if in_time => {
+                log::debug!(target: "oxwsgi", "daemon connection lost before an answer ({e}); retrying");
+                None
+            }
+            Lost::Cut => {
+                log::error!(target: "oxwsgi", "group {}: the daemon's connection failed: {e}; cutting the response", self.name);
+                sink.abort();
+                Some(Outcome::Aborted)
+            }
+            _ => {
+                log::error!(target: "oxwsgi", "group {}: the daemon's connection failed: {e}; answering 502", self.name);
+                Some(crate::response::responder::error_page(sink, 502))
             }
         }
     }
