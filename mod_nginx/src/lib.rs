@@ -138,8 +138,11 @@ unsafe extern "C" fn init_module(cycle: *mut ngx_cycle_t) -> ngx_int_t {
         "loading the configuration",
         ngx::ffi::NGX_ERROR as ngx_int_t,
         || {
-            // SAFETY: nginx passes the cycle it initialises, in the master.
-            match unsafe { group::master::start(cycle) } {
+            // SAFETY: nginx passes the cycle it initialises, in the master;
+            // its main conf exists when the http block does.
+            let metrics = unsafe { Module::main_conf(&*cycle) }.and_then(status::region);
+            // SAFETY: as above.
+            match unsafe { group::master::start(cycle, metrics) } {
                 Ok(()) => ngx::ffi::NGX_OK as ngx_int_t,
                 Err(e) => {
                     // SAFETY: the cycle's log is valid while it is initialised.

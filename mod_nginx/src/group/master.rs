@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use ngx::ffi::{ngx_core_conf_t, ngx_core_module, ngx_cycle_t};
+use oxwsgi_core::daemon::options::GroupOptions;
 use oxwsgi_core::daemon::process::stderr_log::LogStyle;
 use oxwsgi_core::daemon::server::listen;
 use oxwsgi_core::daemon::server::manager::{self, Manager};
-use oxwsgi_core::daemon::spec::{ExecSpec, GroupSpec};
+use oxwsgi_core::daemon::spec::{ExecSpec, GroupSpec, Mount};
 use oxwsgi_core::sync::Recover;
 
 use crate::Module;
@@ -38,12 +39,16 @@ pub fn socket_path(pid_file: &Path, name: &str) -> PathBuf {
 }
 
 /// Starts the groups of `cycle`'s configuration and retires the previous
-/// ones (init_module, in the master; not for `nginx -t` nor `nginx -s`).
+/// ones (init_module, in the master; not for `nginx -t` nor `nginx -s`);
+/// the groups count their requests in `metrics`' server when it is there.
 ///
 /// # Safety
 /// `cycle` is the cycle nginx is initialising, in its single-threaded
 /// master (or the process that becomes it).
-pub unsafe fn start(cycle: *mut ngx_cycle_t) -> Result<(), String> {
+pub unsafe fn start(
+    cycle: *mut ngx_cycle_t,
+    metrics: Option<&'static oxwsgi_core::ops::metrics::Region>,
+) -> Result<(), String> {
     // SAFETY: the cycle is live; the http main conf exists when the http
     // block was configured.
     let main = unsafe { Module::main_conf(&*cycle) };
@@ -58,45 +63,14 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) -> Result<(), String> {
         return Ok(());
     }
     // SAFETY: the cycle is live (start's contract).
-    let ccf = unsafe { core_conf(cycle) };
-    // SAFETY: as above.
-    let pid_file = unsafe { pid_file(cycle) };
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let worker_user = (!ccf.username.is_null())
-        // SAFETY: nginx's `user` name, a C string of the configuration.
-        .then(|| unsafe { std::ffi::CStr::from_ptr(ccf.username) })
-        .and_then(|u| u.to_str().ok())
-        .map(str::to_string);
-    let owner = root.then_some((ccf.user, ccf.group));
-    // What the daemons will be, checked for `nginx -t` too.
+    let (ccf, pid_file) = unsafe { (core_conf(cycle), pid_file(cycle)) };
     let mounts = main.map_or(&[][..], |m| &m.group_mounts[..]);
-    let configured = groups
-        .iter()
-        .enumerate()
-        .map(|(i, (name, options))| {
-            let mut options = options.clone();
-            let checked = (|| {
-                if let (true, None, Some(user)) = (root, &options.user, &worker_user) {
-                    // Without user=, the daemons run as nginx's workers do.
-                    options.add(name, &format!("user={user}"))?;
-                }
-                options.check_isolation(owner.map(|(uid, _)| uid))?;
-                let scripts: Vec<&Path> = mounts
-                    .iter()
-                    .filter(|(g, m)| *g == i && m.target.starts_with('/'))
-                    .map(|(_, m)| Path::new(m.target.as_str()))
-                    .collect();
-                options.check_reach(&scripts)
-            })();
-            checked.map_err(|e| format!("process group {name}: {e}"))?;
-            Ok((name, options))
-        })
-        .collect::<Result<Vec<_>, String>>()?;
+    // What the daemons will be, checked for `nginx -t` too.
+    let configured = checked(groups, mounts, ccf)?;
+    // SAFETY: the cycle's log is valid while it is initialised.
+    let log = unsafe { (*cycle).log };
     if testing {
         if let Some(w) = pid_file.parent().and_then(listen::others_may_write) {
-            // SAFETY: the cycle's log is valid while it is read.
-            let log = unsafe { (*cycle).log };
             ngx::ngx_log_error!(
                 ngx::ffi::NGX_LOG_WARN,
                 log,
@@ -106,8 +80,8 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) -> Result<(), String> {
         }
         return Ok(());
     }
-    let metrics = main.and_then(crate::status::region);
     listen::private_dir(&socket_dir(&pid_file))?;
+    let owner = daemons_owner(ccf);
     let exec = ExecSpec::find("nginx", LogStyle::Nginx);
     let specs = configured
         .into_iter()
@@ -120,25 +94,11 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) -> Result<(), String> {
                 owner,
                 Vec::new(),
             )?;
-            // A region of the group's own, made here in the master so every
-            // worker forked after reads it.
-            spec.metrics = match metrics {
-                Some(_) => Some(
-                    oxwsgi_core::ops::group_metrics::region_of(name)
-                        .map_err(|e| format!("process group {name}: its metrics memory: {e}"))?,
-                ),
-                None => None,
-            };
+            spec.metrics = metrics.map(|_| group_region(name)).transpose()?;
             spec.exec = exec.clone();
             // Its daemons run the apps nginx's locations mount for it and
             // nothing else, whoever asks.
-            spec.mounts = Some(
-                mounts
-                    .iter()
-                    .filter(|(g, _)| *g == i)
-                    .map(|(_, m)| m.clone())
-                    .collect(),
-            );
+            spec.mounts = Some(mounts_of(mounts, i));
             Ok(spec)
         })
         .collect::<Result<Vec<_>, String>>()?;
@@ -146,15 +106,74 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t) -> Result<(), String> {
     // started (and a reload's new log may be another file): the manager and
     // its daemons get the configuration's log as theirs.
     // SAFETY: the cycle's log and its file are set while it is initialised.
-    let log_fd = unsafe {
-        let log = (*cycle).log;
-        (!log.is_null() && !(*log).file.is_null()).then(|| (*(*log).file).fd)
-    };
+    let log_fd = unsafe { (!log.is_null() && !(*log).file.is_null()).then(|| (*(*log).file).fd) };
     let m = manager::spawn(specs, "oxwsgi: groups", log_fd, crate::log::install_stderr)
         .map_err(|e| format!("cannot start the process groups: {e}"))?;
     let old = CURRENT.lock().recover().replace(m);
     retire(old);
     Ok(())
+}
+
+/// Who owns the groups' sockets: nginx's workers' user and group, when the
+/// master runs as root (otherwise the master's own user keeps them).
+fn daemons_owner(ccf: &ngx_core_conf_t) -> Option<(u32, u32)> {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    root.then_some((ccf.user, ccf.group))
+}
+
+/// Each group's options as its daemons will have them (without `user=`,
+/// nginx's workers' user), checked: isolation from the server, and what
+/// the group's user can reach of its interpreter and its scripts.
+fn checked<'g>(
+    groups: &'g [(String, GroupOptions)],
+    mounts: &[(usize, Mount)],
+    ccf: &ngx_core_conf_t,
+) -> Result<Vec<(&'g str, GroupOptions)>, String> {
+    let owner = daemons_owner(ccf);
+    let worker_user = (!ccf.username.is_null())
+        // SAFETY: nginx's `user` name, a C string of the configuration.
+        .then(|| unsafe { std::ffi::CStr::from_ptr(ccf.username) })
+        .and_then(|u| u.to_str().ok())
+        .map(str::to_string);
+    let check = |i: usize, name: &str, options: &mut GroupOptions| -> Result<(), String> {
+        if let (Some(_), None, Some(user)) = (owner, &options.user, &worker_user) {
+            // Without user=, the daemons run as nginx's workers do.
+            options.add(name, &format!("user={user}"))?;
+        }
+        options.check_isolation(owner.map(|(uid, _)| uid))?;
+        let scripts: Vec<&Path> = mounts
+            .iter()
+            .filter(|(g, m)| *g == i && m.target.starts_with('/'))
+            .map(|(_, m)| Path::new(m.target.as_str()))
+            .collect();
+        options.check_reach(&scripts)
+    };
+    groups
+        .iter()
+        .enumerate()
+        .map(|(i, (name, options))| {
+            let mut options = options.clone();
+            check(i, name, &mut options).map_err(|e| format!("process group {name}: {e}"))?;
+            Ok((name.as_str(), options))
+        })
+        .collect()
+}
+
+/// A region of the group's own metrics, made here in the master so every
+/// worker forked after reads it.
+fn group_region(name: &str) -> Result<&'static oxwsgi_core::ops::metrics::Region, String> {
+    oxwsgi_core::ops::group_metrics::region_of(name)
+        .map_err(|e| format!("process group {name}: its metrics memory: {e}"))
+}
+
+/// The apps the locations mount in group number `group`.
+fn mounts_of(mounts: &[(usize, Mount)], group: usize) -> Vec<Mount> {
+    mounts
+        .iter()
+        .filter(|(g, _)| *g == group)
+        .map(|(_, m)| m.clone())
+        .collect()
 }
 
 /// # Safety
