@@ -9,6 +9,7 @@ use std::ffi::{c_int, c_void};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use oxwsgi_core::daemon::options::GroupOptions;
 use oxwsgi_core::daemon::process::stderr_log::LogStyle;
 use oxwsgi_core::daemon::protocol::frame::AppRef;
 use oxwsgi_core::daemon::server::group::Group;
@@ -55,20 +56,8 @@ pub unsafe fn start(
         return Ok(());
     }
     crate::logging::install_logger(false);
-    // WSGISocketPrefix as mod_wsgi reads it (PREFIX.PID.NAME.sock, where
-    // the configuration says: `-t` warns if others may write there); by
-    // default a directory of the server's own in its runtime directory.
-    let prefix = match &c.socket_prefix {
-        Some(p) => p.clone(),
-        None => {
-            // SAFETY: pconf is live; the result is a C string in it.
-            let dir = unsafe {
-                crate::cstr::cstr_str(ffi::ap_runtime_dir_relative(pconf, c"oxwsgi".as_ptr()))
-            };
-            listen::private_dir(std::path::Path::new(&dir))?;
-            format!("{dir}/group")
-        }
-    };
+    // SAFETY: pconf is post_config's live pool.
+    let prefix = unsafe { socket_prefix(pconf, &c) }?;
     // SAFETY: geteuid has no preconditions; ap_unixd_config is Apache's
     // configured User/Group, read-only after configuration.
     let owner = unsafe { (libc::geteuid() == 0).then(|| (ap_user(), ap_group())) };
@@ -81,25 +70,7 @@ pub unsafe fn start(
         // the last one, still finishing their requests on a graceful
         // restart, reach the new group there (they wait while it starts).
         let socket = format!("{prefix}.{}.{name}.sock", std::process::id());
-        let mut options = options.clone();
-        let mut added = Vec::new();
-        if let (None, Some(t)) = (options.request_timeout, c.request_timeout) {
-            // WSGIRequestTimeout applies to daemon mode too, unless the
-            // group sets its own.
-            added.push(format!("request-timeout={}ms", t.as_millis()));
-        }
-        if owner.is_some() && options.user.is_none() {
-            // As mod_wsgi: without user=, daemons run as Apache's User.
-            // SAFETY: Apache's static unixd configuration, filled in by now.
-            added.push(format!("user={}", unsafe {
-                crate::cstr::cstr_str(ffi::ap_unixd_config.user_name)
-            }));
-        }
-        for word in added {
-            options
-                .add(name, &word)
-                .map_err(|e| format!("process group {name}: {e}"))?;
-        }
+        let options = as_configured(&c, name, options, owner.is_some())?;
         let mut spec = GroupSpec::new(
             name,
             options,
@@ -114,20 +85,13 @@ pub unsafe fn start(
         };
         spec.exec = exec.clone();
         spec.mod_wsgi = true;
-        match Group::start(spec, daemon_logger) {
-            Ok(g) => {
-                for pid in g.pids() {
-                    // SAFETY: pconf is post_config's live pool.
-                    unsafe { watch(pconf, groups.len(), pid) };
-                }
-                groups.push(g);
-            }
-            Err(e) => {
-                return Err(format!(
-                    "cannot start process group {name} on {socket}: {e}"
-                ));
-            }
+        let g = Group::start(spec, daemon_logger)
+            .map_err(|e| format!("cannot start process group {name} on {socket}: {e}"))?;
+        for pid in g.pids() {
+            // SAFETY: pconf is post_config's live pool.
+            unsafe { watch(pconf, groups.len(), pid) };
         }
+        groups.push(g);
         sockets.push((name.clone(), socket.into()));
     }
     drop(groups);
@@ -144,6 +108,52 @@ pub unsafe fn start(
         );
     }
     Ok(())
+}
+
+/// Where the groups' sockets go: WSGISocketPrefix as mod_wsgi reads it
+/// (PREFIX.PID.NAME.sock, where the configuration says: `-t` warns if
+/// others may write there); by default a directory of the server's own in
+/// its runtime directory.
+///
+/// # Safety
+/// `pconf` is post_config's live pool.
+unsafe fn socket_prefix(pconf: *mut apr_pool_t, c: &Config) -> Result<String, String> {
+    if let Some(p) = &c.socket_prefix {
+        return Ok(p.clone());
+    }
+    // SAFETY: pconf is live (the contract); the result is a C string in it.
+    let dir =
+        unsafe { crate::cstr::cstr_str(ffi::ap_runtime_dir_relative(pconf, c"oxwsgi".as_ptr())) };
+    listen::private_dir(std::path::Path::new(&dir))?;
+    Ok(format!("{dir}/group"))
+}
+
+/// A group's options with what the server adds: WSGIRequestTimeout unless
+/// the group sets its own, and, in a parent running as root, Apache's
+/// User without `user=` (as mod_wsgi).
+fn as_configured(
+    c: &Config,
+    name: &str,
+    options: &GroupOptions,
+    root: bool,
+) -> Result<GroupOptions, String> {
+    let mut options = options.clone();
+    let mut added = Vec::new();
+    if let (None, Some(t)) = (options.request_timeout, c.request_timeout) {
+        added.push(format!("request-timeout={}ms", t.as_millis()));
+    }
+    if root && options.user.is_none() {
+        // SAFETY: Apache's static unixd configuration, filled in by now.
+        added.push(format!("user={}", unsafe {
+            crate::cstr::cstr_str(ffi::ap_unixd_config.user_name)
+        }));
+    }
+    for word in added {
+        options
+            .add(name, &word)
+            .map_err(|e| format!("process group {name}: {e}"))?;
+    }
+    Ok(options)
 }
 
 const SECRET_KEY: &std::ffi::CStr = c"oxwsgi-secret";
