@@ -36,54 +36,7 @@ pub unsafe fn from_request_rec(
             // mod_wsgi's behaviour unless WSGIChunkedRequest On.
             return Err(ffi::HTTP_LENGTH_REQUIRED as i32);
         }
-        let mut headers = Vec::new();
-        // The alias's pass-authorization=, else WSGIPassAuthorization.
-        let pass_authorization = route
-            .inline
-            .and_then(|i| i.pass_authorization)
-            .unwrap_or_else(|| crate::conf::pass_authorization(r));
-        for (k, v) in table((*r).headers_in) {
-            // Credentials reach the app only when WSGIPassAuthorization On
-            // (a proxy's as the origin's, as Apache's CGIPassAuth).
-            if !pass_authorization
-                && (k.eq_ignore_ascii_case(b"authorization")
-                    || k.eq_ignore_ascii_case(b"proxy-authorization"))
-            {
-                continue;
-            }
-            headers.push((k.to_vec(), v.to_vec()));
-        }
-        // What Apache knows: SetEnv/mod_env variables, mod_ssl's HTTPS,
-        // and the authenticated user.
-        let mut extra: Vec<(Vec<u8>, Vec<u8>)> = table((*r).subprocess_env)
-            .map(|(k, v)| (k.to_vec(), v.to_vec()))
-            .collect();
-        // As mod_wsgi: apps tell daemon mode from embedded mode, and their
-        // interpreter, by these.
-        extra.push((
-            b"mod_wsgi.process_group".to_vec(),
-            process_group.unwrap_or("").as_bytes().to_vec(),
-        ));
-        extra.push((
-            b"mod_wsgi.application_group".to_vec(),
-            app.options().application_group.as_bytes().to_vec(),
-        ));
-        if route.handler.is_some() {
-            // A handler script serves the file asked for.
-            extra.push((
-                b"SCRIPT_FILENAME".to_vec(),
-                cstr_bytes((*r).filename).to_vec(),
-            ));
-        }
-        if !(*r).user.is_null() {
-            extra.push((b"REMOTE_USER".to_vec(), cstr_bytes((*r).user).to_vec()));
-        }
-        if !(*r).ap_auth_type.is_null() {
-            extra.push((
-                b"AUTH_TYPE".to_vec(),
-                cstr_bytes((*r).ap_auth_type).to_vec(),
-            ));
-        }
+        let extra = extra_vars(r, process_group, route, app);
         let https = extra
             .iter()
             .any(|(k, v)| k.as_slice() == b"HTTPS" && v.eq_ignore_ascii_case(b"on"));
@@ -117,7 +70,7 @@ pub unsafe fn from_request_rec(
             server_port: ffi::ap_get_server_port(r),
             remote_addr: cstr_bytes((*r).useragent_ip).to_vec(),
             remote_port,
-            headers,
+            headers: headers(r, route),
             extra_vars: extra,
             https,
             chunked: (*r).read_chunked != 0,
@@ -129,6 +82,77 @@ pub unsafe fn from_request_rec(
             trusted.apply(&mut req);
         }
         Ok(req)
+    }
+}
+
+/// The request's headers, without its credentials unless
+/// WSGIPassAuthorization (or the alias's `pass-authorization=`) says so.
+///
+/// # Safety
+/// `r` is the live request of the calling thread's handler.
+unsafe fn headers(r: *mut request_rec, route: &crate::route::Route<'_>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    // SAFETY: r is live (the contract); its headers table outlives this.
+    unsafe {
+        let pass_authorization = route
+            .inline
+            .and_then(|i| i.pass_authorization)
+            .unwrap_or_else(|| crate::conf::pass_authorization(r));
+        table((*r).headers_in)
+            // Credentials reach the app only when WSGIPassAuthorization On
+            // (a proxy's as the origin's, as Apache's CGIPassAuth).
+            .filter(|(k, _)| {
+                pass_authorization
+                    || !(k.eq_ignore_ascii_case(b"authorization")
+                        || k.eq_ignore_ascii_case(b"proxy-authorization"))
+            })
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect()
+    }
+}
+
+/// What Apache knows besides the headers: SetEnv/mod_env variables,
+/// mod_ssl's HTTPS, the authenticated user, and mod_wsgi's own variables.
+///
+/// # Safety
+/// `r` is the live request of the calling thread's handler.
+unsafe fn extra_vars(
+    r: *mut request_rec,
+    process_group: Option<&str>,
+    route: &crate::route::Route<'_>,
+    app: &oxwsgi_core::App,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    // SAFETY: r is live (the contract); every string is copied.
+    unsafe {
+        let mut extra: Vec<(Vec<u8>, Vec<u8>)> = table((*r).subprocess_env)
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect();
+        // As mod_wsgi: apps tell daemon mode from embedded mode, and their
+        // interpreter, by these.
+        extra.push((
+            b"mod_wsgi.process_group".to_vec(),
+            process_group.unwrap_or("").as_bytes().to_vec(),
+        ));
+        extra.push((
+            b"mod_wsgi.application_group".to_vec(),
+            app.options().application_group.as_bytes().to_vec(),
+        ));
+        if route.handler.is_some() {
+            // A handler script serves the file asked for.
+            extra.push((
+                b"SCRIPT_FILENAME".to_vec(),
+                cstr_bytes((*r).filename).to_vec(),
+            ));
+        }
+        if !(*r).user.is_null() {
+            extra.push((b"REMOTE_USER".to_vec(), cstr_bytes((*r).user).to_vec()));
+        }
+        if !(*r).ap_auth_type.is_null() {
+            extra.push((
+                b"AUTH_TYPE".to_vec(),
+                cstr_bytes((*r).ap_auth_type).to_vec(),
+            ));
+        }
+        extra
     }
 }
 
