@@ -112,6 +112,13 @@ impl ProxyRef {
     }
 }
 
+/// Whether reading goes on after an event.
+enum Step {
+    Go,
+    /// The request is answered, or waits for something else.
+    Stop,
+}
+
 impl crate::output::Upstream for ProxyRef {
     fn room(&self) {
         ProxyRef::room(self);
@@ -562,30 +569,7 @@ impl Proxy {
         if unsafe { (*(*c).read).timedout() } != 0 {
             // SAFETY: as above; the flag is ours to clear.
             unsafe { (*(*c).read).set_timedout(0) };
-            if self.x.awaiting_accept() {
-                // The timer ran to the connect deadline; the request was
-                // not sent, so nothing of it ran.
-                self.close_conn();
-                log::error!(
-                    target: "oxwsgi",
-                    "group {}: no daemon took the request within connect_timeout ({:?}); answering 503",
-                    self.name(),
-                    pool::with(self.group, |p| p.connect_timeout).unwrap_or_default()
-                );
-                self.deliver([Msg::Error(503)].into());
-                return;
-            }
-            log::error!(
-                target: "oxwsgi",
-                "group {}: the daemon sent nothing for {:?} (socket_timeout); answering 504",
-                self.name(),
-                self.timeout
-            );
-            // The exchange is not over: the connection closes.
-            let started = self.x.started();
-            self.close_conn();
-            self.deliver([if started { Msg::Abort } else { Msg::Error(504) }].into());
-            return;
+            return self.timed_out();
         }
         let mut msgs = VecDeque::new();
         let mut bytes = 0;
@@ -602,58 +586,8 @@ impl Proxy {
                 },
                 Err(e) => break Some(e),
             };
-            match event {
-                Event::Accepted => {
-                    self.send_head();
-                    if !self.alive() || self.conn.is_null() {
-                        return;
-                    }
-                }
-                Event::Read(n) => {
-                    // What came before goes first: the body may fail the
-                    // request, and the response must not be lost then.
-                    if !self.deliver(std::mem::take(&mut msgs)) {
-                        return;
-                    }
-                    self.want = Some(n);
-                    self.supply_body();
-                    if !self.alive() || self.conn.is_null() {
-                        return;
-                    }
-                }
-                Event::Start(head) => msgs.push_back(Msg::Start(head)),
-                Event::Data(v) => {
-                    bytes += v.len();
-                    msgs.push_back(Msg::Data(Chunk::owned(v)));
-                }
-                Event::Flush => msgs.push_back(Msg::Flush),
-                Event::End => msgs.push_back(Msg::Finish),
-                Event::Abort => msgs.push_back(Msg::Abort),
-                Event::Error(status) => msgs.push_back(Msg::Error(status)),
-                Event::Retry => {
-                    self.close_conn();
-                    if Instant::now() < self.deadline {
-                        log::debug!(target: "oxwsgi", "group {}: the daemon is restarting; sending the request again", self.name());
-                        self.wait_a_little();
-                    } else {
-                        log::error!(target: "oxwsgi", "group {}: its daemons kept restarting; answering 503", self.name());
-                        self.deliver([Msg::Error(503)].into());
-                    }
-                    return;
-                }
-            }
-            if self.x.is_over() {
-                // The connection is free before the client has it all.
-                self.close_conn();
-                self.deliver(msgs);
+            if let Step::Stop = self.take(event, &mut msgs, &mut bytes) {
                 return;
-            }
-            if bytes >= BATCH_BYTES {
-                bytes = 0;
-                if !self.deliver(std::mem::take(&mut msgs)) {
-                    return;
-                }
-                self.pause_if_full();
             }
         };
         if !self.deliver(msgs) {
@@ -664,6 +598,93 @@ impl Proxy {
         }
         self.pause_if_full();
         self.arm_read_timer();
+    }
+
+    /// The read timer fired: before `Accepted`, at the connect deadline
+    /// (503: nothing was sent, so nothing of it ran); after, at the socket
+    /// timeout (504, or the response cut if it started).
+    fn timed_out(&mut self) {
+        if self.x.awaiting_accept() {
+            self.close_conn();
+            log::error!(
+                target: "oxwsgi",
+                "group {}: no daemon took the request within connect_timeout ({:?}); answering 503",
+                self.name(),
+                pool::with(self.group, |p| p.connect_timeout).unwrap_or_default()
+            );
+            self.deliver([Msg::Error(503)].into());
+            return;
+        }
+        log::error!(
+            target: "oxwsgi",
+            "group {}: the daemon sent nothing for {:?} (socket_timeout); answering 504",
+            self.name(),
+            self.timeout
+        );
+        // The exchange is not over: the connection closes.
+        let started = self.x.started();
+        self.close_conn();
+        self.deliver([if started { Msg::Abort } else { Msg::Error(504) }].into());
+    }
+
+    /// One event of the daemon's: messages for the output gathered in
+    /// `msgs` (delivered in batches of `BATCH_BYTES`), the body sent when
+    /// asked for, a retry or the end handled.
+    fn take(&mut self, event: Event, msgs: &mut VecDeque<Msg>, bytes: &mut usize) -> Step {
+        match event {
+            Event::Accepted => {
+                self.send_head();
+                if !self.alive() || self.conn.is_null() {
+                    return Step::Stop;
+                }
+            }
+            Event::Read(n) => {
+                // What came before goes first: the body may fail the
+                // request, and the response must not be lost then.
+                if !self.deliver(std::mem::take(msgs)) {
+                    return Step::Stop;
+                }
+                self.want = Some(n);
+                self.supply_body();
+                if !self.alive() || self.conn.is_null() {
+                    return Step::Stop;
+                }
+            }
+            Event::Start(head) => msgs.push_back(Msg::Start(head)),
+            Event::Data(v) => {
+                *bytes += v.len();
+                msgs.push_back(Msg::Data(Chunk::owned(v)));
+            }
+            Event::Flush => msgs.push_back(Msg::Flush),
+            Event::End => msgs.push_back(Msg::Finish),
+            Event::Abort => msgs.push_back(Msg::Abort),
+            Event::Error(status) => msgs.push_back(Msg::Error(status)),
+            Event::Retry => {
+                self.close_conn();
+                if Instant::now() < self.deadline {
+                    log::debug!(target: "oxwsgi", "group {}: the daemon is restarting; sending the request again", self.name());
+                    self.wait_a_little();
+                } else {
+                    log::error!(target: "oxwsgi", "group {}: its daemons kept restarting; answering 503", self.name());
+                    self.deliver([Msg::Error(503)].into());
+                }
+                return Step::Stop;
+            }
+        }
+        if self.x.is_over() {
+            // The connection is free before the client has it all.
+            self.close_conn();
+            self.deliver(std::mem::take(msgs));
+            return Step::Stop;
+        }
+        if *bytes >= BATCH_BYTES {
+            *bytes = 0;
+            if !self.deliver(std::mem::take(msgs)) {
+                return Step::Stop;
+            }
+            self.pause_if_full();
+        }
+        Step::Go
     }
 
     /// Stops reading from the daemon while nginx holds a full response
