@@ -214,43 +214,15 @@ impl Drop for Proxy {
 /// # Safety
 /// `r` is live, on the event loop, reading its body unbuffered.
 pub unsafe fn start(r: *mut ngx_http_request_t, app: &App, group: usize) -> bool {
-    let o = app.options();
-    let target = AppRef::Named {
-        target: o.spec.target(),
-        callable: Some(o.spec.callable.clone()),
-        mount: o.mount.clone(),
-        // A group restarts when its script changes, as mod_wsgi's daemons
-        // (nginx has no WSGIScriptReloading to say otherwise).
-        reload: true,
-        group: o.application_group.clone(),
-    };
-    // SAFETY: r is live on the event loop (start's contract).
-    let request = match unsafe { NginxRequest::snapshot(r, Some(Body::Empty)) } {
-        Ok(q) => q,
-        Err(e) => {
-            log::error!(target: "oxwsgi", "cannot read the request: {e}");
-            return false;
-        }
-    };
-    // SAFETY: as above.
-    let kind = unsafe {
-        let h = &(*r).headers_in;
-        if h.chunked() != 0 {
-            BodyKind::Chunked
-        } else if h.content_length_n > 0 {
-            BodyKind::Length(h.content_length_n as u64)
-        } else {
-            BodyKind::None
-        }
-    };
     let Some((connect_timeout, head_limit, timeout, name)) = pool::with(group, |p| {
         (p.connect_timeout, p.head_limit, p.timeout, p.name.clone())
     }) else {
         return false;
     };
-    let mut head = frame::encode_head(&target, &request, kind);
-    frame::add_var(&mut head, b"mod_wsgi.process_group", name.as_bytes());
-    frame::stamp(&mut head, frame::monotonic_us());
+    // SAFETY: r is live on the event loop (start's contract).
+    let Some((head, method)) = (unsafe { encode_request(r, app, &name) }) else {
+        return false;
+    };
     let channel = Arc::new(Channel::new(&crate::embedded::worker::NOTIFIER));
     // SAFETY: r is live on the event loop, as attach requires.
     let Some(ctx) =
@@ -270,8 +242,8 @@ pub unsafe fn start(r: *mut ngx_http_request_t, app: &App, group: usize) -> bool
         conn: std::ptr::null_mut(),
         try_pool: true,
         pooled: false,
-        idempotent: exchange::idempotent(oxwsgi_core::Request::method(&request)),
-        head_request: oxwsgi_core::Request::method(&request) == b"HEAD",
+        idempotent: exchange::idempotent(&method),
+        head_request: method == b"HEAD",
         head,
         out: Vec::new(),
         sent: 0,
@@ -292,6 +264,67 @@ pub unsafe fn start(r: *mut ngx_http_request_t, app: &App, group: usize) -> bool
     // and its event and stand-in connection live inside it.
     unsafe {
         (*ctx).upstream = Some(Box::new(ProxyRef { shared, link }));
+        take_over(r, link);
+        enter(link, |l| l.connect());
+    }
+    true
+}
+
+/// The request's head as the daemon reads it (the app it names, the
+/// request, how its body comes, the group's name), and its method; `None`
+/// (logged) when the request cannot be read.
+///
+/// # Safety
+/// `r` is live, on the event loop.
+unsafe fn encode_request(
+    r: *mut ngx_http_request_t,
+    app: &App,
+    group: &str,
+) -> Option<(Vec<u8>, Vec<u8>)> {
+    let o = app.options();
+    let target = AppRef::Named {
+        target: o.spec.target(),
+        callable: Some(o.spec.callable.clone()),
+        mount: o.mount.clone(),
+        // A group restarts when its script changes, as mod_wsgi's daemons
+        // (nginx has no WSGIScriptReloading to say otherwise).
+        reload: true,
+        group: o.application_group.clone(),
+    };
+    // SAFETY: r is live on the event loop (the contract).
+    let request = match unsafe { NginxRequest::snapshot(r, Some(Body::Empty)) } {
+        Ok(q) => q,
+        Err(e) => {
+            log::error!(target: "oxwsgi", "cannot read the request: {e}");
+            return None;
+        }
+    };
+    // SAFETY: as above.
+    let kind = unsafe {
+        let h = &(*r).headers_in;
+        if h.chunked() != 0 {
+            BodyKind::Chunked
+        } else if h.content_length_n > 0 {
+            BodyKind::Length(h.content_length_n as u64)
+        } else {
+            BodyKind::None
+        }
+    };
+    let mut head = frame::encode_head(&target, &request, kind);
+    frame::add_var(&mut head, b"mod_wsgi.process_group", group.as_bytes());
+    frame::stamp(&mut head, frame::monotonic_us());
+    Some((head, oxwsgi_core::Request::method(&request).to_vec()))
+}
+
+/// The link takes the request's events over: its wait timer, the body
+/// nginx read so far, and the client's reads (the body as it comes).
+///
+/// # Safety
+/// `r` is live, on the event loop; `link` was just made for it.
+unsafe fn take_over(r: *mut ngx_http_request_t, link: *mut Proxy) {
+    // SAFETY: the contract; the event and stand-in connection live inside
+    // the link.
+    unsafe {
         let l = &mut *link;
         l.wait_conn.fd = -1;
         l.wait_conn.data = link.cast();
@@ -306,9 +339,7 @@ pub unsafe fn start(r: *mut ngx_http_request_t, app: &App, group: usize) -> bool
             on_client_body
         });
         (*r).write_event_handler = Some(ngx::ffi::ngx_http_request_empty_handler);
-        enter(link, |l| l.connect());
     }
-    true
 }
 
 /// Runs link code; frees the link afterwards if the request went meanwhile.
