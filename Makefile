@@ -2,7 +2,7 @@
 #   make run    build and serve examples/hello.py through nginx on 127.0.0.1:8000
 #   make test   every test of the workspace, for Debian 12 and Debian 13
 #               (installs what it needs first); DIST=trixie for one release
-#   make check  formatting, lints (the workspace's [workspace.lints]) and module circles; make test runs it
+#   make check  formatting, lints (the workspace's [workspace.lints]), module circles and long functions; make test runs it
 #   make build  build the modules (release)
 #   make bench  benchmarks (not tests); DIST=trixie in the Debian 13 root
 #   make deb    Debian packages into dist/RELEASE/ (DIST=trixie for Debian 13)
@@ -38,9 +38,12 @@ build: deps
 	bash build/daemon-ext.sh --release
 
 # Formatting and every lint, as errors: the house rules are the build's,
-# and so is the layering (no module circle in any crate: build/circles.py).
+# and so are the layering (no module circle in any crate: build/circles.py)
+# and the size of functions (none over 80 lines but flat match tables:
+# build/fn_length.py).
 check: deps
 	/usr/bin/python3 build/circles.py
+	/usr/bin/python3 build/fn_length.py
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
