@@ -156,7 +156,7 @@ unsafe impl Send for Regex {}
 unsafe impl Sync for Regex {}
 
 /// What a request is served by, when it is not a WSGIScriptAlias.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct AppDefaults {
     callable: Option<String>,
     reloading: bool,

@@ -284,3 +284,68 @@ pub unsafe fn inline_of(r: *mut request_rec, c: &conf::Config) -> Option<&conf::
         note_index(r, c"oxwsgi-match").and_then(|i| c.matches.get(i).map(|m| &m.inline))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn config() -> conf::Config {
+        let mut c = conf::Config::default();
+        c.defaults = Some(conf::AppDefaults::default());
+        c
+    }
+
+    /// The script cache: an app made on first use is made once per
+    /// script, mount, callable and application group, and found again by
+    /// them; any of them differing is another app.
+    #[test]
+    fn a_script_app_is_made_once_per_script_mount_callable_and_group() {
+        let c = config();
+        let first = script_app(&c, "/srv/cache/a.wsgi", "/a", None, "").unwrap();
+        let again = script_app(&c, "/srv/cache/a.wsgi", "/a", None, "").unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "found again");
+        assert_eq!(first.options().mount, "/a");
+        assert_eq!(first.options().spec.callable, "application");
+        let others = [
+            ("/srv/cache/b.wsgi", "/a", None, ""),
+            ("/srv/cache/a.wsgi", "/b", None, ""),
+            ("/srv/cache/a.wsgi", "/a", Some("app"), ""),
+            ("/srv/cache/a.wsgi", "/a", None, "site"),
+        ];
+        for (script, mount, callable, group) in others {
+            let other = script_app(&c, script, mount, callable, group).unwrap();
+            assert!(
+                !Arc::ptr_eq(&first, &other),
+                "{script} {mount} {callable:?} {group:?}"
+            );
+            assert_eq!(other.options().application_group, group);
+        }
+        // A callable that is no identifier is refused, and nothing is kept.
+        assert!(script_app(&c, "/srv/cache/a.wsgi", "/a", Some("not one"), "").is_none());
+        // Without the server's defaults (no configuration read) there is
+        // nothing to make an app with.
+        let bare = conf::Config::default();
+        assert!(script_app(&bare, "/srv/cache/c.wsgi", "/", None, "").is_none());
+    }
+
+    /// WSGIImportScript: the script is loaded for what its import does,
+    /// in its application group, with no callable to find.
+    #[test]
+    fn an_import_script_is_loaded_only_for_its_import() {
+        let c = config();
+        let import = conf::Import {
+            script: "/srv/cache/startup.py".into(),
+            group: None,
+            application_group: "site".into(),
+            after_aliases: 0,
+            server: 0,
+        };
+        let app = import_app(&c, &import).unwrap();
+        assert!(app.options().import_only);
+        assert_eq!(app.options().application_group, "site");
+    }
+}
