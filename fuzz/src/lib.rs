@@ -22,9 +22,9 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Read;
 
+use oxwsgi_core::daemon::process::handoff::Handoff;
 use oxwsgi_core::daemon::protocol::exchange::Exchange;
 use oxwsgi_core::daemon::protocol::frame::{self, MAX_FRAME};
-use oxwsgi_core::daemon::process::handoff::Handoff;
 
 /// Aborts on any single allocation larger than a frame may be: whatever
 /// the input claims, a parser allocates no more than the protocol allows.
