@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use oxwsgi_e2e::http;
 use oxwsgi_e2e::nginx::{Config, Nginx};
-use oxwsgi_e2e::{app, wait_until};
+use oxwsgi_e2e::{ServerProcess, app, wait_until};
 
 fn with_health(apps: &str, http_extra: &str) -> Nginx {
     Nginx::start(
@@ -81,24 +81,44 @@ fn a_graceful_stop_drains_first_and_a_reload_does_not() {
         n.error_log()
     );
 
-    // A graceful stop: readiness 503 at once, the app still served, then
-    // the server goes.
-    let stopped_at = Instant::now();
-    n.signal(libc::SIGQUIT);
+    let began = drains(
+        &n,
+        n.port,
+        libc::SIGQUIT,
+        "graceful stop: readiness answers 503 for 2s (wsgi_drain_time)",
+    );
+    assert!(n.quit(Duration::from_secs(10)), "stopped after the drain");
+    stopped_after_the_drain(began);
+}
+
+/// A graceful stop (`signal`) with a drain of 2 s: readiness 503 at once
+/// on every process (whichever takes the connection) while liveness and
+/// the app still answer, and the server's log line; when it began.
+fn drains(server: &ServerProcess, port: u16, signal: i32, logged: &str) -> Instant {
+    let began = Instant::now();
+    server.signal(signal);
     assert!(
-        wait_until(Duration::from_secs(1), || http::get(n.port, "/ready")
-            .status
+        wait_until(Duration::from_secs(1), || http::get(port, "/ready").status
             == 503),
         "{}",
-        n.error_log()
+        server.error_log()
     );
-    let r = http::get(n.port, "/ready");
-    assert_eq!(r.text(), "not ready: draining: a graceful stop began\n");
-    assert_eq!(http::get(n.port, "/live").status, 200);
-    assert_eq!(http::get(n.port, "/cookies").status, 200, "still serving");
-    assert!(n.wait_log("graceful stop: readiness answers 503 for 2s (wsgi_drain_time)"));
-    assert!(n.quit(Duration::from_secs(10)), "stopped after the drain");
-    let took = stopped_at.elapsed();
+    for _ in 0..8 {
+        let r = http::get(port, "/ready");
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (503, "not ready: draining: a graceful stop began\n")
+        );
+        assert_eq!(http::get(port, "/live").status, 200);
+        assert_eq!(http::get(port, "/cookies").status, 200, "still serving");
+    }
+    assert!(server.wait_log(logged), "{}", server.error_log());
+    began
+}
+
+/// The server went after the 2 s drain, not before, nor much later.
+fn stopped_after_the_drain(began: Instant) {
+    let took = began.elapsed();
     assert!(
         took >= Duration::from_millis(1900) && took < Duration::from_secs(6),
         "{took:?}"
@@ -157,6 +177,7 @@ fn apache_drains_before_a_graceful_stop() {
             &format!(
                 "StartServers 2\nWSGIDrainTime 2\n\
                  <Location /ready>\n    SetHandler wsgi-health-ready\n</Location>\n\
+                 <Location /live>\n    SetHandler wsgi-health-live\n</Location>\n\
                  WSGIScriptAlias / {}",
                 app("cases.py")
             ),
@@ -182,43 +203,17 @@ fn apache_drains_before_a_graceful_stop() {
             "{mpm}: restarted"
         );
 
-        let stopped_at = Instant::now();
-        a.signal(libc::SIGWINCH);
-        assert!(
-            wait_until(Duration::from_secs(1), || http::get(a.port, "/ready")
-                .status
-                == 503),
-            "{mpm}: {}",
-            a.error_log()
-        );
-        // Every child, whichever takes the connection.
-        for _ in 0..8 {
-            let r = http::get(a.port, "/ready");
-            assert_eq!(
-                (r.status, r.text().as_str()),
-                (503, "not ready: draining: a graceful stop began\n"),
-                "{mpm}"
-            );
-            assert_eq!(
-                http::get(a.port, "/cookies").status,
-                200,
-                "{mpm}: still serving"
-            );
-        }
-        assert!(
-            a.wait_log("graceful stop: readiness answers 503 for 2s (WSGIDrainTime)"),
-            "{mpm}: {}",
-            a.error_log()
+        let began = drains(
+            &a,
+            a.port,
+            libc::SIGWINCH,
+            "graceful stop: readiness answers 503 for 2s (WSGIDrainTime)",
         );
         assert!(
             a.graceful_stop(Duration::from_secs(10)),
             "{mpm}: stopped after the drain"
         );
-        let took = stopped_at.elapsed();
-        assert!(
-            took >= Duration::from_millis(1900) && took < Duration::from_secs(6),
-            "{mpm}: {took:?}"
-        );
+        stopped_after_the_drain(began);
     }
     oxwsgi_e2e::apache::assert_refused("WSGIDrainTime forever", "invalid time \"forever\"");
     oxwsgi_e2e::apache::assert_refused(
