@@ -70,7 +70,11 @@ pub unsafe fn start(
         // the last one, still finishing their requests on a graceful
         // restart, reach the new group there (they wait while it starts).
         let socket = format!("{prefix}.{}.{name}.sock", std::process::id());
-        let options = as_configured(&c, name, options, owner.is_some())?;
+        // As mod_wsgi: without user=, daemons run as Apache's User.
+        // SAFETY: Apache's static unixd configuration, filled in by now.
+        let apache_user =
+            owner.map(|_| unsafe { crate::cstr::cstr_str(ffi::ap_unixd_config.user_name) });
+        let options = as_configured(&c, name, options, apache_user.as_deref())?;
         let mut spec = GroupSpec::new(
             name,
             options,
@@ -129,24 +133,21 @@ unsafe fn socket_prefix(pconf: *mut apr_pool_t, c: &Config) -> Result<String, St
 }
 
 /// A group's options with what the server adds: WSGIRequestTimeout unless
-/// the group sets its own, and, in a parent running as root, Apache's
-/// User without `user=` (as mod_wsgi).
+/// the group sets its own, and `apache_user` (Apache's User, given when the
+/// parent runs as root) without `user=`, as mod_wsgi.
 fn as_configured(
     c: &Config,
     name: &str,
     options: &GroupOptions,
-    root: bool,
+    apache_user: Option<&str>,
 ) -> Result<GroupOptions, String> {
     let mut options = options.clone();
     let mut added = Vec::new();
     if let (None, Some(t)) = (options.request_timeout, c.request_timeout) {
         added.push(format!("request-timeout={}ms", t.as_millis()));
     }
-    if root && options.user.is_none() {
-        // SAFETY: Apache's static unixd configuration, filled in by now.
-        added.push(format!("user={}", unsafe {
-            crate::cstr::cstr_str(ffi::ap_unixd_config.user_name)
-        }));
+    if let (None, Some(user)) = (&options.user, apache_user) {
+        added.push(format!("user={user}"));
     }
     for word in added {
         options
@@ -513,5 +514,34 @@ unsafe fn client_timeout(
         }
         ffi::apr_socket_timeout_set(sock, limit.as_micros() as ffi::apr_interval_time_t);
         Some((sock, old))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use super::*;
+
+    /// What the server adds to a group's options: WSGIRequestTimeout where
+    /// the group has no request-timeout= of its own, and Apache's User
+    /// where it has no user= (given only when the parent runs as root).
+    #[test]
+    fn the_server_adds_its_request_timeout_and_user_where_the_group_has_none() {
+        let mut c = Config::default();
+        c.request_timeout = Some(Duration::from_secs(30));
+        let bare = GroupOptions::parse("site", &[]).unwrap();
+        let o = as_configured(&c, "site", &bare, Some("www-data")).unwrap();
+        assert_eq!(o.request_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(o.user.as_deref(), Some("www-data"));
+        let own = GroupOptions::parse("site", &["request-timeout=5", "user=nobody"]).unwrap();
+        let o = as_configured(&c, "site", &own, Some("www-data")).unwrap();
+        assert_eq!(o.request_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(o.user.as_deref(), Some("nobody"));
+        // Not root: the daemons keep the parent's user.
+        let o = as_configured(&Config::default(), "site", &bare, None).unwrap();
+        assert_eq!((o.request_timeout, o.user), (None, None));
     }
 }
