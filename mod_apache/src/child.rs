@@ -72,7 +72,7 @@ pub unsafe extern "C" fn child_init(pool: *mut apr_pool_t, s: *mut server_rec) {
 }
 
 /// What Apache's MPM says of `what` (an `AP_MPMQ_*`).
-fn mpm_query(what: u32) -> c_int {
+pub fn mpm_query(what: u32) -> c_int {
     let mut v: c_int = 0;
     // SAFETY: ap_mpm_query writes one int.
     unsafe { ffi::ap_mpm_query(what as c_int, &mut v) };

@@ -65,15 +65,15 @@ pub unsafe fn start(
     PCONF.store(pconf, std::sync::atomic::Ordering::Release);
     let mut groups = GROUPS.lock().recover();
     let exec = ExecSpec::find("apache2", LogStyle::Apache);
+    // As mod_wsgi: without user=, daemons run as Apache's User.
+    // SAFETY: Apache's static unixd configuration, filled in by now.
+    let apache_user =
+        owner.map(|_| unsafe { crate::cstr::cstr_str(ffi::ap_unixd_config.user_name) });
     for (name, options) in &c.daemons {
         // The same path from one generation to the next: the children of
         // the last one, still finishing their requests on a graceful
         // restart, reach the new group there (they wait while it starts).
         let socket = format!("{prefix}.{}.{name}.sock", std::process::id());
-        // As mod_wsgi: without user=, daemons run as Apache's User.
-        // SAFETY: Apache's static unixd configuration, filled in by now.
-        let apache_user =
-            owner.map(|_| unsafe { crate::cstr::cstr_str(ffi::ap_unixd_config.user_name) });
         let options = as_configured(&c, name, options, apache_user.as_deref())?;
         let mut spec = GroupSpec::new(
             name,

@@ -224,14 +224,9 @@ unsafe extern "C" fn post_config(
         "post_config",
         ffi::HTTP_INTERNAL_SERVER_ERROR as c_int,
         || {
-            let query = |what: u32| {
-                let mut v: c_int = 0;
-                // SAFETY: ap_mpm_query writes one int.
-                unsafe { ffi::ap_mpm_query(what as c_int, &mut v) };
-                v
-            };
-            let threaded = query(ffi::AP_MPMQ_IS_THREADED) != ffi::AP_MPMQ_NOT_SUPPORTED as c_int;
-            let forked = query(ffi::AP_MPMQ_IS_FORKED) != ffi::AP_MPMQ_NOT_SUPPORTED as c_int;
+            let supported = |what| child::mpm_query(what) != ffi::AP_MPMQ_NOT_SUPPORTED as c_int;
+            let threaded = supported(ffi::AP_MPMQ_IS_THREADED);
+            let forked = supported(ffi::AP_MPMQ_IS_FORKED);
             // SAFETY: Apache passes the main server to post_config, in the
             // parent.
             let metrics = unsafe { status::create(s) };

@@ -128,11 +128,12 @@ pub unsafe fn respond_health(
         if let Err(rc) = page_request(r) {
             return rc;
         }
-        let down = match region((*r).server) {
+        let region = region((*r).server);
+        let down = match region {
             Some(region) => health::groups_down(&oxwsgi_core::ops::group_metrics::snapshot(region)),
             None => Vec::new(),
         };
-        if region((*r).server).is_some_and(Region::draining) {
+        if region.is_some_and(Region::draining) {
             // The parent began a graceful stop (WSGIDrainTime).
             health::start_draining();
         }

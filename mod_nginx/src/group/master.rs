@@ -66,7 +66,8 @@ pub unsafe fn start(
     let (ccf, pid_file) = unsafe { (core_conf(cycle), pid_file(cycle)) };
     let mounts = main.map_or(&[][..], |m| &m.group_mounts[..]);
     // What the daemons will be, checked for `nginx -t` too.
-    let configured = checked(groups, mounts, ccf)?;
+    let owner = daemons_owner(ccf);
+    let configured = checked(groups, mounts, ccf, owner)?;
     // SAFETY: the cycle's log is valid while it is initialised.
     let log = unsafe { (*cycle).log };
     if testing {
@@ -81,7 +82,6 @@ pub unsafe fn start(
         return Ok(());
     }
     listen::private_dir(&socket_dir(&pid_file))?;
-    let owner = daemons_owner(ccf);
     let exec = ExecSpec::find("nginx", LogStyle::Nginx);
     let specs = configured
         .into_iter()
@@ -123,14 +123,15 @@ fn daemons_owner(ccf: &ngx_core_conf_t) -> Option<(u32, u32)> {
 }
 
 /// Each group's options as its daemons will have them (without `user=`,
-/// nginx's workers' user), checked: isolation from the server, and what
-/// the group's user can reach of its interpreter and its scripts.
+/// nginx's workers' user), checked: isolation from the server (`owner`:
+/// who owns the sockets, `daemons_owner`), and what the group's user can
+/// reach of its interpreter and its scripts.
 fn checked<'g>(
     groups: &'g [(String, GroupOptions)],
     mounts: &[(usize, Mount)],
     ccf: &ngx_core_conf_t,
+    owner: Option<(u32, u32)>,
 ) -> Result<Vec<(&'g str, GroupOptions)>, String> {
-    let owner = daemons_owner(ccf);
     let worker_user = (!ccf.username.is_null())
         // SAFETY: nginx's `user` name, a C string of the configuration.
         .then(|| unsafe { std::ffi::CStr::from_ptr(ccf.username) })
